@@ -1,0 +1,38 @@
+"""Loads the HotSketch op library, or says clearly why it cannot."""
+import json
+from pathlib import Path
+
+import tensorflow as tf
+
+_HERE = Path(__file__).resolve().parent
+_REBUILD = ("Rebuild it against the installed TensorFlow with `pip install -e . "
+            "--no-build-isolation` (or `python setup.py build_ext --inplace`) in the cafe_tf "
+            "checkout.")
+
+
+class OpLibraryError(ImportError):
+    """The compiled HotSketch op library is missing or does not match TensorFlow."""
+
+
+def _load():
+    libraries = sorted(_HERE.glob("_cafe_ops*.so"))
+    if not libraries:
+        raise OpLibraryError(f"cafe_tf's op library (_cafe_ops*.so) is missing in {_HERE}. "
+                             + _REBUILD)
+    info_path = _HERE / "_build_info.json"
+    built_for = json.loads(info_path.read_text())["tensorflow_version"] if info_path.exists() else None
+    if built_for != tf.__version__:
+        raise OpLibraryError(f"cafe_tf's op library was built for TensorFlow {built_for}, but "
+                             f"TensorFlow {tf.__version__} is installed. " + _REBUILD)
+    try:
+        return tf.load_op_library(str(libraries[-1]))
+    except tf.errors.NotFoundError as err:
+        raise OpLibraryError(f"cafe_tf's op library {libraries[-1].name} failed to load: {err}. "
+                             + _REBUILD) from err
+
+
+ops = _load()
+
+tf.no_gradient("CafeSketchInsert")
+tf.no_gradient("CafeSketchQuery")
+tf.no_gradient("CafeSketchMigrate")

@@ -1,0 +1,128 @@
+// HotSketch core: the exact semantics of ../shared/CAFE_SPEC.md sections 2 and 4.
+// Plain C++17, no TensorFlow: the TF op (custom_ops/tf) and the CUDA kernels
+// (custom_ops/cuda) are checked against this file bit for bit.
+#ifndef CAFE_TF_CORE_HOTSKETCH_H_
+#define CAFE_TF_CORE_HOTSKETCH_H_
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace cafe {
+
+// Levels returned by Query.
+constexpr int32_t kLevelCold = 0;
+constexpr int32_t kLevelMedium = 1;
+constexpr int32_t kLevelHot = 2;
+
+// splitmix64 finaliser: a fixed bijective 64-bit mixer.
+inline uint64_t Mix64(uint64_t x) {
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ULL;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebULL;
+  x ^= x >> 31;
+  return x;
+}
+
+// Bucket of a key: Mix64(key) mod W (never `key mod W`, which clusters
+// label-encoded ids).
+inline int64_t BucketOf(int64_t key, int64_t num_buckets) {
+  return static_cast<int64_t>(Mix64(static_cast<uint64_t>(key)) %
+                              static_cast<uint64_t>(num_buckets));
+}
+
+// Sum of values[0, n) by pairwise halving over the length padded to a power
+// of two: x[i] += x[i + half] until one element is left. This fixed tree is
+// what every implementation (C++, CUDA, pure TF) computes, so the float sum
+// is bit-identical everywhere.
+float PairwiseSum(const float* values, int64_t n);
+
+enum class DecayRule : int32_t {
+  kMass = 0,     // paper: decay once the mass inserted exceeds factor * W * k
+  kBatches = 1,  // decay every `decay_period` inserted (non-empty) batches
+};
+
+struct SketchConfig {
+  int64_t num_buckets = 0;       // W
+  int32_t slots_per_bucket = 0;  // c
+  int32_t hot_rows = 0;          // rows of the hot table
+  float threshold = 0.f;         // k: promotion threshold
+  float demote_threshold = 0.f;  // hot features below this after a decay are demoted (default k)
+  float medium_threshold = 0.f;  // Query: non-hot keys with score >= this are "medium"
+  float decay_rate = 0.99f;      // rho
+  DecayRule decay_rule = DecayRule::kMass;
+  double decay_mass_factor = 10.0;  // kMass: decay when mass > factor * W * k
+  int64_t decay_period = 0;         // kBatches: decay every this many batches
+
+  // Empty string when valid, else what is wrong.
+  std::string Validate() const;
+  int64_t num_slots() const { return num_buckets * slots_per_bucket; }
+};
+
+// Views of the sketch state (owned by the caller, e.g. tf.Variables).
+// Slot s = bucket * c + j. A slot is occupied iff scores[s] > 0; an empty
+// slot holds key 0, tag 0, row -1.
+struct SketchState {
+  int64_t* keys;                // [W*c]
+  float* scores;                // [W*c]
+  int32_t* rows;                // [W*c] hot row or -1
+  int32_t* tags;                // [W*c] caller's tag of the key (feature index)
+  int32_t* row_slot;            // [hot_rows] slot owning the row, or -1 (free)
+  float* mass;                  // [1] importance inserted since the last decay
+  int64_t* batches;             // [1] non-empty batches inserted since the last decay
+};
+
+struct ConstSketchState {
+  const int64_t* keys;
+  const float* scores;
+  const int32_t* rows;
+};
+
+// Runs fn(begin, end) over disjoint ranges covering [0, n), possibly in
+// parallel. The core's results never depend on how the range is split.
+using ParallelFor =
+    std::function<void(int64_t n, const std::function<void(int64_t, int64_t)>& fn)>;
+
+// Runs everything on the calling thread.
+void SerialFor(int64_t n, const std::function<void(int64_t, int64_t)>& fn);
+
+// Empty when the batch is valid, else the problem (NaN/inf/negative
+// importance, negative tag). Checked before any state changes.
+std::string ValidateInsert(const float* importance, const int32_t* tags, int64_t n);
+
+// Batch insert (spec section 2). `num_shards` splits the buckets into that
+// many contiguous ranges processed through `parallel_for`; the resulting state
+// is the same for every value.
+void Insert(const SketchConfig& config, const SketchState& state, const int64_t* keys,
+            const float* importance, const int32_t* tags, int64_t n, int num_shards,
+            const ParallelFor& parallel_for);
+
+// Read-only lookup: hot row (or -1) and level per key.
+void Query(const SketchConfig& config, const ConstSketchState& state, const int64_t* keys,
+           int64_t n, int32_t* out_rows, int32_t* out_levels, const ParallelFor& parallel_for);
+
+struct MigrationEntry {
+  int64_t key;
+  int32_t tag;
+  int32_t row;
+};
+
+struct MigrationResult {
+  bool decayed = false;
+  std::vector<MigrationEntry> demoted;   // in slot order
+  std::vector<MigrationEntry> promoted;  // score desc, key asc; rows ascending
+};
+
+// Whether the decay rule says a decay is due now.
+bool DecayDue(const SketchConfig& config, const SketchState& state);
+
+// Migration (spec section 4): decay (when due or forced) with demotion of hot
+// keys below demote_threshold, then promotion of non-hot keys with
+// score >= threshold into free rows in ascending row order.
+MigrationResult Migrate(const SketchConfig& config, const SketchState& state, bool force_decay);
+
+}  // namespace cafe
+
+#endif  // CAFE_TF_CORE_HOTSKETCH_H_

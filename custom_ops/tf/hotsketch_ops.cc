@@ -1,0 +1,352 @@
+// TensorFlow shell over the HotSketch core: op registration, shape functions,
+// input checks and variable locking. All semantics live in ../core.
+#define EIGEN_USE_THREADS
+
+#include <string>
+#include <vector>
+
+#include "../core/hotsketch.h"
+#include "tensorflow/core/framework/op.h"
+#include "tensorflow/core/framework/op_kernel.h"
+#include "tensorflow/core/framework/resource_var.h"
+#include "tensorflow/core/framework/shape_inference.h"
+#include "tensorflow/core/kernels/training_op_helpers.h"
+#include "tensorflow/core/util/work_sharder.h"
+
+namespace tensorflow {
+namespace {
+
+using CPUDevice = Eigen::ThreadPoolDevice;
+using shape_inference::InferenceContext;
+using shape_inference::ShapeHandle;
+
+// Variable inputs shared by the mutating ops, in this order.
+enum StateInput { kKeys = 0, kScores, kRows, kTags, kRowSlot, kMass, kBatches, kNumStateInputs };
+const DataType kStateDtypes[kNumStateInputs] = {DT_INT64, DT_FLOAT, DT_INT32, DT_INT32,
+                                                DT_INT32, DT_FLOAT, DT_INT64};
+const char* const kStateNames[kNumStateInputs] = {"keys", "scores", "rows", "tags",
+                                                  "row_slot", "mass", "batches"};
+
+cafe::ParallelFor MakeParallelFor(OpKernelContext* ctx, int max_threads, int64_t cost_per_unit) {
+  auto* workers = ctx->device()->tensorflow_cpu_worker_threads()->workers;
+  return [=](int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
+    if (n > 0) Shard(max_threads, workers, n, cost_per_unit, fn);
+  };
+}
+
+int ThreadsFor(OpKernelContext* ctx, int requested) {
+  return requested > 0 ? requested
+                       : ctx->device()->tensorflow_cpu_worker_threads()->num_threads;
+}
+
+// Locks the state variables, makes their buffers exclusively ours
+// (copy-on-write) and checks dtypes and shapes. Holds the locks while alive.
+class LockedState {
+ public:
+  LockedState(OpKernelContext* ctx, int first_input)
+      : lock_(MaybeLockVariableInputMutexesInOrder<CPUDevice, float>(
+            ctx, /*do_lock=*/true, /*sparse=*/false, InputIds(first_input))) {
+    for (int i = 0; i < kNumStateInputs; ++i) {
+      core::RefCountPtr<Var> var;
+      OP_REQUIRES_OK(ctx, LookupResource(ctx, HandleFromInput(ctx, first_input + i), &var));
+      OP_REQUIRES(ctx, var->tensor()->dtype() == kStateDtypes[i],
+                  errors::InvalidArgument("sketch variable '", kStateNames[i], "' must be ",
+                                          DataTypeString(kStateDtypes[i]), ", got ",
+                                          DataTypeString(var->tensor()->dtype())));
+      tensors_[i] = *var->tensor();
+      vars_[i] = std::move(var);
+    }
+    const TensorShape& keys = tensors_[kKeys].shape();
+    OP_REQUIRES(ctx, keys.dims() == 2 && keys.dim_size(0) > 0 && keys.dim_size(1) > 0,
+                errors::InvalidArgument("sketch keys must have shape [W, c] with W, c > 0, got ",
+                                        keys.DebugString()));
+    for (int i : {kScores, kRows, kTags}) {
+      OP_REQUIRES(ctx, tensors_[i].shape() == keys,
+                  errors::InvalidArgument("sketch ", kStateNames[i], " must have the shape of keys ",
+                                          keys.DebugString(), ", got ",
+                                          tensors_[i].shape().DebugString()));
+    }
+    OP_REQUIRES(ctx, tensors_[kRowSlot].dims() == 1,
+                errors::InvalidArgument("sketch row_slot must be a vector"));
+    OP_REQUIRES(ctx, tensors_[kMass].NumElements() == 1 && tensors_[kBatches].NumElements() == 1,
+                errors::InvalidArgument("sketch mass and batches must be scalars"));
+    ok_ = true;
+  }
+
+  // Call once the inputs are validated: from here on the buffers may change.
+  Status PrepareForUpdate(OpKernelContext* ctx) {
+    TF_RETURN_IF_ERROR(Prepare<int64_t>(ctx, kKeys));
+    TF_RETURN_IF_ERROR(Prepare<float>(ctx, kScores));
+    TF_RETURN_IF_ERROR(Prepare<int32_t>(ctx, kRows));
+    TF_RETURN_IF_ERROR(Prepare<int32_t>(ctx, kTags));
+    TF_RETURN_IF_ERROR(Prepare<int32_t>(ctx, kRowSlot));
+    TF_RETURN_IF_ERROR(Prepare<float>(ctx, kMass));
+    return Prepare<int64_t>(ctx, kBatches);
+  }
+
+  bool ok() const { return ok_; }
+  int64_t num_buckets() const { return tensors_[kKeys].dim_size(0); }
+  int32_t slots_per_bucket() const { return tensors_[kKeys].dim_size(1); }
+  int32_t hot_rows() const { return tensors_[kRowSlot].dim_size(0); }
+
+  cafe::SketchState state() {
+    return {tensors_[kKeys].flat<int64_t>().data(),   tensors_[kScores].flat<float>().data(),
+            tensors_[kRows].flat<int32_t>().data(),   tensors_[kTags].flat<int32_t>().data(),
+            tensors_[kRowSlot].flat<int32_t>().data(), tensors_[kMass].flat<float>().data(),
+            tensors_[kBatches].flat<int64_t>().data()};
+  }
+
+ private:
+  static std::vector<int> InputIds(int first) {
+    std::vector<int> ids;
+    for (int i = 0; i < kNumStateInputs; ++i) ids.push_back(first + i);
+    return ids;
+  }
+
+  template <typename T>
+  Status Prepare(OpKernelContext* ctx, int i) {
+    TF_RETURN_IF_ERROR(PrepareToUpdateVariable<CPUDevice, T>(ctx, vars_[i]->tensor(),
+                                                             vars_[i]->copy_on_read_mode.load()));
+    tensors_[i] = *vars_[i]->tensor();
+    return OkStatus();
+  }
+
+  VariableInputLockHolder lock_;
+  core::RefCountPtr<Var> vars_[kNumStateInputs];
+  Tensor tensors_[kNumStateInputs];
+  bool ok_ = false;
+};
+
+Status StateShapes(InferenceContext* c, int first) {
+  for (int i = 0; i < kNumStateInputs; ++i) {
+    ShapeHandle unused;
+    TF_RETURN_IF_ERROR(c->WithRank(c->input(first + i), 0, &unused));
+  }
+  return OkStatus();
+}
+
+REGISTER_OP("CafeSketchInsert")
+    .Input("keys_var: resource")
+    .Input("scores_var: resource")
+    .Input("rows_var: resource")
+    .Input("tags_var: resource")
+    .Input("row_slot_var: resource")
+    .Input("mass_var: resource")
+    .Input("batches_var: resource")
+    .Input("ids: int64")
+    .Input("importance: float")
+    .Input("tags: int32")
+    .Attr("num_threads: int = 0")
+    .SetIsStateful()
+    .SetShapeFn([](InferenceContext* c) {
+      TF_RETURN_IF_ERROR(StateShapes(c, 0));
+      ShapeHandle ids, importance, tags;
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(kNumStateInputs), 1, &ids));
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(kNumStateInputs + 1), 1, &importance));
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(kNumStateInputs + 2), 1, &tags));
+      TF_RETURN_IF_ERROR(c->Merge(ids, importance, &ids));
+      return c->Merge(ids, tags, &ids);
+    })
+    .Doc(R"doc(
+Inserts a batch of (id, importance, tag) into a HotSketch held in variables,
+in place. Duplicate ids are summed; each bucket processes its distinct ids in
+ascending order, so the state does not depend on the thread count.
+)doc");
+
+class CafeSketchInsertOp : public OpKernel {
+ public:
+  explicit CafeSketchInsertOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("num_threads", &num_threads_));
+    OP_REQUIRES(ctx, num_threads_ >= 0,
+                errors::InvalidArgument("num_threads must be >= 0, got ", num_threads_));
+  }
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& ids = ctx->input(kNumStateInputs);
+    const Tensor& importance = ctx->input(kNumStateInputs + 1);
+    const Tensor& tags = ctx->input(kNumStateInputs + 2);
+    OP_REQUIRES(ctx, ids.dims() == 1,
+                errors::InvalidArgument("ids must be a vector, got shape ",
+                                        ids.shape().DebugString()));
+    OP_REQUIRES(ctx, importance.shape() == ids.shape() && tags.shape() == ids.shape(),
+                errors::InvalidArgument("ids, importance and tags must have the same length, got ",
+                                        ids.shape().DebugString(), ", ",
+                                        importance.shape().DebugString(), " and ",
+                                        tags.shape().DebugString()));
+    const int64_t n = ids.NumElements();
+    const std::string problem =
+        cafe::ValidateInsert(importance.flat<float>().data(), tags.flat<int32_t>().data(), n);
+    OP_REQUIRES(ctx, problem.empty(), errors::InvalidArgument("CafeSketchInsert: ", problem));
+    LockedState locked(ctx, 0);
+    if (!locked.ok() || n == 0) return;
+    OP_REQUIRES_OK(ctx, locked.PrepareForUpdate(ctx));
+    cafe::SketchConfig config;
+    config.num_buckets = locked.num_buckets();
+    config.slots_per_bucket = locked.slots_per_bucket();
+    const int threads = ThreadsFor(ctx, num_threads_);
+    cafe::Insert(config, locked.state(), ids.flat<int64_t>().data(), importance.flat<float>().data(),
+                 tags.flat<int32_t>().data(), n, threads, MakeParallelFor(ctx, threads, 200));
+  }
+
+ private:
+  int num_threads_;
+};
+REGISTER_KERNEL_BUILDER(Name("CafeSketchInsert").Device(DEVICE_CPU), CafeSketchInsertOp);
+
+REGISTER_OP("CafeSketchQuery")
+    .Input("keys: int64")
+    .Input("scores: float")
+    .Input("rows: int32")
+    .Input("ids: int64")
+    .Output("hot_rows: int32")
+    .Output("levels: int32")
+    .Attr("medium_threshold: float")
+    .Attr("num_threads: int = 0")
+    .SetShapeFn([](InferenceContext* c) {
+      ShapeHandle keys;
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 2, &keys));
+      TF_RETURN_IF_ERROR(c->Merge(keys, c->input(1), &keys));
+      TF_RETURN_IF_ERROR(c->Merge(keys, c->input(2), &keys));
+      c->set_output(0, c->input(3));
+      c->set_output(1, c->input(3));
+      return OkStatus();
+    })
+    .Doc(R"doc(
+Looks ids up in a HotSketch: hot row (or -1) and level (0 cold, 1 medium,
+2 hot) per id, with the shape of ids. Read-only.
+)doc");
+
+class CafeSketchQueryOp : public OpKernel {
+ public:
+  explicit CafeSketchQueryOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("medium_threshold", &medium_threshold_));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("num_threads", &num_threads_));
+  }
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& keys = ctx->input(0);
+    const Tensor& scores = ctx->input(1);
+    const Tensor& rows = ctx->input(2);
+    const Tensor& ids = ctx->input(3);
+    OP_REQUIRES(ctx, keys.dims() == 2 && keys.dim_size(0) > 0 && keys.dim_size(1) > 0,
+                errors::InvalidArgument("sketch keys must have shape [W, c] with W, c > 0, got ",
+                                        keys.shape().DebugString()));
+    OP_REQUIRES(ctx, scores.shape() == keys.shape() && rows.shape() == keys.shape(),
+                errors::InvalidArgument("sketch keys, scores and rows must have one shape"));
+    Tensor* hot_rows = nullptr;
+    Tensor* levels = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, ids.shape(), &hot_rows));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, ids.shape(), &levels));
+    cafe::SketchConfig config;
+    config.num_buckets = keys.dim_size(0);
+    config.slots_per_bucket = keys.dim_size(1);
+    config.medium_threshold = medium_threshold_;
+    cafe::Query(config,
+                {keys.flat<int64_t>().data(), scores.flat<float>().data(),
+                 rows.flat<int32_t>().data()},
+                ids.flat<int64_t>().data(), ids.NumElements(), hot_rows->flat<int32_t>().data(),
+                levels->flat<int32_t>().data(),
+                MakeParallelFor(ctx, ThreadsFor(ctx, num_threads_), 50));
+  }
+
+ private:
+  float medium_threshold_;
+  int num_threads_;
+};
+REGISTER_KERNEL_BUILDER(Name("CafeSketchQuery").Device(DEVICE_CPU), CafeSketchQueryOp);
+
+REGISTER_OP("CafeSketchMigrate")
+    .Input("keys_var: resource")
+    .Input("scores_var: resource")
+    .Input("rows_var: resource")
+    .Input("tags_var: resource")
+    .Input("row_slot_var: resource")
+    .Input("mass_var: resource")
+    .Input("batches_var: resource")
+    .Input("force_decay: bool")
+    .Output("decayed: bool")
+    .Output("demoted_keys: int64")
+    .Output("demoted_tags: int32")
+    .Output("demoted_rows: int32")
+    .Output("promoted_keys: int64")
+    .Output("promoted_tags: int32")
+    .Output("promoted_rows: int32")
+    .Attr("threshold: float")
+    .Attr("demote_threshold: float")
+    .Attr("decay_rate: float")
+    .Attr("decay_rule: {'mass', 'batches'} = 'mass'")
+    .Attr("decay_mass_factor: float = 10.0")
+    .Attr("decay_period: int = 0")
+    .SetIsStateful()
+    .SetShapeFn([](InferenceContext* c) {
+      TF_RETURN_IF_ERROR(StateShapes(c, 0));
+      c->set_output(0, c->Scalar());
+      for (int i = 1; i < 7; ++i) c->set_output(i, c->Vector(InferenceContext::kUnknownDim));
+      return OkStatus();
+    })
+    .Doc(R"doc(
+Decays the sketch when due (or forced), demoting hot keys whose score fell
+below demote_threshold, then promotes non-hot keys with score >= threshold
+(score descending, key ascending) into free hot rows in ascending order.
+Returns what it did.
+)doc");
+
+class CafeSketchMigrateOp : public OpKernel {
+ public:
+  explicit CafeSketchMigrateOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("threshold", &config_.threshold));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("demote_threshold", &config_.demote_threshold));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("decay_rate", &config_.decay_rate));
+    std::string rule;
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("decay_rule", &rule));
+    config_.decay_rule = rule == "mass" ? cafe::DecayRule::kMass : cafe::DecayRule::kBatches;
+    float factor;
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("decay_mass_factor", &factor));
+    config_.decay_mass_factor = factor;
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("decay_period", &config_.decay_period));
+  }
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& force = ctx->input(kNumStateInputs);
+    OP_REQUIRES(ctx, force.NumElements() == 1,
+                errors::InvalidArgument("force_decay must be a scalar"));
+    LockedState locked(ctx, 0);
+    if (!locked.ok()) return;
+    cafe::SketchConfig config = config_;
+    config.num_buckets = locked.num_buckets();
+    config.slots_per_bucket = locked.slots_per_bucket();
+    config.hot_rows = locked.hot_rows();
+    const std::string problem = config.Validate();
+    OP_REQUIRES(ctx, problem.empty(), errors::InvalidArgument("CafeSketchMigrate: ", problem));
+    OP_REQUIRES_OK(ctx, locked.PrepareForUpdate(ctx));
+    const cafe::MigrationResult result =
+        cafe::Migrate(config, locked.state(), force.scalar<bool>()());
+    Tensor* decayed = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({}), &decayed));
+    decayed->scalar<bool>()() = result.decayed;
+    OP_REQUIRES_OK(ctx, Emit(ctx, 1, result.demoted));
+    OP_REQUIRES_OK(ctx, Emit(ctx, 4, result.promoted));
+  }
+
+ private:
+  static Status Emit(OpKernelContext* ctx, int first,
+                     const std::vector<cafe::MigrationEntry>& entries) {
+    const int64_t n = entries.size();
+    Tensor *keys, *tags, *rows;
+    TF_RETURN_IF_ERROR(ctx->allocate_output(first, TensorShape({n}), &keys));
+    TF_RETURN_IF_ERROR(ctx->allocate_output(first + 1, TensorShape({n}), &tags));
+    TF_RETURN_IF_ERROR(ctx->allocate_output(first + 2, TensorShape({n}), &rows));
+    for (int64_t i = 0; i < n; ++i) {
+      keys->flat<int64_t>()(i) = entries[i].key;
+      tags->flat<int32_t>()(i) = entries[i].tag;
+      rows->flat<int32_t>()(i) = entries[i].row;
+    }
+    return OkStatus();
+  }
+
+  cafe::SketchConfig config_;
+};
+REGISTER_KERNEL_BUILDER(Name("CafeSketchMigrate").Device(DEVICE_CPU), CafeSketchMigrateOp);
+
+}  // namespace
+}  // namespace tensorflow
