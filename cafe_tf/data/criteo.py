@@ -1,0 +1,334 @@
+"""Readers for real Criteo click logs: the raw TSV format and Parquet.
+
+TSV format (Criteo Kaggle `train.txt`, Criteo Terabyte `day_N`): one example per line,
+40 tab-separated columns: the 0/1 label, 13 integer columns I1..I13, 26 categorical
+columns C1..C26 holding 8-digit hex strings. Any column but the label may be empty.
+
+How values are mapped (the same for TSV and Parquet):
+
+- categorical: the hex string is parsed exactly to its int64 value (0 .. 2**32 - 1); an empty
+  (missing) value becomes `MISSING_ID` = 2**32, one value above every hex id, so "missing" is
+  a feature value of its own in every field and never collides with a real id;
+- integer: negative values are clipped to 0, missing values become 0, then `log1p` is applied
+  (as DLRM does); the result is float32.
+
+Ids are the raw 32-bit hashes, so they do NOT lie in `[0, vocabulary_size)`: index embedding
+tables through a hash (or a remapping) rather than directly.
+
+Malformed lines (wrong column count, label other than 0/1, non-integer or out-of-range integer
+column, categorical value that is not 8 hex digits) are never turned into a row silently:
+`on_error="raise"` (default) stops with an `InvalidArgumentError` whose message names the
+file, the line number, the problem and the line; `on_error="skip"` drops the line and counts
+it in `CriteoTSV.skipped_lines`.
+"""
+from typing import Mapping, Optional, Sequence, Union
+
+import tensorflow as tf
+
+from cafe_tf.data.batch import CTRData, pack_batch
+
+DENSE_FIELDS = [f"I{i}" for i in range(1, 14)]
+CATEGORICAL_FIELDS = [f"C{i}" for i in range(1, 27)]
+LABEL_COLUMN = "label"
+NUM_COLUMNS = 1 + len(DENSE_FIELDS) + len(CATEGORICAL_FIELDS)
+
+# Distinct values per field of Criteo Kaggle (DLRM's counts, no frequency threshold), copied from
+# shared/data/criteo_stats.json so the package does not depend on that file at run time.
+KAGGLE_CARDINALITIES = dict(zip(CATEGORICAL_FIELDS, [
+    1460, 583, 10131227, 2202608, 305, 24, 12517, 633, 3, 93145, 5683, 8351593, 3194,
+    27, 14992, 5461306, 10, 5652, 2173, 4, 7046547, 18, 15, 286181, 105, 142572]))
+KAGGLE_POSITIVE_RATE = 0.2562
+
+MISSING_ID = 1 << 32
+
+_HEX_DIGITS = 8
+_INT_PATTERN = "-?[0-9]{1,18}"  # 18 digits always fit in int64, so parsing cannot overflow
+_HEX_PATTERN = f"[0-9a-fA-F]{{{_HEX_DIGITS}}}"
+_LINES_PER_BLOCK = 4096  # lines (rows) parsed together: vectorised string ops, then rebatched
+ErrorPolicy = str  # "raise" or "skip"
+
+
+def _check_on_error(on_error: ErrorPolicy) -> None:
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f'on_error must be "raise" or "skip", got {on_error!r}')
+
+
+def _as_file_list(files: Union[str, Sequence[str]]) -> list:
+    files = [files] if isinstance(files, (str, bytes)) or hasattr(files, "__fspath__") else files
+    files = [str(f) for f in files]
+    if not files:
+        raise ValueError("no input files given")
+    return files
+
+
+def parse_hex_ids(values: tf.Tensor) -> tf.Tensor:
+    """Exact int64 value of 8-digit hex strings; empty strings become `MISSING_ID`.
+
+    Args:
+        values: string tensor of any shape, each element empty or 8 hex digits (either case).
+            Other strings give unspecified ids: validate them first (`is_valid_hex`).
+
+    Returns:
+        int64 tensor of the same shape.
+
+    Example:
+        >>> parse_hex_ids(tf.constant(["68fd1e64", ""])).numpy()
+        array([1761418852, 4294967296])
+    """
+    # decode_raw pads short strings with zero bytes, which the missing branch discards.
+    chars = tf.cast(tf.io.decode_raw(values, tf.uint8, fixed_length=_HEX_DIGITS), tf.int64)
+    lower = tf.bitwise.bitwise_or(chars, 32)  # ASCII 'A'..'F' -> 'a'..'f'; digits unchanged
+    nibbles = tf.where(chars <= ord("9"), chars - ord("0"), lower - (ord("a") - 10))
+    shifts = tf.constant([4 * (_HEX_DIGITS - 1 - k) for k in range(_HEX_DIGITS)], tf.int64)
+    ids = tf.reduce_sum(tf.bitwise.left_shift(nibbles, shifts), axis=-1)
+    return tf.where(tf.strings.length(values) == 0, tf.constant(MISSING_ID, tf.int64), ids)
+
+
+def is_valid_hex(values: tf.Tensor) -> tf.Tensor:
+    """Whether each string is empty (missing) or exactly 8 hex digits."""
+    return tf.strings.regex_full_match(values, f"({_HEX_PATTERN})?")
+
+
+def transform_integers(values: tf.Tensor) -> tf.Tensor:
+    """DLRM's dense transform: `log1p(max(x, 0))` as float32 (missing values are given as 0)."""
+    return tf.math.log1p(tf.cast(tf.maximum(values, 0), tf.float32))
+
+
+class CriteoTSV(CTRData):
+    """Streams Criteo TSV files (plain or gzip) as cafe_tf batches, in file and line order.
+
+    Args:
+        files: one path or a list of paths, read in the given order (put days in time order).
+            Files ending in `.gz` are decompressed on the fly.
+        vocabulary_sizes: field -> distinct values, used only for memory budgets (the files do
+            not tell); defaults to Criteo Kaggle's `KAGGLE_CARDINALITIES`.
+        on_error: `"raise"` or `"skip"`, see the module docstring.
+
+    Attributes:
+        skipped_lines: int64 `tf.Variable` counting the lines skipped with `on_error="skip"`;
+            it is updated as batches are produced, so read it after iterating.
+
+    Example:
+        >>> reader = CriteoTSV(["day_0.gz", "day_1.gz"], on_error="skip")
+        >>> model.fit(reader.dataset(batch_size=128))
+        >>> int(reader.skipped_lines.numpy())
+        0
+    """
+
+    def __init__(self, files: Union[str, Sequence[str]],
+                 vocabulary_sizes: Optional[Mapping[str, int]] = None,
+                 on_error: ErrorPolicy = "raise"):
+        _check_on_error(on_error)
+        super().__init__(CATEGORICAL_FIELDS, vocabulary_sizes or KAGGLE_CARDINALITIES,
+                         len(DENSE_FIELDS))
+        self.files = _as_file_list(files)
+        self.on_error = on_error
+        self.skipped_lines = tf.Variable(0, dtype=tf.int64, trainable=False,
+                                         name="criteo_skipped_lines")
+
+    def dataset(self, batch_size: int) -> tf.data.Dataset:
+        """All examples of `files`, in order, as `(features, label)` batches.
+
+        Args:
+            batch_size: rows per batch; only the very last batch may be smaller.
+
+        Returns:
+            A `tf.data.Dataset` in the batch format of `cafe_tf.data.batch`.
+        """
+        compressions = ["GZIP" if f.endswith(".gz") else "" for f in self.files]
+
+        def numbered_lines(path, compression):
+            lines = tf.data.TextLineDataset(path, compression_type=compression)
+            return lines.enumerate(start=1).map(lambda number, line: (path, number, line))
+
+        names = self.field_names
+        return (tf.data.Dataset.from_tensor_slices((self.files, compressions))
+                .flat_map(numbered_lines)
+                .batch(_LINES_PER_BLOCK)
+                .map(self._parse_block, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+                .rebatch(batch_size)
+                .map(lambda d, i, y: pack_batch(d, i, y, names),
+                     num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+                .prefetch(tf.data.AUTOTUNE))
+
+    def _parse_block(self, paths, numbers, lines):
+        """Parses a block of lines to (dense, ids, label), enforcing `on_error`."""
+        lines = tf.strings.regex_replace(lines, "\r$", "")  # tolerate CRLF files
+        columns = tf.strings.split(lines, "\t")
+        counts = columns.row_lengths()
+        cells = columns.to_tensor(default_value="", shape=[None, NUM_COLUMNS])
+        label, ints, cats = cells[:, 0], cells[:, 1:1 + len(DENSE_FIELDS)], cells[:, 1 + len(DENSE_FIELDS):]
+
+        count_ok = tf.equal(counts, NUM_COLUMNS)
+        label_ok = tf.strings.regex_full_match(label, "[01]")
+        int_ok = tf.strings.regex_full_match(ints, f"({_INT_PATTERN})?")
+        hex_ok = is_valid_hex(cats)
+        valid = count_ok & label_ok & tf.reduce_all(int_ok, 1) & tf.reduce_all(hex_ok, 1)
+
+        problems = _describe_problems(counts, label, ints, int_ok, cats, hex_ok)
+        if self.on_error == "raise":
+            first = tf.argmin(tf.cast(valid, tf.int32))  # index of the first invalid line
+            message = tf.strings.join([
+                paths[first], ":", tf.strings.as_string(numbers[first]), ": malformed Criteo line (",
+                problems[first], "): ", tf.strings.substr(lines[first], 0, 200)])
+            checks = [tf.debugging.Assert(tf.reduce_all(valid), [message], summarize=1)]
+        else:
+            skipped = tf.reduce_sum(tf.cast(~valid, tf.int64))
+            checks = [self.skipped_lines.assign_add(skipped)]
+        with tf.control_dependencies(checks):
+            label, ints, cats = (tf.boolean_mask(t, valid) for t in (label, ints, cats))
+        int_values = tf.strings.to_number(tf.where(ints == "", "0", ints), tf.int64)
+        return (transform_integers(int_values), parse_hex_ids(cats),
+                tf.strings.to_number(label, tf.float32))
+
+
+def _describe_problems(counts, label, ints, int_ok, cats, hex_ok):
+    """Per line, a short text naming its first problem (meaningless for valid lines)."""
+    def first_bad(ok, names, values, what):
+        index = tf.argmin(tf.cast(ok, tf.int32), axis=1)
+        value = tf.gather(values, index, batch_dims=1)
+        return tf.strings.join(["column ", tf.gather(names, index), " is not ", what, ": [",
+                                tf.strings.substr(value, 0, 40), "]"])
+
+    return tf.where(
+        counts != NUM_COLUMNS,
+        tf.strings.join([f"expected {NUM_COLUMNS} tab-separated columns, got ",
+                         tf.strings.as_string(counts)]),
+        tf.where(
+            ~tf.strings.regex_full_match(label, "[01]"),
+            tf.strings.join(["label is not 0 or 1: [", tf.strings.substr(label, 0, 40), "]"]),
+            tf.where(
+                ~tf.reduce_all(int_ok, 1),
+                first_bad(int_ok, tf.constant(DENSE_FIELDS), ints, "an integer"),
+                first_bad(hex_ok, tf.constant(CATEGORICAL_FIELDS), cats,
+                          f"empty or {_HEX_DIGITS} hex digits"))))
+
+
+class CriteoParquet(CTRData):
+    """Streams Criteo examples from Parquet files through `tensorflow_io`.
+
+    Expected columns: `label` (integer or float, 0/1), `I1..I13` (integers, or floats where NaN
+    means missing; the transform of the module docstring is applied), `C1..C26` (integer ids
+    used as they are, or 8-digit hex strings parsed like the TSV reader, "" meaning missing).
+
+    Parquet nulls are rejected when the reader is built: tensorflow_io 0.37 silently shifts
+    the following values of a column with nulls into the wrong rows. Write missing integers
+    as 0 or NaN and missing categoricals as "" (or an id of your own). The check reads only
+    the files' footers, with pyarrow, which this reader therefore needs.
+
+    Args:
+        files: one path or a list of paths, read in the given order.
+        vocabulary_sizes: as for `CriteoTSV`.
+        on_error: `"raise"` or `"skip"`; applies to labels other than 0/1 and to categorical
+            strings that are not empty or 8 hex digits.
+
+    Attributes:
+        skipped_rows: int64 `tf.Variable` counting rows skipped with `on_error="skip"`.
+
+    Example:
+        >>> reader = CriteoParquet("criteo_day_6.parquet")
+        >>> test = reader.dataset(batch_size=4096)
+    """
+
+    def __init__(self, files: Union[str, Sequence[str]],
+                 vocabulary_sizes: Optional[Mapping[str, int]] = None,
+                 on_error: ErrorPolicy = "raise"):
+        _check_on_error(on_error)
+        super().__init__(CATEGORICAL_FIELDS, vocabulary_sizes or KAGGLE_CARDINALITIES,
+                         len(DENSE_FIELDS))
+        self.files = _as_file_list(files)
+        for path in self.files:
+            _check_parquet_columns(path)
+        self.on_error = on_error
+        self.skipped_rows = tf.Variable(0, dtype=tf.int64, trainable=False,
+                                        name="criteo_skipped_rows")
+
+    def dataset(self, batch_size: int) -> tf.data.Dataset:
+        """All rows of `files`, in order, as `(features, label)` batches.
+
+        Args:
+            batch_size: rows per batch; only the very last batch may be smaller.
+
+        Returns:
+            A `tf.data.Dataset` in the batch format of `cafe_tf.data.batch`.
+        """
+        import tensorflow_io as tfio  # imported here: it is slow to load and only Parquet needs it
+
+        def numbered_rows(path):
+            rows = tfio.IODataset.from_parquet(path, columns=_PARQUET_COLUMNS)
+            return rows.enumerate(start=1).map(lambda number, row: (path, number, row))
+
+        streams = [numbered_rows(path) for path in self.files]
+        stream = streams[0]
+        for more in streams[1:]:
+            stream = stream.concatenate(more)
+        names = self.field_names
+        return (stream.batch(_LINES_PER_BLOCK)
+                .map(self._parse_block, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+                .rebatch(batch_size)
+                .map(lambda d, i, y: pack_batch(d, i, y, names),
+                     num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+                .prefetch(tf.data.AUTOTUNE))
+
+    def _parse_block(self, paths, numbers, row):
+        """Converts a block of rows to (dense, ids, label), enforcing `on_error`."""
+        # tensorflow_io keys the columns by name, as bytes or str depending on the version.
+        row = {k.decode() if isinstance(k, bytes) else k: v for k, v in row.items()}
+        label = tf.cast(row[LABEL_COLUMN], tf.float32)
+        ints = tf.stack([tf.cast(row[f], tf.float64) for f in DENSE_FIELDS], axis=1)
+        ints = tf.where(tf.math.is_nan(ints), tf.zeros_like(ints), ints)
+        dense = transform_integers(tf.cast(tf.floor(ints), tf.int64))
+
+        ids, hex_ok = [], []
+        for f in CATEGORICAL_FIELDS:
+            values = row[f]
+            is_text = values.dtype == tf.string
+            ids.append(parse_hex_ids(values) if is_text else tf.cast(values, tf.int64))
+            hex_ok.append(is_valid_hex(values) if is_text else tf.ones_like(values, tf.bool))
+        ids, hex_ok = tf.stack(ids, axis=1), tf.stack(hex_ok, axis=1)
+        label_ok = (label == 0) | (label == 1)
+        valid = label_ok & tf.reduce_all(hex_ok, axis=1)
+
+        if self.on_error == "raise":
+            first = tf.argmin(tf.cast(valid, tf.int32))
+            bad_field = tf.gather(CATEGORICAL_FIELDS, tf.argmin(tf.cast(hex_ok[first], tf.int32)))
+            problem = tf.where(label_ok[first], tf.strings.join(
+                ["column ", bad_field, " is not empty or 8 hex digits"]), "label is not 0 or 1")
+            message = tf.strings.join([paths[first], ": row ", tf.strings.as_string(numbers[first]),
+                                       ": malformed Criteo row (", problem, ")"])
+            checks = [tf.debugging.Assert(tf.reduce_all(valid), [message], summarize=1)]
+        else:
+            checks = [self.skipped_rows.assign_add(tf.reduce_sum(tf.cast(~valid, tf.int64)))]
+        with tf.control_dependencies(checks):
+            return tuple(tf.boolean_mask(t, valid) for t in (dense, ids, label))
+
+
+_PARQUET_COLUMNS = [LABEL_COLUMN] + DENSE_FIELDS + CATEGORICAL_FIELDS
+
+
+def _check_parquet_columns(path: str) -> None:
+    """Raises ValueError if `path` lacks a column or any column holds a null."""
+    try:
+        import pyarrow.parquet as pq
+    except ImportError as err:
+        raise ImportError("CriteoParquet needs pyarrow to check the files for nulls: "
+                          "`pip install pyarrow`") from err
+    parquet = pq.ParquetFile(path)
+    names = parquet.schema_arrow.names
+    missing = [c for c in _PARQUET_COLUMNS if c not in names]
+    if missing:
+        raise ValueError(f"{path}: Parquet file lacks columns {missing}")
+    metadata = parquet.metadata
+    for group in range(metadata.num_row_groups):
+        for column in _PARQUET_COLUMNS:
+            chunk = metadata.row_group(group).column(names.index(column))
+            stats = chunk.statistics
+            if stats is not None and stats.has_null_count:
+                nulls = stats.null_count
+            else:  # the writer kept no statistics: count the nulls of this chunk itself
+                nulls = parquet.read_row_group(group, columns=[column]).column(0).null_count
+            if nulls:
+                raise ValueError(
+                    f"{path}: column {column} holds {nulls} null(s) in row group {group}; "
+                    "tensorflow_io would misplace the following values, so fill them first "
+                    "(0 or NaN for I columns, \"\" for C columns)")

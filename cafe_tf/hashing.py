@@ -1,0 +1,71 @@
+"""The fixed 64-bit hashing shared by the sketch, the layers and the serving path.
+
+Everything here is stock TensorFlow, so a SavedModel that uses it needs no
+custom op. `mix64` is the splitmix64 finaliser, the same function as
+`cafe::Mix64` in custom_ops/core/hotsketch.h.
+"""
+import tensorflow as tf
+
+_MASK64 = (1 << 64) - 1
+_C1 = 0xBF58476D1CE4E5B9
+_C2 = 0x94D049BB133111EB
+
+
+def mix64_int(x: int) -> int:
+    """Python-int splitmix64 finaliser (for constants); returns an unsigned 64-bit int."""
+    x &= _MASK64
+    x ^= x >> 30
+    x = (x * _C1) & _MASK64
+    x ^= x >> 27
+    x = (x * _C2) & _MASK64
+    x ^= x >> 31
+    return x
+
+
+def as_signed64(x: int) -> int:
+    """The int64 with the same 64 bits as the unsigned int `x`."""
+    x &= _MASK64
+    return x - (1 << 64) if x >= 1 << 63 else x
+
+
+def mix64(x: tf.Tensor) -> tf.Tensor:
+    """splitmix64 finaliser of int64 `x`, as uint64 (wrapping arithmetic)."""
+    u = tf.bitcast(tf.convert_to_tensor(x, tf.int64), tf.uint64)
+    u = tf.bitwise.bitwise_xor(u, tf.bitwise.right_shift(u, tf.constant(30, tf.uint64)))
+    u = u * tf.constant(_C1, tf.uint64)
+    u = tf.bitwise.bitwise_xor(u, tf.bitwise.right_shift(u, tf.constant(27, tf.uint64)))
+    u = u * tf.constant(_C2, tf.uint64)
+    return tf.bitwise.bitwise_xor(u, tf.bitwise.right_shift(u, tf.constant(31, tf.uint64)))
+
+
+def mix64_mod(x: tf.Tensor, modulus: int) -> tf.Tensor:
+    """`mix64(x) mod modulus` as int64 (the sketch's bucket when modulus = W)."""
+    if modulus <= 0:
+        raise ValueError(f"modulus must be > 0, got {modulus}")
+    return tf.cast(tf.math.floormod(mix64(x), tf.constant(modulus, tf.uint64)), tf.int64)
+
+
+def field_salt(field_index: int) -> int:
+    """The int64 XORed into a field's ids to form its sketch keys."""
+    return as_signed64(mix64_int(field_index + 1))
+
+
+def field_keys(ids: tf.Tensor, field_index: int) -> tf.Tensor:
+    """Sketch keys of a field's int64 ids: `ids XOR salt(field)`.
+
+    XOR with a per-field constant keeps ids of one field distinct (it is a
+    bijection) and makes equal ids of different fields different keys.
+    """
+    return tf.bitwise.bitwise_xor(tf.convert_to_tensor(ids, tf.int64),
+                                  tf.constant(field_salt(field_index), tf.int64))
+
+
+def hashed_row(keys: tf.Tensor, num_rows: int, table_seed: int) -> tf.Tensor:
+    """Row of a key in a hashed table of `num_rows` rows; tables differ by seed."""
+    salted = tf.bitwise.bitwise_xor(keys, tf.constant(as_signed64(mix64_int(~table_seed)), tf.int64))
+    return mix64_mod(salted, num_rows)
+
+
+def string_ids(values: tf.Tensor) -> tf.Tensor:
+    """Fingerprints string ids to int64 ids (FarmHash, stable across processes)."""
+    return tf.strings.to_hash_bucket_fast(values, 2**63 - 1)

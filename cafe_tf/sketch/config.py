@@ -1,0 +1,100 @@
+"""Configuration of a HotSketch and its size in bytes."""
+import dataclasses
+import math
+from typing import Optional
+
+# Bytes per sketch slot: key int64 + score float32 + hot row int32 + tag int32.
+SLOT_BYTES = 8 + 4 + 4 + 4
+# Bytes per hot row of bookkeeping: the slot that owns it (int32).
+ROW_BOOKKEEPING_BYTES = 4
+# mass (float32) + batches since the last decay (int64).
+SCALAR_BYTES = 4 + 8
+
+DECAY_RULES = ("mass", "batches")
+
+
+@dataclasses.dataclass(frozen=True)
+class SketchConfig:
+    """Sizes and rules of a HotSketch (../shared/CAFE_SPEC.md sections 2 and 4).
+
+    Args:
+      num_buckets: W, buckets of the sketch.
+      hot_rows: rows of the hot table that promotions hand out.
+      slots_per_bucket: c, keys tracked per bucket (paper: 4).
+      threshold: k, a key with score >= k is promoted (normalised-importance units).
+      decay_rate: rho, scores are multiplied by it at each decay.
+      demote_threshold: hot keys whose decayed score falls below it are demoted;
+        None means `threshold` (the paper). Lower values give hysteresis.
+      medium_threshold: non-hot keys with score >= it are "medium" (multi-level
+        hashing); None disables the medium level.
+      decay_rule: "mass" (paper: decay once the importance inserted since the
+        last decay exceeds decay_mass_factor * W * k) or "batches" (every
+        decay_period inserted batches).
+      decay_mass_factor: see decay_rule (paper: 10).
+      decay_period: see decay_rule.
+    """
+
+    num_buckets: int
+    hot_rows: int
+    slots_per_bucket: int = 4
+    threshold: float = 500.0
+    decay_rate: float = 0.99
+    demote_threshold: Optional[float] = None
+    medium_threshold: Optional[float] = None
+    decay_rule: str = "mass"
+    decay_mass_factor: float = 10.0
+    decay_period: int = 0
+
+    def __post_init__(self):
+        problems = []
+        if not isinstance(self.num_buckets, int) or self.num_buckets <= 0:
+            problems.append(f"num_buckets must be a positive int, got {self.num_buckets!r}")
+        if not isinstance(self.hot_rows, int) or self.hot_rows <= 0:
+            problems.append(f"hot_rows must be a positive int, got {self.hot_rows!r}")
+        if not isinstance(self.slots_per_bucket, int) or self.slots_per_bucket <= 0:
+            problems.append(f"slots_per_bucket must be a positive int, got {self.slots_per_bucket!r}")
+        elif isinstance(self.num_buckets, int) and self.num_buckets * self.slots_per_bucket >= 2**31:
+            problems.append("num_buckets * slots_per_bucket must be < 2**31")
+        if not (math.isfinite(self.threshold) and self.threshold > 0):
+            problems.append(f"threshold must be finite and > 0, got {self.threshold!r}")
+        if not 0 < self.decay_rate <= 1:
+            problems.append(f"decay_rate must be in (0, 1], got {self.decay_rate!r}")
+        if self.demote_threshold is not None and not (
+                math.isfinite(self.demote_threshold) and 0 <= self.demote_threshold):
+            problems.append(f"demote_threshold must be finite and >= 0, got {self.demote_threshold!r}")
+        if self.medium_threshold is not None and not (
+                math.isfinite(self.medium_threshold) and 0 < self.medium_threshold <= self.threshold):
+            problems.append("medium_threshold must be in (0, threshold], got "
+                            f"{self.medium_threshold!r}")
+        if self.decay_rule not in DECAY_RULES:
+            problems.append(f"decay_rule must be one of {DECAY_RULES}, got {self.decay_rule!r}")
+        elif self.decay_rule == "mass" and not self.decay_mass_factor > 0:
+            problems.append(f"decay_mass_factor must be > 0, got {self.decay_mass_factor!r}")
+        elif self.decay_rule == "batches" and not (
+                isinstance(self.decay_period, int) and self.decay_period > 0):
+            problems.append(f"decay_period must be a positive int, got {self.decay_period!r}")
+        if problems:
+            raise ValueError("Invalid SketchConfig: " + "; ".join(problems))
+
+    @property
+    def effective_demote_threshold(self) -> float:
+        return self.threshold if self.demote_threshold is None else self.demote_threshold
+
+    @property
+    def effective_medium_threshold(self) -> float:
+        return math.inf if self.medium_threshold is None else self.medium_threshold
+
+    @property
+    def num_slots(self) -> int:
+        return self.num_buckets * self.slots_per_bucket
+
+    @property
+    def decay_mass_limit(self) -> float:
+        return self.decay_mass_factor * self.num_buckets * self.threshold
+
+    def memory_bytes(self) -> int:
+        """Bytes of sketch state: slots, hot-row bookkeeping and scalars."""
+        return self.num_slots * SLOT_BYTES + self.hot_rows * ROW_BOOKKEEPING_BYTES + SCALAR_BYTES
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)

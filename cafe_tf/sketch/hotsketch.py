@@ -1,0 +1,199 @@
+"""HotSketch: the sketch state in tf.Variables, updated by the C++ op or the pure-TF reference."""
+from typing import Callable, Optional
+
+import tensorflow as tf
+
+from cafe_tf.sketch import reference
+from cafe_tf.sketch.config import SketchConfig
+
+BACKENDS = ("auto", "op", "reference")
+
+VariableCreator = Callable[[str, list, tf.DType, object], tf.Variable]
+
+
+def _plain_variable(name, shape, dtype, fill):
+    return tf.Variable(tf.fill(shape, tf.constant(fill, dtype)), trainable=False, name=name)
+
+
+def _op_library():
+    """The loaded op library, or None when it is unavailable."""
+    try:
+        from cafe_tf._ops import ops
+    except ImportError:
+        return None
+    return ops
+
+
+def _invalid(message):
+    return tf.errors.InvalidArgumentError(None, None, message)
+
+
+class HotSketch(tf.Module):
+    """A HotSketch (../shared/CAFE_SPEC.md sections 2 and 4) held in tf.Variables.
+
+    All state is in non-trainable variables (`keys`, `scores`, `rows` of shape
+    [W, c]; `tags` [W, c]; `row_slot` [hot_rows]; scalars `mass` and
+    `batches`), so checkpoints, SavedModels and distribution strategies see it.
+
+    Args:
+      config: a `SketchConfig`.
+      backend: "op" (the C++ kernels), "reference" (pure TF) or "auto" (the op
+        when its library loads, else the reference). Both give identical state.
+      num_threads: threads of the op's insert and query (0: TF's intra-op
+        pool). The state does not depend on it.
+      variable_creator: `fn(name, shape, dtype, fill_value) -> tf.Variable`; a
+        Keras layer passes its own so the variables become its weights.
+      name: module name.
+
+    Example:
+      >>> sketch = HotSketch(SketchConfig(num_buckets=1024, hot_rows=1024, threshold=5.0))
+      >>> sketch.insert(tf.constant([7, 7, 9], tf.int64))       # frequency importance
+      >>> result = sketch.migrate()                              # promotes score >= 5
+      >>> rows, levels = sketch.query(tf.constant([7, 9], tf.int64))
+    """
+
+    def __init__(self, config: SketchConfig, backend: str = "auto", num_threads: int = 0,
+                 variable_creator: Optional[VariableCreator] = None, name: str = "hot_sketch"):
+        super().__init__(name=name)
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        ops = _op_library() if backend != "reference" else None
+        if backend == "op" and ops is None:
+            from cafe_tf._ops import ops  # noqa: F811  (re-raises the loader's clear error)
+        self.config = config
+        self.backend = "op" if ops is not None else "reference"
+        self._ops = ops
+        self.num_threads = num_threads
+        make = variable_creator or _plain_variable
+        w, c, h = config.num_buckets, config.slots_per_bucket, config.hot_rows
+        with tf.name_scope(name):
+            self.keys = make("keys", [w, c], tf.int64, 0)
+            self.scores = make("scores", [w, c], tf.float32, 0.0)
+            self.rows = make("rows", [w, c], tf.int32, -1)
+            self.tags = make("tags", [w, c], tf.int32, 0)
+            self.row_slot = make("row_slot", [h], tf.int32, -1)
+            self.mass = make("mass", [], tf.float32, 0.0)
+            self.batches = make("batches", [], tf.int64, 0)
+
+    @property
+    def state_variables(self):
+        """The state variables, in the order the ops take them."""
+        return [self.keys, self.scores, self.rows, self.tags, self.row_slot, self.mass,
+                self.batches]
+
+    def read_state(self) -> reference.SketchTensors:
+        """The current state as flat tensors."""
+        return reference.SketchTensors(*[tf.reshape(v.read_value(), [-1])
+                                         if v.shape.rank == 2 else v.read_value()
+                                         for v in self.state_variables])
+
+    def _assign_state(self, state: reference.SketchTensors):
+        return tf.group([v.assign(tf.reshape(t, v.shape))
+                         for v, t in zip(self.state_variables, state)])
+
+    def _handles(self):
+        return [v.handle for v in self.state_variables]
+
+    def memory_bytes(self) -> int:
+        """Bytes held by the sketch state."""
+        return self.config.memory_bytes()
+
+    # ---- insert -------------------------------------------------------------------------
+    @staticmethod
+    def _check_ids(ids, what="ids"):
+        ids = tf.convert_to_tensor(ids)
+        if ids.dtype not in (tf.int32, tf.int64):
+            raise _invalid(f"{what} must be int32 or int64, got {ids.dtype.name}")
+        if ids.shape.rank is not None and ids.shape.rank != 1:
+            raise _invalid(f"{what} must be a vector (rank 1), got shape {ids.shape}")
+        return tf.cast(ids, tf.int64)
+
+    def insert(self, ids, importance=None, tags=None):
+        """Inserts a batch (spec section 2, batch insert).
+
+        Args:
+          ids: int32/int64 vector of keys.
+          importance: float vector of the same length, finite and >= 0
+            (default: 1 per id, i.e. frequency).
+          tags: int32 vector >= 0 of the same length, carried with each key
+            (the feature index in CAFE layers; default 0).
+
+        Returns:
+          The update op in graph mode, None eagerly.
+
+        Raises:
+          InvalidArgumentError: wrong dtype or rank, mismatched lengths,
+            NaN/inf/negative importance or negative tags. The state is unchanged.
+        """
+        ids = self._check_ids(ids)
+        n = tf.size(ids)
+        if importance is None:
+            importance = tf.ones_like(ids, tf.float32)
+        importance = tf.convert_to_tensor(importance)
+        if not importance.dtype.is_floating:
+            raise _invalid(f"importance must be a float tensor, got {importance.dtype.name}")
+        importance = tf.cast(importance, tf.float32)
+        tags = tf.zeros_like(ids, tf.int32) if tags is None else tf.convert_to_tensor(tags)
+        if tags.dtype not in (tf.int32, tf.int64):
+            raise _invalid(f"tags must be int32, got {tags.dtype.name}")
+        tags = tf.cast(tags, tf.int32)
+        for tensor, what in ((importance, "importance"), (tags, "tags")):
+            if tensor.shape.rank is not None and tensor.shape.rank != 1:
+                raise _invalid(f"{what} must be a vector (rank 1), got shape {tensor.shape}")
+            if (tensor.shape[0] is not None and ids.shape[0] is not None
+                    and tensor.shape[0] != ids.shape[0]):
+                raise _invalid(f"ids and {what} must have the same length, got "
+                               f"{ids.shape[0]} and {tensor.shape[0]}")
+        if self._ops is not None:
+            return self._ops.cafe_sketch_insert(*self._handles(), ids=ids, importance=importance,
+                                                tags=tags, num_threads=self.num_threads)
+        checks = [
+            tf.debugging.assert_equal(tf.size(importance), n, message="ids and importance must "
+                                      "have the same length"),
+            tf.debugging.assert_equal(tf.size(tags), n, message="ids and tags must have the "
+                                      "same length"),
+            tf.debugging.assert_all_finite(importance, "importance must be finite (no NaN/inf)"),
+            tf.debugging.assert_non_negative(importance, message="importance must be >= 0"),
+            tf.debugging.assert_non_negative(tags, message="tags must be >= 0"),
+        ]
+        with tf.control_dependencies(checks):
+            new_state = reference.insert(self.config, self.read_state(), ids, importance, tags)
+            return self._assign_state(new_state)
+
+    # ---- query --------------------------------------------------------------------------
+    def query(self, ids):
+        """Hot row (or -1) and level (0 cold, 1 medium, 2 hot) per id, shaped like ids."""
+        ids = tf.convert_to_tensor(ids)
+        if ids.dtype not in (tf.int32, tf.int64):
+            raise _invalid(f"ids must be int32 or int64, got {ids.dtype.name}")
+        ids = tf.cast(ids, tf.int64)
+        if self._ops is not None:
+            return self._ops.cafe_sketch_query(
+                self.keys.read_value(), self.scores.read_value(), self.rows.read_value(), ids,
+                medium_threshold=self.config.effective_medium_threshold,
+                num_threads=self.num_threads)
+        return reference.query(self.config, self.keys, self.scores, self.rows, ids)
+
+    # ---- migration ----------------------------------------------------------------------
+    def migrate(self, force_decay=False) -> reference.MigrationResult:
+        """Decay when due (or when forced), demote, then promote (spec section 4).
+
+        Returns:
+          A `MigrationResult` of tensors: whether it decayed, the demoted
+          (keys, tags, rows) in slot order and the promoted (keys, tags, rows)
+          in promotion order.
+        """
+        cfg = self.config
+        if self._ops is not None:
+            return reference.MigrationResult(*self._ops.cafe_sketch_migrate(
+                *self._handles(), force_decay=tf.convert_to_tensor(force_decay, tf.bool),
+                threshold=cfg.threshold, demote_threshold=cfg.effective_demote_threshold,
+                decay_rate=cfg.decay_rate, decay_rule=cfg.decay_rule,
+                decay_mass_factor=cfg.decay_mass_factor, decay_period=cfg.decay_period))
+        state, result = reference.migrate(cfg, self.read_state(), force_decay)
+        with tf.control_dependencies([self._assign_state(state)]):
+            return reference.MigrationResult(*[tf.identity(t) for t in result])
+
+    def decay(self) -> reference.MigrationResult:
+        """Decays now (with demotions), then promotes as `migrate` does."""
+        return self.migrate(force_decay=True)

@@ -1,0 +1,103 @@
+"""Bad input gets a clear error and leaves the sketch state unchanged."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from cafe_tf.sketch import HotSketch, SketchConfig
+from sketch_utils import state_arrays
+
+BACKENDS = ["op", "reference"]
+
+BAD_INSERTS = {
+    "float ids": (lambda: (tf.constant([1.0, 2.0]), None, None), "ids must be int32 or int64"),
+    "string ids": (lambda: (tf.constant(["a"]), None, None), "ids must be int32 or int64"),
+    "rank-2 ids": (lambda: (tf.constant([[1, 2]], tf.int64), None, None), "rank 1"),
+    "short importance": (lambda: (tf.constant([1, 2, 3], tf.int64), tf.constant([1.0, 2.0]),
+                                  None), "same length"),
+    "short tags": (lambda: (tf.constant([1, 2], tf.int64), None, tf.constant([0])),
+                   "same length"),
+    "int importance": (lambda: (tf.constant([1], tf.int64), tf.constant([1]), None),
+                       "importance must be a float"),
+    "NaN importance": (lambda: (tf.constant([1, 2], tf.int64), tf.constant([1.0, np.nan]), None),
+                       "finite"),
+    "inf importance": (lambda: (tf.constant([1, 2], tf.int64), tf.constant([np.inf, 1.0]), None),
+                       "finite"),
+    "negative importance": (lambda: (tf.constant([1, 2], tf.int64), tf.constant([1.0, -0.5]),
+                                     None), ">= 0"),
+    "negative tags": (lambda: (tf.constant([1, 2], tf.int64), None, tf.constant([0, -1])),
+                      ">= 0"),
+}
+
+
+def _warm_sketch(backend):
+    sketch = HotSketch(SketchConfig(num_buckets=8, hot_rows=4, slots_per_bucket=2,
+                                    threshold=2.0), backend=backend)
+    sketch.insert(tf.constant([1, 1, 2, 3, 4, 5], tf.int64))
+    sketch.migrate()
+    return sketch
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("case", sorted(BAD_INSERTS))
+def test_bad_insert_is_rejected_and_state_unchanged(backend, case):
+    make_args, message = BAD_INSERTS[case]
+    sketch = _warm_sketch(backend)
+    before = state_arrays(sketch)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        sketch.insert(*make_args())
+    after = state_arrays(sketch)
+    for name in before:
+        assert np.array_equal(before[name], after[name]), name
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_bad_values_rejected_inside_tf_function(backend):
+    """Values are only known at run time in a graph: the kernel or the
+    reference's assertions reject them, still before any state changes."""
+    sketch = _warm_sketch(backend)
+    before = state_arrays(sketch)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.int64), tf.TensorSpec([None])])
+    def insert(ids, importance):
+        sketch.insert(ids, importance)
+
+    with pytest.raises(tf.errors.InvalidArgumentError, match="finite"):
+        insert(tf.constant([1, 2], tf.int64), tf.constant([1.0, np.nan]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="same length"):
+        insert(tf.constant([1, 2], tf.int64), tf.constant([1.0]))
+    after = state_arrays(sketch)
+    for name in before:
+        assert np.array_equal(before[name], after[name]), name
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_empty_batch_changes_nothing(backend):
+    sketch = _warm_sketch(backend)
+    before = state_arrays(sketch)
+    sketch.insert(tf.zeros([0], tf.int64), tf.zeros([0]))
+    after = state_arrays(sketch)
+    for name in before:
+        assert np.array_equal(before[name], after[name]), name
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(num_buckets=0, hot_rows=4), "num_buckets"),
+    (dict(num_buckets=-3, hot_rows=4), "num_buckets"),
+    (dict(num_buckets=8, hot_rows=0), "hot_rows"),
+    (dict(num_buckets=8, hot_rows=4, slots_per_bucket=0), "slots_per_bucket"),
+    (dict(num_buckets=8, hot_rows=4, threshold=0.0), "threshold"),
+    (dict(num_buckets=8, hot_rows=4, threshold=-1.0), "threshold"),
+    (dict(num_buckets=8, hot_rows=4, threshold=float("nan")), "threshold"),
+    (dict(num_buckets=8, hot_rows=4, decay_rate=1.5), "decay_rate"),
+    (dict(num_buckets=8, hot_rows=4, decay_rule="often"), "decay_rule"),
+    (dict(num_buckets=8, hot_rows=4, decay_rule="batches"), "decay_period"),
+    (dict(num_buckets=8, hot_rows=4, threshold=2.0, medium_threshold=3.0), "medium_threshold"),
+])
+def test_bad_config_is_a_value_error(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        SketchConfig(**kwargs)
+
+
+def test_unknown_backend():
+    with pytest.raises(ValueError, match="backend"):
+        HotSketch(SketchConfig(num_buckets=8, hot_rows=4), backend="gpu")

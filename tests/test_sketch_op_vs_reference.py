@@ -1,0 +1,99 @@
+"""The C++ op and the pure-TF reference give bit-identical sketch state."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from cafe_tf.sketch import HotSketch, SketchConfig
+from sketch_utils import assert_same_state, check_invariants, result_arrays, zipf_batch
+
+SCENARIOS = {
+    # name: (config kwargs, batch size, distinct ids, alpha)
+    "tiny_full_buckets": (dict(num_buckets=8, hot_rows=6, slots_per_bucket=2, threshold=2.0,
+                               decay_rate=0.5, decay_mass_factor=1.0), 200, 500, 1.05),
+    "all_hot_buckets": (dict(num_buckets=4, hot_rows=16, slots_per_bucket=4, threshold=0.5,
+                             decay_rate=0.9, decay_mass_factor=50.0), 300, 2000, 1.1),
+    "zipf_medium": (dict(num_buckets=256, hot_rows=128, slots_per_bucket=4, threshold=5.0,
+                         decay_rate=0.8, medium_threshold=1.0, decay_mass_factor=2.0), 4000,
+                    100_000, 1.2),
+    "batches_rule_hysteresis": (dict(num_buckets=64, hot_rows=32, slots_per_bucket=3,
+                                     threshold=4.0, demote_threshold=2.0, decay_rule="batches",
+                                     decay_period=3, decay_rate=0.7), 1000, 10_000, 1.1),
+}
+
+
+def _run(config, batches, make_sketch, forced_decays, wrap=lambda f: f):
+    sketch = make_sketch(config)
+
+    def insert_batch(ids, values, tags):
+        sketch.insert(ids, values, tags)  # returns an Operation: a tf.function must not
+
+    insert = wrap(insert_batch)
+    migrate = wrap(lambda force: sketch.migrate(force))
+    results = []
+    for step, (ids, values, tags) in enumerate(batches):
+        insert(tf.constant(ids), tf.constant(values), tf.constant(tags))
+        results.append(result_arrays(migrate(tf.constant(step in forced_decays))))
+    return sketch, results
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+@pytest.mark.parametrize("num_threads", [1, 2, 8])
+def test_op_matches_reference_bit_for_bit(scenario, num_threads):
+    kwargs, n, distinct, alpha = SCENARIOS[scenario]
+    config = SketchConfig(**kwargs)
+    rng = np.random.default_rng(hash(scenario) % 2**32)
+    batches = [zipf_batch(rng, n, distinct, alpha, tags=3) for _ in range(12)]
+    batches.append(zipf_batch(rng, 0, distinct, alpha))  # an empty batch changes nothing
+    forced = {4, 9}
+    ref, ref_results = _run(config, batches, lambda c: HotSketch(c, backend="reference"), forced)
+    op, op_results = _run(config, batches,
+                          lambda c: HotSketch(c, backend="op", num_threads=num_threads), forced)
+    assert_same_state(op, ref, f"after {len(batches)} batches")
+    for step, (a, b) in enumerate(zip(op_results, ref_results)):
+        for x, y in zip(a, b):
+            assert np.array_equal(x, y), f"migration result differs at step {step}"
+    check_invariants(op)
+    # The scenario must exercise what it claims.
+    assert sum(len(r[4]) for r in op_results) > 0, "no promotion happened"
+    assert any(r[0] for r in op_results), "no decay happened"
+
+
+@pytest.mark.parametrize("backend", ["op", "reference"])
+def test_eager_and_tf_function_agree(backend):
+    kwargs, n, distinct, alpha = SCENARIOS["zipf_medium"]
+    config = SketchConfig(**kwargs)
+    rng = np.random.default_rng(7)
+    batches = [zipf_batch(rng, n, distinct, alpha) for _ in range(6)]
+    make = lambda c: HotSketch(c, backend=backend)
+    eager, eager_results = _run(config, batches, make, {2})
+    graph, graph_results = _run(config, batches, make, {2}, wrap=tf.function)
+    assert_same_state(eager, graph)
+    for a, b in zip(eager_results, graph_results):
+        for x, y in zip(a, b):
+            assert np.array_equal(x, y)
+
+
+def test_state_is_independent_of_batch_order_within_a_batch():
+    """Insert is order-free up to duplicate sums: permuting a batch of unit
+    importances gives the same state."""
+    config = SketchConfig(num_buckets=16, hot_rows=8, slots_per_bucket=2, threshold=3.0)
+    rng = np.random.default_rng(3)
+    ids, values, tags = zipf_batch(rng, 2000, 5000, importance="ones")
+    perm = rng.permutation(len(ids))
+    a = HotSketch(config, backend="op")
+    b = HotSketch(config, backend="op")
+    a.insert(ids, values, tags)
+    b.insert(ids[perm], values[perm], tags[perm])
+    assert_same_state(a, b)
+
+
+def test_invariants_hold_after_every_step():
+    config = SketchConfig(num_buckets=32, hot_rows=20, slots_per_bucket=4, threshold=3.0,
+                          decay_rate=0.6, decay_mass_factor=0.5)
+    sketch = HotSketch(config, backend="op")
+    rng = np.random.default_rng(11)
+    for _ in range(30):
+        sketch.insert(*zipf_batch(rng, 500, 3000, 1.1, tags=5))
+        check_invariants(sketch)
+        sketch.migrate()
+        check_invariants(sketch)
