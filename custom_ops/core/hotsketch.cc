@@ -42,6 +42,7 @@ void SerialFor(int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
 }
 
 std::string ValidateInsert(const float* importance, const int32_t* tags, int64_t n) {
+  if (n >= (int64_t{1} << 31)) return "a batch must hold fewer than 2^31 ids";
   for (int64_t i = 0; i < n; ++i) {
     const float v = importance[i];
     if (std::isnan(v) || std::isinf(v) || v < 0.f) {
@@ -59,11 +60,6 @@ std::string ValidateInsert(const float* importance, const int32_t* tags, int64_t
 }
 
 namespace {
-
-struct Pending {
-  int64_t key;
-  int64_t index;  // position in the batch: keeps the duplicate sum in input order
-};
 
 // Inserts one distinct key into its bucket (spec section 2, step 2).
 void InsertIntoBucket(const SketchState& state, int64_t base, int32_t c, int64_t key, float v,
@@ -101,47 +97,95 @@ void InsertIntoBucket(const SketchState& state, int64_t base, int32_t c, int64_t
   state.tags[s] = tag;
 }
 
+// A distinct key of the batch with its importance summed in input order.
+struct DistinctKey {
+  int64_t key;
+  float sum;
+  int32_t tag;
+};
+
+// Distinct keys of one bucket's entries (`index`, in input order): sums in
+// input order, min tag, ascending key. Linear search while the bucket has few
+// distinct keys (the common case, even for buckets of very hot keys); a sort
+// by (key, input position) otherwise.
+void DistinctInBucket(const int64_t* keys, const float* importance, const int32_t* tags,
+                      const int32_t* index, int64_t m, std::vector<DistinctKey>* out,
+                      std::vector<std::pair<int64_t, int32_t>>* sort_buffer) {
+  constexpr size_t kLinearLimit = 32;
+  out->clear();
+  int64_t e = 0;
+  for (; e < m; ++e) {
+    const int32_t i = index[e];
+    const int64_t key = keys[i];
+    DistinctKey* found = nullptr;
+    for (DistinctKey& d : *out) {
+      if (d.key == key) {
+        found = &d;
+        break;
+      }
+    }
+    if (found != nullptr) {
+      found->sum += importance[i];
+      found->tag = std::min(found->tag, tags[i]);
+    } else if (out->size() < kLinearLimit) {
+      out->push_back({key, 0.f + importance[i], tags[i]});
+    } else {
+      break;
+    }
+  }
+  if (e < m) {  // many distinct keys: sort instead
+    out->clear();
+    sort_buffer->clear();
+    for (int64_t k = 0; k < m; ++k) sort_buffer->push_back({keys[index[k]], index[k]});
+    std::sort(sort_buffer->begin(), sort_buffer->end());
+    for (size_t k = 0; k < sort_buffer->size();) {
+      const int64_t key = (*sort_buffer)[k].first;
+      DistinctKey d{key, 0.f, tags[(*sort_buffer)[k].second]};
+      for (; k < sort_buffer->size() && (*sort_buffer)[k].first == key; ++k) {
+        d.sum += importance[(*sort_buffer)[k].second];
+        d.tag = std::min(d.tag, tags[(*sort_buffer)[k].second]);
+      }
+      out->push_back(d);
+    }
+    return;
+  }
+  std::sort(out->begin(), out->end(),
+            [](const DistinctKey& a, const DistinctKey& b) { return a.key < b.key; });
+}
+
 // Processes the buckets [bucket_begin, bucket_end) of one batch.
 void InsertShard(const SketchConfig& config, const SketchState& state, const int64_t* keys,
-                 const float* importance, const int32_t* tags, const int64_t* buckets, int64_t n,
-                 int64_t bucket_begin, int64_t bucket_end) {
-  const int64_t width = bucket_end - bucket_begin;
+                 const float* importance, const int32_t* tags, const uint32_t* buckets,
+                 int64_t n, uint32_t bucket_begin, uint32_t bucket_end) {
+  const int64_t width = static_cast<int64_t>(bucket_end) - bucket_begin;
   if (width <= 0) return;
   // Stable counting sort of this shard's entries by bucket.
-  std::vector<int64_t> offsets(width + 1, 0);
+  std::vector<int32_t> offsets(width + 1, 0);
   for (int64_t i = 0; i < n; ++i) {
-    const int64_t b = buckets[i];
-    if (b >= bucket_begin && b < bucket_end) ++offsets[b - bucket_begin + 1];
+    const uint32_t local = buckets[i] - bucket_begin;
+    if (local < width) ++offsets[local + 1];
   }
   for (int64_t b = 0; b < width; ++b) offsets[b + 1] += offsets[b];
-  std::vector<Pending> entries(offsets[width]);
+  std::vector<int32_t> grouped(offsets[width]);
   {
-    std::vector<int64_t> cursor(offsets.begin(), offsets.end() - 1);
+    std::vector<int32_t> cursor(offsets.begin(), offsets.end() - 1);
     for (int64_t i = 0; i < n; ++i) {
-      const int64_t b = buckets[i];
-      if (b >= bucket_begin && b < bucket_end) entries[cursor[b - bucket_begin]++] = {keys[i], i};
+      const uint32_t local = buckets[i] - bucket_begin;
+      if (local < width) grouped[cursor[local]++] = static_cast<int32_t>(i);
     }
   }
   const int32_t c = config.slots_per_bucket;
-  const auto by_key_then_index = [](const Pending& a, const Pending& b) {
-    return a.key < b.key || (a.key == b.key && a.index < b.index);
-  };
+  std::vector<DistinctKey> distinct;
+  std::vector<std::pair<int64_t, int32_t>> sort_buffer;
   for (int64_t b = 0; b < width; ++b) {
-    Pending* first = entries.data() + offsets[b];
-    Pending* last = entries.data() + offsets[b + 1];
-    if (first == last) continue;
-    std::sort(first, last, by_key_then_index);
-    const int64_t base = (bucket_begin + b) * c;
-    for (Pending* run = first; run != last;) {
-      float v = 0.f;
-      int32_t tag = tags[run->index];
-      Pending* next = run;
-      for (; next != last && next->key == run->key; ++next) {
-        v += importance[next->index];
-        tag = std::min(tag, tags[next->index]);
-      }
-      if (v > 0.f) InsertIntoBucket(state, base, c, run->key, v, tag);
-      run = next;
+    const int64_t m = offsets[b + 1] - offsets[b];
+    if (m == 0) continue;
+    DistinctInBucket(keys, importance, tags, grouped.data() + offsets[b], m, &distinct,
+                     &sort_buffer);
+    const int64_t base = (static_cast<int64_t>(bucket_begin) + b) * c;
+    for (const DistinctKey& d : distinct) {
+      // A key whose summed importance is 0 changes nothing.
+      if (d.sum > 0.f) InsertIntoBucket(state, base, c, d.key, d.sum, d.tag);
     }
   }
 }
@@ -155,40 +199,52 @@ void Insert(const SketchConfig& config, const SketchState& state, const int64_t*
   *state.mass += PairwiseSum(importance, n);
   *state.batches += 1;
   const int64_t W = config.num_buckets;
-  std::vector<int64_t> buckets(n);
+  const FastMod mod_w(W);
+  std::vector<uint32_t> buckets(n);  // W * c < 2^31, so buckets fit
   parallel_for(n, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) buckets[i] = BucketOf(keys[i], W);
+    for (int64_t i = begin; i < end; ++i)
+      buckets[i] = static_cast<uint32_t>(mod_w(Mix64(static_cast<uint64_t>(keys[i]))));
   });
   const int64_t shards = std::max<int64_t>(1, std::min<int64_t>(num_shards, W));
   parallel_for(shards, [&](int64_t begin, int64_t end) {
     for (int64_t s = begin; s < end; ++s) {
-      InsertShard(config, state, keys, importance, tags, buckets.data(), n, s * W / shards,
-                  (s + 1) * W / shards);
+      InsertShard(config, state, keys, importance, tags, buckets.data(), n,
+                  static_cast<uint32_t>(s * W / shards), static_cast<uint32_t>((s + 1) * W / shards));
     }
   });
 }
 
 void Query(const SketchConfig& config, const ConstSketchState& state, const int64_t* keys,
            int64_t n, int32_t* out_rows, int32_t* out_levels, const ParallelFor& parallel_for) {
-  const int64_t W = config.num_buckets;
+  const FastMod mod_w(config.num_buckets);
   const int32_t c = config.slots_per_bucket;
   const float medium = config.medium_threshold;
+  constexpr int64_t kBlock = 32;  // bucket addresses computed and prefetched a block ahead
   parallel_for(n, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      const int64_t key = keys[i];
-      const int64_t base = BucketOf(key, W) * c;
-      int32_t row = -1;
-      int32_t level = kLevelCold;
-      for (int32_t j = 0; j < c; ++j) {
-        const int64_t s = base + j;
-        if (state.scores[s] > 0.f && state.keys[s] == key) {
-          row = state.rows[s];
-          level = row >= 0 ? kLevelHot : (state.scores[s] >= medium ? kLevelMedium : kLevelCold);
-          break;
-        }
+    int64_t base[kBlock];
+    for (int64_t block = begin; block < end; block += kBlock) {
+      const int64_t count = std::min(kBlock, end - block);
+      for (int64_t k = 0; k < count; ++k) {
+        base[k] = static_cast<int64_t>(mod_w(Mix64(static_cast<uint64_t>(keys[block + k])))) * c;
+        __builtin_prefetch(state.keys + base[k]);
+        __builtin_prefetch(state.scores + base[k]);
+        __builtin_prefetch(state.rows + base[k]);
       }
-      out_rows[i] = row;
-      out_levels[i] = level;
+      for (int64_t k = 0; k < count; ++k) {
+        const int64_t key = keys[block + k];
+        int32_t row = -1;
+        int32_t level = kLevelCold;
+        for (int32_t j = 0; j < c; ++j) {
+          const int64_t s = base[k] + j;
+          if (state.scores[s] > 0.f && state.keys[s] == key) {
+            row = state.rows[s];
+            level = row >= 0 ? kLevelHot : (state.scores[s] >= medium ? kLevelMedium : kLevelCold);
+            break;
+          }
+        }
+        out_rows[block + k] = row;
+        out_levels[block + k] = level;
+      }
     }
   });
 }
