@@ -38,11 +38,18 @@ def mix64(x: tf.Tensor) -> tf.Tensor:
     return tf.bitwise.bitwise_xor(u, tf.bitwise.right_shift(u, tf.constant(31, tf.uint64)))
 
 
-def mix64_mod(x: tf.Tensor, modulus: int) -> tf.Tensor:
-    """`mix64(x) mod modulus` as int64 (the sketch's bucket when modulus = W)."""
-    if modulus <= 0:
-        raise ValueError(f"modulus must be > 0, got {modulus}")
-    return tf.cast(tf.math.floormod(mix64(x), tf.constant(modulus, tf.uint64)), tf.int64)
+def mix64_mod(x: tf.Tensor, modulus) -> tf.Tensor:
+    """`mix64(x) mod modulus` as int64 (the sketch's bucket when modulus = W).
+
+    `modulus` is a positive int or an integer tensor broadcastable to x.
+    """
+    if isinstance(modulus, int):
+        if modulus <= 0:
+            raise ValueError(f"modulus must be > 0, got {modulus}")
+        modulus = tf.constant(modulus, tf.uint64)
+    else:
+        modulus = tf.cast(modulus, tf.uint64)
+    return tf.cast(tf.math.floormod(mix64(x), modulus), tf.int64)
 
 
 def field_salt(field_index: int) -> int:
@@ -60,8 +67,9 @@ def field_keys(ids: tf.Tensor, field_index: int) -> tf.Tensor:
                                   tf.constant(field_salt(field_index), tf.int64))
 
 
-def hashed_row(keys: tf.Tensor, num_rows: int, table_seed: int) -> tf.Tensor:
-    """Row of a key in a hashed table of `num_rows` rows; tables differ by seed."""
+def hashed_row(keys: tf.Tensor, num_rows, table_seed: int) -> tf.Tensor:
+    """Row of a key in a hashed table of `num_rows` rows (int or per-key tensor);
+    tables differ by seed."""
     salted = tf.bitwise.bitwise_xor(keys, tf.constant(as_signed64(mix64_int(~table_seed)), tf.int64))
     return mix64_mod(salted, num_rows)
 

@@ -1,0 +1,147 @@
+"""Memory budgets: the full-table size, compression ratios and CAFE's layout.
+
+A budget is in bytes of embedding state (tables, sketch and bookkeeping;
+optimizer slots are not counted, as in the paper). Compression ratio =
+full table bytes / budget bytes (../shared/CAFE_SPEC.md section 5).
+"""
+import dataclasses
+import math
+from typing import Optional, Sequence, Tuple
+
+from cafe_tf.sketch import config as sketch_config
+
+FLOAT_BYTES = 4
+
+# Paper settings per compression ratio (Criteo Kaggle): threshold k and hash share h.
+PAPER_SETTINGS = {
+    2: (10.0, 0.7), 5: (10.0, 0.5), 10: (20.0, 0.5), 20: (30.0, 0.5), 50: (50.0, 0.3),
+    100: (100.0, 0.3), 200: (200.0, 0.2), 500: (500.0, 0.2), 1000: (500.0, 0.2),
+    2000: (500.0, 0.1), 5000: (500.0, 0.1), 10000: (500.0, 0.1),
+}
+
+
+def paper_settings(compression_ratio: float) -> Tuple[float, float]:
+    """(threshold k, hash share h) of the paper for the nearest tabulated ratio at or below."""
+    if compression_ratio < 1:
+        raise ValueError(f"compression_ratio must be >= 1, got {compression_ratio}")
+    ratios = [r for r in sorted(PAPER_SETTINGS) if r <= compression_ratio] or [2]
+    return PAPER_SETTINGS[ratios[-1]]
+
+
+def full_table_bytes(vocabulary_sizes: Sequence[int], embedding_dim: int) -> int:
+    """Bytes of uncompressed tables: one float32 row of `embedding_dim` per id."""
+    return int(sum(vocabulary_sizes)) * embedding_dim * FLOAT_BYTES
+
+
+def resolve_budget(vocabulary_sizes: Sequence[int], embedding_dim: int,
+                   compression_ratio: Optional[float] = None,
+                   budget_bytes: Optional[int] = None) -> int:
+    """The budget in bytes from exactly one of a compression ratio or a byte count."""
+    if (compression_ratio is None) == (budget_bytes is None):
+        raise ValueError("give exactly one of compression_ratio and budget_bytes, got "
+                         f"compression_ratio={compression_ratio}, budget_bytes={budget_bytes}")
+    if any(v <= 0 for v in vocabulary_sizes):
+        raise ValueError(f"vocabulary sizes must be > 0, got {list(vocabulary_sizes)}")
+    if embedding_dim <= 0:
+        raise ValueError(f"embedding_dim must be > 0, got {embedding_dim}")
+    if budget_bytes is not None:
+        if budget_bytes <= 0:
+            raise ValueError(f"budget_bytes must be > 0, got {budget_bytes}")
+        return int(budget_bytes)
+    if not compression_ratio >= 1:
+        raise ValueError(f"compression_ratio must be >= 1, got {compression_ratio}")
+    budget = int(full_table_bytes(vocabulary_sizes, embedding_dim) // compression_ratio)
+    if budget <= 0:
+        raise ValueError(f"compression_ratio={compression_ratio} leaves a budget of 0 bytes: "
+                         "too small for any layout")
+    return budget
+
+
+def split_rows(total_rows: int, vocabulary_sizes: Sequence[int]) -> Tuple[int, ...]:
+    """`total_rows` split over fields in proportion to their vocabulary, >= 1 each,
+    never more rows than a field has ids."""
+    vocab_total = sum(vocabulary_sizes)
+    return tuple(max(1, min(v, total_rows * v // vocab_total)) for v in vocabulary_sizes)
+
+
+@dataclasses.dataclass(frozen=True)
+class CafeLayout:
+    """How a CAFE layer spends its budget.
+
+    Attributes:
+      hot_rows: rows of the hot table (= sketch buckets: one bucket per hot row).
+      hashed_rows: rows of each feature's hashed table.
+      medium_rows: rows of each feature's second (medium-level) table; zeros
+        when multi-level hashing is off.
+      bytes: bytes held by part ("hot_table", "sketch", "hashed_tables",
+        "medium_tables", "bookkeeping") and "total".
+    """
+
+    hot_rows: int
+    hashed_rows: Tuple[int, ...]
+    medium_rows: Tuple[int, ...]
+    bytes: dict
+
+    @property
+    def num_buckets(self) -> int:
+        return self.hot_rows
+
+
+def plan_cafe_layout(vocabulary_sizes: Sequence[int], embedding_dim: int, budget_bytes: int,
+                     hot_share: float, slots_per_bucket: int = 4, multi_level: bool = False,
+                     medium_share: float = 0.3, bookkeeping_bytes: int = 0) -> CafeLayout:
+    """Sizes CAFE's tables and sketch to fit `budget_bytes` (spec section 5).
+
+    The hot part gets `hot_share` of the budget and pays for its sketch: each
+    hot row costs its embedding plus one bucket of `slots_per_bucket` slots and
+    its owner entry. The rest goes to hashed rows, split over fields in
+    proportion to vocabulary (>= 1 row each); with `multi_level`,
+    `medium_share` of those rows form the second table of the medium level.
+
+    Raises:
+      ValueError: when the budget cannot hold one hot row and one hashed row
+        per field (and per level), naming the minimum.
+    """
+    if not 0 < hot_share < 1:
+        raise ValueError(f"hot_share must be in (0, 1), got {hot_share}")
+    if multi_level and not 0 < medium_share < 1:
+        raise ValueError(f"medium_share must be in (0, 1), got {medium_share}")
+    row_bytes = embedding_dim * FLOAT_BYTES
+    per_hot_row = (row_bytes + slots_per_bucket * sketch_config.SLOT_BYTES
+                   + sketch_config.ROW_BOOKKEEPING_BYTES)
+    fixed = sketch_config.SCALAR_BYTES + bookkeeping_bytes
+    levels = 2 if multi_level else 1
+    minimum = fixed + per_hot_row + levels * len(vocabulary_sizes) * row_bytes
+    if budget_bytes < minimum:
+        raise ValueError(
+            f"budget of {budget_bytes:,} bytes is too small for a CAFE layout of "
+            f"{len(vocabulary_sizes)} features with embedding_dim={embedding_dim}: it needs at "
+            f"least {minimum:,} bytes (one hot row with its sketch bucket and "
+            f"{levels} hashed row(s) per feature)")
+    hot_rows = max(1, int((budget_bytes * hot_share - fixed) // per_hot_row))
+    hashed_total = int((budget_bytes - fixed - hot_rows * per_hot_row) // row_bytes)
+    if multi_level:
+        medium_total = int(hashed_total * medium_share)
+        medium_rows = split_rows(max(1, medium_total), vocabulary_sizes)
+        hashed_rows = split_rows(max(1, hashed_total - sum(medium_rows)), vocabulary_sizes)
+    else:
+        medium_rows = tuple(0 for _ in vocabulary_sizes)
+        hashed_rows = split_rows(max(1, hashed_total), vocabulary_sizes)
+    overflow = (fixed + hot_rows * per_hot_row
+                + (sum(hashed_rows) + sum(medium_rows)) * row_bytes - budget_bytes)
+    if overflow > 0:  # the >= 1 row per field rule overshot: give up hot rows instead
+        hot_rows -= math.ceil(overflow / per_hot_row)
+        if hot_rows < 1:
+            raise ValueError(f"budget of {budget_bytes:,} bytes cannot hold one hot row besides "
+                             f"the minimum hashed rows of {len(vocabulary_sizes)} features")
+    parts = {
+        "hot_table": hot_rows * row_bytes,
+        "sketch": sketch_config.SketchConfig(num_buckets=hot_rows, hot_rows=hot_rows,
+                                             slots_per_bucket=slots_per_bucket).memory_bytes(),
+        "hashed_tables": sum(hashed_rows) * row_bytes,
+        "medium_tables": sum(medium_rows) * row_bytes,
+        "bookkeeping": bookkeeping_bytes,
+    }
+    parts["total"] = sum(parts.values())
+    return CafeLayout(hot_rows=hot_rows, hashed_rows=hashed_rows, medium_rows=medium_rows,
+                      bytes=parts)

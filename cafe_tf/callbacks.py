@@ -1,0 +1,134 @@
+"""The Keras callback that runs CAFE migration during `model.fit`."""
+from typing import Dict, List, Optional
+
+import tensorflow as tf
+import tf_keras
+
+from cafe_tf.layers.cafe_embedding import CafeEmbeddingCollection
+
+
+def find_cafe_layers(model) -> List[CafeEmbeddingCollection]:
+    """Every CAFE layer inside `model`, nested models and layers included."""
+    return [m for m in model.submodules if isinstance(m, CafeEmbeddingCollection)]
+
+
+class CafeMigration(tf_keras.callbacks.Callback):
+    """Runs decay, demotion and promotion of every CAFE layer of the model.
+
+    Every `every_n_steps` training batches it calls `layer.migrate` with the
+    model's optimizer (so promoted rows get fresh optimizer slots), on every
+    replica under a distribution strategy. It adds to the Keras batch logs,
+    per layer, `<layer>_promotions` / `<layer>_demotions` of the last
+    migration and `<layer>_hot_occupancy` (share of hot rows in use); to the
+    epoch logs, `<layer>_epoch_promotions` / `<layer>_epoch_demotions` and
+    `<layer>_hot_lookup_share` (share of the epoch's training lookups served
+    by hot rows); and writes them to TensorBoard when `log_dir` is set.
+    The layers are found in `set_model`, so the callback can be deep-copied
+    (keras-tuner does) and reused across models.
+
+    Args:
+      every_n_steps: M, batches between migrations (paper: 1).
+      log_dir: optional TensorBoard log directory.
+      log_every_n_steps: batches between TensorBoard points.
+
+    Example:
+      >>> model.fit(dataset, epochs=1, callbacks=[CafeMigration(every_n_steps=1)])
+    """
+
+    def __init__(self, every_n_steps: int = 1, log_dir: Optional[str] = None,
+                 log_every_n_steps: int = 100):
+        super().__init__()
+        if every_n_steps <= 0:
+            raise ValueError(f"every_n_steps must be > 0, got {every_n_steps}")
+        self.every_n_steps = every_n_steps
+        self.log_dir = log_dir
+        self.log_every_n_steps = log_every_n_steps
+        self._layers: List[CafeEmbeddingCollection] = []
+
+    def set_model(self, model):
+        super().set_model(model)
+        self._layers = find_cafe_layers(model)
+        self._migration_fn = None
+        self._writer = tf.summary.create_file_writer(self.log_dir) if self.log_dir else None
+        self._steps = 0
+        self._epoch_start = {}
+
+    def _build_migration_fn(self):
+        strategy = self.model.distribute_strategy
+        layers = self._layers
+        optimizer = self.model.optimizer
+
+        @tf.function
+        def migrate_all(force_decay):
+            return strategy.run(
+                lambda: [layer.migrate(optimizer, force_decay) for layer in layers])
+
+        return migrate_all
+
+    def migrate_now(self, force_decay: bool = False) -> Dict[str, float]:
+        """Runs one migration of every CAFE layer now.
+
+        Returns:
+          Per layer: promotions and demotions of this migration, hot occupancy after it.
+        """
+        if not self._layers:
+            return {}
+        if self._migration_fn is None:
+            self._migration_fn = self._build_migration_fn()
+        per_replica = self._migration_fn(tf.constant(force_decay))
+        results = self.model.distribute_strategy.experimental_local_results(per_replica)[0]
+        stats = {}
+        for layer, result in zip(self._layers, results):
+            stats[f"{layer.name}_promotions"] = int(result["promotions"])
+            stats[f"{layer.name}_demotions"] = int(result["demotions"])
+            stats[f"{layer.name}_hot_occupancy"] = (int(result["hot_rows_used"]) /
+                                                    layer.layout.hot_rows)
+        return stats
+
+    @staticmethod
+    def _counters(layer):
+        if not layer.built:  # subclassed models build their layers on the first batch
+            return (0, 0, 0, 0)
+        return (int(layer.promotions.numpy()), int(layer.demotions.numpy()),
+                int(layer.hot_lookups.numpy()), int(layer.lookups.numpy()))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = {layer.name: self._counters(layer) for layer in self._layers}
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._steps += 1
+        if self._steps % self.every_n_steps:
+            return
+        stats = self.migrate_now()
+        if logs is not None:
+            logs.update(stats)
+        if self._writer is not None and self._steps % self.log_every_n_steps == 0:
+            with self._writer.as_default(step=self._steps):
+                for name, value in {**stats, **self._since_epoch_start()}.items():
+                    tf.summary.scalar(f"cafe/{name}", value)
+
+    def _since_epoch_start(self) -> Dict[str, float]:
+        """Promotions, demotions and the share of lookups served hot this epoch."""
+        stats = {}
+        for layer in self._layers:
+            now = self._counters(layer)
+            start = self._epoch_start.get(layer.name, (0, 0, 0, 0))
+            stats[f"{layer.name}_epoch_promotions"] = now[0] - start[0]
+            stats[f"{layer.name}_epoch_demotions"] = now[1] - start[1]
+            lookups = now[3] - start[3]
+            if lookups > 0:
+                stats[f"{layer.name}_hot_lookup_share"] = (now[2] - start[2]) / lookups
+        return stats
+
+    def on_epoch_end(self, epoch, logs=None):
+        stats = self._since_epoch_start()
+        for layer in self._layers:
+            used = int(tf.reduce_sum(tf.cast(layer.sketch.row_slot.read_value() >= 0, tf.int32)))
+            stats[f"{layer.name}_hot_occupancy"] = used / layer.layout.hot_rows
+        if logs is not None:
+            logs.update(stats)
+        if self._writer is not None:
+            with self._writer.as_default(step=self._steps):
+                for name, value in stats.items():
+                    tf.summary.scalar(f"cafe/epoch_{name}", value)
+            self._writer.flush()

@@ -1,0 +1,319 @@
+"""CAFE embedding layers: hot rows from a HotSketch, hashed rows for the rest."""
+from typing import Dict, Optional
+
+import tensorflow as tf
+import tf_keras
+
+from cafe_tf import budget as budget_lib
+from cafe_tf import hashing
+from cafe_tf.layers import inputs as inputs_lib
+from cafe_tf.layers import optimizer_slots
+from cafe_tf.layers.cafe_config import CafeConfig
+from cafe_tf.layers.features import FeatureConfig, as_feature_configs, features_to_config
+from cafe_tf.sketch import LEVEL_MEDIUM, HotSketch, SketchConfig
+
+# Seeds of the first (every non-hot feature) and second (medium level) hashed tables.
+HASHED_SEED, MEDIUM_SEED = 1, 2
+# promotions, demotions, hot lookups, all lookups: int64 counters.
+STATS_BYTES = 4 * 8
+# Keeps the gradient-importance normalisation finite when every gradient is 0.
+NORMALISATION_EPS = 1e-12
+
+
+def _scatter_update(variable, indices, updates):
+    """Row update of this replica's own copy (no cross-replica aggregation).
+
+    Migration computes the same update on every replica, so each writes its
+    copy directly; `variable.handle` is the local copy in a replica context.
+    """
+    return tf.raw_ops.ResourceScatterUpdate(resource=variable.handle, indices=indices,
+                                            updates=tf.cast(updates, variable.dtype))
+
+
+def _assign_add(variable, value):
+    return tf.raw_ops.AssignAddVariableOp(resource=variable.handle,
+                                          value=tf.cast(value, variable.dtype))
+
+
+class CafeEmbeddingCollection(tf_keras.layers.Layer):
+    """Embeddings of several categorical features under one memory budget (CAFE).
+
+    All features share one HotSketch and one hot table: a feature whose
+    importance score reaches the threshold gets an exclusive hot row; every
+    other feature reads a row of its feature's hashed table (plus a second
+    row at the "medium" level with multi-level hashing). Scores are updated
+    from inside the layer during training (gradient norms or frequencies),
+    and `migrate` (run by the `CafeMigration` callback) promotes and demotes.
+
+    Args:
+      features: {name: vocabulary_size}, or a sequence of `FeatureConfig`.
+        Vocabulary sizes size the budget; ids are unbounded int64 (or strings).
+      config: a `CafeConfig` (or its dict).
+      embeddings_initializer: initializer of the hashed tables.
+      **kwargs: passed to `tf_keras.layers.Layer`.
+
+    Call args:
+      inputs: {name: ids} with ids dense [B] or [B, L], `tf.RaggedTensor`
+        [B, None] or `tf.SparseTensor` [B, L]; int32, int64 or string.
+      weights: optional {name: weights} shaped like the ids; pooled with the
+        feature's combiner.
+      training: the sketch learns importance only when True.
+
+    Returns:
+      {name: float32 [B, embedding_dim]}.
+
+    Example:
+      >>> layer = CafeEmbeddingCollection({"user": 1_000_000, "item": 50_000},
+      ...                                 CafeConfig(embedding_dim=16, compression_ratio=100))
+      >>> out = layer({"user": tf.constant([3, 7]), "item": tf.constant([11, 11])})
+      >>> out["user"].shape
+      TensorShape([2, 16])
+      >>> layer.memory_bytes() <= layer.budget_bytes
+      True
+    """
+
+    def __init__(self, features, config, embeddings_initializer="uniform", **kwargs):
+        super().__init__(**kwargs)
+        self.features = as_feature_configs(features)
+        self.config = config if isinstance(config, CafeConfig) else CafeConfig(**config)
+        vocabulary = [f.vocabulary_size for f in self.features]
+        resolved = self.config.resolved(vocabulary)
+        self.budget_bytes = resolved.budget_bytes
+        self.layout = budget_lib.plan_cafe_layout(
+            vocabulary, resolved.embedding_dim, resolved.budget_bytes, resolved.hot_share,
+            resolved.slots_per_bucket, resolved.multi_level, resolved.medium_share,
+            bookkeeping_bytes=STATS_BYTES)
+        self.sketch_config = SketchConfig(
+            num_buckets=self.layout.num_buckets, hot_rows=self.layout.hot_rows,
+            slots_per_bucket=resolved.slots_per_bucket, threshold=resolved.threshold,
+            decay_rate=resolved.decay_rate, demote_threshold=resolved.demote_threshold,
+            medium_threshold=(resolved.medium_threshold_ratio * resolved.threshold
+                              if resolved.multi_level else None),
+            decay_rule=resolved.decay_rule, decay_period=resolved.decay_period)
+        self.embeddings_initializer = tf_keras.initializers.get(embeddings_initializer)
+        # Row offsets of each feature inside the packed hashed tables.
+        self._hashed_offsets = _offsets(self.layout.hashed_rows)
+        self._medium_offsets = _offsets(self.layout.medium_rows)
+
+    # ---- state ------------------------------------------------------------------------
+    def build(self, input_shape=None):
+        dim = self.config.embedding_dim
+        # Hot rows are overwritten at promotion, so their initial value is never read.
+        self.hot_table = self.add_weight("hot_table", [self.layout.hot_rows, dim],
+                                         initializer="zeros", trainable=True)
+        self.hashed_tables = self.add_weight("hashed_tables", [sum(self.layout.hashed_rows), dim],
+                                             initializer=self._fresh_initializer(),
+                                             trainable=True)
+        self.medium_tables = None
+        if self.config.multi_level:
+            self.medium_tables = self.add_weight(
+                "medium_tables", [sum(self.layout.medium_rows), dim],
+                initializer=self._fresh_initializer(), trainable=True)
+        self.sketch = HotSketch(self.sketch_config, backend=self.config.backend,
+                                variable_creator=self._bookkeeping_variable,
+                                name=f"{self.name}_sketch")
+        counter = lambda name: self._bookkeeping_variable(name, [], tf.int64, 0)  # noqa: E731
+        self.promotions = counter("promotions")
+        self.demotions = counter("demotions")
+        self.hot_lookups = counter("hot_lookups")
+        self.lookups = counter("lookups")
+        super().build(input_shape)
+
+    def _fresh_initializer(self):
+        # An unseeded initializer instance repeats its values when called twice.
+        return self.embeddings_initializer.__class__.from_config(
+            self.embeddings_initializer.get_config())
+
+    def _bookkeeping_variable(self, name, shape, dtype, fill):
+        # Identical on every replica (each applies the same all-gathered
+        # update), so a checkpoint takes the first replica's copy.
+        return self.add_weight(
+            name, shape, dtype=dtype, initializer=tf_keras.initializers.Constant(fill),
+            trainable=False, synchronization=tf.VariableSynchronization.ON_WRITE,
+            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+
+    def memory_bytes(self) -> int:
+        """Bytes of every variable the layer holds (tables, sketch, bookkeeping)."""
+        if not self.built:
+            return self.layout.bytes["total"]
+        return sum(v.shape.num_elements() * v.dtype.size for v in self.weights)
+
+    # ---- lookup -----------------------------------------------------------------------
+    def _hashed_indices(self, keys, fields):
+        """Rows of each key in the packed hashed (and medium) tables."""
+        def rows_in(offsets, sizes, seed):
+            sizes_t = tf.constant(sizes, tf.int64)
+            return (tf.gather(tf.constant(offsets, tf.int64), fields) +
+                    hashing.hashed_row(keys, tf.gather(sizes_t, fields), seed))
+
+        hashed = rows_in(self._hashed_offsets, self.layout.hashed_rows, HASHED_SEED)
+        medium = (rows_in(self._medium_offsets, self.layout.medium_rows, MEDIUM_SEED)
+                  if self.config.multi_level else None)
+        return hashed, medium
+
+    def _embed(self, hot_rows, levels, hashed, medium):
+        """Per-id vectors: hot row, hashed row (+ medium row); reads only those rows,
+        so the gradient touches only the rows read."""
+        n = tf.shape(hot_rows)[0]
+        parts = tf.where(hot_rows >= 0, 0, tf.where(levels == LEVEL_MEDIUM, 1, 2))
+        positions = tf.dynamic_partition(tf.range(n), parts, 3)
+        hot = tf.gather(self.hot_table, tf.gather(hot_rows, positions[0]))
+        medium_vectors = tf.gather(self.hashed_tables, tf.gather(hashed, positions[1]))
+        if self.medium_tables is not None:
+            medium_vectors += tf.gather(self.medium_tables, tf.gather(medium, positions[1]))
+        cold = tf.gather(self.hashed_tables, tf.gather(hashed, positions[2]))
+        vectors = tf.dynamic_stitch(positions, [hot, medium_vectors, cold])
+        return tf.reshape(vectors, [n, self.config.embedding_dim])
+
+    def call(self, inputs: Dict[str, tf.Tensor], weights: Optional[Dict[str, tf.Tensor]] = None,
+             training=None):
+        missing = [f.name for f in self.features if f.name not in inputs]
+        if missing:
+            raise ValueError(f"{self.name}: inputs lack features {missing}; got "
+                             f"{sorted(inputs)}")
+        weights = weights or {}
+        flats = [inputs_lib.flatten(f.name, inputs[f.name], weights.get(f.name))
+                 for f in self.features]
+        keys = tf.concat([hashing.field_keys(flat.ids, i) for i, flat in enumerate(flats)], 0)
+        fields = tf.concat([tf.fill(tf.shape(flat.ids), i) for i, flat in enumerate(flats)], 0)
+        hot_rows, levels = self.sketch.query(keys)
+        hashed, medium = self._hashed_indices(keys, fields)
+        vectors = self._embed(hot_rows, levels, hashed, medium)
+        if training:
+            id_weights = tf.concat([tf.ones_like(flat.ids, tf.float32) if flat.weights is None
+                                    else tf.cast(flat.weights, tf.float32) for flat in flats], 0)
+            vectors = self._importance_tap(vectors, keys, fields, id_weights)
+            _assign_add(self.hot_lookups, tf.reduce_sum(tf.cast(hot_rows >= 0, tf.int64)))
+            _assign_add(self.lookups, tf.size(hot_rows, tf.int64))
+        per_feature = tf.split(vectors, [tf.size(flat.ids) for flat in flats], 0)
+        return {f.name: inputs_lib.pool(v, flat, f.combiner)
+                for f, v, flat in zip(self.features, per_feature, flats)}
+
+    # ---- importance -------------------------------------------------------------------
+    def _importance_tap(self, vectors, keys, fields, id_weights):
+        """Identity whose backward pass inserts the ids' importance into the sketch."""
+
+        @tf.custom_gradient
+        def tap(x):
+            def backward(dy):
+                with tf.control_dependencies([self._record_importance(keys, fields, id_weights,
+                                                                      dy)]):
+                    return tf.identity(dy)
+
+            return tf.identity(x), backward
+
+        return tap(vectors)
+
+    def _record_importance(self, keys, fields, id_weights, gradients):
+        if self.config.importance == "gradient":
+            values = tf.norm(gradients, axis=1)
+        else:
+            values = tf.abs(id_weights)
+        # Every replica inserts the same global batch, in replica order.
+        context = tf.distribute.get_replica_context()
+        if context is not None and context.num_replicas_in_sync > 1:
+            keys, fields, values = (context.all_gather(t, axis=0) for t in (keys, fields, values))
+        if self.config.importance == "gradient":
+            count = len(self.features)
+            totals = tf.math.unsorted_segment_sum(values, fields, count)
+            occurrences = tf.math.unsorted_segment_sum(tf.ones_like(values), fields, count)
+            values = values * tf.gather(occurrences, fields) / (tf.gather(totals, fields) +
+                                                                 NORMALISATION_EPS)
+        return self.sketch.insert(keys, values, fields)
+
+    # ---- migration --------------------------------------------------------------------
+    def migrate(self, optimizer=None, force_decay=False) -> Dict[str, tf.Tensor]:
+        """Decay (when due), demote and promote; copy promoted features' vectors.
+
+        A promoted feature's new hot row starts as the vector it was reading
+        just before (its hashed row, plus its medium row with multi-level
+        hashing, where every promoted feature was medium), and the optimizer's
+        slots for that row are reset. Demoted features go back to their hashed
+        rows (their hot vector is discarded, as in the paper). Runs on each
+        replica's own copies, identically, so call it in a replica context
+        under a strategy (the `CafeMigration` callback does).
+
+        Args:
+          optimizer: the model's optimizer, whose hot-table slots are reset.
+          force_decay: decay now even if the decay rule does not say so.
+
+        Returns:
+          {"promotions", "demotions": int32 counts of this call, "decayed": bool,
+           "hot_rows_used": int32 rows in use}.
+        """
+        result = self.sketch.migrate(force_decay)
+        hashed, medium = self._hashed_indices(result.promoted_keys, result.promoted_tags)
+        vectors = tf.gather(self.hashed_tables, hashed)
+        if self.medium_tables is not None:
+            vectors += tf.gather(self.medium_tables, medium)
+        rows = result.promoted_rows
+        updates = [_scatter_update(self.hot_table, rows, vectors)]
+        for slot, initial in optimizer_slots.slots_for(optimizer, self.hot_table):
+            updates.append(_scatter_update(slot, rows, tf.fill(tf.shape(vectors), initial)))
+        promoted = tf.size(rows)
+        demoted = tf.size(result.demoted_rows)
+        updates += [_assign_add(self.promotions, promoted), _assign_add(self.demotions, demoted)]
+        with tf.control_dependencies(updates):
+            used = tf.reduce_sum(tf.cast(self.sketch.row_slot.read_value() >= 0, tf.int32))
+            return {"promotions": tf.identity(promoted), "demotions": tf.identity(demoted),
+                    "decayed": tf.identity(result.decayed), "hot_rows_used": used}
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "features": features_to_config(self.features),
+            "config": self.config.to_dict(),
+            "embeddings_initializer": tf_keras.initializers.serialize(
+                self.embeddings_initializer),
+        })
+        return config
+
+
+class CafeEmbedding(CafeEmbeddingCollection):
+    """CAFE embedding of a single categorical feature.
+
+    Args:
+      vocabulary_size: distinct ids expected (sizes the budget; ids are unbounded).
+      config: a `CafeConfig` (or its dict).
+      combiner: "sum", "mean" or "sqrtn" for multi-id inputs.
+      embeddings_initializer: initializer of the hashed table.
+
+    Call args:
+      inputs: ids, dense [B] or [B, L], ragged or sparse [B, L]; int or string.
+      weights: optional weights shaped like the ids.
+      training: the sketch learns importance only when True.
+
+    Returns:
+      float32 [B, embedding_dim].
+
+    Example:
+      >>> layer = CafeEmbedding(1_000_000, CafeConfig(embedding_dim=8, compression_ratio=1000))
+      >>> layer(tf.constant([[1, 2], [3, 3]])).shape
+      TensorShape([2, 8])
+    """
+
+    FEATURE = "ids"
+
+    def __init__(self, vocabulary_size: int, config, combiner: str = "sum",
+                 embeddings_initializer="uniform", **kwargs):
+        kwargs.pop("features", None)
+        super().__init__([FeatureConfig(self.FEATURE, vocabulary_size, combiner)], config,
+                         embeddings_initializer, **kwargs)
+
+    def call(self, inputs, weights=None, training=None):
+        weights = None if weights is None else {self.FEATURE: weights}
+        return super().call({self.FEATURE: inputs}, weights, training)[self.FEATURE]
+
+    def get_config(self):
+        config = super().get_config()
+        feature = config.pop("features")[0]
+        config.update(vocabulary_size=feature["vocabulary_size"], combiner=feature["combiner"])
+        return config
+
+
+def _offsets(sizes):
+    offsets, total = [], 0
+    for size in sizes:
+        offsets.append(total)
+        total += size
+    return offsets

@@ -1,0 +1,113 @@
+"""Turns every supported id input into one flat list of (id, example, weight).
+
+Supported per feature: dense `[B]` (one id per example) or `[B, L]` (L ids per
+example, all valid), `tf.RaggedTensor` `[B, None]`, `tf.SparseTensor`
+`[B, L]`; int32/int64 ids (any int64 value is valid) or strings (fingerprinted
+to int64). Optional weights with the same structure. All embedding layers of
+cafe_tf (CAFE and the baselines) share this, and `pool` below.
+"""
+import collections
+
+import tensorflow as tf
+
+from cafe_tf import hashing
+
+COMBINERS = ("sum", "mean", "sqrtn")
+
+FlatIds = collections.namedtuple("FlatIds", ["ids", "examples", "weights", "batch_size"])
+FlatIds.__doc__ = """ids int64 [N], examples int32 [N] (row of each id in the batch),
+weights float32 [N] or None, batch_size (scalar int32 tensor)."""
+
+
+def _as_int64_ids(values, feature):
+    if values.dtype == tf.string:
+        return hashing.string_ids(values)
+    if values.dtype in (tf.int32, tf.int64):
+        return tf.cast(values, tf.int64)
+    raise TypeError(f"feature '{feature}': ids must be int32, int64 or string, got "
+                    f"{values.dtype.name}")
+
+
+def _check_weights_type(weights, kind, feature):
+    if weights is not None and not isinstance(weights, kind):
+        raise TypeError(f"feature '{feature}': weights must be a {kind.__name__} like its ids, "
+                        f"got {type(weights).__name__}")
+
+
+def flatten(feature: str, ids, weights=None) -> FlatIds:
+    """Flattens one feature's ids (and weights) into a `FlatIds`.
+
+    Raises:
+      TypeError: unsupported id dtype, or weights of another kind than ids.
+      ValueError: unsupported rank (ids must be [B], [B, L] or ragged/sparse [B, L]).
+      InvalidArgumentError: (at run time) weights whose shape does not match ids.
+    """
+    if isinstance(ids, tf.RaggedTensor):
+        if ids.ragged_rank != 1 or ids.shape.rank != 2:
+            raise ValueError(f"feature '{feature}': ragged ids must be [B, None], got shape "
+                             f"{ids.shape}")
+        _check_weights_type(weights, tf.RaggedTensor, feature)
+        flat_weights = None
+        if weights is not None:
+            check = tf.debugging.assert_equal(
+                weights.row_splits, tf.cast(ids.row_splits, weights.row_splits.dtype),
+                message=f"feature '{feature}': weights must have the row lengths of ids")
+            with tf.control_dependencies([check]):
+                flat_weights = tf.identity(weights.values)
+        return FlatIds(_as_int64_ids(ids.values, feature),
+                       tf.cast(ids.value_rowids(), tf.int32), flat_weights,
+                       tf.cast(ids.nrows(), tf.int32))
+    if isinstance(ids, tf.SparseTensor):
+        if ids.shape.rank != 2:
+            raise ValueError(f"feature '{feature}': sparse ids must be [B, L], got rank "
+                             f"{ids.shape.rank}")
+        _check_weights_type(weights, tf.SparseTensor, feature)
+        flat_weights = None
+        if weights is not None:
+            check = tf.debugging.assert_equal(
+                weights.indices, ids.indices,
+                message=f"feature '{feature}': weights must have the indices of ids")
+            with tf.control_dependencies([check]):
+                flat_weights = tf.identity(weights.values)
+        return FlatIds(_as_int64_ids(ids.values, feature), tf.cast(ids.indices[:, 0], tf.int32),
+                       flat_weights, tf.cast(ids.dense_shape[0], tf.int32))
+    ids = tf.convert_to_tensor(ids)
+    if ids.shape.rank not in (1, 2):
+        raise ValueError(f"feature '{feature}': dense ids must be [B] or [B, L], got rank "
+                         f"{ids.shape.rank} (shape {ids.shape})")
+    if weights is not None:
+        _check_weights_type(weights, tf.Tensor, feature)
+        weights = tf.convert_to_tensor(weights)
+        if weights.shape.rank is not None and weights.shape.rank != ids.shape.rank:
+            raise ValueError(f"feature '{feature}': weights must have the shape of ids "
+                             f"{ids.shape}, got {weights.shape}")
+        check = tf.debugging.assert_equal(tf.shape(weights), tf.shape(ids), message=(
+            f"feature '{feature}': weights must have the shape of ids"))
+        with tf.control_dependencies([check]):
+            weights = tf.reshape(weights, [-1])
+    batch_size = tf.shape(ids)[0]
+    per_example = 1 if ids.shape.rank == 1 else tf.shape(ids)[1]
+    examples = tf.repeat(tf.range(batch_size), per_example)
+    return FlatIds(_as_int64_ids(tf.reshape(ids, [-1]), feature), examples, weights, batch_size)
+
+
+def pool(vectors, flat: FlatIds, combiner: str):
+    """Combines per-id vectors [N, D] into per-example vectors [B, D].
+
+    sum: sum of w * v; mean: divided by the sum of weights; sqrtn: divided by
+    the square root of the sum of squared weights (as tf.nn.safe_embedding_lookup_sparse).
+    Examples without ids give zeros.
+    """
+    if combiner not in COMBINERS:
+        raise ValueError(f"combiner must be one of {COMBINERS}, got {combiner!r}")
+    weights = (tf.ones([tf.shape(vectors)[0]], vectors.dtype) if flat.weights is None
+               else tf.cast(flat.weights, vectors.dtype))
+    summed = tf.math.unsorted_segment_sum(vectors * weights[:, None], flat.examples,
+                                          flat.batch_size)
+    if combiner == "sum":
+        return summed
+    scale = weights if combiner == "mean" else tf.square(weights)
+    total = tf.math.unsorted_segment_sum(scale, flat.examples, flat.batch_size)
+    if combiner == "sqrtn":
+        total = tf.sqrt(total)
+    return tf.math.divide_no_nan(summed, total[:, None])

@@ -1,0 +1,338 @@
+"""CafeEmbeddingCollection / CafeEmbedding: lookups, importance, migration, errors, config."""
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
+import tf_keras
+
+from cafe_tf import hashing
+from cafe_tf.callbacks import CafeMigration
+from cafe_tf.layers import CafeConfig, CafeEmbedding, CafeEmbeddingCollection, FeatureConfig
+from cafe_tf.layers.cafe_embedding import HASHED_SEED, MEDIUM_SEED
+
+
+def _layer(features=None, **config):
+    config.setdefault("embedding_dim", 4)
+    config.setdefault("compression_ratio", 10)
+    config.setdefault("threshold", 3.0)
+    config.setdefault("importance", "frequency")
+    layer = CafeEmbeddingCollection(features or {"a": 1000, "b": 200}, CafeConfig(**config))
+    layer.build(None)
+    return layer
+
+
+def _hashed_row_by_hand(layer, feature_index, id_value, medium=False):
+    """Row of an id in the packed table, from the documented formulas in plain Python."""
+    sizes = layer.layout.medium_rows if medium else layer.layout.hashed_rows
+    seed = MEDIUM_SEED if medium else HASHED_SEED
+    key = hashing.as_signed64(id_value ^ hashing.field_salt(feature_index))
+    salted = key ^ hashing.as_signed64(hashing.mix64_int(~seed))
+    return sum(sizes[:feature_index]) + hashing.mix64_int(salted) % sizes[feature_index]
+
+
+def test_output_matches_hand_computed_rows_then_hot_row():
+    layer = _layer()
+    table = np.arange(np.prod(layer.hashed_tables.shape), dtype=np.float32).reshape(
+        layer.hashed_tables.shape)
+    layer.hashed_tables.assign(table)
+    ids = {"a": tf.constant([5, 77], tf.int64), "b": tf.constant([5, 5], tf.int64)}
+    out = layer(ids)
+    for f_index, name in enumerate(["a", "b"]):
+        expected = [table[_hashed_row_by_hand(layer, f_index, int(i))] for i in ids[name]]
+        np.testing.assert_array_equal(out[name].numpy(), expected)
+    # id 5 of feature b occurs 4 times over these calls: promote it (k = 3).
+    for _ in range(2):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(layer(ids, training=True)["b"])
+        tape.gradient(loss, layer.trainable_weights)
+    result = layer.migrate()
+    assert int(result["promotions"]) == 1
+    hot_row = int(layer.sketch.rows.numpy().max())
+    layer.hot_table.assign(tf.ones_like(layer.hot_table) * 42.0)
+    out = layer(ids)
+    np.testing.assert_array_equal(out["b"].numpy(), np.full([2, 4], 42.0))
+    assert hot_row == 0
+    np.testing.assert_array_equal(out["a"].numpy()[0],
+                                  table[_hashed_row_by_hand(layer, 0, 5)])  # a:5 is another key
+
+
+def _per_id_vectors(layer, ids):
+    return layer({"a": tf.constant(ids, tf.int64)})["a"].numpy()
+
+
+@pytest.mark.parametrize("combiner", ["sum", "mean", "sqrtn"])
+@pytest.mark.parametrize("kind", ["dense", "ragged", "sparse"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_input_kinds_and_combiners(kind, combiner, weighted):
+    layer = CafeEmbeddingCollection([FeatureConfig("a", 1000, combiner)],
+                                    CafeConfig(embedding_dim=4, compression_ratio=10))
+    rows = [[1, 2, 3], [4], [5, 5]] if kind != "dense" else [[1, 2], [3, 3], [9, 4]]
+    weights = [[0.5 + i + j for j in range(len(r))] for i, r in enumerate(rows)]
+    if kind == "dense":
+        ids, w = tf.constant(rows, tf.int64), tf.constant(weights)
+    elif kind == "ragged":
+        ids, w = tf.ragged.constant(rows, tf.int64), tf.ragged.constant(weights)
+    else:
+        ids = tf.ragged.constant(rows, tf.int64).to_sparse()
+        w = tf.ragged.constant(weights).to_sparse()
+    out = layer({"a": ids}, weights={"a": w} if weighted else None)["a"].numpy()
+    for r, row_ids in enumerate(rows):
+        vectors = _per_id_vectors(layer, row_ids)
+        wr = np.asarray(weights[r] if weighted else [1.0] * len(row_ids), np.float32)
+        expected = (vectors * wr[:, None]).sum(0)
+        if combiner == "mean":
+            expected /= wr.sum()
+        elif combiner == "sqrtn":
+            expected /= np.sqrt((wr ** 2).sum())
+        np.testing.assert_allclose(out[r], expected, rtol=1e-6, atol=1e-7)
+
+
+def test_string_ids_and_int32_ids():
+    layer = CafeEmbeddingCollection({"a": 100_000},
+                                    CafeConfig(embedding_dim=4, compression_ratio=10))
+    out = layer({"a": tf.constant(["x", "y", "x"])})["a"].numpy()
+    np.testing.assert_array_equal(out[0], out[2])
+    assert not np.array_equal(out[0], out[1])
+    np.testing.assert_array_equal(layer({"a": tf.constant([3, 4], tf.int32)})["a"].numpy(),
+                                  _per_id_vectors(layer, [3, 4]))
+
+
+def test_empty_rows_give_zeros():
+    layer = CafeEmbeddingCollection([FeatureConfig("a", 1000, "mean")],
+                                    CafeConfig(embedding_dim=4, compression_ratio=10))
+    out = layer({"a": tf.ragged.constant([[1], []], tf.int64)})["a"].numpy()
+    np.testing.assert_array_equal(out[1], np.zeros(4))
+
+
+def test_gradients_reach_only_rows_read():
+    layer = _layer(importance="gradient")
+    ids = {"a": tf.constant([3, 9, 3], tf.int64), "b": tf.constant([1, 1, 2], tf.int64)}
+    with tf.GradientTape() as tape:
+        out = layer(ids, training=True)
+        loss = tf.reduce_sum(out["a"] ** 2) + tf.reduce_sum(out["b"])
+    grads = dict(zip([v.name for v in layer.trainable_weights],
+                     tape.gradient(loss, layer.trainable_weights)))
+    hashed_grad = grads[layer.hashed_tables.name]
+    assert isinstance(hashed_grad, tf.IndexedSlices)
+    read = {_hashed_row_by_hand(layer, f, i) for f, name in enumerate("ab")
+            for i in ids[name].numpy().tolist()}
+    assert set(hashed_grad.indices.numpy().tolist()) == read
+    hot_grad = grads[layer.hot_table.name]
+    assert isinstance(hot_grad, tf.IndexedSlices) and hot_grad.indices.shape[0] == 0
+
+    # Adagrad: only the rows read change, in the table and in the accumulator.
+    optimizer = tf_keras.optimizers.Adagrad(0.1)
+    before = layer.hashed_tables.numpy()
+    optimizer.apply_gradients(zip(tape.gradient(loss, layer.trainable_weights)
+                                  if False else grads.values(), layer.trainable_weights))
+    changed = np.flatnonzero(np.any(layer.hashed_tables.numpy() != before, axis=1))
+    assert set(changed.tolist()) == read
+
+
+def _train_step(layer, ids, loss_fn):
+    with tf.GradientTape() as tape:
+        loss = loss_fn(layer(ids, training=True))
+    return tape.gradient(loss, layer.trainable_weights)
+
+
+def test_gradient_importance_is_normalised_per_feature():
+    layer = _layer(importance="gradient", threshold=1000.0)
+    ids = {"a": tf.constant([1, 2, 3], tf.int64), "b": tf.constant([7, 7, 8], tf.int64)}
+    scale = tf.constant([[1.0], [2.0], [5.0]])
+    _train_step(layer, ids, lambda out: tf.reduce_sum(out["a"] * scale) + tf.reduce_sum(out["b"]))
+    scores = _scores_by_key(layer)
+    # feature a: gradient norms 2, 4, 10 (D=4, sqrt(4) * scale) -> n * g / sum g
+    for id_value, expected in zip([1, 2, 3], 3 * np.array([1.0, 2.0, 5.0]) / 8.0):
+        assert scores[("a", id_value)] == pytest.approx(expected, rel=1e-6)
+    # feature b: equal norms; 7 occurs twice
+    assert scores[("b", 7)] == pytest.approx(2.0, rel=1e-6)
+    assert scores[("b", 8)] == pytest.approx(1.0, rel=1e-6)
+
+
+def test_all_zero_gradient_batch_inserts_nothing():
+    layer = _layer(importance="gradient")
+    _train_step(layer, {"a": tf.constant([1, 2], tf.int64), "b": tf.constant([3, 4], tf.int64)},
+                lambda out: 0.0 * tf.reduce_sum(out["a"]) + 0.0 * tf.reduce_sum(out["b"]))
+    assert np.all(layer.sketch.scores.numpy() == 0)
+    assert int(layer.sketch.batches.numpy()) == 1 and float(layer.sketch.mass.numpy()) == 0.0
+
+
+def test_sketch_is_not_updated_outside_training():
+    layer = _layer()
+    ids = {"a": tf.constant([1, 1, 1, 1], tf.int64), "b": tf.constant([2, 2, 2, 2], tf.int64)}
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(layer(ids, training=False)["a"])
+    tape.gradient(loss, layer.trainable_weights)
+    assert np.all(layer.sketch.scores.numpy() == 0)
+
+
+def _scores_by_key(layer):
+    keys = layer.sketch.keys.numpy().reshape(-1)
+    scores = layer.sketch.scores.numpy().reshape(-1)
+    tags = layer.sketch.tags.numpy().reshape(-1)
+    names = [f.name for f in layer.features]
+    out = {}
+    for key, score, tag in zip(keys, scores, tags):
+        if score > 0:
+            id_value = hashing.as_signed64(int(key) ^ hashing.field_salt(int(tag)))
+            out[(names[tag], id_value)] = float(score)
+    return out
+
+
+@pytest.mark.parametrize("multi_level", [False, True])
+@pytest.mark.parametrize("optimizer_name", ["adam", "adagrad"])
+def test_migration_copies_the_row_read_and_resets_optimizer_slots(multi_level, optimizer_name):
+    features = {"a": 1000, "b": 500, "c": 300}
+    layer = _layer(features, multi_level=multi_level, threshold=3.0)
+    optimizer = (tf_keras.optimizers.Adam(0.01) if optimizer_name == "adam"
+                 else tf_keras.optimizers.Adagrad(0.01, initial_accumulator_value=0.25))
+    ids = {"a": tf.constant([11, 12, 13, 14], tf.int64), "b": tf.constant([21, 22, 23, 24], tf.int64),
+           "c": tf.constant([31, 31, 31, 32], tf.int64)}
+    before = layer({k: v[:1] for k, v in ids.items()} | {"c": tf.constant([31], tf.int64)})["c"]
+    # Train once so the optimizer has slots, and every hot-table slot row is non-initial.
+    grads = _train_step(layer, ids, lambda out: sum(tf.reduce_sum(v) for v in out.values()))
+    optimizer.apply_gradients(zip(grads, layer.trainable_weights))
+    for slot, _ in _slots(optimizer, layer):
+        slot.assign(tf.fill(slot.shape, 7.0))
+    expected = layer({"a": ids["a"][:1], "b": ids["b"][:1], "c": tf.constant([31], tf.int64)})["c"]
+    assert not np.array_equal(expected.numpy(), before.numpy())  # the optimizer moved it
+    result = layer.migrate(optimizer)
+    assert int(result["promotions"]) == 1  # c:31 (score 3) in the third feature
+    row = int(layer.sketch.rows.numpy().max())
+    # The hot row starts as what feature c, id 31 was reading (its own field's rows).
+    np.testing.assert_array_equal(layer.hot_table.numpy()[row], expected.numpy()[0])
+    after = layer({"a": ids["a"][:1], "b": ids["b"][:1], "c": tf.constant([31], tf.int64)})["c"]
+    np.testing.assert_array_equal(after.numpy(), expected.numpy())
+    initial = 0.25 if optimizer_name == "adagrad" else 0.0
+    slots = _slots(optimizer, layer)
+    assert slots, "no optimizer slot found for the hot table"
+    for slot, _ in slots:
+        value = slot.numpy()
+        np.testing.assert_array_equal(value[row], np.full(4, initial, np.float32))
+        others = np.delete(value, row, axis=0)
+        assert np.all(others == 7.0), "slot rows of other hot rows were touched"
+
+
+def _slots(optimizer, layer):
+    from cafe_tf.layers.optimizer_slots import slots_for
+    return slots_for(optimizer, layer.hot_table)
+
+
+@pytest.mark.parametrize("make_input, error, message", [
+    (lambda: {"a": tf.constant([1.5]), "b": tf.constant([1])}, TypeError, "int32, int64 or string"),
+    (lambda: {"a": tf.zeros([2, 2, 2], tf.int64), "b": tf.constant([1, 2])}, ValueError, "rank 3"),
+    (lambda: {"a": tf.constant([1])}, ValueError, "lack features"),
+])
+def test_bad_inputs(make_input, error, message):
+    layer = _layer()
+    with pytest.raises(error, match=message):
+        layer(make_input())
+
+
+def test_weights_not_matching_ids():
+    layer = _layer()
+    ids = {"a": tf.constant([[1, 2]], tf.int64), "b": tf.constant([[3, 4]], tf.int64)}
+    with pytest.raises(ValueError, match="weights must have the shape of ids"):
+        layer(ids, weights={"a": tf.constant([1.0, 2.0])})
+    with pytest.raises(tf.errors.InvalidArgumentError, match="weights must have the shape"):
+        layer(ids, weights={"a": tf.constant([[1.0, 2.0, 3.0]])})
+    ragged = {"a": tf.ragged.constant([[1, 2], [3]], tf.int64), "b": tf.constant([1, 2])}
+    with pytest.raises(tf.errors.InvalidArgumentError, match="row lengths"):
+        layer(ragged, weights={"a": tf.ragged.constant([[1.0], [2.0, 3.0]])})
+    with pytest.raises(TypeError, match="weights must be a RaggedTensor"):
+        layer(ragged, weights={"a": tf.constant([[1.0, 2.0], [3.0, 0.0]])})
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(embedding_dim=16, budget_bytes=300), "too small"),
+    (dict(embedding_dim=16, compression_ratio=1e7), "too small"),
+    (dict(embedding_dim=16), "exactly one"),
+    (dict(embedding_dim=0, compression_ratio=10), "embedding_dim"),
+    (dict(embedding_dim=8, compression_ratio=10, importance="loss"), "importance"),
+])
+def test_bad_configs(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        CafeEmbeddingCollection({"a": 1000, "b": 200}, CafeConfig(**kwargs))
+
+
+@pytest.mark.parametrize("ratio", [2, 10, 100, 1000])
+@pytest.mark.parametrize("multi_level", [False, True])
+def test_memory_within_budget(ratio, multi_level):
+    layer = _layer({"a": 2_000_000, "b": 30_000, "c": 7}, embedding_dim=16,
+                   compression_ratio=ratio, multi_level=multi_level)
+    held = layer.memory_bytes()
+    assert held <= layer.budget_bytes
+    assert held >= 0.97 * layer.budget_bytes
+    assert held == layer.layout.bytes["total"]
+
+
+def test_config_round_trip_and_weights_keep_the_sketch(tmp_path):
+    layer = CafeEmbedding(5000, CafeConfig(embedding_dim=4, compression_ratio=5, threshold=2.0,
+                                           importance="frequency", multi_level=True),
+                          combiner="mean", name="cafe")
+    ids = tf.constant([[1, 2], [1, 1]], tf.int64)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(layer(ids, training=True))
+    tape.gradient(loss, layer.trainable_weights)
+    layer.migrate()
+    clone = CafeEmbedding.from_config(layer.get_config())
+    assert clone.get_config() == layer.get_config()
+    assert clone.layout == layer.layout
+    def wrap(embedding):
+        inputs = tf_keras.Input([2], dtype=tf.int64)
+        return tf_keras.Model(inputs, embedding(inputs))
+
+    wrap(layer).save_weights(str(tmp_path / "w"))
+    wrap(clone).load_weights(str(tmp_path / "w"))
+    assert len(layer.weights) == len(clone.weights) == 14
+    for a, b in zip(layer.weights, clone.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.name)
+    np.testing.assert_array_equal(clone(ids).numpy(), layer(ids).numpy())
+    assert int(clone.sketch.row_slot.numpy().max()) >= 0  # a promotion was restored
+
+
+class _TinyRanking(tfrs.models.Model):
+    def __init__(self, embedding):
+        super().__init__()
+        self.embedding = embedding
+        self.top = tf_keras.Sequential([tf_keras.layers.Dense(8, activation="relu"),
+                                        tf_keras.layers.Dense(1)])
+        self.task = tfrs.tasks.Ranking(
+            loss=tf_keras.losses.BinaryCrossentropy(from_logits=True),
+            metrics=[tf_keras.metrics.AUC(from_logits=True, name="auc")])
+
+    def call(self, features, training=False):
+        embedded = self.embedding(features, training=training)
+        return self.top(tf.concat([embedded[k] for k in sorted(embedded)], 1))
+
+    def compute_loss(self, inputs, training=False):
+        features, labels = inputs
+        return self.task(labels=labels, predictions=self(features, training=training))
+
+
+def _planted_dataset(seed=0, n=4096):
+    """Ids 0..9 of feature 'u' are frequent and decide the label; the rest are noise."""
+    rng = np.random.default_rng(seed)
+    hot = rng.random(n) < 0.6
+    u = np.where(hot, rng.integers(0, 10, n), rng.integers(1000, 10**9, n)).astype(np.int64)
+    v = rng.integers(0, 10**9, n).astype(np.int64)
+    label = np.where(hot, (u % 2 == 0), rng.random(n) < 0.3).astype(np.float32)[:, None]
+    return tf.data.Dataset.from_tensor_slices(({"u": u, "v": v}, label)).batch(128)
+
+
+def test_tfrs_model_fit_converges_and_promotes_planted_hot_ids():
+    layer = CafeEmbeddingCollection({"u": 100_000, "v": 100_000},
+                                    CafeConfig(embedding_dim=8, compression_ratio=500,
+                                               threshold=20.0), name="cafe")
+    model = _TinyRanking(layer)
+    model.compile(optimizer=tf_keras.optimizers.Adam(0.05))
+    history = model.fit(_planted_dataset(), epochs=3, verbose=0,
+                        callbacks=[CafeMigration(every_n_steps=1)])
+    assert history.history["auc"][-1] > 0.8
+    assert history.history["cafe_epoch_promotions"][0] >= 10
+    assert history.history["cafe_hot_lookup_share"][-1] > 0.3
+    scores = _scores_by_key(layer)
+    hot = {(names, i) for (names, i) in scores} & {("u", i) for i in range(10)}
+    assert len(hot) == 10
+    rows, _ = layer.sketch.query(hashing.field_keys(tf.range(10, dtype=tf.int64), 0))
+    assert np.all(rows.numpy() >= 0), "planted hot ids were not promoted"
