@@ -1,5 +1,12 @@
-"""Loads the HotSketch op library, or says clearly why it cannot."""
+"""Loads the HotSketch op library, or says clearly why it cannot.
+
+A missing or mismatched library is an import error, unless the environment
+sets CAFE_TF_ALLOW_REFERENCE=1: then cafe_tf warns and runs on the pure-TF
+reference (same results, slower).
+"""
 import json
+import os
+import warnings
 from pathlib import Path
 
 import tensorflow as tf
@@ -21,6 +28,9 @@ def _load():
                              + _REBUILD)
     info_path = _HERE / "_build_info.json"
     built_for = json.loads(info_path.read_text())["tensorflow_version"] if info_path.exists() else None
+    if built_for is None:
+        raise OpLibraryError(f"cafe_tf's op library in {_HERE} has no build record "
+                             "(_build_info.json). " + _REBUILD)
     if built_for != tf.__version__:
         raise OpLibraryError(f"cafe_tf's op library was built for TensorFlow {built_for}, but "
                              f"TensorFlow {tf.__version__} is installed. " + _REBUILD)
@@ -31,8 +41,15 @@ def _load():
                              + _REBUILD) from err
 
 
-ops = _load()
-
-tf.no_gradient("CafeSketchInsert")
-tf.no_gradient("CafeSketchQuery")
-tf.no_gradient("CafeSketchMigrate")
+load_error = None
+try:
+    ops = _load()
+except OpLibraryError as err:
+    if os.environ.get("CAFE_TF_ALLOW_REFERENCE") != "1":
+        raise
+    warnings.warn(f"{err} Running on the pure-TF reference (CAFE_TF_ALLOW_REFERENCE=1).")
+    ops, load_error = None, err
+else:
+    tf.no_gradient("CafeSketchInsert")
+    tf.no_gradient("CafeSketchQuery")
+    tf.no_gradient("CafeSketchMigrate")

@@ -91,6 +91,9 @@ class CafeEmbeddingCollection(tf_keras.layers.Layer):
                               if resolved.multi_level else None),
             decay_rule=resolved.decay_rule, decay_period=resolved.decay_period)
         self.embeddings_initializer = tf_keras.initializers.get(embeddings_initializer)
+        # When True, lookups use only stock TF ops (for a SavedModel served
+        # without cafe_tf's op library); same results.
+        self.pure_tf_lookups = False
         # Row offsets of each feature inside the packed hashed tables.
         self._hashed_offsets = _offsets(self.layout.hashed_rows)
         self._medium_offsets = _offsets(self.layout.medium_rows)
@@ -176,7 +179,7 @@ class CafeEmbeddingCollection(tf_keras.layers.Layer):
                  for f in self.features]
         keys = tf.concat([hashing.field_keys(flat.ids, i) for i, flat in enumerate(flats)], 0)
         fields = tf.concat([tf.fill(tf.shape(flat.ids), i) for i, flat in enumerate(flats)], 0)
-        hot_rows, levels = self.sketch.query(keys)
+        hot_rows, levels = self.sketch.query(keys, pure_tf=self.pure_tf_lookups)
         hashed, medium = self._hashed_indices(keys, fields)
         vectors = self._embed(hot_rows, levels, hashed, medium)
         if training:

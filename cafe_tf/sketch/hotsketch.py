@@ -16,12 +16,9 @@ def _plain_variable(name, shape, dtype, fill):
 
 
 def _op_library():
-    """The loaded op library, or None when it is unavailable."""
-    try:
-        from cafe_tf._ops import ops
-    except ImportError:
-        return None
-    return ops
+    """The loaded op library, or None when running on the reference by choice."""
+    from cafe_tf import _ops
+    return _ops.ops
 
 
 def _invalid(message):
@@ -59,7 +56,8 @@ class HotSketch(tf.Module):
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         ops = _op_library() if backend != "reference" else None
         if backend == "op" and ops is None:
-            from cafe_tf._ops import ops  # noqa: F811  (re-raises the loader's clear error)
+            from cafe_tf import _ops
+            raise _ops.load_error
         self.config = config
         self.backend = "op" if ops is not None else "reference"
         self._ops = ops
@@ -161,13 +159,17 @@ class HotSketch(tf.Module):
             return self._assign_state(new_state)
 
     # ---- query --------------------------------------------------------------------------
-    def query(self, ids):
-        """Hot row (or -1) and level (0 cold, 1 medium, 2 hot) per id, shaped like ids."""
+    def query(self, ids, pure_tf: bool = False):
+        """Hot row (or -1) and level (0 cold, 1 medium, 2 hot) per id, shaped like ids.
+
+        With `pure_tf`, the reference path answers even when the op is loaded
+        (same result), so a traced graph holds stock TensorFlow ops only.
+        """
         ids = tf.convert_to_tensor(ids)
         if ids.dtype not in (tf.int32, tf.int64):
             raise _invalid(f"ids must be int32 or int64, got {ids.dtype.name}")
         ids = tf.cast(ids, tf.int64)
-        if self._ops is not None:
+        if self._ops is not None and not pure_tf:
             return self._ops.cafe_sketch_query(
                 self.keys.read_value(), self.scores.read_value(), self.rows.read_value(), ids,
                 medium_threshold=self.config.effective_medium_threshold,
