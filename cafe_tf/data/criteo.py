@@ -21,7 +21,8 @@ column, categorical value that is not 8 hex digits) are never turned into a row 
 file, the line number, the problem and the line; `on_error="skip"` drops the line and counts
 it in `CriteoTSV.skipped_lines`.
 """
-from typing import Mapping, Optional, Sequence, Union
+import os
+from typing import Literal, Mapping, Optional, Sequence, Union
 
 import tensorflow as tf
 
@@ -37,7 +38,6 @@ NUM_COLUMNS = 1 + len(DENSE_FIELDS) + len(CATEGORICAL_FIELDS)
 KAGGLE_CARDINALITIES = dict(zip(CATEGORICAL_FIELDS, [
     1460, 583, 10131227, 2202608, 305, 24, 12517, 633, 3, 93145, 5683, 8351593, 3194,
     27, 14992, 5461306, 10, 5652, 2173, 4, 7046547, 18, 15, 286181, 105, 142572]))
-KAGGLE_POSITIVE_RATE = 0.2562
 
 MISSING_ID = 1 << 32
 
@@ -45,7 +45,8 @@ _HEX_DIGITS = 8
 _INT_PATTERN = "-?[0-9]{1,18}"  # 18 digits always fit in int64, so parsing cannot overflow
 _HEX_PATTERN = f"[0-9a-fA-F]{{{_HEX_DIGITS}}}"
 _LINES_PER_BLOCK = 4096  # lines (rows) parsed together: vectorised string ops, then rebatched
-ErrorPolicy = str  # "raise" or "skip"
+ErrorPolicy = Literal["raise", "skip"]
+PathLike = Union[str, os.PathLike]
 
 
 def _check_on_error(on_error: ErrorPolicy) -> None:
@@ -53,9 +54,9 @@ def _check_on_error(on_error: ErrorPolicy) -> None:
         raise ValueError(f'on_error must be "raise" or "skip", got {on_error!r}')
 
 
-def _as_file_list(files: Union[str, Sequence[str]]) -> list:
-    files = [files] if isinstance(files, (str, bytes)) or hasattr(files, "__fspath__") else files
-    files = [str(f) for f in files]
+def _as_file_list(files: Union[PathLike, Sequence[PathLike]]) -> list:
+    files = [files] if isinstance(files, (str, os.PathLike)) else files
+    files = [os.fspath(f) for f in files]
     if not files:
         raise ValueError("no input files given")
     return files
@@ -75,12 +76,23 @@ def parse_hex_ids(values: tf.Tensor) -> tf.Tensor:
         >>> parse_hex_ids(tf.constant(["68fd1e64", ""])).numpy()
         array([1761418852, 4294967296])
     """
-    # decode_raw pads short strings with zero bytes, which the missing branch discards.
-    chars = tf.cast(tf.io.decode_raw(values, tf.uint8, fixed_length=_HEX_DIGITS), tf.int64)
-    lower = tf.bitwise.bitwise_or(chars, 32)  # ASCII 'A'..'F' -> 'a'..'f'; digits unchanged
-    nibbles = tf.where(chars <= ord("9"), chars - ord("0"), lower - (ord("a") - 10))
-    shifts = tf.constant([4 * (_HEX_DIGITS - 1 - k) for k in range(_HEX_DIGITS)], tf.int64)
-    ids = tf.reduce_sum(tf.bitwise.left_shift(nibbles, shifts), axis=-1)
+    # The 8 characters, read big-endian as one uint64, are converted all at once (SWAR), about
+    # 10x faster than working per character. decode_raw zero-pads "", which is replaced below.
+    chars = tf.io.decode_raw(values, tf.int64, fixed_length=_HEX_DIGITS, little_endian=False)
+    x = tf.bitcast(chars[..., 0], tf.uint64)
+    and_, or_, shift = tf.bitwise.bitwise_and, tf.bitwise.bitwise_or, tf.bitwise.right_shift
+
+    def u64(value):
+        return tf.constant(value, tf.uint64)
+
+    # per byte: low nibble, plus 9 for letters (bit 6 set): '0'-'9' -> 0-9, 'a'-'f' -> 10-15
+    letters = and_(shift(x, u64(6)), u64(0x0101010101010101))
+    nibbles = and_(x, u64(0x0F0F0F0F0F0F0F0F)) + letters * u64(9)
+    # squeeze the 8 nibbles together: pairs into bytes, bytes into 16 bits, then into 32 bits
+    packed = and_(or_(nibbles, shift(nibbles, u64(4))), u64(0x00FF00FF00FF00FF))
+    packed = and_(or_(packed, shift(packed, u64(8))), u64(0x0000FFFF0000FFFF))
+    packed = and_(or_(packed, shift(packed, u64(16))), u64(0x00000000FFFFFFFF))
+    ids = tf.bitcast(packed, tf.int64)
     return tf.where(tf.strings.length(values) == 0, tf.constant(MISSING_ID, tf.int64), ids)
 
 
@@ -115,7 +127,7 @@ class CriteoTSV(CTRData):
         0
     """
 
-    def __init__(self, files: Union[str, Sequence[str]],
+    def __init__(self, files: Union[PathLike, Sequence[PathLike]],
                  vocabulary_sizes: Optional[Mapping[str, int]] = None,
                  on_error: ErrorPolicy = "raise"):
         _check_on_error(on_error)
@@ -137,84 +149,90 @@ class CriteoTSV(CTRData):
         """
         compressions = ["GZIP" if f.endswith(".gz") else "" for f in self.files]
 
-        def numbered_lines(path, compression):
+        def blocks(path, compression):
+            """(path, number of the block's first line, lines): per-block, not per-line, work."""
             lines = tf.data.TextLineDataset(path, compression_type=compression)
-            return lines.enumerate(start=1).map(lambda number, line: (path, number, line))
+            return lines.batch(_LINES_PER_BLOCK).enumerate().map(
+                lambda index, block: (path, index * _LINES_PER_BLOCK + 1, block))
 
         names = self.field_names
         return (tf.data.Dataset.from_tensor_slices((self.files, compressions))
-                .flat_map(numbered_lines)
-                .batch(_LINES_PER_BLOCK)
+                .flat_map(blocks)
                 .map(self._parse_block, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
                 .rebatch(batch_size)
                 .map(lambda d, i, y: pack_batch(d, i, y, names),
                      num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
                 .prefetch(tf.data.AUTOTUNE))
 
-    def _parse_block(self, paths, numbers, lines):
-        """Parses a block of lines to (dense, ids, label), enforcing `on_error`."""
+    def _parse_block(self, path, first_number, lines):
+        """Parses a block of lines of `path` to (dense, ids, label), enforcing `on_error`."""
         lines = tf.strings.regex_replace(lines, "\r$", "")  # tolerate CRLF files
         columns = tf.strings.split(lines, "\t")
         counts = columns.row_lengths()
         cells = columns.to_tensor(default_value="", shape=[None, NUM_COLUMNS])
-        label, ints, cats = cells[:, 0], cells[:, 1:1 + len(DENSE_FIELDS)], cells[:, 1 + len(DENSE_FIELDS):]
+        first_cat = 1 + len(DENSE_FIELDS)
+        label, ints, cats = cells[:, 0], cells[:, 1:first_cat], cells[:, first_cat:]
 
-        count_ok = tf.equal(counts, NUM_COLUMNS)
-        label_ok = tf.strings.regex_full_match(label, "[01]")
-        int_ok = tf.strings.regex_full_match(ints, f"({_INT_PATTERN})?")
-        hex_ok = is_valid_hex(cats)
-        valid = count_ok & label_ok & tf.reduce_all(int_ok, 1) & tf.reduce_all(hex_ok, 1)
-
-        problems = _describe_problems(counts, label, ints, int_ok, cats, hex_ok)
+        checks = {
+            "count": tf.equal(counts, NUM_COLUMNS),
+            "label": tf.strings.regex_full_match(label, "[01]"),
+            "ints": tf.strings.regex_full_match(ints, f"({_INT_PATTERN})?"),
+            "cats": is_valid_hex(cats),
+        }
+        valid = (checks["count"] & checks["label"] & tf.reduce_all(checks["ints"], 1)
+                 & tf.reduce_all(checks["cats"], 1))
         if self.on_error == "raise":
-            first = tf.argmin(tf.cast(valid, tf.int32))  # index of the first invalid line
+            first = tf.argmin(tf.cast(valid, tf.int32))  # the first invalid line, if any
+            problem = _describe_problem(counts[first], label[first], ints[first], cats[first],
+                                        {k: v[first] for k, v in checks.items()})
             message = tf.strings.join([
-                paths[first], ":", tf.strings.as_string(numbers[first]), ": malformed Criteo line (",
-                problems[first], "): ", tf.strings.substr(lines[first], 0, 200)])
-            checks = [tf.debugging.Assert(tf.reduce_all(valid), [message], summarize=1)]
+                path, ":", tf.strings.as_string(first_number + first),
+                ": malformed Criteo line (", problem, "): ",
+                tf.strings.substr(lines[first], 0, 200)])
+            guard = tf.debugging.Assert(tf.reduce_all(valid), [message], summarize=1)
         else:
-            skipped = tf.reduce_sum(tf.cast(~valid, tf.int64))
-            checks = [self.skipped_lines.assign_add(skipped)]
-        with tf.control_dependencies(checks):
+            guard = self.skipped_lines.assign_add(tf.reduce_sum(tf.cast(~valid, tf.int64)))
+        with tf.control_dependencies([guard]):
             label, ints, cats = (tf.boolean_mask(t, valid) for t in (label, ints, cats))
         int_values = tf.strings.to_number(tf.where(ints == "", "0", ints), tf.int64)
         return (transform_integers(int_values), parse_hex_ids(cats),
                 tf.strings.to_number(label, tf.float32))
 
 
-def _describe_problems(counts, label, ints, int_ok, cats, hex_ok):
-    """Per line, a short text naming its first problem (meaningless for valid lines)."""
-    def first_bad(ok, names, values, what):
-        index = tf.argmin(tf.cast(ok, tf.int32), axis=1)
-        value = tf.gather(values, index, batch_dims=1)
+def _describe_problem(count, label, ints, cats, ok):
+    """A short text naming the first problem of one line (meaningless for a valid line)."""
+    def first_bad(column_ok, names, values, what):
+        index = tf.argmin(tf.cast(column_ok, tf.int32))
         return tf.strings.join(["column ", tf.gather(names, index), " is not ", what, ": [",
-                                tf.strings.substr(value, 0, 40), "]"])
+                                tf.strings.substr(values[index], 0, 40), "]"])
 
     return tf.where(
-        counts != NUM_COLUMNS,
+        ~ok["count"],
         tf.strings.join([f"expected {NUM_COLUMNS} tab-separated columns, got ",
-                         tf.strings.as_string(counts)]),
+                         tf.strings.as_string(count)]),
         tf.where(
-            ~tf.strings.regex_full_match(label, "[01]"),
+            ~ok["label"],
             tf.strings.join(["label is not 0 or 1: [", tf.strings.substr(label, 0, 40), "]"]),
             tf.where(
-                ~tf.reduce_all(int_ok, 1),
-                first_bad(int_ok, tf.constant(DENSE_FIELDS), ints, "an integer"),
-                first_bad(hex_ok, tf.constant(CATEGORICAL_FIELDS), cats,
+                ~tf.reduce_all(ok["ints"]),
+                first_bad(ok["ints"], DENSE_FIELDS, ints, "an integer"),
+                first_bad(ok["cats"], CATEGORICAL_FIELDS, cats,
                           f"empty or {_HEX_DIGITS} hex digits"))))
 
 
 class CriteoParquet(CTRData):
     """Streams Criteo examples from Parquet files through `tensorflow_io`.
 
-    Expected columns: `label` (integer or float, 0/1), `I1..I13` (integers, or floats where NaN
-    means missing; the transform of the module docstring is applied), `C1..C26` (integer ids
-    used as they are, or 8-digit hex strings parsed like the TSV reader, "" meaning missing).
+    Expected columns: `label` (integer or float, 0/1); `I1..I13` (integers, or floats, which
+    are floored, NaN meaning missing; then the transform of the module docstring applies);
+    `C1..C26` (integer ids used as they are, or 8-digit hex strings parsed like the TSV
+    reader, "" meaning missing).
 
     Parquet nulls are rejected when the reader is built: tensorflow_io 0.37 silently shifts
     the following values of a column with nulls into the wrong rows. Write missing integers
-    as 0 or NaN and missing categoricals as "" (or an id of your own). The check reads only
-    the files' footers, with pyarrow, which this reader therefore needs.
+    as 0 or NaN and missing categoricals as "" (or an id of your own). The check reads the
+    files' footers (and a column itself only where the writer kept no statistics) with
+    pyarrow, which this reader therefore needs.
 
     Args:
         files: one path or a list of paths, read in the given order.
@@ -230,7 +248,7 @@ class CriteoParquet(CTRData):
         >>> test = reader.dataset(batch_size=4096)
     """
 
-    def __init__(self, files: Union[str, Sequence[str]],
+    def __init__(self, files: Union[PathLike, Sequence[PathLike]],
                  vocabulary_sizes: Optional[Mapping[str, int]] = None,
                  on_error: ErrorPolicy = "raise"):
         _check_on_error(on_error)
