@@ -1,0 +1,346 @@
+// Per-element bodies of the HotSketch CUDA kernels, shared verbatim between
+// the GPU (hotsketch_kernels.cu, compiled by nvcc) and the CPU emulation of the
+// GPU pipeline (emulation_test.cc, compiled by g++). Every function here is the
+// body of one kernel thread (or one step of one), so the emulation runs exactly
+// the arithmetic the GPU runs; only the CUB sorts/scans and the block-level
+// cooperative sum of long runs are re-implemented on the host side.
+//
+// The arithmetic mirrors ../core/hotsketch.cc operation for operation (same
+// float operations in the same order); see the comments next to each body.
+// No TensorFlow and no CUDA runtime headers are needed here.
+#ifndef CAFE_TF_CUDA_HOTSKETCH_DEVICE_COMMON_H_
+#define CAFE_TF_CUDA_HOTSKETCH_DEVICE_COMMON_H_
+
+#include <cstdint>
+#include <cstring>
+
+#if defined(__CUDACC__)
+#define CAFE_HD __host__ __device__ __forceinline__
+#else
+#define CAFE_HD inline
+#endif
+
+namespace cafe {
+namespace cuda {
+namespace detail {
+
+// Levels (identical to cafe::kLevel* in ../core/hotsketch.h).
+constexpr int32_t kCold = 0;
+constexpr int32_t kMedium = 1;
+constexpr int32_t kHot = 2;
+
+// Number of partial sums of the first PairwiseSum stage (a power of two).
+constexpr int64_t kPairwisePartials = 8192;
+// Runs (duplicates of one key) longer than this are summed by a whole block.
+constexpr int64_t kShortRun = 32;
+// Shared-memory chunk of a long run (floats per buffer; two buffers).
+constexpr int kChunk = 4096;
+
+CAFE_HD uint32_t FloatBits(float f) {
+  uint32_t u;
+  memcpy(&u, &f, sizeof(u));
+  return u;
+}
+
+CAFE_HD float BitsFloat(uint32_t u) {
+  float f;
+  memcpy(&f, &u, sizeof(f));
+  return f;
+}
+
+// splitmix64 finaliser, identical to cafe::Mix64.
+CAFE_HD uint64_t Mix64(uint64_t x) {
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ULL;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebULL;
+  x ^= x >> 31;
+  return x;
+}
+
+// Identical to cafe::BucketOf.
+CAFE_HD int64_t BucketOf(int64_t key, int64_t num_buckets) {
+  return static_cast<int64_t>(Mix64(static_cast<uint64_t>(key)) %
+                              static_cast<uint64_t>(num_buckets));
+}
+
+// True when the insert entry (importance, tag) is invalid, with exactly the
+// test of cafe::ValidateInsert (NaN, inf, negative importance; negative tag).
+CAFE_HD bool InvalidEntry(float v, int32_t tag) {
+  const uint32_t magnitude = FloatBits(v) & 0x7fffffffu;
+  const bool nan_or_inf = magnitude >= 0x7f800000u;  // exponent all ones
+  return nan_or_inf || v < 0.f || tag < 0;
+}
+
+// Packs an insert entry as the value carried through the key sort: the float
+// bits of the importance in the high word, the tag in the low word.
+CAFE_HD uint64_t PackEntry(float v, int32_t tag) {
+  return (static_cast<uint64_t>(FloatBits(v)) << 32) | static_cast<uint32_t>(tag);
+}
+CAFE_HD float PackedImportance(uint64_t p) { return BitsFloat(static_cast<uint32_t>(p >> 32)); }
+CAFE_HD int32_t PackedTag(uint64_t p) { return static_cast<int32_t>(static_cast<uint32_t>(p)); }
+
+// Duplicate sum of one run [begin, end) of the key-sorted batch. The sort is
+// stable, so the run is in input-index order, and this is exactly the CPU loop
+//   float v = 0.f; tag = tags[first]; for each: v += importance; tag = min(tag, .)
+CAFE_HD void RunSumSequential(const uint64_t* packed, int64_t begin, int64_t end, float* v_out,
+                              int32_t* tag_out) {
+  float v = 0.f;
+  int32_t tag = PackedTag(packed[begin]);
+  for (int64_t p = begin; p < end; ++p) {
+    const uint64_t e = packed[p];
+    v += PackedImportance(e);
+    const int32_t t = PackedTag(e);
+    tag = t < tag ? t : tag;
+  }
+  *v_out = v;
+  *tag_out = tag;
+}
+
+struct alignas(16) Float4 {
+  float x, y, z, w;
+};
+
+// acc + src[0] + src[1] + ... + src[len - 1], one addition at a time, left to
+// right: the same chain as `for (i) acc += src[i]`. Used by the GPU's
+// long-run sum on shared memory; the reads are issued two 16-byte vectors
+// ahead of the additions, so the loop runs at the latency of the dependent
+// adds. src must be 16-byte aligned.
+CAFE_HD float SequentialAdd(const float* src, int len, float acc) {
+  const Float4* v = reinterpret_cast<const Float4*>(src);
+  const int nv = len / 4;
+  const Float4 zero = {0.f, 0.f, 0.f, 0.f};
+  Float4 a = nv > 0 ? v[0] : zero;
+  Float4 b = nv > 1 ? v[1] : zero;
+  for (int i = 0; i < nv; ++i) {
+    const Float4 c = i + 2 < nv ? v[i + 2] : zero;
+    acc += a.x;
+    acc += a.y;
+    acc += a.z;
+    acc += a.w;
+    a = b;
+    b = c;
+  }
+  for (int i = nv * 4; i < len; ++i) acc += src[i];
+  return acc;
+}
+
+// cafe::(anonymous)::InsertIntoBucket, statement for statement.
+CAFE_HD void InsertIntoBucket(int64_t* keys, float* scores, const int32_t* rows, int32_t* tags,
+                              int64_t base, int32_t c, int64_t key, float v, int32_t tag) {
+  int32_t empty = -1;
+  for (int32_t j = 0; j < c; ++j) {
+    const int64_t s = base + j;
+    if (scores[s] > 0.f) {
+      if (keys[s] == key) {
+        scores[s] += v;
+        return;
+      }
+    } else if (empty < 0) {
+      empty = j;
+    }
+  }
+  if (empty >= 0) {
+    const int64_t s = base + empty;
+    keys[s] = key;
+    scores[s] = v;
+    tags[s] = tag;
+    return;
+  }
+  // SpaceSaving takeover of the smallest non-hot slot (ties: highest index).
+  int32_t victim = -1;
+  for (int32_t j = 0; j < c; ++j) {
+    const int64_t s = base + j;
+    if (rows[s] >= 0) continue;
+    if (victim < 0 || scores[s] <= scores[base + victim]) victim = j;
+  }
+  if (victim < 0) return;  // every slot is hot: the update is dropped
+  const int64_t s = base + victim;
+  keys[s] = key;
+  scores[s] += v;
+  tags[s] = tag;
+}
+
+// Body of the per-bucket insert kernel for position q of the bucket-sorted
+// distinct keys. Only the first position of each bucket's segment does work:
+// it walks the segment (keys ascending, as the key sort was stable under the
+// bucket sort) and applies InsertIntoBucket to each key with a positive sum.
+CAFE_HD void BucketInsertBody(int64_t q, int64_t num_runs, const uint32_t* sorted_bucket,
+                              const int32_t* sorted_run, const int64_t* run_key,
+                              const float* run_value, const int32_t* run_tag, int32_t c,
+                              int64_t* keys, float* scores, const int32_t* rows, int32_t* tags) {
+  if (q >= num_runs) return;
+  const uint32_t b = sorted_bucket[q];
+  if (q > 0 && sorted_bucket[q - 1] == b) return;
+  const int64_t base = static_cast<int64_t>(b) * c;
+  for (int64_t e = q; e < num_runs && sorted_bucket[e] == b; ++e) {
+    const int32_t r = sorted_run[e];
+    const float v = run_value[r];
+    if (v > 0.f) InsertIntoBucket(keys, scores, rows, tags, base, c, run_key[r], v, run_tag[r]);
+  }
+}
+
+// Reverses the low `bits` bits of x.
+CAFE_HD uint64_t ReverseBits(uint64_t x, int bits) {
+  uint64_t r = 0;
+  for (int i = 0; i < bits; ++i) {
+    r = (r << 1) | (x & 1);
+    x >>= 1;
+  }
+  return r;
+}
+
+// First stage of cafe::PairwiseSum. With P the padded length (a power of two)
+// and h = number of partials (a power of two <= P), the halving tree
+//   for half = P/2 .. 1: x[i] += x[i + half]
+// leaves, after the levels half >= h, x[i] (i < h) = the halving tree over the
+// m = P/h values e_k = x[i + k*h]. That tree pairs e_k with e_{k+m/2}, which is
+// the contiguous pairwise recursion over e taken in bit-reversed index order;
+// this body computes it with a stack (left + right, the same two operands per
+// addition as the CPU). Padding values (index >= n) are +0.f as on the CPU.
+CAFE_HD float PairwisePartialBody(const float* values, int64_t n, int64_t i, int64_t h,
+                                  int log2_m) {
+  float stack[40];  // depth <= log2_m + 1 <= 32
+  int sp = 0;
+  const int64_t m = int64_t{1} << log2_m;
+  for (int64_t j = 0; j < m; ++j) {
+    const int64_t idx = i + static_cast<int64_t>(ReverseBits(static_cast<uint64_t>(j), log2_m)) * h;
+    float val = idx < n ? values[idx] : 0.f;
+    for (int64_t t = j; t & 1; t >>= 1) val = stack[--sp] + val;
+    stack[sp++] = val;
+  }
+  return stack[0];
+}
+
+// One level of the second stage: y[i] += y[i + half] (the CPU's statement).
+CAFE_HD void PairwiseLevelBody(float* y, int64_t i, int64_t half) { y[i] += y[i + half]; }
+
+// Query body: identical to the loop of cafe::Query.
+CAFE_HD void QueryBody(int64_t i, const int64_t* ids, int64_t num_buckets, int32_t c,
+                       float medium, const int64_t* keys, const float* scores,
+                       const int32_t* rows, int32_t* out_rows, int32_t* out_levels) {
+  const int64_t key = ids[i];
+  const int64_t base = BucketOf(key, num_buckets) * c;
+  int32_t row = -1;
+  int32_t level = kCold;
+  for (int32_t j = 0; j < c; ++j) {
+    const int64_t s = base + j;
+    if (scores[s] > 0.f && keys[s] == key) {
+      row = rows[s];
+      level = row >= 0 ? kHot : (scores[s] >= medium ? kMedium : kCold);
+      break;
+    }
+  }
+  out_rows[i] = row;
+  out_levels[i] = level;
+}
+
+// Migrate, step 1 (one thread): is a decay due? Same test as cafe::DecayDue,
+// with `mass_limit` = factor * W * k computed on the host in double exactly as
+// the core does. Resets mass and batches when it decays. counts[0] = decayed.
+CAFE_HD void DecayDueBody(bool force, int32_t rule_batches, int64_t period, double mass_limit,
+                          float* mass, int64_t* batches, int32_t* counts) {
+  bool due = force;
+  if (!due) {
+    due = rule_batches ? (*batches >= period) : (static_cast<double>(*mass) > mass_limit);
+  }
+  counts[0] = due ? 1 : 0;
+  if (due) {
+    *mass = 0.f;
+    *batches = 0;
+  }
+}
+
+// Migrate, step 2 (one thread per slot): the body of the CPU decay loop. The
+// demoted entry's key and tag are read by DemoteScatterBody before the slot is
+// emptied, so an emptied demoted slot is only marked here (empty_after).
+CAFE_HD void DecaySlotBody(int64_t s, const int32_t* counts, float rate, float demote,
+                           int64_t* keys, float* scores, int32_t* rows, int32_t* tags,
+                           int32_t* row_slot, int32_t* demote_flag, int32_t* demote_row,
+                           int32_t* empty_after) {
+  demote_flag[s] = 0;
+  empty_after[s] = 0;
+  if (counts[0] == 0) return;
+  if (!(scores[s] > 0.f)) return;
+  scores[s] *= rate;
+  const int32_t row = rows[s];
+  bool demoted = false;
+  if (row >= 0 && scores[s] < demote) {
+    demoted = true;
+    demote_flag[s] = 1;
+    demote_row[s] = row;
+    row_slot[row] = -1;
+    rows[s] = -1;
+  }
+  if (!(scores[s] > 0.f)) {  // underflowed: the slot is empty again
+    if (demoted) {
+      empty_after[s] = 1;
+    } else {
+      keys[s] = 0;
+      scores[s] = 0.f;
+      tags[s] = 0;
+    }
+  }
+}
+
+// Migrate, step 3 (one thread per slot): writes demoted entries at their
+// position in slot order, then empties underflowed demoted slots.
+CAFE_HD void DemoteScatterBody(int64_t s, const int32_t* demote_flag, const int32_t* demote_pos,
+                               const int32_t* demote_row, const int32_t* empty_after,
+                               int64_t* keys, float* scores, int32_t* tags, int64_t* out_keys,
+                               int32_t* out_tags, int32_t* out_rows) {
+  if (!demote_flag[s]) return;
+  const int32_t p = demote_pos[s];
+  out_keys[p] = keys[s];
+  out_tags[p] = tags[s];
+  out_rows[p] = demote_row[s];
+  if (empty_after[s]) {
+    keys[s] = 0;
+    scores[s] = 0.f;
+    tags[s] = 0;
+  }
+}
+
+// Promotion candidate test of cafe::Migrate.
+CAFE_HD bool IsCandidate(const float* scores, const int32_t* rows, int64_t s, float threshold) {
+  return rows[s] < 0 && scores[s] > 0.f && scores[s] >= threshold;
+}
+
+// Sort key of the score pass (descending): the float bits of a candidate's
+// score (> 0, so its bits order like the value and are >= 1), 0 otherwise, so
+// non-candidates sort after every candidate.
+CAFE_HD uint32_t CandidateScoreBits(const float* scores, const int32_t* rows, int64_t s,
+                                    float threshold) {
+  return IsCandidate(scores, rows, s, threshold) ? FloatBits(scores[s]) : 0u;
+}
+
+// After the descending score sort: the number of candidates is the position of
+// the first 0 (the thread at the boundary writes it; counts[3] starts at 0).
+CAFE_HD void CandidateCountBody(int64_t q, int64_t num_slots, const uint32_t* sorted_bits,
+                                int32_t* num_candidates) {
+  if (sorted_bits[q] != 0u && (q + 1 == num_slots || sorted_bits[q + 1] == 0u))
+    *num_candidates = static_cast<int32_t>(q + 1);
+}
+
+// Migrate, promotion (one thread per promoted position i): the i-th candidate
+// (score desc, key asc) gets the i-th free row in ascending order, as the CPU
+// loop over rows does.
+CAFE_HD void PromoteBody(int64_t i, int32_t num_promoted, const int32_t* candidates,
+                         const int32_t* free_rows, const int64_t* keys, int32_t* rows,
+                         const int32_t* tags, int32_t* row_slot, int64_t* out_keys,
+                         int32_t* out_tags, int32_t* out_rows) {
+  if (i >= num_promoted) return;
+  const int64_t s = candidates[i];
+  const int32_t row = free_rows[i];
+  rows[s] = row;
+  row_slot[row] = static_cast<int32_t>(s);
+  out_keys[i] = keys[s];
+  out_tags[i] = tags[s];
+  out_rows[i] = row;
+}
+
+}  // namespace detail
+}  // namespace cuda
+}  // namespace cafe
+
+#endif  // CAFE_TF_CUDA_HOTSKETCH_DEVICE_COMMON_H_

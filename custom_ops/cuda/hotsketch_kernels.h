@@ -1,0 +1,132 @@
+// CUDA launchers for the HotSketch ops: plain C++ API over device pointers and
+// a cudaStream_t. No TensorFlow here, and no TensorFlow in the .cu file that
+// implements it: TF's GPU kernels (tf_gpu_kernels.cc) and the standalone
+// harness (harness.cu) both call these functions.
+//
+// Semantics: exactly cafe::Insert / cafe::Query / cafe::Migrate of
+// ../core/hotsketch.h, bit for bit (same float operations in the same order).
+// The state layout is exactly cafe::SketchState. All launchers are
+// asynchronous on `stream` (nothing synchronises, nothing allocates); the
+// caller provides every buffer, including a workspace whose size it gets
+// from the matching *WorkspaceBytes function (which needs no device buffers,
+// but may query the current device, like every CUB size query).
+//
+// Limits: n (batch length) and W*c (slots) must be <= INT32_MAX; the
+// launchers return cudaErrorInvalidValue otherwise.
+#ifndef CAFE_TF_CUDA_HOTSKETCH_KERNELS_H_
+#define CAFE_TF_CUDA_HOTSKETCH_KERNELS_H_
+
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace cafe {
+namespace cuda {
+
+// Device pointers with the layout of cafe::SketchState.
+struct DeviceSketchState {
+  int64_t* keys;      // [W*c]
+  float* scores;      // [W*c]
+  int32_t* rows;      // [W*c]
+  int32_t* tags;      // [W*c]
+  int32_t* row_slot;  // [hot_rows]
+  float* mass;        // [1]
+  int64_t* batches;   // [1]
+};
+
+// ---------------------------------------------------------------- Insert ---
+
+// Bytes of workspace LaunchInsert needs for a batch of n and W buckets.
+// Returns 0 on error (and sets *error when given).
+size_t InsertWorkspaceBytes(int64_t n, int64_t num_buckets, cudaError_t* error = nullptr);
+
+// cafe::Insert(config{W, c}, state, keys, importance, tags, n, ...) plus the
+// validation of cafe::ValidateInsert, all on the device:
+//   *d_status (device int64) = -1 when the batch is valid, else the first
+//   index i whose importance is NaN/inf/negative or whose tag is negative; in
+//   that case the state is left unchanged (every state-writing kernel checks
+//   it), exactly as the CPU op rejects the batch before any change.
+// Read *d_status after the stream reached this point to report the error.
+// n == 0 writes -1 and changes nothing (batches is not incremented).
+// `workspace` may have any alignment (the size includes the slack to align
+// it); it is scratch only and may be reused once the stream passed this call.
+cudaError_t LaunchInsert(int64_t num_buckets, int32_t slots_per_bucket,
+                         const DeviceSketchState& state, const int64_t* d_keys,
+                         const float* d_importance, const int32_t* d_tags, int64_t n,
+                         int64_t* d_status, void* workspace, size_t workspace_bytes,
+                         cudaStream_t stream);
+
+// ----------------------------------------------------------------- Query ---
+
+// cafe::Query: d_out_rows[i] = hot row or -1, d_out_levels[i] = 0 cold,
+// 1 medium, 2 hot. Read-only on the state. No workspace.
+cudaError_t LaunchQuery(int64_t num_buckets, int32_t slots_per_bucket, float medium_threshold,
+                        const int64_t* d_state_keys, const float* d_state_scores,
+                        const int32_t* d_state_rows, const int64_t* d_ids, int64_t n,
+                        int32_t* d_out_rows, int32_t* d_out_levels, cudaStream_t stream);
+
+// --------------------------------------------------------------- Migrate ---
+
+struct MigrateConfig {
+  int64_t num_buckets = 0;       // W
+  int32_t slots_per_bucket = 0;  // c
+  int32_t hot_rows = 0;          // H (length of row_slot)
+  float threshold = 0.f;         // k
+  float demote_threshold = 0.f;
+  float decay_rate = 0.99f;
+  bool decay_rule_batches = false;  // false: mass rule, true: batches rule
+  double decay_mass_factor = 10.0;
+  int64_t decay_period = 0;
+};
+
+// Where LaunchMigrate writes its results (device memory).
+struct MigrateOutputs {
+  // counts[0] = decayed (0/1), counts[1] = #demoted, counts[2] = #promoted,
+  // counts[3] = #promotion candidates (informational).
+  int32_t* counts;  // [4]
+  // Demoted entries in slot order; capacity MigrateDemotedCapacity().
+  int64_t* demoted_keys;
+  int32_t* demoted_tags;
+  int32_t* demoted_rows;
+  // Promoted entries (score desc, key asc; rows ascending); capacity
+  // MigratePromotedCapacity().
+  int64_t* promoted_keys;
+  int32_t* promoted_tags;
+  int32_t* promoted_rows;
+};
+
+inline int64_t MigrateDemotedCapacity(const MigrateConfig& c) {
+  return c.num_buckets * c.slots_per_bucket;
+}
+inline int64_t MigratePromotedCapacity(const MigrateConfig& c) {
+  const int64_t slots = c.num_buckets * c.slots_per_bucket;
+  return slots < c.hot_rows ? slots : c.hot_rows;
+}
+
+// Bytes of workspace LaunchMigrate needs. Returns 0 on error.
+size_t MigrateWorkspaceBytes(const MigrateConfig& config, cudaError_t* error = nullptr);
+
+// cafe::Migrate(config, state, force_decay): decay when due (or forced) with
+// demotion, then promotion. The config must be valid (cafe::SketchConfig::
+// Validate): the caller checks it on the host.
+cudaError_t LaunchMigrate(const MigrateConfig& config, const DeviceSketchState& state,
+                          bool force_decay, const MigrateOutputs& out, void* workspace,
+                          size_t workspace_bytes, cudaStream_t stream);
+
+// ------------------------------------------------------ small utilities ---
+// These use the CUDA runtime the launchers were built with, so a caller (the
+// TF kernels) needs no CUDA runtime calls of its own.
+
+// cudaMemcpyAsync device->device on `stream`.
+cudaError_t CopyDeviceToDeviceAsync(void* dst, const void* src, size_t bytes,
+                                    cudaStream_t stream);
+// cudaMemcpyAsync device->host on `stream`, then waits for the stream.
+cudaError_t CopyDeviceToHostSync(void* dst, const void* src, size_t bytes, cudaStream_t stream);
+// cudaGetErrorString.
+const char* ErrorString(cudaError_t error);
+
+}  // namespace cuda
+}  // namespace cafe
+
+#endif  // CAFE_TF_CUDA_HOTSKETCH_KERNELS_H_

@@ -1,0 +1,398 @@
+// TensorFlow GPU kernels for the ops registered in ../tf/hotsketch_ops.cc
+// (CafeSketchInsert, CafeSketchQuery, CafeSketchMigrate). They lock and
+// validate exactly like the CPU kernels there and call the plain CUDA
+// launchers of hotsketch_kernels.h on TensorFlow's own compute stream.
+//
+// This file includes TF headers but no CUDA kernel code; it is compiled by
+// g++ with -DGOOGLE_CUDA=1 against TF's bundled CUDA headers and linked with
+// the nvcc-built hotsketch_kernels.o and cudart (see build_gpu_ops.sh). Only
+// CUDA *types* are used here (cudaStream_t, cudaError_t); every CUDA runtime
+// call goes through hotsketch_kernels.h, i.e. through the runtime the kernels
+// were built with.
+//
+// Without GOOGLE_CUDA this file compiles to nothing.
+#if GOOGLE_CUDA
+
+#define EIGEN_USE_GPU
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "../core/hotsketch.h"
+#include "hotsketch_kernels.h"
+#include "tensorflow/core/framework/op_kernel.h"
+#include "tensorflow/core/framework/resource_mgr.h"
+#include "tensorflow/core/framework/resource_var.h"
+#include "tensorflow/core/framework/tensor.h"
+#include "tensorflow/core/platform/mutex.h"
+
+namespace tensorflow {
+namespace {
+
+// Variable inputs shared by the mutating ops, in this order (as in
+// ../tf/hotsketch_ops.cc).
+enum StateInput { kKeys = 0, kScores, kRows, kTags, kRowSlot, kMass, kBatches, kNumStateInputs };
+const DataType kStateDtypes[kNumStateInputs] = {DT_INT64, DT_FLOAT, DT_INT32, DT_INT32,
+                                                DT_INT32, DT_FLOAT, DT_INT64};
+const char* const kStateNames[kNumStateInputs] = {"keys", "scores", "rows", "tags",
+                                                  "row_slot", "mass", "batches"};
+
+cudaStream_t StreamOf(OpKernelContext* ctx) { return ctx->eigen_gpu_device().stream(); }
+
+Status CudaStatus(cudaError_t err, const char* op, const char* what) {
+  if (err == cudaSuccess) return OkStatus();
+  return errors::Internal(op, ": CUDA error in ", what, ": ", cafe::cuda::ErrorString(err));
+}
+
+// Allocates a device temporary of `bytes` bytes (DT_INT8), at least 1.
+Status AllocateBytes(OpKernelContext* ctx, size_t bytes, Tensor* out) {
+  return ctx->allocate_temp(DT_INT8, TensorShape({static_cast<int64_t>(std::max<size_t>(bytes, 1))}),
+                            out);
+}
+
+template <typename T>
+T* DevicePtr(Tensor& t) {
+  return reinterpret_cast<T*>(t.data());
+}
+
+// Locks the seven state variables (mutexes in address order, each once), checks
+// dtypes and shapes, and makes their buffers exclusively ours (copy-on-write
+// on the GPU stream) before the update. Holds the locks while alive.
+//
+// Differences from the CPU LockedState, on purpose: the GPU variant of
+// PrepareToUpdateVariable / MaybeLockVariableInputMutexesInOrder would
+// instantiate functor::DenseUpdate<GPUDevice, T>, which libtensorflow_framework
+// does not export (undefined symbol at load), so the copy-on-write is done here
+// with a device-to-device copy on the op's stream. And no Tensor copy is held
+// before the refcount test (a held copy makes RefCountIsOne() false and forces
+// a full copy of the state on every call).
+class GpuLockedState {
+ public:
+  GpuLockedState(OpKernelContext* ctx, const char* op) : op_(op) {
+    std::vector<mutex*> mutexes;
+    for (int i = 0; i < kNumStateInputs; ++i) {
+      Var* var = nullptr;
+      OP_REQUIRES_OK(ctx, LookupResource(ctx, HandleFromInput(ctx, i), &var));
+      vars_[i].reset(var);
+      mutexes.push_back(var->mu());
+    }
+    std::sort(mutexes.begin(), mutexes.end());
+    mutexes.erase(std::unique(mutexes.begin(), mutexes.end()), mutexes.end());
+    for (mutex* mu : mutexes) mu->lock();
+    locked_ = std::move(mutexes);
+    for (int i = 0; i < kNumStateInputs; ++i) {
+      const Tensor* t = vars_[i]->tensor();
+      OP_REQUIRES(ctx, t->dtype() == kStateDtypes[i],
+                  errors::InvalidArgument("sketch variable '", kStateNames[i], "' must be ",
+                                          DataTypeString(kStateDtypes[i]), ", got ",
+                                          DataTypeString(t->dtype())));
+    }
+    const TensorShape& keys = vars_[kKeys]->tensor()->shape();
+    OP_REQUIRES(ctx, keys.dims() == 2 && keys.dim_size(0) > 0 && keys.dim_size(1) > 0,
+                errors::InvalidArgument("sketch keys must have shape [W, c] with W, c > 0, got ",
+                                        keys.DebugString()));
+    for (int i : {kScores, kRows, kTags}) {
+      OP_REQUIRES(ctx, vars_[i]->tensor()->shape() == keys,
+                  errors::InvalidArgument("sketch ", kStateNames[i], " must have the shape of keys ",
+                                          keys.DebugString(), ", got ",
+                                          vars_[i]->tensor()->shape().DebugString()));
+    }
+    OP_REQUIRES(ctx, vars_[kRowSlot]->tensor()->dims() == 1,
+                errors::InvalidArgument("sketch row_slot must be a vector"));
+    OP_REQUIRES(ctx,
+                vars_[kMass]->tensor()->NumElements() == 1 &&
+                    vars_[kBatches]->tensor()->NumElements() == 1,
+                errors::InvalidArgument("sketch mass and batches must be scalars"));
+    OP_REQUIRES(ctx, keys.num_elements() <= std::numeric_limits<int32_t>::max(),
+                errors::InvalidArgument("the GPU kernels support at most 2^31 - 1 sketch slots, "
+                                        "got ", keys.num_elements()));
+    ok_ = true;
+  }
+
+  ~GpuLockedState() {
+    for (auto it = locked_.rbegin(); it != locked_.rend(); ++it) (*it)->unlock();
+  }
+
+  // Call once the inputs are validated: from here on the buffers may change.
+  Status PrepareForUpdate(OpKernelContext* ctx, cudaStream_t stream) {
+    for (int i = 0; i < kNumStateInputs; ++i) {
+      Var* var = vars_[i].get();
+      Tensor* t = var->tensor();
+      if (var->copy_on_read_mode.load() || !t->RefCountIsOne()) {
+        Tensor copy;
+        AllocatorAttributes attr;
+        attr.set_gpu_compatible(true);
+        attr.set_nic_compatible(true);
+        TF_RETURN_IF_ERROR(ctx->allocate_temp(t->dtype(), t->shape(), &copy, attr));
+        TF_RETURN_IF_ERROR(CudaStatus(
+            cafe::cuda::CopyDeviceToDeviceAsync(copy.data(), t->data(), t->TotalBytes(), stream),
+            op_, "copy-on-write"));
+        *t = copy;
+      }
+      tensors_[i] = *t;
+    }
+    return OkStatus();
+  }
+
+  bool ok() const { return ok_; }
+  int64_t num_buckets() const { return vars_[kKeys]->tensor()->dim_size(0); }
+  int32_t slots_per_bucket() const {
+    return static_cast<int32_t>(vars_[kKeys]->tensor()->dim_size(1));
+  }
+  int32_t hot_rows() const { return static_cast<int32_t>(vars_[kRowSlot]->tensor()->dim_size(0)); }
+
+  // Valid after PrepareForUpdate.
+  cafe::cuda::DeviceSketchState state() {
+    return {DevicePtr<int64_t>(tensors_[kKeys]),   DevicePtr<float>(tensors_[kScores]),
+            DevicePtr<int32_t>(tensors_[kRows]),   DevicePtr<int32_t>(tensors_[kTags]),
+            DevicePtr<int32_t>(tensors_[kRowSlot]), DevicePtr<float>(tensors_[kMass]),
+            DevicePtr<int64_t>(tensors_[kBatches])};
+  }
+
+ private:
+  const char* op_;
+  core::RefCountPtr<Var> vars_[kNumStateInputs];
+  std::vector<mutex*> locked_;
+  Tensor tensors_[kNumStateInputs];
+  bool ok_ = false;
+};
+
+// ---------------------------------------------------------------- Insert ---
+
+class CafeSketchInsertGpuOp : public OpKernel {
+ public:
+  explicit CafeSketchInsertGpuOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    int num_threads = 0;
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("num_threads", &num_threads));  // CPU-only knob
+    OP_REQUIRES(ctx, num_threads >= 0,
+                errors::InvalidArgument("num_threads must be >= 0, got ", num_threads));
+  }
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& ids = ctx->input(kNumStateInputs);
+    const Tensor& importance = ctx->input(kNumStateInputs + 1);
+    const Tensor& tags = ctx->input(kNumStateInputs + 2);
+    OP_REQUIRES(ctx, ids.dims() == 1,
+                errors::InvalidArgument("ids must be a vector, got shape ",
+                                        ids.shape().DebugString()));
+    OP_REQUIRES(ctx, importance.shape() == ids.shape() && tags.shape() == ids.shape(),
+                errors::InvalidArgument("ids, importance and tags must have the same length, got ",
+                                        ids.shape().DebugString(), ", ",
+                                        importance.shape().DebugString(), " and ",
+                                        tags.shape().DebugString()));
+    const int64_t n = ids.NumElements();
+    OP_REQUIRES(ctx, n <= std::numeric_limits<int32_t>::max(),
+                errors::InvalidArgument("the GPU insert supports at most 2^31 - 1 ids, got ", n));
+    GpuLockedState locked(ctx, "CafeSketchInsert");
+    if (!locked.ok() || n == 0) return;
+    const cudaStream_t stream = StreamOf(ctx);
+    OP_REQUIRES_OK(ctx, locked.PrepareForUpdate(ctx, stream));
+
+    cudaError_t err = cudaSuccess;
+    const size_t bytes = cafe::cuda::InsertWorkspaceBytes(n, locked.num_buckets(), &err);
+    OP_REQUIRES_OK(ctx, CudaStatus(err, "CafeSketchInsert", "workspace query"));
+    Tensor workspace, status;
+    OP_REQUIRES_OK(ctx, AllocateBytes(ctx, bytes, &workspace));
+    OP_REQUIRES_OK(ctx, ctx->allocate_temp(DT_INT64, TensorShape({1}), &status));
+    OP_REQUIRES_OK(
+        ctx, CudaStatus(cafe::cuda::LaunchInsert(
+                            locked.num_buckets(), locked.slots_per_bucket(), locked.state(),
+                            ids.flat<int64_t>().data(), importance.flat<float>().data(),
+                            tags.flat<int32_t>().data(), n, DevicePtr<int64_t>(status),
+                            workspace.data(), bytes, stream),
+                        "CafeSketchInsert", "launch"));
+    // The CPU op rejects an invalid batch with InvalidArgument; the GPU
+    // kernels leave the state untouched in that case, and we report the same
+    // message. This needs the validation result on the host: one 8-byte copy
+    // and a stream synchronisation per insert.
+    int64_t bad = -1;
+    OP_REQUIRES_OK(ctx, CudaStatus(cafe::cuda::CopyDeviceToHostSync(
+                                       &bad, DevicePtr<int64_t>(status), sizeof(bad), stream),
+                                   "CafeSketchInsert", "status read"));
+    if (bad >= 0) {
+      float v = 0.f;
+      int32_t t = 0;
+      OP_REQUIRES_OK(ctx, CudaStatus(cafe::cuda::CopyDeviceToHostSync(
+                                         &v, importance.flat<float>().data() + bad, sizeof(v),
+                                         stream),
+                                     "CafeSketchInsert", "status read"));
+      OP_REQUIRES_OK(ctx, CudaStatus(cafe::cuda::CopyDeviceToHostSync(
+                                         &t, tags.flat<int32_t>().data() + bad, sizeof(t), stream),
+                                     "CafeSketchInsert", "status read"));
+      // Same text as cafe::ValidateInsert.
+      std::ostringstream msg;
+      if (std::isnan(v) || std::isinf(v) || v < 0.f) {
+        msg << "importance must be finite and >= 0, got " << v << " at index " << bad;
+      } else {
+        msg << "tags must be >= 0, got " << t << " at index " << bad;
+      }
+      ctx->SetStatus(errors::InvalidArgument("CafeSketchInsert: ", msg.str()));
+    }
+  }
+};
+
+// ----------------------------------------------------------------- Query ---
+
+class CafeSketchQueryGpuOp : public OpKernel {
+ public:
+  explicit CafeSketchQueryGpuOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("medium_threshold", &medium_threshold_));
+  }
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& keys = ctx->input(0);
+    const Tensor& scores = ctx->input(1);
+    const Tensor& rows = ctx->input(2);
+    const Tensor& ids = ctx->input(3);
+    OP_REQUIRES(ctx, keys.dims() == 2 && keys.dim_size(0) > 0 && keys.dim_size(1) > 0,
+                errors::InvalidArgument("sketch keys must have shape [W, c] with W, c > 0, got ",
+                                        keys.shape().DebugString()));
+    OP_REQUIRES(ctx, scores.shape() == keys.shape() && rows.shape() == keys.shape(),
+                errors::InvalidArgument("sketch keys, scores and rows must have one shape"));
+    Tensor* hot_rows = nullptr;
+    Tensor* levels = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, ids.shape(), &hot_rows));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, ids.shape(), &levels));
+    const int64_t n = ids.NumElements();
+    if (n == 0) return;
+    OP_REQUIRES_OK(
+        ctx, CudaStatus(cafe::cuda::LaunchQuery(
+                            keys.dim_size(0), static_cast<int32_t>(keys.dim_size(1)),
+                            medium_threshold_, keys.flat<int64_t>().data(),
+                            scores.flat<float>().data(), rows.flat<int32_t>().data(),
+                            ids.flat<int64_t>().data(), n, hot_rows->flat<int32_t>().data(),
+                            levels->flat<int32_t>().data(), StreamOf(ctx)),
+                        "CafeSketchQuery", "launch"));
+  }
+
+ private:
+  float medium_threshold_;
+};
+
+// --------------------------------------------------------------- Migrate ---
+
+class CafeSketchMigrateGpuOp : public OpKernel {
+ public:
+  explicit CafeSketchMigrateGpuOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("threshold", &config_.threshold));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("demote_threshold", &config_.demote_threshold));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("decay_rate", &config_.decay_rate));
+    std::string rule;
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("decay_rule", &rule));
+    config_.decay_rule = rule == "mass" ? cafe::DecayRule::kMass : cafe::DecayRule::kBatches;
+    float factor;
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("decay_mass_factor", &factor));
+    config_.decay_mass_factor = factor;
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("decay_period", &config_.decay_period));
+  }
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& force = ctx->input(kNumStateInputs);  // host memory
+    OP_REQUIRES(ctx, force.NumElements() == 1,
+                errors::InvalidArgument("force_decay must be a scalar"));
+    GpuLockedState locked(ctx, "CafeSketchMigrate");
+    if (!locked.ok()) return;
+    cafe::SketchConfig config = config_;
+    config.num_buckets = locked.num_buckets();
+    config.slots_per_bucket = locked.slots_per_bucket();
+    config.hot_rows = locked.hot_rows();
+    const std::string problem = config.Validate();
+    OP_REQUIRES(ctx, problem.empty(), errors::InvalidArgument("CafeSketchMigrate: ", problem));
+    const cudaStream_t stream = StreamOf(ctx);
+    OP_REQUIRES_OK(ctx, locked.PrepareForUpdate(ctx, stream));
+
+    cafe::cuda::MigrateConfig mc;
+    mc.num_buckets = config.num_buckets;
+    mc.slots_per_bucket = config.slots_per_bucket;
+    mc.hot_rows = config.hot_rows;
+    mc.threshold = config.threshold;
+    mc.demote_threshold = config.demote_threshold;
+    mc.decay_rate = config.decay_rate;
+    mc.decay_rule_batches = config.decay_rule == cafe::DecayRule::kBatches;
+    mc.decay_mass_factor = config.decay_mass_factor;
+    mc.decay_period = config.decay_period;
+    cudaError_t err = cudaSuccess;
+    const size_t bytes = cafe::cuda::MigrateWorkspaceBytes(mc, &err);
+    OP_REQUIRES_OK(ctx, CudaStatus(err, "CafeSketchMigrate", "workspace query"));
+    const int64_t dcap = cafe::cuda::MigrateDemotedCapacity(mc);
+    const int64_t pcap = cafe::cuda::MigratePromotedCapacity(mc);
+    Tensor workspace, counts, dkeys, dtags, drows, pkeys, ptags, prows;
+    OP_REQUIRES_OK(ctx, AllocateBytes(ctx, bytes, &workspace));
+    OP_REQUIRES_OK(ctx, ctx->allocate_temp(DT_INT32, TensorShape({4}), &counts));
+    OP_REQUIRES_OK(ctx, ctx->allocate_temp(DT_INT64, TensorShape({dcap}), &dkeys));
+    OP_REQUIRES_OK(ctx, ctx->allocate_temp(DT_INT32, TensorShape({dcap}), &dtags));
+    OP_REQUIRES_OK(ctx, ctx->allocate_temp(DT_INT32, TensorShape({dcap}), &drows));
+    OP_REQUIRES_OK(ctx, ctx->allocate_temp(DT_INT64, TensorShape({pcap}), &pkeys));
+    OP_REQUIRES_OK(ctx, ctx->allocate_temp(DT_INT32, TensorShape({pcap}), &ptags));
+    OP_REQUIRES_OK(ctx, ctx->allocate_temp(DT_INT32, TensorShape({pcap}), &prows));
+    cafe::cuda::MigrateOutputs out;
+    out.counts = DevicePtr<int32_t>(counts);
+    out.demoted_keys = DevicePtr<int64_t>(dkeys);
+    out.demoted_tags = DevicePtr<int32_t>(dtags);
+    out.demoted_rows = DevicePtr<int32_t>(drows);
+    out.promoted_keys = DevicePtr<int64_t>(pkeys);
+    out.promoted_tags = DevicePtr<int32_t>(ptags);
+    out.promoted_rows = DevicePtr<int32_t>(prows);
+    OP_REQUIRES_OK(ctx, CudaStatus(cafe::cuda::LaunchMigrate(mc, locked.state(),
+                                                             force.scalar<bool>()(), out,
+                                                             workspace.data(), bytes, stream),
+                                   "CafeSketchMigrate", "launch"));
+    // Data-dependent output sizes: read the counts (synchronises the stream).
+    int32_t host_counts[4] = {0, 0, 0, 0};
+    OP_REQUIRES_OK(ctx, CudaStatus(cafe::cuda::CopyDeviceToHostSync(
+                                       host_counts, out.counts, sizeof(host_counts), stream),
+                                   "CafeSketchMigrate", "count read"));
+    Tensor* decayed = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({}), &decayed));  // host memory
+    decayed->scalar<bool>()() = host_counts[0] != 0;
+    OP_REQUIRES_OK(ctx, Emit(ctx, 1, host_counts[1], dkeys, dtags, drows, stream));
+    OP_REQUIRES_OK(ctx, Emit(ctx, 4, host_counts[2], pkeys, ptags, prows, stream));
+  }
+
+ private:
+  static Status Emit(OpKernelContext* ctx, int first, int64_t n, Tensor& keys, Tensor& tags,
+                     Tensor& rows, cudaStream_t stream) {
+    Tensor *k, *t, *r;
+    TF_RETURN_IF_ERROR(ctx->allocate_output(first, TensorShape({n}), &k));
+    TF_RETURN_IF_ERROR(ctx->allocate_output(first + 1, TensorShape({n}), &t));
+    TF_RETURN_IF_ERROR(ctx->allocate_output(first + 2, TensorShape({n}), &r));
+    if (n == 0) return OkStatus();
+    TF_RETURN_IF_ERROR(CudaStatus(
+        cafe::cuda::CopyDeviceToDeviceAsync(k->data(), keys.data(), n * sizeof(int64_t), stream),
+        "CafeSketchMigrate", "output copy"));
+    TF_RETURN_IF_ERROR(CudaStatus(
+        cafe::cuda::CopyDeviceToDeviceAsync(t->data(), tags.data(), n * sizeof(int32_t), stream),
+        "CafeSketchMigrate", "output copy"));
+    return CudaStatus(
+        cafe::cuda::CopyDeviceToDeviceAsync(r->data(), rows.data(), n * sizeof(int32_t), stream),
+        "CafeSketchMigrate", "output copy");
+  }
+
+  cafe::SketchConfig config_;
+};
+
+#define CAFE_STATE_HOST_MEMORY                                                      \
+  HostMemory("keys_var").HostMemory("scores_var").HostMemory("rows_var")            \
+      .HostMemory("tags_var").HostMemory("row_slot_var").HostMemory("mass_var")     \
+      .HostMemory("batches_var")
+
+REGISTER_KERNEL_BUILDER(Name("CafeSketchInsert").Device(DEVICE_GPU).CAFE_STATE_HOST_MEMORY,
+                        CafeSketchInsertGpuOp);
+REGISTER_KERNEL_BUILDER(Name("CafeSketchQuery").Device(DEVICE_GPU), CafeSketchQueryGpuOp);
+REGISTER_KERNEL_BUILDER(Name("CafeSketchMigrate")
+                            .Device(DEVICE_GPU)
+                            .CAFE_STATE_HOST_MEMORY.HostMemory("force_decay")
+                            .HostMemory("decayed"),
+                        CafeSketchMigrateGpuOp);
+
+#undef CAFE_STATE_HOST_MEMORY
+
+}  // namespace
+}  // namespace tensorflow
+
+#endif  // GOOGLE_CUDA

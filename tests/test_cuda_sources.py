@@ -1,0 +1,24 @@
+"""The CUDA sources compile with the machine's nvcc, and the GPU algorithm, run on the
+host, matches the C++ core bit for bit (custom_ops/cuda). No GPU needed."""
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+CUDA = Path(__file__).resolve().parents[1] / "custom_ops" / "cuda"
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not installed")
+def test_cuda_sources_compile():
+    run = subprocess.run(["bash", str(CUDA / "compile_check.sh")], capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "compile_check: OK" in run.stdout
+
+
+def test_gpu_algorithm_matches_core_on_the_host():
+    run = subprocess.run(["bash", str(CUDA / "run_emulation_test.sh")], capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "FAIL" not in run.stdout and "PASS" in run.stdout
