@@ -57,11 +57,25 @@ def resolve_budget(vocabulary_sizes: Sequence[int], embedding_dim: int,
     return budget
 
 
-def split_rows(total_rows: int, vocabulary_sizes: Sequence[int]) -> Tuple[int, ...]:
-    """`total_rows` split over fields in proportion to their vocabulary, >= 1 each,
-    never more rows than a field has ids."""
-    vocab_total = sum(vocabulary_sizes)
-    return tuple(max(1, min(v, total_rows * v // vocab_total)) for v in vocabulary_sizes)
+def split_rows(total_rows: int, vocabulary_sizes: Sequence[int],
+               minimum_rows: Optional[Sequence[int]] = None,
+               maximum_rows: Optional[Sequence[int]] = None) -> Tuple[int, ...]:
+    """Rows per field: its minimum (default 1) plus a share of the spare rows in
+    proportion to its vocabulary, capped at its maximum (default: its
+    vocabulary); never more than `total_rows` in all.
+
+    Raises:
+      ValueError: when `total_rows` is below the sum of the minimums.
+    """
+    minimum_rows = [1] * len(vocabulary_sizes) if minimum_rows is None else list(minimum_rows)
+    maximum_rows = list(vocabulary_sizes) if maximum_rows is None else list(maximum_rows)
+    spare = total_rows - sum(minimum_rows)
+    if spare < 0:
+        raise ValueError(f"{total_rows} rows cannot give each of {len(vocabulary_sizes)} fields "
+                         f"its minimum ({sum(minimum_rows)} rows in all)")
+    vocabulary_total = sum(vocabulary_sizes)
+    return tuple(min(high, low + spare * size // vocabulary_total)
+                 for size, low, high in zip(vocabulary_sizes, minimum_rows, maximum_rows))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,16 +134,17 @@ def plan_cafe_layout(vocabulary_sizes: Sequence[int], embedding_dim: int, budget
             f"{levels} hashed row(s) per feature)")
     hot_rows = max(1, int((budget_bytes * hot_share - fixed) // per_hot_row))
     hashed_total = int((budget_bytes - fixed - hot_rows * per_hot_row) // row_bytes)
+    fields = len(vocabulary_sizes)
     if multi_level:
-        medium_total = int(hashed_total * medium_share)
-        medium_rows = split_rows(max(1, medium_total), vocabulary_sizes)
-        hashed_rows = split_rows(max(1, hashed_total - sum(medium_rows)), vocabulary_sizes)
+        medium_total = max(fields, int(hashed_total * medium_share))
+        medium_rows = split_rows(medium_total, vocabulary_sizes)
+        hashed_rows = split_rows(max(fields, hashed_total - sum(medium_rows)), vocabulary_sizes)
     else:
         medium_rows = tuple(0 for _ in vocabulary_sizes)
-        hashed_rows = split_rows(max(1, hashed_total), vocabulary_sizes)
+        hashed_rows = split_rows(max(fields, hashed_total), vocabulary_sizes)
     overflow = (fixed + hot_rows * per_hot_row
                 + (sum(hashed_rows) + sum(medium_rows)) * row_bytes - budget_bytes)
-    if overflow > 0:  # the >= 1 row per field rule overshot: give up hot rows instead
+    if overflow > 0:  # the minimum rows per field overshot: give up hot rows instead
         hot_rows -= math.ceil(overflow / per_hot_row)
         if hot_rows < 1:
             raise ValueError(f"budget of {budget_bytes:,} bytes cannot hold one hot row besides "

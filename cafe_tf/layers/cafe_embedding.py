@@ -6,6 +6,7 @@ import tf_keras
 
 from cafe_tf import budget as budget_lib
 from cafe_tf import hashing
+from cafe_tf.layers import initializers
 from cafe_tf.layers import inputs as inputs_lib
 from cafe_tf.layers import optimizer_slots
 from cafe_tf.layers.cafe_config import CafeConfig
@@ -33,6 +34,37 @@ def _scatter_update(variable, indices, updates):
 def _assign_add(variable, value):
     return tf.raw_ops.AssignAddVariableOp(resource=variable.handle,
                                           value=tf.cast(value, variable.dtype))
+
+
+def _multi_replica_context():
+    """The replica context when several replicas run in sync, else None."""
+    context = tf.distribute.get_replica_context()
+    return context if context is not None and context.num_replicas_in_sync > 1 else None
+
+
+def _all_gather_vectors(context, tensors):
+    """All-gathers this replica's equal-length vectors along axis 0, in replica order.
+
+    Lengths may differ between replicas and be 0. TF 2.16's collective
+    all_gather pads every replica to the longest length and crashes (segfault in
+    RingGatherer) when that length is 0 on every replica, so pad to >= 1 here
+    and drop the padding after the gather.
+    """
+    n = tf.shape(tensors[0])[0]
+    lengths = context.all_gather(tf.reshape(n, [1]), axis=0)
+    width = tf.maximum(tf.reduce_max(lengths), 1)
+    keep = tf.reshape(tf.sequence_mask(lengths, width), [-1])
+    return [tf.boolean_mask(context.all_gather(
+        tf.concat([t, tf.zeros([width - n], t.dtype)], 0), axis=0), keep) for t in tensors]
+
+
+def _sparse_read(table, indices):
+    """`tf.gather(table, indices)`; under several replicas the IndexedSlices gradient
+    also holds row 0 with a zero gradient, so it is never empty on every replica
+    (TF 2.16's all-reduce of IndexedSlices that are empty everywhere segfaults)."""
+    if _multi_replica_context() is None:
+        return tf.gather(table, indices)
+    return tf.gather(table, tf.concat([indices, tf.zeros([1], indices.dtype)], 0))[:-1]
 
 
 class CafeEmbeddingCollection(tf_keras.layers.Layer):
@@ -98,6 +130,10 @@ class CafeEmbeddingCollection(tf_keras.layers.Layer):
         self._hashed_offsets = _offsets(self.layout.hashed_rows)
         self._medium_offsets = _offsets(self.layout.medium_rows)
 
+    @property
+    def embedding_dim(self) -> int:
+        return self.config.embedding_dim
+
     # ---- state ------------------------------------------------------------------------
     def build(self, input_shape=None):
         dim = self.config.embedding_dim
@@ -105,13 +141,13 @@ class CafeEmbeddingCollection(tf_keras.layers.Layer):
         self.hot_table = self.add_weight("hot_table", [self.layout.hot_rows, dim],
                                          initializer="zeros", trainable=True)
         self.hashed_tables = self.add_weight("hashed_tables", [sum(self.layout.hashed_rows), dim],
-                                             initializer=self._fresh_initializer(),
+                                             initializer=initializers.clone(self.embeddings_initializer),
                                              trainable=True)
         self.medium_tables = None
         if self.config.multi_level:
             self.medium_tables = self.add_weight(
                 "medium_tables", [sum(self.layout.medium_rows), dim],
-                initializer=self._fresh_initializer(), trainable=True)
+                initializer=initializers.clone(self.embeddings_initializer), trainable=True)
         self.sketch = HotSketch(self.sketch_config, backend=self.config.backend,
                                 variable_creator=self._bookkeeping_variable,
                                 name=f"{self.name}_sketch")
@@ -121,11 +157,6 @@ class CafeEmbeddingCollection(tf_keras.layers.Layer):
         self.hot_lookups = counter("hot_lookups")
         self.lookups = counter("lookups")
         super().build(input_shape)
-
-    def _fresh_initializer(self):
-        # An unseeded initializer instance repeats its values when called twice.
-        return self.embeddings_initializer.__class__.from_config(
-            self.embeddings_initializer.get_config())
 
     def _bookkeeping_variable(self, name, shape, dtype, fill):
         # Identical on every replica (each applies the same all-gathered
@@ -160,11 +191,11 @@ class CafeEmbeddingCollection(tf_keras.layers.Layer):
         n = tf.shape(hot_rows)[0]
         parts = tf.where(hot_rows >= 0, 0, tf.where(levels == LEVEL_MEDIUM, 1, 2))
         positions = tf.dynamic_partition(tf.range(n), parts, 3)
-        hot = tf.gather(self.hot_table, tf.gather(hot_rows, positions[0]))
-        medium_vectors = tf.gather(self.hashed_tables, tf.gather(hashed, positions[1]))
+        hot = _sparse_read(self.hot_table, tf.gather(hot_rows, positions[0]))
+        medium_vectors = _sparse_read(self.hashed_tables, tf.gather(hashed, positions[1]))
         if self.medium_tables is not None:
-            medium_vectors += tf.gather(self.medium_tables, tf.gather(medium, positions[1]))
-        cold = tf.gather(self.hashed_tables, tf.gather(hashed, positions[2]))
+            medium_vectors += _sparse_read(self.medium_tables, tf.gather(medium, positions[1]))
+        cold = _sparse_read(self.hashed_tables, tf.gather(hashed, positions[2]))
         vectors = tf.dynamic_stitch(positions, [hot, medium_vectors, cold])
         return tf.reshape(vectors, [n, self.config.embedding_dim])
 
@@ -186,8 +217,13 @@ class CafeEmbeddingCollection(tf_keras.layers.Layer):
             id_weights = tf.concat([tf.ones_like(flat.ids, tf.float32) if flat.weights is None
                                     else tf.cast(flat.weights, tf.float32) for flat in flats], 0)
             vectors = self._importance_tap(vectors, keys, fields, id_weights)
-            _assign_add(self.hot_lookups, tf.reduce_sum(tf.cast(hot_rows >= 0, tf.int64)))
-            _assign_add(self.lookups, tf.size(hot_rows, tf.int64))
+            counts = tf.stack([tf.reduce_sum(tf.cast(hot_rows >= 0, tf.int64)),
+                               tf.size(hot_rows, tf.int64)])
+            context = _multi_replica_context()
+            if context is not None:  # count the global batch, identically on every replica
+                counts = context.all_reduce(tf.distribute.ReduceOp.SUM, counts)
+            _assign_add(self.hot_lookups, counts[0])
+            _assign_add(self.lookups, counts[1])
         per_feature = tf.split(vectors, [tf.size(flat.ids) for flat in flats], 0)
         return {f.name: inputs_lib.pool(v, flat, f.combiner)
                 for f, v, flat in zip(self.features, per_feature, flats)}
@@ -213,9 +249,9 @@ class CafeEmbeddingCollection(tf_keras.layers.Layer):
         else:
             values = tf.abs(id_weights)
         # Every replica inserts the same global batch, in replica order.
-        context = tf.distribute.get_replica_context()
-        if context is not None and context.num_replicas_in_sync > 1:
-            keys, fields, values = (context.all_gather(t, axis=0) for t in (keys, fields, values))
+        context = _multi_replica_context()
+        if context is not None:
+            keys, fields, values = _all_gather_vectors(context, [keys, fields, values])
         if self.config.importance == "gradient":
             count = len(self.features)
             totals = tf.math.unsorted_segment_sum(values, fields, count)

@@ -1,0 +1,178 @@
+"""DLRM and DCN click-through-rate models built from TFRS parts.
+
+Both take any embedding collection (a layer mapping {name: ids} to
+{name: [B, D]}: CAFE or a baseline of `cafe_tf.layers.baselines`), train with
+`model.fit` and report `auc` and `logloss` from `model.evaluate`.
+
+Batches are `(features, label)` or `(features, label, sample_weight)` with
+`features = {"dense": float32 [B, n_dense], "sparse": {name: ids}}` and
+`label` float32 [B, 1] of 0/1 clicks. The models output logits [B, 1].
+"""
+from typing import Optional, Sequence
+
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
+import tf_keras
+
+
+class _CTRModel(tfrs.models.Model):
+    """Shared embedding lookup, task and loss of the CTR models.
+
+    The loss is a per-example binary cross-entropy averaged with
+    `tf.nn.compute_average_loss`: the recipe that trains under
+    MirroredStrategy exactly as on one device (../shared/TF_NOTES.md); a task
+    loss that reduces by itself is rejected there or averages per replica.
+    """
+
+    def __init__(self, embedding_layer: tf_keras.layers.Layer,
+                 global_batch_size: Optional[int] = None, **kwargs):
+        super().__init__(**kwargs)
+        self.embedding_layer = embedding_layer
+        self.global_batch_size = global_batch_size
+        self.task = tfrs.tasks.Ranking(
+            loss=tf_keras.losses.BinaryCrossentropy(
+                from_logits=True, reduction=tf_keras.losses.Reduction.NONE),
+            metrics=[tf_keras.metrics.AUC(name="auc", from_logits=True),
+                     tf_keras.metrics.BinaryCrossentropy(name="logloss", from_logits=True)])
+
+    def _logits(self, dense: tf.Tensor, embeddings: Sequence[tf.Tensor]) -> tf.Tensor:
+        """[B, 1] logits from dense features [B, n_dense] and [B, D] embeddings."""
+        raise NotImplementedError
+
+    def call(self, features, training=None):
+        # `training` goes to the embedding layer explicitly: CAFE updates its
+        # sketch only when training.
+        embeddings = self.embedding_layer(features["sparse"], training=training)
+        # Sorted by name: the layout seen by the layers after does not depend
+        # on the order of a dict.
+        return self._logits(features["dense"], [embeddings[name] for name in sorted(embeddings)])
+
+    def compute_loss(self, inputs, training: bool = False) -> tf.Tensor:
+        features, labels, *sample_weight = inputs
+        per_example = self.task(labels=labels, predictions=self(features, training=training),
+                                sample_weight=sample_weight[0] if sample_weight else None)
+        # None: the batch at hand times the replicas, right for every full batch.
+        return tf.nn.compute_average_loss(per_example, global_batch_size=self.global_batch_size)
+
+    def get_config(self):
+        return {"name": self.name,
+                "embedding_layer": tf_keras.layers.serialize(self.embedding_layer),
+                "global_batch_size": self.global_batch_size}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        config["embedding_layer"] = tf_keras.layers.deserialize(
+            config["embedding_layer"], custom_objects=custom_objects)
+        return cls(**config)
+
+
+@tf_keras.utils.register_keras_serializable(package="cafe_tf")
+class DLRM(_CTRModel):
+    """DLRM (Naumov et al. 2019): dot interactions of embeddings and dense features.
+
+    The bottom MLP maps the dense features to one D-wide vector; the pairwise
+    dot products of it and the embeddings (`tfrs.layers.feature_interaction.
+    DotInteraction`), next to the bottom output, feed the top MLP, which ends
+    in one logit.
+
+    Args:
+      embedding_layer: embedding collection, {name: ids} -> {name: [B, D]}.
+      embedding_dim: D; by default `embedding_layer.embedding_dim`.
+      bottom_units: hidden widths of the bottom MLP (a final layer of D units
+        with ReLU is appended), as DLRM's Criteo setting "13-512-256-64-D".
+      top_units: hidden widths of the top MLP (a final 1-unit logit layer is
+        appended).
+      global_batch_size: divisor of the summed per-example loss; None (default)
+        is the batch at hand times the replicas in sync. Give it under a
+        distribution strategy whose last batch is short.
+      **kwargs: passed to `tf_keras.Model` (e.g. `name`).
+
+    Call args:
+      features: {"dense": float32 [B, n_dense], "sparse": {name: ids}}.
+      training: passed to the embedding layer.
+
+    Returns:
+      Logits, float32 [B, 1].
+
+    Example:
+
+    ```python
+    embeddings = HashEmbeddingCollection({"user": 1000, "item": 100},
+                                         embedding_dim=8, compression_ratio=10)
+    model = DLRM(embeddings, bottom_units=(32,), top_units=(32,))
+    model.compile(optimizer=tf_keras.optimizers.Adam(0.01))
+    model.fit(train_dataset, epochs=2)  # batches of (features, label)
+    model.evaluate(test_dataset, return_dict=True)  # {"auc": ..., "logloss": ..., ...}
+    ```
+    """
+
+    def __init__(self, embedding_layer: tf_keras.layers.Layer,
+                 embedding_dim: Optional[int] = None,
+                 bottom_units: Sequence[int] = (512, 256, 64),
+                 top_units: Sequence[int] = (512, 256),
+                 global_batch_size: Optional[int] = None, **kwargs):
+        super().__init__(embedding_layer, global_batch_size, **kwargs)
+        if embedding_dim is None:
+            embedding_dim = getattr(embedding_layer, "embedding_dim", None)
+            if embedding_dim is None:
+                raise ValueError("give embedding_dim: the embedding layer has no "
+                                 "`embedding_dim` attribute")
+        self.embedding_dim = embedding_dim
+        self.bottom_units = tuple(bottom_units)
+        self.top_units = tuple(top_units)
+        self.bottom_mlp = tfrs.layers.blocks.MLP(
+            list(self.bottom_units) + [embedding_dim], final_activation="relu")
+        self.interaction = tfrs.layers.feature_interaction.DotInteraction()
+        self.top_mlp = tfrs.layers.blocks.MLP(list(self.top_units) + [1])
+
+    def _logits(self, dense, embeddings):
+        bottom = self.bottom_mlp(dense)
+        interactions = self.interaction([bottom] + embeddings)
+        return self.top_mlp(tf.concat([bottom, interactions], axis=1))
+
+    def get_config(self):
+        return {**super().get_config(), "embedding_dim": self.embedding_dim,
+                "bottom_units": self.bottom_units, "top_units": self.top_units}
+
+
+@tf_keras.utils.register_keras_serializable(package="cafe_tf")
+class DCN(_CTRModel):
+    """DCN-v2 (Wang et al. 2021), stacked: cross layers, then a deep MLP.
+
+    x0 = concat(dense features, embeddings); x_{l+1} = x0 * (W x_l + b) + x_l
+    by `tfrs.layers.dcn.Cross`; the deep MLP on the last x ends in one logit.
+
+    Args:
+      embedding_layer: embedding collection, {name: ids} -> {name: [B, D]}.
+      num_cross_layers: how many cross layers.
+      projection_dim: rank of the low-rank cross kernels; None for full rank.
+      deep_units: hidden widths of the deep MLP (a final 1-unit logit layer is
+        appended; empty gives a linear logit on the crossed features).
+      global_batch_size: see `DLRM`.
+      **kwargs: passed to `tf_keras.Model` (e.g. `name`).
+
+    Call args, Returns, Example: as `DLRM`.
+    """
+
+    def __init__(self, embedding_layer: tf_keras.layers.Layer, num_cross_layers: int = 3,
+                 projection_dim: Optional[int] = None, deep_units: Sequence[int] = (512, 256),
+                 global_batch_size: Optional[int] = None, **kwargs):
+        super().__init__(embedding_layer, global_batch_size, **kwargs)
+        self.num_cross_layers = num_cross_layers
+        self.projection_dim = projection_dim
+        self.deep_units = tuple(deep_units)
+        self.cross_layers = [tfrs.layers.dcn.Cross(projection_dim=projection_dim)
+                             for _ in range(num_cross_layers)]
+        self.deep_mlp = tfrs.layers.blocks.MLP(list(self.deep_units) + [1])
+
+    def _logits(self, dense, embeddings):
+        x0 = tf.concat([dense] + embeddings, axis=1)
+        x = x0
+        for cross in self.cross_layers:
+            x = cross(x0, x)
+        return self.deep_mlp(x)
+
+    def get_config(self):
+        return {**super().get_config(), "num_cross_layers": self.num_cross_layers,
+                "projection_dim": self.projection_dim, "deep_units": self.deep_units}

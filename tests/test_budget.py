@@ -1,0 +1,69 @@
+"""Budget arithmetic: ratios, row splits and CAFE's layout (spec section 5)."""
+import pytest
+
+from cafe_tf import budget
+from cafe_tf.sketch import config as sketch_config
+
+VOCABS = {
+    "criteo_like": [1460, 583, 10_131_227, 2_202_608, 305, 24, 12_517, 633, 3],
+    "one_field": [50_000],
+    "tiny_fields": [3, 2, 1_000_000],
+}
+
+
+@pytest.mark.parametrize("ratio, expected", [(2, (10.0, 0.7)), (7, (10.0, 0.5)),
+                                             (100, (100.0, 0.3)), (1000, (500.0, 0.2)),
+                                             (10**6, (500.0, 0.1)), (1.5, (10.0, 0.7))])
+def test_paper_settings(ratio, expected):
+    assert budget.paper_settings(ratio) == expected
+
+
+def test_resolve_budget():
+    assert budget.full_table_bytes([10, 20], 4) == 30 * 4 * 4
+    assert budget.resolve_budget([10, 20], 4, compression_ratio=4) == 120
+    assert budget.resolve_budget([10, 20], 4, budget_bytes=77) == 77
+    for kwargs in ({}, {"compression_ratio": 2, "budget_bytes": 5}, {"compression_ratio": 0.5},
+                   {"budget_bytes": 0}, {"compression_ratio": 1e9}):
+        with pytest.raises(ValueError):
+            budget.resolve_budget([10, 20], 4, **kwargs)
+
+
+@pytest.mark.parametrize("total", [3, 10, 1000, 10**7])
+@pytest.mark.parametrize("vocab", sorted(VOCABS))
+def test_split_rows_stays_within_total(total, vocab):
+    sizes = VOCABS[vocab]
+    if total < len(sizes):
+        with pytest.raises(ValueError, match="minimum"):
+            budget.split_rows(total, sizes)
+        return
+    rows = budget.split_rows(total, sizes)
+    assert sum(rows) <= total
+    assert all(1 <= r <= v for r, v in zip(rows, sizes))
+    if total >= sum(sizes):  # enough rows for everything: every field gets all it can use
+        assert list(rows) == sizes
+
+
+@pytest.mark.parametrize("ratio", [2, 10, 100, 1000, 10000])
+@pytest.mark.parametrize("vocab", sorted(VOCABS))
+@pytest.mark.parametrize("multi_level", [False, True])
+@pytest.mark.parametrize("dim", [8, 16, 64])
+def test_cafe_layout_fits_the_budget(ratio, vocab, multi_level, dim):
+    sizes = VOCABS[vocab]
+    budget_bytes = budget.resolve_budget(sizes, dim, compression_ratio=ratio)
+    try:
+        layout = budget.plan_cafe_layout(sizes, dim, budget_bytes, hot_share=0.8,
+                                         multi_level=multi_level, bookkeeping_bytes=32)
+    except ValueError as err:
+        assert "too small" in str(err) or "cannot hold" in str(err)
+        return
+    assert layout.bytes["total"] <= budget_bytes
+    assert layout.hot_rows >= 1 and all(r >= 1 for r in layout.hashed_rows)
+    per_hot_row = 4 * dim + 4 * sketch_config.SLOT_BYTES + sketch_config.ROW_BOOKKEEPING_BYTES
+    # The hot part takes its share (within one row, or less when minimum hashed rows need it).
+    assert layout.hot_rows * per_hot_row <= 0.8 * budget_bytes
+    assert (sum(layout.medium_rows) > 0) == multi_level
+
+
+def test_budget_too_small_names_the_minimum():
+    with pytest.raises(ValueError, match=r"needs at least [\d,]+ bytes"):
+        budget.plan_cafe_layout([100, 100, 100], 16, 200, hot_share=0.5)
