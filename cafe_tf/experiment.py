@@ -17,6 +17,8 @@ from cafe_tf.models import DCN, DLRM
 
 EMBEDDINGS = ("full", "hash", "qr", "cafe", "cafe_ml")
 MODELS = {"dlrm": DLRM, "dcn": DCN}
+OPTIMIZERS = {"adagrad": tf_keras.optimizers.Adagrad, "adam": tf_keras.optimizers.Adam,
+              "sgd": tf_keras.optimizers.SGD}
 
 
 def make_embedding(kind: str, vocabulary_sizes: Dict[str, int], embedding_dim: int,
@@ -79,8 +81,9 @@ class _Throughput(tf_keras.callbacks.Callback):
 
 
 def train_and_evaluate(kind: str, data, compression_ratio: float, embedding_dim: int = 16,
-                       batch_size: int = 1024, model: str = "dlrm", learning_rate: float = 0.05,
+                       batch_size: int = 1024, model: str = "dlrm", learning_rate: float = 1e-3,
                        epochs: int = 1, verbose: int = 1, migrate_every: int = 1,
+                       optimizer: str = "adam",
                        model_options: Optional[dict] = None, **cafe_options) -> RunResult:
     """Trains one model on `data.train_dataset` in time order, evaluates on `data.test_dataset`.
 
@@ -91,7 +94,8 @@ def train_and_evaluate(kind: str, data, compression_ratio: float, embedding_dim:
       embedding_dim: D.
       batch_size: training and evaluation batch size.
       model: "dlrm" or "dcn".
-      learning_rate: of the Adagrad optimizer.
+      learning_rate: of the optimizer.
+      optimizer: "adagrad", "adam" or "sgd".
       epochs: passes over the training days (the paper: one).
       verbose: Keras verbosity (progress bars with 1).
       migrate_every: batches between CAFE migrations.
@@ -104,7 +108,7 @@ def train_and_evaluate(kind: str, data, compression_ratio: float, embedding_dim:
     embedding = make_embedding(kind, data.vocabulary_sizes, embedding_dim, compression_ratio,
                                **cafe_options)
     network = MODELS[model](embedding, **(model_options or {}))
-    network.compile(optimizer=tf_keras.optimizers.Adagrad(learning_rate))
+    network.compile(optimizer=OPTIMIZERS[optimizer](learning_rate))
     throughput = _Throughput(batch_size)
     callbacks = [throughput]
     if kind.startswith("cafe"):

@@ -13,6 +13,9 @@ from cafe_tf import budget
 from cafe_tf.data import SyntheticCriteo, SyntheticCriteoConfig
 from cafe_tf.experiment import EMBEDDINGS, train_and_evaluate
 
+# Small MLPs: the embeddings are what this job compares, and 2 cores are slow.
+MODEL_OPTIONS = {"bottom_units": (64, 32), "top_units": (64, 32)}
+
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -25,7 +28,7 @@ def main(argv=None):
                         help="cardinalities = Criteo Kaggle's times this")
     parser.add_argument("--embedding-dim", type=int, default=16)
     parser.add_argument("--batch-size", type=int, default=512)
-    parser.add_argument("--learning-rate", type=float, default=0.05)
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--verbose", type=int, default=1)
     args = parser.parse_args(argv)
@@ -40,10 +43,14 @@ def main(argv=None):
           f"{int(full_bytes // args.compression_ratio):,} bytes")
     results = []
     for kind in args.kinds:
-        print(f"\n== {kind} ==")
-        results.append(train_and_evaluate(
-            kind, data, args.compression_ratio, embedding_dim=args.embedding_dim,
-            batch_size=args.batch_size, learning_rate=args.learning_rate, verbose=args.verbose))
+        print(f"\n== {kind} ==", flush=True)
+        try:
+            results.append(train_and_evaluate(
+                kind, data, args.compression_ratio, embedding_dim=args.embedding_dim,
+                batch_size=args.batch_size, learning_rate=args.learning_rate,
+                verbose=args.verbose, model_options=MODEL_OPTIONS))
+        except ValueError as err:  # this kind's minimum layout does not fit the budget
+            print(f"skipped: {err}")
     print(f"\n{'embedding':<10} {'ratio':>7} {'test AUC':>9} {'log loss':>9} {'bytes held':>12} "
           f"{'samples/s':>10} {'hot lookups':>11}")
     for r in results:

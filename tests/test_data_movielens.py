@@ -82,3 +82,19 @@ def test_missing_recbole_says_how_to_install(monkeypatch):
     monkeypatch.setattr(movielens.importlib.resources, "files", not_installed)
     with pytest.raises(ImportError, match=r"pip install --no-deps recbole==1\.2\.1"):
         MovieLens100K()
+
+
+def test_per_user_split_holds_out_each_users_latest_ratings():
+    pytest.importorskip("recbole")
+    data = MovieLens100K(split="per_user")
+    assert len(data.train.label) + len(data.test.label) == 100_000
+    assert 0.17 < len(data.test.label) / 100_000 < 0.23
+    user = data.field_names.index("user_id")
+    train_users = set(data.train.ids[:, user].tolist())
+    assert set(data.test.ids[:, user].tolist()) <= train_users
+    for u in list(train_users)[:50]:
+        train_times = data.train.timestamp[data.train.ids[:, user] == u]
+        test_times = data.test.timestamp[data.test.ids[:, user] == u]
+        if len(test_times):
+            assert train_times.max() <= test_times.min()
+    assert np.all(np.diff(data.train.timestamp) >= 0)

@@ -79,6 +79,11 @@ class MovieLens100K(CTRData):
     Args:
         test_fraction: share of the latest ratings held out for testing.
         positive_rating: ratings at or above it are positive.
+        split: "global" holds out the latest `test_fraction` of all ratings (most
+            test users are then new: a cold-start task where id embeddings help
+            little); "per_user" holds out the latest `test_fraction` of each
+            user's ratings (every test user was seen in training). Both keep
+            time order.
 
     Attributes:
         train, test: the two `MovieLensSplit`s.
@@ -93,9 +98,12 @@ class MovieLens100K(CTRData):
         >>> model.evaluate(data.test_dataset(batch_size=4096))
     """
 
-    def __init__(self, test_fraction: float = 0.2, positive_rating: float = 4.0):
+    def __init__(self, test_fraction: float = 0.2, positive_rating: float = 4.0,
+                 split: str = "global"):
         if not 0.0 < test_fraction < 1.0:
             raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+        if split not in ("global", "per_user"):
+            raise ValueError(f"split must be 'global' or 'per_user', got {split!r}")
         users, items, ratings = (_read_table(f"ml-100k.{kind}")
                                  for kind in ("user", "item", "inter"))
         user_ids, user_vocabularies, user_age = _user_features(users)
@@ -120,10 +128,13 @@ class MovieLens100K(CTRData):
         dense = np.stack([user_age[user_row] / 100.0, np.log1p(movie_age)], axis=1)
         label = rating[order].astype(np.float64) >= positive_rating
 
-        cut = int(round(len(label) * (1.0 - test_fraction)))
+        if split == "global":
+            is_test = np.arange(len(label)) >= int(round(len(label) * (1.0 - test_fraction)))
+        else:
+            is_test = _latest_per_user(user_row, test_fraction)
         arrays = (dense.astype(np.float32), ids, label.astype(np.float32), timestamp)
-        self.train = MovieLensSplit(*(a[:cut] for a in arrays))
-        self.test = MovieLensSplit(*(a[cut:] for a in arrays))
+        self.train = MovieLensSplit(*(a[~is_test] for a in arrays))
+        self.test = MovieLensSplit(*(a[is_test] for a in arrays))
 
     def train_dataset(self, batch_size: int) -> tf.data.Dataset:
         """The training ratings in time order as `(features, label)` batches, not shuffled."""
@@ -136,6 +147,16 @@ class MovieLens100K(CTRData):
     def _dataset(self, split: MovieLensSplit, batch_size: int) -> tf.data.Dataset:
         return dataset_from_arrays(split.dense, split.ids, split.label, self.field_names,
                                    batch_size)
+
+
+def _latest_per_user(user_row: np.ndarray, fraction: float) -> np.ndarray:
+    """Mask of each user's latest `fraction` of rows (rows are in time order)."""
+    by_user = np.argsort(user_row, kind="stable")  # time order kept within a user
+    counts = np.bincount(user_row)
+    first = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    position = np.empty(len(user_row), np.int64)
+    position[by_user] = np.arange(len(user_row)) - first[user_row[by_user]]
+    return position >= np.round(counts[user_row] * (1.0 - fraction))
 
 
 def _lookup(vocabulary: np.ndarray, keys: np.ndarray) -> np.ndarray:
