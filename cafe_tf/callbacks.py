@@ -17,7 +17,9 @@ class CafeMigration(tf_keras.callbacks.Callback):
 
     Every `every_n_steps` training batches it calls `layer.migrate` with the
     model's optimizer (so promoted rows get fresh optimizer slots), on every
-    replica under a distribution strategy. It adds to the Keras batch logs,
+    replica under a distribution strategy. Batches are counted by
+    `model.optimizer.iterations`, which checkpoints hold, so a run resumed from a
+    checkpoint migrates at the same steps as an uninterrupted run. It adds to the Keras batch logs,
     per layer, `<layer>_promotions` / `<layer>_demotions` of the last
     migration and `<layer>_hot_occupancy` (share of hot rows in use); to the
     epoch logs, `<layer>_epoch_promotions` / `<layer>_epoch_demotions` and
@@ -51,6 +53,7 @@ class CafeMigration(tf_keras.callbacks.Callback):
         self._migration_fn = None
         self._writer = tf.summary.create_file_writer(self.log_dir) if self.log_dir else None
         self._steps = 0
+        self._last_step = None
         self._epoch_start = {}
 
     def _build_migration_fn(self):
@@ -95,9 +98,18 @@ class CafeMigration(tf_keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_start = {layer.name: self._counters(layer) for layer in self._layers}
 
+    def _training_step(self) -> int:
+        """Batches trained so far: the optimizer's iteration count, which checkpoints
+        hold, so a run resumed from a checkpoint migrates at the same steps as an
+        uninterrupted one."""
+        iterations = getattr(getattr(self.model, "optimizer", None), "iterations", None)
+        return self._steps + 1 if iterations is None else int(iterations.numpy())
+
     def on_train_batch_end(self, batch, logs=None):
-        self._steps += 1
-        if self._steps % self.every_n_steps:
+        step = self._training_step()
+        previous = step - 1 if self._last_step is None else self._last_step
+        self._steps = self._last_step = step
+        if step // self.every_n_steps == previous // self.every_n_steps:
             return
         stats = self.migrate_now()
         if logs is not None:

@@ -4,6 +4,8 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
+import model_utils as mu
+
 from cafe_tf.layers.baselines import HashEmbeddingCollection
 from cafe_tf.models import DCN, DLRM
 
@@ -127,7 +129,7 @@ def test_mirrored_strategy_matches_one_device():
         return model
 
     one = trained(tf.distribute.OneDeviceStrategy("/cpu:0"))
-    two = trained(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
+    two = trained(mu.mirrored_strategy())
     assert len(one.weights) == len(two.weights)
     for a, b in zip(one.weights, two.weights):
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5, err_msg=a.name)

@@ -51,8 +51,15 @@ class _CTRModel(tfrs.models.Model):
         features, labels, *sample_weight = inputs
         per_example = self.task(labels=labels, predictions=self(features, training=training),
                                 sample_weight=sample_weight[0] if sample_weight else None)
-        # None: the batch at hand times the replicas, right for every full batch.
-        return tf.nn.compute_average_loss(per_example, global_batch_size=self.global_batch_size)
+        count = self.global_batch_size
+        if count is None:
+            # The global batch at hand, summed over replicas: right for a short last
+            # batch split unevenly too (each replica's own size times replicas is not).
+            count = tf.shape(per_example)[0]
+            context = tf.distribute.get_replica_context()
+            if context is not None and context.num_replicas_in_sync > 1:
+                count = context.all_reduce(tf.distribute.ReduceOp.SUM, count)
+        return tf.nn.compute_average_loss(per_example, global_batch_size=count)
 
     def get_config(self):
         return {"name": self.name,

@@ -1,0 +1,308 @@
+"""Checkpoints of models with CAFE layers: layout checks, periodic saving, resuming.
+
+Everything a CAFE layer learns is in `tf.Variable`s (hot table, hashed tables,
+sketch keys/scores/rows/tags, hot-row owners, decay bookkeeping, counters), so a
+plain `tf.train.Checkpoint(model=..., optimizer=...)` or `model.save_weights`
+already captures it, optimizer slots included. This module adds:
+
+- `make_checkpoint`: such a checkpoint plus a record of every CAFE layer's layout,
+  so a checkpoint written by a layer of another shape *or* another split of the
+  same shapes (e.g. vocabulary sizes that move hashed rows between features) is
+  refused;
+- `verify_checkpoint` / `restore`: refuse a mismatching checkpoint *before*
+  touching any variable, with an error that names each mismatch (CAFE layer,
+  variable, both shapes or layout fields). Works on any TF checkpoint, also those
+  of `model.save_weights` (shapes only, then);
+- `PeriodicCheckpoint`: a Keras callback that saves through a
+  `tf.train.CheckpointManager` every N optimizer steps (crash-safe: the manager
+  only points at fully written checkpoints);
+- `restore_latest`: resume from a manager's newest checkpoint.
+
+Example:
+  >>> checkpoint = make_checkpoint(model)                  # model + optimizer + layout
+  >>> manager = tf.train.CheckpointManager(checkpoint, "/tmp/run", max_to_keep=3)
+  >>> step = restore_latest(manager)                       # 0 on a fresh start
+  >>> model.fit(dataset.skip(step), steps_per_epoch=total - step,
+  ...           callbacks=[CafeMigration(3), PeriodicCheckpoint(manager, every_n_steps=50)])
+"""
+import json
+from typing import Dict, List, Optional
+
+import tensorflow as tf
+import tf_keras
+from tensorflow.core.protobuf import trackable_object_graph_pb2
+
+from cafe_tf.layers import optimizer_slots
+from cafe_tf.layers.cafe_embedding import CafeEmbeddingCollection
+
+_OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
+_LAYOUT_ATTRIBUTE = "cafe_layout"
+_HINT = ("A CAFE layer's shapes and row mapping follow from its features (names, order, "
+         "vocabulary sizes) and its CafeConfig (embedding_dim, compression_ratio or "
+         "budget_bytes, hot_share, slots_per_bucket, multi_level, medium_share): build the "
+         "model with the values the checkpoint was written with.")
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint does not match the model it is restored into."""
+
+
+def cafe_layers(root) -> List[CafeEmbeddingCollection]:
+    """Every CAFE layer reachable from `root` (a model, a layer or a tf.train.Checkpoint)."""
+    found = {}
+    candidates = [root] + list(tf.train.TrackableView(root).descendants())
+    for obj in candidates:
+        if isinstance(obj, CafeEmbeddingCollection):
+            found[id(obj)] = obj
+    return list(found.values())
+
+
+def layer_layout(layer: CafeEmbeddingCollection) -> Dict:
+    """What a CAFE layer's state means: changing any of these invalidates its checkpoint."""
+    sketch = layer.sketch_config
+    return {
+        "class": type(layer).__name__,
+        "features": [[f.name, f.vocabulary_size] for f in layer.features],
+        "embedding_dim": layer.config.embedding_dim,
+        "hot_rows": layer.layout.hot_rows,
+        "hashed_rows": list(layer.layout.hashed_rows),
+        "medium_rows": list(layer.layout.medium_rows),
+        "multi_level": bool(layer.config.multi_level),
+        "num_buckets": sketch.num_buckets,
+        "slots_per_bucket": sketch.slots_per_bucket,
+    }
+
+
+def layout_signature(root) -> Dict[str, Dict]:
+    """{layer name: layer_layout} of every CAFE layer under `root`."""
+    return {layer.name: layer_layout(layer) for layer in cafe_layers(root)}
+
+
+def _layout_differences(saved: Dict, current: Dict) -> List[str]:
+    problems = []
+    for name in sorted(set(saved) | set(current)):
+        if name not in current:
+            problems.append(f"CAFE layer '{name}' is in the checkpoint but not in this model "
+                            f"(this model has {sorted(current)})")
+            continue
+        if name not in saved:
+            problems.append(f"CAFE layer '{name}' of this model is not in the checkpoint "
+                            f"(the checkpoint has {sorted(saved)})")
+            continue
+        for field in sorted(set(saved[name]) | set(current[name])):
+            if saved[name].get(field) != current[name].get(field):
+                problems.append(f"CAFE layer '{name}': {field} is {saved[name].get(field)} in "
+                                f"the checkpoint but {current[name].get(field)} in this model")
+    return problems
+
+
+class CafeLayoutRecord(tf.train.experimental.PythonState):
+    """Checkpointed record of the CAFE layouts of a model.
+
+    Restoring it (directly through `tf.train.Checkpoint.restore`, too) raises
+    `CheckpointMismatchError` when the checkpoint's layouts differ from the
+    model's. `verify_checkpoint` checks it before anything is restored.
+    """
+
+    def __init__(self, root):
+        self._root = root
+
+    def serialize(self):
+        return json.dumps(layout_signature(self._root), sort_keys=True)
+
+    def deserialize(self, string_value):
+        saved = json.loads(string_value.decode() if isinstance(string_value, bytes)
+                           else string_value)
+        problems = _layout_differences(saved, layout_signature(self._root))
+        if problems:
+            raise CheckpointMismatchError(_message("a checkpoint", problems))
+
+
+def make_checkpoint(model, optimizer="model", **objects) -> tf.train.Checkpoint:
+    """`tf.train.Checkpoint(model=..., optimizer=..., cafe_layout=..., **objects)`.
+
+    Args:
+      model: the model (or layer) holding CAFE layers.
+      optimizer: "model" for `model.optimizer` (when set), an optimizer, or None.
+      **objects: more trackables to save (e.g. a tf.data iterator).
+    """
+    if optimizer == "model":
+        optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None:
+        objects["optimizer"] = optimizer
+    return tf.train.Checkpoint(model=model, **{_LAYOUT_ATTRIBUTE: CafeLayoutRecord(model)},
+                               **objects)
+
+
+def _message(where, problems):
+    return (f"{where} does not match this model; nothing was restored:\n  - "
+            + "\n  - ".join(problems) + "\n" + _HINT)
+
+
+def _checkpoint_objects(root, graph):
+    """(live object, attribute name, checkpoint key) of the checkpoint's attributes,
+    matched to `root`'s objects the way restore matches them (by child names)."""
+    matched, seen = [], set()
+    stack = [(0, root)]
+    while stack:
+        node_id, obj = stack.pop()
+        if node_id in seen:
+            continue
+        seen.add(node_id)
+        node = graph.nodes[node_id]
+        matched.extend((obj, a.name, a.checkpoint_key) for a in node.attributes)
+        try:
+            children = tf.train.TrackableView.children(obj)
+        except Exception:  # noqa: BLE001 (an object that cannot list its children)
+            continue
+        for ref in node.children:
+            child = children.get(ref.local_name)
+            if child is not None:
+                stack.append((ref.node_id, child))
+    return matched
+
+
+def _variable_owners(root):
+    """id(variable) -> (rank, description) for CAFE layers' variables and their
+    optimizer slots (rank orders the error lines: layer state first)."""
+    optimizers = [obj for obj in tf.train.TrackableView(root).descendants()
+                  if isinstance(obj, (tf_keras.optimizers.Optimizer,
+                                      tf_keras.optimizers.legacy.Optimizer))]
+    owners = {}
+    for layer in cafe_layers(root):
+        for v in layer.weights:
+            short = v.name.split("/")[-1].split(":")[0]
+            owners[id(v)] = (1, f"CAFE layer '{layer.name}', {short}")
+            for optimizer in optimizers if v.trainable else ():
+                for slot, _ in optimizer_slots.slots_for(optimizer, v):
+                    slot_name = slot.name.split("/")[0]
+                    owners[id(slot)] = (2, f"CAFE layer '{layer.name}', {short}: optimizer "
+                                           f"slot '{slot_name}'")
+    return owners
+
+
+def mismatches(root, save_path: str) -> List[str]:
+    """Why the checkpoint at `save_path` cannot be restored into `root` ([] if it can).
+
+    `root` is what the checkpoint was written from: a `tf.train.Checkpoint`
+    (for `Checkpoint.save` / `CheckpointManager`) or the model (for
+    `model.save_weights`). Build the model first: unbuilt layers have no
+    variables to compare.
+    """
+    reader = tf.train.load_checkpoint(save_path)
+    shapes = reader.get_variable_to_shape_map()
+    dtypes = reader.get_variable_to_dtype_map()
+    graph = trackable_object_graph_pb2.TrackableObjectGraph()
+    graph.ParseFromString(reader.get_tensor(_OBJECT_GRAPH_KEY))
+    owners = _variable_owners(root)
+    problems = []  # (rank, text)
+    for obj, attribute, key in _checkpoint_objects(root, graph):
+        if isinstance(obj, CafeLayoutRecord) and key in shapes:
+            saved = json.loads(reader.get_tensor(key).decode())
+            problems.extend((0, p) for p in
+                            _layout_differences(saved, layout_signature(obj._root)))
+            continue
+        if attribute != "VARIABLE_VALUE" or key not in shapes:
+            continue
+        shape, dtype = getattr(obj, "shape", None), getattr(obj, "dtype", None)
+        if shape is None or dtype is None:
+            continue
+        rank, what = owners.get(id(obj), (3, f"variable '{getattr(obj, 'name', key)}'"))
+        if list(shape) != list(shapes[key]):
+            problems.append((rank, f"{what}: shape {list(shapes[key])} in the checkpoint but "
+                                   f"{shape.as_list()} in this model"))
+        elif tf.as_dtype(dtype).base_dtype != dtypes[key]:
+            problems.append((rank, f"{what}: dtype {dtypes[key].name} in the checkpoint but "
+                                   f"{tf.as_dtype(dtype).name} in this model"))
+    return list(dict.fromkeys(text for _, text in sorted(problems)))
+
+
+def verify_checkpoint(root, save_path: str) -> None:
+    """Raises `CheckpointMismatchError` naming every mismatch, before any restore."""
+    problems = mismatches(root, save_path)
+    if problems:
+        raise CheckpointMismatchError(_message(f"checkpoint '{save_path}'", problems))
+
+
+def restore(root, save_path: str):
+    """Verifies, then restores `save_path` into `root`.
+
+    `root`: a `tf.train.Checkpoint` (returns its restore status) or a Keras
+    model whose weights were saved with `save_weights` (TF format).
+    """
+    verify_checkpoint(root, save_path)
+    if isinstance(root, tf_keras.Model):
+        return root.load_weights(save_path)
+    return root.restore(save_path)
+
+
+def restore_latest(manager: tf.train.CheckpointManager) -> int:
+    """Restores the manager's newest checkpoint (after verifying it).
+
+    Returns:
+      The optimizer's iteration count after restoring (0 when there is no
+      checkpoint yet, or no optimizer in the checkpoint): how many batches the
+      resumed run has already trained on.
+    """
+    path = manager.latest_checkpoint
+    checkpoint = manager.checkpoint
+    if path is None:
+        return 0
+    restore(checkpoint, path).assert_existing_objects_matched()
+    optimizer = getattr(checkpoint, "optimizer", None)
+    iterations = getattr(optimizer, "iterations", None)
+    return 0 if iterations is None else int(iterations.numpy())
+
+
+class PeriodicCheckpoint(tf_keras.callbacks.Callback):
+    """Saves `manager`'s checkpoint every `every_n_steps` optimizer steps.
+
+    The checkpoint of step s is written when step s is fully done: at the start
+    of the next batch (or at the end of training), i.e. after every callback's
+    `on_train_batch_end` for step s, `CafeMigration` included, whatever the
+    callback order. Checkpoints are numbered by the optimizer's iteration count,
+    which is checkpointed too, so resumed runs continue the numbering.
+    A `tf.train.CheckpointManager` writes each checkpoint completely before its
+    index points at it, so a process killed mid-write leaves the previous
+    checkpoint as the latest.
+
+    Args:
+      manager: a `tf.train.CheckpointManager` of a checkpoint holding the model
+        and its optimizer (e.g. `make_checkpoint(model)`).
+      every_n_steps: optimizer steps between checkpoints.
+      save_at_end: also save when training ends.
+    """
+
+    def __init__(self, manager: tf.train.CheckpointManager, every_n_steps: int,
+                 save_at_end: bool = True):
+        super().__init__()
+        if every_n_steps <= 0:
+            raise ValueError(f"every_n_steps must be > 0, got {every_n_steps}")
+        self.manager = manager
+        self.every_n_steps = every_n_steps
+        self.save_at_end = save_at_end
+        self.saved_steps: List[int] = []
+        self._last_saved = None
+
+    def _step(self) -> int:
+        return int(self.model.optimizer.iterations.numpy())
+
+    def _save(self, step: int):
+        if step != self._last_saved:
+            self.manager.save(checkpoint_number=step)
+            self.saved_steps.append(step)
+            self._last_saved = step
+
+    def on_train_begin(self, logs=None):
+        # The state at the start (fresh, or just restored) needs no new checkpoint.
+        self._last_saved = self._step()
+
+    def on_train_batch_begin(self, batch, logs=None):
+        step = self._step()
+        if step % self.every_n_steps == 0:
+            self._save(step)
+
+    def on_train_end(self, logs=None):
+        if self.save_at_end:
+            self._save(self._step())
+

@@ -1,0 +1,251 @@
+"""Checkpoints: exact resume (also after SIGKILL), and refusal of mismatching checkpoints.
+
+Run as a script, this file is the child process of the SIGKILL test: it trains with
+periodic checkpoints, resuming from the newest one when there is one.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+GLOBAL_BATCH = 64
+MIGRATE_EVERY = 3
+
+
+def train(model, arrays, start, stop, callbacks=()):
+    """Trains batches [start, stop) of the repeated dataset (migration every 3 steps)."""
+    from cafe_tf.callbacks import CafeMigration
+    import model_utils as mu
+
+    data = mu.dataset(arrays, GLOBAL_BATCH).repeat().skip(start)
+    model.fit(data, epochs=1, steps_per_epoch=stop - start, verbose=0,
+              callbacks=[*callbacks, CafeMigration(every_n_steps=MIGRATE_EVERY)])
+
+
+def full_state(model):
+    import model_utils as mu
+    state = {f"weights::{k}": v for k, v in mu.weights_state(model).items()}
+    state.update({f"optimizer::{k}": v for k, v in mu.optimizer_state(model).items()})
+    return state
+
+
+# ---- the child of the SIGKILL test --------------------------------------------------------
+def child_main(args):
+    import tensorflow as tf
+    import tf_keras
+
+    import model_utils as mu
+    from cafe_tf.checkpoints import PeriodicCheckpoint, make_checkpoint, restore_latest
+
+    model = mu.make_model(seed=7)
+    manager = tf.train.CheckpointManager(make_checkpoint(model), args.dir, max_to_keep=2)
+    start = restore_latest(manager)
+    print(json.dumps({"resumed_from": start}), flush=True)
+
+    class SlowDownAfterCheckpoint(tf_keras.callbacks.Callback):
+        """Once a checkpoint at step >= slow_after exists, says so and slows down,
+        so that the parent's SIGKILL lands in the middle of training."""
+
+        def on_train_batch_end(self, batch, logs=None):
+            if args.slow_after and periodic.saved_steps and \
+                    periodic.saved_steps[-1] >= args.slow_after:
+                Path(args.dir, "READY").touch()
+                time.sleep(0.1)
+
+    periodic = PeriodicCheckpoint(manager, every_n_steps=args.every)
+    # PeriodicCheckpoint is listed first on purpose: it must still save after migration.
+    train(model, mu.make_arrays(args.examples, seed=5), start, args.steps,
+          callbacks=[periodic, SlowDownAfterCheckpoint()])
+    np.savez(args.out, **full_state(model))
+    print(json.dumps({"done": True, "saved_steps": periodic.saved_steps}), flush=True)
+
+
+if __name__ == "__main__":
+    import argparse
+
+    sys.path[:0] = [str(ROOT), str(HERE)]
+    parser = argparse.ArgumentParser()
+    for name, kind in (("--dir", str), ("--out", str), ("--steps", int), ("--every", int),
+                       ("--slow-after", int), ("--examples", int)):
+        parser.add_argument(name, type=kind, required=name != "--slow-after", default=0)
+    child_main(parser.parse_args())
+    sys.exit(0)
+
+
+# ---- the tests ----------------------------------------------------------------------------
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import model_utils as mu  # noqa: E402
+from cafe_tf.checkpoints import (CheckpointMismatchError, make_checkpoint, mismatches,  # noqa: E402
+                                 restore)
+from cafe_tf.layers import CafeConfig, CafeEmbeddingCollection  # noqa: E402
+
+N_STEPS, M_STEPS = 7, 6   # N is not a multiple of the migration period on purpose
+
+
+@pytest.fixture(scope="module")
+def arrays():
+    return mu.make_arrays(GLOBAL_BATCH * 10, seed=5)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(arrays):
+    model = mu.make_model(seed=7)
+    train(model, arrays, 0, N_STEPS + M_STEPS)
+    return full_state(model), mu.cafe_state(model)
+
+
+def _assert_same(expected, model):
+    state = full_state(model)
+    assert sorted(state) == sorted(expected)
+    for name in expected:
+        np.testing.assert_array_equal(state[name], expected[name], err_msg=name)
+
+
+@pytest.mark.parametrize("method", ["checkpoint_manager", "save_weights"])
+def test_resume_in_a_fresh_model_equals_uninterrupted_training(method, arrays, uninterrupted,
+                                                               tmp_path):
+    expected, expected_cafe = uninterrupted
+    first = mu.make_model(seed=7)
+    train(first, arrays, 0, N_STEPS)
+    promotions_at_save = int(first.embedding.promotions.numpy())
+    if method == "checkpoint_manager":
+        manager = tf.train.CheckpointManager(make_checkpoint(first), str(tmp_path), 2)
+        path = manager.save(checkpoint_number=N_STEPS)
+    else:
+        path = str(tmp_path / "weights")
+        first.save_weights(path)
+
+    fresh = mu.make_model(seed=8)  # other initial weights: everything must come from the file
+    assert not np.array_equal(fresh.top.weights[0].numpy(), first.top.weights[0].numpy())
+    if method == "checkpoint_manager":
+        restore(make_checkpoint(fresh), path).assert_existing_objects_matched()
+    else:
+        restore(fresh, path).assert_existing_objects_matched()
+    assert int(fresh.optimizer.iterations.numpy()) == N_STEPS
+    mu.assert_states_equal(mu.cafe_state(fresh), mu.cafe_state(first), "restored")
+    train(fresh, arrays, N_STEPS, N_STEPS + M_STEPS)
+
+    _assert_same(expected, fresh)
+    mu.assert_states_equal(mu.cafe_state(fresh), expected_cafe, "cafe")
+    # The resumed part migrated (so the callback's step count resumed correctly).
+    assert int(fresh.embedding.promotions.numpy()) > promotions_at_save > 0
+
+
+def test_checkpoint_holds_sketch_tables_bookkeeping_and_slots(tmp_path):
+    model = mu.make_model()
+    path = make_checkpoint(model).save(str(tmp_path / "ckpt"))
+    keys = [name for name, _ in tf.train.list_variables(path)]
+    for layer in ("embedding", "c_embedding"):
+        for variable in ("hot_table", "hashed_tables", "keys", "scores", "rows", "tags",
+                         "row_slot", "mass", "batches", "promotions", "demotions"):
+            assert f"model/{layer}/{variable}/.ATTRIBUTES/VARIABLE_VALUE" in keys, variable
+    assert "cafe_layout/.ATTRIBUTES/py_state" in keys
+    # Adam's two slots per trainable variable, and its iteration count.
+    slots = [k for k in keys if k.startswith("optimizer/_variables/")]
+    assert len(slots) == 2 * len(model.trainable_variables)
+    assert "optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE" in keys
+
+
+def _layer_checkpoint(features):
+    layer = CafeEmbeddingCollection(features, CafeConfig(embedding_dim=4, compression_ratio=20),
+                                    name="cafe")
+    layer.build(None)
+    return layer, make_checkpoint(layer, optimizer=None)
+
+
+def test_checkpoint_of_other_sizes_is_refused_naming_the_mismatch(tmp_path):
+    saved = mu.make_model(seed=1)
+    path = make_checkpoint(saved).save(str(tmp_path / "ckpt"))
+    saved.save_weights(str(tmp_path / "weights"))
+
+    other = mu.make_model(mu.cafe_config(compression_ratio=200), seed=2)
+    before = mu.weights_state(other)
+    with pytest.raises(CheckpointMismatchError) as error:
+        restore(make_checkpoint(other), path)
+    message = str(error.value)
+    assert "CAFE layer 'cafe': hot_rows is 87 in the checkpoint but" in message
+    assert "CAFE layer 'cafe', hashed_tables: shape [82, 8] in the checkpoint but" in message
+    assert "CAFE layer 'cafe', keys: shape [87, 4] in the checkpoint but" in message
+    assert "cafe_c" not in message  # the other layer matches
+    assert "compression_ratio" in message  # says what to do
+    mu.assert_states_equal(mu.weights_state(other), before, "nothing restored")
+
+    # model.save_weights checkpoints have no layout record: shapes still name the layer.
+    with pytest.raises(CheckpointMismatchError, match=r"CAFE layer 'cafe', hot_table: shape "
+                                                      r"\[87, 8\] in the checkpoint but"):
+        restore(other, str(tmp_path / "weights"))
+    mu.assert_states_equal(mu.weights_state(other), before, "nothing restored")
+
+
+def test_same_shapes_but_other_row_split_is_refused(tmp_path):
+    """Vocabulary sizes that move hashed rows between features keep every shape, so
+    TF would restore silently; the layout record refuses it."""
+    a, checkpoint = _layer_checkpoint({"x": 150_000, "y": 50_000})
+    b, other_checkpoint = _layer_checkpoint({"x": 100_000, "y": 100_000})
+    assert [v.shape for v in a.weights] == [v.shape for v in b.weights]
+    assert a.layout.hashed_rows != b.layout.hashed_rows
+    path = checkpoint.save(str(tmp_path / "ckpt"))
+    problems = mismatches(other_checkpoint, path)
+    assert any(p.startswith("CAFE layer 'cafe': hashed_rows is") for p in problems), problems
+    assert any(p.startswith("CAFE layer 'cafe': features is") for p in problems), problems
+    with pytest.raises(CheckpointMismatchError, match="hashed_rows"):
+        restore(other_checkpoint, path)
+    # Plain tf.train.Checkpoint.restore is refused too (by the layout record itself).
+    with pytest.raises(CheckpointMismatchError, match="hashed_rows"):
+        other_checkpoint.restore(path)
+    # The matching layout restores.
+    _, same_checkpoint = _layer_checkpoint({"x": 150_000, "y": 50_000})
+    assert mismatches(same_checkpoint, path) == []
+
+
+@pytest.mark.slow
+def test_sigkill_mid_training_resumes_from_last_checkpoint_with_nothing_lost(tmp_path):
+    steps, every, examples = 24, 4, GLOBAL_BATCH * 10
+    ckpt_dir, out = tmp_path / "ckpt", tmp_path / "final.npz"
+    command = [sys.executable, str(Path(__file__).resolve()), "--dir", str(ckpt_dir),
+               "--out", str(out), "--steps", str(steps), "--every", str(every),
+               "--examples", str(examples)]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TF_USE_LEGACY_KERAS="1")
+    ckpt_dir.mkdir()
+    log = open(tmp_path / "first.log", "w")
+    first = subprocess.Popen(command + ["--slow-after", "8"], env=env, stdout=log,
+                             stderr=subprocess.STDOUT, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 90
+        while not (ckpt_dir / "READY").exists():
+            assert first.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "the child never reached its checkpoint"
+            time.sleep(0.05)
+        time.sleep(0.25)  # mid-way between checkpoints
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=30)
+        log.close()
+    assert first.returncode == -signal.SIGKILL
+    assert not out.exists(), "the child finished before it was killed"
+    killed_at = tf.train.latest_checkpoint(str(ckpt_dir))
+    assert killed_at is not None and 8 <= int(killed_at.rsplit("-", 1)[1]) < steps
+
+    second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120,
+                            cwd=tmp_path)
+    assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-3000:]
+    lines = [json.loads(l) for l in second.stdout.splitlines() if l.startswith("{")]
+    assert lines[0]["resumed_from"] == int(killed_at.rsplit("-", 1)[1])
+    assert lines[-1]["done"] and lines[-1]["saved_steps"][-1] == steps
+
+    reference = mu.make_model(seed=7)
+    train(reference, mu.make_arrays(examples, seed=5), 0, steps)
+    resumed = dict(np.load(out))
+    expected = full_state(reference)
+    assert sorted(resumed) == sorted(expected)
+    for name in expected:
+        np.testing.assert_array_equal(resumed[name], expected[name], err_msg=name)
