@@ -2,6 +2,10 @@
 // input checks and variable locking. All semantics live in ../core.
 #define EIGEN_USE_THREADS
 
+#include <algorithm>
+#include <atomic>
+#include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -11,7 +15,8 @@
 #include "tensorflow/core/framework/resource_var.h"
 #include "tensorflow/core/framework/shape_inference.h"
 #include "tensorflow/core/kernels/training_op_helpers.h"
-#include "tensorflow/core/util/work_sharder.h"
+#include "tensorflow/core/platform/mutex.h"
+#include "tensorflow/core/platform/threadpool.h"
 
 namespace tensorflow {
 namespace {
@@ -27,10 +32,62 @@ const DataType kStateDtypes[kNumStateInputs] = {DT_INT64, DT_FLOAT, DT_INT32, DT
 const char* const kStateNames[kNumStateInputs] = {"keys", "scores", "rows", "tags",
                                                   "row_slot", "mass", "batches"};
 
-cafe::ParallelFor MakeParallelFor(OpKernelContext* ctx, int max_threads, int64_t cost_per_unit) {
+// Runs fn over [0, n) split into contiguous parts, on the calling thread and
+// up to max_threads - 1 threads of TF's intra-op pool, and waits for them.
+// Unlike tensorflow::Shard (whose cost model ran the insert's few coarse tasks
+// on one thread), the split is what the caller asks for. Parts are claimed
+// from a shared counter: with a few parts per thread, a thread that the OS
+// deschedules holds up less; and the caller runs whatever no pool thread has
+// picked up, so there is no deadlock when the pool is busy (or is the caller's
+// own). Each part has at least `min_units_per_part` units (small inputs run on
+// the caller alone).
+constexpr int64_t kPartsPerThread = 4;
+
+void RunParallel(thread::ThreadPool* workers, int max_threads, int64_t min_units_per_part,
+                 int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
+  if (n <= 0) return;
+  const int64_t parts = std::max<int64_t>(
+      1, std::min<int64_t>({kPartsPerThread * max_threads, n,
+                            min_units_per_part > 0 ? n / min_units_per_part : n}));
+  const int64_t helpers = std::min<int64_t>(parts, max_threads) - 1;
+  if (helpers <= 0 || workers == nullptr) {
+    fn(0, n);
+    return;
+  }
+  struct Shared {
+    std::atomic<int64_t> next{0};
+    std::atomic<int64_t> done{0};
+    int64_t parts = 0;
+    int64_t n = 0;
+    const std::function<void(int64_t, int64_t)>* fn = nullptr;
+    mutex mu;
+    condition_variable finished;
+  };
+  auto shared = std::make_shared<Shared>();
+  shared->parts = parts;
+  shared->n = n;
+  shared->fn = &fn;
+  // A closure that runs after the caller returned finds no part left and never touches fn.
+  auto run = [shared]() {
+    for (int64_t p = shared->next.fetch_add(1); p < shared->parts; p = shared->next.fetch_add(1)) {
+      (*shared->fn)(shared->n * p / shared->parts, shared->n * (p + 1) / shared->parts);
+      if (shared->done.fetch_add(1) + 1 == shared->parts) {
+        mutex_lock lock(shared->mu);
+        shared->finished.notify_all();
+      }
+    }
+  };
+  for (int64_t k = 0; k < helpers; ++k) workers->Schedule(run);
+  run();
+  mutex_lock lock(shared->mu);
+  while (shared->done.load() < parts) shared->finished.wait(lock);
+}
+
+cafe::ParallelFor MakeParallelFor(OpKernelContext* ctx, int max_threads,
+                                  int64_t min_units_per_part) {
   auto* workers = ctx->device()->tensorflow_cpu_worker_threads()->workers;
   return [=](int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
-    if (n > 0) Shard(max_threads, workers, n, cost_per_unit, fn);
+    RunParallel(workers, max_threads, min_units_per_part, n, fn);
   };
 }
 
@@ -105,6 +162,10 @@ class LockedState {
 
   template <typename T>
   Status Prepare(OpKernelContext* ctx, int i) {
+    // Drop our own reference first: PrepareToUpdateVariable copies the buffer
+    // whenever its refcount is not one, and ours alone would make it two, so
+    // every update paid a full copy of the state.
+    tensors_[i] = Tensor();
     TF_RETURN_IF_ERROR(PrepareToUpdateVariable<CPUDevice, T>(ctx, vars_[i]->tensor(),
                                                              vars_[i]->copy_on_read_mode.load()));
     tensors_[i] = *vars_[i]->tensor();
@@ -184,8 +245,10 @@ class CafeSketchInsertOp : public OpKernel {
     config.num_buckets = locked.num_buckets();
     config.slots_per_bucket = locked.slots_per_bucket();
     const int threads = ThreadsFor(ctx, num_threads_);
+    // The core splits the batch into `threads` tasks itself (fewer for small batches),
+    // which share out its work dynamically.
     cafe::Insert(config, locked.state(), ids.flat<int64_t>().data(), importance.flat<float>().data(),
-                 tags.flat<int32_t>().data(), n, threads, MakeParallelFor(ctx, threads, 200));
+                 tags.flat<int32_t>().data(), n, threads, MakeParallelFor(ctx, threads, 1));
   }
 
  private:
@@ -215,6 +278,10 @@ REGISTER_OP("CafeSketchQuery")
 Looks ids up in a HotSketch: hot row (or -1) and level (0 cold, 1 medium,
 2 hot) per id, with the shape of ids. Read-only.
 )doc");
+
+// A lookup costs a few ns and waking a pool thread tens of microseconds: each
+// part gets at least this many ids (queries under twice this run on the caller).
+constexpr int64_t kQueryIdsPerPart = 16384;
 
 class CafeSketchQueryOp : public OpKernel {
  public:
@@ -246,7 +313,7 @@ class CafeSketchQueryOp : public OpKernel {
                  rows.flat<int32_t>().data()},
                 ids.flat<int64_t>().data(), ids.NumElements(), hot_rows->flat<int32_t>().data(),
                 levels->flat<int32_t>().data(),
-                MakeParallelFor(ctx, ThreadsFor(ctx, num_threads_), 50));
+                MakeParallelFor(ctx, ThreadsFor(ctx, num_threads_), kQueryIdsPerPart));
   }
 
  private:

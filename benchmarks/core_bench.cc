@@ -1,0 +1,419 @@
+// Standalone driver for the HotSketch C++ core (no TensorFlow): timing of
+// Insert / Query on the benchmark's workload, and a bit-exactness check of the
+// core against a deliberately naive restatement of spec section 2.
+//
+// Build (from the repository root):
+//   g++ -std=c++17 -O3 -g -pthread benchmarks/core_bench.cc custom_ops/core/hotsketch.cc
+//       -o /tmp/core_bench
+// Run:
+//   /tmp/core_bench bench [n=1048576] [repeats=5] [threads=2] [phase=all|insert|query]
+//   /tmp/core_bench verify [rounds=300]
+// Deterministic profile (threads=1; read the inclusive cost of cafe::Insert and cafe::Query,
+// two calls of each):
+//   valgrind --tool=callgrind /tmp/core_bench bench 1048576 1 1
+//   callgrind_annotate --inclusive=yes callgrind.out.<pid>
+// The workload is the one of benchmarks/sketch_throughput.py: ids from the
+// finite Zipf(1.1) over 10M distinct ids, W = 65536 buckets, c = 4, unit
+// importance, the same batch inserted repeatedly, then a migration, then
+// queries of that batch. The Zipf ids are cached in /tmp (they take a while
+// to draw under valgrind).
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <time.h>
+#include <vector>
+
+#include "../custom_ops/core/hotsketch.h"
+
+namespace {
+
+// ---- a small persistent thread pool: ParallelFor splits [0, n) into `threads` ranges -----
+class Pool {
+ public:
+  explicit Pool(int threads) : threads_(std::max(1, threads)) {
+    for (int t = 1; t < threads_; ++t) workers_.emplace_back([this, t] { Loop(t); });
+  }
+  ~Pool() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (auto& w : workers_) w.join();
+  }
+  int threads() const { return threads_; }
+
+  void Run(int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
+    if (n <= 0) return;
+    const int parts = static_cast<int>(std::min<int64_t>(threads_, n));
+    if (parts == 1) {
+      fn(0, n);
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      fn_ = &fn;
+      n_ = n;
+      parts_ = parts;
+      pending_ = parts - 1;
+      ++generation_;
+    }
+    cv_.notify_all();
+    fn(0, n / parts);
+    std::unique_lock<std::mutex> lock(mu_);
+    done_cv_.wait(lock, [this] { return pending_ == 0; });
+  }
+
+  cafe::ParallelFor AsParallelFor() {
+    return [this](int64_t n, const std::function<void(int64_t, int64_t)>& fn) { Run(n, fn); };
+  }
+
+ private:
+  void Loop(int t) {
+    uint64_t seen = 0;
+    for (;;) {
+      const std::function<void(int64_t, int64_t)>* fn;
+      int64_t n;
+      int parts;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [&] { return stop_ || generation_ != seen; });
+        if (stop_) return;
+        seen = generation_;
+        fn = fn_;
+        n = n_;
+        parts = parts_;
+      }
+      if (t < parts) (*fn)(n * t / parts, n * (t + 1) / parts);
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (t < parts && --pending_ == 0) done_cv_.notify_one();
+      }
+    }
+  }
+
+  int threads_;
+  std::vector<std::thread> workers_;
+  std::mutex mu_;
+  std::condition_variable cv_, done_cv_;
+  const std::function<void(int64_t, int64_t)>* fn_ = nullptr;
+  int64_t n_ = 0;
+  int parts_ = 0;
+  int pending_ = 0;
+  uint64_t generation_ = 0;
+  bool stop_ = false;
+};
+
+uint64_t SplitMix(uint64_t* state) {
+  uint64_t z = (*state += 0x9E3779B97F4A7C15ULL);
+  return cafe::Mix64(z);
+}
+double Uniform(uint64_t* state) { return (SplitMix(state) >> 11) * 0x1.0p-53; }
+
+// n ids from the finite Zipf(alpha) over `distinct` ranks, scattered over int64.
+std::vector<int64_t> ZipfIds(int64_t n, int64_t distinct, double alpha, uint64_t seed) {
+  char path[256];
+  std::snprintf(path, sizeof(path), "/tmp/core_bench_zipf_%lld_%lld_%g_%llu.bin",
+                static_cast<long long>(n), static_cast<long long>(distinct), alpha,
+                static_cast<unsigned long long>(seed));
+  std::vector<int64_t> ids(n);
+  if (FILE* f = std::fopen(path, "rb")) {
+    const size_t got = std::fread(ids.data(), sizeof(int64_t), n, f);
+    std::fclose(f);
+    if (static_cast<int64_t>(got) == n) return ids;
+  }
+  std::vector<double> cdf(distinct);
+  double total = 0;
+  for (int64_t r = 0; r < distinct; ++r) cdf[r] = total += std::pow(r + 1.0, -alpha);
+  uint64_t state = seed;
+  for (int64_t i = 0; i < n; ++i) {
+    const double u = Uniform(&state) * total;
+    const uint64_t rank = std::lower_bound(cdf.begin(), cdf.end(), u) - cdf.begin() + 1;
+    ids[i] = static_cast<int64_t>(rank * 0x9E3779B97F4A7C15ULL);
+  }
+  if (FILE* f = std::fopen(path, "wb")) {
+    std::fwrite(ids.data(), sizeof(int64_t), n, f);
+    std::fclose(f);
+  }
+  return ids;
+}
+
+struct OwnedState {
+  std::vector<int64_t> keys;
+  std::vector<float> scores;
+  std::vector<int32_t> rows, tags, row_slot;
+  float mass = 0.f;
+  int64_t batches = 0;
+
+  OwnedState(int64_t slots, int32_t hot_rows)
+      : keys(slots, 0), scores(slots, 0.f), rows(slots, -1), tags(slots, 0),
+        row_slot(hot_rows, -1) {}
+  cafe::SketchState View() {
+    return {keys.data(), scores.data(), rows.data(), tags.data(), row_slot.data(), &mass, &batches};
+  }
+  cafe::ConstSketchState ConstView() const { return {keys.data(), scores.data(), rows.data()}; }
+  bool operator==(const OwnedState& o) const {
+    auto bits_equal = [](const std::vector<float>& a, const std::vector<float>& b) {
+      return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * 4) == 0;
+    };
+    return keys == o.keys && bits_equal(scores, o.scores) && rows == o.rows && tags == o.tags &&
+           row_slot == o.row_slot && std::memcmp(&mass, &o.mass, 4) == 0 &&
+           batches == o.batches;
+  }
+};
+
+double Seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// CPU time of the whole process (all threads): on a machine shared with other
+// jobs it is much steadier than wall time (it does not count time spent
+// waiting for a core), and with threads=1 it is the call's cost.
+double CpuSeconds() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+int Bench(int64_t n, int repeats, int threads, const std::string& phase) {
+  const int64_t W = 65536;
+  cafe::SketchConfig config;
+  config.num_buckets = W;
+  config.slots_per_bucket = 4;
+  config.hot_rows = W;
+  config.threshold = 500.f;
+  config.demote_threshold = 500.f;
+  config.medium_threshold = 500.f;
+  const std::vector<int64_t> ids = ZipfIds(n, 10'000'000, 1.1, 0);
+  const std::vector<float> importance(n, 1.f);
+  const std::vector<int32_t> tags(n, 0);
+  Pool pool(threads);
+  const cafe::ParallelFor pf = pool.AsParallelFor();
+  OwnedState state(config.num_slots(), config.hot_rows);
+  const bool do_insert = phase != "query";
+  const bool do_query = phase != "insert";
+  double best_insert = 1e30, best_query = 1e30, cpu_insert = 1e30, cpu_query = 1e30;
+  for (int r = 0; r < (do_insert ? repeats + 1 : 1); ++r) {  // the first one is a warm-up
+    const double t0 = Seconds(), c0 = CpuSeconds();
+    cafe::Insert(config, state.View(), ids.data(), importance.data(), tags.data(), n, threads, pf);
+    if (r > 0 || !do_insert) {
+      best_insert = std::min(best_insert, Seconds() - t0);
+      cpu_insert = std::min(cpu_insert, CpuSeconds() - c0);
+    }
+  }
+  const cafe::MigrationResult migrated = cafe::Migrate(config, state.View(), false);
+  std::vector<int32_t> out_rows(n), out_levels(n);
+  int64_t hot = 0;
+  if (do_query) {
+    for (int r = 0; r < repeats + 1; ++r) {
+      const double t0 = Seconds(), c0 = CpuSeconds();
+      cafe::Query(config, state.ConstView(), ids.data(), n, out_rows.data(), out_levels.data(), pf);
+      if (r > 0) {
+        best_query = std::min(best_query, Seconds() - t0);
+        cpu_query = std::min(cpu_query, CpuSeconds() - c0);
+      }
+    }
+    for (int64_t i = 0; i < n; ++i) hot += out_levels[i] == cafe::kLevelHot;
+  }
+  uint64_t digest = 0;
+  for (int64_t s = 0; s < config.num_slots(); ++s) {
+    uint32_t bits;
+    std::memcpy(&bits, &state.scores[s], 4);
+    digest = cafe::Mix64(digest ^ static_cast<uint64_t>(state.keys[s]) ^ bits);
+  }
+  std::printf("n=%lld threads=%d promoted=%zu hot_queries=%lld state_digest=%016llx\n",
+              static_cast<long long>(n), threads, migrated.promoted.size(),
+              static_cast<long long>(hot), static_cast<unsigned long long>(digest));
+  if (do_insert)
+    std::printf("insert: %8.3f ms  %7.1f M keys/s  (cpu %8.3f ms)\n", best_insert * 1e3,
+                n / best_insert / 1e6, cpu_insert * 1e3);
+  if (do_query)
+    std::printf("query:  %8.3f ms  %7.1f M keys/s  (cpu %8.3f ms)\n", best_query * 1e3,
+                n / best_query / 1e6, cpu_query * 1e3);
+  return 0;
+}
+
+// ---- naive restatement of spec section 2 (the oracle of `verify`) ------------------------
+float NaivePairwiseSum(const float* v, int64_t n) {
+  if (n <= 0) return 0.f;
+  int64_t padded = 1;
+  while (padded < n) padded <<= 1;
+  std::vector<float> x(padded, 0.f);
+  for (int64_t i = 0; i < n; ++i) x[i] = v[i];
+  for (int64_t half = padded / 2; half >= 1; half /= 2)
+    for (int64_t i = 0; i < half; ++i) x[i] += x[i + half];
+  return x[0];
+}
+
+void NaiveInsert(const cafe::SketchConfig& config, OwnedState* st, const int64_t* keys,
+                 const float* importance, const int32_t* tags, int64_t n) {
+  if (n <= 0) return;
+  st->mass += NaivePairwiseSum(importance, n);
+  st->batches += 1;
+  std::map<int64_t, std::pair<float, int32_t>> distinct;  // ascending key order
+  for (int64_t i = 0; i < n; ++i) {
+    auto it = distinct.find(keys[i]);
+    if (it == distinct.end()) {
+      distinct[keys[i]] = {0.f + importance[i], tags[i]};
+    } else {
+      it->second.first += importance[i];
+      it->second.second = std::min(it->second.second, tags[i]);
+    }
+  }
+  const int c = config.slots_per_bucket;
+  for (const auto& [key, value] : distinct) {
+    const float v = value.first;
+    if (!(v > 0.f)) continue;
+    const int64_t base =
+        static_cast<int64_t>(cafe::Mix64(static_cast<uint64_t>(key)) %
+                             static_cast<uint64_t>(config.num_buckets)) * c;
+    int hit = -1, empty = -1;
+    for (int j = 0; j < c; ++j) {
+      if (st->scores[base + j] > 0.f) {
+        if (hit < 0 && st->keys[base + j] == key) hit = j;
+      } else if (empty < 0) {
+        empty = j;
+      }
+    }
+    if (hit >= 0) {
+      st->scores[base + hit] += v;
+    } else if (empty >= 0) {
+      st->keys[base + empty] = key;
+      st->scores[base + empty] = v;
+      st->tags[base + empty] = value.second;
+    } else {
+      int victim = -1;
+      for (int j = 0; j < c; ++j) {
+        if (st->rows[base + j] >= 0) continue;
+        if (victim < 0 || st->scores[base + j] <= st->scores[base + victim]) victim = j;
+      }
+      if (victim >= 0) {
+        st->keys[base + victim] = key;
+        st->scores[base + victim] += v;
+        st->tags[base + victim] = value.second;
+      }
+    }
+  }
+}
+
+void NaiveQuery(const cafe::SketchConfig& config, const OwnedState& st, const int64_t* keys,
+                int64_t n, int32_t* rows, int32_t* levels) {
+  const int c = config.slots_per_bucket;
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t base = cafe::BucketOf(keys[i], config.num_buckets) * c;
+    rows[i] = -1;
+    levels[i] = cafe::kLevelCold;
+    for (int j = 0; j < c; ++j) {
+      if (st.scores[base + j] > 0.f && st.keys[base + j] == keys[i]) {
+        rows[i] = st.rows[base + j];
+        levels[i] = rows[i] >= 0 ? cafe::kLevelHot
+                                 : (st.scores[base + j] >= config.medium_threshold
+                                        ? cafe::kLevelMedium
+                                        : cafe::kLevelCold);
+        break;
+      }
+    }
+  }
+}
+
+int Verify(int rounds) {
+  uint64_t rng = 12345;
+  auto below = [&](uint64_t m) { return SplitMix(&rng) % m; };
+  Pool pools[3] = {Pool(1), Pool(2), Pool(3)};
+  int64_t checked = 0;
+  for (int round = 0; round < rounds; ++round) {
+    cafe::SketchConfig config;
+    const int64_t widths[] = {1, 3, 8, 64, 255, 1024, 4099, 65536, 100003, 1 << 19, 500009};
+    config.num_buckets = widths[below(11)];
+    config.slots_per_bucket = 1 + static_cast<int32_t>(below(6));
+    config.hot_rows = 1 + static_cast<int32_t>(below(std::min<int64_t>(config.num_slots(), 5000)));
+    config.threshold = 0.5f + static_cast<float>(below(20));
+    config.demote_threshold = config.threshold * 0.5f;
+    config.medium_threshold = config.threshold * 0.25f;
+    config.decay_rate = 0.5f + 0.1f * static_cast<float>(below(5));
+    config.decay_mass_factor = 0.05 + 0.1 * below(5);
+    const int64_t sizes[] = {0, 1, 2, 17, 300, 4096, 20000, 70000, 300000};
+    const int64_t distinct = 1 + below(below(2) ? 1000 : 3000000);
+    const double alpha = 1.01 + 0.1 * below(8);
+    const int tag_mod = 1 + static_cast<int>(below(4));
+    const bool random_importance = below(2);
+    const int threads = 1 + static_cast<int>(below(3));
+    const int shards = 1 + static_cast<int>(below(9));
+    OwnedState a(config.num_slots(), config.hot_rows), b = a;
+    const cafe::ParallelFor pf = pools[threads - 1].AsParallelFor();
+    const int steps = 1 + static_cast<int>(below(5));
+    for (int step = 0; step < steps; ++step) {
+      const int64_t n = sizes[below(9)] + below(3);
+      std::vector<int64_t> ids(n);
+      std::vector<float> imp(n);
+      std::vector<int32_t> tags(n);
+      for (int64_t i = 0; i < n; ++i) {
+        // Zipf-ish ranks by inversion of a continuous power law.
+        const double u = Uniform(&rng);
+        int64_t rank = static_cast<int64_t>(std::pow(1.0 - u, -1.0 / (alpha - 1.0)));
+        rank = std::min<int64_t>(std::max<int64_t>(rank, 1), distinct) - 1;
+        ids[i] = static_cast<int64_t>((rank * 0x9E3779B97F4A7C15ULL) ^ 0x5555);
+        imp[i] = random_importance ? (below(20) == 0 ? 0.f : static_cast<float>(-std::log(1 - Uniform(&rng))))
+                                   : 1.f;
+        if (below(1000) == 0) imp[i] = -0.f;
+        tags[i] = static_cast<int32_t>((rank + below(2)) % tag_mod);
+      }
+      NaiveInsert(config, &a, ids.data(), imp.data(), tags.data(), n);
+      cafe::Insert(config, b.View(), ids.data(), imp.data(), tags.data(), n, shards, pf);
+      if (!(a == b)) {
+        std::printf("MISMATCH after insert: round %d step %d W=%lld c=%d n=%lld threads=%d "
+                    "shards=%d\n", round, step, static_cast<long long>(config.num_buckets),
+                    config.slots_per_bucket, static_cast<long long>(n), threads, shards);
+        return 1;
+      }
+      std::vector<int32_t> ra(n), la(n), rb(n), lb(n);
+      NaiveQuery(config, a, ids.data(), n, ra.data(), la.data());
+      cafe::Query(config, b.ConstView(), ids.data(), n, rb.data(), lb.data(), pf);
+      if (ra != rb || la != lb) {
+        std::printf("MISMATCH in query: round %d step %d\n", round, step);
+        return 1;
+      }
+      const bool force = below(3) == 0;
+      cafe::Migrate(config, a.View(), force);
+      cafe::Migrate(config, b.View(), force);
+      ++checked;
+    }
+  }
+  for (int k = 0; k < 2000; ++k) {  // the public PairwiseSum too
+    const int64_t n = k < 40 ? k : static_cast<int64_t>(below(k < 1000 ? 5000 : 300000));
+    std::vector<float> v(n);
+    const bool zeros = k % 10 == 0;  // all -0: the padding's +0 must show in the sign
+    for (float& x : v) x = zeros || below(7) == 0 ? -0.f : static_cast<float>(Uniform(&rng) * 1e3);
+    const float a = NaivePairwiseSum(v.data(), n), b = cafe::PairwiseSum(v.data(), n);
+    if (std::memcmp(&a, &b, sizeof(float)) != 0) {
+      std::printf("MISMATCH in PairwiseSum, n=%lld\n", static_cast<long long>(n));
+      return 1;
+    }
+  }
+  std::printf("verify: %lld insert/query steps and 2000 pairwise sums bit-identical to the "
+              "naive oracle\n", static_cast<long long>(checked));
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string mode = argc > 1 ? argv[1] : "bench";
+  if (mode == "verify") return Verify(argc > 2 ? std::atoi(argv[2]) : 300);
+  const int64_t n = argc > 2 ? std::atoll(argv[2]) : (1 << 20);
+  const int repeats = argc > 3 ? std::atoi(argv[3]) : 5;
+  const int threads = argc > 4 ? std::atoi(argv[4]) : 2;
+  const std::string phase = argc > 5 ? argv[5] : "all";
+  return Bench(n, repeats, threads, phase);
+}
