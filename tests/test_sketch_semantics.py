@@ -131,3 +131,23 @@ def test_field_keys_differ_per_field_and_keep_ids_distinct():
     ids = tf.constant([0, 1, 2, -5], tf.int64)
     k0, k1 = hashing.field_keys(ids, 0).numpy(), hashing.field_keys(ids, 1).numpy()
     assert len(set(k0.tolist())) == 4 and not set(k0.tolist()) & set(k1.tolist())
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_hot_key_whose_score_underflows_is_demoted_and_frees_its_row(backend):
+    # demote_threshold 0: only the underflow to 0 can demote.
+    sketch = HotSketch(SketchConfig(num_buckets=1, hot_rows=1, slots_per_bucket=2,
+                                    threshold=1e-30, demote_threshold=0.0, decay_rate=1e-10),
+                       backend=backend)
+    _insert(sketch, [7], [1e-30])
+    assert sketch.migrate().promoted_keys.numpy().tolist() == [7]
+    demoted = []
+    for _ in range(3):  # 1e-30 * 1e-10 ... reaches 0 in float32
+        demoted += sketch.decay().demoted_keys.numpy().tolist()
+    assert demoted == [7]
+    assert _slots(sketch) == {}
+    assert sketch.row_slot.numpy().tolist() == [-1]
+    assert np.all(sketch.rows.numpy() == -1)
+    _insert(sketch, [99], [1e-31])  # takes the emptied slot, and is not hot
+    rows, levels = sketch.query(tf.constant([99], tf.int64))
+    assert rows.numpy().tolist() == [-1] and levels.numpy().tolist() == [LEVEL_COLD]

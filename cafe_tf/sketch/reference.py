@@ -159,7 +159,9 @@ def decay_due(config: SketchConfig, state: SketchTensors) -> tf.Tensor:
 
 def _decay(config: SketchConfig, state: SketchTensors):
     scores = tf.where(state.scores > 0, state.scores * config.decay_rate, state.scores)
-    demote = tf.logical_and(state.rows >= 0, scores < config.effective_demote_threshold)
+    # Demoted below the threshold, and always when the score underflowed to 0.
+    demote = tf.logical_and(state.rows >= 0, tf.logical_or(
+        scores < config.effective_demote_threshold, tf.logical_not(scores > 0)))
     demoted_slots = tf.where(demote)[:, 0]
     demoted_rows = tf.gather(state.rows, demoted_slots)
     row_slot = tf.tensor_scatter_nd_update(state.row_slot, demoted_rows[:, None],

@@ -785,7 +785,9 @@ MigrationResult Migrate(const SketchConfig& config, const SketchState& state, bo
       if (!(state.scores[s] > 0.f)) continue;
       state.scores[s] *= config.decay_rate;
       const int32_t row = state.rows[s];
-      if (row >= 0 && state.scores[s] < config.demote_threshold) {
+      // A hot key is demoted below the threshold, and always when its score
+      // underflowed to 0 (its slot empties, so it cannot keep a row).
+      if (row >= 0 && (state.scores[s] < config.demote_threshold || !(state.scores[s] > 0.f))) {
         result.demoted.push_back({state.keys[s], state.tags[s], row});
         state.row_slot[row] = -1;
         state.rows[s] = -1;

@@ -265,7 +265,8 @@ CAFE_HD void DecaySlotBody(int64_t s, const int32_t* counts, float rate, float d
   scores[s] *= rate;
   const int32_t row = rows[s];
   bool demoted = false;
-  if (row >= 0 && scores[s] < demote) {
+  // Demoted below the threshold, and always when the score underflowed to 0.
+  if (row >= 0 && (scores[s] < demote || !(scores[s] > 0.f))) {
     demoted = true;
     demote_flag[s] = 1;
     demote_row[s] = row;
