@@ -9,6 +9,13 @@
 #include <string>
 #include <vector>
 
+// Mix64 and BucketOf are also called from CUDA device code (custom_ops/cuda).
+#if defined(__CUDACC__)
+#define CAFE_HOST_DEVICE __host__ __device__
+#else
+#define CAFE_HOST_DEVICE
+#endif
+
 namespace cafe {
 
 // Levels returned by Query.
@@ -17,7 +24,7 @@ constexpr int32_t kLevelMedium = 1;
 constexpr int32_t kLevelHot = 2;
 
 // splitmix64 finaliser: a fixed bijective 64-bit mixer.
-inline uint64_t Mix64(uint64_t x) {
+inline CAFE_HOST_DEVICE uint64_t Mix64(uint64_t x) {
   x ^= x >> 30;
   x *= 0xbf58476d1ce4e5b9ULL;
   x ^= x >> 27;
@@ -28,7 +35,7 @@ inline uint64_t Mix64(uint64_t x) {
 
 // Bucket of a key: Mix64(key) mod W (never `key mod W`, which clusters
 // label-encoded ids).
-inline int64_t BucketOf(int64_t key, int64_t num_buckets) {
+inline CAFE_HOST_DEVICE int64_t BucketOf(int64_t key, int64_t num_buckets) {
   return static_cast<int64_t>(Mix64(static_cast<uint64_t>(key)) %
                               static_cast<uint64_t>(num_buckets));
 }

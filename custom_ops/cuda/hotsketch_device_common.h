@@ -14,6 +14,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "../core/hotsketch.h"  // Mix64, BucketOf: the one definition of the hashing
+
 #if defined(__CUDACC__)
 #define CAFE_HD __host__ __device__ __forceinline__
 #else
@@ -48,21 +50,8 @@ CAFE_HD float BitsFloat(uint32_t u) {
   return f;
 }
 
-// splitmix64 finaliser, identical to cafe::Mix64.
-CAFE_HD uint64_t Mix64(uint64_t x) {
-  x ^= x >> 30;
-  x *= 0xbf58476d1ce4e5b9ULL;
-  x ^= x >> 27;
-  x *= 0x94d049bb133111ebULL;
-  x ^= x >> 31;
-  return x;
-}
-
-// Identical to cafe::BucketOf.
-CAFE_HD int64_t BucketOf(int64_t key, int64_t num_buckets) {
-  return static_cast<int64_t>(Mix64(static_cast<uint64_t>(key)) %
-                              static_cast<uint64_t>(num_buckets));
-}
+using ::cafe::BucketOf;
+using ::cafe::Mix64;
 
 // True when the insert entry (importance, tag) is invalid, with exactly the
 // test of cafe::ValidateInsert (NaN, inf, negative importance; negative tag).
