@@ -1,6 +1,10 @@
 """The op library loader says clearly what is wrong and how to rebuild."""
 import json
+import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -33,3 +37,35 @@ def test_library_without_build_record(tmp_path, monkeypatch):
 def test_installed_library_loads():
     assert _ops.ops is not None and _ops.load_error is None
     assert hasattr(_ops.ops, "cafe_sketch_insert")
+
+
+def _copy_without_library(tmp_path):
+    package = Path(_ops.__file__).resolve().parent
+    shutil.copytree(package, tmp_path / "cafe_tf",
+                    ignore=shutil.ignore_patterns("_cafe_ops*.so", "_build_info.json",
+                                                  "__pycache__"))
+    return {**os.environ, "PYTHONPATH": str(tmp_path), "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+SCRIPT = """
+import cafe_tf, tensorflow as tf
+from cafe_tf.sketch import HotSketch, SketchConfig
+assert cafe_tf.__file__.startswith({root!r}), cafe_tf.__file__
+sketch = HotSketch(SketchConfig(num_buckets=4, hot_rows=4, threshold=2.0))
+sketch.insert(tf.constant([1, 1, 2], tf.int64))
+print(sketch.backend, sketch.migrate().promoted_keys.numpy().tolist())
+"""
+
+
+def test_import_without_library_fails_clearly_unless_reference_is_allowed(tmp_path):
+    env = _copy_without_library(tmp_path)
+    script = SCRIPT.format(root=str(tmp_path))
+    run = subprocess.run([sys.executable, "-c", script], env=env, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode != 0 and "OpLibraryError" in run.stderr and "Rebuild" in run.stderr
+    run = subprocess.run([sys.executable, "-c", script],
+                         env={**env, "CAFE_TF_ALLOW_REFERENCE": "1"}, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["reference", "[1]"]
+    assert "CAFE_TF_ALLOW_REFERENCE=1" in run.stderr  # the warning says why
