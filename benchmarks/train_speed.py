@@ -16,11 +16,15 @@ extra time goes, from ablations measured in the same run:
 import argparse
 import os
 import time
+from pathlib import Path
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import tensorflow as tf  # noqa: E402
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
 import tf_keras  # noqa: E402
 
 from cafe_tf.callbacks import CafeMigration  # noqa: E402
@@ -82,6 +86,27 @@ def main():
     print(f"  per-step migration (vs /100)   {step['cafe'] - step['cafe, migrate every 100']:8.1f}")
     print(f"  gradient-norm importance       {step['cafe'] - step['cafe, frequency importance']:8.1f}")
     print(f"  C++ op saves vs pure-TF sketch {step['cafe, pure-TF sketch'] - step['cafe']:8.1f}")
+    plot(figures, args)
+
+
+def plot(figures, args):
+    out = Path(__file__).resolve().parent / "out" / "train_speed.png"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    names = list(figures)
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    bars = ax.barh(names[::-1], [figures[n] for n in names[::-1]],
+                   color=["gray" if n == "hash" else "tab:blue" for n in names[::-1]])
+    for bar, name in zip(bars, names[::-1]):
+        ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2,
+                f" {figures[name]:,.0f}/s ({figures[name] / figures['hash']:.2f}x)", va="center")
+    ax.axvline(0.8 * figures["hash"], color="red", linestyle="--", label="goal: 0.8x hash")
+    ax.set_xlabel("training samples/s")
+    ax.set_title(f"DLRM, batch {args.batch_size}, budget 1/{args.ratio:g}")
+    ax.set_xlim(0, 1.35 * max(figures.values()))
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
