@@ -235,9 +235,10 @@ class CafeEmbeddingCollection(tf_keras.layers.Layer):
         @tf.custom_gradient
         def tap(x):
             def backward(dy):
-                with tf.control_dependencies([self._record_importance(keys, fields, id_weights,
-                                                                      dy)]):
-                    return tf.identity(dy)
+                # Not a control dependency of dy: the rest of the backward pass need not
+                # wait for the sketch. tf.function runs every stateful op it traced.
+                self._record_importance(keys, fields, id_weights, dy)
+                return tf.identity(dy)
 
             return tf.identity(x), backward
 
