@@ -106,7 +106,19 @@ def transform_integers(values: tf.Tensor) -> tf.Tensor:
     return tf.math.log1p(tf.cast(tf.maximum(values, 0), tf.float32))
 
 
-class CriteoTSV(CTRData):
+class _CriteoFiles(CTRData):
+    """What both readers share: Criteo's fields, the files in order and the error policy."""
+
+    def __init__(self, files: Union[PathLike, Sequence[PathLike]],
+                 vocabulary_sizes: Optional[Mapping[str, int]], on_error: ErrorPolicy):
+        _check_on_error(on_error)
+        super().__init__(CATEGORICAL_FIELDS, vocabulary_sizes or KAGGLE_CARDINALITIES,
+                         len(DENSE_FIELDS))
+        self.files = _as_file_list(files)
+        self.on_error = on_error
+
+
+class CriteoTSV(_CriteoFiles):
     """Streams Criteo TSV files (plain or gzip) as cafe_tf batches, in file and line order.
 
     Args:
@@ -130,11 +142,7 @@ class CriteoTSV(CTRData):
     def __init__(self, files: Union[PathLike, Sequence[PathLike]],
                  vocabulary_sizes: Optional[Mapping[str, int]] = None,
                  on_error: ErrorPolicy = "raise"):
-        _check_on_error(on_error)
-        super().__init__(CATEGORICAL_FIELDS, vocabulary_sizes or KAGGLE_CARDINALITIES,
-                         len(DENSE_FIELDS))
-        self.files = _as_file_list(files)
-        self.on_error = on_error
+        super().__init__(files, vocabulary_sizes, on_error)
         self.skipped_lines = tf.Variable(0, dtype=tf.int64, trainable=False,
                                          name="criteo_skipped_lines")
 
@@ -220,7 +228,7 @@ def _describe_problem(count, label, ints, cats, ok):
                           f"empty or {_HEX_DIGITS} hex digits"))))
 
 
-class CriteoParquet(CTRData):
+class CriteoParquet(_CriteoFiles):
     """Streams Criteo examples from Parquet files through `tensorflow_io`.
 
     Expected columns: `label` (integer or float, 0/1); `I1..I13` (integers, or floats, which
@@ -251,13 +259,9 @@ class CriteoParquet(CTRData):
     def __init__(self, files: Union[PathLike, Sequence[PathLike]],
                  vocabulary_sizes: Optional[Mapping[str, int]] = None,
                  on_error: ErrorPolicy = "raise"):
-        _check_on_error(on_error)
-        super().__init__(CATEGORICAL_FIELDS, vocabulary_sizes or KAGGLE_CARDINALITIES,
-                         len(DENSE_FIELDS))
-        self.files = _as_file_list(files)
+        super().__init__(files, vocabulary_sizes, on_error)
         for path in self.files:
             _check_parquet_columns(path)
-        self.on_error = on_error
         self.skipped_rows = tf.Variable(0, dtype=tf.int64, trainable=False,
                                         name="criteo_skipped_rows")
 

@@ -34,6 +34,19 @@ def _check_weights_type(weights, kind, feature):
                         f"got {type(weights).__name__}")
 
 
+def _weight_values(feature, weights, kind, layout, ids, what):
+    """The values of ragged or sparse `weights`, checked (at run time) to have the
+    `layout` (row splits or indices) of `ids`; None without weights."""
+    _check_weights_type(weights, kind, feature)
+    if weights is None:
+        return None
+    check = tf.debugging.assert_equal(
+        tf.cast(layout(weights), tf.int64), tf.cast(layout(ids), tf.int64),
+        message=f"feature '{feature}': weights must have the {what} of ids")
+    with tf.control_dependencies([check]):
+        return tf.identity(weights.values)
+
+
 def flatten(feature: str, ids, weights=None) -> FlatIds:
     """Flattens one feature's ids (and weights) into a `FlatIds`.
 
@@ -46,14 +59,8 @@ def flatten(feature: str, ids, weights=None) -> FlatIds:
         if ids.ragged_rank != 1 or ids.shape.rank != 2:
             raise ValueError(f"feature '{feature}': ragged ids must be [B, None], got shape "
                              f"{ids.shape}")
-        _check_weights_type(weights, tf.RaggedTensor, feature)
-        flat_weights = None
-        if weights is not None:
-            check = tf.debugging.assert_equal(
-                weights.row_splits, tf.cast(ids.row_splits, weights.row_splits.dtype),
-                message=f"feature '{feature}': weights must have the row lengths of ids")
-            with tf.control_dependencies([check]):
-                flat_weights = tf.identity(weights.values)
+        flat_weights = _weight_values(feature, weights, tf.RaggedTensor,
+                                      lambda t: t.row_splits, ids, "row lengths")
         return FlatIds(_as_int64_ids(ids.values, feature),
                        tf.cast(ids.value_rowids(), tf.int32), flat_weights,
                        tf.cast(ids.nrows(), tf.int32))
@@ -61,14 +68,8 @@ def flatten(feature: str, ids, weights=None) -> FlatIds:
         if ids.shape.rank != 2:
             raise ValueError(f"feature '{feature}': sparse ids must be [B, L], got rank "
                              f"{ids.shape.rank}")
-        _check_weights_type(weights, tf.SparseTensor, feature)
-        flat_weights = None
-        if weights is not None:
-            check = tf.debugging.assert_equal(
-                weights.indices, ids.indices,
-                message=f"feature '{feature}': weights must have the indices of ids")
-            with tf.control_dependencies([check]):
-                flat_weights = tf.identity(weights.values)
+        flat_weights = _weight_values(feature, weights, tf.SparseTensor,
+                                      lambda t: t.indices, ids, "indices")
         return FlatIds(_as_int64_ids(ids.values, feature), tf.cast(ids.indices[:, 0], tf.int32),
                        flat_weights, tf.cast(ids.dense_shape[0], tf.int32))
     ids = tf.convert_to_tensor(ids)

@@ -25,6 +25,7 @@
 
 #include "../core/hotsketch.h"
 #include "hotsketch_kernels.h"
+#include "../tf/sketch_op_inputs.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/resource_mgr.h"
 #include "tensorflow/core/framework/resource_var.h"
@@ -34,13 +35,7 @@
 namespace tensorflow {
 namespace {
 
-// Variable inputs shared by the mutating ops, in this order (as in
-// ../tf/hotsketch_ops.cc).
-enum StateInput { kKeys = 0, kScores, kRows, kTags, kRowSlot, kMass, kBatches, kNumStateInputs };
-const DataType kStateDtypes[kNumStateInputs] = {DT_INT64, DT_FLOAT, DT_INT32, DT_INT32,
-                                                DT_INT32, DT_FLOAT, DT_INT64};
-const char* const kStateNames[kNumStateInputs] = {"keys", "scores", "rows", "tags",
-                                                  "row_slot", "mass", "batches"};
+using namespace cafe_ops;  // NOLINT: the shared state-input names
 
 cudaStream_t StreamOf(OpKernelContext* ctx) { return ctx->eigen_gpu_device().stream(); }
 
@@ -177,14 +172,7 @@ class CafeSketchInsertGpuOp : public OpKernel {
     const Tensor& ids = ctx->input(kNumStateInputs);
     const Tensor& importance = ctx->input(kNumStateInputs + 1);
     const Tensor& tags = ctx->input(kNumStateInputs + 2);
-    OP_REQUIRES(ctx, ids.dims() == 1,
-                errors::InvalidArgument("ids must be a vector, got shape ",
-                                        ids.shape().DebugString()));
-    OP_REQUIRES(ctx, importance.shape() == ids.shape() && tags.shape() == ids.shape(),
-                errors::InvalidArgument("ids, importance and tags must have the same length, got ",
-                                        ids.shape().DebugString(), ", ",
-                                        importance.shape().DebugString(), " and ",
-                                        tags.shape().DebugString()));
+    OP_REQUIRES_OK(ctx, cafe_ops::CheckInsertShapes(ids, importance, tags));
     const int64_t n = ids.NumElements();
     OP_REQUIRES(ctx, n <= std::numeric_limits<int32_t>::max(),
                 errors::InvalidArgument("the GPU insert supports at most 2^31 - 1 ids, got ", n));

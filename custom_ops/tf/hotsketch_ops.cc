@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "../core/hotsketch.h"
+#include "sketch_op_inputs.h"
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/resource_var.h"
@@ -25,12 +26,7 @@ using CPUDevice = Eigen::ThreadPoolDevice;
 using shape_inference::InferenceContext;
 using shape_inference::ShapeHandle;
 
-// Variable inputs shared by the mutating ops, in this order.
-enum StateInput { kKeys = 0, kScores, kRows, kTags, kRowSlot, kMass, kBatches, kNumStateInputs };
-const DataType kStateDtypes[kNumStateInputs] = {DT_INT64, DT_FLOAT, DT_INT32, DT_INT32,
-                                                DT_INT32, DT_FLOAT, DT_INT64};
-const char* const kStateNames[kNumStateInputs] = {"keys", "scores", "rows", "tags",
-                                                  "row_slot", "mass", "batches"};
+using namespace cafe_ops;  // NOLINT: the shared state-input names
 
 // Runs fn over [0, n) split into contiguous parts, on the calling thread and
 // up to max_threads - 1 threads of TF's intra-op pool, and waits for them.
@@ -226,14 +222,7 @@ class CafeSketchInsertOp : public OpKernel {
     const Tensor& ids = ctx->input(kNumStateInputs);
     const Tensor& importance = ctx->input(kNumStateInputs + 1);
     const Tensor& tags = ctx->input(kNumStateInputs + 2);
-    OP_REQUIRES(ctx, ids.dims() == 1,
-                errors::InvalidArgument("ids must be a vector, got shape ",
-                                        ids.shape().DebugString()));
-    OP_REQUIRES(ctx, importance.shape() == ids.shape() && tags.shape() == ids.shape(),
-                errors::InvalidArgument("ids, importance and tags must have the same length, got ",
-                                        ids.shape().DebugString(), ", ",
-                                        importance.shape().DebugString(), " and ",
-                                        tags.shape().DebugString()));
+    OP_REQUIRES_OK(ctx, cafe_ops::CheckInsertShapes(ids, importance, tags));
     const int64_t n = ids.NumElements();
     const std::string problem =
         cafe::ValidateInsert(importance.flat<float>().data(), tags.flat<int32_t>().data(), n);
