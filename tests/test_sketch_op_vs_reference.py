@@ -1,4 +1,6 @@
 """The C++ op and the pure-TF reference give bit-identical sketch state."""
+import zlib
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -37,11 +39,11 @@ def _run(config, batches, make_sketch, forced_decays, wrap=lambda f: f):
 
 
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
-@pytest.mark.parametrize("num_threads", [1, 2, 8])
+@pytest.mark.parametrize("num_threads", [1, 2, 3, 8, 64])
 def test_op_matches_reference_bit_for_bit(scenario, num_threads):
     kwargs, n, distinct, alpha = SCENARIOS[scenario]
     config = SketchConfig(**kwargs)
-    rng = np.random.default_rng(hash(scenario) % 2**32)
+    rng = np.random.default_rng(zlib.crc32(scenario.encode()))
     batches = [zipf_batch(rng, n, distinct, alpha, tags=3) for _ in range(12)]
     batches.append(zipf_batch(rng, 0, distinct, alpha))  # an empty batch changes nothing
     forced = {4, 9}
