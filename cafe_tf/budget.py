@@ -123,7 +123,7 @@ def plan_cafe_layout(vocabulary_sizes: Sequence[int], embedding_dim: int, budget
     row_bytes = embedding_dim * FLOAT_BYTES
     per_hot_row = (row_bytes + slots_per_bucket * sketch_config.SLOT_BYTES
                    + sketch_config.ROW_BOOKKEEPING_BYTES)
-    fixed = sketch_config.SCALAR_BYTES + bookkeeping_bytes
+    fixed = sketch_config.SCALAR_BYTES + sketch_config.MAX_PADDING_BYTES + bookkeeping_bytes
     levels = 2 if multi_level else 1
     minimum = fixed + per_hot_row + levels * len(vocabulary_sizes) * row_bytes
     if budget_bytes < minimum:

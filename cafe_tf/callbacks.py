@@ -135,7 +135,7 @@ class CafeMigration(tf_keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         stats = self._since_epoch_start()
         for layer in self._layers:
-            used = int(tf.reduce_sum(tf.cast(layer.sketch.row_slot.read_value() >= 0, tf.int32)))
+            used = int(layer.sketch.hot_rows_used())
             stats[f"{layer.name}_hot_occupancy"] = used / layer.layout.hot_rows
         if logs is not None:
             logs.update(stats)

@@ -90,7 +90,7 @@ def main(export_dir):
     model.compile(optimizer=tf_keras.optimizers.Adam(0.02))
     model.fit(make_data(8_000, seed=0), epochs=2, verbose=0,
               callbacks=[CafeMigration(every_n_steps=1)])
-    print(f"trained; hot rows in use: {int(np.sum(model.embedding.sketch.row_slot.numpy() >= 0))}")
+    print(f"trained; hot rows in use: {int(model.embedding.sketch.hot_rows_used())}")
 
     export_for_serving(model, export_dir, SIGNATURE)
     print(f"exported to {export_dir} (checked: no cafe_tf op in the graph)")

@@ -20,12 +20,16 @@ def zipf_batch(rng, n, distinct, alpha=1.1, importance="random", tags=1):
 
 
 def state_arrays(sketch: HotSketch):
-    """State as numpy arrays; floats viewed as integers so equality is bitwise."""
+    """State as numpy arrays, per-slot ones shaped [W, c], the int32 arrays unpacked;
+    floats viewed as integers so equality is bitwise."""
     out = {}
-    for name, var in zip(("keys", "scores", "rows", "tags", "row_slot", "mass", "batches"),
-                         sketch.state_variables):
-        value = np.asarray(var.numpy())
+    slots_shape = sketch.keys.shape
+    for name, tensor in sketch.read_state()._asdict().items():
+        value = np.asarray(tensor.numpy())
+        if name in ("keys", "scores", "rows", "tags"):
+            value = value.reshape(slots_shape)
         out[name] = value.view(np.int32) if value.dtype == np.float32 else value
+    out["packed_int32"] = sketch.packed_int32.numpy()  # padding included
     return out
 
 
@@ -40,9 +44,9 @@ def result_arrays(result):
 
 
 def check_invariants(sketch: HotSketch):
-    s = {k: v for k, v in zip(("keys", "scores", "rows", "tags", "row_slot"),
-                              (np.asarray(v.numpy()) for v in sketch.state_variables[:5]))}
-    keys, scores, rows, row_slot = s["keys"], s["scores"], s["rows"], s["row_slot"]
+    s = state_arrays(sketch)
+    keys, rows, row_slot = s["keys"], s["rows"], s["row_slot"]
+    scores = s["scores"].view(np.float32)
     occupied = scores > 0
     for b in range(keys.shape[0]):
         live = keys[b][occupied[b]]

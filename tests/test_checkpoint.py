@@ -145,8 +145,8 @@ def test_checkpoint_holds_sketch_tables_bookkeeping_and_slots(tmp_path):
     path = make_checkpoint(model).save(str(tmp_path / "ckpt"))
     keys = [name for name, _ in tf.train.list_variables(path)]
     for layer in ("embedding", "c_embedding"):
-        for variable in ("hot_table", "hashed_tables", "keys", "scores", "rows", "tags",
-                         "row_slot", "mass", "batches", "promotions", "demotions"):
+        for variable in ("hot_table", "hashed_tables", "keys", "scores", "packed_int32",
+                         "mass", "batches", "promotions", "demotions"):
             assert f"model/{layer}/{variable}/.ATTRIBUTES/VARIABLE_VALUE" in keys, variable
     assert "cafe_layout/.ATTRIBUTES/py_state" in keys
     # Adam's two slots per trainable variable, and its iteration count.

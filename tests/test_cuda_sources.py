@@ -22,3 +22,16 @@ def test_gpu_algorithm_matches_core_on_the_host():
                          text=True, timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "FAIL" not in run.stdout and "PASS" in run.stdout
+
+
+def test_tf_gpu_kernels_compile_against_tensorflow():
+    """The TF GPU kernel shell (built with CAFE_TF_CUDA=1) compiles against this TF's
+    headers and the CUDA headers TF ships."""
+    import tensorflow as tf
+
+    cuda_include = Path(tf.sysconfig.get_include()) / "third_party" / "gpus" / "cuda" / "include"
+    flags = [f for f in tf.sysconfig.get_compile_flags() if f != "--std=c++17"]
+    run = subprocess.run(["g++", "-std=c++17", "-fsyntax-only", "-Wall", "-DGOOGLE_CUDA=1",
+                          *flags, f"-I{cuda_include}", str(CUDA / "tf_gpu_kernels.cc")],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr

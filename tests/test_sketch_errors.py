@@ -101,3 +101,28 @@ def test_bad_config_is_a_value_error(kwargs, message):
 def test_unknown_backend():
     with pytest.raises(ValueError, match="backend"):
         HotSketch(SketchConfig(num_buckets=8, hot_rows=4), backend="gpu")
+
+
+def test_op_rejects_state_variables_not_matching_the_layout():
+    """The raw ops check the variables they are handed against `hot_rows`."""
+    from cafe_tf import _ops
+
+    sketch = _warm_sketch("op")
+    before = state_arrays(sketch)
+    handles = [v.handle for v in sketch.state_variables]
+    ids, ones, tags = tf.constant([1], tf.int64), tf.constant([1.0]), tf.constant([0])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="packed_int32 must have shape"):
+        _ops.ops.cafe_sketch_insert(*handles, ids=ids, importance=ones, tags=tags, hot_rows=6)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="packed_int32 must have shape"):
+        _ops.ops.cafe_sketch_migrate(*handles, force_decay=False, hot_rows=2, threshold=2.0,
+                                     demote_threshold=2.0, decay_rate=0.99)
+    wrong_dtype = tf.Variable(tf.zeros(sketch.packed_int32.shape, tf.int32))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="packed_int32' must be int64"):
+        _ops.ops.cafe_sketch_insert(*handles[:2], wrong_dtype.handle, *handles[3:], ids=ids,
+                                    importance=ones, tags=tags, hot_rows=4)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="packed_int32 must be a vector"):
+        _ops.ops.cafe_sketch_query(sketch.keys, sketch.scores, tf.zeros([16], tf.int64), ids,
+                                   medium_threshold=1.0)
+    after = state_arrays(sketch)
+    for name in before:
+        assert np.array_equal(before[name], after[name]), name

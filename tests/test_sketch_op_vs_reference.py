@@ -10,11 +10,11 @@ from sketch_utils import assert_same_state, check_invariants, result_arrays, zip
 
 SCENARIOS = {
     # name: (config kwargs, batch size, distinct ids, alpha)
-    "tiny_full_buckets": (dict(num_buckets=8, hot_rows=6, slots_per_bucket=2, threshold=2.0,
+    "tiny_full_buckets": (dict(num_buckets=8, hot_rows=5, slots_per_bucket=2, threshold=2.0,
                                decay_rate=0.5, decay_mass_factor=1.0), 200, 500, 1.05),
     "all_hot_buckets": (dict(num_buckets=4, hot_rows=16, slots_per_bucket=4, threshold=0.5,
                              decay_rate=0.9, decay_mass_factor=50.0), 300, 2000, 1.1),
-    "zipf_medium": (dict(num_buckets=256, hot_rows=128, slots_per_bucket=4, threshold=5.0,
+    "zipf_medium": (dict(num_buckets=256, hot_rows=127, slots_per_bucket=4, threshold=5.0,
                          decay_rate=0.8, medium_threshold=1.0, decay_mass_factor=2.0), 4000,
                     100_000, 1.2),
     "batches_rule_hysteresis": (dict(num_buckets=64, hot_rows=32, slots_per_bucket=3,

@@ -11,7 +11,8 @@ BACKENDS = ["op", "reference"]
 
 def _slots(sketch):
     """{key: (score, row)} of the occupied slots of bucket 0 (W=1 sketches)."""
-    keys, scores, rows = (v.numpy()[0] for v in (sketch.keys, sketch.scores, sketch.rows))
+    state = sketch.read_state()
+    keys, scores, rows = (t.numpy() for t in (state.keys, state.scores, state.rows))
     return {int(k): (float(s), int(r)) for k, s, r in zip(keys, scores, rows) if s > 0}
 
 
@@ -53,7 +54,7 @@ def test_promotion_order_and_demotion_on_decay(backend):
     assert result.promoted_keys.numpy().tolist() == [7, 5]
     assert result.promoted_rows.numpy().tolist() == [0, 1]
     assert _slots(sketch) == {5: (3.0, 1), 6: (3.0, -1), 7: (5.0, 0), 8: (1.0, -1)}
-    assert sketch.row_slot.numpy().tolist() == [2, 0]
+    assert sketch.read_state().row_slot.numpy().tolist() == [2, 0]
 
     result = sketch.decay()  # 7 -> 2.5 stays hot, 5 -> 1.5 < k is demoted, row 1 freed
     assert result.decayed.numpy()
@@ -61,7 +62,7 @@ def test_promotion_order_and_demotion_on_decay(backend):
     assert result.demoted_rows.numpy().tolist() == [1]
     assert result.promoted_keys.numpy().tolist() == []  # 6 -> 1.5 is below k now
     assert _slots(sketch) == {5: (1.5, -1), 6: (1.5, -1), 7: (2.5, 0), 8: (0.5, -1)}
-    assert sketch.row_slot.numpy().tolist() == [2, -1]
+    assert sketch.read_state().row_slot.numpy().tolist() == [2, -1]
     assert sketch.mass.numpy() == 0.0 and sketch.batches.numpy() == 0
 
     _insert(sketch, [6])  # 2.5 >= k: promoted into the freed row 1
@@ -146,8 +147,8 @@ def test_hot_key_whose_score_underflows_is_demoted_and_frees_its_row(backend):
         demoted += sketch.decay().demoted_keys.numpy().tolist()
     assert demoted == [7]
     assert _slots(sketch) == {}
-    assert sketch.row_slot.numpy().tolist() == [-1]
-    assert np.all(sketch.rows.numpy() == -1)
+    assert sketch.read_state().row_slot.numpy().tolist() == [-1]
+    assert np.all(sketch.read_state().rows.numpy() == -1)
     _insert(sketch, [99], [1e-31])  # takes the emptied slot, and is not hot
     rows, levels = sketch.query(tf.constant([99], tf.int64))
     assert rows.numpy().tolist() == [-1] and levels.numpy().tolist() == [LEVEL_COLD]

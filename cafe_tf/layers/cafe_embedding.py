@@ -151,18 +151,19 @@ class CafeEmbeddingCollection(tf_keras.layers.Layer):
         self.sketch = HotSketch(self.sketch_config, backend=self.config.backend,
                                 variable_creator=self._bookkeeping_variable,
                                 name=f"{self.name}_sketch")
-        counter = lambda name: self._bookkeeping_variable(name, [], tf.int64, 0)  # noqa: E731
+        counter = lambda name: self._bookkeeping_variable(  # noqa: E731
+            name, [], tf.int64, lambda: tf.zeros([], tf.int64))
         self.promotions = counter("promotions")
         self.demotions = counter("demotions")
         self.hot_lookups = counter("hot_lookups")
         self.lookups = counter("lookups")
         super().build(input_shape)
 
-    def _bookkeeping_variable(self, name, shape, dtype, fill):
+    def _bookkeeping_variable(self, name, shape, dtype, initial_value):
         # Identical on every replica (each applies the same all-gathered
         # update), so a checkpoint takes the first replica's copy.
         return self.add_weight(
-            name, shape, dtype=dtype, initializer=tf_keras.initializers.Constant(fill),
+            name, shape, dtype=dtype, initializer=lambda *_, **__: initial_value(),
             trainable=False, synchronization=tf.VariableSynchronization.ON_WRITE,
             aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
 
@@ -294,7 +295,7 @@ class CafeEmbeddingCollection(tf_keras.layers.Layer):
         demoted = tf.size(result.demoted_rows)
         updates += [_assign_add(self.promotions, promoted), _assign_add(self.demotions, demoted)]
         with tf.control_dependencies(updates):
-            used = tf.reduce_sum(tf.cast(self.sketch.row_slot.read_value() >= 0, tf.int32))
+            used = self.sketch.hot_rows_used()
             return {"promotions": tf.identity(promoted), "demotions": tf.identity(demoted),
                     "decayed": tf.identity(result.decayed), "hot_rows_used": used}
 

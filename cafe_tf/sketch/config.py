@@ -9,6 +9,9 @@ SLOT_BYTES = 8 + 4 + 4 + 4
 ROW_BOOKKEEPING_BYTES = 4
 # mass (float32) + batches since the last decay (int64).
 SCALAR_BYTES = 4 + 8
+# The int32 arrays (hot rows and tags per slot, owner per hot row) are packed into
+# an int64 variable: 4 bytes of padding when they hold an odd number of words.
+MAX_PADDING_BYTES = 4
 
 DECAY_RULES = ("mass", "batches")
 
@@ -94,7 +97,9 @@ class SketchConfig:
 
     def memory_bytes(self) -> int:
         """Bytes of sketch state: slots, hot-row bookkeeping and scalars."""
-        return self.num_slots * SLOT_BYTES + self.hot_rows * ROW_BOOKKEEPING_BYTES + SCALAR_BYTES
+        padding = MAX_PADDING_BYTES * (self.hot_rows % 2)  # 2 * slots + hot_rows words
+        return (self.num_slots * SLOT_BYTES + self.hot_rows * ROW_BOOKKEEPING_BYTES + padding
+                + SCALAR_BYTES)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -8,11 +8,30 @@ from cafe_tf.sketch.config import SketchConfig
 
 BACKENDS = ("auto", "op", "reference")
 
-VariableCreator = Callable[[str, list, tf.DType, object], tf.Variable]
+VariableCreator = Callable[[str, list, tf.DType, Callable[[], tf.Tensor]], tf.Variable]
 
 
-def _plain_variable(name, shape, dtype, fill):
-    return tf.Variable(tf.fill(shape, tf.constant(fill, dtype)), trainable=False, name=name)
+def _plain_variable(name, shape, dtype, initial_value):
+    return tf.Variable(initial_value, trainable=False, name=name, dtype=dtype)
+
+
+def packed_int64_length(slots: int, hot_rows: int) -> int:
+    """Length of the int64 variable that holds rows [slots], tags [slots] and
+    row_slot [hot_rows] as int32 words, back to back."""
+    return (2 * slots + hot_rows + 1) // 2
+
+
+def pack_int32(rows, tags, row_slot):
+    """rows, tags and row_slot (flat int32) as the packed int64 vector."""
+    words = tf.concat([rows, tags, row_slot], 0)
+    words = tf.pad(words, [[0, tf.size(words) % 2]])
+    return tf.bitcast(tf.reshape(words, [-1, 2]), tf.int64)
+
+
+def unpack_int32(packed, slots: int, hot_rows: int):
+    """(rows, tags, row_slot), flat int32, from the packed int64 vector."""
+    words = tf.reshape(tf.bitcast(packed, tf.int32), [-1])
+    return words[:slots], words[slots:2 * slots], words[2 * slots:2 * slots + hot_rows]
 
 
 def _op_library():
@@ -28,9 +47,14 @@ def _invalid(message):
 class HotSketch(tf.Module):
     """A HotSketch (../shared/CAFE_SPEC.md sections 2 and 4) held in tf.Variables.
 
-    All state is in non-trainable variables (`keys`, `scores`, `rows` of shape
-    [W, c]; `tags` [W, c]; `row_slot` [hot_rows]; scalars `mass` and
-    `batches`), so checkpoints, SavedModels and distribution strategies see it.
+    All state is in non-trainable variables, so checkpoints, SavedModels and
+    distribution strategies see it: `keys` int64 and `scores` float32 of shape
+    [W, c]; `packed_int32`, an int64 vector holding three int32 arrays back to
+    back (the slots' hot rows [W*c] and tags [W*c], and each hot row's owning
+    slot [hot_rows]); scalars `mass` and `batches`. The int32 arrays are packed
+    into int64 because TensorFlow keeps int32 variables in host memory (no
+    int32 variables on GPUs) and its collectives have no unsigned types;
+    `read_state()` unpacks them.
 
     Args:
       config: a `SketchConfig`.
@@ -38,7 +62,8 @@ class HotSketch(tf.Module):
         when its library loads, else the reference). Both give identical state.
       num_threads: threads of the op's insert and query (0: TF's intra-op
         pool). The state does not depend on it.
-      variable_creator: `fn(name, shape, dtype, fill_value) -> tf.Variable`; a
+      variable_creator: `fn(name, shape, dtype, initial_value) -> tf.Variable`,
+        `initial_value` a function returning the initial tensor; a
         Keras layer passes its own so the variables become its weights.
       name: module name.
 
@@ -64,30 +89,40 @@ class HotSketch(tf.Module):
         self.num_threads = num_threads
         make = variable_creator or _plain_variable
         w, c, h = config.num_buckets, config.slots_per_bucket, config.hot_rows
+        self._slots = w * c
+        empty_ints = lambda: pack_int32(tf.fill([w * c], -1), tf.zeros([w * c], tf.int32),  # noqa: E731
+                                        tf.fill([h], -1))
         with tf.name_scope(name):
-            self.keys = make("keys", [w, c], tf.int64, 0)
-            self.scores = make("scores", [w, c], tf.float32, 0.0)
-            self.rows = make("rows", [w, c], tf.int32, -1)
-            self.tags = make("tags", [w, c], tf.int32, 0)
-            self.row_slot = make("row_slot", [h], tf.int32, -1)
-            self.mass = make("mass", [], tf.float32, 0.0)
-            self.batches = make("batches", [], tf.int64, 0)
+            self.keys = make("keys", [w, c], tf.int64, lambda: tf.zeros([w, c], tf.int64))
+            self.scores = make("scores", [w, c], tf.float32, lambda: tf.zeros([w, c]))
+            self.packed_int32 = make("packed_int32", [packed_int64_length(w * c, h)], tf.int64,
+                                     empty_ints)
+            self.mass = make("mass", [], tf.float32, lambda: tf.zeros([]))
+            self.batches = make("batches", [], tf.int64, lambda: tf.zeros([], tf.int64))
 
     @property
     def state_variables(self):
         """The state variables, in the order the ops take them."""
-        return [self.keys, self.scores, self.rows, self.tags, self.row_slot, self.mass,
-                self.batches]
+        return [self.keys, self.scores, self.packed_int32, self.mass, self.batches]
 
     def read_state(self) -> reference.SketchTensors:
-        """The current state as flat tensors."""
-        return reference.SketchTensors(*[tf.reshape(v.read_value(), [-1])
-                                         if v.shape.rank == 2 else v.read_value()
-                                         for v in self.state_variables])
+        """The current state as flat tensors (the int32 arrays unpacked)."""
+        rows, tags, row_slot = unpack_int32(self.packed_int32.read_value(), self._slots,
+                                            self.config.hot_rows)
+        return reference.SketchTensors(
+            tf.reshape(self.keys.read_value(), [-1]), tf.reshape(self.scores.read_value(), [-1]),
+            rows, tags, row_slot, self.mass.read_value(), self.batches.read_value())
 
     def _assign_state(self, state: reference.SketchTensors):
-        return tf.group([v.assign(tf.reshape(t, v.shape))
-                         for v, t in zip(self.state_variables, state)])
+        return tf.group(self.keys.assign(tf.reshape(state.keys, self.keys.shape)),
+                        self.scores.assign(tf.reshape(state.scores, self.scores.shape)),
+                        self.packed_int32.assign(pack_int32(state.rows, state.tags,
+                                                            state.row_slot)),
+                        self.mass.assign(state.mass), self.batches.assign(state.batches))
+
+    def hot_rows_used(self) -> tf.Tensor:
+        """Number of hot rows in use (int32)."""
+        return tf.reduce_sum(tf.cast(self.read_state().row_slot >= 0, tf.int32))
 
     def _handles(self):
         return [v.handle for v in self.state_variables]
@@ -144,7 +179,8 @@ class HotSketch(tf.Module):
                                f"{ids.shape[0]} and {tensor.shape[0]}")
         if self._ops is not None:
             return self._ops.cafe_sketch_insert(*self._handles(), ids=ids, importance=importance,
-                                                tags=tags, num_threads=self.num_threads)
+                                                tags=tags, hot_rows=self.config.hot_rows,
+                                                num_threads=self.num_threads)
         checks = [
             tf.debugging.assert_equal(tf.size(importance), n, message="ids and importance must "
                                       "have the same length"),
@@ -171,10 +207,12 @@ class HotSketch(tf.Module):
         ids = tf.cast(ids, tf.int64)
         if self._ops is not None and not pure_tf:
             return self._ops.cafe_sketch_query(
-                self.keys.read_value(), self.scores.read_value(), self.rows.read_value(), ids,
-                medium_threshold=self.config.effective_medium_threshold,
+                self.keys.read_value(), self.scores.read_value(), self.packed_int32.read_value(),
+                ids, medium_threshold=self.config.effective_medium_threshold,
                 num_threads=self.num_threads)
-        return reference.query(self.config, self.keys, self.scores, self.rows, ids)
+        rows, _, _ = unpack_int32(self.packed_int32.read_value(), self._slots,
+                                  self.config.hot_rows)
+        return reference.query(self.config, self.keys, self.scores, rows, ids)
 
     # ---- migration ----------------------------------------------------------------------
     def migrate(self, force_decay=False) -> reference.MigrationResult:
@@ -189,7 +227,7 @@ class HotSketch(tf.Module):
         if self._ops is not None:
             return reference.MigrationResult(*self._ops.cafe_sketch_migrate(
                 *self._handles(), force_decay=tf.convert_to_tensor(force_decay, tf.bool),
-                threshold=cfg.threshold, demote_threshold=cfg.effective_demote_threshold,
+                hot_rows=cfg.hot_rows, threshold=cfg.threshold, demote_threshold=cfg.effective_demote_threshold,
                 decay_rate=cfg.decay_rate, decay_rule=cfg.decay_rule,
                 decay_mass_factor=cfg.decay_mass_factor, decay_period=cfg.decay_period))
         state, result = reference.migrate(cfg, self.read_state(), force_decay)

@@ -68,7 +68,7 @@ T* DevicePtr(Tensor& t) {
 // a full copy of the state on every call).
 class GpuLockedState {
  public:
-  GpuLockedState(OpKernelContext* ctx, const char* op) : op_(op) {
+  GpuLockedState(OpKernelContext* ctx, const char* op, int64_t hot_rows) : op_(op) {
     std::vector<mutex*> mutexes;
     for (int i = 0; i < kNumStateInputs; ++i) {
       Var* var = nullptr;
@@ -80,32 +80,12 @@ class GpuLockedState {
     mutexes.erase(std::unique(mutexes.begin(), mutexes.end()), mutexes.end());
     for (mutex* mu : mutexes) mu->lock();
     locked_ = std::move(mutexes);
-    for (int i = 0; i < kNumStateInputs; ++i) {
-      const Tensor* t = vars_[i]->tensor();
-      OP_REQUIRES(ctx, t->dtype() == kStateDtypes[i],
-                  errors::InvalidArgument("sketch variable '", kStateNames[i], "' must be ",
-                                          DataTypeString(kStateDtypes[i]), ", got ",
-                                          DataTypeString(t->dtype())));
-    }
-    const TensorShape& keys = vars_[kKeys]->tensor()->shape();
-    OP_REQUIRES(ctx, keys.dims() == 2 && keys.dim_size(0) > 0 && keys.dim_size(1) > 0,
-                errors::InvalidArgument("sketch keys must have shape [W, c] with W, c > 0, got ",
-                                        keys.DebugString()));
-    for (int i : {kScores, kRows, kTags}) {
-      OP_REQUIRES(ctx, vars_[i]->tensor()->shape() == keys,
-                  errors::InvalidArgument("sketch ", kStateNames[i], " must have the shape of keys ",
-                                          keys.DebugString(), ", got ",
-                                          vars_[i]->tensor()->shape().DebugString()));
-    }
-    OP_REQUIRES(ctx, vars_[kRowSlot]->tensor()->dims() == 1,
-                errors::InvalidArgument("sketch row_slot must be a vector"));
-    OP_REQUIRES(ctx,
-                vars_[kMass]->tensor()->NumElements() == 1 &&
-                    vars_[kBatches]->tensor()->NumElements() == 1,
-                errors::InvalidArgument("sketch mass and batches must be scalars"));
-    OP_REQUIRES(ctx, keys.num_elements() <= std::numeric_limits<int32_t>::max(),
+    const Tensor* tensors[kNumStateInputs];
+    for (int i = 0; i < kNumStateInputs; ++i) tensors[i] = vars_[i]->tensor();
+    OP_REQUIRES_OK(ctx, CheckStateTensors(tensors, hot_rows));
+    OP_REQUIRES(ctx, tensors[kKeys]->NumElements() <= std::numeric_limits<int32_t>::max(),
                 errors::InvalidArgument("the GPU kernels support at most 2^31 - 1 sketch slots, "
-                                        "got ", keys.num_elements()));
+                                        "got ", tensors[kKeys]->NumElements()));
     ok_ = true;
   }
 
@@ -139,13 +119,13 @@ class GpuLockedState {
   int32_t slots_per_bucket() const {
     return static_cast<int32_t>(vars_[kKeys]->tensor()->dim_size(1));
   }
-  int32_t hot_rows() const { return static_cast<int32_t>(vars_[kRowSlot]->tensor()->dim_size(0)); }
 
   // Valid after PrepareForUpdate.
   cafe::cuda::DeviceSketchState state() {
-    return {DevicePtr<int64_t>(tensors_[kKeys]),   DevicePtr<float>(tensors_[kScores]),
-            DevicePtr<int32_t>(tensors_[kRows]),   DevicePtr<int32_t>(tensors_[kTags]),
-            DevicePtr<int32_t>(tensors_[kRowSlot]), DevicePtr<float>(tensors_[kMass]),
+    const Int32Arrays ints =
+        UnpackInt32(tensors_[kPackedInt32].data(), tensors_[kKeys].NumElements());
+    return {DevicePtr<int64_t>(tensors_[kKeys]), DevicePtr<float>(tensors_[kScores]),
+            ints.rows, ints.tags, ints.row_slot, DevicePtr<float>(tensors_[kMass]),
             DevicePtr<int64_t>(tensors_[kBatches])};
   }
 
@@ -163,6 +143,7 @@ class CafeSketchInsertGpuOp : public OpKernel {
  public:
   explicit CafeSketchInsertGpuOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
     int num_threads = 0;
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("hot_rows", &hot_rows_));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("num_threads", &num_threads));  // CPU-only knob
     OP_REQUIRES(ctx, num_threads >= 0,
                 errors::InvalidArgument("num_threads must be >= 0, got ", num_threads));
@@ -176,7 +157,7 @@ class CafeSketchInsertGpuOp : public OpKernel {
     const int64_t n = ids.NumElements();
     OP_REQUIRES(ctx, n <= std::numeric_limits<int32_t>::max(),
                 errors::InvalidArgument("the GPU insert supports at most 2^31 - 1 ids, got ", n));
-    GpuLockedState locked(ctx, "CafeSketchInsert");
+    GpuLockedState locked(ctx, "CafeSketchInsert", hot_rows_);
     if (!locked.ok() || n == 0) return;
     const cudaStream_t stream = StreamOf(ctx);
     OP_REQUIRES_OK(ctx, locked.PrepareForUpdate(ctx, stream));
@@ -222,6 +203,9 @@ class CafeSketchInsertGpuOp : public OpKernel {
       ctx->SetStatus(errors::InvalidArgument("CafeSketchInsert: ", msg.str()));
     }
   }
+
+ private:
+  int64_t hot_rows_;
 };
 
 // ----------------------------------------------------------------- Query ---
@@ -235,13 +219,9 @@ class CafeSketchQueryGpuOp : public OpKernel {
   void Compute(OpKernelContext* ctx) override {
     const Tensor& keys = ctx->input(0);
     const Tensor& scores = ctx->input(1);
-    const Tensor& rows = ctx->input(2);
+    const Tensor& packed = ctx->input(2);
     const Tensor& ids = ctx->input(3);
-    OP_REQUIRES(ctx, keys.dims() == 2 && keys.dim_size(0) > 0 && keys.dim_size(1) > 0,
-                errors::InvalidArgument("sketch keys must have shape [W, c] with W, c > 0, got ",
-                                        keys.shape().DebugString()));
-    OP_REQUIRES(ctx, scores.shape() == keys.shape() && rows.shape() == keys.shape(),
-                errors::InvalidArgument("sketch keys, scores and rows must have one shape"));
+    OP_REQUIRES_OK(ctx, CheckQueryState(keys, scores, packed));
     Tensor* hot_rows = nullptr;
     Tensor* levels = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, ids.shape(), &hot_rows));
@@ -252,7 +232,8 @@ class CafeSketchQueryGpuOp : public OpKernel {
         ctx, CudaStatus(cafe::cuda::LaunchQuery(
                             keys.dim_size(0), static_cast<int32_t>(keys.dim_size(1)),
                             medium_threshold_, keys.flat<int64_t>().data(),
-                            scores.flat<float>().data(), rows.flat<int32_t>().data(),
+                            scores.flat<float>().data(),
+                            reinterpret_cast<const int32_t*>(packed.flat<int64_t>().data()),
                             ids.flat<int64_t>().data(), n, hot_rows->flat<int32_t>().data(),
                             levels->flat<int32_t>().data(), StreamOf(ctx)),
                         "CafeSketchQuery", "launch"));
@@ -267,6 +248,7 @@ class CafeSketchQueryGpuOp : public OpKernel {
 class CafeSketchMigrateGpuOp : public OpKernel {
  public:
   explicit CafeSketchMigrateGpuOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("hot_rows", &config_.hot_rows));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("threshold", &config_.threshold));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("demote_threshold", &config_.demote_threshold));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("decay_rate", &config_.decay_rate));
@@ -283,12 +265,11 @@ class CafeSketchMigrateGpuOp : public OpKernel {
     const Tensor& force = ctx->input(kNumStateInputs);  // host memory
     OP_REQUIRES(ctx, force.NumElements() == 1,
                 errors::InvalidArgument("force_decay must be a scalar"));
-    GpuLockedState locked(ctx, "CafeSketchMigrate");
+    GpuLockedState locked(ctx, "CafeSketchMigrate", config_.hot_rows);
     if (!locked.ok()) return;
     cafe::SketchConfig config = config_;
     config.num_buckets = locked.num_buckets();
     config.slots_per_bucket = locked.slots_per_bucket();
-    config.hot_rows = locked.hot_rows();
     const std::string problem = config.Validate();
     OP_REQUIRES(ctx, problem.empty(), errors::InvalidArgument("CafeSketchMigrate: ", problem));
     const cudaStream_t stream = StreamOf(ctx);
@@ -365,9 +346,8 @@ class CafeSketchMigrateGpuOp : public OpKernel {
 };
 
 #define CAFE_STATE_HOST_MEMORY                                                      \
-  HostMemory("keys_var").HostMemory("scores_var").HostMemory("rows_var")            \
-      .HostMemory("tags_var").HostMemory("row_slot_var").HostMemory("mass_var")     \
-      .HostMemory("batches_var")
+  HostMemory("keys_var").HostMemory("scores_var").HostMemory("packed_int32_var")    \
+      .HostMemory("mass_var").HostMemory("batches_var")
 
 REGISTER_KERNEL_BUILDER(Name("CafeSketchInsert").Device(DEVICE_GPU).CAFE_STATE_HOST_MEMORY,
                         CafeSketchInsertGpuOp);

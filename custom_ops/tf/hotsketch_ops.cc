@@ -96,33 +96,17 @@ int ThreadsFor(OpKernelContext* ctx, int requested) {
 // (copy-on-write) and checks dtypes and shapes. Holds the locks while alive.
 class LockedState {
  public:
-  LockedState(OpKernelContext* ctx, int first_input)
+  LockedState(OpKernelContext* ctx, int64_t hot_rows)
       : lock_(MaybeLockVariableInputMutexesInOrder<CPUDevice, float>(
-            ctx, /*do_lock=*/true, /*sparse=*/false, InputIds(first_input))) {
+            ctx, /*do_lock=*/true, /*sparse=*/false, InputIds())) {
+    const Tensor* tensors[kNumStateInputs];
     for (int i = 0; i < kNumStateInputs; ++i) {
       core::RefCountPtr<Var> var;
-      OP_REQUIRES_OK(ctx, LookupResource(ctx, HandleFromInput(ctx, first_input + i), &var));
-      OP_REQUIRES(ctx, var->tensor()->dtype() == kStateDtypes[i],
-                  errors::InvalidArgument("sketch variable '", kStateNames[i], "' must be ",
-                                          DataTypeString(kStateDtypes[i]), ", got ",
-                                          DataTypeString(var->tensor()->dtype())));
-      tensors_[i] = *var->tensor();
+      OP_REQUIRES_OK(ctx, LookupResource(ctx, HandleFromInput(ctx, i), &var));
+      tensors[i] = var->tensor();
       vars_[i] = std::move(var);
     }
-    const TensorShape& keys = tensors_[kKeys].shape();
-    OP_REQUIRES(ctx, keys.dims() == 2 && keys.dim_size(0) > 0 && keys.dim_size(1) > 0,
-                errors::InvalidArgument("sketch keys must have shape [W, c] with W, c > 0, got ",
-                                        keys.DebugString()));
-    for (int i : {kScores, kRows, kTags}) {
-      OP_REQUIRES(ctx, tensors_[i].shape() == keys,
-                  errors::InvalidArgument("sketch ", kStateNames[i], " must have the shape of keys ",
-                                          keys.DebugString(), ", got ",
-                                          tensors_[i].shape().DebugString()));
-    }
-    OP_REQUIRES(ctx, tensors_[kRowSlot].dims() == 1,
-                errors::InvalidArgument("sketch row_slot must be a vector"));
-    OP_REQUIRES(ctx, tensors_[kMass].NumElements() == 1 && tensors_[kBatches].NumElements() == 1,
-                errors::InvalidArgument("sketch mass and batches must be scalars"));
+    OP_REQUIRES_OK(ctx, CheckStateTensors(tensors, hot_rows));
     ok_ = true;
   }
 
@@ -130,38 +114,36 @@ class LockedState {
   Status PrepareForUpdate(OpKernelContext* ctx) {
     TF_RETURN_IF_ERROR(Prepare<int64_t>(ctx, kKeys));
     TF_RETURN_IF_ERROR(Prepare<float>(ctx, kScores));
-    TF_RETURN_IF_ERROR(Prepare<int32_t>(ctx, kRows));
-    TF_RETURN_IF_ERROR(Prepare<int32_t>(ctx, kTags));
-    TF_RETURN_IF_ERROR(Prepare<int32_t>(ctx, kRowSlot));
+    TF_RETURN_IF_ERROR(Prepare<int64_t>(ctx, kPackedInt32));
     TF_RETURN_IF_ERROR(Prepare<float>(ctx, kMass));
     return Prepare<int64_t>(ctx, kBatches);
   }
 
   bool ok() const { return ok_; }
-  int64_t num_buckets() const { return tensors_[kKeys].dim_size(0); }
-  int32_t slots_per_bucket() const { return tensors_[kKeys].dim_size(1); }
-  int32_t hot_rows() const { return tensors_[kRowSlot].dim_size(0); }
+  int64_t num_buckets() const { return vars_[kKeys]->tensor()->dim_size(0); }
+  int32_t slots_per_bucket() const { return vars_[kKeys]->tensor()->dim_size(1); }
 
+  // Valid after PrepareForUpdate.
   cafe::SketchState state() {
-    return {tensors_[kKeys].flat<int64_t>().data(),   tensors_[kScores].flat<float>().data(),
-            tensors_[kRows].flat<int32_t>().data(),   tensors_[kTags].flat<int32_t>().data(),
-            tensors_[kRowSlot].flat<int32_t>().data(), tensors_[kMass].flat<float>().data(),
+    const Int32Arrays ints =
+        UnpackInt32(tensors_[kPackedInt32].data(), tensors_[kKeys].NumElements());
+    return {tensors_[kKeys].flat<int64_t>().data(), tensors_[kScores].flat<float>().data(),
+            ints.rows, ints.tags, ints.row_slot, tensors_[kMass].flat<float>().data(),
             tensors_[kBatches].flat<int64_t>().data()};
   }
 
  private:
-  static std::vector<int> InputIds(int first) {
+  static std::vector<int> InputIds() {
     std::vector<int> ids;
-    for (int i = 0; i < kNumStateInputs; ++i) ids.push_back(first + i);
+    for (int i = 0; i < kNumStateInputs; ++i) ids.push_back(i);
     return ids;
   }
 
   template <typename T>
   Status Prepare(OpKernelContext* ctx, int i) {
-    // Drop our own reference first: PrepareToUpdateVariable copies the buffer
-    // whenever its refcount is not one, and ours alone would make it two, so
-    // every update paid a full copy of the state.
-    tensors_[i] = Tensor();
+    // PrepareToUpdateVariable copies the buffer whenever its refcount is not
+    // one, so no Tensor copy of ours may be alive here (it would force a full
+    // copy of the state on every update).
     TF_RETURN_IF_ERROR(PrepareToUpdateVariable<CPUDevice, T>(ctx, vars_[i]->tensor(),
                                                              vars_[i]->copy_on_read_mode.load()));
     tensors_[i] = *vars_[i]->tensor();
@@ -174,10 +156,10 @@ class LockedState {
   bool ok_ = false;
 };
 
-Status StateShapes(InferenceContext* c, int first) {
+Status StateShapes(InferenceContext* c) {
   for (int i = 0; i < kNumStateInputs; ++i) {
     ShapeHandle unused;
-    TF_RETURN_IF_ERROR(c->WithRank(c->input(first + i), 0, &unused));
+    TF_RETURN_IF_ERROR(c->WithRank(c->input(i), 0, &unused));
   }
   return OkStatus();
 }
@@ -185,18 +167,17 @@ Status StateShapes(InferenceContext* c, int first) {
 REGISTER_OP("CafeSketchInsert")
     .Input("keys_var: resource")
     .Input("scores_var: resource")
-    .Input("rows_var: resource")
-    .Input("tags_var: resource")
-    .Input("row_slot_var: resource")
+    .Input("packed_int32_var: resource")
     .Input("mass_var: resource")
     .Input("batches_var: resource")
     .Input("ids: int64")
     .Input("importance: float")
     .Input("tags: int32")
+    .Attr("hot_rows: int")
     .Attr("num_threads: int = 0")
     .SetIsStateful()
     .SetShapeFn([](InferenceContext* c) {
-      TF_RETURN_IF_ERROR(StateShapes(c, 0));
+      TF_RETURN_IF_ERROR(StateShapes(c));
       ShapeHandle ids, importance, tags;
       TF_RETURN_IF_ERROR(c->WithRank(c->input(kNumStateInputs), 1, &ids));
       TF_RETURN_IF_ERROR(c->WithRank(c->input(kNumStateInputs + 1), 1, &importance));
@@ -213,6 +194,7 @@ ascending order, so the state does not depend on the thread count.
 class CafeSketchInsertOp : public OpKernel {
  public:
   explicit CafeSketchInsertOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("hot_rows", &hot_rows_));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("num_threads", &num_threads_));
     OP_REQUIRES(ctx, num_threads_ >= 0,
                 errors::InvalidArgument("num_threads must be >= 0, got ", num_threads_));
@@ -227,7 +209,7 @@ class CafeSketchInsertOp : public OpKernel {
     const std::string problem =
         cafe::ValidateInsert(importance.flat<float>().data(), tags.flat<int32_t>().data(), n);
     OP_REQUIRES(ctx, problem.empty(), errors::InvalidArgument("CafeSketchInsert: ", problem));
-    LockedState locked(ctx, 0);
+    LockedState locked(ctx, hot_rows_);
     if (!locked.ok() || n == 0) return;
     OP_REQUIRES_OK(ctx, locked.PrepareForUpdate(ctx));
     cafe::SketchConfig config;
@@ -241,6 +223,7 @@ class CafeSketchInsertOp : public OpKernel {
   }
 
  private:
+  int64_t hot_rows_;
   int num_threads_;
 };
 REGISTER_KERNEL_BUILDER(Name("CafeSketchInsert").Device(DEVICE_CPU), CafeSketchInsertOp);
@@ -248,7 +231,7 @@ REGISTER_KERNEL_BUILDER(Name("CafeSketchInsert").Device(DEVICE_CPU), CafeSketchI
 REGISTER_OP("CafeSketchQuery")
     .Input("keys: int64")
     .Input("scores: float")
-    .Input("rows: int32")
+    .Input("packed_int32: int64")
     .Input("ids: int64")
     .Output("hot_rows: int32")
     .Output("levels: int32")
@@ -258,14 +241,16 @@ REGISTER_OP("CafeSketchQuery")
       ShapeHandle keys;
       TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 2, &keys));
       TF_RETURN_IF_ERROR(c->Merge(keys, c->input(1), &keys));
-      TF_RETURN_IF_ERROR(c->Merge(keys, c->input(2), &keys));
+      ShapeHandle packed;
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(2), 1, &packed));
       c->set_output(0, c->input(3));
       c->set_output(1, c->input(3));
       return OkStatus();
     })
     .Doc(R"doc(
 Looks ids up in a HotSketch: hot row (or -1) and level (0 cold, 1 medium,
-2 hot) per id, with the shape of ids. Read-only.
+2 hot) per id, with the shape of ids. Read-only. packed_int32 is the value of
+the sketch's packed_int32 variable (the slots' hot rows come first).
 )doc");
 
 // A lookup costs a few ns and waking a pool thread tens of microseconds: each
@@ -282,13 +267,9 @@ class CafeSketchQueryOp : public OpKernel {
   void Compute(OpKernelContext* ctx) override {
     const Tensor& keys = ctx->input(0);
     const Tensor& scores = ctx->input(1);
-    const Tensor& rows = ctx->input(2);
+    const Tensor& packed = ctx->input(2);
     const Tensor& ids = ctx->input(3);
-    OP_REQUIRES(ctx, keys.dims() == 2 && keys.dim_size(0) > 0 && keys.dim_size(1) > 0,
-                errors::InvalidArgument("sketch keys must have shape [W, c] with W, c > 0, got ",
-                                        keys.shape().DebugString()));
-    OP_REQUIRES(ctx, scores.shape() == keys.shape() && rows.shape() == keys.shape(),
-                errors::InvalidArgument("sketch keys, scores and rows must have one shape"));
+    OP_REQUIRES_OK(ctx, CheckQueryState(keys, scores, packed));
     Tensor* hot_rows = nullptr;
     Tensor* levels = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, ids.shape(), &hot_rows));
@@ -299,7 +280,7 @@ class CafeSketchQueryOp : public OpKernel {
     config.medium_threshold = medium_threshold_;
     cafe::Query(config,
                 {keys.flat<int64_t>().data(), scores.flat<float>().data(),
-                 rows.flat<int32_t>().data()},
+                 reinterpret_cast<const int32_t*>(packed.flat<int64_t>().data())},
                 ids.flat<int64_t>().data(), ids.NumElements(), hot_rows->flat<int32_t>().data(),
                 levels->flat<int32_t>().data(),
                 MakeParallelFor(ctx, ThreadsFor(ctx, num_threads_), kQueryIdsPerPart));
@@ -314,9 +295,7 @@ REGISTER_KERNEL_BUILDER(Name("CafeSketchQuery").Device(DEVICE_CPU), CafeSketchQu
 REGISTER_OP("CafeSketchMigrate")
     .Input("keys_var: resource")
     .Input("scores_var: resource")
-    .Input("rows_var: resource")
-    .Input("tags_var: resource")
-    .Input("row_slot_var: resource")
+    .Input("packed_int32_var: resource")
     .Input("mass_var: resource")
     .Input("batches_var: resource")
     .Input("force_decay: bool")
@@ -327,6 +306,7 @@ REGISTER_OP("CafeSketchMigrate")
     .Output("promoted_keys: int64")
     .Output("promoted_tags: int32")
     .Output("promoted_rows: int32")
+    .Attr("hot_rows: int")
     .Attr("threshold: float")
     .Attr("demote_threshold: float")
     .Attr("decay_rate: float")
@@ -335,7 +315,7 @@ REGISTER_OP("CafeSketchMigrate")
     .Attr("decay_period: int = 0")
     .SetIsStateful()
     .SetShapeFn([](InferenceContext* c) {
-      TF_RETURN_IF_ERROR(StateShapes(c, 0));
+      TF_RETURN_IF_ERROR(StateShapes(c));
       c->set_output(0, c->Scalar());
       for (int i = 1; i < 7; ++i) c->set_output(i, c->Vector(InferenceContext::kUnknownDim));
       return OkStatus();
@@ -350,6 +330,7 @@ Returns what it did.
 class CafeSketchMigrateOp : public OpKernel {
  public:
   explicit CafeSketchMigrateOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("hot_rows", &config_.hot_rows));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("threshold", &config_.threshold));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("demote_threshold", &config_.demote_threshold));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("decay_rate", &config_.decay_rate));
@@ -366,12 +347,11 @@ class CafeSketchMigrateOp : public OpKernel {
     const Tensor& force = ctx->input(kNumStateInputs);
     OP_REQUIRES(ctx, force.NumElements() == 1,
                 errors::InvalidArgument("force_decay must be a scalar"));
-    LockedState locked(ctx, 0);
+    LockedState locked(ctx, config_.hot_rows);
     if (!locked.ok()) return;
     cafe::SketchConfig config = config_;
     config.num_buckets = locked.num_buckets();
     config.slots_per_bucket = locked.slots_per_bucket();
-    config.hot_rows = locked.hot_rows();
     const std::string problem = config.Validate();
     OP_REQUIRES(ctx, problem.empty(), errors::InvalidArgument("CafeSketchMigrate: ", problem));
     OP_REQUIRES_OK(ctx, locked.PrepareForUpdate(ctx));

@@ -13,12 +13,88 @@ namespace tensorflow {
 namespace cafe_ops {
 
 // Variable inputs shared by the mutating ops, in this order.
-enum StateInput { kKeys = 0, kScores, kRows, kTags, kRowSlot, kMass, kBatches, kNumStateInputs };
-inline constexpr DataType kStateDtypes[kNumStateInputs] = {DT_INT64, DT_FLOAT, DT_INT32,
-                                                           DT_INT32, DT_INT32, DT_FLOAT,
-                                                           DT_INT64};
-inline constexpr const char* kStateNames[kNumStateInputs] = {"keys", "scores", "rows", "tags",
-                                                             "row_slot", "mass", "batches"};
+//
+// The state's int32 arrays -- rows [W*c], tags [W*c], row_slot [H] -- lie back to
+// back in one int64 variable ("packed_int32", PackedInt64Elements long): TF keeps
+// int32 variables in host memory (there is no int32 VarHandleOp on GPUs) and its
+// collectives (MultiWorkerMirroredStrategy's initial broadcast) have no uint32,
+// while int64 variables live on any device and are copied bit for bit.
+enum StateInput { kKeys = 0, kScores, kPackedInt32, kMass, kBatches, kNumStateInputs };
+inline constexpr DataType kStateDtypes[kNumStateInputs] = {DT_INT64, DT_FLOAT, DT_INT64,
+                                                           DT_FLOAT, DT_INT64};
+inline constexpr const char* kStateNames[kNumStateInputs] = {"keys", "scores", "packed_int32",
+                                                             "mass", "batches"};
+
+inline int64_t PackedInt64Elements(int64_t slots, int64_t hot_rows) {
+  return (2 * slots + hot_rows + 1) / 2;
+}
+
+// The int32 arrays inside a packed_int32 buffer of a sketch with `slots` slots.
+struct Int32Arrays {
+  int32_t* rows;
+  int32_t* tags;
+  int32_t* row_slot;
+};
+inline Int32Arrays UnpackInt32(void* packed, int64_t slots) {
+  int32_t* words = static_cast<int32_t*>(packed);
+  return {words, words + slots, words + 2 * slots};
+}
+
+// Checks the dtypes and shapes of the state variables' tensors (`state[i]` is
+// variable i's tensor) for a sketch with `hot_rows` hot rows.
+inline Status CheckStateTensors(const Tensor* const* state, int64_t hot_rows) {
+  for (int i = 0; i < kNumStateInputs; ++i) {
+    if (state[i]->dtype() != kStateDtypes[i]) {
+      return errors::InvalidArgument("sketch variable '", kStateNames[i], "' must be ",
+                                     DataTypeString(kStateDtypes[i]), ", got ",
+                                     DataTypeString(state[i]->dtype()));
+    }
+  }
+  const TensorShape& keys = state[kKeys]->shape();
+  if (keys.dims() != 2 || keys.dim_size(0) <= 0 || keys.dim_size(1) <= 0) {
+    return errors::InvalidArgument("sketch keys must have shape [W, c] with W, c > 0, got ",
+                                   keys.DebugString());
+  }
+  if (state[kScores]->shape() != keys) {
+    return errors::InvalidArgument("sketch scores must have the shape of keys ",
+                                   keys.DebugString(), ", got ",
+                                   state[kScores]->shape().DebugString());
+  }
+  if (hot_rows <= 0) {
+    return errors::InvalidArgument("hot_rows must be > 0, got ", hot_rows);
+  }
+  const int64_t packed = PackedInt64Elements(keys.num_elements(), hot_rows);
+  if (state[kPackedInt32]->shape() != TensorShape({packed})) {
+    return errors::InvalidArgument("sketch packed_int32 must have shape [", packed,
+                                   "] for ", keys.num_elements(), " slots and ", hot_rows,
+                                   " hot rows, got ", state[kPackedInt32]->shape().DebugString());
+  }
+  if (state[kMass]->NumElements() != 1 || state[kBatches]->NumElements() != 1) {
+    return errors::InvalidArgument("sketch mass and batches must be scalars");
+  }
+  return OkStatus();
+}
+
+// The state a query reads: keys and scores [W, c], and the packed_int32 value,
+// whose first W*c int32 words are the slots' hot rows.
+inline Status CheckQueryState(const Tensor& keys, const Tensor& scores, const Tensor& packed) {
+  if (keys.dims() != 2 || keys.dim_size(0) <= 0 || keys.dim_size(1) <= 0) {
+    return errors::InvalidArgument("sketch keys must have shape [W, c] with W, c > 0, got ",
+                                   keys.shape().DebugString());
+  }
+  if (scores.shape() != keys.shape()) {
+    return errors::InvalidArgument("sketch keys and scores must have one shape, got ",
+                                   keys.shape().DebugString(), " and ",
+                                   scores.shape().DebugString());
+  }
+  // At least one hot row follows the rows and tags.
+  if (packed.dims() != 1 || packed.NumElements() <= keys.NumElements()) {
+    return errors::InvalidArgument("sketch packed_int32 must be a vector longer than the ",
+                                   keys.NumElements(), " slots, got shape ",
+                                   packed.shape().DebugString());
+  }
+  return OkStatus();
+}
 
 // An insert batch is three vectors of one length: ids, importance, tags.
 inline Status CheckInsertShapes(const Tensor& ids, const Tensor& importance, const Tensor& tags) {
