@@ -27,6 +27,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from cafe_tf.data import MovieLens100K, SyntheticCriteo, SyntheticCriteoConfig  # noqa: E402
+from cafe_tf.budget import BudgetTooSmallError  # noqa: E402
 from cafe_tf.experiment import EMBEDDINGS, train_and_evaluate  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out"
@@ -57,10 +58,10 @@ def run_all(args):
                 try:
                     result = train_and_evaluate(kind, data, ratio, embedding_dim=args.dim,
                                                 learning_rate=args.learning_rate, verbose=0,
-                                                **options,
+                                                seed=args.seed, **options,
                                                 model_options=dict(bottom_units=(64, 32),
                                                                    top_units=(64, 32)))
-                except ValueError as err:  # budget too small for this kind's minimum layout
+                except BudgetTooSmallError as err:  # budget too small for this kind's minimum layout
                     print(f"{name:>10} {kind:>8} {ratio:>7g}x   n/a ({str(err)[:70]}...)")
                     rows.append({"dataset": name, "kind": kind, "compression_ratio": ratio,
                                  "auc": None, "logloss": None, "memory_bytes": None})

@@ -12,6 +12,11 @@ from cafe_tf.sketch import config as sketch_config
 
 FLOAT_BYTES = 4
 
+
+class BudgetTooSmallError(ValueError):
+    """The budget cannot hold the minimum layout of an embedding kind."""
+
+
 # Paper settings per compression ratio (Criteo Kaggle): threshold k and hash share h.
 PAPER_SETTINGS = {
     2: (10.0, 0.7), 5: (10.0, 0.5), 10: (20.0, 0.5), 20: (30.0, 0.5), 50: (50.0, 0.3),
@@ -52,8 +57,8 @@ def resolve_budget(vocabulary_sizes: Sequence[int], embedding_dim: int,
         raise ValueError(f"compression_ratio must be >= 1, got {compression_ratio}")
     budget = int(full_table_bytes(vocabulary_sizes, embedding_dim) // compression_ratio)
     if budget <= 0:
-        raise ValueError(f"compression_ratio={compression_ratio} leaves a budget of 0 bytes: "
-                         "too small for any layout")
+        raise BudgetTooSmallError(f"compression_ratio={compression_ratio} leaves a budget of "
+                                  "0 bytes: too small for any layout")
     return budget
 
 
@@ -127,7 +132,7 @@ def plan_cafe_layout(vocabulary_sizes: Sequence[int], embedding_dim: int, budget
     levels = 2 if multi_level else 1
     minimum = fixed + per_hot_row + levels * len(vocabulary_sizes) * row_bytes
     if budget_bytes < minimum:
-        raise ValueError(
+        raise BudgetTooSmallError(
             f"budget of {budget_bytes:,} bytes is too small for a CAFE layout of "
             f"{len(vocabulary_sizes)} features with embedding_dim={embedding_dim}: it needs at "
             f"least {minimum:,} bytes (one hot row with its sketch bucket and "
@@ -147,8 +152,9 @@ def plan_cafe_layout(vocabulary_sizes: Sequence[int], embedding_dim: int, budget
     if overflow > 0:  # the minimum rows per field overshot: give up hot rows instead
         hot_rows -= math.ceil(overflow / per_hot_row)
         if hot_rows < 1:
-            raise ValueError(f"budget of {budget_bytes:,} bytes cannot hold one hot row besides "
-                             f"the minimum hashed rows of {len(vocabulary_sizes)} features")
+            raise BudgetTooSmallError(
+                f"budget of {budget_bytes:,} bytes cannot hold one hot row besides the minimum "
+                f"hashed rows of {len(vocabulary_sizes)} features")
     parts = {
         "hot_table": hot_rows * row_bytes,
         "sketch": sketch_config.SketchConfig(num_buckets=hot_rows, hot_rows=hot_rows,

@@ -9,6 +9,7 @@ from typing import Dict, Optional
 import tensorflow as tf
 import tf_keras
 
+from cafe_tf import budget as budget_lib
 from cafe_tf.callbacks import CafeMigration, find_cafe_layers
 from cafe_tf.layers import CafeConfig, CafeEmbeddingCollection
 from cafe_tf.layers.baselines import (FullEmbeddingCollection, HashEmbeddingCollection,
@@ -35,8 +36,12 @@ def make_embedding(kind: str, vocabulary_sizes: Dict[str, int], embedding_dim: i
     if kind == "full":
         return FullEmbeddingCollection(vocabulary_sizes, embedding_dim, name="full")
     if kind == "hash":
-        return HashEmbeddingCollection(vocabulary_sizes, embedding_dim,
-                                       compression_ratio=compression_ratio, name="hash")
+        # The byte budget, not the per-field ceil(n_f / ratio) rows, which overshoots it
+        # where fields are small.
+        budget = budget_lib.resolve_budget(list(vocabulary_sizes.values()), embedding_dim,
+                                           compression_ratio)
+        return HashEmbeddingCollection(vocabulary_sizes, embedding_dim, budget_bytes=budget,
+                                       name="hash")
     if kind == "qr":
         return QREmbeddingCollection(vocabulary_sizes, embedding_dim,
                                      compression_ratio=compression_ratio, name="qr")
@@ -83,7 +88,7 @@ class _Throughput(tf_keras.callbacks.Callback):
 def train_and_evaluate(kind: str, data, compression_ratio: float, embedding_dim: int = 16,
                        batch_size: int = 1024, model: str = "dlrm", learning_rate: float = 1e-3,
                        epochs: int = 1, verbose: int = 1, migrate_every: int = 1,
-                       optimizer: str = "adam",
+                       optimizer: str = "adam", seed: Optional[int] = 0,
                        model_options: Optional[dict] = None, **cafe_options) -> RunResult:
     """Trains one model on `data.train_dataset` in time order, evaluates on `data.test_dataset`.
 
@@ -99,12 +104,15 @@ def train_and_evaluate(kind: str, data, compression_ratio: float, embedding_dim:
       epochs: passes over the training days (the paper: one).
       verbose: Keras verbosity (progress bars with 1).
       migrate_every: batches between CAFE migrations.
+      seed: seeds Python, NumPy and TF (the model's initial weights) first; None leaves them.
       model_options: extra constructor arguments of the model.
       **cafe_options: extra `CafeConfig` fields for the CAFE kinds.
 
     Returns:
       A `RunResult`.
     """
+    if seed is not None:
+        tf_keras.utils.set_random_seed(seed)
     embedding = make_embedding(kind, data.vocabulary_sizes, embedding_dim, compression_ratio,
                                **cafe_options)
     network = MODELS[model](embedding, **(model_options or {}))

@@ -48,8 +48,8 @@ def main(argv=None):
             results.append(train_and_evaluate(
                 kind, data, args.compression_ratio, embedding_dim=args.embedding_dim,
                 batch_size=args.batch_size, learning_rate=args.learning_rate,
-                verbose=args.verbose, model_options=MODEL_OPTIONS))
-        except ValueError as err:  # this kind's minimum layout does not fit the budget
+                verbose=args.verbose, seed=args.seed, model_options=MODEL_OPTIONS))
+        except budget.BudgetTooSmallError as err:  # this kind's minimum layout does not fit the budget
             print(f"skipped: {err}")
     print(f"\n{'embedding':<10} {'ratio':>7} {'test AUC':>9} {'log loss':>9} {'bytes held':>12} "
           f"{'samples/s':>10} {'hot lookups':>11}")

@@ -53,7 +53,7 @@ def test_cafe_layout_fits_the_budget(ratio, vocab, multi_level, dim):
     try:
         layout = budget.plan_cafe_layout(sizes, dim, budget_bytes, hot_share=0.8,
                                          multi_level=multi_level, bookkeeping_bytes=32)
-    except ValueError as err:
+    except budget.BudgetTooSmallError as err:
         assert "too small" in str(err) or "cannot hold" in str(err)
         return
     assert layout.bytes["total"] <= budget_bytes
@@ -65,5 +65,5 @@ def test_cafe_layout_fits_the_budget(ratio, vocab, multi_level, dim):
 
 
 def test_budget_too_small_names_the_minimum():
-    with pytest.raises(ValueError, match=r"needs at least [\d,]+ bytes"):
+    with pytest.raises(budget.BudgetTooSmallError, match=r"needs at least [\d,]+ bytes"):
         budget.plan_cafe_layout([100, 100, 100], 16, 200, hot_share=0.5)

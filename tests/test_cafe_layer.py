@@ -121,12 +121,14 @@ def test_gradients_reach_only_rows_read():
     assert isinstance(hot_grad, tf.IndexedSlices) and hot_grad.indices.shape[0] == 0
 
     # Adagrad: only the rows read change, in the table and in the accumulator.
-    optimizer = tf_keras.optimizers.Adagrad(0.1)
+    optimizer = tf_keras.optimizers.Adagrad(0.1, initial_accumulator_value=0.5)
     before = layer.hashed_tables.numpy()
-    optimizer.apply_gradients(zip(tape.gradient(loss, layer.trainable_weights)
-                                  if False else grads.values(), layer.trainable_weights))
+    optimizer.apply_gradients(zip(grads.values(), layer.trainable_weights))
     changed = np.flatnonzero(np.any(layer.hashed_tables.numpy() != before, axis=1))
     assert set(changed.tolist()) == read
+    (accumulator,) = [v for v in optimizer.variables if v.shape == layer.hashed_tables.shape]
+    touched = np.flatnonzero(np.any(accumulator.numpy() != 0.5, axis=1))
+    assert set(touched.tolist()) == read
 
 
 def _train_step(layer, ids, loss_fn):
@@ -179,21 +181,43 @@ def _scores_by_key(layer):
     return out
 
 
+OPTIMIZERS = {  # name: (optimizer, fresh slot value, slots per variable)
+    "adam": (lambda: tf_keras.optimizers.Adam(0.01), 0.0, 2),
+    "adam_ema": (lambda: tf_keras.optimizers.Adam(0.01, use_ema=True), 0.0, 2),
+    "adagrad": (lambda: tf_keras.optimizers.Adagrad(0.01, initial_accumulator_value=0.25),
+                0.25, 1),
+    "legacy_adam": (lambda: tf_keras.optimizers.legacy.Adam(0.01), 0.0, 2),
+    "legacy_adagrad": (lambda: tf_keras.optimizers.legacy.Adagrad(
+        0.01, initial_accumulator_value=0.25), 0.25, 1),
+}
+
+
+def _hot_table_optimizer_variables(optimizer, layer):
+    """(slots, moving averages) of the hot table, found by shape and name."""
+    variables = optimizer.variables() if callable(optimizer.variables) else optimizer.variables
+    mine = [v for v in variables if v.shape == layer.hot_table.shape]
+    averages = [v for v in mine if "average" in v.name]
+    return [v for v in mine if "average" not in v.name], averages
+
+
 @pytest.mark.parametrize("multi_level", [False, True])
-@pytest.mark.parametrize("optimizer_name", ["adam", "adagrad"])
+@pytest.mark.parametrize("optimizer_name", sorted(OPTIMIZERS))
 def test_migration_copies_the_row_read_and_resets_optimizer_slots(multi_level, optimizer_name):
+    make_optimizer, initial, slots_per_variable = OPTIMIZERS[optimizer_name]
     features = {"a": 1000, "b": 500, "c": 300}
     layer = _layer(features, multi_level=multi_level, threshold=3.0)
-    optimizer = (tf_keras.optimizers.Adam(0.01) if optimizer_name == "adam"
-                 else tf_keras.optimizers.Adagrad(0.01, initial_accumulator_value=0.25))
+    optimizer = make_optimizer()
     ids = {"a": tf.constant([11, 12, 13, 14], tf.int64), "b": tf.constant([21, 22, 23, 24], tf.int64),
            "c": tf.constant([31, 31, 31, 32], tf.int64)}
     before = layer({k: v[:1] for k, v in ids.items()} | {"c": tf.constant([31], tf.int64)})["c"]
     # Train once so the optimizer has slots, and every hot-table slot row is non-initial.
     grads = _train_step(layer, ids, lambda out: sum(tf.reduce_sum(v) for v in out.values()))
     optimizer.apply_gradients(zip(grads, layer.trainable_weights))
-    for slot, _ in _slots(optimizer, layer):
-        slot.assign(tf.fill(slot.shape, 7.0))
+    slots, averages = _hot_table_optimizer_variables(optimizer, layer)
+    assert len(slots) == slots_per_variable
+    assert len(averages) == (1 if optimizer_name.endswith("ema") else 0)
+    for variable in slots + averages:
+        variable.assign(tf.fill(variable.shape, 7.0))
     expected = layer({"a": ids["a"][:1], "b": ids["b"][:1], "c": tf.constant([31], tf.int64)})["c"]
     assert not np.array_equal(expected.numpy(), before.numpy())  # the optimizer moved it
     result = layer.migrate(optimizer)
@@ -203,19 +227,12 @@ def test_migration_copies_the_row_read_and_resets_optimizer_slots(multi_level, o
     np.testing.assert_array_equal(layer.hot_table.numpy()[row], expected.numpy()[0])
     after = layer({"a": ids["a"][:1], "b": ids["b"][:1], "c": tf.constant([31], tf.int64)})["c"]
     np.testing.assert_array_equal(after.numpy(), expected.numpy())
-    initial = 0.25 if optimizer_name == "adagrad" else 0.0
-    slots = _slots(optimizer, layer)
-    assert slots, "no optimizer slot found for the hot table"
-    for slot, _ in slots:
-        value = slot.numpy()
-        np.testing.assert_array_equal(value[row], np.full(4, initial, np.float32))
+    for variable, fresh in [(v, np.full(4, initial, np.float32)) for v in slots] + [
+            (v, expected.numpy()[0]) for v in averages]:
+        value = variable.numpy()
+        np.testing.assert_array_equal(value[row], fresh, err_msg=variable.name)
         others = np.delete(value, row, axis=0)
-        assert np.all(others == 7.0), "slot rows of other hot rows were touched"
-
-
-def _slots(optimizer, layer):
-    from cafe_tf.layers.optimizer_slots import slots_for
-    return slots_for(optimizer, layer.hot_table)
+        assert np.all(others == 7.0), f"{variable.name}: rows of other hot rows were touched"
 
 
 @pytest.mark.parametrize("make_input, error, message", [

@@ -99,3 +99,18 @@ def test_invariants_hold_after_every_step():
         check_invariants(sketch)
         sketch.migrate()
         check_invariants(sketch)
+
+
+def test_decay_limit_is_the_ops_float32_one():
+    """The ops get k and the mass factor as float32: 10 * 3 * f32(0.001) is just above
+    0.03, and a float32 mass between the two limits must not decay either sketch."""
+    config = SketchConfig(num_buckets=3, hot_rows=2, threshold=0.001, decay_mass_factor=10.0)
+    mass = np.float32(0.030000001192092896)
+    assert 0.03 < float(mass) < 10 * 3 * float(np.float32(0.001))
+    decayed = []
+    for backend in ("op", "reference"):
+        sketch = HotSketch(config, backend=backend)
+        sketch.insert(tf.constant([1], tf.int64), tf.constant([mass]))
+        assert sketch.mass.numpy() == mass
+        decayed.append(bool(sketch.migrate().decayed.numpy()))
+    assert decayed == [False, False]

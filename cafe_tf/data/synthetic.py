@@ -354,8 +354,11 @@ class SyntheticCriteo(CTRData):
                      tf.TensorSpec([None, len(self.field_names)], tf.int64),
                      tf.TensorSpec([None], tf.float32))
         names = self.field_names
+        batches = self.steps(batch_size, len(days))
         return (tf.data.Dataset.from_generator(generate, output_signature=signature)
                 .rebatch(batch_size)
+                # A known length gives Keras progress bars their total.
+                .apply(tf.data.experimental.assert_cardinality(batches))
                 .map(lambda d, i, y: pack_batch(d, i, y, names),
                      num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
                 .prefetch(tf.data.AUTOTUNE))
@@ -373,10 +376,8 @@ class SyntheticCriteo(CTRData):
         return self.days_dataset([self.config.num_days - 1], batch_size)
 
     def steps(self, batch_size: int, num_days: Optional[int] = None) -> int:
-        """Batches in `num_days` days (default: all training days) at `batch_size`.
-
-        `from_generator` datasets have unknown length; pass this as `steps_per_epoch`.
-        """
+        """Batches in `num_days` days (default: all training days) at `batch_size`
+        (the datasets above declare it as their cardinality)."""
         num_days = self.config.num_days - 1 if num_days is None else num_days
         return -(-num_days * self.config.rows_per_day // batch_size)
 

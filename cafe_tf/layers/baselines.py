@@ -79,7 +79,7 @@ class _PackedEmbeddingCollection(tf_keras.layers.Layer):
               budget_bytes: Optional[int]) -> Tuple[int, Dict[str, Sequence[int]]]:
         """Returns (budget in bytes, {table kind: rows per feature}) fitting the budget.
 
-        Raises ValueError (via `_too_small`) when the budget cannot hold the minimum.
+        Raises `BudgetTooSmallError` (via `_too_small`) when the budget cannot hold the minimum.
         """
         raise NotImplementedError
 
@@ -106,8 +106,9 @@ class _PackedEmbeddingCollection(tf_keras.layers.Layer):
     def _row_bytes(self) -> int:
         return self.embedding_dim * budget_lib.FLOAT_BYTES
 
-    def _too_small(self, budget_bytes: int, minimum_bytes: int, what: str) -> ValueError:
-        return ValueError(
+    def _too_small(self, budget_bytes: int, minimum_bytes: int,
+                   what: str) -> budget_lib.BudgetTooSmallError:
+        return budget_lib.BudgetTooSmallError(
             f"budget of {budget_bytes:,} bytes is too small for {type(self).__name__} of "
             f"{len(self._features)} features with embedding_dim={self.embedding_dim}: it needs "
             f"at least {minimum_bytes:,} bytes ({what})")

@@ -266,10 +266,12 @@ class CafeEmbeddingCollection(tf_keras.layers.Layer):
     def migrate(self, optimizer=None, force_decay=False) -> Dict[str, tf.Tensor]:
         """Decay (when due), demote and promote; copy promoted features' vectors.
 
-        A promoted feature's new hot row starts as the vector it was reading
-        just before (its hashed row, plus its medium row with multi-level
-        hashing, where every promoted feature was medium), and the optimizer's
-        slots for that row are reset. Demoted features go back to their hashed
+        A promoted feature's new hot row starts as the vector it reads at its
+        score now: its hashed row, plus its medium row with multi-level hashing
+        (a score >= k is above the medium threshold; a feature that went from
+        cold to hot within one batch read its hashed row alone). The
+        optimizer's slots for that row are reset, and its moving average
+        (`use_ema=True`) set to the new vector. Demoted features go back to their hashed
         rows (their hot vector is discarded, as in the paper). Runs on each
         replica's own copies, identically, so call it in a replica context
         under a strategy (the `CafeMigration` callback does).
@@ -291,6 +293,9 @@ class CafeEmbeddingCollection(tf_keras.layers.Layer):
         updates = [_scatter_update(self.hot_table, rows, vectors)]
         for slot, initial in optimizer_slots.slots_for(optimizer, self.hot_table):
             updates.append(_scatter_update(slot, rows, tf.fill(tf.shape(vectors), initial)))
+        average = optimizer_slots.moving_average_for(optimizer, self.hot_table)
+        if average is not None:
+            updates.append(_scatter_update(average, rows, vectors))
         promoted = tf.size(rows)
         demoted = tf.size(result.demoted_rows)
         updates += [_assign_add(self.promotions, promoted), _assign_add(self.demotions, demoted)]

@@ -1,6 +1,7 @@
 """Configuration of a HotSketch and its size in bytes."""
 import dataclasses
 import math
+import struct
 from typing import Optional
 
 # Bytes per sketch slot: key int64 + score float32 + hot row int32 + tag int32.
@@ -63,8 +64,10 @@ class SketchConfig:
         if not 0 < self.decay_rate <= 1:
             problems.append(f"decay_rate must be in (0, 1], got {self.decay_rate!r}")
         if self.demote_threshold is not None and not (
-                math.isfinite(self.demote_threshold) and 0 <= self.demote_threshold):
-            problems.append(f"demote_threshold must be finite and >= 0, got {self.demote_threshold!r}")
+                math.isfinite(self.demote_threshold) and 0 <= self.demote_threshold
+                <= self.threshold):
+            problems.append("demote_threshold must be in [0, threshold], got "
+                            f"{self.demote_threshold!r}")
         if self.medium_threshold is not None and not (
                 math.isfinite(self.medium_threshold) and 0 < self.medium_threshold <= self.threshold):
             problems.append("medium_threshold must be in (0, threshold], got "
@@ -93,7 +96,8 @@ class SketchConfig:
 
     @property
     def decay_mass_limit(self) -> float:
-        return self.decay_mass_factor * self.num_buckets * self.threshold
+        # The ops receive factor and k as float32 attributes and multiply in double.
+        return _float32(self.decay_mass_factor) * self.num_buckets * _float32(self.threshold)
 
     def memory_bytes(self) -> int:
         """Bytes of sketch state: slots, hot-row bookkeeping and scalars."""
@@ -103,3 +107,8 @@ class SketchConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def _float32(value: float) -> float:
+    """`value` rounded to float32, as a Python float."""
+    return struct.unpack("f", struct.pack("f", value))[0]
