@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Creates .venv (Python 3.10/3.11) with the pinned stack and builds the op library.
+# Creates .venv (Python 3.11) with the pinned stack and builds the op library.
 # Idempotent and quick when nothing changed: a stamp records what was installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +24,8 @@ PY
 fi
 # Build (or rebuild) the op library against the installed TensorFlow; fast when up to date.
 ops_stamp=.venv/.cafe_tf_ops_stamp
-ops_want=$(cat custom_ops/core/* custom_ops/tf/* setup.py | sha256sum | cut -d' ' -f1)
+# pyproject.toml pins the TensorFlow the library is built against.
+ops_want=$(cat custom_ops/core/* custom_ops/tf/* setup.py pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$ops_stamp" 2>/dev/null)" != "$ops_want" ] || ! ls cafe_tf/_cafe_ops*.so >/dev/null 2>&1; then
   .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
   echo "$ops_want" > "$ops_stamp"

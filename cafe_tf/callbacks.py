@@ -54,6 +54,7 @@ class CafeMigration(tf_keras.callbacks.Callback):
         self._writer = tf.summary.create_file_writer(self.log_dir) if self.log_dir else None
         self._steps = 0
         self._last_step = None
+        self._last_stats = {}  # of the last migration, for TensorBoard
         self._epoch_start = {}
 
     def _build_migration_fn(self):
@@ -109,14 +110,14 @@ class CafeMigration(tf_keras.callbacks.Callback):
         step = self._training_step()
         previous = step - 1 if self._last_step is None else self._last_step
         self._steps = self._last_step = step
-        if step // self.every_n_steps == previous // self.every_n_steps:
-            return
-        stats = self.migrate_now()
-        if logs is not None:
-            logs.update(stats)
-        if self._writer is not None and self._steps % self.log_every_n_steps == 0:
-            with self._writer.as_default(step=self._steps):
-                for name, value in {**stats, **self._since_epoch_start()}.items():
+        if step // self.every_n_steps != previous // self.every_n_steps:
+            self._last_stats = self.migrate_now()
+            if logs is not None:
+                logs.update(self._last_stats)
+        if (self._writer is not None
+                and step // self.log_every_n_steps != previous // self.log_every_n_steps):
+            with self._writer.as_default(step=step):
+                for name, value in {**self._last_stats, **self._since_epoch_start()}.items():
                     tf.summary.scalar(f"cafe/{name}", value)
 
     def _since_epoch_start(self) -> Dict[str, float]:

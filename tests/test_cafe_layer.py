@@ -360,3 +360,28 @@ def test_tfrs_model_fit_converges_and_promotes_planted_hot_ids():
     # Every lookup of a planted id is served by its hot row.
     planted_share = np.mean(_planted_data()[0]["u"] < 10) / 2  # two features
     assert history.history["cafe_hot_lookup_share"][-1] >= planted_share, state
+
+
+def test_migration_callback_writes_tensorboard_points(tmp_path):
+    """Points every `log_every_n_steps` batches, whatever the migration period, and
+    once per epoch."""
+    tf_keras.utils.set_random_seed(0)
+    layer = CafeEmbeddingCollection({"u": 100_000, "v": 100_000},
+                                    CafeConfig(embedding_dim=8, compression_ratio=200,
+                                               threshold=5.0), name="cafe")
+    model = _TinyRanking(layer)
+    model.compile(optimizer=tf_keras.optimizers.Adam(0.05))
+    model.fit(_planted_dataset(n=128 * 12), epochs=1, verbose=0,
+              callbacks=[CafeMigration(every_n_steps=3, log_dir=str(tmp_path),
+                                       log_every_n_steps=4)])
+    points = {}
+    for path in tmp_path.glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                points.setdefault(value.tag, {})[event.step] = float(
+                    tf.make_ndarray(value.tensor))
+    assert sorted(points["cafe/cafe_hot_lookup_share"]) == [4, 8, 12]
+    assert sorted(points["cafe/cafe_hot_occupancy"]) == [4, 8, 12]
+    promotions = int(layer.promotions.numpy())
+    assert promotions > 0
+    assert points["cafe/epoch_cafe_epoch_promotions"] == {12: promotions}

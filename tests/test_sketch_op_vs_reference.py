@@ -9,7 +9,7 @@ from cafe_tf.sketch import HotSketch, SketchConfig
 from sketch_utils import assert_same_state, check_invariants, result_arrays, zipf_batch
 
 SCENARIOS = {
-    # name: (config kwargs, batch size, distinct ids, alpha)
+    # name: (config kwargs, batch size, distinct ids, alpha[, batches])
     "tiny_full_buckets": (dict(num_buckets=8, hot_rows=5, slots_per_bucket=2, threshold=2.0,
                                decay_rate=0.5, decay_mass_factor=1.0), 200, 500, 1.05),
     "all_hot_buckets": (dict(num_buckets=4, hot_rows=16, slots_per_bucket=4, threshold=0.5,
@@ -20,10 +20,16 @@ SCENARIOS = {
     "batches_rule_hysteresis": (dict(num_buckets=64, hot_rows=32, slots_per_bucket=3,
                                      threshold=4.0, demote_threshold=2.0, decay_rule="batches",
                                      decay_period=3, decay_rate=0.7), 1000, 10_000, 1.1),
+    # Batches big enough for the op to split insert and query over several threads.
+    "large_parallel": (dict(num_buckets=65_536, hot_rows=4_097, slots_per_bucket=4,
+                            threshold=3.0, decay_rate=0.9, medium_threshold=1.5,
+                            decay_mass_factor=0.5), 150_000, 2_000_000, 1.1, 6),
 }
 
 
 def _run(config, batches, make_sketch, forced_decays, wrap=lambda f: f):
+    """Inserts and migrates batch after batch; returns the sketch and, per step, the
+    migration result and the query answer for the batch's ids and some unseen ones."""
     sketch = make_sketch(config)
 
     def insert_batch(ids, values, tags):
@@ -31,20 +37,23 @@ def _run(config, batches, make_sketch, forced_decays, wrap=lambda f: f):
 
     insert = wrap(insert_batch)
     migrate = wrap(lambda force: sketch.migrate(force))
+    query = wrap(lambda ids: sketch.query(ids))
     results = []
     for step, (ids, values, tags) in enumerate(batches):
         insert(tf.constant(ids), tf.constant(values), tf.constant(tags))
-        results.append(result_arrays(migrate(tf.constant(step in forced_decays))))
+        migration = result_arrays(migrate(tf.constant(step in forced_decays)))
+        asked = np.concatenate([ids, np.arange(-50, 50, dtype=np.int64)])
+        results.append(migration + result_arrays(query(tf.constant(asked))))
     return sketch, results
 
 
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 @pytest.mark.parametrize("num_threads", [1, 2, 3, 8, 64])
 def test_op_matches_reference_bit_for_bit(scenario, num_threads):
-    kwargs, n, distinct, alpha = SCENARIOS[scenario]
+    kwargs, n, distinct, alpha, *num_batches = SCENARIOS[scenario]
     config = SketchConfig(**kwargs)
     rng = np.random.default_rng(zlib.crc32(scenario.encode()))
-    batches = [zipf_batch(rng, n, distinct, alpha, tags=3) for _ in range(12)]
+    batches = [zipf_batch(rng, n, distinct, alpha, tags=3) for _ in range(*num_batches or [12])]
     batches.append(zipf_batch(rng, 0, distinct, alpha))  # an empty batch changes nothing
     forced = {4, 9}
     ref, ref_results = _run(config, batches, lambda c: HotSketch(c, backend="reference"), forced)
@@ -53,7 +62,7 @@ def test_op_matches_reference_bit_for_bit(scenario, num_threads):
     assert_same_state(op, ref, f"after {len(batches)} batches")
     for step, (a, b) in enumerate(zip(op_results, ref_results)):
         for x, y in zip(a, b):
-            assert np.array_equal(x, y), f"migration result differs at step {step}"
+            assert np.array_equal(x, y), f"migration result or query differs at step {step}"
     check_invariants(op)
     # The scenario must exercise what it claims.
     assert sum(len(r[4]) for r in op_results) > 0, "no promotion happened"
