@@ -6,6 +6,8 @@ import tf_keras
 
 import model_utils as mu
 
+from cafe_tf.callbacks import CafeMigration
+from cafe_tf.experiment import EMBEDDINGS, make_embedding
 from cafe_tf.layers.baselines import HashEmbeddingCollection
 from cafe_tf.models import DCN, DLRM
 
@@ -23,7 +25,8 @@ def _data(num_examples, seed):
     truth = np.random.default_rng(7)
     effects = {name: truth.normal(0.0, 1.0, size) for name, size in VOCABULARY.items()}
     rng = np.random.default_rng(seed)
-    sparse = {name: rng.integers(0, size, num_examples) for name, size in VOCABULARY.items()}
+    # Skewed, as real id traffic is: a few ids take most examples.
+    sparse = {name: (rng.zipf(1.3, num_examples) - 1) % size for name, size in VOCABULARY.items()}
     dense = rng.normal(size=(num_examples, 3)).astype(np.float32)
     logits = sum(effects[name][ids] for name, ids in sparse.items()) + 0.5 * dense[:, 0]
     labels = (rng.random(num_examples) < 1 / (1 + np.exp(-logits))).astype(np.float32)
@@ -46,14 +49,21 @@ MODELS = {
 }
 
 
+@pytest.mark.parametrize("kind", EMBEDDINGS)
 @pytest.mark.parametrize("name", list(MODELS))
-def test_fit_learns_id_dependent_labels(name):
+def test_fit_learns_id_dependent_labels(name, kind):
     tf_keras.utils.set_random_seed(0)
-    model = MODELS[name](_embeddings())
+    embeddings = (_embeddings() if kind == "hash" else
+                  make_embedding(kind, VOCABULARY, D, compression_ratio=2, threshold=5.0)
+                  if kind.startswith("cafe") else make_embedding(kind, VOCABULARY, D, 2))
+    model = MODELS[name](embeddings)
     model.compile(optimizer=tf_keras.optimizers.Adam(0.005))
-    history = model.fit(_dataset(8192, seed=0), epochs=3, verbose=0)
+    history = model.fit(_dataset(8192, seed=0), epochs=3, verbose=0,
+                        callbacks=[CafeMigration()] if kind.startswith("cafe") else [])
     losses = history.history["loss"]
     assert losses[-1] < losses[0]
+    if kind.startswith("cafe"):
+        assert int(embeddings.promotions.numpy()) > 0
     result = model.evaluate(_dataset(2048, seed=1), return_dict=True, verbose=0)
     assert {"auc", "logloss", "loss"} <= set(result)
     assert result["auc"] > 0.65, result
