@@ -207,3 +207,28 @@ def test_parquet_bad_values_raise_or_are_skipped(tmp_path, rows):
     *actual, _ = read_all(reader)
     assert_rows(actual, rows[:3] + rows[4:5])
     assert int(reader.skipped_rows.numpy()) == 1
+
+
+@pytest.mark.parametrize("column, value, message", [
+    ("label", 2, "label is not 0 or 1"),
+    ("I3", np.inf, "column I3 is not a finite integer"),
+    ("I5", 1e300, "column I5 is not a finite integer"),
+])
+def test_parquet_bad_label_or_integer_raises_or_is_skipped(tmp_path, rows, column, value,
+                                                           message):
+    path = tmp_path / "bad.parquet"
+    if column == "label":
+        labels = [r[0] for r in rows[:5]]
+        labels[2] = value
+        write_parquet(path, rows[:5], label=pa.array(labels, pa.int64()))
+    else:
+        index = DENSE_FIELDS.index(column)
+        values = [np.nan if r[1][index] is None else float(r[1][index]) for r in rows[:5]]
+        values[2] = value
+        write_parquet(path, rows[:5], **{column: pa.array(values)})
+    with pytest.raises(tf.errors.InvalidArgumentError, match=f"bad.parquet: row 3: .*{message}"):
+        read_all(CriteoParquet(str(path)))
+    reader = CriteoParquet(str(path), on_error="skip")
+    *actual, _ = read_all(reader)
+    assert_rows(actual, rows[:2] + rows[3:5])
+    assert int(reader.skipped_rows.numpy()) == 1

@@ -298,7 +298,11 @@ class CriteoParquet(_CriteoFiles):
         row = {k.decode() if isinstance(k, bytes) else k: v for k, v in row.items()}
         label = tf.cast(row[LABEL_COLUMN], tf.float32)
         ints = tf.stack([tf.cast(row[f], tf.float64) for f in DENSE_FIELDS], axis=1)
-        ints = tf.where(tf.math.is_nan(ints), tf.zeros_like(ints), ints)
+        ints = tf.where(tf.math.is_nan(ints), tf.zeros_like(ints), ints)  # missing
+        # inf, or beyond int64: no integer count (casting them is undefined).
+        finite = tf.math.is_finite(ints) & (tf.abs(ints) < 2.0**62)
+        dense_ok = tf.reduce_all(finite, axis=1)
+        ints = tf.where(finite, ints, tf.zeros_like(ints))
         dense = transform_integers(tf.cast(tf.floor(ints), tf.int64))
 
         ids, hex_ok = [], []
@@ -309,13 +313,18 @@ class CriteoParquet(_CriteoFiles):
             hex_ok.append(is_valid_hex(values) if is_text else tf.ones_like(values, tf.bool))
         ids, hex_ok = tf.stack(ids, axis=1), tf.stack(hex_ok, axis=1)
         label_ok = (label == 0) | (label == 1)
-        valid = label_ok & tf.reduce_all(hex_ok, axis=1)
+        valid = label_ok & dense_ok & tf.reduce_all(hex_ok, axis=1)
 
         if self.on_error == "raise":
             first = tf.argmin(tf.cast(valid, tf.int32))
             bad_field = tf.gather(CATEGORICAL_FIELDS, tf.argmin(tf.cast(hex_ok[first], tf.int32)))
-            problem = tf.where(label_ok[first], tf.strings.join(
-                ["column ", bad_field, " is not empty or 8 hex digits"]), "label is not 0 or 1")
+            bad_dense = tf.gather(DENSE_FIELDS, tf.argmin(tf.cast(finite[first], tf.int32)))
+            problem = tf.where(
+                ~label_ok[first], "label is not 0 or 1",
+                tf.where(~dense_ok[first],
+                         tf.strings.join(["column ", bad_dense, " is not a finite integer"]),
+                         tf.strings.join(["column ", bad_field,
+                                          " is not empty or 8 hex digits"])))
             message = tf.strings.join([paths[first], ": row ", tf.strings.as_string(numbers[first]),
                                        ": malformed Criteo row (", problem, ")"])
             checks = [tf.debugging.Assert(tf.reduce_all(valid), [message], summarize=1)]
