@@ -1,9 +1,11 @@
 """Checkpoints of models with CAFE layers: layout checks, periodic saving, resuming.
 
 Everything a CAFE layer learns is in `tf.Variable`s (hot table, hashed tables,
-sketch keys/scores/rows/tags, hot-row owners, decay bookkeeping, counters), so a
-plain `tf.train.Checkpoint(model=..., optimizer=...)` or `model.save_weights`
-already captures it, optimizer slots included. This module adds:
+sketch keys/scores/packed hot rows, tags and owners, decay bookkeeping, counters),
+so a plain `tf.train.Checkpoint(model=..., optimizer=...)` or `model.save_weights`
+already captures it, optimizer slots included, and each layer also checkpoints
+its own layout (`LayerLayoutRecord`), so restoring into a layer of another
+layout fails. This module adds:
 
 - `make_checkpoint`: such a checkpoint plus a record of every CAFE layer's layout,
   so a checkpoint written by a layer of another shape *or* another split of the
@@ -107,15 +109,37 @@ class CafeLayoutRecord(tf.train.experimental.PythonState):
     def __init__(self, root):
         self._root = root
 
+    def _current(self) -> Dict:
+        return layout_signature(self._root)
+
     def serialize(self):
-        return json.dumps(layout_signature(self._root), sort_keys=True)
+        return json.dumps(self._current(), sort_keys=True)
+
+    def problems(self, saved: str) -> List[str]:
+        """How the serialized layouts `saved` differ from the model's now."""
+        return _layout_differences(json.loads(saved), self._current())
 
     def deserialize(self, string_value):
-        saved = json.loads(string_value.decode() if isinstance(string_value, bytes)
-                           else string_value)
-        problems = _layout_differences(saved, layout_signature(self._root))
+        problems = self.problems(string_value.decode() if isinstance(string_value, bytes)
+                                 else string_value)
         if problems:
             raise CheckpointMismatchError(_message("a checkpoint", problems))
+
+
+class LayerLayoutRecord(CafeLayoutRecord):
+    """The layout of one CAFE layer, tracked by the layer itself, so that every
+    checkpoint of it (`save_weights`, a plain `tf.train.Checkpoint`) carries it and
+    restoring it into a layer of another layout fails. Keyed by the layer's current
+    name: Keras matches checkpointed layers by position, not by name."""
+
+    def _current(self) -> Dict:
+        return {self._root.name: layer_layout(self._root)}
+
+    def serialize(self):
+        return json.dumps(layer_layout(self._root), sort_keys=True)
+
+    def problems(self, saved: str) -> List[str]:
+        return _layout_differences({self._root.name: json.loads(saved)}, self._current())
 
 
 def make_checkpoint(model, optimizer="model", **objects) -> tf.train.Checkpoint:
@@ -198,9 +222,7 @@ def mismatches(root, save_path: str) -> List[str]:
     problems = []  # (rank, text)
     for obj, attribute, key in _checkpoint_objects(root, graph):
         if isinstance(obj, CafeLayoutRecord) and key in shapes:
-            saved = json.loads(reader.get_tensor(key).decode())
-            problems.extend((0, p) for p in
-                            _layout_differences(saved, layout_signature(obj._root)))
+            problems.extend((0, p) for p in obj.problems(reader.get_tensor(key).decode()))
             continue
         if attribute != "VARIABLE_VALUE" or key not in shapes:
             continue

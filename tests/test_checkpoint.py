@@ -82,6 +82,7 @@ if __name__ == "__main__":
 # ---- the tests ----------------------------------------------------------------------------
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
+import tf_keras  # noqa: E402
 
 import model_utils as mu  # noqa: E402
 from cafe_tf.checkpoints import (CheckpointMismatchError, make_checkpoint, mismatches,  # noqa: E402
@@ -179,7 +180,7 @@ def test_checkpoint_of_other_sizes_is_refused_naming_the_mismatch(tmp_path):
     assert "compression_ratio" in message  # says what to do
     mu.assert_states_equal(mu.weights_state(other), before, "nothing restored")
 
-    # model.save_weights checkpoints have no layout record: shapes still name the layer.
+    # model.save_weights checkpoints: the layers' own layout records and the shapes.
     with pytest.raises(CheckpointMismatchError, match=r"CAFE layer 'cafe', hot_table: shape "
                                                       r"\[87, 8\] in the checkpoint but"):
         restore(other, str(tmp_path / "weights"))
@@ -205,6 +206,26 @@ def test_same_shapes_but_other_row_split_is_refused(tmp_path):
     # The matching layout restores.
     _, same_checkpoint = _layer_checkpoint({"x": 150_000, "y": 50_000})
     assert mismatches(same_checkpoint, path) == []
+
+
+def test_layer_records_its_layout_in_every_checkpoint(tmp_path):
+    """save_weights / load_weights (and any tf.train.Checkpoint of the layer) carry the
+    layer's own layout record: another row split of the same shapes is refused."""
+    def wrap(layer):
+        inputs = {name: tf_keras.Input([1], dtype=tf.int64, name=name) for name in ("x", "y")}
+        return tf_keras.Model(inputs, layer(inputs))
+
+    a, _ = _layer_checkpoint({"x": 150_000, "y": 50_000})
+    b, _ = _layer_checkpoint({"x": 100_000, "y": 100_000})
+    wrap(a).save_weights(str(tmp_path / "weights"))
+    with pytest.raises(CheckpointMismatchError, match="hashed_rows is"):
+        wrap(b).load_weights(str(tmp_path / "weights"))
+    problems = mismatches(wrap(b), str(tmp_path / "weights"))
+    assert any(p.startswith("CAFE layer 'cafe': hashed_rows is") for p in problems), problems
+    c, _ = _layer_checkpoint({"x": 150_000, "y": 50_000})
+    wrap(c).load_weights(str(tmp_path / "weights"))
+    for x, y in zip(a.weights, c.weights):
+        np.testing.assert_array_equal(x.numpy(), y.numpy())
 
 
 @pytest.mark.slow

@@ -157,6 +157,9 @@ class CafeEmbeddingCollection(tf_keras.layers.Layer):
         self.demotions = counter("demotions")
         self.hot_lookups = counter("hot_lookups")
         self.lookups = counter("lookups")
+        # Imported here: the checkpoints module imports this one.
+        from cafe_tf.checkpoints import LayerLayoutRecord
+        self.layout_record = LayerLayoutRecord(self)
         super().build(input_shape)
 
     def _bookkeeping_variable(self, name, shape, dtype, initial_value):
