@@ -4,8 +4,9 @@ The test starts both workers itself (this file, run as a script, is the worker),
 with a TF_CONFIG on free 127.0.0.1 ports, waits with a timeout and kills them on
 failure. Each worker saves its final state; the test checks that the workers'
 sketches, hot tables, mappings and weights are bit-identical, that every worker's
-sketch saw every global batch once (not only its own shard), and that training
-learned something.
+sketch saw every global batch once (not only its own shard), that training
+learned something, and that it matches one device trained on the same global
+batches from the same initial weights.
 """
 import json
 import os
@@ -24,6 +25,9 @@ GLOBAL_BATCH = 64
 NUM_EXAMPLES = 64 * 12 + 20   # 13 global batches, the last one partial (20 examples)
 EPOCHS = 2
 TIMEOUT_S = 120  # the workers are killed after this
+# Exact against one device (see test_distribution.py): keys, hot-row mapping, counters.
+STRUCTURE = ("keys", "packed_int32", "batches", "promotions", "demotions", "lookups",
+             "hot_lookups")
 
 
 def free_ports(count):
@@ -95,6 +99,7 @@ def worker_main(out_dir):
     arrays = mu.make_arrays(NUM_EXAMPLES, seed=3)
     with strategy.scope():
         model = mu.make_model()
+    initial = model.get_weights()
     steps = -(-NUM_EXAMPLES // GLOBAL_BATCH)
     initial_loss = float(strategy.reduce(
         "SUM", strategy.run(lambda b: model.compute_loss(b), args=(next(iter(
@@ -108,6 +113,7 @@ def worker_main(out_dir):
     state.update({f"weights::{k}": v for k, v in mu.weights_state(model).items()})
     state.update({f"optimizer::{k}": v for k, v in mu.optimizer_state(model).items()})
     np.savez(Path(out_dir) / f"state{task}.npz", **state)
+    np.savez(Path(out_dir) / f"initial{task}.npz", *initial)
     total_ids = {"cafe": int(arrays["u"].size + arrays["v_values"].size) * EPOCHS,
                  "cafe_c": int(arrays["c"].size) * EPOCHS}
     (Path(out_dir) / f"summary{task}.json").write_text(json.dumps({
@@ -163,3 +169,28 @@ def test_two_workers_on_localhost_train_identical_cafe_state(tmp_path):
     losses = summaries[0]["losses"]
     assert len(losses) == summaries[0]["steps"]
     assert np.mean(losses[-4:]) < 0.8 * summaries[0]["initial_loss"], losses
+
+    # The same as one device trained on the same global batches from the same weights:
+    # loss curve, sketch structure exactly; scores, tables and weights up to the float
+    # order of the cross-worker gradient sum.
+    import model_utils as mu
+    from cafe_tf.callbacks import CafeMigration
+
+    initial = np.load(tmp_path / "initial0.npz")
+    single = mu.make_model()
+    single.set_weights([initial[f"arr_{i}"] for i in range(len(initial.files))])
+    single_losses = mu.BatchLosses()
+    arrays = mu.make_arrays(NUM_EXAMPLES, seed=3)
+    steps = -(-NUM_EXAMPLES // GLOBAL_BATCH)
+    single.fit(mu.dataset(arrays, GLOBAL_BATCH).repeat(), epochs=EPOCHS, steps_per_epoch=steps,
+               verbose=0, callbacks=[CafeMigration(every_n_steps=2), single_losses])
+    np.testing.assert_allclose(losses, single_losses.losses, rtol=1e-5, atol=1e-6)
+    for name, value in mu.cafe_state(single).items():
+        worker_value = state[f"cafe::{name}"]
+        if name.split("/")[-1].split(":")[0] in STRUCTURE:
+            np.testing.assert_array_equal(worker_value, value, err_msg=name)
+        else:
+            np.testing.assert_allclose(worker_value, value, rtol=1e-4, atol=1e-5, err_msg=name)
+    for name, value in mu.weights_state(single).items():
+        np.testing.assert_allclose(state[f"weights::{name}"], value, rtol=1e-4, atol=1e-5,
+                                   err_msg=name)
