@@ -250,7 +250,7 @@ float NaivePairwiseSum(const float* v, int64_t n) {
   int64_t padded = 1;
   while (padded < n) padded <<= 1;
   std::vector<float> x(padded, 0.f);
-  for (int64_t i = 0; i < n; ++i) x[i] = v[i];
+  for (int64_t i = 0; i < n; ++i) x[i] = cafe::FlushSubnormal(v[i]);
   for (int64_t half = padded / 2; half >= 1; half /= 2)
     for (int64_t i = 0; i < half; ++i) x[i] += x[i + half];
   return x[0];
@@ -265,9 +265,9 @@ void NaiveInsert(const cafe::SketchConfig& config, OwnedState* st, const int64_t
   for (int64_t i = 0; i < n; ++i) {
     auto it = distinct.find(keys[i]);
     if (it == distinct.end()) {
-      distinct[keys[i]] = {0.f + importance[i], tags[i]};
+      distinct[keys[i]] = {0.f + cafe::FlushSubnormal(importance[i]), tags[i]};
     } else {
-      it->second.first += importance[i];
+      it->second.first += cafe::FlushSubnormal(importance[i]);
       it->second.second = std::min(it->second.second, tags[i]);
     }
   }

@@ -142,13 +142,26 @@ def test_hot_key_whose_score_underflows_is_demoted_and_frees_its_row(backend):
                        backend=backend)
     _insert(sketch, [7], [1e-30])
     assert sketch.migrate().promoted_keys.numpy().tolist() == [7]
-    demoted = []
-    for _ in range(3):  # 1e-30 * 1e-10 ... reaches 0 in float32
-        demoted += sketch.decay().demoted_keys.numpy().tolist()
-    assert demoted == [7]
+    # 1e-30 * 1e-10 is subnormal in float32, which counts as 0: demoted at the first decay.
+    assert sketch.decay().demoted_keys.numpy().tolist() == [7]
     assert _slots(sketch) == {}
     assert sketch.read_state().row_slot.numpy().tolist() == [-1]
     assert np.all(sketch.read_state().rows.numpy() == -1)
     _insert(sketch, [99], [1e-31])  # takes the emptied slot, and is not hot
     rows, levels = sketch.query(tf.constant([99], tf.int64))
     assert rows.numpy().tolist() == [-1] and levels.numpy().tolist() == [LEVEL_COLD]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("wrap", [lambda f: f, tf.function], ids=["eager", "tf_function"])
+def test_subnormal_importance_counts_as_zero(backend, wrap):
+    """TF's CPU kernels flush subnormals and CUDA does not: every implementation
+    treats an importance below FLT_MIN as 0 (no slot taken, no mass)."""
+    sketch = HotSketch(SketchConfig(num_buckets=1, hot_rows=1, slots_per_bucket=2,
+                                    threshold=1.0), backend=backend)
+    tiny = np.float32(1e-40)
+    assert 0 < tiny < np.finfo(np.float32).tiny
+    insert = wrap(lambda ids, values: sketch.insert(ids, values) and None)
+    insert(tf.constant([5, 6, 6], tf.int64), tf.constant([tiny, tiny, 2.0], tf.float32))
+    assert _slots(sketch) == {6: (2.0, -1)}
+    assert sketch.mass.numpy() == np.float32(2.0)

@@ -7,6 +7,7 @@ carry without cafe_tf's `.so`. Functions take and return `SketchTensors`
 """
 import collections
 
+import numpy as np
 import tensorflow as tf
 
 from cafe_tf import hashing
@@ -51,6 +52,12 @@ def _last_true(mask: tf.Tensor) -> tf.Tensor:
     return c - 1 - _first_true(tf.reverse(mask, axis=[1]))
 
 
+def flush_subnormal(values):
+    """Values below FLT_MIN (subnormal) as 0, as every implementation treats them
+    (TF's CPU kernels flush them, CUDA code does not: none may reach arithmetic)."""
+    return tf.where(values < np.finfo(np.float32).tiny, tf.zeros_like(values), values)
+
+
 def _dedup(ids, importance, tags):
     """Distinct ids with their importance summed in input order and their min tag."""
     unique, index = tf.unique(ids, out_idx=tf.int32)
@@ -80,6 +87,7 @@ def insert(config: SketchConfig, state: SketchTensors, ids, importance, tags) ->
     """Batch insert (spec section 2). Inputs must already be validated."""
     c = config.slots_per_bucket
     n = tf.size(ids)
+    importance = flush_subnormal(importance)
     mass = state.mass + pairwise_sum(importance)
     batches = state.batches + tf.cast(n > 0, tf.int64)
 
@@ -158,7 +166,8 @@ def decay_due(config: SketchConfig, state: SketchTensors) -> tf.Tensor:
 
 
 def _decay(config: SketchConfig, state: SketchTensors):
-    scores = tf.where(state.scores > 0, state.scores * config.decay_rate, state.scores)
+    scores = tf.where(state.scores > 0, flush_subnormal(state.scores * config.decay_rate),
+                      state.scores)
     # Demoted below the threshold, and always when the score underflowed to 0.
     demote = tf.logical_and(state.rows >= 0, tf.logical_or(
         scores < config.effective_demote_threshold, tf.logical_not(scores > 0)))

@@ -112,8 +112,10 @@ void PairwiseResidues(const float* __restrict values, int64_t n, int64_t half, i
   for (int64_t k = 0; k < half; k += residues) {
     const int64_t begin = k + first, end = k + last;
     const int64_t split = std::min(end, std::max(begin, paired));
-    for (int64_t i = begin; i < split; ++i) x[i] = values[i] + values[i + half];
-    for (int64_t i = split; i < end; ++i) x[i] = values[i] + 0.f;
+    for (int64_t i = begin; i < split; ++i) {
+      x[i] = FlushSubnormal(values[i]) + FlushSubnormal(values[i + half]);
+    }
+    for (int64_t i = split; i < end; ++i) x[i] = FlushSubnormal(values[i]) + 0.f;
   }
   for (int64_t h = half >> 1; h >= residues; h >>= 1) {
     for (int64_t k = 0; k < h; k += residues) {
@@ -132,7 +134,7 @@ float PairwiseFinish(int64_t residues, float* x) {
 }  // namespace
 
 float PairwiseSum(const float* values, int64_t n) {
-  if (n <= 1) return n == 1 ? values[0] : 0.f;
+  if (n <= 1) return n == 1 ? FlushSubnormal(values[0]) : 0.f;
   int64_t padded = 1;
   while (padded < n) padded <<= 1;
   const int64_t half = padded >> 1;
@@ -402,7 +404,7 @@ void PartitionChunk(const BucketReducer& bucket_of, int shift, int64_t partition
       ++num_blocks[p];
       r = blocks + static_cast<int64_t>(fresh) * kBlockRecords;
     }
-    *r = {keys[i], importance[i], tags[i]};
+    *r = {keys[i], FlushSubnormal(importance[i]), tags[i]};
     cursor[p] = r + 1;
   }
   uint32_t* __restrict count = cs->count.Reserve(partitions);
@@ -603,7 +605,7 @@ void Insert(const SketchConfig& config, const SketchState& state, const int64_t*
       }
     }
   });
-  *state.mass += n == 1 ? importance[0] : PairwiseFinish(residues, pairwise);
+  *state.mass += n == 1 ? FlushSubnormal(importance[0]) : PairwiseFinish(residues, pairwise);
   *state.batches += 1;
 
   // 2: partitions, largest first, handed out dynamically.
@@ -783,7 +785,7 @@ MigrationResult Migrate(const SketchConfig& config, const SketchState& state, bo
     result.decayed = true;
     for (int64_t s = 0; s < slots; ++s) {
       if (!(state.scores[s] > 0.f)) continue;
-      state.scores[s] *= config.decay_rate;
+      state.scores[s] = FlushSubnormal(state.scores[s] * config.decay_rate);
       const int32_t row = state.rows[s];
       // A hot key is demoted below the threshold, and always when its score
       // underflowed to 0 (its slot empties, so it cannot keep a row).

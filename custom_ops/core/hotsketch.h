@@ -33,6 +33,12 @@ inline CAFE_HOST_DEVICE uint64_t Mix64(uint64_t x) {
   return x;
 }
 
+// Importances and decayed scores below FLT_MIN (subnormal) count as 0 in every
+// implementation: TF runs its CPU kernels with flush-to-zero and
+// denormals-are-zero, CUDA code does not, so no subnormal may ever reach an
+// addition or a comparison. `v` is >= 0 (validated).
+inline CAFE_HOST_DEVICE float FlushSubnormal(float v) { return v < 1.17549435e-38f ? 0.f : v; }
+
 // Bucket of a key: Mix64(key) mod W (never `key mod W`, which clusters
 // label-encoded ids).
 inline CAFE_HOST_DEVICE int64_t BucketOf(int64_t key, int64_t num_buckets) {

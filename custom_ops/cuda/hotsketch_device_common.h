@@ -51,6 +51,7 @@ CAFE_HD float BitsFloat(uint32_t u) {
 }
 
 using ::cafe::BucketOf;
+using ::cafe::FlushSubnormal;
 using ::cafe::Mix64;
 
 // True when the insert entry (importance, tag) is invalid, with exactly the
@@ -62,9 +63,11 @@ CAFE_HD bool InvalidEntry(float v, int32_t tag) {
 }
 
 // Packs an insert entry as the value carried through the key sort: the float
-// bits of the importance in the high word, the tag in the low word.
+// bits of the importance (a subnormal as 0, as on the CPU) in the high word, the
+// tag in the low word.
 CAFE_HD uint64_t PackEntry(float v, int32_t tag) {
-  return (static_cast<uint64_t>(FloatBits(v)) << 32) | static_cast<uint32_t>(tag);
+  return (static_cast<uint64_t>(FloatBits(FlushSubnormal(v))) << 32) |
+         static_cast<uint32_t>(tag);
 }
 CAFE_HD float PackedImportance(uint64_t p) { return BitsFloat(static_cast<uint32_t>(p >> 32)); }
 CAFE_HD int32_t PackedTag(uint64_t p) { return static_cast<int32_t>(static_cast<uint32_t>(p)); }
@@ -194,7 +197,7 @@ CAFE_HD float PairwisePartialBody(const float* values, int64_t n, int64_t i, int
   const int64_t m = int64_t{1} << log2_m;
   for (int64_t j = 0; j < m; ++j) {
     const int64_t idx = i + static_cast<int64_t>(ReverseBits(static_cast<uint64_t>(j), log2_m)) * h;
-    float val = idx < n ? values[idx] : 0.f;
+    float val = idx < n ? FlushSubnormal(values[idx]) : 0.f;
     for (int64_t t = j; t & 1; t >>= 1) val = stack[--sp] + val;
     stack[sp++] = val;
   }
@@ -251,7 +254,7 @@ CAFE_HD void DecaySlotBody(int64_t s, const int32_t* counts, float rate, float d
   empty_after[s] = 0;
   if (counts[0] == 0) return;
   if (!(scores[s] > 0.f)) return;
-  scores[s] *= rate;
+  scores[s] = FlushSubnormal(scores[s] * rate);
   const int32_t row = rows[s];
   bool demoted = false;
   // Demoted below the threshold, and always when the score underflowed to 0.
