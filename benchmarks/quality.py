@@ -7,7 +7,8 @@ compressed kind gets the same budget (full bytes / ratio). A kind whose
 minimum layout does not fit a budget is reported as "n/a". Prints a table,
 and writes benchmarks/out/quality.{json,md,png}.
 
-    python benchmarks/quality.py                       # everything (about 20-30 min on 2 cores)
+    python benchmarks/quality.py                       # everything (about 10 min on 2 cores)
+    python benchmarks/quality.py --seeds 0 1 2         # three seeds, mean +- std
     python benchmarks/quality.py --datasets movielens --ratios 10 100
 """
 import argparse
@@ -24,6 +25,7 @@ import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from cafe_tf.data import MovieLens100K, SyntheticCriteo, SyntheticCriteoConfig  # noqa: E402
@@ -33,12 +35,12 @@ from cafe_tf.experiment import EMBEDDINGS, train_and_evaluate  # noqa: E402
 OUT = Path(__file__).resolve().parent / "out"
 
 
-def datasets(args):
+def datasets(args, seed):
     """(name, data, training options): synthetic as in the paper (one pass in time
     order); MovieLens is small, so a few passes, each user's latest 20% as test."""
     if "synthetic" in args.datasets:
         yield "synthetic", SyntheticCriteo(SyntheticCriteoConfig(
-            seed=args.seed, rows_per_day=args.rows_per_day, num_days=args.days,
+            seed=seed, rows_per_day=args.rows_per_day, num_days=args.days,
             scale=args.scale)), {"epochs": 1, "batch_size": args.batch_size}
     if "movielens" in args.datasets:
         yield "movielens", MovieLens100K(split="per_user"), {"epochs": 3, "batch_size": 256}
@@ -46,9 +48,17 @@ def datasets(args):
 
 def run_all(args):
     rows = []
-    for name, data, options in datasets(args):
-        print(f"\n### {name}: {sum(data.vocabulary_sizes.values()):,} distinct ids in "
-              f"{len(data.field_names)} fields", flush=True)
+    for seed in args.seeds:
+        rows += run_seed(args, seed)
+    return rows
+
+
+def run_seed(args, seed):
+    """Every (dataset, ratio, kind) with data (synthetic) and model weights from `seed`."""
+    rows = []
+    for name, data, options in datasets(args, seed):
+        print(f"\n### {name}, seed {seed}: {sum(data.vocabulary_sizes.values()):,} distinct ids "
+              f"in {len(data.field_names)} fields", flush=True)
         for ratio in args.ratios:
             for kind in args.kinds:
                 if kind == "full" and ratio != args.ratios[0]:
@@ -58,15 +68,16 @@ def run_all(args):
                 try:
                     result = train_and_evaluate(kind, data, ratio, embedding_dim=args.dim,
                                                 learning_rate=args.learning_rate, verbose=0,
-                                                seed=args.seed, **options,
+                                                seed=seed, **options,
                                                 model_options=dict(bottom_units=(64, 32),
                                                                    top_units=(64, 32)))
-                except BudgetTooSmallError as err:  # budget too small for this kind's minimum layout
+                except BudgetTooSmallError as err:  # this kind's minimum layout does not fit
                     print(f"{name:>10} {kind:>8} {ratio:>7g}x   n/a ({str(err)[:70]}...)")
-                    rows.append({"dataset": name, "kind": kind, "compression_ratio": ratio,
-                                 "auc": None, "logloss": None, "memory_bytes": None})
+                    rows.append({"dataset": name, "seed": seed, "kind": kind,
+                                 "compression_ratio": ratio, "auc": None, "logloss": None,
+                                 "memory_bytes": None})
                     continue
-                row = {"dataset": name, **dataclasses.asdict(result)}
+                row = {"dataset": name, "seed": seed, **dataclasses.asdict(result)}
                 rows.append(row)
                 print(f"{name:>10} {kind:>8} {result.compression_ratio:>7g}x  AUC {result.auc:.4f}"
                       f"  logloss {result.logloss:.4f}  {result.memory_bytes:>11,} B  "
@@ -75,41 +86,55 @@ def run_all(args):
     return rows
 
 
+def _mean_std(rows, kind, ratio, metric):
+    """(mean, std) of `metric` over the seeds' runs of (kind, ratio); None if none ran.
+    The full table has no ratio: its runs count under the first ratio."""
+    values = [r[metric] for r in rows if r["kind"] == kind and r[metric] is not None
+              and (kind == "full" or r["compression_ratio"] == ratio)]
+    return (float(np.mean(values)), float(np.std(values))) if values else None
+
+
+def _cell(stats):
+    mean, std = stats
+    return f"{mean:.4f}" if std == 0 else f"{mean:.4f} +- {std:.4f}"
+
+
 def write_outputs(rows, args):
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "quality.json").write_text(json.dumps({"args": vars(args), "rows": rows}, indent=2))
     lines = []
     for name in args.datasets:
         subset = [r for r in rows if r["dataset"] == name]
-        full = next((r for r in subset if r["kind"] == "full"), None)
         kinds = [k for k in args.kinds if k != "full"]
-        lines += [f"**{name}** (full: AUC {full['auc']:.4f}, log loss {full['logloss']:.4f})"
-                  if full and full["auc"] else f"**{name}**", "",
+        full = _mean_std(subset, "full", args.ratios[0], "auc")
+        lines += [f"**{name}** (full: AUC {_cell(full)})" if full else f"**{name}**", "",
                   "| ratio | " + " | ".join(kinds) + " |", "|---" * (len(kinds) + 1) + "|"]
         for ratio in args.ratios:
             cells = []
             for kind in kinds:
-                r = next((r for r in subset if r["kind"] == kind
-                          and r["compression_ratio"] == ratio), None)
-                cells.append("n/a" if not r or r["auc"] is None
-                             else f"{r['auc']:.4f} / {r['logloss']:.4f}")
+                auc = _mean_std(subset, kind, ratio, "auc")
+                logloss = _mean_std(subset, kind, ratio, "logloss")
+                cells.append(f"{_cell(auc)} / {_cell(logloss)}" if auc else "n/a")
             lines.append(f"| {ratio:g}x | " + " | ".join(cells) + " |")
         lines.append("")
-    table = "\n".join(["Test AUC / log loss (higher / lower is better)", ""] + lines)
+    spread = (f"mean +- std over seeds {', '.join(map(str, args.seeds))}"
+              if len(args.seeds) > 1 else f"seed {args.seeds[0]}")
+    table = "\n".join([f"Test AUC / log loss (higher / lower is better; {spread})", ""] + lines)
     (OUT / "quality.md").write_text(table)
     print("\n" + table)
 
     fig, axes = plt.subplots(1, len(args.datasets), figsize=(6 * len(args.datasets), 4),
                              squeeze=False)
     for ax, name in zip(axes[0], args.datasets):
-        subset = [r for r in rows if r["dataset"] == name and r["auc"] is not None]
+        subset = [r for r in rows if r["dataset"] == name]
         for kind in args.kinds:
-            points = sorted((r["compression_ratio"], r["auc"]) for r in subset
-                            if r["kind"] == kind)
+            points = [(ratio, _mean_std(subset, kind, ratio, "auc")) for ratio in args.ratios]
+            points = [(ratio, *stats) for ratio, stats in points if stats]
             if kind == "full" and points:
                 ax.axhline(points[0][1], color="black", linestyle="--", label="full")
             elif points:
-                ax.plot(*zip(*points), marker="o", label=kind)
+                ratios, means, stds = zip(*points)
+                ax.errorbar(ratios, means, yerr=stds, marker="o", capsize=3, label=kind)
         ax.set_xscale("log")
         ax.set_xlabel("compression ratio")
         ax.set_ylabel("test AUC")
@@ -133,7 +158,9 @@ def main():
     parser.add_argument("--dim", type=int, default=16)
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0],
+                        help="one run per seed (synthetic data and model weights); the table "
+                             "gives mean +- std")
     args = parser.parse_args()
     write_outputs(run_all(args), args)
 
