@@ -11,6 +11,10 @@ extra time goes, from ablations measured in the same run:
 - cafe, pure-TF reference sketch       -> what the C++ op saves
 - hash                                 -> the baseline
 
+and a profile of the embedding layer alone on one of the batches (ms per call,
+median of 30): forward for inference, and forward + backward in training (for
+CAFE: sketch query, hashing, partitioned lookups, and the importance insert).
+
     python benchmarks/train_speed.py [--batch-size 4096] [--steps 30] [--ratio 100]
 """
 import argparse
@@ -25,6 +29,8 @@ import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
 import tf_keras  # noqa: E402
 
 from cafe_tf.callbacks import CafeMigration  # noqa: E402
@@ -53,6 +59,39 @@ def samples_per_second(name, data, batches, args):
     start = time.perf_counter()
     model.fit(batches, epochs=1, verbose=0, callbacks=callbacks)
     return args.steps * args.batch_size / (time.perf_counter() - start)
+
+
+def _median_ms(fn, calls=30):
+    for _ in range(3):  # trace and warm up
+        fn()
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return 1000 * float(np.median(times))
+
+
+def embedding_profile(data, batches, args):
+    """{kind: (forward ms, forward + backward ms)} of the embedding layer alone."""
+    features, _ = next(iter(batches))
+    sparse = features["sparse"]
+    profile = {}
+    for kind in ("hash", "cafe"):
+        layer = make_embedding(kind, data.vocabulary_sizes, args.embedding_dim, args.ratio)
+
+        @tf.function
+        def forward():
+            return layer(sparse, training=False)
+
+        @tf.function
+        def forward_backward():
+            with tf.GradientTape() as tape:
+                loss = tf.add_n([tf.reduce_sum(v) for v in layer(sparse, training=True).values()])
+            return tape.gradient(loss, layer.trainable_weights)
+
+        profile[kind] = (_median_ms(forward), _median_ms(forward_backward))
+    return profile
 
 
 def main():
@@ -86,6 +125,11 @@ def main():
     print(f"  per-step migration (vs /100)   {step['cafe'] - step['cafe, migrate every 100']:8.1f}")
     print(f"  gradient-norm importance       {step['cafe'] - step['cafe, frequency importance']:8.1f}")
     print(f"  C++ op saves vs pure-TF sketch {step['cafe, pure-TF sketch'] - step['cafe']:8.1f}")
+    profile = embedding_profile(data, batches, args)
+    print("\nThe embedding layer alone on one batch (ms per call, median of 30):")
+    print(f"  {'':<6} {'forward':>8} {'fwd + bwd':>10}")
+    for kind, (forward, both) in profile.items():
+        print(f"  {kind:<6} {forward:>8.2f} {both:>10.2f}")
     plot(figures, args)
 
 

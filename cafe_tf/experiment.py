@@ -66,7 +66,8 @@ class RunResult:
 
 
 class _Throughput(tf_keras.callbacks.Callback):
-    """Training samples per second, from the end of the first batch (tracing excluded)."""
+    """Training samples per second over all epochs, from the end of the first batch
+    (tracing excluded); batches count as full ones."""
 
     def __init__(self, batch_size):
         super().__init__()
@@ -74,7 +75,7 @@ class _Throughput(tf_keras.callbacks.Callback):
         self.samples_per_sec = float("nan")
 
     def on_train_batch_end(self, batch, logs=None):
-        if batch == 0:
+        if not hasattr(self, "_start"):
             self._start, self._batches = time.perf_counter(), 0
         else:
             self._batches += 1

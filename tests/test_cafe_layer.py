@@ -385,3 +385,28 @@ def test_migration_callback_writes_tensorboard_points(tmp_path):
     promotions = int(layer.promotions.numpy())
     assert promotions > 0
     assert points["cafe/epoch_cafe_epoch_promotions"] == {12: promotions}
+
+
+@pytest.mark.parametrize("config", [
+    CafeConfig(embedding_dim=4, compression_ratio=5, threshold=2.0),
+    CafeConfig(embedding_dim=8, budget_bytes=20_000, hot_share=0.5, importance="frequency",
+               multi_level=True, decay_rule="batches", decay_period=3, slots_per_bucket=2),
+])
+def test_collection_config_round_trip(config):
+    layer = CafeEmbeddingCollection(
+        [FeatureConfig("a", 5000, "sum"), FeatureConfig("b", 300, "mean"),
+         FeatureConfig("c", 70, "sqrtn")], config,
+        embeddings_initializer=tf_keras.initializers.RandomNormal(stddev=0.02), name="cafe")
+    clone = CafeEmbeddingCollection.from_config(layer.get_config())
+    assert clone.get_config() == layer.get_config()
+    assert clone.features == layer.features and clone.layout == layer.layout
+    ids = {"a": tf.constant([[1, 2]], tf.int64), "b": tf.constant([[3, 4]], tf.int64),
+           "c": tf.ragged.constant([[5, 6, 7]], tf.int64)}
+    layer(ids)
+    clone(ids)
+    assert [v.shape for v in clone.weights] == [v.shape for v in layer.weights]
+    # Serialised through Keras (as model configs are), too.
+    revived = tf_keras.layers.deserialize(tf_keras.layers.serialize(layer),
+                                          custom_objects={"CafeEmbeddingCollection":
+                                                          CafeEmbeddingCollection})
+    assert revived.get_config() == layer.get_config()
