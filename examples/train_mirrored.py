@@ -95,7 +95,7 @@ def main():
                         callbacks=[CafeMigration(every_n_steps=1)])
     layer = model.embedding
     for epoch in range(EPOCHS):
-        print(f"epoch {epoch + 1}: last batch loss {history.history['loss'][epoch]:.4f}, "
+        print(f"epoch {epoch + 1}: mean loss {history.history['loss'][epoch]:.4f}, "
               f"promotions "
               f"{history.history['cafe_epoch_promotions'][epoch]}, hot lookups "
               f"{history.history['cafe_hot_lookup_share'][epoch]:.1%}")

@@ -86,7 +86,7 @@ def worker():
         fingerprint.update(v.numpy().tobytes())
     print(json.dumps({
         "worker": task, "replicas": strategy.num_replicas_in_sync,
-        "last_batch_loss": [round(x, 4) for x in history.history["loss"]],
+        "epoch_mean_loss": [round(x, 4) for x in history.history["loss"]],
         "promotions": int(layer.promotions.numpy()),
         "lookups": int(layer.lookups.numpy()), "ids_in_data": 2 * NUM_EXAMPLES * EPOCHS,
         "sketch_fingerprint": fingerprint.hexdigest()[:16]}), flush=True)
