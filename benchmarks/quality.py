@@ -68,7 +68,7 @@ def run_seed(args, seed):
                 try:
                     result = train_and_evaluate(kind, data, ratio, embedding_dim=args.dim,
                                                 learning_rate=args.learning_rate, verbose=0,
-                                                seed=seed, **options,
+                                                seed=seed, **options, **_cafe_options(args),
                                                 model_options=dict(bottom_units=(64, 32),
                                                                    top_units=(64, 32)))
                 except BudgetTooSmallError as err:  # this kind's minimum layout does not fit
@@ -84,6 +84,12 @@ def run_seed(args, seed):
                       f"{result.train_samples_per_sec:>8,.0f}/s  "
                       f"({time.perf_counter() - start:.0f} s)", flush=True)
     return rows
+
+
+def _cafe_options(args):
+    """CafeConfig overrides from the command line (the paper's settings otherwise)."""
+    return {name: value for name, value in (("threshold", args.threshold),
+                                            ("hot_share", args.hot_share)) if value is not None}
 
 
 def _mean_std(rows, kind, ratio, metric):
@@ -158,6 +164,10 @@ def main():
     parser.add_argument("--dim", type=int, default=16)
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="CAFE's k for every ratio (default: the paper's per ratio)")
+    parser.add_argument("--hot-share", type=float, default=None,
+                        help="CAFE's hot share for every ratio (default: the paper's 1 - h)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0],
                         help="one run per seed (synthetic data and model weights); the table "
                              "gives mean +- std")
