@@ -341,13 +341,19 @@ def _planted_dataset(seed=0, n=4096):
     return tf.data.Dataset.from_tensor_slices(_planted_data(seed, n)).batch(128)
 
 
-def test_tfrs_model_fit_converges_and_promotes_planted_hot_ids():
+def _planted_model():
+    """A seeded, compiled tiny TFRS ranking model over a 200x CAFE layer, and the layer."""
     tf_keras.utils.set_random_seed(0)
     layer = CafeEmbeddingCollection({"u": 100_000, "v": 100_000},
                                     CafeConfig(embedding_dim=8, compression_ratio=200,
                                                threshold=5.0), name="cafe")
     model = _TinyRanking(layer)
     model.compile(optimizer=tf_keras.optimizers.Adam(0.05))
+    return model, layer
+
+
+def test_tfrs_model_fit_converges_and_promotes_planted_hot_ids():
+    model, layer = _planted_model()
     history = model.fit(_planted_dataset(), epochs=3, verbose=0,
                         callbacks=[CafeMigration(every_n_steps=1)])
     scores = _scores_by_key(layer)
@@ -365,12 +371,7 @@ def test_tfrs_model_fit_converges_and_promotes_planted_hot_ids():
 def test_migration_callback_writes_tensorboard_points(tmp_path):
     """Points every `log_every_n_steps` batches, whatever the migration period, and
     once per epoch."""
-    tf_keras.utils.set_random_seed(0)
-    layer = CafeEmbeddingCollection({"u": 100_000, "v": 100_000},
-                                    CafeConfig(embedding_dim=8, compression_ratio=200,
-                                               threshold=5.0), name="cafe")
-    model = _TinyRanking(layer)
-    model.compile(optimizer=tf_keras.optimizers.Adam(0.05))
+    model, layer = _planted_model()
     model.fit(_planted_dataset(n=128 * 12), epochs=1, verbose=0,
               callbacks=[CafeMigration(every_n_steps=3, log_dir=str(tmp_path),
                                        log_every_n_steps=4)])
