@@ -220,12 +220,14 @@ def mismatches(root, save_path: str) -> List[str]:
     graph.ParseFromString(reader.get_tensor(_OBJECT_GRAPH_KEY))
     owners = _variable_owners(root)
     problems = []  # (rank, text)
+    found = set()
     for obj, attribute, key in _checkpoint_objects(root, graph):
         if isinstance(obj, CafeLayoutRecord) and key in shapes:
             problems.extend((0, p) for p in obj.problems(reader.get_tensor(key).decode()))
             continue
         if attribute != "VARIABLE_VALUE" or key not in shapes:
             continue
+        found.add(id(obj))
         shape, dtype = getattr(obj, "shape", None), getattr(obj, "dtype", None)
         if shape is None or dtype is None:
             continue
@@ -236,6 +238,15 @@ def mismatches(root, save_path: str) -> List[str]:
         elif tf.as_dtype(dtype).base_dtype != dtypes[key]:
             problems.append((rank, f"{what}: dtype {dtypes[key].name} in the checkpoint but "
                                    f"{tf.as_dtype(dtype).name} in this model"))
+    # A CAFE layer's state the checkpoint lacks would silently keep its fresh value.
+    old_layout = any(k.endswith("/row_slot/.ATTRIBUTES/VARIABLE_VALUE") for k in shapes)
+    for layer in cafe_layers(root):
+        for v in layer.weights:
+            if id(v) not in found:
+                hint = (" (the checkpoint has the separate rows/tags/row_slot variables of "
+                        "cafe_tf before packed_int32: it cannot be restored)"
+                        if old_layout and "packed_int32" in v.name else "")
+                problems.append((1, f"{owners[id(v)][1]}: not in the checkpoint{hint}"))
     return list(dict.fromkeys(text for _, text in sorted(problems)))
 
 

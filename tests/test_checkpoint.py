@@ -208,6 +208,22 @@ def test_same_shapes_but_other_row_split_is_refused(tmp_path):
     assert mismatches(same_checkpoint, path) == []
 
 
+def test_state_the_checkpoint_lacks_is_named(tmp_path):
+    """A variable of this model's CAFE layer that the checkpoint does not hold would
+    keep its fresh value: refused (here the medium tables of multi-level hashing)."""
+    layer = CafeEmbeddingCollection({"x": 1000}, CafeConfig(embedding_dim=4,
+                                                            budget_bytes=4000), name="cafe")
+    layer.build(None)
+    path = tf.train.Checkpoint(layer=layer).save(str(tmp_path / "ckpt"))
+    other = CafeEmbeddingCollection({"x": 1000}, CafeConfig(
+        embedding_dim=4, budget_bytes=4000, multi_level=True), name="cafe")
+    other.build(None)
+    problems = mismatches(tf.train.Checkpoint(layer=other), path)
+    assert "CAFE layer 'cafe', medium_tables: not in the checkpoint" in problems, problems
+    with pytest.raises(CheckpointMismatchError, match="medium_tables: not in the checkpoint"):
+        restore(tf.train.Checkpoint(layer=other), path)
+
+
 def test_layer_records_its_layout_in_every_checkpoint(tmp_path):
     """save_weights / load_weights (and any tf.train.Checkpoint of the layer) carry the
     layer's own layout record: another row split of the same shapes is refused."""

@@ -93,6 +93,10 @@ def test_empty_batch_changes_nothing(backend):
     (dict(num_buckets=8, hot_rows=4, decay_rule="batches"), "decay_period"),
     (dict(num_buckets=8, hot_rows=4, threshold=2.0, medium_threshold=3.0), "medium_threshold"),
     (dict(num_buckets=8, hot_rows=4, threshold=2.0, demote_threshold=3.0), "demote_threshold"),
+    # Subnormal thresholds: 0 to TF's flush-to-zero CPU kernels, not to CUDA.
+    (dict(num_buckets=8, hot_rows=4, threshold=1e-39), "threshold"),
+    (dict(num_buckets=8, hot_rows=4, threshold=2.0, medium_threshold=1e-40), "medium_threshold"),
+    (dict(num_buckets=8, hot_rows=4, threshold=2.0, demote_threshold=1e-40), "demote_threshold"),
 ])
 def test_bad_config_is_a_value_error(kwargs, message):
     with pytest.raises(ValueError, match=message):

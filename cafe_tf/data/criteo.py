@@ -300,7 +300,7 @@ class CriteoParquet(_CriteoFiles):
         ints = tf.stack([tf.cast(row[f], tf.float64) for f in DENSE_FIELDS], axis=1)
         ints = tf.where(tf.math.is_nan(ints), tf.zeros_like(ints), ints)  # missing
         # inf, or beyond int64: no integer count (casting them is undefined).
-        finite = tf.math.is_finite(ints) & (tf.abs(ints) < 2.0**62)
+        finite = tf.math.is_finite(ints) & (tf.abs(ints) < 2.0**63)
         dense_ok = tf.reduce_all(finite, axis=1)
         ints = tf.where(finite, ints, tf.zeros_like(ints))
         dense = transform_integers(tf.cast(tf.floor(ints), tf.int64))
@@ -322,7 +322,7 @@ class CriteoParquet(_CriteoFiles):
             problem = tf.where(
                 ~label_ok[first], "label is not 0 or 1",
                 tf.where(~dense_ok[first],
-                         tf.strings.join(["column ", bad_dense, " is not a finite integer"]),
+                         tf.strings.join(["column ", bad_dense, " is inf or beyond int64"]),
                          tf.strings.join(["column ", bad_field,
                                           " is not empty or 8 hex digits"])))
             message = tf.strings.join([paths[first], ": row ", tf.strings.as_string(numbers[first]),

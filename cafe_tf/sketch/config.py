@@ -13,6 +13,8 @@ SCALAR_BYTES = 4 + 8
 # The int32 arrays (hot rows and tags per slot, owner per hot row) are packed into
 # an int64 variable: 4 bytes of padding when they hold an odd number of words.
 MAX_PADDING_BYTES = 4
+# Smallest normal float32. Subnormal importances and scores count as 0 everywhere.
+FLOAT32_MIN_NORMAL = 1.1754943508222875e-38
 
 DECAY_RULES = ("mass", "batches")
 
@@ -59,19 +61,23 @@ class SketchConfig:
             problems.append(f"slots_per_bucket must be a positive int, got {self.slots_per_bucket!r}")
         elif isinstance(self.num_buckets, int) and self.num_buckets * self.slots_per_bucket >= 2**31:
             problems.append("num_buckets * slots_per_bucket must be < 2**31")
-        if not (math.isfinite(self.threshold) and self.threshold > 0):
-            problems.append(f"threshold must be finite and > 0, got {self.threshold!r}")
+        # Thresholds are compared with float32 scores: a subnormal one would be 0 to TF's
+        # flush-to-zero CPU kernels and not to CUDA (see FLOAT32_MIN_NORMAL).
+        if not (math.isfinite(self.threshold) and self.threshold >= FLOAT32_MIN_NORMAL):
+            problems.append(f"threshold must be finite and >= {FLOAT32_MIN_NORMAL:.6g} (the "
+                            f"smallest normal float32), got {self.threshold!r}")
         if not 0 < self.decay_rate <= 1:
             problems.append(f"decay_rate must be in (0, 1], got {self.decay_rate!r}")
         if self.demote_threshold is not None and not (
-                math.isfinite(self.demote_threshold) and 0 <= self.demote_threshold
-                <= self.threshold):
-            problems.append("demote_threshold must be in [0, threshold], got "
-                            f"{self.demote_threshold!r}")
+                math.isfinite(self.demote_threshold) and self.demote_threshold <= self.threshold
+                and (self.demote_threshold == 0 or self.demote_threshold >= FLOAT32_MIN_NORMAL)):
+            problems.append("demote_threshold must be 0 or in [smallest normal float32, "
+                            f"threshold], got {self.demote_threshold!r}")
         if self.medium_threshold is not None and not (
-                math.isfinite(self.medium_threshold) and 0 < self.medium_threshold <= self.threshold):
-            problems.append("medium_threshold must be in (0, threshold], got "
-                            f"{self.medium_threshold!r}")
+                math.isfinite(self.medium_threshold)
+                and FLOAT32_MIN_NORMAL <= self.medium_threshold <= self.threshold):
+            problems.append("medium_threshold must be in [smallest normal float32, threshold], "
+                            f"got {self.medium_threshold!r}")
         if self.decay_rule not in DECAY_RULES:
             problems.append(f"decay_rule must be one of {DECAY_RULES}, got {self.decay_rule!r}")
         elif self.decay_rule == "mass" and not self.decay_mass_factor > 0:
