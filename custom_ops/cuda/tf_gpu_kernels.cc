@@ -248,17 +248,7 @@ class CafeSketchQueryGpuOp : public OpKernel {
 class CafeSketchMigrateGpuOp : public OpKernel {
  public:
   explicit CafeSketchMigrateGpuOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("hot_rows", &config_.hot_rows));
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("threshold", &config_.threshold));
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("demote_threshold", &config_.demote_threshold));
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("decay_rate", &config_.decay_rate));
-    std::string rule;
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("decay_rule", &rule));
-    config_.decay_rule = rule == "mass" ? cafe::DecayRule::kMass : cafe::DecayRule::kBatches;
-    float factor;
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("decay_mass_factor", &factor));
-    config_.decay_mass_factor = factor;
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("decay_period", &config_.decay_period));
+    OP_REQUIRES_OK(ctx, ReadMigrateAttrs(ctx, &config_));
   }
 
   void Compute(OpKernelContext* ctx) override {
@@ -267,11 +257,9 @@ class CafeSketchMigrateGpuOp : public OpKernel {
                 errors::InvalidArgument("force_decay must be a scalar"));
     GpuLockedState locked(ctx, "CafeSketchMigrate", config_.hot_rows);
     if (!locked.ok()) return;
-    cafe::SketchConfig config = config_;
-    config.num_buckets = locked.num_buckets();
-    config.slots_per_bucket = locked.slots_per_bucket();
-    const std::string problem = config.Validate();
-    OP_REQUIRES(ctx, problem.empty(), errors::InvalidArgument("CafeSketchMigrate: ", problem));
+    cafe::SketchConfig config;
+    OP_REQUIRES_OK(ctx, SizedMigrateConfig(config_, locked.num_buckets(),
+                                           locked.slots_per_bucket(), &config));
     const cudaStream_t stream = StreamOf(ctx);
     OP_REQUIRES_OK(ctx, locked.PrepareForUpdate(ctx, stream));
 

@@ -330,17 +330,7 @@ Returns what it did.
 class CafeSketchMigrateOp : public OpKernel {
  public:
   explicit CafeSketchMigrateOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("hot_rows", &config_.hot_rows));
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("threshold", &config_.threshold));
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("demote_threshold", &config_.demote_threshold));
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("decay_rate", &config_.decay_rate));
-    std::string rule;
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("decay_rule", &rule));
-    config_.decay_rule = rule == "mass" ? cafe::DecayRule::kMass : cafe::DecayRule::kBatches;
-    float factor;
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("decay_mass_factor", &factor));
-    config_.decay_mass_factor = factor;
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("decay_period", &config_.decay_period));
+    OP_REQUIRES_OK(ctx, cafe_ops::ReadMigrateAttrs(ctx, &config_));
   }
 
   void Compute(OpKernelContext* ctx) override {
@@ -349,11 +339,9 @@ class CafeSketchMigrateOp : public OpKernel {
                 errors::InvalidArgument("force_decay must be a scalar"));
     LockedState locked(ctx, config_.hot_rows);
     if (!locked.ok()) return;
-    cafe::SketchConfig config = config_;
-    config.num_buckets = locked.num_buckets();
-    config.slots_per_bucket = locked.slots_per_bucket();
-    const std::string problem = config.Validate();
-    OP_REQUIRES(ctx, problem.empty(), errors::InvalidArgument("CafeSketchMigrate: ", problem));
+    cafe::SketchConfig config;
+    OP_REQUIRES_OK(ctx, cafe_ops::SizedMigrateConfig(config_, locked.num_buckets(),
+                                                     locked.slots_per_bucket(), &config));
     OP_REQUIRES_OK(ctx, locked.PrepareForUpdate(ctx));
     const cafe::MigrationResult result =
         cafe::Migrate(config, locked.state(), force.scalar<bool>()());

@@ -1,9 +1,14 @@
 // Inputs of the HotSketch ops shared by the CPU kernels (hotsketch_ops.cc) and
 // the GPU kernels (../cuda/tf_gpu_kernels.cc): the order and dtypes of the
-// state variables, and the shape checks of an insert batch.
+// state variables, the shape checks of an insert batch, and the migrate op's
+// attributes.
 #ifndef CAFE_TF_TF_SKETCH_OP_INPUTS_H_
 #define CAFE_TF_TF_SKETCH_OP_INPUTS_H_
 
+#include <string>
+
+#include "../core/hotsketch.h"
+#include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/tensor.h"
 #include "tensorflow/core/framework/types.h"
 #include "tensorflow/core/platform/errors.h"
@@ -107,6 +112,33 @@ inline Status CheckInsertShapes(const Tensor& ids, const Tensor& importance, con
                                    importance.shape().DebugString(), " and ",
                                    tags.shape().DebugString());
   }
+  return OkStatus();
+}
+
+// CafeSketchMigrate's attributes as a SketchConfig; its sizes come from the
+// state at each call (SizedMigrateConfig).
+inline Status ReadMigrateAttrs(OpKernelConstruction* ctx, cafe::SketchConfig* config) {
+  TF_RETURN_IF_ERROR(ctx->GetAttr("hot_rows", &config->hot_rows));
+  TF_RETURN_IF_ERROR(ctx->GetAttr("threshold", &config->threshold));
+  TF_RETURN_IF_ERROR(ctx->GetAttr("demote_threshold", &config->demote_threshold));
+  TF_RETURN_IF_ERROR(ctx->GetAttr("decay_rate", &config->decay_rate));
+  std::string rule;
+  TF_RETURN_IF_ERROR(ctx->GetAttr("decay_rule", &rule));
+  config->decay_rule = rule == "mass" ? cafe::DecayRule::kMass : cafe::DecayRule::kBatches;
+  float factor;
+  TF_RETURN_IF_ERROR(ctx->GetAttr("decay_mass_factor", &factor));
+  config->decay_mass_factor = factor;
+  return ctx->GetAttr("decay_period", &config->decay_period);
+}
+
+// The attributes' config sized to the state, or an error naming what is wrong.
+inline Status SizedMigrateConfig(const cafe::SketchConfig& attrs, int64_t num_buckets,
+                            int64_t slots_per_bucket, cafe::SketchConfig* config) {
+  *config = attrs;
+  config->num_buckets = num_buckets;
+  config->slots_per_bucket = slots_per_bucket;
+  const std::string problem = config->Validate();
+  if (!problem.empty()) return errors::InvalidArgument("CafeSketchMigrate: ", problem);
   return OkStatus();
 }
 
