@@ -108,6 +108,26 @@ def test_unknown_backend():
         HotSketch(SketchConfig(num_buckets=8, hot_rows=4), backend="gpu")
 
 
+@pytest.mark.parametrize("attrs, message", [
+    (dict(threshold=0.0), "threshold must be finite and > 0"),
+    (dict(decay_rate=1.5), "decay_rate must be in"),
+    (dict(decay_rule="batches", decay_period=0), "decay_period must be > 0"),
+])
+def test_migrate_op_rejects_bad_attributes(attrs, message):
+    """The raw migrate op validates its attributes itself, state untouched."""
+    from cafe_tf import _ops
+
+    sketch = _warm_sketch("op")
+    before = state_arrays(sketch)
+    options = dict(hot_rows=4, threshold=2.0, demote_threshold=2.0, decay_rate=0.99)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="CafeSketchMigrate: " + message):
+        _ops.ops.cafe_sketch_migrate(*[v.handle for v in sketch.state_variables],
+                                     force_decay=True, **{**options, **attrs})
+    after = state_arrays(sketch)
+    for name in before:
+        assert np.array_equal(before[name], after[name]), name
+
+
 def test_op_rejects_state_variables_not_matching_the_layout():
     """The raw ops check the variables they are handed against `hot_rows`."""
     from cafe_tf import _ops

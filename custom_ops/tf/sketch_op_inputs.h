@@ -133,7 +133,7 @@ inline Status ReadMigrateAttrs(OpKernelConstruction* ctx, cafe::SketchConfig* co
 
 // The attributes' config sized to the state, or an error naming what is wrong.
 inline Status SizedMigrateConfig(const cafe::SketchConfig& attrs, int64_t num_buckets,
-                            int64_t slots_per_bucket, cafe::SketchConfig* config) {
+                                 int32_t slots_per_bucket, cafe::SketchConfig* config) {
   *config = attrs;
   config->num_buckets = num_buckets;
   config->slots_per_bucket = slots_per_bucket;
