@@ -94,4 +94,5 @@ SOURCES = sorted(str(p.relative_to(ROOT)) for d in ("core", "tf")
 
 setup(ext_modules=[Extension(OP_LIBRARY, sources=SOURCES)],
       cmdclass={"build_ext": BuildCafeOps},
-      options={"build": {"build_base": _scratch_folder()}})
+      options={"build": {"build_base": _scratch_folder()},
+               "egg_info": {"egg_base": _scratch_folder()}})

@@ -1,40 +1,45 @@
 """The op library loader says clearly what is wrong and how to rebuild."""
-import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import tensorflow as tf
 
 from cafe_tf import _ops
 
 
 def test_missing_library(tmp_path, monkeypatch):
     monkeypatch.setattr(_ops, "_HERE", tmp_path)
-    with pytest.raises(_ops.OpLibraryError, match="missing.*Rebuild"):
+    with pytest.raises(_ops.OpLibraryError,
+                       match=f"_cafe_ops_tf{re.escape(tf.__version__)}.so .*is missing.*Rebuild"):
         _ops._load()
 
 
-def test_library_built_for_another_tensorflow(tmp_path, monkeypatch):
-    library = sorted(_ops._HERE.glob("_cafe_ops*.so"))[0]
-    shutil.copy(library, tmp_path / library.name)
-    (tmp_path / "_build_info.json").write_text(json.dumps({"tensorflow_version": "2.15.0"}))
+def test_library_built_for_another_tensorflow_names_both_versions(tmp_path, monkeypatch):
+    shutil.copy(_ops.library_path(_ops._HERE, tf.__version__), tmp_path / "_cafe_ops_tf2.15.1.so")
     monkeypatch.setattr(_ops, "_HERE", tmp_path)
-    with pytest.raises(_ops.OpLibraryError, match="built for TensorFlow 2.15.0.*Rebuild"):
+    with pytest.raises(_ops.OpLibraryError) as error:
         _ops._load()
+    message = str(error.value)
+    assert f"built for TensorFlow 2.15.1, but TensorFlow {tf.__version__} is installed" in message
+    assert "pip install --no-build-isolation -e ." in message  # the rebuild command
 
 
-def test_library_without_build_record(tmp_path, monkeypatch):
-    library = sorted(_ops._HERE.glob("_cafe_ops*.so"))[0]
-    shutil.copy(library, tmp_path / library.name)
+def test_library_that_does_not_load_is_reported(tmp_path, monkeypatch):
+    _ops.library_path(tmp_path, tf.__version__).write_bytes(b"not a shared library")
     monkeypatch.setattr(_ops, "_HERE", tmp_path)
-    with pytest.raises(_ops.OpLibraryError, match="no build record"):
+    with pytest.raises(_ops.OpLibraryError, match=f"failed to load in TensorFlow "
+                                                  f"{re.escape(tf.__version__)}.*Rebuild"):
         _ops._load()
 
 
-def test_installed_library_loads():
+def test_installed_library_is_the_one_named_for_this_tensorflow():
+    # setup.py builds it under the name the loader looks for.
+    assert _ops.library_path(_ops._HERE, tf.__version__).is_file()
     assert _ops.ops is not None and _ops.load_error is None
     assert hasattr(_ops.ops, "cafe_sketch_insert")
 
@@ -42,8 +47,7 @@ def test_installed_library_loads():
 def _copy_without_library(tmp_path):
     package = Path(_ops.__file__).resolve().parent
     shutil.copytree(package, tmp_path / "cafe_tf",
-                    ignore=shutil.ignore_patterns("_cafe_ops*.so", "_build_info.json",
-                                                  "__pycache__"))
+                    ignore=shutil.ignore_patterns("_cafe_ops*.so", "__pycache__"))
     return {**os.environ, "PYTHONPATH": str(tmp_path), "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 
