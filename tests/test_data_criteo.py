@@ -1,15 +1,23 @@
 """Readers for real Criteo files: exact parsing, missing values, malformed lines, Parquet."""
 import gzip
+import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from cafe_tf.data import KAGGLE_CARDINALITIES, MISSING_ID, CriteoParquet, CriteoTSV
+from cafe_tf.data import KAGGLE_CARDINALITIES, MISSING_ID, CriteoParquet, CriteoTSV, criteo
 from cafe_tf.data.criteo import CATEGORICAL_FIELDS, DENSE_FIELDS, parse_hex_ids
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
+
+# tensorflow-io 0.37 reads Parquet with TensorFlow 2.16 only; pyarrow with every TensorFlow.
+TFIO_PROBLEM = criteo._tensorflow_io_problem()
+needs_tfio = pytest.mark.skipif(TFIO_PROBLEM is not None,
+                                reason=f"tensorflow_io cannot read Parquet here: {TFIO_PROBLEM}")
+ENGINES = [pytest.param("pyarrow", id="pyarrow"),
+           pytest.param("tensorflow_io", id="tensorflow_io", marks=needs_tfio)]
 
 
 def make_row(rng, label=None):
@@ -170,11 +178,15 @@ def write_parquet(path, rows, hex_strings=True, statistics=True, **columns):
     pq.write_table(pa.table(table), path, row_group_size=8, write_statistics=statistics)
 
 
-@pytest.mark.parametrize("hex_strings", [True, False])
-def test_parquet_values_match_the_tsv_mapping(tmp_path, rows, hex_strings):
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("hex_strings", [pytest.param(True, id="hex"),
+                                         pytest.param(False, id="int_ids")])
+def test_parquet_values_match_the_tsv_mapping(tmp_path, rows, hex_strings, engine):
     write_parquet(tmp_path / "a.parquet", rows[:20], hex_strings)
     write_parquet(tmp_path / "b.parquet", rows[20:], hex_strings)
-    reader = CriteoParquet([str(tmp_path / "a.parquet"), str(tmp_path / "b.parquet")])
+    reader = CriteoParquet([str(tmp_path / "a.parquet"), str(tmp_path / "b.parquet")],
+                           engine=engine)
+    assert reader.engine == engine
     *actual, sizes = read_all(reader, batch_size=7)
     assert sizes == [7, 7, 7, 7, 2]
     assert_rows(actual, rows)
@@ -196,26 +208,28 @@ def test_parquet_rejects_missing_columns(tmp_path, rows):
         CriteoParquet(str(tmp_path / "short.parquet"))
 
 
-def test_parquet_bad_values_raise_or_are_skipped(tmp_path, rows):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_parquet_bad_values_raise_or_are_skipped(tmp_path, rows, engine):
     bad_hex = [c[4] for _, _, c in rows[:5]]
     bad_hex[3] = "xyz"
     write_parquet(tmp_path / "bad.parquet", rows[:5], C5=pa.array(bad_hex))
     with pytest.raises(tf.errors.InvalidArgumentError,
                        match="bad.parquet: row 4: malformed Criteo row .column C5"):
-        read_all(CriteoParquet(str(tmp_path / "bad.parquet")))
-    reader = CriteoParquet(str(tmp_path / "bad.parquet"), on_error="skip")
+        read_all(CriteoParquet(str(tmp_path / "bad.parquet"), engine=engine))
+    reader = CriteoParquet(str(tmp_path / "bad.parquet"), on_error="skip", engine=engine)
     *actual, _ = read_all(reader)
     assert_rows(actual, rows[:3] + rows[4:5])
     assert int(reader.skipped_rows.numpy()) == 1
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("column, value, message", [
-    ("label", 2, "label is not 0 or 1"),
-    ("I3", np.inf, "column I3 is inf or beyond int64"),
-    ("I5", 2.0**63, "column I5 is inf or beyond int64"),
+    pytest.param("label", 2, "label is not 0 or 1", id="label_2"),
+    pytest.param("I3", np.inf, "column I3 is inf or beyond int64", id="I3_inf"),
+    pytest.param("I5", 2.0**63, "column I5 is inf or beyond int64", id="I5_2pow63"),
 ])
 def test_parquet_bad_label_or_integer_raises_or_is_skipped(tmp_path, rows, column, value,
-                                                           message):
+                                                           message, engine):
     path = tmp_path / "bad.parquet"
     if column == "label":
         labels = [r[0] for r in rows[:5]]
@@ -227,8 +241,69 @@ def test_parquet_bad_label_or_integer_raises_or_is_skipped(tmp_path, rows, colum
         values[2] = value
         write_parquet(path, rows[:5], **{column: pa.array(values)})
     with pytest.raises(tf.errors.InvalidArgumentError, match=f"bad.parquet: row 3: .*{message}"):
-        read_all(CriteoParquet(str(path)))
-    reader = CriteoParquet(str(path), on_error="skip")
+        read_all(CriteoParquet(str(path), engine=engine))
+    reader = CriteoParquet(str(path), on_error="skip", engine=engine)
     *actual, _ = read_all(reader)
     assert_rows(actual, rows[:2] + rows[3:5])
     assert int(reader.skipped_rows.numpy()) == 1
+
+
+@needs_tfio
+def test_parquet_engines_give_equal_batches_and_skip_counts(tmp_path, monkeypatch):
+    monkeypatch.setattr(criteo, "_LINES_PER_BLOCK", 64)  # several blocks from few rows
+    rng = np.random.default_rng(3)
+    rows = [make_row(rng) for _ in range(300)]
+    labels = [r[0] for r in rows]
+    labels[10] = labels[250] = 7  # two bad rows, in different blocks and files
+    paths = [str(tmp_path / "a.parquet"), str(tmp_path / "b.parquet")]
+    write_parquet(paths[0], rows[:200], label=pa.array(labels[:200], pa.int64()))
+    write_parquet(paths[1], rows[200:], label=pa.array(labels[200:], pa.int64()))
+    readers = {engine: CriteoParquet(paths, on_error="skip", engine=engine)
+               for engine in ("tensorflow_io", "pyarrow")}
+    (*batches_io, sizes_io), (*batches_pa, sizes_pa) = (read_all(r, 100)
+                                                        for r in readers.values())
+    assert sizes_io == sizes_pa == [100, 100, 98]
+    for from_io, from_pa in zip(batches_io, batches_pa):
+        np.testing.assert_array_equal(from_io, from_pa)
+    assert [int(r.skipped_rows.numpy()) for r in readers.values()] == [2, 2]
+
+
+@pytest.fixture
+def without_tensorflow_io(monkeypatch):
+    """As where tensorflow-io is not installed (the TensorFlow 2.21 CI environment)."""
+    monkeypatch.setitem(sys.modules, "tensorflow_io", None)
+
+
+def test_auto_engine_falls_back_to_pyarrow(tmp_path, rows, without_tensorflow_io):
+    write_parquet(tmp_path / "a.parquet", rows)
+    reader = CriteoParquet(str(tmp_path / "a.parquet"))
+    assert reader.engine == "pyarrow"
+    *actual, _ = read_all(reader)
+    assert_rows(actual, rows)
+
+
+def test_tensorflow_io_engine_fails_at_construction_where_it_cannot_run(tmp_path, rows,
+                                                                          without_tensorflow_io):
+    write_parquet(tmp_path / "a.parquet", rows)
+    with pytest.raises(ValueError, match=r"compiled ops for TensorFlow 2.16 only .*"
+                                         r"engine='pyarrow'"):
+        CriteoParquet(str(tmp_path / "a.parquet"), engine="tensorflow_io")
+
+
+@needs_tfio
+def test_auto_engine_takes_tensorflow_io_where_it_loads(tmp_path, rows):
+    write_parquet(tmp_path / "a.parquet", rows)
+    assert CriteoParquet(str(tmp_path / "a.parquet")).engine == "tensorflow_io"
+
+
+def test_parquet_rejects_bad_engines_and_column_types(tmp_path, rows):
+    write_parquet(tmp_path / "a.parquet", rows[:3])
+    with pytest.raises(ValueError, match="engine must be one of"):
+        CriteoParquet(str(tmp_path / "a.parquet"), engine="pandas")
+    write_parquet(tmp_path / "dates.parquet", rows[:3],
+                  I2=pa.array([b"0", b"1", b"2"], pa.binary()))
+    with pytest.raises(ValueError, match=r"unsupported types \{'I2': 'binary'\}"):
+        CriteoParquet(str(tmp_path / "dates.parquet"))
+    write_parquet(tmp_path / "int_ids.parquet", rows[3:6], hex_strings=False)
+    with pytest.raises(ValueError, match=r"int_ids.parquet: columns \['C1', .* have other types"):
+        CriteoParquet([str(tmp_path / "a.parquet"), str(tmp_path / "int_ids.parquet")])

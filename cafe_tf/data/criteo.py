@@ -22,8 +22,9 @@ file, the line number, the problem and the line; `on_error="skip"` drops the lin
 it in `CriteoTSV.skipped_lines`.
 """
 import os
-from typing import Literal, Mapping, Optional, Sequence, Union
+from typing import Literal, Mapping, Optional, Sequence, Union, get_args
 
+import numpy as np
 import tensorflow as tf
 
 from cafe_tf.data.batch import CTRData, pack_batch
@@ -46,6 +47,7 @@ _INT_PATTERN = "-?[0-9]{1,18}"  # 18 digits always fit in int64, so parsing cann
 _HEX_PATTERN = f"[0-9a-fA-F]{{{_HEX_DIGITS}}}"
 _LINES_PER_BLOCK = 4096  # lines (rows) parsed together: vectorised string ops, then rebatched
 ErrorPolicy = Literal["raise", "skip"]
+ParquetEngine = Literal["auto", "tensorflow_io", "pyarrow"]
 PathLike = Union[str, os.PathLike]
 
 
@@ -229,27 +231,48 @@ def _describe_problem(count, label, ints, cats, ok):
 
 
 class CriteoParquet(_CriteoFiles):
-    """Streams Criteo examples from Parquet files through `tensorflow_io`.
+    """Streams Criteo examples from Parquet files, through pyarrow or `tensorflow_io`.
 
     Expected columns: `label` (integer or float, 0/1); `I1..I13` (integers, or floats, which
     are floored, NaN meaning missing; then the transform of the module docstring applies);
     `C1..C26` (integer ids used as they are, or 8-digit hex strings parsed like the TSV
     reader, "" meaning missing).
 
+    Two engines read the files; both feed the same parsing step, so they give the same
+    batches, the same errors and the same skip counts:
+
+    - `"tensorflow_io"` reads in-graph (no Python in the input pipeline). tensorflow-io
+      0.37 has compiled ops for TensorFlow 2.16 only (`pip install cafe_tf[parquet-tfio]`).
+    - `"pyarrow"` reads with pyarrow through `tf.data.Dataset.from_generator`, with every
+      supported TensorFlow (`pip install cafe_tf[parquet]`). Like any generator input, it
+      runs Python in the input pipeline and cannot be serialised (tf.data service).
+    - `"auto"` (default) takes tensorflow_io where its ops load, else pyarrow.
+
     Parquet nulls are rejected when the reader is built: tensorflow_io 0.37 silently shifts
-    the following values of a column with nulls into the wrong rows. Write missing integers
-    as 0 or NaN and missing categoricals as "" (or an id of your own). The check reads the
-    files' footers (and a column itself only where the writer kept no statistics) with
-    pyarrow, which this reader therefore needs.
+    the following values of a column with nulls into the wrong rows, and both engines keep
+    one policy. Write missing integers as 0 or NaN and missing categoricals as "" (or an id
+    of your own). The check reads the files' footers (and a column itself only where the
+    writer kept no statistics) with pyarrow, which this reader therefore always needs.
 
     Args:
-        files: one path or a list of paths, read in the given order.
+        files: one path or a list of paths, read in the given order; all with the same
+            column types.
         vocabulary_sizes: as for `CriteoTSV`.
-        on_error: `"raise"` or `"skip"`; applies to labels other than 0/1 and to categorical
-            strings that are not empty or 8 hex digits.
+        on_error: `"raise"` or `"skip"`; applies to labels other than 0/1, to integers that
+            are inf or beyond int64 and to categorical strings that are not empty or 8 hex
+            digits.
+        engine: `"auto"`, `"tensorflow_io"` or `"pyarrow"`, see above.
 
     Attributes:
+        engine: the engine in use, `"tensorflow_io"` or `"pyarrow"`.
         skipped_rows: int64 `tf.Variable` counting rows skipped with `on_error="skip"`.
+
+    Raises:
+        ValueError: a file lacks a column, holds a null, or has a column type other than
+            integer, float or string (or differs in types from the first file);
+            `engine="tensorflow_io"` where tensorflow_io cannot read Parquet (the message
+            says which TensorFlow it supports); an unknown engine.
+        ImportError: pyarrow is not installed.
 
     Example:
         >>> reader = CriteoParquet("criteo_day_6.parquet")
@@ -258,10 +281,10 @@ class CriteoParquet(_CriteoFiles):
 
     def __init__(self, files: Union[PathLike, Sequence[PathLike]],
                  vocabulary_sizes: Optional[Mapping[str, int]] = None,
-                 on_error: ErrorPolicy = "raise"):
+                 on_error: ErrorPolicy = "raise", engine: ParquetEngine = "auto"):
         super().__init__(files, vocabulary_sizes, on_error)
-        for path in self.files:
-            _check_parquet_columns(path)
+        self._column_types = _check_parquet_files(self.files)
+        self.engine = _choose_engine(engine)
         self.skipped_rows = tf.Variable(0, dtype=tf.int64, trainable=False,
                                         name="criteo_skipped_rows")
 
@@ -274,6 +297,18 @@ class CriteoParquet(_CriteoFiles):
         Returns:
             A `tf.data.Dataset` in the batch format of `cafe_tf.data.batch`.
         """
+        blocks = (self._tensorflow_io_blocks() if self.engine == "tensorflow_io"
+                  else self._pyarrow_blocks())
+        names = self.field_names
+        return (blocks
+                .map(self._parse_block, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+                .rebatch(batch_size)
+                .map(lambda d, i, y: pack_batch(d, i, y, names),
+                     num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+                .prefetch(tf.data.AUTOTUNE))
+
+    def _tensorflow_io_blocks(self) -> tf.data.Dataset:
+        """(paths, row numbers, {column: values}) blocks, read by tensorflow_io."""
         import tensorflow_io as tfio  # imported here: it is slow to load and only Parquet needs it
 
         def numbered_rows(path):
@@ -284,13 +319,29 @@ class CriteoParquet(_CriteoFiles):
         stream = streams[0]
         for more in streams[1:]:
             stream = stream.concatenate(more)
-        names = self.field_names
-        return (stream.batch(_LINES_PER_BLOCK)
-                .map(self._parse_block, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-                .rebatch(batch_size)
-                .map(lambda d, i, y: pack_batch(d, i, y, names),
-                     num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-                .prefetch(tf.data.AUTOTUNE))
+        return stream.batch(_LINES_PER_BLOCK)
+
+    def _pyarrow_blocks(self) -> tf.data.Dataset:
+        """The same blocks as `_tensorflow_io_blocks`, read by pyarrow."""
+        import pyarrow.parquet as pq
+
+        files, types = self.files, self._column_types
+
+        def blocks():
+            for path in files:
+                first = 1
+                for batch in pq.ParquetFile(path).iter_batches(_LINES_PER_BLOCK,
+                                                               columns=_PARQUET_COLUMNS):
+                    count = batch.num_rows
+                    yield (np.full(count, path, dtype=object),
+                           np.arange(first, first + count, dtype=np.int64),
+                           {c: _column_values(batch.column(c), types[c])
+                            for c in _PARQUET_COLUMNS})
+                    first += count
+
+        block = tf.TensorSpec([None], tf.string), tf.TensorSpec([None], tf.int64)
+        columns = {c: tf.TensorSpec([None], types[c]) for c in _PARQUET_COLUMNS}
+        return tf.data.Dataset.from_generator(blocks, output_signature=(*block, columns))
 
     def _parse_block(self, paths, numbers, row):
         """Converts a block of rows to (dense, ids, label), enforcing `on_error`."""
@@ -335,20 +386,96 @@ class CriteoParquet(_CriteoFiles):
 
 
 _PARQUET_COLUMNS = [LABEL_COLUMN] + DENSE_FIELDS + CATEGORICAL_FIELDS
+_ENGINES = get_args(ParquetEngine)
 
 
-def _check_parquet_columns(path: str) -> None:
-    """Raises ValueError if `path` lacks a column or any column holds a null."""
+def _tensorflow_io_problem() -> Optional[str]:
+    """Why tensorflow_io cannot read Parquet in this TensorFlow, or None if it can."""
+    try:
+        import tensorflow_io  # noqa: F401
+        from tensorflow_io.python.ops import core_ops
+
+        # Loads tensorflow_io's compiled ops: `import tensorflow_io` succeeds even where
+        # they were built for another TensorFlow; this fails there (undefined symbols).
+        core_ops.io_parquet_readable_info  # noqa: B018
+    except Exception as err:  # any failure means this engine cannot run here
+        return f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+    return None
+
+
+def _choose_engine(engine: str) -> str:
+    """The engine to use for `engine` ("auto" resolved), or ValueError."""
+    if engine not in _ENGINES:
+        raise ValueError(f"engine must be one of {_ENGINES}, got {engine!r}")
+    if engine == "pyarrow":
+        return engine
+    problem = _tensorflow_io_problem()
+    if problem is None:
+        return "tensorflow_io"
+    if engine == "auto":
+        return "pyarrow"
+    raise ValueError(
+        f"CriteoParquet(engine='tensorflow_io') cannot run with TensorFlow {tf.__version__}: "
+        f"tensorflow-io 0.37 has compiled ops for TensorFlow 2.16 only ({problem}). Use "
+        "engine='pyarrow' (or 'auto'), which reads the same batches with any TensorFlow.")
+
+
+def _tf_dtype(arrow_type) -> Optional[tf.DType]:
+    """The dtype a Parquet column of `arrow_type` is read as, or None if unsupported."""
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(arrow_type):
+        arrow_type = arrow_type.value_type
+    if pa.types.is_integer(arrow_type) or pa.types.is_boolean(arrow_type):
+        return tf.int64
+    if pa.types.is_floating(arrow_type):
+        return tf.float64
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
+        return tf.string
+    return None
+
+
+def _column_values(column, dtype: tf.DType) -> np.ndarray:
+    """A pyarrow column (nulls already rejected) as a numpy array of `dtype`."""
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(column.type):
+        column = column.dictionary_decode()
+    values = column.to_numpy(zero_copy_only=False)
+    return values if dtype == tf.string else values.astype(dtype.as_numpy_dtype)
+
+
+def _check_parquet_files(files: Sequence[str]) -> dict:
+    """Column -> tf.DType of the files; ValueError for a missing, null or unsupported
+    column, or types that differ between files."""
     try:
         import pyarrow.parquet as pq
     except ImportError as err:
-        raise ImportError("CriteoParquet needs pyarrow to check the files for nulls: "
-                          "`pip install pyarrow`") from err
-    parquet = pq.ParquetFile(path)
+        raise ImportError("CriteoParquet needs pyarrow: `pip install cafe_tf[parquet]` (or "
+                          "`pip install pyarrow`)") from err
+    types = None
+    for path in files:
+        parquet = pq.ParquetFile(path)
+        schema = parquet.schema_arrow
+        missing = [c for c in _PARQUET_COLUMNS if c not in schema.names]
+        if missing:
+            raise ValueError(f"{path}: Parquet file lacks columns {missing}")
+        these = {c: _tf_dtype(schema.field(c).type) for c in _PARQUET_COLUMNS}
+        unsupported = {c: str(schema.field(c).type) for c, t in these.items() if t is None}
+        if unsupported:
+            raise ValueError(f"{path}: columns of unsupported types {unsupported}; use "
+                             "integer, float or string columns")
+        if types is not None and these != types:
+            differ = sorted(c for c in _PARQUET_COLUMNS if these[c] != types[c])
+            raise ValueError(f"{path}: columns {differ} have other types than in {files[0]}")
+        types = these
+        _check_no_nulls(path, parquet)
+    return types
+
+
+def _check_no_nulls(path: str, parquet) -> None:
+    """Raises ValueError if any column of `parquet` holds a null."""
     names = parquet.schema_arrow.names
-    missing = [c for c in _PARQUET_COLUMNS if c not in names]
-    if missing:
-        raise ValueError(f"{path}: Parquet file lacks columns {missing}")
     metadata = parquet.metadata
     for group in range(metadata.num_row_groups):
         for column in _PARQUET_COLUMNS:
@@ -361,5 +488,5 @@ def _check_parquet_columns(path: str) -> None:
             if nulls:
                 raise ValueError(
                     f"{path}: column {column} holds {nulls} null(s) in row group {group}; "
-                    "tensorflow_io would misplace the following values, so fill them first "
-                    "(0 or NaN for I columns, \"\" for C columns)")
+                    "tensorflow_io would misplace the following values, so neither engine "
+                    "takes nulls: fill them first (0 or NaN for I columns, \"\" for C columns)")
