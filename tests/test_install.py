@@ -72,27 +72,41 @@ def run_python(code, cwd, **env):
                           capture_output=True, text=True, timeout=300)
 
 
-@pytest.mark.parametrize("fake_version", ["2.15.1", "2.22.0"])
-def test_import_beside_an_unsupported_tensorflow_fails_clearly(tmp_path, fake_version):
-    # As after `pip install --no-deps` forced cafe_tf beside it.
-    run = run_python(f"import tensorflow as tf; tf.__version__ = {fake_version!r}\n"
-                     "import cafe_tf", tmp_path, TF_USE_LEGACY_KERAS="1")
-    assert run.returncode != 0
-    assert (f"UnsupportedEnvironmentError: cafe_tf supports TensorFlow >=2.16,<2.22, but "
-            f"TensorFlow {fake_version} is installed") in run.stderr, run.stderr[-2000:]
+def test_import_beside_an_unsupported_tensorflow_fails_clearly(tmp_path):
+    # As after `pip install --no-deps` forced cafe_tf beside it; a failed import leaves no
+    # module behind, so one interpreter tries both versions.
+    run = run_python("""
+import tensorflow as tf
+for fake in ("2.15.1", "2.22.0"):
+    tf.__version__ = fake
+    try:
+        import cafe_tf
+    except ImportError as err:
+        print(type(err).__name__, err)
+""", tmp_path, TF_USE_LEGACY_KERAS="1")
+    assert run.returncode == 0, run.stderr[-2000:]
+    for fake in ("2.15.1", "2.22.0"):
+        assert (f"UnsupportedEnvironmentError cafe_tf supports TensorFlow >=2.16,<2.22, but "
+                f"TensorFlow {fake} is installed") in run.stdout
 
 
-def test_tf_keras_already_bound_to_keras3_is_a_clear_error(tmp_path):
-    run = run_python("import tensorflow as tf\ntf.keras.layers.Dense(1)\nimport cafe_tf", tmp_path)
-    assert run.returncode != 0
-    assert "UnsupportedEnvironmentError" in run.stderr and "tf.keras is Keras 3" in run.stderr
-    assert "tf.keras was used before cafe_tf was imported" in run.stderr
-
-
-def test_legacy_keras_switched_off_is_a_clear_error(tmp_path):
-    run = run_python("import cafe_tf", tmp_path, TF_USE_LEGACY_KERAS="0")
-    assert run.returncode != 0
-    assert "tf.keras is Keras 3 in this process (TF_USE_LEGACY_KERAS='0')" in run.stderr
+def test_tf_keras_bound_to_keras3_is_a_clear_error(tmp_path):
+    # First TF_USE_LEGACY_KERAS=0 binds tf.keras to Keras 3; then =1 comes too late.
+    run = run_python("""
+import os
+for setting in ("0", "1"):
+    os.environ["TF_USE_LEGACY_KERAS"] = setting
+    try:
+        import cafe_tf
+    except ImportError as err:
+        print(type(err).__name__, err)
+""", tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    errors = run.stdout.splitlines()
+    assert len(errors) == 2 and all("UnsupportedEnvironmentError" in e for e in errors)
+    assert "tf.keras is Keras 3 in this process (TF_USE_LEGACY_KERAS='0')" in errors[0]
+    assert ("(TF_USE_LEGACY_KERAS='1', and tf.keras was used before cafe_tf was imported)"
+            in errors[1])
 
 
 TRAIN_A_FEW_STEPS = """
