@@ -16,7 +16,7 @@ case "$profile" in
   *) echo "setup_env.sh: unknown environment '$profile' (tf2.16 or tf2.21)" >&2; exit 2 ;;
 esac
 lock=.ci/constraints-$profile.txt
-PYTHON=${PYTHON:-python3.11}
+PYTHON=${PYTHON:-python3}
 if [ ! -x "$venv/bin/python" ]; then
   "$PYTHON" -m venv "$venv"
 fi

@@ -33,6 +33,7 @@ def test_declared_tensorflow_range_is_the_one_checked_at_import():
     pytest.param("2.15.1", False, id="2.15.1"),
     pytest.param("2.16.2", True, id="2.16.2"),
     pytest.param("2.21.0", True, id="2.21.0"),
+    pytest.param("2.22.0rc0", False, id="2.22.0rc0"),
     pytest.param("2.22.0", False, id="2.22.0"),
 ])
 def test_resolver_range_admits_exactly_the_supported_versions(version, supported):
