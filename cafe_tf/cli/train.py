@@ -16,7 +16,8 @@ from typing import List
 from cafe_tf import budget as budget_lib
 from cafe_tf.cli import saved_run
 from cafe_tf.cli.errors import CliError
-from cafe_tf.experiment import EMBEDDINGS, MODELS, RunResult, make_embedding, train_and_evaluate
+from cafe_tf.experiment import (EMBEDDINGS, MODELS, OPTIMIZERS, RunResult, make_embedding,
+                                train_and_evaluate)
 
 DATA = ("synthetic", "criteo-tsv", "criteo-parquet", "movielens")
 CAFE_KINDS = ("cafe", "cafe_ml")
@@ -67,6 +68,7 @@ def add_parser(commands) -> None:
     training.add_argument("--model", choices=sorted(MODELS), default="dlrm")
     training.add_argument("--epochs", type=_positive(int), default=1)
     training.add_argument("--batch-size", type=_positive(int), default=512)
+    training.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="adam")
     training.add_argument("--learning-rate", type=_positive(float), default=1e-3)
     training.add_argument("--seed", type=_at_least(0), default=0,
                           help="seeds the model's initial weights (and the synthetic data)")
@@ -101,8 +103,9 @@ def run(args: argparse.Namespace) -> int:
         results.append(train_and_evaluate(
             kind, data, ratio, budget_bytes=args.budget_bytes,
             embedding_dim=args.embedding_dim, batch_size=args.batch_size, model=args.model,
-            learning_rate=args.learning_rate, epochs=args.epochs, verbose=args.verbose,
-            seed=args.seed, model_options=MODEL_OPTIONS[args.model], on_trained=save))
+            optimizer=args.optimizer, learning_rate=args.learning_rate, epochs=args.epochs,
+            verbose=args.verbose, seed=args.seed, model_options=MODEL_OPTIONS[args.model],
+            on_trained=save))
     print("\n" + format_table(results))
     if args.json:
         _write_json(args, data, budget, results)
