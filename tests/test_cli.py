@@ -153,7 +153,8 @@ def files(tmp_path, vocabulary_file):
     }
 
 
-CRITEO = ["train", "--data", "criteo-tsv", "--vocabulary-sizes", "{vocabulary}", "--verbose", "0"]
+CRITEO = ["train", "--data", "criteo-tsv", "--vocabulary-sizes", "{vocabulary}", "--verbose", "0",
+          "--compression-ratio", "2"]
 
 
 @pytest.mark.parametrize("args, message", [

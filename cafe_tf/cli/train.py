@@ -32,12 +32,11 @@ DEFAULT_RATIO = 100.0
 def add_parser(commands) -> None:
     parser = commands.add_parser(
         "train", help="train and compare embeddings under one memory budget",
-        description=__doc__.split("\n\n")[0].replace("\n", " "),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        description=__doc__.split("\n\n")[0].replace("\n", " "))
     data = parser.add_argument_group("data")
     data.add_argument("--data", choices=DATA, default="synthetic",
-                      help="synthetic: built in, no download; criteo-tsv / criteo-parquet: your "
-                      "Criteo-format files; movielens: MovieLens-100K (needs recbole)")
+                      help="synthetic (default): built in, no download; criteo-tsv / criteo-parquet: "
+                      "your Criteo-format files; movielens: MovieLens-100K (needs recbole)")
     data.add_argument("--train-files", nargs="+", metavar="FILE",
                       help="criteo-*: training files, in time order")
     data.add_argument("--test-files", nargs="+", metavar="FILE",
@@ -46,34 +45,42 @@ def add_parser(commands) -> None:
                       help="criteo-*: a JSON file {field: distinct ids} for C1..C26; it sizes "
                       "the budget (default: Criteo Kaggle's counts, 33.8M ids)")
     data.add_argument("--on-error", choices=("raise", "skip"), default="raise",
-                      help="criteo-*: stop at a malformed line, or skip and count it")
+                      help="criteo-*: stop at a malformed line (default), or skip and count it")
     data.add_argument("--rows-per-day", type=_positive(int), default=SYNTHETIC["rows_per_day"],
-                      help="synthetic: rows per day")
+                      help="synthetic: rows per day (default %(default)s)")
     data.add_argument("--days", type=_at_least(2), default=SYNTHETIC["days"],
-                      help="synthetic: days; the last one is the test day")
+                      help="synthetic: days; the last one is the test day (default %(default)s)")
     data.add_argument("--scale", type=_positive(float), default=SYNTHETIC["scale"],
-                      help="synthetic: vocabulary = Criteo Kaggle's times this")
+                      help="synthetic: vocabulary = Criteo Kaggle's times this (default %(default)s)")
     embeddings = parser.add_argument_group("embeddings")
     embeddings.add_argument("--kinds", nargs="+", choices=EMBEDDINGS,
                             default=["cafe", "hash", "full"],
-                            help="cafe_ml is CAFE with multi-level hashing; qr the "
-                            "quotient-remainder trick")
+                            help="cafe_ml is CAFE with multi-level hashing, qr the "
+                            "quotient-remainder trick (default: cafe hash full)")
     budget = embeddings.add_mutually_exclusive_group()
     budget.add_argument("--compression-ratio", type=_at_least(1.0, float), default=None,
                         help=f"budget = full table bytes / this (default {DEFAULT_RATIO:g})")
     budget.add_argument("--budget-bytes", type=_positive(int), default=None,
                         help="the budget in bytes, instead of a ratio")
-    embeddings.add_argument("--embedding-dim", type=_positive(int), default=16)
+    embeddings.add_argument("--embedding-dim", type=_positive(int), default=16,
+                            help="D (default %(default)s)")
     training = parser.add_argument_group("training")
-    training.add_argument("--model", choices=sorted(MODELS), default="dlrm")
-    training.add_argument("--epochs", type=_positive(int), default=1)
-    training.add_argument("--batch-size", type=_positive(int), default=512)
-    training.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="adam")
-    training.add_argument("--learning-rate", type=_positive(float), default=1e-3)
+    training.add_argument("--model", choices=sorted(MODELS), default="dlrm",
+                          help="small DLRM or DCN networks (default %(default)s)")
+    training.add_argument("--epochs", type=_positive(int), default=1,
+                          help="passes over the training data (default %(default)s, as the "
+                          "paper)")
+    training.add_argument("--batch-size", type=_positive(int), default=512,
+                          help="default %(default)s")
+    training.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="adam",
+                          help="default %(default)s")
+    training.add_argument("--learning-rate", type=_positive(float), default=1e-3,
+                          help="default %(default)s")
     training.add_argument("--seed", type=_at_least(0), default=0,
-                          help="seeds the model's initial weights (and the synthetic data)")
+                          help="seeds the model's initial weights and the synthetic data (default "
+                          "%(default)s)")
     training.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1,
-                          help="Keras verbosity: 1 shows progress bars")
+                          help="Keras verbosity: 1 (default) shows progress bars")
     output = parser.add_argument_group("output")
     output.add_argument("--json", metavar="PATH", help="write the settings and results as JSON")
     output.add_argument("--plot", metavar="PATH", help="write a PNG of AUC and bytes per kind")
