@@ -1,6 +1,6 @@
 """Train-and-evaluate runs that compare embedding kinds under one memory budget.
 
-Shared by the main job (`python -m cafe_tf.main`) and the benchmarks.
+Shared by `cafe-tf train` (`cafe_tf.cli`) and the benchmarks.
 """
 import dataclasses
 import time
