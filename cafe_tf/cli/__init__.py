@@ -41,7 +41,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)  # a usage error exits with code 2 here
     try:
         return args.run(args) or 0
-    except (CliError, CheckpointMismatchError, FileNotFoundError, ImportError) as err:
+    except (CliError, CheckpointMismatchError, OSError, ImportError) as err:
         return _fail(args.command, str(err), 2)
     except ValueError as err:  # configs and readers reject bad values with ValueError
         return _fail(args.command, str(err), 2)

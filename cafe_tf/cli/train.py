@@ -145,6 +145,9 @@ def load_data(args: argparse.Namespace):
                            f"criteo-parquet, not --data {args.data}")
     if args.save and not set(args.kinds) & set(CAFE_KINDS):
         raise CliError("--save writes CAFE models: add cafe or cafe_ml to --kinds")
+    for flag, path in (("--json", args.json), ("--plot", args.plot)):
+        if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+            raise CliError(f"{flag} {path}: its directory does not exist")
 
     from cafe_tf import data as data_lib
     if args.data == "synthetic":
