@@ -134,6 +134,8 @@ def train_and_evaluate(kind: str, data, compression_ratio: float, embedding_dim:
     history = network.fit(data.train_dataset(batch_size), epochs=epochs, verbose=verbose,
                           callbacks=callbacks)
     metrics = network.evaluate(data.test_dataset(batch_size), verbose=0, return_dict=True)
+    if "auc" not in metrics:  # Keras reports no metric when it saw no test batch
+        raise ValueError("the test data holds no examples")
     if on_trained is not None:
         on_trained(network)
     if budget_bytes is not None:

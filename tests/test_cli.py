@@ -142,6 +142,7 @@ def files(tmp_path, vocabulary_file):
     bad_json.write_text("{C1: 3")
     empty = tmp_path / "empty"
     empty.mkdir()
+    (tmp_path / "empty.tsv").write_text("")
     return {
         "good": write_tsv(tmp_path / "good.tsv", rows),
         "malformed": write_tsv(tmp_path / "malformed.tsv", malformed),
@@ -149,6 +150,7 @@ def files(tmp_path, vocabulary_file):
         "vocabulary": vocabulary_file,
         "bad_json": str(bad_json),
         "empty": str(empty),
+        "empty_file": str(tmp_path / "empty.tsv"),
         "absent": str(tmp_path / "absent.tsv"),
     }
 
@@ -165,6 +167,8 @@ CRITEO = ["train", "--data", "criteo-tsv", "--vocabulary-sizes", "{vocabulary}",
     pytest.param(["train", "--batch-size", "many"], "expected an integer", id="batch_not_int"),
     pytest.param(["train", "--kinds", "cafe", "dense"], "invalid choice", id="unknown_kind"),
     pytest.param(["train", "--data", "avazu"], "invalid choice", id="unknown_data"),
+    pytest.param(["train", "--kinds", "cafe", "hash", "cafe"], "names a kind twice",
+                 id="kind_twice"),
     pytest.param(["train", "--budget-bytes", "1000"], "budget is too small", id="budget_too_small"),
     pytest.param(["train", "--kinds", "qr", "--compression-ratio", "5000"],
                  "qr: .*too small", id="qr_beyond_its_minimum"),
@@ -184,6 +188,10 @@ CRITEO = ["train", "--data", "criteo-tsv", "--vocabulary-sizes", "{vocabulary}",
     pytest.param(CRITEO + ["--kinds", "hash", "--train-files", "{malformed}", "--test-files",
                            "{good}"], r"malformed.tsv:21: malformed Criteo line \(label",
                  id="malformed_tsv_line"),
+    pytest.param(CRITEO + ["--kinds", "hash", "--train-files", "{good}", "--test-files",
+                           "{empty_file}"], "the test data holds no examples", id="empty_test_file"),
+    pytest.param(CRITEO + ["--kinds", "hash", "--train-files", "{empty_file}", "--test-files",
+                           "{good}"], "empty dataset", id="empty_train_file"),
     pytest.param(["train", "--data", "criteo-parquet", "--vocabulary-sizes", "{vocabulary}",
                   "--train-files", "{no_c26}", "--test-files", "{no_c26}"],
                  r"lacks columns \['C26'\]", id="parquet_without_a_column"),

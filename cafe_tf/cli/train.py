@@ -143,6 +143,8 @@ def load_data(args: argparse.Namespace):
         if given:
             raise CliError(f"{', '.join(given)} only go with --data criteo-tsv or "
                            f"criteo-parquet, not --data {args.data}")
+    if len(set(args.kinds)) < len(args.kinds):
+        raise CliError(f"--kinds names a kind twice: {' '.join(args.kinds)}")
     if args.save and not set(args.kinds) & set(CAFE_KINDS):
         raise CliError("--save writes CAFE models: add cafe or cafe_ml to --kinds")
     for flag, path in (("--json", args.json), ("--plot", args.plot)):
