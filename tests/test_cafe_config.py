@@ -24,7 +24,8 @@ VALID = dict(embedding_dim=8, compression_ratio=10)
                  "positive int", id="zero_budget"),
     pytest.param(dict(compression_ratio=None, budget_bytes=1e6), "`budget_bytes` must be a "
                  "positive int", id="float_budget"),
-    pytest.param(dict(hot_share=1.0), "`hot_share` must be None or in \\(0, 1\\)", id="hot_share_1"),
+    pytest.param(dict(hot_share=1.0), "`hot_share` must be None or in \\(0, 1\\)",
+                 id="hot_share_1"),
     pytest.param(dict(threshold=0.0), "`threshold` must be None or finite", id="zero_threshold"),
     pytest.param(dict(threshold=1e-40), "`threshold` must be None or finite", id="subnormal_k"),
     pytest.param(dict(decay_rate=0.0), "`decay_rate` must be in \\(0, 1\\]", id="zero_decay"),

@@ -24,7 +24,8 @@ def test_all_lists_exactly_what_the_module_exports(module):
         assert hasattr(module, name), f"{module.__name__}.__all__ names missing {name}"
     public = {n for n, v in vars(module).items()
               if not n.startswith("_") and isinstance(v, type)}
-    assert public <= set(module.__all__), f"exported but not in __all__: {public - set(module.__all__)}"
+    missing = public - set(module.__all__)
+    assert not missing, f"exported but not in __all__: {missing}"
 
 
 def test_top_level_has_the_main_names():

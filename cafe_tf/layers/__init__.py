@@ -12,7 +12,8 @@ a saved model reloads without `custom_objects`.
 Example:
   >>> from cafe_tf.layers import CafeConfig, CafeEmbeddingCollection, HashEmbeddingCollection
   >>> vocabulary = {"user": 1_000_000, "item": 50_000}
-  >>> cafe = CafeEmbeddingCollection(vocabulary, CafeConfig(embedding_dim=16, compression_ratio=100))
+  >>> config = CafeConfig(embedding_dim=16, compression_ratio=100)
+  >>> cafe = CafeEmbeddingCollection(vocabulary, config)
   >>> hashed = HashEmbeddingCollection(vocabulary, embedding_dim=16, compression_ratio=100)
   >>> cafe.memory_bytes() <= cafe.budget_bytes
   True

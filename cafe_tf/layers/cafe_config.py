@@ -61,10 +61,11 @@ class CafeConfig:
     Example:
       >>> CafeConfig(embedding_dim=16, compression_ratio=100).resolved([1_000_000]).budget_bytes
       640000
-      >>> CafeConfig(embedding_dim=16, compression_ratio=100, backend="gpu")
+      >>> CafeConfig(embedding_dim=16, compression_ratio=100, backend="gpu", decay_rate=2.0)
       Traceback (most recent call last):
       ...
-      ValueError: Invalid CafeConfig: `backend` must be one of ('auto', 'op', 'reference'), got 'gpu'
+      ValueError: Invalid CafeConfig: `decay_rate` must be in (0, 1], got 2.0; `backend` must be
+      one of ('auto', 'op', 'reference'), got 'gpu'
     """
 
     embedding_dim: int
