@@ -2,7 +2,7 @@
 
 TF 2.16 lacks the `DoNotConvert("tf_keras")` rule that TF 2.21 ships, so the
 first `fit()` in a process spends 14-24 s converting tf_keras code that needs
-no conversion (../shared/TF_NOTES.md, "Speed traps"). Adding the rule gives
+no conversion. Adding the rule gives
 identical results in under a second. User code is still converted.
 """
 from tensorflow.python.autograph.core import config as _config

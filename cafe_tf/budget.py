@@ -2,7 +2,7 @@
 
 A budget is in bytes of embedding state (tables, sketch and bookkeeping;
 optimizer slots are not counted, as in the paper). Compression ratio =
-full table bytes / budget bytes (../shared/CAFE_SPEC.md section 5).
+full table bytes / budget bytes (the paper's sizing; docs/user_guide.md, "Memory budget").
 """
 import dataclasses
 import math

@@ -34,7 +34,7 @@ class CafeMigration(tf_keras.callbacks.Callback):
       log_every_n_steps: batches between TensorBoard points.
 
     Example:
-      >>> model.fit(dataset, epochs=1, callbacks=[CafeMigration(every_n_steps=1)])
+      >>> model.fit(dataset, epochs=1, callbacks=[CafeMigration(every_n_steps=1)])  # doctest: +SKIP
     """
 
     def __init__(self, every_n_steps: int = 1, log_dir: Optional[str] = None,

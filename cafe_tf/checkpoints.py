@@ -21,10 +21,10 @@ layout fails. This module adds:
 - `restore_latest`: resume from a manager's newest checkpoint.
 
 Example:
-  >>> checkpoint = make_checkpoint(model)                  # model + optimizer + layout
-  >>> manager = tf.train.CheckpointManager(checkpoint, "/tmp/run", max_to_keep=3)
-  >>> step = restore_latest(manager)                       # 0 on a fresh start
-  >>> model.fit(dataset.skip(step), steps_per_epoch=total - step,
+  >>> checkpoint = make_checkpoint(model)                  # model + optimizer + layout  # doctest: +SKIP
+  >>> manager = tf.train.CheckpointManager(checkpoint, "/tmp/run", max_to_keep=3)  # doctest: +SKIP
+  >>> step = restore_latest(manager)                       # 0 on a fresh start  # doctest: +SKIP
+  >>> model.fit(dataset.skip(step), steps_per_epoch=total - step,  # doctest: +SKIP
   ...           callbacks=[CafeMigration(3), PeriodicCheckpoint(manager, every_n_steps=50)])
 """
 import json

@@ -8,13 +8,13 @@ then reads the written graph back and refuses to return if any cafe_tf op
 (`CafeSketch*`) got in.
 
 Example:
-  >>> export_for_serving(model, "/tmp/ranker", {
+  >>> export_for_serving(model, "/tmp/ranker", {  # doctest: +SKIP
   ...     "user": tf.TensorSpec([None], tf.int64),
   ...     "tags": tf.RaggedTensorSpec([None, None], tf.int64, ragged_rank=1),
   ... })
-  >>> served = tf.saved_model.load("/tmp/ranker")       # in any TF process
-  >>> served.signatures["serving_default"](user=..., tags_values=..., tags_row_lengths=...)
-  >>> served.serve({"user": ..., "tags": tf.ragged.constant(...)})  # from Python
+  >>> served = tf.saved_model.load("/tmp/ranker")       # in any TF process  # doctest: +SKIP
+  >>> served.signatures["serving_default"](user=..., tags_values=..., tags_row_lengths=...)  # doctest: +SKIP
+  >>> served.serve({"user": ..., "tags": tf.ragged.constant(...)})  # from Python  # doctest: +SKIP
 """
 import os
 from typing import Dict, List, Mapping, Union

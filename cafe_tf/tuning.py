@@ -34,16 +34,16 @@ both times before any training:
    marking the trial FAILED and moving on.
 
 Example:
-  >>> data = SyntheticCriteo(SyntheticCriteoConfig(rows_per_day=20_000, num_days=3))
-  >>> def build_model(config):
+  >>> data = SyntheticCriteo(SyntheticCriteoConfig(rows_per_day=20_000, num_days=3))  # doctest: +SKIP
+  >>> def build_model(config):  # doctest: +SKIP
   ...     model = DLRM(CafeEmbeddingCollection(data.vocabulary_sizes, config, name="cafe"),
   ...                  embedding_dim=config.embedding_dim)
   ...     model.compile(optimizer=tf_keras.optimizers.Adam(0.01))
   ...     return model
-  >>> result = tune(build_model, data.train_dataset(512), data.test_dataset(4096),
+  >>> result = tune(build_model, data.train_dataset(512), data.test_dataset(4096),  # doctest: +SKIP
   ...               vocabulary_sizes=data.vocabulary_sizes, cap_bytes=256 * 1024,
   ...               directory="/tmp/cafe_tuning", max_trials=8)
-  >>> result.best_config.compression_ratio, result.best_metric, result.best_bytes
+  >>> result.best_config.compression_ratio, result.best_metric, result.best_bytes  # doctest: +SKIP
 """
 import dataclasses
 import warnings
@@ -114,9 +114,9 @@ class CafeSearchSpace:
         {"importance": "frequency"}); may also fix a field whose range is None.
 
     Example:
-      >>> space = CafeSearchSpace(embedding_dim=16, threshold=(2.0, 50.0), multi_level=(False,))
-      >>> space = space.within_cap(data.vocabulary_sizes, cap_bytes=1 << 20)
-      >>> space.compression_ratio   # lowest raised so that every budget is <= 1 MiB
+      >>> space = CafeSearchSpace(embedding_dim=16, threshold=(2.0, 50.0), multi_level=(False,))  # doctest: +SKIP
+      >>> space = space.within_cap(data.vocabulary_sizes, cap_bytes=1 << 20)  # doctest: +SKIP
+      >>> space.compression_ratio   # lowest raised so that every budget is <= 1 MiB  # doctest: +SKIP
     """
 
     embedding_dim: int = 16
@@ -275,10 +275,10 @@ class CafeHyperModel(kt.HyperModel):
       space: the space bounded to the cap.
 
     Example:
-      >>> hypermodel = CafeHyperModel(build_model, data.vocabulary_sizes, cap_bytes=1 << 20)
-      >>> tuner = kt.Hyperband(hypermodel, objective=DEFAULT_OBJECTIVE, max_epochs=3,
+      >>> hypermodel = CafeHyperModel(build_model, data.vocabulary_sizes, cap_bytes=1 << 20)  # doctest: +SKIP
+      >>> tuner = kt.Hyperband(hypermodel, objective=DEFAULT_OBJECTIVE, max_epochs=3,  # doctest: +SKIP
       ...                      directory="/tmp/hb")
-      >>> tuner.search(train, validation_data=validation)
+      >>> tuner.search(train, validation_data=validation)  # doctest: +SKIP
     """
 
     def __init__(self, build_model: Callable[[CafeConfig], tf_keras.Model],
@@ -444,10 +444,10 @@ def tune(build_model: Callable[[CafeConfig], tf_keras.Model], train_data,
       RuntimeError: no trial completed (the first failure's message included).
 
     Example:
-      >>> result = tune(build_model, train, validation, vocabulary_sizes=data.vocabulary_sizes,
+      >>> result = tune(build_model, train, validation, vocabulary_sizes=data.vocabulary_sizes,  # doctest: +SKIP
       ...               cap_bytes=1 << 20, tuner="bayesian", max_trials=12,
       ...               directory="/tmp/cafe_tuning")
-      >>> print(result.format_table())
+      >>> print(result.format_table())  # doctest: +SKIP
     """
     if tuner not in TUNERS:
         raise ValueError(f"tuner must be one of {sorted(TUNERS)}, got {tuner!r}")

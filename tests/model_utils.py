@@ -70,7 +70,7 @@ def global_average(per_example: tf.Tensor) -> tf.Tensor:
 class CafeRanker(tfrs.models.Model):
     """CAFE embeddings of "u" and "v" (+ a dense feature "x"), a small MLP, a logit.
 
-    The loss follows the MirroredStrategy recipe of TF_NOTES: reduction NONE,
+    The loss follows the MirroredStrategy recipe of docs/distributed.md: reduction NONE,
     labels shaped (B, 1), averaged over the global batch.
     """
 

@@ -189,8 +189,8 @@ def test_keras_model_save_round_trip(trained_model, tmp_path):
     model.save(path, save_format="tf")
     if model.embedding.sketch.backend == "op":  # the Keras SavedModel needs cafe_tf's ops
         assert "CafeSketchQuery" in cafe_ops_in_saved_model(path)
-    loaded = tf_keras.models.load_model(path, custom_objects={
-        "CafeEmbeddingCollection": CafeEmbeddingCollection, "CafeEmbedding": CafeEmbedding})
+    # The CAFE layers are registered with Keras: no custom_objects needed.
+    loaded = tf_keras.models.load_model(path)
     features = mu.eval_features(64, seed=3)
     np.testing.assert_allclose(loaded(features).numpy(), model(features).numpy(),
                                rtol=1e-6, atol=1e-6)

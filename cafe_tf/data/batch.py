@@ -4,7 +4,7 @@ A batch is a pair `(features, label)`:
 
 - `features["dense"]`: float32 `[B, num_dense]`,
 - `features["sparse"]`: a dict `{field_name: int64 [B]}`, one id per field and example,
-- `label`: float32 `[B, 1]` (shaped like the model's predictions; TF_NOTES explains why
+- `label`: float32 `[B, 1]` (shaped like the model's predictions; docs/distributed.md explains why
   `(B, 1)` and not `(B,)` under a distribution strategy).
 
 Readers work on an id matrix `[B, num_fields]` internally because one matrix is much cheaper
@@ -67,7 +67,7 @@ def pack_batch(dense: tf.Tensor, ids: tf.Tensor, label: tf.Tensor,
         `(features, label)` as described in this module's docstring.
 
     Example:
-        >>> ds = ds.map(lambda d, i, y: pack_batch(d, i, y, ["C1", "C2"]))
+        >>> ds = ds.map(lambda d, i, y: pack_batch(d, i, y, ["C1", "C2"]))  # doctest: +SKIP
     """
     columns = tf.unstack(tf.cast(ids, tf.int64), num=len(field_names), axis=1)
     features = {

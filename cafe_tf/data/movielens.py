@@ -93,9 +93,9 @@ class MovieLens100K(CTRData):
         ImportError: recbole is not installed (the message says how to install it).
 
     Example:
-        >>> data = MovieLens100K()
-        >>> model.fit(data.train_dataset(batch_size=256))
-        >>> model.evaluate(data.test_dataset(batch_size=4096))
+        >>> data = MovieLens100K()  # doctest: +SKIP
+        >>> model.fit(data.train_dataset(batch_size=256))  # doctest: +SKIP
+        >>> model.evaluate(data.test_dataset(batch_size=4096))  # doctest: +SKIP
     """
 
     def __init__(self, test_fraction: float = 0.2, positive_rating: float = 4.0,

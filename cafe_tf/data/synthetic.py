@@ -1,6 +1,6 @@
 """A synthetic, Criteo-like click log: cafe_tf's built-in data, no download needed.
 
-Shape of the data (Criteo Kaggle's, see shared/data/criteo_stats.json): 13 dense fields
+Shape of the data (Criteo Kaggle's, see `KAGGLE_CARDINALITIES`): 13 dense fields
 I1..I13 and 26 categorical fields C1..C26, `num_days` days in time order, the last one
 for testing. Each field's cardinality is Criteo Kaggle's times `scale`.
 
@@ -135,9 +135,9 @@ class SyntheticCriteo(CTRData):
         config: the `SyntheticCriteoConfig`.
 
     Example:
-        >>> data = SyntheticCriteo(SyntheticCriteoConfig(seed=0))
-        >>> model.fit(data.train_dataset(batch_size=128))
-        >>> model.evaluate(data.test_dataset(batch_size=4096))
+        >>> data = SyntheticCriteo(SyntheticCriteoConfig(seed=0))  # doctest: +SKIP
+        >>> model.fit(data.train_dataset(batch_size=128))  # doctest: +SKIP
+        >>> model.evaluate(data.test_dataset(batch_size=4096))  # doctest: +SKIP
     """
 
     def __init__(self, config: SyntheticCriteoConfig = SyntheticCriteoConfig()):
@@ -240,8 +240,8 @@ class SyntheticCriteo(CTRData):
             float64 `[B]`.
 
         Example:
-            >>> features, label = next(iter(data.test_dataset(4096)))
-            >>> p = data.oracle_probability(features, day=6)  # AUC(label, p): the oracle AUC
+            >>> features, label = next(iter(data.test_dataset(4096)))  # doctest: +SKIP
+            >>> p = data.oracle_probability(features, day=6)  # AUC(label, p): the oracle AUC  # doctest: +SKIP
         """
         ids = np.stack([np.asarray(features[SPARSE_KEY][f]) for f in self.field_names], axis=1)
         dense = np.asarray(features[DENSE_KEY])

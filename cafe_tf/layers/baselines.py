@@ -1,4 +1,4 @@
-"""The embedding collections CAFE is compared against (../shared/CAFE_SPEC.md section 7).
+"""The embedding collections CAFE is compared against (those of the CAFE paper).
 
 Each collection embeds several categorical features at once, with the
 interface of the CAFE layer so that models and benchmarks can swap them:

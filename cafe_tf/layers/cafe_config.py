@@ -1,38 +1,71 @@
 """CafeConfig: everything that sizes and drives a CAFE embedding collection."""
 import dataclasses
+import math
+import numbers
 from typing import Optional
 
 from cafe_tf import budget as budget_lib
+from cafe_tf.sketch.config import DECAY_RULES, FLOAT32_MIN_NORMAL
+from cafe_tf.sketch.hotsketch import BACKENDS
 
 IMPORTANCES = ("gradient", "frequency")
 
 
 @dataclasses.dataclass(frozen=True)
 class CafeConfig:
-    """Configuration of a CAFE embedding collection (../shared/CAFE_SPEC.md).
+    """Configuration of a CAFE embedding collection.
+
+    CAFE (Zhang et al., "CAFE: Towards Compact, Adaptive, and Fast Embedding for
+    Large-scale Recommendation Models", SIGMOD 2024) gives the features whose
+    importance score reaches `threshold` exclusive rows of a hot table and lets
+    all others share hashed rows, within one memory budget. docs/user_guide.md
+    explains the fields; docs/semantics.md what the paper leaves open.
+
+    Every field is checked when the config is built, and all problems are
+    reported together in one `ValueError`.
 
     Args:
-      embedding_dim: D, the width of every embedding.
-      compression_ratio: full table bytes / budget bytes (give this or budget_bytes).
-      budget_bytes: the budget in bytes (tables + sketch + bookkeeping).
-      hot_share: share of the budget for the hot part (hot table and its
-        sketch), i.e. 1 - h in the paper. None: the paper's value for the ratio.
-      threshold: k, the score at which a feature is promoted. None: the
-        paper's value for the ratio.
-      decay_rate: rho, the factor applied to every score at each decay.
-      slots_per_bucket: c, keys tracked per sketch bucket.
-      importance: "gradient" (paper: L2 norm of the embedding's gradient,
+      embedding_dim: int. D, the width of every embedding.
+      compression_ratio: float >= 1. Full table bytes / budget bytes. Give this
+        or `budget_bytes`. Defaults to None.
+      budget_bytes: int > 0. The budget in bytes (tables + sketch +
+        bookkeeping). Defaults to None.
+      hot_share: float in (0, 1). Share of the budget for the hot part (hot
+        table and its sketch), 1 - h in the paper. Defaults to None: the
+        paper's value for the compression ratio.
+      threshold: float. k, the score at which a feature is promoted. Defaults
+        to None: the paper's value for the compression ratio.
+      decay_rate: float in (0, 1]. rho, the factor applied to every score at
+        each decay. Defaults to 0.99.
+      slots_per_bucket: int > 0. c, keys tracked per sketch bucket. Defaults to 4.
+      importance: "gradient" (the paper: L2 norm of the embedding's gradient,
         normalised per feature per batch) or "frequency" (1 per occurrence,
-        times its weight).
-      multi_level: give "medium" features (score >= medium_threshold_ratio * k)
-        a second hashed row, summed with the first.
-      medium_threshold_ratio: k_medium / k for multi-level hashing.
-      medium_share: share of the hashed rows that form the medium-level tables.
-      decay_rule: "mass" (paper) or "batches" (every decay_period batches).
-      decay_period: batches between decays for decay_rule="batches".
-      demote_threshold: hot features whose decayed score falls below it are
-        demoted; None means k (the paper). A lower value adds hysteresis.
-      backend: "auto", "op" or "reference" (see HotSketch).
+        times its weight). Defaults to "gradient".
+      multi_level: bool. Give "medium" features (score >=
+        medium_threshold_ratio * k) a second hashed row, summed with the
+        first. Defaults to False.
+      medium_threshold_ratio: float in (0, 1]. k_medium / k for multi-level
+        hashing. Defaults to 0.2.
+      medium_share: float in (0, 1). Share of the hashed rows that form the
+        medium-level tables. Defaults to 0.3.
+      decay_rule: "mass" (the paper) or "batches" (every `decay_period`
+        batches). Defaults to "mass".
+      decay_period: int. Batches between decays for decay_rule="batches"
+        (must then be > 0). Defaults to 0.
+      demote_threshold: float. Hot features whose decayed score falls below
+        it are demoted; 0 or in [smallest normal float32, threshold]. Defaults
+        to None: k (the paper). A lower value adds hysteresis.
+      backend: "auto" (the C++ op when its library is loaded, else the pure-TF
+        reference), "op" or "reference". Defaults to "auto".
+
+    Example:
+      >>> CafeConfig(embedding_dim=16, compression_ratio=100).resolved([1_000_000]).budget_bytes
+      640000
+      >>> CafeConfig(embedding_dim=16, compression_ratio=100, backend="gpu", decay_rate=2.0)
+      Traceback (most recent call last):
+      ...
+      ValueError: Invalid CafeConfig: `decay_rate` must be in (0, 1], got 2.0; `backend` must be
+      one of ('auto', 'op', 'reference'), got 'gpu'
     """
 
     embedding_dim: int
@@ -52,21 +85,65 @@ class CafeConfig:
     backend: str = "auto"
 
     def __post_init__(self):
-        if not isinstance(self.embedding_dim, int) or self.embedding_dim <= 0:
-            raise ValueError(f"embedding_dim must be a positive int, got {self.embedding_dim!r}")
+        problems = self._problems()
+        if problems:
+            raise ValueError("Invalid CafeConfig: " + "; ".join(problems))
+
+    def _problems(self):
+        """Every problem of this config, as "`field` must be ..., got ..." texts."""
+        problems = []
+
+        def check(field, ok, expected):
+            if not ok:
+                problems.append(f"`{field}` must be {expected}, got {getattr(self, field)!r}")
+
+        check("embedding_dim", _is_int(self.embedding_dim) and self.embedding_dim > 0,
+              "a positive int")
         if (self.compression_ratio is None) == (self.budget_bytes is None):
-            raise ValueError("give exactly one of compression_ratio and budget_bytes")
-        if self.compression_ratio is not None and not self.compression_ratio >= 1:
-            raise ValueError(f"compression_ratio must be >= 1, got {self.compression_ratio}")
-        if self.budget_bytes is not None and not self.budget_bytes > 0:
-            raise ValueError(f"budget_bytes must be > 0, got {self.budget_bytes}")
-        if self.hot_share is not None and not 0 < self.hot_share < 1:
-            raise ValueError(f"hot_share must be in (0, 1), got {self.hot_share}")
-        if self.importance not in IMPORTANCES:
-            raise ValueError(f"importance must be one of {IMPORTANCES}, got {self.importance!r}")
-        if not 0 < self.medium_threshold_ratio <= 1:
-            raise ValueError("medium_threshold_ratio must be in (0, 1], got "
-                             f"{self.medium_threshold_ratio}")
+            problems.append("give exactly one of `compression_ratio` and `budget_bytes`, got "
+                            f"compression_ratio={self.compression_ratio!r}, "
+                            f"budget_bytes={self.budget_bytes!r}")
+        if self.compression_ratio is not None:
+            check("compression_ratio", _is_real(self.compression_ratio)
+                  and math.isfinite(self.compression_ratio) and self.compression_ratio >= 1,
+                  "a finite number >= 1")
+        if self.budget_bytes is not None:
+            check("budget_bytes", _is_int(self.budget_bytes) and self.budget_bytes > 0,
+                  "a positive int")
+        if self.hot_share is not None:
+            check("hot_share", _is_real(self.hot_share) and 0 < self.hot_share < 1,
+                  "None or in (0, 1)")
+        threshold_ok = self.threshold is None or (
+            _is_real(self.threshold) and math.isfinite(self.threshold)
+            and self.threshold >= FLOAT32_MIN_NORMAL)
+        check("threshold", threshold_ok,
+              "None or finite and >= the smallest normal float32 (1.17549e-38)")
+        check("decay_rate", _is_real(self.decay_rate) and 0 < self.decay_rate <= 1, "in (0, 1]")
+        check("slots_per_bucket", _is_int(self.slots_per_bucket) and self.slots_per_bucket > 0,
+              "a positive int")
+        check("importance", self.importance in IMPORTANCES, f"one of {IMPORTANCES}")
+        check("multi_level", isinstance(self.multi_level, bool), "a bool")
+        check("medium_threshold_ratio", _is_real(self.medium_threshold_ratio)
+              and 0 < self.medium_threshold_ratio <= 1, "in (0, 1]")
+        check("medium_share", _is_real(self.medium_share) and 0 < self.medium_share < 1,
+              "in (0, 1)")
+        check("decay_rule", self.decay_rule in DECAY_RULES, f"one of {DECAY_RULES}")
+        if self.decay_rule == "batches":
+            check("decay_period", _is_int(self.decay_period) and self.decay_period > 0,
+                  'a positive int with decay_rule="batches"')
+        else:
+            check("decay_period", _is_int(self.decay_period) and self.decay_period >= 0,
+                  "an int >= 0")
+        if self.demote_threshold is not None:
+            demote = self.demote_threshold
+            ok = _is_real(demote) and math.isfinite(demote) and (
+                demote == 0 or demote >= FLOAT32_MIN_NORMAL)
+            if ok and threshold_ok and self.threshold is not None:
+                ok = demote <= self.threshold
+            check("demote_threshold", ok,
+                  "None, 0 or in [smallest normal float32, threshold]")
+        check("backend", self.backend in BACKENDS, f"one of {BACKENDS}")
+        return problems
 
     def resolved(self, vocabulary_sizes) -> "CafeConfig":
         """This config with the budget, threshold and hot share made concrete."""
@@ -81,3 +158,11 @@ class CafeConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)

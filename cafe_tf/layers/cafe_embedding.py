@@ -67,6 +67,7 @@ def _sparse_read(table, indices):
     return tf.gather(table, tf.concat([indices, tf.zeros([1], indices.dtype)], 0))[:-1]
 
 
+@tf_keras.utils.register_keras_serializable(package="cafe_tf")
 class CafeEmbeddingCollection(tf_keras.layers.Layer):
     """Embeddings of several categorical features under one memory budget (CAFE).
 
@@ -318,6 +319,7 @@ class CafeEmbeddingCollection(tf_keras.layers.Layer):
         return config
 
 
+@tf_keras.utils.register_keras_serializable(package="cafe_tf")
 class CafeEmbedding(CafeEmbeddingCollection):
     """CAFE embedding of a single categorical feature.
 

@@ -20,7 +20,7 @@ class _CTRModel(tfrs.models.Model):
 
     The loss is a per-example binary cross-entropy averaged with
     `tf.nn.compute_average_loss`: the recipe that trains under
-    MirroredStrategy exactly as on one device (../shared/TF_NOTES.md); a task
+    MirroredStrategy exactly as on one device (docs/distributed.md); a task
     loss that reduces by itself is rejected there or averages per replica.
     """
 

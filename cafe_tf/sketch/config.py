@@ -21,7 +21,7 @@ DECAY_RULES = ("mass", "batches")
 
 @dataclasses.dataclass(frozen=True)
 class SketchConfig:
-    """Sizes and rules of a HotSketch (../shared/CAFE_SPEC.md sections 2 and 4).
+    """Sizes and rules of a HotSketch (docs/semantics.md states the rules).
 
     Args:
       num_buckets: W, buckets of the sketch.

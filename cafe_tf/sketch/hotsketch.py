@@ -45,7 +45,7 @@ def _invalid(message):
 
 
 class HotSketch(tf.Module):
-    """A HotSketch (../shared/CAFE_SPEC.md sections 2 and 4) held in tf.Variables.
+    """A HotSketch (CAFE's sketch; docs/semantics.md) held in tf.Variables.
 
     All state is in non-trainable variables, so checkpoints, SavedModels and
     distribution strategies see it: `keys` int64 and `scores` float32 of shape

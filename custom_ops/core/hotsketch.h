@@ -1,4 +1,4 @@
-// HotSketch core: the exact semantics of ../shared/CAFE_SPEC.md sections 2 and 4.
+// HotSketch core: the exact semantics of docs/semantics.md.
 // Plain C++17, no TensorFlow: the TF op (custom_ops/tf) and the CUDA kernels
 // (custom_ops/cuda) are checked against this file bit for bit.
 #ifndef CAFE_TF_CORE_HOTSKETCH_H_

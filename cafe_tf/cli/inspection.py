@@ -1,0 +1,95 @@
+"""`cafe-tf inspect DIR`: what a CAFE model saved by `cafe-tf train --save` holds.
+
+For each CAFE layer: its layout (hot rows, sketch buckets, hashed rows), the bytes of
+each part, the hot rows in use, its promotion and lookup counters, and the hottest ids
+of each feature with their sketch scores. State is read through the layer's API
+(`layer.sketch.read_state()`), never from raw checkpoint variables.
+"""
+import argparse
+from typing import Dict, List, NamedTuple
+
+import numpy as np
+
+from cafe_tf import hashing
+from cafe_tf.callbacks import find_cafe_layers
+from cafe_tf.cli import saved_run
+from cafe_tf.layers import CafeEmbeddingCollection
+
+
+class HotId(NamedTuple):
+    """One id tracked by the sketch: its score and its hot row (-1: not hot)."""
+
+    id: int
+    score: float
+    hot_row: int
+
+
+def add_parser(commands) -> None:
+    parser = commands.add_parser(
+        "inspect", help="show a saved CAFE model's layout, bytes and hottest ids",
+        description=__doc__.split("\n\n")[0].replace("\n", " "))
+    parser.add_argument("directory", metavar="DIR",
+                        help="a directory written by `cafe-tf train --save` (or one of its "
+                        "<kind> subdirectories)")
+    parser.add_argument("--top", type=int, default=5, metavar="N",
+                        help="hottest ids shown per feature (default 5)")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    for directory in saved_run.run_directories(args.directory):
+        model = saved_run.load(directory)
+        for layer in find_cafe_layers(model):
+            print(f"{directory}: {type(model).__name__}, CAFE layer '{layer.name}'")
+            print(describe(layer, args.top))
+    return 0
+
+
+def hottest_ids(layer: CafeEmbeddingCollection, top: int) -> Dict[str, List[HotId]]:
+    """The `top` ids of each feature with the highest sketch scores, highest first.
+
+    Ids are the int64 ids the layer was called with (string ids appear as their
+    fingerprints, `cafe_tf.hashing.string_ids`).
+    """
+    state = layer.sketch.read_state()
+    keys, scores = state.keys.numpy(), state.scores.numpy()
+    rows, tags = state.rows.numpy(), state.tags.numpy()
+    occupied = scores > 0
+    result = {}
+    for index, feature in enumerate(layer.features):
+        slots = np.flatnonzero(occupied & (tags == index))
+        slots = slots[np.lexsort((keys[slots], -scores[slots]))][:top]
+        salt = hashing.field_salt(index)  # keys are id XOR salt(feature): undo it
+        result[feature.name] = [HotId(int(keys[s] ^ salt), float(scores[s]), int(rows[s]))
+                                for s in slots]
+    return result
+
+
+def describe(layer: CafeEmbeddingCollection, top: int) -> str:
+    """A text report of `layer`: layout, bytes, use and hottest ids."""
+    config, layout, sketch = layer.config, layer.layout, layer.sketch_config
+    parts = layout.bytes
+    used = int(layer.sketch.hot_rows_used())
+    lookups, hot_lookups = int(layer.lookups.numpy()), int(layer.hot_lookups.numpy())
+    share = f"{hot_lookups / lookups:.1%}" if lookups else "n/a"
+    medium = (f"; medium level {sum(layout.medium_rows):,} rows ({parts['medium_tables']:,} B)"
+              if config.multi_level else "")
+    lines = [
+        f"  features      {len(layer.features)}, embedding_dim {config.embedding_dim}, "
+        f"importance {config.importance}",
+        f"  budget        {layer.budget_bytes:,} bytes; holds {layer.memory_bytes():,}",
+        f"  hot table     {layout.hot_rows:,} rows ({parts['hot_table']:,} B); in use {used:,}",
+        f"  sketch        {sketch.num_buckets:,} buckets x {sketch.slots_per_bucket} slots "
+        f"({parts['sketch']:,} B); threshold k {sketch.threshold:g}, decay rate "
+        f"{sketch.decay_rate:g}",
+        f"  hashed tables {sum(layout.hashed_rows):,} rows over {len(layer.features)} features "
+        f"({parts['hashed_tables']:,} B){medium}",
+        f"  counters      {int(layer.promotions.numpy()):,} promotions, "
+        f"{int(layer.demotions.numpy()):,} demotions; {share} of {lookups:,} training lookups "
+        "served hot",
+        f"  hottest ids per feature (id: score, * = hot):",
+    ]
+    for name, ids in hottest_ids(layer, top).items():
+        entries = ", ".join(f"{h.id}: {h.score:.4g}{'*' if h.hot_row >= 0 else ''}" for h in ids)
+        lines.append(f"    {name:<12} {entries or '(none tracked)'}")
+    return "\n".join(lines)
