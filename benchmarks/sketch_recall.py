@@ -10,8 +10,8 @@ in the same run:
   a takeover promotable at once, decay x0.99 per 10 W k of inserted importance;
 - before: cafe_tf before docs/sketch.md's changes (20-byte slots, the paper's
   promotion and decay);
-- cafe_tf: 16-byte slots, the second sighting rule and the half-life decay
-  (the default).
+- cafe_tf: 16-byte slots, erosion instead of inheritance on a miss, the
+  second sighting rule, the half-life decay and swaps (the defaults).
 
 Bytes per hot row count everything the sketch holds (slots and per-hot-row
 bookkeeping). Two streams: stationary, and one whose popular ids are all
@@ -64,7 +64,9 @@ LAYOUTS = {"paper": (12, 0), "before": (20, 4),
 class Rules:
     name: str
     second_sighting: bool
+    replacement: str  # "inherit" (SpaceSaving, the paper) or "erode"
     half_life: float = None  # None: the paper's mass rule (x0.99 per 10 W k)
+    swap_margin: float = None  # None: no swaps (the paper)
 
 
 def vocabulary_sizes():
@@ -122,7 +124,8 @@ def run(stream, rules, bytes_per_hot_row, slots, hot_rows, threshold, checkpoint
     buckets = buckets_for(rules, bytes_per_hot_row, hot_rows, slots)
     config = SketchConfig(num_buckets=buckets, hot_rows=hot_rows, slots_per_bucket=slots,
                           threshold=threshold, second_sighting=rules.second_sighting,
-                          decay_half_life=rules.half_life)
+                          replacement=rules.replacement,
+                          decay_half_life=rules.half_life, swap_margin=rules.swap_margin)
     sketch = HotSketch(config, backend="op")
     snapshots, promoted = {}, []
     for b, keys in enumerate(stream.batches):
@@ -144,7 +147,8 @@ def measure(stationary, drift, rules, bytes_per_hot_row, slots, args):
     after = drift.redraw_batch + sixth
     d_snap, _ = run(drift, rules, bytes_per_hot_row, slots, h, args.threshold, {after})
     return {
-        "rules": rules.name, "half_life": rules.half_life, "bytes_per_hot_row": bytes_per_hot_row,
+        "rules": rules.name, "half_life": rules.half_life, "swap_margin": rules.swap_margin,
+        "bytes_per_hot_row": bytes_per_hot_row,
         "slots": slots, "buckets": buckets_for(rules, bytes_per_hot_row, h, slots),
         "recall": len(hot & top_h) / h,
         "recent_recall": len(hot & stationary.top_recent) / h,
@@ -165,6 +169,8 @@ def main():
     parser.add_argument("--slots", type=int, nargs="+", default=[2, 4, 8])
     parser.add_argument("--half-lives", type=float, nargs="+", default=[DEFAULT_HALF_LIFE],
                         help="half-lives (in hot_rows * k of importance) of the cafe_tf rules")
+    parser.add_argument("--swap-margins", type=float, nargs="+", default=[DEFAULT_SWAP_MARGIN],
+                        help="swap margins of the cafe_tf rules (0: no swaps)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -180,16 +186,17 @@ def main():
     print(f"stream: {args.rows:,} rows x {FIELDS} fields = {args.rows * FIELDS:,} ids in "
           f"{n} batches, {DISTINCT:,} distinct; H = {args.hot_rows}, k = {args.threshold:g} "
           f"({time.perf_counter() - start:.0f} s to draw)", flush=True)
-    rule_sets = [Rules("paper", False), Rules("before", False)]
-    rule_sets += [Rules("cafe_tf" if len(args.half_lives) == 1 else f"cafe_tf L={hl:g}", True, hl)
-                  for hl in args.half_lives]
+    rule_sets = [Rules("paper", False, "inherit"), Rules("before", False, "inherit")]
+    variants = [(hl, m) for hl in args.half_lives for m in args.swap_margins]
+    rule_sets += [Rules("cafe_tf" if len(variants) == 1 else f"cafe_tf L={hl:g} m={m:g}", True,
+                        "erode", hl, m or None) for hl, m in variants]
     results = []
     print(f"{'rules':>14} {'B/row':>5} {'c':>2} {'W':>6} {'recall':>6} {'recent':>6} "
           f"{'out10H':>6} {'prom>10H':>8} {'re-draw':>7}")
     for bytes_per_hot_row in args.bytes:
         for slots in args.slots:
             for rules in rule_sets:
-                if rules.name == "before" and len(args.half_lives) > 1:
+                if rules.name == "before" and len(variants) > 1:
                     continue
                 r = measure(stationary, drift, rules, bytes_per_hot_row, slots, args)
                 results.append(r)
@@ -234,6 +241,7 @@ def plot(results, args):
 
 
 DEFAULT_HALF_LIFE = 16.0
+DEFAULT_SWAP_MARGIN = 1.5
 
 if __name__ == "__main__":
     main()

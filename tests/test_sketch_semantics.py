@@ -28,7 +28,7 @@ def _insert(sketch, ids, values=None):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_space_saving_takeover(backend):
-    sketch = HotSketch(SketchConfig(num_buckets=1, hot_rows=1, slots_per_bucket=2,
+    sketch = HotSketch(SketchConfig(replacement="inherit", num_buckets=1, hot_rows=1, slots_per_bucket=2,
                                     threshold=100.0), backend=backend)
     _insert(sketch, [20, 10], [1.0, 3.0])  # processed in key order: 10 -> slot 0, 20 -> slot 1
     assert sketch.keys.numpy()[0].tolist() == [10, 20]
@@ -41,7 +41,7 @@ def test_space_saving_takeover(backend):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_one_off_takeover_with_inherited_score_is_never_promoted(backend):
-    sketch = HotSketch(SketchConfig(num_buckets=1, hot_rows=3, slots_per_bucket=2,
+    sketch = HotSketch(SketchConfig(replacement="inherit", num_buckets=1, hot_rows=3, slots_per_bucket=2,
                                     threshold=5.0), backend=backend)
     _insert(sketch, [10, 20], [6.0, 7.0])  # empty slots: promotable at once
     _insert(sketch, [30], [1.0])  # takes 10's slot over: 6 + 1 >= k, but seen once
@@ -58,7 +58,7 @@ def test_one_off_takeover_with_inherited_score_is_never_promoted(backend):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_takeover_seen_twice_in_its_batch_is_promotable(backend):
-    sketch = HotSketch(SketchConfig(num_buckets=1, hot_rows=3, slots_per_bucket=2,
+    sketch = HotSketch(SketchConfig(replacement="inherit", num_buckets=1, hot_rows=3, slots_per_bucket=2,
                                     threshold=5.0), backend=backend)
     _insert(sketch, [10, 20], [6.0, 7.0])
     _insert(sketch, [40, 9, 40], [0.5, 0.0, 0.5])  # two sightings of 40 in the claiming batch
@@ -203,7 +203,7 @@ def test_subnormal_importance_counts_as_zero(backend, wrap):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_tags_are_kept_while_pending_hot_and_demoted(backend):
     """A slot's int32 holds the hot row or (tag, pending): the tag must survive each state."""
-    sketch = HotSketch(SketchConfig(num_buckets=1, hot_rows=2, slots_per_bucket=2,
+    sketch = HotSketch(SketchConfig(replacement="inherit", num_buckets=1, hot_rows=2, slots_per_bucket=2,
                                     threshold=5.0, decay_rate=0.5), backend=backend)
     top = reference.MAX_TAG
 
@@ -277,3 +277,18 @@ def test_swap_displaces_the_weakest_hot_key_by_a_margin(backend):
     result = sketch.migrate()
     assert result.demoted_keys.numpy().tolist() == []
     assert result.promoted_keys.numpy().tolist() == []
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_erode_lowers_the_smallest_score_before_taking_the_slot(backend):
+    sketch = HotSketch(SketchConfig(num_buckets=1, hot_rows=1, slots_per_bucket=2,
+                                    threshold=100.0), backend=backend)
+    _insert(sketch, [10, 20], [5.0, 3.0])
+    _insert(sketch, [30], [1.0])  # misses a full bucket: 20's 3 eroded to 2, 30 not recorded
+    assert _slots(sketch) == {10: (5.0, ROW_NONE), 20: (2.0, ROW_NONE)}
+    _insert(sketch, [40], [2.0])  # eroded to 0: the slot empties
+    assert _slots(sketch) == {10: (5.0, ROW_NONE)}
+    assert sketch.keys.numpy()[0].tolist() == [10, 0]
+    _insert(sketch, [50], [4.0])  # an empty slot: taken whole
+    _insert(sketch, [60], [6.0])  # outweighs 50's 4: takes the slot with the 2 left over
+    assert _slots(sketch) == {10: (5.0, ROW_NONE), 60: (2.0, ROW_PENDING)}

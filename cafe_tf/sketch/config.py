@@ -18,6 +18,7 @@ MAX_PADDING_BYTES = 4
 FLOAT32_MIN_NORMAL = 1.1754943508222875e-38
 
 DECAY_RULES = ("mass", "batches")
+REPLACEMENTS = ("erode", "inherit")
 # The half-life schedule decays in this many steps per half-life.
 HALF_LIFE_STEPS = 8
 
@@ -42,8 +43,13 @@ class SketchConfig:
         last decay (at most 64 times).
       decay_mass_factor: see decay_rule (paper: 10).
       decay_period: see decay_rule.
-      second_sighting: a key that takes a slot over (inheriting its score) is
-        not promoted until it is seen again; False is the paper's rule.
+      replacement: what a key that misses a full bucket does to the smallest
+        non-hot slot: "erode" lowers its score by the key's importance and
+        takes the slot only with what is left over (Misra-Gries; rare keys
+        cannot pile up score), "inherit" takes the slot and adds to its score
+        (SpaceSaving, the paper).
+      second_sighting: a key that takes a slot over is not promoted until it
+        is seen again; False is the paper's rule.
       decay_half_life: when set, scores halve per `decay_half_life * hot_rows * k`
         of inserted importance (the mass rule, in 8 steps per half-life;
         decay_rate and decay_mass_factor are then derived). A key then stays
@@ -66,6 +72,7 @@ class SketchConfig:
     decay_rule: str = "mass"
     decay_mass_factor: float = 10.0
     decay_period: int = 0
+    replacement: str = "erode"
     second_sighting: bool = True
     decay_half_life: Optional[float] = None
     swap_margin: Optional[float] = None
@@ -113,6 +120,9 @@ class SketchConfig:
                 math.isfinite(self.swap_margin) and self.swap_margin >= 1):
             problems.append(f"swap_margin must be None or finite and >= 1, got "
                             f"{self.swap_margin!r}")
+        if self.replacement not in REPLACEMENTS:
+            problems.append(f"replacement must be one of {REPLACEMENTS}, got "
+                            f"{self.replacement!r}")
         if not isinstance(self.second_sighting, bool):
             problems.append(f"second_sighting must be a bool, got {self.second_sighting!r}")
         if problems:

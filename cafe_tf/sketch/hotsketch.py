@@ -185,6 +185,7 @@ class HotSketch(tf.Module):
             return self._ops.cafe_sketch_insert(*self._handles(), ids=ids, importance=importance,
                                                 tags=tags, hot_rows=self.config.hot_rows,
                                                 second_sighting=self.config.second_sighting,
+                                                replacement=self.config.replacement,
                                                 num_threads=self.num_threads)
         checks = [
             tf.debugging.assert_equal(tf.size(importance), n, message="ids and importance must "

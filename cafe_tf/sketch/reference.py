@@ -156,15 +156,28 @@ def insert(config: SketchConfig, state: SketchTensors, ids, importance, tags) ->
                      tf.where(has_empty, _first_true(empty), _last_true(smallest)))
         acts = tf.logical_or(tf.logical_or(has_hit, has_empty), has_evictable)
         old_score = tf.gather(slot_scores, j, batch_dims=1)
+        old_row = tf.gather(slot_rows, j, batch_dims=1)
+        new_key = key
         new_score = tf.where(has_empty & ~has_hit, value, old_score + value)
+        if config.replacement == "erode":
+            # A miss in a full bucket erodes the victim; the newcomer takes the slot
+            # only with what exceeds its score (an eroded-out slot empties).
+            gain = flush_subnormal(value - old_score)
+            left = flush_subnormal(old_score - value)
+            eroded = ~has_hit & ~has_empty & ~(gain > 0)
+            new_score = tf.where(has_hit | has_empty, new_score, tf.where(eroded, left, gain))
+            kept = eroded & (left > 0)
+            new_key = tf.where(kept, tf.gather(slot_keys, j, batch_dims=1),
+                               tf.where(eroded, tf.zeros_like(key), key))
         # A hit keeps the slot's tag and clears a pending mark; a takeover is
         # pending unless sighted (seen twice in this batch, or the rule is off).
-        old_row = tf.gather(slot_rows, j, batch_dims=1)
         sighted = tf.logical_or(tf.gather(repeated, pick), not config.second_sighting)
         new_row = tf.where(has_hit, tf.where(marker_pending(old_row), old_row + 1, old_row),
                            cold_marker(tag, tf.logical_not(has_empty | sighted)))
+        if config.replacement == "erode":
+            new_row = tf.where(kept, old_row, tf.where(eroded, ROW_NONE, new_row))
         slot = tf.boolean_mask(bucket * c + tf.cast(j, tf.int64), acts)[:, None]
-        keys = tf.tensor_scatter_nd_update(keys, slot, tf.boolean_mask(key, acts))
+        keys = tf.tensor_scatter_nd_update(keys, slot, tf.boolean_mask(new_key, acts))
         scores = tf.tensor_scatter_nd_update(scores, slot, tf.boolean_mask(new_score, acts))
         rows = tf.tensor_scatter_nd_update(rows, slot, tf.boolean_mask(new_row, acts))
         return r + 1, keys, scores, rows

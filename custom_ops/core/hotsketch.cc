@@ -339,11 +339,17 @@ void ReleaseScratch(std::unique_ptr<InsertScratch> scratch) {
   if (static_cast<int>(idle.size()) < kMaxIdleScratch) idle.push_back(std::move(scratch));
 }
 
+// How a bucket treats a key: the config's insert rules.
+struct InsertRules {
+  bool second_sighting;
+  bool erode;
+};
+
 // Inserts one distinct key into its bucket (docs/sketch.md, batch insert).
 // `sighted`: the key may be promoted even if it takes a slot over (it occurs
 // more than once in the batch, or the second sighting rule is off).
 inline void InsertIntoBucket(const SketchState& state, int64_t base, int32_t c, int64_t key,
-                             float v, int32_t tag, bool sighted) {
+                             float v, int32_t tag, bool sighted, bool erode) {
   int32_t empty = -1;
   for (int32_t j = 0; j < c; ++j) {
     const int64_t s = base + j;
@@ -366,7 +372,7 @@ inline void InsertIntoBucket(const SketchState& state, int64_t base, int32_t c, 
     state.rows[s] = ColdMarker(tag, false);
     return;
   }
-  // SpaceSaving takeover of the smallest non-hot slot (ties: highest index).
+  // The smallest non-hot slot (ties: highest index) is eroded or taken over.
   int32_t victim = -1;
   for (int32_t j = 0; j < c; ++j) {
     const int64_t s = base + j;
@@ -375,9 +381,25 @@ inline void InsertIntoBucket(const SketchState& state, int64_t base, int32_t c, 
   }
   if (victim < 0) return;  // every slot is hot: the update is dropped
   const int64_t s = base + victim;
+  if (erode) {
+    const float gain = FlushSubnormal(v - state.scores[s]);
+    if (!(gain > 0.f)) {  // eroded: the newcomer is not recorded
+      const float left = FlushSubnormal(state.scores[s] - v);
+      if (left > 0.f) {
+        state.scores[s] = left;
+      } else {  // eroded to 0: the slot is empty
+        state.keys[s] = 0;
+        state.scores[s] = 0.f;
+        state.rows[s] = kRowNone;
+      }
+      return;
+    }
+    state.scores[s] = gain;
+  } else {
+    state.scores[s] += v;  // SpaceSaving: the newcomer inherits the score
+  }
   state.keys[s] = key;
-  state.scores[s] += v;
-  // The inherited score is not the newcomer's: it waits for a second sighting.
+  // A newcomer that took a slot over waits for a second sighting.
   state.rows[s] = ColdMarker(tag, !sighted);
 }
 
@@ -426,7 +448,7 @@ void PartitionChunk(const BucketReducer& bucket_of, int shift, int64_t partition
 }
 
 // Inserts one bucket's distinct keys d[0, nd) (reordered here) in ascending key order.
-void InsertKeys(const SketchState& state, int64_t base, int32_t c, bool second_sighting,
+void InsertKeys(const SketchState& state, int64_t base, int32_t c, const InsertRules& rules,
                 Distinct* d, int64_t nd) {
   if (nd <= 32) {
     for (int64_t i = 1; i < nd; ++i) {  // insertion sort by key (keys are distinct)
@@ -442,13 +464,13 @@ void InsertKeys(const SketchState& state, int64_t base, int32_t c, bool second_s
     // A key whose summed importance is 0 changes nothing.
     if (d[k].sum > 0.f) {
       InsertIntoBucket(state, base, c, d[k].key, d[k].sum, d[k].tag & ~kRepeatedBit,
-                       d[k].tag < 0 || !second_sighting);
+                       d[k].tag < 0 || !rules.second_sighting, rules.erode);
     }
   }
 }
 
 // The same for the keys of one bucket's list (from `head`).
-void InsertListedKeys(const SketchState& state, int64_t base, int32_t c, bool second_sighting,
+void InsertListedKeys(const SketchState& state, int64_t base, int32_t c, const InsertRules& rules,
                       const Distinct* distinct, int32_t head, std::vector<Distinct>* many) {
   constexpr int kFew = 32;
   Distinct few[kFew];
@@ -457,18 +479,18 @@ void InsertListedKeys(const SketchState& state, int64_t base, int32_t c, bool se
     if (nd == kFew) {  // many keys in this bucket: continue on the heap
       many->assign(few, few + kFew);
       for (; k >= 0; k = distinct[k].next) many->push_back(distinct[k]);
-      return InsertKeys(state, base, c, second_sighting, many->data(),
+      return InsertKeys(state, base, c, rules, many->data(),
                         static_cast<int64_t>(many->size()));
     }
     few[nd++] = distinct[k];
   }
-  InsertKeys(state, base, c, second_sighting, few, nd);
+  InsertKeys(state, base, c, rules, few, nd);
 }
 
 // Step 2 for one partition of `m` records, spread over the chunks' block lists.
 template <bool kPow2>
 void InsertPartition(const SketchState& state, const BucketReducer& bucket_of, int32_t c,
-                     bool second_sighting,
+                     const InsertRules& rules,
                      int64_t partition, int shift, int64_t width, int64_t m,
                      const InsertScratch& sc, int64_t num_chunks, TaskScratch* ts) {
   int table_bits = 4;
@@ -538,7 +560,7 @@ void InsertPartition(const SketchState& state, const BucketReducer& bucket_of, i
       int64_t end = k + 1;
       while (end < nd && distinct[end].local == distinct[k].local) ++end;
       InsertKeys(state, static_cast<int64_t>(first_bucket + distinct[k].local) * c, c,
-                 second_sighting, distinct + k, end - k);
+                 rules, distinct + k, end - k);
       k = end;
     }
     return;
@@ -547,14 +569,14 @@ void InsertPartition(const SketchState& state, const BucketReducer& bucket_of, i
   if (num_touched * 16 >= width) {
     for (int64_t b = 0; b < width; ++b) {
       if (head[b] >= 0)
-        InsertListedKeys(state, static_cast<int64_t>(first_bucket + b) * c, c, second_sighting,
-                         distinct, head[b], &ts->many_keys);
+        InsertListedKeys(state, static_cast<int64_t>(first_bucket + b) * c, c, rules, distinct,
+                         head[b], &ts->many_keys);
     }
   } else {
     std::sort(touched, touched + num_touched);
     for (int64_t k = 0; k < num_touched; ++k) {
       InsertListedKeys(state, static_cast<int64_t>(first_bucket + touched[k]) * c, c,
-                       second_sighting, distinct, head[touched[k]], &ts->many_keys);
+                       rules, distinct, head[touched[k]], &ts->many_keys);
     }
   }
   for (int64_t k = 0; k < num_touched; ++k) head[touched[k]] = -1;
@@ -571,6 +593,7 @@ void Insert(const SketchConfig& config, const SketchState& state, const int64_t*
   const int64_t W = config.num_buckets;
   const int32_t c = config.slots_per_bucket;
   const BucketReducer bucket_of(W);
+  const InsertRules rules = {config.second_sighting, config.erode};
 
   // Partitions of 2^shift buckets, sized for ~kRecordsPerPartition ids each, at
   // most kListShift wide (bucket lists stay small) unless that makes more than
@@ -646,10 +669,10 @@ void Insert(const SketchConfig& config, const SketchState& state, const int64_t*
         const int64_t p = part_order[k];
         const int64_t width = std::min(B, W - (p << shift));
         if (bucket_of.pow2()) {
-          InsertPartition<true>(state, bucket_of, c, config.second_sighting, p, shift, width,
+          InsertPartition<true>(state, bucket_of, c, rules, p, shift, width,
                                 part_size[p], sc, C, &sc.tasks[t]);
         } else {
-          InsertPartition<false>(state, bucket_of, c, config.second_sighting, p, shift, width,
+          InsertPartition<false>(state, bucket_of, c, rules, p, shift, width,
                                  part_size[p], sc, C, &sc.tasks[t]);
         }
       }

@@ -113,6 +113,10 @@ struct SketchConfig {
   double decay_mass_factor = 10.0;  // kMass: one decay step per factor * W * k of mass
   int64_t decay_period = 0;         // kBatches: one decay step per this many batches
   bool second_sighting = true;      // false: the paper's rule (takeovers promotable at once)
+  // A miss in a full bucket: true, erode the smallest non-hot score by the
+  // newcomer's importance and take the slot only with what is left over
+  // (Misra-Gries); false, take the slot and inherit its score (SpaceSaving, the paper).
+  bool erode = true;
   // > 0: when candidates outnumber the free rows, a candidate displaces the
   // weakest hot key if its score is > swap_margin times that key's (0: off, the paper).
   float swap_margin = 0.f;

@@ -162,7 +162,8 @@ class EmulatedGpuBackend : public Backend {
       for (int64_t q = 0; q < n; ++q)
         BucketInsertBody(q, num_runs, sorted_bucket.data(), sorted_run.data(), run_key.data(),
                          run_value.data(), run_tag.data(), c, config_.second_sighting,
-                         state_.keys.data(), state_.scores.data(), state_.rows.data());
+                         config_.erode, state_.keys.data(), state_.scores.data(),
+                         state_.rows.data());
     }
     // PairwisePartialKernel, PairwiseFinalKernel
     int log2_padded = 0;

@@ -127,7 +127,7 @@ class GpuBackend : public Backend {
     void* ws = workspace_.Get(bytes);
     CHECK_CUDA(cuda::LaunchInsert(config_.num_buckets, config_.slots_per_bucket, state(), d_keys,
                                   d_importance, d_tags, n, config_.second_sighting,
-                                  status_.As<int64_t>(1), ws, bytes, stream_));
+                                  config_.erode, status_.As<int64_t>(1), ws, bytes, stream_));
   }
 
   InsertOutcome Insert(const std::vector<int64_t>& keys, const std::vector<float>& importance,

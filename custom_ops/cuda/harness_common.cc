@@ -118,6 +118,7 @@ class CoreBackend : public Backend {
     c.num_buckets = config_.num_buckets;
     c.slots_per_bucket = config_.slots_per_bucket;
     c.second_sighting = config_.second_sighting;
+    c.erode = config_.erode;
     cafe::Insert(c, state_.view(), keys.data(), importance.data(), tags.data(), n, threads_,
                  parallel_for_);
     return out;
@@ -268,6 +269,7 @@ std::vector<Scenario> Scenarios(bool include_large) {
   }
   {
     Scenario s = make("tiny_full_buckets_takeovers", 3, 2, 3, 2.f);
+    s.config.erode = false;  // SpaceSaving takeovers (erosion: every other scenario)
     s.steps = 30;
     s.batch.n = 500;
     s.batch.vocabulary = 1000;
@@ -282,6 +284,7 @@ std::vector<Scenario> Scenarios(bool include_large) {
   {
     Scenario s = make("paper_rules_no_second_sighting", 3, 2, 3, 2.f);
     s.config.second_sighting = false;
+    s.config.erode = false;
     s.steps = 20;
     s.batch.n = 500;
     s.batch.vocabulary = 1000;

@@ -130,7 +130,8 @@ CAFE_HD float SequentialAdd(const float* src, int len, float acc) {
 
 // cafe::(anonymous)::InsertIntoBucket, statement for statement.
 CAFE_HD void InsertIntoBucket(int64_t* keys, float* scores, int32_t* rows, int64_t base,
-                              int32_t c, int64_t key, float v, int32_t tag, bool sighted) {
+                              int32_t c, int64_t key, float v, int32_t tag, bool sighted,
+                              bool erode) {
   int32_t empty = -1;
   for (int32_t j = 0; j < c; ++j) {
     const int64_t s = base + j;
@@ -152,7 +153,7 @@ CAFE_HD void InsertIntoBucket(int64_t* keys, float* scores, int32_t* rows, int64
     rows[s] = ColdMarker(tag, false);
     return;
   }
-  // SpaceSaving takeover of the smallest non-hot slot (ties: highest index).
+  // The smallest non-hot slot (ties: highest index) is eroded or taken over.
   int32_t victim = -1;
   for (int32_t j = 0; j < c; ++j) {
     const int64_t s = base + j;
@@ -161,8 +162,24 @@ CAFE_HD void InsertIntoBucket(int64_t* keys, float* scores, int32_t* rows, int64
   }
   if (victim < 0) return;  // every slot is hot: the update is dropped
   const int64_t s = base + victim;
+  if (erode) {
+    const float gain = FlushSubnormal(v - scores[s]);
+    if (!(gain > 0.f)) {  // eroded: the newcomer is not recorded
+      const float left = FlushSubnormal(scores[s] - v);
+      if (left > 0.f) {
+        scores[s] = left;
+      } else {  // eroded to 0: the slot is empty
+        keys[s] = 0;
+        scores[s] = 0.f;
+        rows[s] = kRowNone;
+      }
+      return;
+    }
+    scores[s] = gain;
+  } else {
+    scores[s] += v;  // SpaceSaving: the newcomer inherits the score
+  }
   keys[s] = key;
-  scores[s] += v;
   rows[s] = ColdMarker(tag, !sighted);  // waits for a second sighting
 }
 
@@ -173,7 +190,7 @@ CAFE_HD void InsertIntoBucket(int64_t* keys, float* scores, int32_t* rows, int64
 CAFE_HD void BucketInsertBody(int64_t q, int64_t num_runs, const uint32_t* sorted_bucket,
                               const int32_t* sorted_run, const int64_t* run_key,
                               const float* run_value, const int32_t* run_tag, int32_t c,
-                              bool second_sighting, int64_t* keys, float* scores,
+                              bool second_sighting, bool erode, int64_t* keys, float* scores,
                               int32_t* rows) {
   if (q >= num_runs) return;
   const uint32_t b = sorted_bucket[q];
@@ -185,7 +202,7 @@ CAFE_HD void BucketInsertBody(int64_t q, int64_t num_runs, const uint32_t* sorte
     const int32_t tag = run_tag[r];
     if (v > 0.f) {
       InsertIntoBucket(keys, scores, rows, base, c, run_key[r], v, tag & ~kRepeatedBit,
-                       tag < 0 || !second_sighting);
+                       tag < 0 || !second_sighting, erode);
     }
   }
 }

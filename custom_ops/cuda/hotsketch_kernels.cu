@@ -306,13 +306,13 @@ __global__ void BucketInsertKernel(const unsigned long long* status, const uint3
                                    const int32_t* sorted_run, const int32_t* num_runs_ptr,
                                    const int64_t* run_key, const float* run_value,
                                    const int32_t* run_tag, int64_t n, int32_t c,
-                                   bool second_sighting, int64_t* keys, float* scores,
-                                   int32_t* rows) {
+                                   bool second_sighting, bool erode, int64_t* keys,
+                                   float* scores, int32_t* rows) {
   if (*status != ~0ULL) return;  // invalid batch: no state change
   const int64_t num_runs = *num_runs_ptr;
   CAFE_GRID_LOOP(q, n) {
     BucketInsertBody(q, num_runs, sorted_bucket, sorted_run, run_key, run_value, run_tag, c,
-                     second_sighting, keys, scores, rows);
+                     second_sighting, erode, keys, scores, rows);
   }
 }
 
@@ -547,8 +547,8 @@ size_t InsertWorkspaceBytes(int64_t n, int64_t num_buckets, cudaError_t* error) 
 cudaError_t LaunchInsert(int64_t num_buckets, int32_t slots_per_bucket,
                          const DeviceSketchState& state, const int64_t* d_keys,
                          const float* d_importance, const int32_t* d_tags, int64_t n,
-                         bool second_sighting, int64_t* d_status, void* workspace,
-                         size_t workspace_bytes, cudaStream_t stream) {
+                         bool second_sighting, bool erode, int64_t* d_status,
+                         void* workspace, size_t workspace_bytes, cudaStream_t stream) {
   if (n < 0 || num_buckets <= 0 || slots_per_bucket <= 0 ||
       num_buckets * static_cast<int64_t>(slots_per_bucket) > INT_MAX)
     return cudaErrorInvalidValue;
@@ -592,7 +592,7 @@ cudaError_t LaunchInsert(int64_t num_buckets, int32_t slots_per_bucket,
       BitsFor(static_cast<uint64_t>(num_buckets)), stream));
   BucketInsertKernel<<<grid, kThreads, 0, stream>>>(
       status, b.sorted_bucket, b.sorted_run, b.num_runs, b.run_key, b.run_value, b.run_tag, n,
-      slots_per_bucket, second_sighting, state.keys, state.scores, state.rows);
+      slots_per_bucket, second_sighting, erode, state.keys, state.scores, state.rows);
   CAFE_CUDA_RETURN_IF_ERROR(cudaGetLastError());
 
   // mass += PairwiseSum(importance, n); batches += 1.

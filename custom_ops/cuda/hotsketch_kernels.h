@@ -41,7 +41,7 @@ struct DeviceSketchState {
 // Returns 0 on error (and sets *error when given).
 size_t InsertWorkspaceBytes(int64_t n, int64_t num_buckets, cudaError_t* error = nullptr);
 
-// cafe::Insert(config{W, c, second_sighting}, state, keys, importance, tags, n,
+// cafe::Insert(config{W, c, second_sighting, erode}, state, keys, importance, tags, n,
 // ...) plus the validation of cafe::ValidateInsert, all on the device:
 //   *d_status (device int64) = -1 when the batch is valid, else the first
 //   index i whose importance is NaN/inf/negative or whose tag is outside
@@ -55,8 +55,8 @@ size_t InsertWorkspaceBytes(int64_t n, int64_t num_buckets, cudaError_t* error =
 cudaError_t LaunchInsert(int64_t num_buckets, int32_t slots_per_bucket,
                          const DeviceSketchState& state, const int64_t* d_keys,
                          const float* d_importance, const int32_t* d_tags, int64_t n,
-                         bool second_sighting, int64_t* d_status, void* workspace,
-                         size_t workspace_bytes, cudaStream_t stream);
+                         bool second_sighting, bool erode, int64_t* d_status,
+                         void* workspace, size_t workspace_bytes, cudaStream_t stream);
 
 // ----------------------------------------------------------------- Query ---
 

@@ -147,6 +147,9 @@ class CafeSketchInsertGpuOp : public OpKernel {
     int num_threads = 0;
     OP_REQUIRES_OK(ctx, ctx->GetAttr("hot_rows", &hot_rows_));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("second_sighting", &second_sighting_));
+    std::string replacement;
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("replacement", &replacement));
+    erode_ = replacement == "erode";
     OP_REQUIRES_OK(ctx, ctx->GetAttr("num_threads", &num_threads));  // CPU-only knob
     OP_REQUIRES(ctx, num_threads >= 0,
                 errors::InvalidArgument("num_threads must be >= 0, got ", num_threads));
@@ -175,7 +178,7 @@ class CafeSketchInsertGpuOp : public OpKernel {
         ctx, CudaStatus(cafe::cuda::LaunchInsert(
                             locked.num_buckets(), locked.slots_per_bucket(), locked.state(),
                             ids.flat<int64_t>().data(), importance.flat<float>().data(),
-                            tags.flat<int32_t>().data(), n, second_sighting_,
+                            tags.flat<int32_t>().data(), n, second_sighting_, erode_,
                             DevicePtr<int64_t>(status), workspace.data(), bytes, stream),
                         "CafeSketchInsert", "launch"));
     // The CPU op rejects an invalid batch with InvalidArgument; the GPU
@@ -205,6 +208,7 @@ class CafeSketchInsertGpuOp : public OpKernel {
  private:
   int64_t hot_rows_;
   bool second_sighting_;
+  bool erode_;
 };
 
 // ----------------------------------------------------------------- Query ---

@@ -177,6 +177,7 @@ REGISTER_OP("CafeSketchInsert")
     .Input("tags: int32")
     .Attr("hot_rows: int")
     .Attr("second_sighting: bool = true")
+    .Attr("replacement: {'erode', 'inherit'} = 'erode'")
     .Attr("num_threads: int = 0")
     .SetIsStateful()
     .SetShapeFn([](InferenceContext* c) {
@@ -192,8 +193,11 @@ REGISTER_OP("CafeSketchInsert")
 Inserts a batch of (id, importance, tag) into a HotSketch held in variables,
 in place. Duplicate ids are summed; each bucket processes its distinct ids in
 ascending order, so the state does not depend on the thread count. Tags must
-be in [0, 2^30). With second_sighting, an id that takes a slot over is not
-promotable until it is seen again (docs/sketch.md).
+be in [0, 2^30). A miss in a full bucket erodes its smallest non-hot score
+and takes the slot with what is left (replacement 'erode'), or takes the slot
+and inherits the score ('inherit', SpaceSaving as in the paper). With
+second_sighting, an id that takes a slot over is not promotable until it is
+seen again (docs/sketch.md).
 )doc");
 
 class CafeSketchInsertOp : public OpKernel {
@@ -201,6 +205,9 @@ class CafeSketchInsertOp : public OpKernel {
   explicit CafeSketchInsertOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("hot_rows", &hot_rows_));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("second_sighting", &second_sighting_));
+    std::string replacement;
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("replacement", &replacement));
+    erode_ = replacement == "erode";
     OP_REQUIRES_OK(ctx, ctx->GetAttr("num_threads", &num_threads_));
     OP_REQUIRES(ctx, num_threads_ >= 0,
                 errors::InvalidArgument("num_threads must be >= 0, got ", num_threads_));
@@ -222,6 +229,7 @@ class CafeSketchInsertOp : public OpKernel {
     config.num_buckets = locked.num_buckets();
     config.slots_per_bucket = locked.slots_per_bucket();
     config.second_sighting = second_sighting_;
+    config.erode = erode_;
     const int threads = ThreadsFor(ctx, num_threads_);
     // The core splits the batch into `threads` tasks itself (fewer for small batches),
     // which share out its work dynamically.
@@ -232,6 +240,7 @@ class CafeSketchInsertOp : public OpKernel {
  private:
   int64_t hot_rows_;
   bool second_sighting_;
+  bool erode_;
   int num_threads_;
 };
 REGISTER_KERNEL_BUILDER(Name("CafeSketchInsert").Device(DEVICE_CPU), CafeSketchInsertOp);
