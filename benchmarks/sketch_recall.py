@@ -240,7 +240,7 @@ def plot(results, args):
     print(f"wrote {OUT / 'sketch_recall.png'} and sketch_recall.json")
 
 
-DEFAULT_HALF_LIFE = 16.0
+DEFAULT_HALF_LIFE = 8.0
 DEFAULT_SWAP_MARGIN = 1.5
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ IMPORTANCES = ("gradient", "frequency")
 
 @dataclasses.dataclass(frozen=True)
 class CafeConfig:
-    """Configuration of a CAFE embedding collection (../shared/CAFE_SPEC.md).
+    """Configuration of a CAFE embedding collection (docs/sketch.md for the sketch).
 
     Args:
       embedding_dim: D, the width of every embedding.
@@ -30,6 +30,16 @@ class CafeConfig:
       medium_share: share of the hashed rows that form the medium-level tables.
       decay_rule: "mass" (paper) or "batches" (every decay_period batches).
       decay_period: batches between decays for decay_rule="batches".
+      decay_half_life: with decay_rule "mass", scores halve per this many
+        hot_rows * k of inserted importance (the default, chosen by
+        measurement in docs/sketch.md); None: the paper's decay (decay_rate
+        per 10 W k).
+      swap_margin: candidates beyond the free hot rows displace the weakest
+        hot features they outscore by this factor; None: the paper (no swaps).
+      replacement: "erode" (a miss in a full sketch bucket erodes its smallest
+        score) or "inherit" (SpaceSaving, the paper).
+      second_sighting: a feature that took a sketch slot over is promoted only
+        once seen again; False: the paper.
       demote_threshold: hot features whose decayed score falls below it are
         demoted; None means k (the paper). A lower value adds hysteresis.
       backend: "auto", "op" or "reference" (see HotSketch).
@@ -48,6 +58,10 @@ class CafeConfig:
     medium_share: float = 0.3
     decay_rule: str = "mass"
     decay_period: int = 0
+    decay_half_life: Optional[float] = 8.0
+    swap_margin: Optional[float] = 1.5
+    replacement: str = "erode"
+    second_sighting: bool = True
     demote_threshold: Optional[float] = None
     backend: str = "auto"
 
