@@ -292,3 +292,16 @@ def test_erode_lowers_the_smallest_score_before_taking_the_slot(backend):
     _insert(sketch, [50], [4.0])  # an empty slot: taken whole
     _insert(sketch, [60], [6.0])  # outweighs 50's 4: takes the slot with the 2 left over
     assert _slots(sketch) == {10: (5.0, ROW_NONE), 60: (2.0, ROW_PENDING)}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_keys_are_compared_in_full_no_false_matches(backend):
+    """Slots hold the whole int64 key: keys equal in either 32-bit half never match."""
+    sketch = HotSketch(SketchConfig(num_buckets=1, hot_rows=1, slots_per_bucket=4,
+                                    threshold=2.0), backend=backend)
+    keys = [5, 5 + 2**32, 5 - 2**40, 7 * 2**32]  # equal low halves / equal high halves
+    _insert(sketch, keys, [2.0, 1.0, 1.0, 1.0])
+    sketch.migrate()
+    rows, levels = sketch.query(tf.constant(keys + [6 * 2**32 + 5], tf.int64))
+    assert rows.numpy().tolist() == [0, -1, -1, -1, -1]
+    assert levels.numpy().tolist() == [LEVEL_HOT] + [LEVEL_COLD] * 4
