@@ -1,6 +1,6 @@
 // Standalone driver for the HotSketch C++ core (no TensorFlow): timing of
 // Insert / Query on the benchmark's workload, and a bit-exactness check of the
-// core against a deliberately naive restatement of spec section 2.
+// core against a deliberately naive restatement of the insert (docs/sketch.md).
 //
 // Build (from the repository root):
 //   g++ -std=c++17 -O3 -g -pthread benchmarks/core_bench.cc custom_ops/core/hotsketch.cc
@@ -151,23 +151,24 @@ std::vector<int64_t> ZipfIds(int64_t n, int64_t distinct, double alpha, uint64_t
 struct OwnedState {
   std::vector<int64_t> keys;
   std::vector<float> scores;
-  std::vector<int32_t> rows, tags, row_slot;
+  std::vector<int32_t> rows, row_slot, row_tag;
   float mass = 0.f;
   int64_t batches = 0;
 
   OwnedState(int64_t slots, int32_t hot_rows)
-      : keys(slots, 0), scores(slots, 0.f), rows(slots, -1), tags(slots, 0),
-        row_slot(hot_rows, -1) {}
+      : keys(slots, 0), scores(slots, 0.f), rows(slots, cafe::kRowNone),
+        row_slot(hot_rows, -1), row_tag(hot_rows, 0) {}
   cafe::SketchState View() {
-    return {keys.data(), scores.data(), rows.data(), tags.data(), row_slot.data(), &mass, &batches};
+    return {keys.data(), scores.data(), rows.data(), row_slot.data(), row_tag.data(), &mass,
+            &batches};
   }
   cafe::ConstSketchState ConstView() const { return {keys.data(), scores.data(), rows.data()}; }
   bool operator==(const OwnedState& o) const {
     auto bits_equal = [](const std::vector<float>& a, const std::vector<float>& b) {
       return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * 4) == 0;
     };
-    return keys == o.keys && bits_equal(scores, o.scores) && rows == o.rows && tags == o.tags &&
-           row_slot == o.row_slot && std::memcmp(&mass, &o.mass, 4) == 0 &&
+    return keys == o.keys && bits_equal(scores, o.scores) && rows == o.rows &&
+           row_slot == o.row_slot && row_tag == o.row_tag && std::memcmp(&mass, &o.mass, 4) == 0 &&
            batches == o.batches;
   }
 };
@@ -261,20 +262,27 @@ void NaiveInsert(const cafe::SketchConfig& config, OwnedState* st, const int64_t
   if (n <= 0) return;
   st->mass += NaivePairwiseSum(importance, n);
   st->batches += 1;
-  std::map<int64_t, std::pair<float, int32_t>> distinct;  // ascending key order
+  struct Merged {
+    float v;
+    int32_t tag;
+    int64_t count;
+  };
+  std::map<int64_t, Merged> distinct;  // ascending key order
   for (int64_t i = 0; i < n; ++i) {
     auto it = distinct.find(keys[i]);
     if (it == distinct.end()) {
-      distinct[keys[i]] = {0.f + cafe::FlushSubnormal(importance[i]), tags[i]};
+      distinct[keys[i]] = {0.f + cafe::FlushSubnormal(importance[i]), tags[i], 1};
     } else {
-      it->second.first += cafe::FlushSubnormal(importance[i]);
-      it->second.second = std::min(it->second.second, tags[i]);
+      it->second.v += cafe::FlushSubnormal(importance[i]);
+      it->second.tag = std::min(it->second.tag, tags[i]);
+      it->second.count += 1;
     }
   }
   const int c = config.slots_per_bucket;
   for (const auto& [key, value] : distinct) {
-    const float v = value.first;
+    const float v = value.v;
     if (!(v > 0.f)) continue;
+    const bool sighted = value.count > 1 || !config.second_sighting;
     const int64_t base =
         static_cast<int64_t>(cafe::Mix64(static_cast<uint64_t>(key)) %
                              static_cast<uint64_t>(config.num_buckets)) * c;
@@ -288,21 +296,33 @@ void NaiveInsert(const cafe::SketchConfig& config, OwnedState* st, const int64_t
     }
     if (hit >= 0) {
       st->scores[base + hit] += v;
+      int32_t& m = st->rows[base + hit];
+      if (m < 0 && cafe::MarkerPending(m)) m = cafe::ColdMarker(cafe::MarkerTag(m), false);
     } else if (empty >= 0) {
       st->keys[base + empty] = key;
       st->scores[base + empty] = v;
-      st->tags[base + empty] = value.second;
+      st->rows[base + empty] = cafe::ColdMarker(value.tag, false);
     } else {
       int victim = -1;
       for (int j = 0; j < c; ++j) {
         if (st->rows[base + j] >= 0) continue;
         if (victim < 0 || st->scores[base + j] <= st->scores[base + victim]) victim = j;
       }
-      if (victim >= 0) {
-        st->keys[base + victim] = key;
-        st->scores[base + victim] += v;
-        st->tags[base + victim] = value.second;
+      if (victim < 0) continue;
+      const int64_t s = base + victim;
+      const float old = st->scores[s];
+      if (config.erode && !(cafe::FlushSubnormal(v - old) > 0.f)) {
+        st->scores[s] = cafe::FlushSubnormal(old - v);
+        if (!(st->scores[s] > 0.f)) {
+          st->keys[s] = 0;
+          st->scores[s] = 0.f;
+          st->rows[s] = cafe::kRowNone;
+        }
+        continue;
       }
+      st->keys[s] = key;
+      st->scores[s] = config.erode ? cafe::FlushSubnormal(v - old) : old + v;
+      st->rows[s] = cafe::ColdMarker(value.tag, !sighted);
     }
   }
 }
@@ -316,7 +336,7 @@ void NaiveQuery(const cafe::SketchConfig& config, const OwnedState& st, const in
     levels[i] = cafe::kLevelCold;
     for (int j = 0; j < c; ++j) {
       if (st.scores[base + j] > 0.f && st.keys[base + j] == keys[i]) {
-        rows[i] = st.rows[base + j];
+        rows[i] = std::max(st.rows[base + j], cafe::kRowNone);  // a cold marker: not hot
         levels[i] = rows[i] >= 0 ? cafe::kLevelHot
                                  : (st.scores[base + j] >= config.medium_threshold
                                         ? cafe::kLevelMedium
@@ -343,6 +363,8 @@ int Verify(int rounds) {
     config.medium_threshold = config.threshold * 0.25f;
     config.decay_rate = 0.5f + 0.1f * static_cast<float>(below(5));
     config.decay_mass_factor = 0.05 + 0.1 * below(5);
+    config.second_sighting = below(2);
+    config.erode = below(2);
     const int64_t sizes[] = {0, 1, 2, 17, 300, 4096, 20000, 70000, 300000};
     const int64_t distinct = 1 + below(below(2) ? 1000 : 3000000);
     const double alpha = 1.01 + 0.1 * below(8);

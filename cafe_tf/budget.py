@@ -2,7 +2,7 @@
 
 A budget is in bytes of embedding state (tables, sketch and bookkeeping;
 optimizer slots are not counted, as in the paper). Compression ratio =
-full table bytes / budget bytes (the paper's sizing; docs/user_guide.md, "Memory budget").
+full table bytes / budget bytes (docs/sketch.md; CAFE paper, section on the memory budget).
 """
 import dataclasses
 import math
@@ -109,11 +109,11 @@ class CafeLayout:
 def plan_cafe_layout(vocabulary_sizes: Sequence[int], embedding_dim: int, budget_bytes: int,
                      hot_share: float, slots_per_bucket: int = 4, multi_level: bool = False,
                      medium_share: float = 0.3, bookkeeping_bytes: int = 0) -> CafeLayout:
-    """Sizes CAFE's tables and sketch to fit `budget_bytes` (spec section 5).
+    """Sizes CAFE's tables and sketch to fit `budget_bytes` (docs/sketch.md).
 
     The hot part gets `hot_share` of the budget and pays for its sketch: each
     hot row costs its embedding plus one bucket of `slots_per_bucket` slots and
-    its owner entry. The rest goes to hashed rows, split over fields in
+    its owner and tag entries. The rest goes to hashed rows, split over fields in
     proportion to vocabulary (>= 1 row each); with `multi_level`,
     `medium_share` of those rows form the second table of the medium level.
 

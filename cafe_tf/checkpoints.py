@@ -1,7 +1,7 @@
 """Checkpoints of models with CAFE layers: layout checks, periodic saving, resuming.
 
 Everything a CAFE layer learns is in `tf.Variable`s (hot table, hashed tables,
-sketch keys/scores/packed hot rows, tags and owners, decay bookkeeping, counters),
+sketch keys/scores/packed slot markers, hot-row owners and tags, decay bookkeeping, counters),
 so a plain `tf.train.Checkpoint(model=..., optimizer=...)` or `model.save_weights`
 already captures it, optimizer slots included, and each layer also checkpoints
 its own layout (`LayerLayoutRecord`), so restoring into a layer of another
@@ -38,6 +38,7 @@ from cafe_tf.layers import optimizer_slots
 from cafe_tf.layers.cafe_embedding import CafeEmbeddingCollection
 
 _OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
+SKETCH_STATE_VERSION = 2
 _LAYOUT_ATTRIBUTE = "cafe_layout"
 _HINT = ("A CAFE layer's shapes and row mapping follow from its features (names, order, "
          "vocabulary sizes) and its CafeConfig (embedding_dim, compression_ratio or "
@@ -72,6 +73,9 @@ def layer_layout(layer: CafeEmbeddingCollection) -> Dict:
         "multi_level": bool(layer.config.multi_level),
         "num_buckets": sketch.num_buckets,
         "slots_per_bucket": sketch.slots_per_bucket,
+        # What the sketch's packed int32 words mean (docs/sketch.md): 2 = one word
+        # per slot (hot row or tag + second-sighting mark), owner and tag per hot row.
+        "sketch_state_version": SKETCH_STATE_VERSION,
     }
 
 

@@ -3,6 +3,7 @@ import numpy as np
 import tensorflow as tf
 
 from cafe_tf.sketch import HotSketch
+from cafe_tf.sketch.reference import MAX_TAG
 
 
 def zipf_batch(rng, n, distinct, alpha=1.1, importance="random", tags=1):
@@ -26,7 +27,7 @@ def state_arrays(sketch: HotSketch):
     slots_shape = sketch.keys.shape
     for name, tensor in sketch.read_state()._asdict().items():
         value = np.asarray(tensor.numpy())
-        if name in ("keys", "scores", "rows", "tags"):
+        if name in ("keys", "scores", "rows"):
             value = value.reshape(slots_shape)
         out[name] = value.view(np.int32) if value.dtype == np.float32 else value
     out["packed_int32"] = sketch.packed_int32.numpy()  # padding included
@@ -62,3 +63,6 @@ def check_invariants(sketch: HotSketch):
     for row in np.flatnonzero(used):
         assert flat_rows[row_slot[row]] == row, "row_slot and rows disagree"
     assert np.all(scores[rows >= 0] >= 0)
+    row_tag = s["row_tag"]
+    assert np.all(row_tag[~used] == 0), "free row holds a tag"
+    assert np.all((row_tag >= 0) & (row_tag <= MAX_TAG)), "tag out of range"

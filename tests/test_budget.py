@@ -67,3 +67,26 @@ def test_cafe_layout_fits_the_budget(ratio, vocab, multi_level, dim):
 def test_budget_too_small_names_the_minimum():
     with pytest.raises(budget.BudgetTooSmallError, match=r"needs at least [\d,]+ bytes"):
         budget.plan_cafe_layout([100, 100, 100], 16, 200, hot_share=0.5)
+
+
+@pytest.mark.parametrize("buckets,slots,hot_rows", [
+    pytest.param(7, 3, 5, id="odd_slots_padded"),
+    pytest.param(8, 4, 5, id="even_words"),
+])
+def test_sketch_memory_bytes_are_its_variables_bytes(buckets, slots, hot_rows):
+    """The planner counts the real bytes: 16 per slot, 8 per hot row, the scalars."""
+    from cafe_tf.sketch import HotSketch
+
+    config = sketch_config.SketchConfig(num_buckets=buckets, hot_rows=hot_rows,
+                                        slots_per_bucket=slots)
+    sketch = HotSketch(config, backend="reference")
+    held = sum(v.shape.num_elements() * v.dtype.size for v in sketch.state_variables)
+    assert held == config.memory_bytes()
+    assert config.memory_bytes() - buckets * slots * 16 - hot_rows * 8 - 12 in (0, 4)
+
+
+def test_a_budget_buys_more_hot_rows_than_with_20_byte_slots():
+    dim, budget_bytes = 16, 200_000
+    layout = budget.plan_cafe_layout([10**6], dim, budget_bytes, hot_share=0.8)
+    with_20_byte_slots = int(0.8 * budget_bytes // (4 * dim + 4 * 20 + 4))
+    assert layout.hot_rows > with_20_byte_slots

@@ -9,6 +9,7 @@ from cafe_tf import hashing
 from cafe_tf.callbacks import CafeMigration
 from cafe_tf.layers import CafeConfig, CafeEmbedding, CafeEmbeddingCollection, FeatureConfig
 from cafe_tf.layers.cafe_embedding import HASHED_SEED, MEDIUM_SEED
+from cafe_tf.sketch.reference import slot_tags
 
 
 def _layer(features=None, **config):
@@ -171,7 +172,7 @@ def test_sketch_is_not_updated_outside_training():
 def _scores_by_key(layer):
     keys = layer.sketch.keys.numpy().reshape(-1)
     scores = layer.sketch.scores.numpy().reshape(-1)
-    tags = layer.sketch.read_state().tags.numpy().reshape(-1)
+    tags = slot_tags(layer.sketch.read_state()).numpy()
     names = [f.name for f in layer.features]
     out = {}
     for key, score, tag in zip(keys, scores, tags):

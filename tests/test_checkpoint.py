@@ -173,16 +173,16 @@ def test_checkpoint_of_other_sizes_is_refused_naming_the_mismatch(tmp_path):
     with pytest.raises(CheckpointMismatchError) as error:
         restore(make_checkpoint(other), path)
     message = str(error.value)
-    assert "CAFE layer 'cafe': hot_rows is 87 in the checkpoint but" in message
-    assert "CAFE layer 'cafe', hashed_tables: shape [82, 8] in the checkpoint but" in message
-    assert "CAFE layer 'cafe', keys: shape [87, 4] in the checkpoint but" in message
+    assert "CAFE layer 'cafe': hot_rows is 98 in the checkpoint but" in message
+    assert "CAFE layer 'cafe', hashed_tables: shape [80, 8] in the checkpoint but" in message
+    assert "CAFE layer 'cafe', keys: shape [98, 4] in the checkpoint but" in message
     assert "cafe_c" not in message  # the other layer matches
     assert "compression_ratio" in message  # says what to do
     mu.assert_states_equal(mu.weights_state(other), before, "nothing restored")
 
     # model.save_weights checkpoints: the layers' own layout records and the shapes.
     with pytest.raises(CheckpointMismatchError, match=r"CAFE layer 'cafe', hot_table: shape "
-                                                      r"\[87, 8\] in the checkpoint but"):
+                                                      r"\[98, 8\] in the checkpoint but"):
         restore(other, str(tmp_path / "weights"))
     mu.assert_states_equal(mu.weights_state(other), before, "nothing restored")
 

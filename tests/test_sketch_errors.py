@@ -25,7 +25,9 @@ BAD_INSERTS = {
     "negative importance": (lambda: (tf.constant([1, 2], tf.int64), tf.constant([1.0, -0.5]),
                                      None), ">= 0"),
     "negative tags": (lambda: (tf.constant([1, 2], tf.int64), None, tf.constant([0, -1])),
-                      ">= 0"),
+                      "tags must be in"),
+    "tag above 2**30 - 1": (lambda: (tf.constant([1, 2], tf.int64), None,
+                                     tf.constant([2**30, 0])), "tags must be in"),
 }
 
 
@@ -146,7 +148,7 @@ def test_op_rejects_state_variables_not_matching_the_layout():
         _ops.ops.cafe_sketch_insert(*handles[:2], wrong_dtype.handle, *handles[3:], ids=ids,
                                     importance=ones, tags=tags, hot_rows=4)
     with pytest.raises(tf.errors.InvalidArgumentError, match="packed_int32 must be a vector"):
-        _ops.ops.cafe_sketch_query(sketch.keys, sketch.scores, tf.zeros([16], tf.int64), ids,
+        _ops.ops.cafe_sketch_query(sketch.keys, sketch.scores, tf.zeros([8], tf.int64), ids,
                                    medium_threshold=1.0)
     after = state_arrays(sketch)
     for name in before:

@@ -11,7 +11,8 @@ from sketch_utils import assert_same_state, check_invariants, result_arrays, zip
 SCENARIOS = {
     # name: (config kwargs, batch size, distinct ids, alpha[, batches])
     "tiny_full_buckets": (dict(num_buckets=8, hot_rows=5, slots_per_bucket=2, threshold=2.0,
-                               decay_rate=0.5, decay_mass_factor=1.0), 200, 500, 1.05),
+                               replacement="inherit",
+                               decay_rate=0.5, decay_mass_factor=10.0), 200, 500, 1.05),
     "all_hot_buckets": (dict(num_buckets=4, hot_rows=16, slots_per_bucket=4, threshold=0.5,
                              decay_rate=0.9, decay_mass_factor=50.0), 300, 2000, 1.1),
     "zipf_medium": (dict(num_buckets=256, hot_rows=127, slots_per_bucket=4, threshold=5.0,
@@ -20,6 +21,14 @@ SCENARIOS = {
     "batches_rule_hysteresis": (dict(num_buckets=64, hot_rows=32, slots_per_bucket=3,
                                      threshold=4.0, demote_threshold=2.0, decay_rule="batches",
                                      decay_period=3, decay_rate=0.7), 1000, 10_000, 1.1),
+    "paper_rules": (dict(num_buckets=32, hot_rows=16, slots_per_bucket=2, threshold=2.0,
+                         second_sighting=False, replacement="inherit", decay_rate=0.7,
+                         decay_mass_factor=3.0), 500,
+                    3000, 1.1),
+    # Several decay steps per migration, and swaps.
+    "half_life_swaps": (dict(num_buckets=128, hot_rows=40, slots_per_bucket=4, threshold=3.0,
+                             decay_half_life=4.0, swap_margin=1.25, medium_threshold=1.0), 2000,
+                        20_000, 1.1),
     # Batches big enough for the op to split insert and query over several threads.
     "large_parallel": (dict(num_buckets=65_536, hot_rows=4_097, slots_per_bucket=4,
                             threshold=3.0, decay_rate=0.9, medium_threshold=1.5,

@@ -5,6 +5,11 @@ import tensorflow as tf
 
 from cafe_tf import hashing
 from cafe_tf.sketch import LEVEL_COLD, LEVEL_HOT, LEVEL_MEDIUM, HotSketch, SketchConfig
+from cafe_tf.sketch import reference
+from cafe_tf.sketch.reference import ROW_NONE
+
+# The rows entry of a pending key of tag 0 (cold_marker(0, pending=True)).
+ROW_PENDING = ROW_NONE - 1
 
 BACKENDS = ["op", "reference"]
 
@@ -23,15 +28,43 @@ def _insert(sketch, ids, values=None):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_space_saving_takeover(backend):
-    sketch = HotSketch(SketchConfig(num_buckets=1, hot_rows=1, slots_per_bucket=2,
+    sketch = HotSketch(SketchConfig(replacement="inherit", num_buckets=1, hot_rows=1, slots_per_bucket=2,
                                     threshold=100.0), backend=backend)
     _insert(sketch, [20, 10], [1.0, 3.0])  # processed in key order: 10 -> slot 0, 20 -> slot 1
     assert sketch.keys.numpy()[0].tolist() == [10, 20]
     _insert(sketch, [30], [2.0])  # full: the smallest (20, score 1) is taken over, 1 + 2
-    assert _slots(sketch) == {10: (3.0, -1), 30: (3.0, -1)}
+    assert _slots(sketch) == {10: (3.0, -1), 30: (3.0, ROW_PENDING)}
     _insert(sketch, [40], [1.0])  # tie at 3: the highest slot index loses
     assert sketch.keys.numpy()[0].tolist() == [10, 40]
-    assert _slots(sketch) == {10: (3.0, -1), 40: (4.0, -1)}
+    assert _slots(sketch) == {10: (3.0, -1), 40: (4.0, ROW_PENDING)}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_one_off_takeover_with_inherited_score_is_never_promoted(backend):
+    sketch = HotSketch(SketchConfig(replacement="inherit", num_buckets=1, hot_rows=3, slots_per_bucket=2,
+                                    threshold=5.0), backend=backend)
+    _insert(sketch, [10, 20], [6.0, 7.0])  # empty slots: promotable at once
+    _insert(sketch, [30], [1.0])  # takes 10's slot over: 6 + 1 >= k, but seen once
+    assert _slots(sketch) == {20: (7.0, -1), 30: (7.0, ROW_PENDING)}
+    for _ in range(3):
+        sketch.migrate()
+        assert _slots(sketch) == {20: (7.0, 0), 30: (7.0, ROW_PENDING)}
+    rows, levels = sketch.query(tf.constant([30], tf.int64))
+    assert rows.numpy().tolist() == [-1] and levels.numpy().tolist() == [LEVEL_COLD]
+    _insert(sketch, [30], [1.0])  # seen again, in a later batch: promotable
+    assert _slots(sketch) == {20: (7.0, 0), 30: (8.0, -1)}
+    assert sketch.migrate().promoted_keys.numpy().tolist() == [30]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_takeover_seen_twice_in_its_batch_is_promotable(backend):
+    sketch = HotSketch(SketchConfig(replacement="inherit", num_buckets=1, hot_rows=3, slots_per_bucket=2,
+                                    threshold=5.0), backend=backend)
+    _insert(sketch, [10, 20], [6.0, 7.0])
+    _insert(sketch, [40, 9, 40], [0.5, 0.0, 0.5])  # two sightings of 40 in the claiming batch
+    assert _slots(sketch) == {20: (7.0, -1), 40: (7.0, -1)}
+    result = sketch.migrate()
+    assert result.promoted_keys.numpy().tolist() == [20, 40]  # score ties: key ascending
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -165,3 +198,110 @@ def test_subnormal_importance_counts_as_zero(backend, wrap):
     insert(tf.constant([5, 6, 6], tf.int64), tf.constant([tiny, tiny, 2.0], tf.float32))
     assert _slots(sketch) == {6: (2.0, -1)}
     assert sketch.mass.numpy() == np.float32(2.0)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_tags_are_kept_while_pending_hot_and_demoted(backend):
+    """A slot's int32 holds the hot row or (tag, pending): the tag must survive each state."""
+    sketch = HotSketch(SketchConfig(replacement="inherit", num_buckets=1, hot_rows=2, slots_per_bucket=2,
+                                    threshold=5.0, decay_rate=0.5), backend=backend)
+    top = reference.MAX_TAG
+
+    def tags_by_key():
+        state = sketch.read_state()
+        return {int(k): int(t) for k, t, s in zip(state.keys.numpy(),
+                                                  reference.slot_tags(state).numpy(),
+                                                  state.scores.numpy()) if s > 0}
+
+    sketch.insert(tf.constant([10, 20], tf.int64), tf.constant([6.0, 7.0]),
+                  tf.constant([top, 3]))
+    sketch.insert(tf.constant([30], tf.int64), tf.constant([1.0]), tf.constant([top - 1]))
+    assert tags_by_key() == {20: 3, 30: top - 1}
+    result = sketch.migrate()
+    assert result.promoted_keys.numpy().tolist() == [20]
+    assert result.promoted_tags.numpy().tolist() == [3]
+    sketch.insert(tf.constant([30], tf.int64), tf.constant([1.0]), tf.constant([0]))
+    result = sketch.migrate()
+    assert result.promoted_tags.numpy().tolist() == [top - 1]  # the tag it claimed the slot with
+    assert tags_by_key() == {20: 3, 30: top - 1}
+    result = sketch.decay()  # 30 -> 4 and 20 -> 3.5: both below k, demoted in slot order
+    assert result.demoted_keys.numpy().tolist() == [30, 20]
+    assert result.demoted_tags.numpy().tolist() == [top - 1, 3]
+    assert tags_by_key() == {20: 3, 30: top - 1}
+    assert sketch.read_state().row_tag.numpy().tolist() == [0, 0]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_decay_applies_rho_once_per_period_due(backend):
+    # mass rule, period = 1 * W * k = 2: 7 inserted -> 3 periods, 1 left over
+    sketch = HotSketch(SketchConfig(num_buckets=1, hot_rows=1, slots_per_bucket=2, threshold=2.0,
+                                    decay_rate=0.5, decay_mass_factor=1.0), backend=backend)
+    _insert(sketch, [1], [7.0])
+    assert sketch.migrate().decayed.numpy()
+    assert _slots(sketch) == {1: (7.0 * 0.5**3, ROW_NONE)}
+    assert sketch.mass.numpy() == 1.0
+    # batches rule, period 2: 5 batches -> 2 periods, 1 batch left over
+    sketch = HotSketch(SketchConfig(num_buckets=1, hot_rows=1, slots_per_bucket=2, threshold=99.0,
+                                    decay_rate=0.5, decay_rule="batches", decay_period=2),
+                       backend=backend)
+    for _ in range(5):
+        _insert(sketch, [1], [8.0])
+    assert sketch.migrate().decayed.numpy()
+    assert _slots(sketch) == {1: (10.0, ROW_NONE)}
+    assert sketch.batches.numpy() == 1
+    # at most MAX_DECAY_STEPS periods in one migration
+    sketch = HotSketch(SketchConfig(num_buckets=1, hot_rows=1, slots_per_bucket=2, threshold=1.0,
+                                    decay_rate=0.9, decay_mass_factor=1.0), backend=backend)
+    _insert(sketch, [1], [1e6])
+    sketch.migrate()
+    factor = np.float32(1.0)
+    for _ in range(reference.MAX_DECAY_STEPS):  # one float32 multiply per step
+        factor *= np.float32(0.9)
+    assert sketch.scores.numpy()[0, 0] == np.float32(1e6) * factor
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_swap_displaces_the_weakest_hot_key_by_a_margin(backend):
+    sketch = HotSketch(SketchConfig(num_buckets=1, hot_rows=2, slots_per_bucket=4, threshold=2.0,
+                                    swap_margin=1.5), backend=backend)
+    _insert(sketch, [1, 2], [3.0, 4.0])
+    assert sketch.migrate().promoted_keys.numpy().tolist() == [2, 1]  # rows 0, 1: all taken
+    _insert(sketch, [3], [5.0])  # 5 > 1.5 * 3: displaces key 1 and takes its row
+    result = sketch.migrate()
+    assert result.demoted_keys.numpy().tolist() == [1]
+    assert result.demoted_rows.numpy().tolist() == [1]
+    assert result.promoted_keys.numpy().tolist() == [3]
+    assert result.promoted_rows.numpy().tolist() == [1]
+    assert _slots(sketch) == {1: (3.0, ROW_NONE), 2: (4.0, 0), 3: (5.0, 1)}
+    _insert(sketch, [4], [5.5])  # 5.5 <= 1.5 * 4: the weakest hot key (2) stays
+    result = sketch.migrate()
+    assert result.demoted_keys.numpy().tolist() == []
+    assert result.promoted_keys.numpy().tolist() == []
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_erode_lowers_the_smallest_score_before_taking_the_slot(backend):
+    sketch = HotSketch(SketchConfig(num_buckets=1, hot_rows=1, slots_per_bucket=2,
+                                    threshold=100.0), backend=backend)
+    _insert(sketch, [10, 20], [5.0, 3.0])
+    _insert(sketch, [30], [1.0])  # misses a full bucket: 20's 3 eroded to 2, 30 not recorded
+    assert _slots(sketch) == {10: (5.0, ROW_NONE), 20: (2.0, ROW_NONE)}
+    _insert(sketch, [40], [2.0])  # eroded to 0: the slot empties
+    assert _slots(sketch) == {10: (5.0, ROW_NONE)}
+    assert sketch.keys.numpy()[0].tolist() == [10, 0]
+    _insert(sketch, [50], [4.0])  # an empty slot: taken whole
+    _insert(sketch, [60], [6.0])  # outweighs 50's 4: takes the slot with the 2 left over
+    assert _slots(sketch) == {10: (5.0, ROW_NONE), 60: (2.0, ROW_PENDING)}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_keys_are_compared_in_full_no_false_matches(backend):
+    """Slots hold the whole int64 key: keys equal in either 32-bit half never match."""
+    sketch = HotSketch(SketchConfig(num_buckets=1, hot_rows=1, slots_per_bucket=4,
+                                    threshold=2.0), backend=backend)
+    keys = [5, 5 + 2**32, 5 - 2**40, 7 * 2**32]  # equal low halves / equal high halves
+    _insert(sketch, keys, [2.0, 1.0, 1.0, 1.0])
+    sketch.migrate()
+    rows, levels = sketch.query(tf.constant(keys + [6 * 2**32 + 5], tf.int64))
+    assert rows.numpy().tolist() == [0, -1, -1, -1, -1]
+    assert levels.numpy().tolist() == [LEVEL_HOT] + [LEVEL_COLD] * 4

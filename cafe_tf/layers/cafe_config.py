@@ -5,7 +5,7 @@ import numbers
 from typing import Optional
 
 from cafe_tf import budget as budget_lib
-from cafe_tf.sketch.config import DECAY_RULES, FLOAT32_MIN_NORMAL
+from cafe_tf.sketch.config import DECAY_RULES, FLOAT32_MIN_NORMAL, REPLACEMENTS
 from cafe_tf.sketch.hotsketch import BACKENDS
 
 IMPORTANCES = ("gradient", "frequency")
@@ -52,6 +52,18 @@ class CafeConfig:
         batches). Defaults to "mass".
       decay_period: int. Batches between decays for decay_rule="batches"
         (must then be > 0). Defaults to 0.
+      decay_half_life: float > 0 or None. With decay_rule "mass" (ignored with
+        "batches"), scores halve
+        per this many hot_rows * k of inserted importance (chosen by
+        measurement, docs/sketch.md). None: the paper's decay (decay_rate per
+        10 W k). Defaults to 8.0.
+      swap_margin: float >= 1 or None. Candidates beyond the free hot rows
+        displace the weakest hot features they outscore by this factor. None:
+        the paper (no swaps). Defaults to 1.5.
+      replacement: "erode" (a miss in a full sketch bucket erodes its smallest
+        score) or "inherit" (SpaceSaving, the paper). Defaults to "erode".
+      second_sighting: bool. A feature that took a sketch slot over is
+        promoted only once seen again; False: the paper. Defaults to True.
       demote_threshold: float. Hot features whose decayed score falls below
         it are demoted; 0 or in [smallest normal float32, threshold]. Defaults
         to None: k (the paper). A lower value adds hysteresis.
@@ -81,6 +93,10 @@ class CafeConfig:
     medium_share: float = 0.3
     decay_rule: str = "mass"
     decay_period: int = 0
+    decay_half_life: Optional[float] = 8.0
+    swap_margin: Optional[float] = 1.5
+    replacement: str = "erode"
+    second_sighting: bool = True
     demote_threshold: Optional[float] = None
     backend: str = "auto"
 
@@ -134,6 +150,15 @@ class CafeConfig:
         else:
             check("decay_period", _is_int(self.decay_period) and self.decay_period >= 0,
                   "an int >= 0")
+        if self.decay_half_life is not None:
+            check("decay_half_life", _is_real(self.decay_half_life)
+                  and math.isfinite(self.decay_half_life) and self.decay_half_life > 0,
+                  "None or finite and > 0")
+        if self.swap_margin is not None:
+            check("swap_margin", _is_real(self.swap_margin) and math.isfinite(self.swap_margin)
+                  and self.swap_margin >= 1, "None or finite and >= 1")
+        check("replacement", self.replacement in REPLACEMENTS, f"one of {REPLACEMENTS}")
+        check("second_sighting", isinstance(self.second_sighting, bool), "a bool")
         if self.demote_threshold is not None:
             demote = self.demote_threshold
             ok = _is_real(demote) and math.isfinite(demote) and (

@@ -122,7 +122,10 @@ class CafeEmbeddingCollection(tf_keras.layers.Layer):
             decay_rate=resolved.decay_rate, demote_threshold=resolved.demote_threshold,
             medium_threshold=(resolved.medium_threshold_ratio * resolved.threshold
                               if resolved.multi_level else None),
-            decay_rule=resolved.decay_rule, decay_period=resolved.decay_period)
+            decay_rule=resolved.decay_rule, decay_period=resolved.decay_period,
+            decay_half_life=resolved.decay_half_life if resolved.decay_rule == "mass" else None,
+            swap_margin=resolved.swap_margin, replacement=resolved.replacement,
+            second_sighting=resolved.second_sighting)
         self.embeddings_initializer = tf_keras.initializers.get(embeddings_initializer)
         # When True, lookups use only stock TF ops (for a SavedModel served
         # without cafe_tf's op library); same results.

@@ -4,40 +4,62 @@ import math
 import struct
 from typing import Optional
 
-# Bytes per sketch slot: key int64 + score float32 + hot row int32 + tag int32.
-SLOT_BYTES = 8 + 4 + 4 + 4
-# Bytes per hot row of bookkeeping: the slot that owns it (int32).
-ROW_BOOKKEEPING_BYTES = 4
+# Bytes per sketch slot: key int64 + score float32 + one int32 holding the hot row,
+# or the tag and second-sighting mark of a key that is not hot.
+SLOT_BYTES = 8 + 4 + 4
+# Bytes per hot row of bookkeeping: the slot that owns it and its key's tag (int32 each).
+ROW_BOOKKEEPING_BYTES = 4 + 4
 # mass (float32) + batches since the last decay (int64).
 SCALAR_BYTES = 4 + 8
-# The int32 arrays (hot rows and tags per slot, owner per hot row) are packed into
-# an int64 variable: 4 bytes of padding when they hold an odd number of words.
+# The int32 arrays (one word per slot, two per hot row) are packed into an int64
+# variable: 4 bytes of padding when they hold an odd number of words.
 MAX_PADDING_BYTES = 4
 # Smallest normal float32. Subnormal importances and scores count as 0 everywhere.
 FLOAT32_MIN_NORMAL = 1.1754943508222875e-38
 
 DECAY_RULES = ("mass", "batches")
+REPLACEMENTS = ("erode", "inherit")
+# The half-life schedule decays in this many steps per half-life.
+HALF_LIFE_STEPS = 8
 
 
 @dataclasses.dataclass(frozen=True)
 class SketchConfig:
-    """Sizes and rules of a HotSketch (docs/semantics.md states the rules).
+    """Sizes and rules of a HotSketch (docs/sketch.md).
 
     Args:
       num_buckets: W, buckets of the sketch.
       hot_rows: rows of the hot table that promotions hand out.
       slots_per_bucket: c, keys tracked per bucket (paper: 4).
       threshold: k, a key with score >= k is promoted (normalised-importance units).
-      decay_rate: rho, scores are multiplied by it at each decay.
+      decay_rate: rho, scores are multiplied by it once per decay period.
       demote_threshold: hot keys whose decayed score falls below it are demoted;
         None means `threshold` (the paper). Lower values give hysteresis.
       medium_threshold: non-hot keys with score >= it are "medium" (multi-level
         hashing); None disables the medium level.
-      decay_rule: "mass" (paper: decay once the importance inserted since the
-        last decay exceeds decay_mass_factor * W * k) or "batches" (every
-        decay_period inserted batches).
+      decay_rule: the decay period: "mass" (decay_mass_factor * W * k of
+        inserted importance; the paper) or "batches" (decay_period inserted
+        batches). A migration decays by rho once per whole period since the
+        last decay (at most 64 times).
       decay_mass_factor: see decay_rule (paper: 10).
       decay_period: see decay_rule.
+      replacement: what a key that misses a full bucket does to the smallest
+        non-hot slot: "erode" lowers its score by the key's importance and
+        takes the slot only with what is left over (Misra-Gries; rare keys
+        cannot pile up score), "inherit" takes the slot and adds to its score
+        (SpaceSaving, the paper).
+      second_sighting: a key that takes a slot over is not promoted until it
+        is seen again; False is the paper's rule.
+      decay_half_life: when set, scores halve per `decay_half_life * hot_rows * k`
+        of inserted importance (the mass rule, in 8 steps per half-life;
+        decay_rate and decay_mass_factor are then derived). A key then stays
+        above k when its share of the importance is at least about
+        ln 2 / (decay_half_life * hot_rows), whatever k and the batch size.
+      swap_margin: when set (>= 1), a migration whose candidates (score >= k)
+        outnumber the free rows lets them displace the weakest hot keys they
+        outscore by this factor, so the hot set follows the top scores; None
+        is the paper's rule (hot keys leave only by decaying below
+        demote_threshold).
     """
 
     num_buckets: int
@@ -50,6 +72,10 @@ class SketchConfig:
     decay_rule: str = "mass"
     decay_mass_factor: float = 10.0
     decay_period: int = 0
+    replacement: str = "erode"
+    second_sighting: bool = True
+    decay_half_life: Optional[float] = None
+    swap_margin: Optional[float] = None
 
     def __post_init__(self):
         problems = []
@@ -85,6 +111,20 @@ class SketchConfig:
         elif self.decay_rule == "batches" and not (
                 isinstance(self.decay_period, int) and self.decay_period > 0):
             problems.append(f"decay_period must be a positive int, got {self.decay_period!r}")
+        if self.decay_half_life is not None and not (
+                self.decay_rule == "mass" and math.isfinite(self.decay_half_life)
+                and self.decay_half_life > 0):
+            problems.append("decay_half_life must be finite and > 0, with decay_rule 'mass', "
+                            f"got {self.decay_half_life!r} with {self.decay_rule!r}")
+        if self.swap_margin is not None and not (
+                math.isfinite(self.swap_margin) and self.swap_margin >= 1):
+            problems.append(f"swap_margin must be None or finite and >= 1, got "
+                            f"{self.swap_margin!r}")
+        if self.replacement not in REPLACEMENTS:
+            problems.append(f"replacement must be one of {REPLACEMENTS}, got "
+                            f"{self.replacement!r}")
+        if not isinstance(self.second_sighting, bool):
+            problems.append(f"second_sighting must be a bool, got {self.second_sighting!r}")
         if problems:
             raise ValueError("Invalid SketchConfig: " + "; ".join(problems))
 
@@ -101,13 +141,29 @@ class SketchConfig:
         return self.num_buckets * self.slots_per_bucket
 
     @property
+    def effective_decay_rate(self) -> float:
+        """rho of one decay step (derived from decay_half_life when set)."""
+        if self.decay_half_life is None:
+            return self.decay_rate
+        return 0.5 ** (1.0 / HALF_LIFE_STEPS)
+
+    @property
+    def effective_decay_mass_factor(self) -> float:
+        """One decay step per this many W * k of mass (derived from decay_half_life
+        when set)."""
+        if self.decay_half_life is None:
+            return self.decay_mass_factor
+        return self.decay_half_life * self.hot_rows / (HALF_LIFE_STEPS * self.num_buckets)
+
+    @property
     def decay_mass_limit(self) -> float:
         # The ops receive factor and k as float32 attributes and multiply in double.
-        return _float32(self.decay_mass_factor) * self.num_buckets * _float32(self.threshold)
+        return (_float32(self.effective_decay_mass_factor) * self.num_buckets
+                * _float32(self.threshold))
 
     def memory_bytes(self) -> int:
         """Bytes of sketch state: slots, hot-row bookkeeping and scalars."""
-        padding = MAX_PADDING_BYTES * (self.hot_rows % 2)  # 2 * slots + hot_rows words
+        padding = MAX_PADDING_BYTES * (self.num_slots % 2)  # slots + 2 * hot_rows words
         return (self.num_slots * SLOT_BYTES + self.hot_rows * ROW_BOOKKEEPING_BYTES + padding
                 + SCALAR_BYTES)
 

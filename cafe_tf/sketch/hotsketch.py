@@ -16,22 +16,23 @@ def _plain_variable(name, shape, dtype, initial_value):
 
 
 def packed_int64_length(slots: int, hot_rows: int) -> int:
-    """Length of the int64 variable that holds rows [slots], tags [slots] and
-    row_slot [hot_rows] as int32 words, back to back."""
-    return (2 * slots + hot_rows + 1) // 2
+    """Length of the int64 variable that holds rows [slots], row_slot [hot_rows]
+    and row_tag [hot_rows] as int32 words, back to back."""
+    return (slots + 2 * hot_rows + 1) // 2
 
 
-def pack_int32(rows, tags, row_slot):
-    """rows, tags and row_slot (flat int32) as the packed int64 vector."""
-    words = tf.concat([rows, tags, row_slot], 0)
+def pack_int32(rows, row_slot, row_tag):
+    """rows, row_slot and row_tag (flat int32) as the packed int64 vector."""
+    words = tf.concat([rows, row_slot, row_tag], 0)
     words = tf.pad(words, [[0, tf.size(words) % 2]])
     return tf.bitcast(tf.reshape(words, [-1, 2]), tf.int64)
 
 
 def unpack_int32(packed, slots: int, hot_rows: int):
-    """(rows, tags, row_slot), flat int32, from the packed int64 vector."""
+    """(rows, row_slot, row_tag), flat int32, from the packed int64 vector."""
     words = tf.reshape(tf.bitcast(packed, tf.int32), [-1])
-    return words[:slots], words[slots:2 * slots], words[2 * slots:2 * slots + hot_rows]
+    return (words[:slots], words[slots:slots + hot_rows],
+            words[slots + hot_rows:slots + 2 * hot_rows])
 
 
 def _op_library():
@@ -45,13 +46,15 @@ def _invalid(message):
 
 
 class HotSketch(tf.Module):
-    """A HotSketch (CAFE's sketch; docs/semantics.md) held in tf.Variables.
+    """A HotSketch (docs/sketch.md) held in tf.Variables.
 
     All state is in non-trainable variables, so checkpoints, SavedModels and
     distribution strategies see it: `keys` int64 and `scores` float32 of shape
     [W, c]; `packed_int32`, an int64 vector holding three int32 arrays back to
-    back (the slots' hot rows [W*c] and tags [W*c], and each hot row's owning
-    slot [hot_rows]); scalars `mass` and `batches`. The int32 arrays are packed
+    back (per slot its hot row, or the tag and second-sighting mark of a key
+    that is not hot [W*c]; per hot row its owning slot and its key's tag
+    [hot_rows] each); scalars `mass` and `batches`. A slot costs 16 bytes
+    (docs/sketch.md). The int32 arrays are packed
     into int64 because TensorFlow keeps int32 variables in host memory (no
     int32 variables on GPUs) and its collectives have no unsigned types;
     `read_state()` unpacks them.
@@ -90,8 +93,8 @@ class HotSketch(tf.Module):
         make = variable_creator or _plain_variable
         w, c, h = config.num_buckets, config.slots_per_bucket, config.hot_rows
         self._slots = w * c
-        empty_ints = lambda: pack_int32(tf.fill([w * c], -1), tf.zeros([w * c], tf.int32),  # noqa: E731
-                                        tf.fill([h], -1))
+        empty_ints = lambda: pack_int32(tf.fill([w * c], reference.ROW_NONE),  # noqa: E731
+                                        tf.fill([h], -1), tf.zeros([h], tf.int32))
         with tf.name_scope(name):
             self.keys = make("keys", [w, c], tf.int64, lambda: tf.zeros([w, c], tf.int64))
             self.scores = make("scores", [w, c], tf.float32, lambda: tf.zeros([w, c]))
@@ -107,17 +110,17 @@ class HotSketch(tf.Module):
 
     def read_state(self) -> reference.SketchTensors:
         """The current state as flat tensors (the int32 arrays unpacked)."""
-        rows, tags, row_slot = unpack_int32(self.packed_int32.read_value(), self._slots,
-                                            self.config.hot_rows)
+        rows, row_slot, row_tag = unpack_int32(self.packed_int32.read_value(), self._slots,
+                                               self.config.hot_rows)
         return reference.SketchTensors(
             tf.reshape(self.keys.read_value(), [-1]), tf.reshape(self.scores.read_value(), [-1]),
-            rows, tags, row_slot, self.mass.read_value(), self.batches.read_value())
+            rows, row_slot, row_tag, self.mass.read_value(), self.batches.read_value())
 
     def _assign_state(self, state: reference.SketchTensors):
         return tf.group(self.keys.assign(tf.reshape(state.keys, self.keys.shape)),
                         self.scores.assign(tf.reshape(state.scores, self.scores.shape)),
-                        self.packed_int32.assign(pack_int32(state.rows, state.tags,
-                                                            state.row_slot)),
+                        self.packed_int32.assign(pack_int32(state.rows, state.row_slot,
+                                                            state.row_tag)),
                         self.mass.assign(state.mass), self.batches.assign(state.batches))
 
     def hot_rows_used(self) -> tf.Tensor:
@@ -148,15 +151,16 @@ class HotSketch(tf.Module):
           ids: int32/int64 vector of keys.
           importance: float vector of the same length, finite and >= 0
             (default: 1 per id, i.e. frequency).
-          tags: int32 vector >= 0 of the same length, carried with each key
-            (the feature index in CAFE layers; default 0).
+          tags: int32 vector in [0, 2**30) of the same length, carried with
+            each key (the feature index in CAFE layers; default 0).
 
         Returns:
           The update op in graph mode, None eagerly.
 
         Raises:
           InvalidArgumentError: wrong dtype or rank, mismatched lengths,
-            NaN/inf/negative importance or negative tags. The state is unchanged.
+            NaN/inf/negative importance or tags outside [0, 2**30). The state
+            is unchanged.
         """
         ids = self._check_ids(ids)
         n = tf.size(ids)
@@ -180,6 +184,8 @@ class HotSketch(tf.Module):
         if self._ops is not None:
             return self._ops.cafe_sketch_insert(*self._handles(), ids=ids, importance=importance,
                                                 tags=tags, hot_rows=self.config.hot_rows,
+                                                second_sighting=self.config.second_sighting,
+                                                replacement=self.config.replacement,
                                                 num_threads=self.num_threads)
         checks = [
             tf.debugging.assert_equal(tf.size(importance), n, message="ids and importance must "
@@ -188,7 +194,9 @@ class HotSketch(tf.Module):
                                       "same length"),
             tf.debugging.assert_all_finite(importance, "importance must be finite (no NaN/inf)"),
             tf.debugging.assert_non_negative(importance, message="importance must be >= 0"),
-            tf.debugging.assert_non_negative(tags, message="tags must be >= 0"),
+            tf.debugging.assert_non_negative(tags, message="tags must be in [0, 2**30)"),
+            tf.debugging.assert_less_equal(tags, reference.MAX_TAG,
+                                           message="tags must be in [0, 2**30)"),
         ]
         with tf.control_dependencies(checks):
             new_state = reference.insert(self.config, self.read_state(), ids, importance, tags)
@@ -228,8 +236,9 @@ class HotSketch(tf.Module):
             return reference.MigrationResult(*self._ops.cafe_sketch_migrate(
                 *self._handles(), force_decay=tf.convert_to_tensor(force_decay, tf.bool),
                 hot_rows=cfg.hot_rows, threshold=cfg.threshold, demote_threshold=cfg.effective_demote_threshold,
-                decay_rate=cfg.decay_rate, decay_rule=cfg.decay_rule,
-                decay_mass_factor=cfg.decay_mass_factor, decay_period=cfg.decay_period))
+                decay_rate=cfg.effective_decay_rate, decay_rule=cfg.decay_rule,
+                decay_mass_factor=cfg.effective_decay_mass_factor,
+                decay_period=cfg.decay_period, swap_margin=cfg.swap_margin or 0.0))
         state, result = reference.migrate(cfg, self.read_state(), force_decay)
         with tf.control_dependencies([self._assign_state(state)]):
             return reference.MigrationResult(*[tf.identity(t) for t in result])

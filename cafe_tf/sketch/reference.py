@@ -14,11 +14,43 @@ from cafe_tf import hashing
 from cafe_tf.sketch.config import SketchConfig
 
 LEVEL_COLD, LEVEL_MEDIUM, LEVEL_HOT = 0, 1, 2
+# Tags are in [0, MAX_TAG]: a slot's int32 `rows` entry holds its hot row (>= 0)
+# or, for a key that is not hot, cold_marker(tag, pending).
+MAX_TAG = 2**30 - 1
+# The marker of an empty slot (and Query's "not hot").
+ROW_NONE = -1
+# At most this many decay steps (rho each) in one migration.
+MAX_DECAY_STEPS = 64
 
 SketchTensors = collections.namedtuple(
-    "SketchTensors", ["keys", "scores", "rows", "tags", "row_slot", "mass", "batches"])
-SketchTensors.__doc__ = """Sketch state: keys/scores/rows/tags are flat [W*c] (slot = bucket*c + j),
-row_slot is [hot_rows], mass (float32) and batches (int64) are scalars."""
+    "SketchTensors", ["keys", "scores", "rows", "row_slot", "row_tag", "mass", "batches"])
+SketchTensors.__doc__ = """Sketch state: keys/scores/rows are flat [W*c] (slot = bucket*c + j; rows
+holds the hot row or a cold marker), row_slot and row_tag are [hot_rows] (the
+slot owning the row or -1, the tag of its key), mass (float32) and batches
+(int64) are scalars."""
+
+
+def cold_marker(tag, pending):
+    """The `rows` entry of a key that is not hot: its tag, and whether it is pending
+    (it took its slot over and was not seen since: the second sighting rule)."""
+    return -1 - 2 * tag - tf.cast(pending, tf.int32)
+
+
+def marker_tag(marker):
+    """The tag in a cold marker (< 0)."""
+    return tf.bitwise.right_shift(-1 - marker, 1)
+
+
+def slot_tags(state: "SketchTensors") -> tf.Tensor:
+    """The tag of each slot's key (flat [W*c]; 0 for empty slots)."""
+    hot = state.rows >= 0
+    return tf.where(hot, tf.gather(state.row_tag, tf.maximum(state.rows, 0)),
+                    marker_tag(tf.minimum(state.rows, ROW_NONE)))
+
+
+def marker_pending(marker):
+    """Whether a `rows` entry is the cold marker of a pending key."""
+    return tf.logical_and(marker < 0, tf.equal(tf.bitwise.bitwise_and(-1 - marker, 1), 1))
 
 MigrationResult = collections.namedtuple(
     "MigrationResult", ["decayed", "demoted_keys", "demoted_tags", "demoted_rows",
@@ -59,14 +91,15 @@ def flush_subnormal(values):
 
 
 def _dedup(ids, importance, tags):
-    """Distinct ids with their importance summed in input order and their min tag."""
+    """Distinct ids with their importance summed in input order, their min tag and
+    whether they occur more than once."""
     unique, index = tf.unique(ids, out_idx=tf.int32)
     count = tf.size(unique)
     sums = tf.math.unsorted_segment_sum(importance, index, count)
     min_tags = tf.math.unsorted_segment_min(tags, index, count)
+    repeated = tf.math.unsorted_segment_sum(tf.ones_like(index), index, count) > 1
     keep = sums > 0  # a key whose summed importance is 0 changes nothing
-    return (tf.boolean_mask(unique, keep), tf.boolean_mask(sums, keep),
-            tf.boolean_mask(min_tags, keep))
+    return tuple(tf.boolean_mask(t, keep) for t in (unique, sums, min_tags, repeated))
 
 
 def _order_by_bucket_then_key(keys, buckets):
@@ -91,15 +124,15 @@ def insert(config: SketchConfig, state: SketchTensors, ids, importance, tags) ->
     mass = state.mass + pairwise_sum(importance)
     batches = state.batches + tf.cast(n > 0, tf.int64)
 
-    keys_in, sums, key_tags = _dedup(ids, importance, tags)
+    keys_in, sums, key_tags, repeated = _dedup(ids, importance, tags)
     buckets = hashing.mix64_mod(keys_in, config.num_buckets)
     order = _order_by_bucket_then_key(keys_in, buckets)
-    keys_in, sums, key_tags, buckets = (tf.gather(t, order) for t in
-                                        (keys_in, sums, key_tags, buckets))
+    keys_in, sums, key_tags, repeated, buckets = (tf.gather(t, order) for t in
+                                                  (keys_in, sums, key_tags, repeated, buckets))
     rank = _rank_within_bucket(buckets)
     rounds = tf.reduce_max(tf.concat([rank, [-1]], 0)) + 1
 
-    def body(r, keys, scores, tags):
+    def body(r, keys, scores, rows):
         pick = tf.where(tf.equal(rank, r))[:, 0]
         bucket = tf.gather(buckets, pick)
         key = tf.gather(keys_in, pick)
@@ -108,7 +141,7 @@ def insert(config: SketchConfig, state: SketchTensors, ids, importance, tags) ->
         slot_ids = bucket[:, None] * c + tf.range(c, dtype=tf.int64)[None, :]
         slot_keys = tf.gather(keys, slot_ids)
         slot_scores = tf.gather(scores, slot_ids)
-        slot_rows = tf.gather(state.rows, slot_ids)
+        slot_rows = tf.gather(rows, slot_ids)
         occupied = slot_scores > 0
         hit = tf.logical_and(occupied, tf.equal(slot_keys, key[:, None]))
         has_hit = tf.reduce_any(hit, 1)
@@ -123,20 +156,36 @@ def insert(config: SketchConfig, state: SketchTensors, ids, importance, tags) ->
                      tf.where(has_empty, _first_true(empty), _last_true(smallest)))
         acts = tf.logical_or(tf.logical_or(has_hit, has_empty), has_evictable)
         old_score = tf.gather(slot_scores, j, batch_dims=1)
+        old_row = tf.gather(slot_rows, j, batch_dims=1)
+        new_key = key
         new_score = tf.where(has_empty & ~has_hit, value, old_score + value)
+        if config.replacement == "erode":
+            # A miss in a full bucket erodes the victim; the newcomer takes the slot
+            # only with what exceeds its score (an eroded-out slot empties).
+            gain = flush_subnormal(value - old_score)
+            left = flush_subnormal(old_score - value)
+            eroded = ~has_hit & ~has_empty & ~(gain > 0)
+            new_score = tf.where(has_hit | has_empty, new_score, tf.where(eroded, left, gain))
+            kept = eroded & (left > 0)
+            new_key = tf.where(kept, tf.gather(slot_keys, j, batch_dims=1),
+                               tf.where(eroded, tf.zeros_like(key), key))
+        # A hit keeps the slot's tag and clears a pending mark; a takeover is
+        # pending unless sighted (seen twice in this batch, or the rule is off).
+        sighted = tf.logical_or(tf.gather(repeated, pick), not config.second_sighting)
+        new_row = tf.where(has_hit, tf.where(marker_pending(old_row), old_row + 1, old_row),
+                           cold_marker(tag, tf.logical_not(has_empty | sighted)))
+        if config.replacement == "erode":
+            new_row = tf.where(kept, old_row, tf.where(eroded, ROW_NONE, new_row))
         slot = tf.boolean_mask(bucket * c + tf.cast(j, tf.int64), acts)[:, None]
-        new_key = tf.boolean_mask(key, acts)
-        new_tag = tf.boolean_mask(tf.where(has_hit, tf.gather(tags, bucket * c +
-                                                               tf.cast(j, tf.int64)), tag), acts)
-        keys = tf.tensor_scatter_nd_update(keys, slot, new_key)
+        keys = tf.tensor_scatter_nd_update(keys, slot, tf.boolean_mask(new_key, acts))
         scores = tf.tensor_scatter_nd_update(scores, slot, tf.boolean_mask(new_score, acts))
-        tags = tf.tensor_scatter_nd_update(tags, slot, new_tag)
-        return r + 1, keys, scores, tags
+        rows = tf.tensor_scatter_nd_update(rows, slot, tf.boolean_mask(new_row, acts))
+        return r + 1, keys, scores, rows
 
-    _, keys, scores, tags_out = tf.while_loop(
+    _, keys, scores, rows = tf.while_loop(
         lambda r, *_: r < rounds, body, (tf.constant(0, tf.int32), state.keys, state.scores,
-                                         state.tags))
-    return state._replace(keys=keys, scores=scores, tags=tags_out, mass=mass, batches=batches)
+                                         state.rows))
+    return state._replace(keys=keys, scores=scores, rows=rows, mass=mass, batches=batches)
 
 
 def query(config: SketchConfig, keys, scores, rows, ids):
@@ -149,7 +198,9 @@ def query(config: SketchConfig, keys, scores, rows, ids):
     slot_scores = tf.gather(tf.reshape(scores, [-1]), slot_ids)
     match = tf.logical_and(slot_scores > 0,
                            tf.equal(tf.gather(tf.reshape(keys, [-1]), slot_ids), flat_ids[:, None]))
-    row = tf.reduce_max(tf.where(match, tf.gather(tf.reshape(rows, [-1]), slot_ids), -1), 1)
+    # Not found or not hot (a cold marker): -1.
+    row = tf.reduce_max(tf.where(match, tf.gather(tf.reshape(rows, [-1]), slot_ids), ROW_NONE), 1)
+    row = tf.maximum(row, ROW_NONE)
     score = tf.reduce_max(tf.where(match, slot_scores, -1.0), 1)
     found = tf.reduce_any(match, 1)
     level = tf.where(row >= 0, LEVEL_HOT,
@@ -159,54 +210,118 @@ def query(config: SketchConfig, keys, scores, rows, ids):
     return tf.reshape(row, shape), tf.reshape(tf.cast(level, tf.int32), shape)
 
 
-def decay_due(config: SketchConfig, state: SketchTensors) -> tf.Tensor:
+def _decay_steps(config: SketchConfig, state: SketchTensors, force):
+    """(steps, mass left, batches left): cafe::DueDecaySteps."""
     if config.decay_rule == "batches":
-        return state.batches >= config.decay_period
-    return tf.cast(state.mass, tf.float64) > config.decay_mass_limit
+        period = tf.constant(config.decay_period, tf.int64)
+        steps = tf.where(state.batches >= period, state.batches // period, 0)
+        mass_left, batches_left = tf.zeros_like(state.mass), state.batches - steps * period
+    else:
+        mass = tf.cast(state.mass, tf.float64)
+        limit = tf.constant(config.decay_mass_limit, tf.float64)
+        due = mass > limit
+        periods = tf.where(due, tf.floor(mass / limit), 0.0)
+        steps = tf.cast(tf.minimum(periods, MAX_DECAY_STEPS), tf.int64)
+        left = mass - periods * limit
+        # (left is NaN when mass overflowed to inf: then 0, as in the core.)
+        left = flush_subnormal(tf.where(left > 0, tf.cast(left, tf.float32), 0.0))
+        mass_left = tf.where(due, left, state.mass)
+        batches_left = tf.zeros_like(state.batches)
+    forced = tf.logical_and(tf.convert_to_tensor(force, tf.bool), steps == 0)
+    return (tf.where(forced, tf.constant(1, tf.int64), steps),
+            tf.where(forced, tf.zeros_like(mass_left), mass_left),
+            tf.where(forced, tf.zeros_like(batches_left), batches_left))
 
 
-def _decay(config: SketchConfig, state: SketchTensors):
-    scores = tf.where(state.scores > 0, flush_subnormal(state.scores * config.decay_rate),
-                      state.scores)
+def decay_factor(rate: float, steps) -> tf.Tensor:
+    """rho^steps as cafe::DecayFactor computes it: one float multiply per step (at
+    most MAX_DECAY_STEPS), subnormals flushed."""
+    rate = tf.constant(rate, tf.float32)
+    steps = tf.minimum(tf.cast(steps, tf.int64), MAX_DECAY_STEPS)
+    _, factor = tf.while_loop(
+        lambda i, f: tf.logical_and(i < steps, tf.logical_and(f > 0, rate < 1)),
+        lambda i, f: (i + 1, flush_subnormal(f * rate)),
+        (tf.constant(0, tf.int64), tf.constant(1.0, tf.float32)))
+    return factor
+
+
+def _decay(config: SketchConfig, state: SketchTensors, steps, mass_left, batches_left):
+    factor = decay_factor(config.effective_decay_rate, steps)
+    scores = tf.where(state.scores > 0, flush_subnormal(state.scores * factor), state.scores)
     # Demoted below the threshold, and always when the score underflowed to 0.
     demote = tf.logical_and(state.rows >= 0, tf.logical_or(
         scores < config.effective_demote_threshold, tf.logical_not(scores > 0)))
     demoted_slots = tf.where(demote)[:, 0]
     demoted_rows = tf.gather(state.rows, demoted_slots)
+    demoted_tags = tf.gather(state.row_tag, demoted_rows)
     row_slot = tf.tensor_scatter_nd_update(state.row_slot, demoted_rows[:, None],
                                            -tf.ones_like(demoted_rows))
+    row_tag = tf.tensor_scatter_nd_update(state.row_tag, demoted_rows[:, None],
+                                          tf.zeros_like(demoted_rows))
+    rows = tf.tensor_scatter_nd_update(state.rows, demoted_slots[:, None],
+                                       cold_marker(demoted_tags, False))
     emptied = tf.logical_not(scores > 0)
     state_out = state._replace(
         keys=tf.where(emptied, tf.zeros_like(state.keys), state.keys),
         scores=tf.where(emptied, tf.zeros_like(scores), scores),
-        rows=tf.where(demote, -tf.ones_like(state.rows), state.rows),
-        tags=tf.where(emptied, tf.zeros_like(state.tags), state.tags),
-        row_slot=row_slot, mass=tf.zeros_like(state.mass), batches=tf.zeros_like(state.batches))
-    demoted = (tf.gather(state.keys, demoted_slots), tf.gather(state.tags, demoted_slots),
-               demoted_rows)
-    return state_out, demoted
+        rows=tf.where(emptied, tf.fill(tf.shape(rows), ROW_NONE), rows),
+        row_slot=row_slot, row_tag=row_tag, mass=mass_left, batches=batches_left)
+    return state_out, (tf.gather(state.keys, demoted_slots), demoted_tags, demoted_rows)
+
+
+def _by_score_then_key(state: SketchTensors, slots, direction):
+    """`slots` ordered by score (`direction`), ties by key ascending."""
+    by_key = tf.gather(slots, tf.argsort(tf.gather(state.keys, slots), stable=True))
+    return tf.gather(by_key, tf.argsort(tf.gather(state.scores, by_key), direction=direction,
+                                        stable=True))
+
+
+def _swap(config: SketchConfig, state: SketchTensors, candidates):
+    """Demotes the weakest hot keys (score, key ascending) that the candidates
+    beyond the free rows outscore by swap_margin (a prefix of the pairs, as the
+    candidates' scores fall and the hot keys' rise). Returns (state, demoted)."""
+    hot = _by_score_then_key(state, tf.where(state.rows >= 0)[:, 0], "ASCENDING")
+    challengers = candidates[tf.reduce_sum(tf.cast(state.row_slot < 0, tf.int32)):]
+    pairs = tf.minimum(tf.size(hot), tf.size(challengers))
+    hot = hot[:pairs]
+    wins = (tf.gather(state.scores, challengers[:pairs]) >
+            tf.constant(config.swap_margin, tf.float32) * tf.gather(state.scores, hot))
+    swaps = tf.reduce_sum(tf.cast(tf.math.cumprod(tf.cast(wins, tf.int32)), tf.int32))
+    slots = hot[:swaps]
+    rows = tf.gather(state.rows, slots)
+    tags = tf.gather(state.row_tag, rows)
+    state = state._replace(
+        rows=tf.tensor_scatter_nd_update(state.rows, slots[:, None], cold_marker(tags, False)),
+        row_slot=tf.tensor_scatter_nd_update(state.row_slot, rows[:, None], -tf.ones_like(rows)),
+        row_tag=tf.tensor_scatter_nd_update(state.row_tag, rows[:, None], tf.zeros_like(rows)))
+    return state, (tf.gather(state.keys, slots), tags, rows)
 
 
 def migrate(config: SketchConfig, state: SketchTensors, force_decay=False):
     """Decay when due (or forced), then promote. Returns (state, MigrationResult)."""
-    decayed = tf.logical_or(tf.convert_to_tensor(force_decay, tf.bool), decay_due(config, state))
+    steps, mass_left, batches_left = _decay_steps(config, state, force_decay)
+    decayed = steps > 0
     empty = (tf.zeros([0], tf.int64), tf.zeros([0], tf.int32), tf.zeros([0], tf.int32))
-    state, demoted = tf.cond(decayed, lambda: _decay(config, state), lambda: (state, empty))
+    state, demoted = tf.cond(decayed,
+                             lambda: _decay(config, state, steps, mass_left, batches_left),
+                             lambda: (state, empty))
 
-    candidates = tf.where(tf.logical_and(state.rows < 0, tf.logical_and(
-        state.scores > 0, state.scores >= config.threshold)))[:, 0]
-    cand_keys = tf.gather(state.keys, candidates)
-    by_key = tf.argsort(cand_keys, stable=True)
-    by_score = tf.argsort(tf.gather(tf.gather(state.scores, candidates), by_key),
-                          direction="DESCENDING", stable=True)
-    ordered = tf.gather(candidates, tf.gather(by_key, by_score))
+    # Pending keys (not seen since they took their slot over) wait.
+    candidates = tf.where(tf.logical_and(
+        tf.logical_and(state.rows < 0, tf.logical_not(marker_pending(state.rows))),
+        tf.logical_and(state.scores > 0, state.scores >= config.threshold)))[:, 0]
+    ordered = _by_score_then_key(state, candidates, "DESCENDING")
+    if config.swap_margin is not None:
+        state, swapped = _swap(config, state, ordered)
+        demoted = tuple(tf.concat([d, s], 0) for d, s in zip(demoted, swapped))
     free_rows = tf.cast(tf.where(state.row_slot < 0)[:, 0], tf.int32)
     count = tf.minimum(tf.size(ordered), tf.size(free_rows))
     slots, rows = ordered[:count], free_rows[:count]
+    tags = marker_tag(tf.gather(state.rows, slots))
     state = state._replace(
         rows=tf.tensor_scatter_nd_update(state.rows, slots[:, None], rows),
         row_slot=tf.tensor_scatter_nd_update(state.row_slot, rows[:, None],
-                                             tf.cast(slots, tf.int32)))
-    result = MigrationResult(decayed, *demoted, tf.gather(state.keys, slots),
-                             tf.gather(state.tags, slots), rows)
+                                             tf.cast(slots, tf.int32)),
+        row_tag=tf.tensor_scatter_nd_update(state.row_tag, rows[:, None], tags))
+    result = MigrationResult(decayed, *demoted, tf.gather(state.keys, slots), tags, rows)
     return state, result

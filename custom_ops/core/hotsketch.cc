@@ -153,6 +153,8 @@ std::string SketchConfig::Validate() const {
   if (!(demote_threshold >= 0.f) || !std::isfinite(demote_threshold))
     err << "demote_threshold must be finite and >= 0, got " << demote_threshold << ". ";
   if (std::isnan(medium_threshold)) err << "medium_threshold must not be NaN. ";
+  if (!(swap_margin == 0.f || (swap_margin >= 1.f && std::isfinite(swap_margin))))
+    err << "swap_margin must be 0 (off) or finite and >= 1, got " << swap_margin << ". ";
   if (!(decay_rate > 0.f && decay_rate <= 1.f))
     err << "decay_rate must be in (0, 1], got " << decay_rate << ". ";
   if (decay_rule == DecayRule::kMass && !(decay_mass_factor > 0.0))
@@ -169,8 +171,8 @@ void SerialFor(int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
 std::string ValidateInsert(const float* importance, const int32_t* tags, int64_t n) {
   if (n >= (int64_t{1} << 31)) return "a batch must hold fewer than 2^31 ids";
   // Branch-free screen (vectorised): an importance is valid iff its bits are
-  // those of a finite float >= 0 (+0 .. FLT_MAX, or -0), a tag iff its sign bit
-  // is clear. Only a batch that fails it is scanned again for the message.
+  // those of a finite float >= 0 (+0 .. FLT_MAX, or -0), a tag iff its two top
+  // bits are clear (0 <= tag <= kMaxTag). Only a batch that fails it is scanned again for the message.
   constexpr int64_t kChunk = 4096;
   bool bad = false;
   for (int64_t begin = 0; begin < n && !bad; begin += kChunk) {
@@ -180,25 +182,26 @@ std::string ValidateInsert(const float* importance, const int32_t* tags, int64_t
       uint32_t bits;
       std::memcpy(&bits, importance + i, sizeof(bits));
       flags |= static_cast<uint32_t>((bits >= 0x7f800000u) & (bits != 0x80000000u));
-      flags |= static_cast<uint32_t>(tags[i]) >> 31;
+      flags |= static_cast<uint32_t>(tags[i]) >> 30;
     }
     bad = flags != 0;
   }
   if (!bad) return "";
   for (int64_t i = 0; i < n; ++i) {
-    const float v = importance[i];
-    if (std::isnan(v) || std::isinf(v) || v < 0.f) {
-      std::ostringstream err;
-      err << "importance must be finite and >= 0, got " << v << " at index " << i;
-      return err.str();
-    }
-    if (tags[i] < 0) {
-      std::ostringstream err;
-      err << "tags must be >= 0, got " << tags[i] << " at index " << i;
-      return err.str();
-    }
+    std::string problem = InvalidInsertEntry(importance[i], tags[i], i);
+    if (!problem.empty()) return problem;
   }
   return "";
+}
+
+std::string InvalidInsertEntry(float v, int32_t tag, int64_t index) {
+  std::ostringstream err;
+  if (std::isnan(v) || std::isinf(v) || v < 0.f) {
+    err << "importance must be finite and >= 0, got " << v << " at index " << index;
+  } else if (tag < 0 || tag > kMaxTag) {
+    err << "tags must be in [0, " << kMaxTag << "], got " << tag << " at index " << index;
+  }
+  return err.str();
 }
 
 
@@ -228,8 +231,8 @@ struct Record {
 };
 static_assert(sizeof(Record) == 16, "Record must pack into 16 bytes");
 
-// One distinct key of a partition: importance summed in input order, min tag,
-// and either the next distinct key of the same bucket (-1: none) or, when the
+// One distinct key of a partition: importance summed in input order, min tag
+// (kRepeatedBit set when the key occurs more than once), and either the next distinct key of the same bucket (-1: none) or, when the
 // partition's keys are sorted instead (a sparse partition), its bucket.
 struct Distinct {
   int64_t key;
@@ -336,15 +339,26 @@ void ReleaseScratch(std::unique_ptr<InsertScratch> scratch) {
   if (static_cast<int>(idle.size()) < kMaxIdleScratch) idle.push_back(std::move(scratch));
 }
 
-// Inserts one distinct key into its bucket (spec section 2, step 2).
+// How a bucket treats a key: the config's insert rules.
+struct InsertRules {
+  bool second_sighting;
+  bool erode;
+};
+
+// Inserts one distinct key into its bucket (docs/sketch.md, batch insert).
+// `sighted`: the key may be promoted even if it takes a slot over (it occurs
+// more than once in the batch, or the second sighting rule is off).
 inline void InsertIntoBucket(const SketchState& state, int64_t base, int32_t c, int64_t key,
-                             float v, int32_t tag) {
+                             float v, int32_t tag, bool sighted, bool erode) {
   int32_t empty = -1;
   for (int32_t j = 0; j < c; ++j) {
     const int64_t s = base + j;
     if (state.scores[s] > 0.f) {
       if (state.keys[s] == key) {
         state.scores[s] += v;
+        const int32_t m = state.rows[s];
+        // Seen again: a pending key becomes promotable.
+        if (m < 0 && MarkerPending(m)) state.rows[s] = ColdMarker(MarkerTag(m), false);
         return;
       }
     } else if (empty < 0) {
@@ -355,10 +369,10 @@ inline void InsertIntoBucket(const SketchState& state, int64_t base, int32_t c, 
     const int64_t s = base + empty;
     state.keys[s] = key;
     state.scores[s] = v;
-    state.tags[s] = tag;
+    state.rows[s] = ColdMarker(tag, false);
     return;
   }
-  // SpaceSaving takeover of the smallest non-hot slot (ties: highest index).
+  // The smallest non-hot slot (ties: highest index) is eroded or taken over.
   int32_t victim = -1;
   for (int32_t j = 0; j < c; ++j) {
     const int64_t s = base + j;
@@ -367,9 +381,26 @@ inline void InsertIntoBucket(const SketchState& state, int64_t base, int32_t c, 
   }
   if (victim < 0) return;  // every slot is hot: the update is dropped
   const int64_t s = base + victim;
+  if (erode) {
+    const float gain = FlushSubnormal(v - state.scores[s]);
+    if (!(gain > 0.f)) {  // eroded: the newcomer is not recorded
+      const float left = FlushSubnormal(state.scores[s] - v);
+      if (left > 0.f) {
+        state.scores[s] = left;
+      } else {  // eroded to 0: the slot is empty
+        state.keys[s] = 0;
+        state.scores[s] = 0.f;
+        state.rows[s] = kRowNone;
+      }
+      return;
+    }
+    state.scores[s] = gain;
+  } else {
+    state.scores[s] += v;  // SpaceSaving: the newcomer inherits the score
+  }
   state.keys[s] = key;
-  state.scores[s] += v;
-  state.tags[s] = tag;
+  // A newcomer that took a slot over waits for a second sighting.
+  state.rows[s] = ColdMarker(tag, !sighted);
 }
 
 // Step 1 for one input chunk [begin, end).
@@ -417,7 +448,8 @@ void PartitionChunk(const BucketReducer& bucket_of, int shift, int64_t partition
 }
 
 // Inserts one bucket's distinct keys d[0, nd) (reordered here) in ascending key order.
-void InsertKeys(const SketchState& state, int64_t base, int32_t c, Distinct* d, int64_t nd) {
+void InsertKeys(const SketchState& state, int64_t base, int32_t c, const InsertRules& rules,
+                Distinct* d, int64_t nd) {
   if (nd <= 32) {
     for (int64_t i = 1; i < nd; ++i) {  // insertion sort by key (keys are distinct)
       const Distinct r = d[i];
@@ -430,13 +462,16 @@ void InsertKeys(const SketchState& state, int64_t base, int32_t c, Distinct* d, 
   }
   for (int64_t k = 0; k < nd; ++k) {
     // A key whose summed importance is 0 changes nothing.
-    if (d[k].sum > 0.f) InsertIntoBucket(state, base, c, d[k].key, d[k].sum, d[k].tag);
+    if (d[k].sum > 0.f) {
+      InsertIntoBucket(state, base, c, d[k].key, d[k].sum, d[k].tag & ~kRepeatedBit,
+                       d[k].tag < 0 || !rules.second_sighting, rules.erode);
+    }
   }
 }
 
 // The same for the keys of one bucket's list (from `head`).
-void InsertListedKeys(const SketchState& state, int64_t base, int32_t c, const Distinct* distinct,
-                      int32_t head, std::vector<Distinct>* many) {
+void InsertListedKeys(const SketchState& state, int64_t base, int32_t c, const InsertRules& rules,
+                      const Distinct* distinct, int32_t head, std::vector<Distinct>* many) {
   constexpr int kFew = 32;
   Distinct few[kFew];
   int64_t nd = 0;
@@ -444,16 +479,18 @@ void InsertListedKeys(const SketchState& state, int64_t base, int32_t c, const D
     if (nd == kFew) {  // many keys in this bucket: continue on the heap
       many->assign(few, few + kFew);
       for (; k >= 0; k = distinct[k].next) many->push_back(distinct[k]);
-      return InsertKeys(state, base, c, many->data(), static_cast<int64_t>(many->size()));
+      return InsertKeys(state, base, c, rules, many->data(),
+                        static_cast<int64_t>(many->size()));
     }
     few[nd++] = distinct[k];
   }
-  InsertKeys(state, base, c, few, nd);
+  InsertKeys(state, base, c, rules, few, nd);
 }
 
 // Step 2 for one partition of `m` records, spread over the chunks' block lists.
 template <bool kPow2>
 void InsertPartition(const SketchState& state, const BucketReducer& bucket_of, int32_t c,
+                     const InsertRules& rules,
                      int64_t partition, int shift, int64_t width, int64_t m,
                      const InsertScratch& sc, int64_t num_chunks, TaskScratch* ts) {
   int table_bits = 4;
@@ -507,7 +544,7 @@ void InsertPartition(const SketchState& state, const BucketReducer& bucket_of, i
           Distinct& d = distinct[idx];
           if (d.key == rec.key) {
             d.sum += rec.value;
-            d.tag = std::min(d.tag, rec.tag);
+            d.tag = std::min(d.tag & ~kRepeatedBit, rec.tag) | kRepeatedBit;
             break;
           }
           h = (h + 1) & table_mask;
@@ -523,7 +560,7 @@ void InsertPartition(const SketchState& state, const BucketReducer& bucket_of, i
       int64_t end = k + 1;
       while (end < nd && distinct[end].local == distinct[k].local) ++end;
       InsertKeys(state, static_cast<int64_t>(first_bucket + distinct[k].local) * c, c,
-                 distinct + k, end - k);
+                 rules, distinct + k, end - k);
       k = end;
     }
     return;
@@ -532,14 +569,14 @@ void InsertPartition(const SketchState& state, const BucketReducer& bucket_of, i
   if (num_touched * 16 >= width) {
     for (int64_t b = 0; b < width; ++b) {
       if (head[b] >= 0)
-        InsertListedKeys(state, static_cast<int64_t>(first_bucket + b) * c, c, distinct, head[b],
-                         &ts->many_keys);
+        InsertListedKeys(state, static_cast<int64_t>(first_bucket + b) * c, c, rules, distinct,
+                         head[b], &ts->many_keys);
     }
   } else {
     std::sort(touched, touched + num_touched);
     for (int64_t k = 0; k < num_touched; ++k) {
-      InsertListedKeys(state, static_cast<int64_t>(first_bucket + touched[k]) * c, c, distinct,
-                       head[touched[k]], &ts->many_keys);
+      InsertListedKeys(state, static_cast<int64_t>(first_bucket + touched[k]) * c, c,
+                       rules, distinct, head[touched[k]], &ts->many_keys);
     }
   }
   for (int64_t k = 0; k < num_touched; ++k) head[touched[k]] = -1;
@@ -556,6 +593,7 @@ void Insert(const SketchConfig& config, const SketchState& state, const int64_t*
   const int64_t W = config.num_buckets;
   const int32_t c = config.slots_per_bucket;
   const BucketReducer bucket_of(W);
+  const InsertRules rules = {config.second_sighting, config.erode};
 
   // Partitions of 2^shift buckets, sized for ~kRecordsPerPartition ids each, at
   // most kListShift wide (bucket lists stay small) unless that makes more than
@@ -631,11 +669,11 @@ void Insert(const SketchConfig& config, const SketchState& state, const int64_t*
         const int64_t p = part_order[k];
         const int64_t width = std::min(B, W - (p << shift));
         if (bucket_of.pow2()) {
-          InsertPartition<true>(state, bucket_of, c, p, shift, width, part_size[p], sc, C,
-                                &sc.tasks[t]);
+          InsertPartition<true>(state, bucket_of, c, rules, p, shift, width,
+                                part_size[p], sc, C, &sc.tasks[t]);
         } else {
-          InsertPartition<false>(state, bucket_of, c, p, shift, width, part_size[p], sc, C,
-                                 &sc.tasks[t]);
+          InsertPartition<false>(state, bucket_of, c, rules, p, shift, width,
+                                 part_size[p], sc, C, &sc.tasks[t]);
         }
       }
     }
@@ -683,7 +721,8 @@ inline void LookUp(const int64_t* slot_keys, const float* slot_scores, const int
     const uint32_t j = static_cast<uint32_t>(__builtin_ctz(mask | (1u << C))) & (C - 1);
     // Integer arithmetic instead of branches: hit/miss and hot/not are unpredictable.
     const uint32_t found = mask != 0;
-    const int32_t row = slot_rows[j] | (static_cast<int32_t>(found) - 1);  // -1 when not found
+    // -1 when not found or not hot (a cold marker).
+    const int32_t row = std::max(slot_rows[j], kRowNone) | (static_cast<int32_t>(found) - 1);
     const uint32_t hot = static_cast<uint32_t>(~row) >> 31;                // row >= 0
     const uint32_t medium_or_cold = found & static_cast<uint32_t>(slot_scores[j] >= medium);
     *out_row = row;
@@ -694,7 +733,7 @@ inline void LookUp(const int64_t* slot_keys, const float* slot_scores, const int
   int32_t level = kLevelCold;
   for (int64_t j = 0; j < c; ++j) {
     if (slot_scores[j] > 0.f && slot_keys[j] == key) {
-      row = slot_rows[j];
+      row = std::max(slot_rows[j], kRowNone);
       level = row >= 0 ? kLevelHot : (slot_scores[j] >= medium ? kLevelMedium : kLevelCold);
       break;
     }
@@ -771,41 +810,48 @@ void Query(const SketchConfig& config, const ConstSketchState& state, const int6
   });
 }
 
-bool DecayDue(const SketchConfig& config, const SketchState& state) {
-  if (config.decay_rule == DecayRule::kBatches) return *state.batches >= config.decay_period;
-  const double limit = config.decay_mass_factor * static_cast<double>(config.num_buckets) *
-                       static_cast<double>(config.threshold);
-  return static_cast<double>(*state.mass) > limit;
+double DecayMassLimit(const SketchConfig& config) {
+  return config.decay_mass_factor * static_cast<double>(config.num_buckets) *
+         static_cast<double>(config.threshold);
 }
 
 MigrationResult Migrate(const SketchConfig& config, const SketchState& state, bool force_decay) {
   MigrationResult result;
   const int64_t slots = config.num_slots();
-  if (force_decay || DecayDue(config, state)) {
+  const DecaySteps due =
+      DueDecaySteps(config.decay_rule == DecayRule::kBatches, DecayMassLimit(config),
+                    config.decay_period, force_decay, *state.mass, *state.batches);
+  if (due.steps > 0) {
     result.decayed = true;
+    const float factor = DecayFactor(config.decay_rate, due.steps);
     for (int64_t s = 0; s < slots; ++s) {
       if (!(state.scores[s] > 0.f)) continue;
-      state.scores[s] = FlushSubnormal(state.scores[s] * config.decay_rate);
+      state.scores[s] = FlushSubnormal(state.scores[s] * factor);
       const int32_t row = state.rows[s];
       // A hot key is demoted below the threshold, and always when its score
       // underflowed to 0 (its slot empties, so it cannot keep a row).
       if (row >= 0 && (state.scores[s] < config.demote_threshold || !(state.scores[s] > 0.f))) {
-        result.demoted.push_back({state.keys[s], state.tags[s], row});
+        const int32_t tag = state.row_tag[row];
+        result.demoted.push_back({state.keys[s], tag, row});
         state.row_slot[row] = -1;
-        state.rows[s] = -1;
+        state.row_tag[row] = 0;
+        state.rows[s] = ColdMarker(tag, false);
       }
       if (!(state.scores[s] > 0.f)) {  // underflowed: the slot is empty again
         state.keys[s] = 0;
         state.scores[s] = 0.f;
-        state.tags[s] = 0;
+        state.rows[s] = kRowNone;
       }
     }
-    *state.mass = 0.f;
-    *state.batches = 0;
+    *state.mass = due.mass_left;
+    *state.batches = due.batches_left;
   }
+  // Pending keys (not seen since they took their slot over) wait.
   std::vector<int64_t> candidates;
   for (int64_t s = 0; s < slots; ++s) {
-    if (state.rows[s] < 0 && state.scores[s] > 0.f && state.scores[s] >= config.threshold)
+    const int32_t m = state.rows[s];
+    if (m < 0 && !MarkerPending(m) && state.scores[s] > 0.f &&
+        state.scores[s] >= config.threshold)
       candidates.push_back(s);
   }
   if (candidates.empty()) return result;
@@ -813,13 +859,43 @@ MigrationResult Migrate(const SketchConfig& config, const SketchState& state, bo
     if (state.scores[a] != state.scores[b]) return state.scores[a] > state.scores[b];
     return state.keys[a] < state.keys[b];
   });
+  if (config.swap_margin > 0.f) {
+    // Candidates beyond the free rows displace the weakest hot keys (score
+    // ascending, key ascending) while they outscore them by the margin: the
+    // candidates' scores fall and the hot keys' rise, so the pairs that
+    // qualify are a prefix.
+    int64_t free = 0;
+    for (int32_t row = 0; row < config.hot_rows; ++row) free += state.row_slot[row] < 0 ? 1 : 0;
+    std::vector<int64_t> hot;
+    for (int64_t s = 0; s < slots; ++s) {
+      if (state.rows[s] >= 0) hot.push_back(s);
+    }
+    std::sort(hot.begin(), hot.end(), [&](int64_t a, int64_t b) {
+      if (state.scores[a] != state.scores[b]) return state.scores[a] < state.scores[b];
+      return state.keys[a] < state.keys[b];
+    });
+    for (size_t i = 0; i < hot.size() && free + static_cast<int64_t>(i) <
+                                             static_cast<int64_t>(candidates.size());
+         ++i) {
+      const int64_t s = hot[i];
+      if (!(state.scores[candidates[free + i]] > config.swap_margin * state.scores[s])) break;
+      const int32_t row = state.rows[s];
+      const int32_t tag = state.row_tag[row];
+      result.demoted.push_back({state.keys[s], tag, row});
+      state.row_slot[row] = -1;
+      state.row_tag[row] = 0;
+      state.rows[s] = ColdMarker(tag, false);
+    }
+  }
   size_t next = 0;
   for (int32_t row = 0; row < config.hot_rows && next < candidates.size(); ++row) {
     if (state.row_slot[row] >= 0) continue;
     const int64_t s = candidates[next++];
+    const int32_t tag = MarkerTag(state.rows[s]);
     state.rows[s] = row;
     state.row_slot[row] = static_cast<int32_t>(s);
-    result.promoted.push_back({state.keys[s], state.tags[s], row});
+    state.row_tag[row] = tag;
+    result.promoted.push_back({state.keys[s], tag, row});
   }
   return result;
 }

@@ -1,9 +1,11 @@
-// HotSketch core: the exact semantics of docs/semantics.md.
+// HotSketch core: the exact semantics of the sketch (docs/sketch.md; CAFE,
+// Zhang et al., SIGMOD 2024, sections on HotSketch and migration).
 // Plain C++17, no TensorFlow: the TF op (custom_ops/tf) and the CUDA kernels
 // (custom_ops/cuda) are checked against this file bit for bit.
 #ifndef CAFE_TF_CORE_HOTSKETCH_H_
 #define CAFE_TF_CORE_HOTSKETCH_H_
 
+#include <cmath>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -17,6 +19,30 @@
 #endif
 
 namespace cafe {
+
+// A slot's `rows` entry (int32): its hot row when >= 0; otherwise the key is
+// not hot and the entry is ColdMarker(tag, pending), which holds the key's
+// tag (its feature) and whether it is pending. A key that claimed its slot by
+// replacing another (inheriting its score) is pending: it may not be promoted
+// until it is seen again (the second sighting rule, docs/sketch.md). A hot
+// key's tag lives in row_tag[row]. Empty slots hold kRowNone.
+constexpr int32_t kRowNone = -1;  // = ColdMarker(0, false); Query's "not hot"
+constexpr int32_t kMaxTag = (int32_t{1} << 30) - 1;
+
+inline CAFE_HOST_DEVICE int32_t ColdMarker(int32_t tag, bool pending) {
+  return -1 - 2 * tag - (pending ? 1 : 0);
+}
+// For a marker m < 0: its tag and whether it is pending.
+inline CAFE_HOST_DEVICE int32_t MarkerTag(int32_t m) { return (-1 - m) >> 1; }
+inline CAFE_HOST_DEVICE bool MarkerPending(int32_t m) { return ((-1 - m) & 1) != 0; }
+
+// Set in a batch key's merged tag when the key occurs more than once in the
+// batch (its second sighting); tags themselves are in [0, kMaxTag].
+constexpr int32_t kRepeatedBit = INT32_MIN;
+
+// A decay applies rho once per period due (mass or batches), at most this
+// many times in one migration (so rarely migrated sketches are not wiped).
+constexpr int64_t kMaxDecaySteps = 64;
 
 // Levels returned by Query.
 constexpr int32_t kLevelCold = 0;
@@ -84,8 +110,16 @@ struct SketchConfig {
   float medium_threshold = 0.f;  // Query: non-hot keys with score >= this are "medium"
   float decay_rate = 0.99f;      // rho
   DecayRule decay_rule = DecayRule::kMass;
-  double decay_mass_factor = 10.0;  // kMass: decay when mass > factor * W * k
-  int64_t decay_period = 0;         // kBatches: decay every this many batches
+  double decay_mass_factor = 10.0;  // kMass: one decay step per factor * W * k of mass
+  int64_t decay_period = 0;         // kBatches: one decay step per this many batches
+  bool second_sighting = true;      // false: the paper's rule (takeovers promotable at once)
+  // A miss in a full bucket: true, erode the smallest non-hot score by the
+  // newcomer's importance and take the slot only with what is left over
+  // (Misra-Gries); false, take the slot and inherit its score (SpaceSaving, the paper).
+  bool erode = true;
+  // > 0: when candidates outnumber the free rows, a candidate displaces the
+  // weakest hot key if its score is > swap_margin times that key's (0: off, the paper).
+  float swap_margin = 0.f;
 
   // Empty string when valid, else what is wrong.
   std::string Validate() const;
@@ -94,17 +128,18 @@ struct SketchConfig {
 
 // Views of the sketch state (owned by the caller, e.g. tf.Variables).
 // Slot s = bucket * c + j. A slot is occupied iff scores[s] > 0; an empty
-// slot holds key 0, tag 0, row -1.
+// slot holds key 0 and row kRowNone. A free hot row has slot -1 and tag 0.
 struct SketchState {
   int64_t* keys;                // [W*c]
   float* scores;                // [W*c]
-  int32_t* rows;                // [W*c] hot row or -1
-  int32_t* tags;                // [W*c] caller's tag of the key (feature index)
+  int32_t* rows;                // [W*c] hot row, or ColdMarker(tag, pending)
   int32_t* row_slot;            // [hot_rows] slot owning the row, or -1 (free)
-  float* mass;                  // [1] importance inserted since the last decay
-  int64_t* batches;             // [1] non-empty batches inserted since the last decay
+  int32_t* row_tag;             // [hot_rows] tag of the row's key (feature index)
+  float* mass;                  // [1] importance inserted since the last decay step
+  int64_t* batches;             // [1] non-empty batches inserted since the last decay step
 };
 
+// What Query reads: keys, scores and rows (only `rows >= 0`, hot, matters).
 struct ConstSketchState {
   const int64_t* keys;
   const float* scores;
@@ -120,8 +155,10 @@ using ParallelFor =
 void SerialFor(int64_t n, const std::function<void(int64_t, int64_t)>& fn);
 
 // Empty when the batch is valid, else the problem (NaN/inf/negative
-// importance, negative tag). Checked before any state changes.
+// importance, tag outside [0, kMaxTag]). Checked before any state changes.
 std::string ValidateInsert(const float* importance, const int32_t* tags, int64_t n);
+// The problem with entry `index` (importance v, tag), or empty when it is valid.
+std::string InvalidInsertEntry(float v, int32_t tag, int64_t index);
 
 // Batch insert (spec section 2). `num_shards` splits the buckets into that
 // many contiguous ranges processed through `parallel_for`; the resulting state
@@ -146,12 +183,56 @@ struct MigrationResult {
   std::vector<MigrationEntry> promoted;  // score desc, key asc; rows ascending
 };
 
-// Whether the decay rule says a decay is due now.
-bool DecayDue(const SketchConfig& config, const SketchState& state);
+// Decay steps due now: whole periods (`mass_limit` = decay_mass_factor * W * k
+// of mass, or `period` batches) since the last decay; 0 until mass exceeds one
+// period (mass rule) or batches reach one (batches rule). With `force`, at
+// least one. Also the counters left after the decay: the rule's counter less
+// the periods decayed, the other one 0. Called by the CUDA kernels too.
+struct DecaySteps {
+  int64_t steps;
+  float mass_left;
+  int64_t batches_left;
+};
+inline CAFE_HOST_DEVICE DecaySteps DueDecaySteps(bool rule_batches, double mass_limit,
+                                                 int64_t period, bool force, float mass,
+                                                 int64_t batches) {
+  DecaySteps d = {0, 0.f, 0};
+  if (rule_batches) {
+    d.steps = batches >= period ? batches / period : 0;
+    d.batches_left = batches - d.steps * period;
+  } else if (static_cast<double>(mass) > mass_limit) {
+    const double periods = floor(static_cast<double>(mass) / mass_limit);
+    d.steps = periods < static_cast<double>(kMaxDecaySteps) ? static_cast<int64_t>(periods)
+                                                            : kMaxDecaySteps;
+    const double left = static_cast<double>(mass) - periods * mass_limit;
+    d.mass_left = FlushSubnormal(left > 0.0 ? static_cast<float>(left) : 0.f);
+  } else {
+    d.mass_left = mass;
+  }
+  if (force && d.steps == 0) d = {1, 0.f, 0};  // a forced decay starts every period afresh
+  return d;
+}
 
-// Migration (spec section 4): decay (when due or forced) with demotion of hot
-// keys below demote_threshold, then promotion of non-hot keys with
-// score >= threshold into free rows in ascending row order.
+// The factor a decay of `steps` applies: rho multiplied in float, one step at
+// a time (at most kMaxDecaySteps), subnormals flushed. Called by the CUDA
+// kernels too.
+inline CAFE_HOST_DEVICE float DecayFactor(float rate, int64_t steps) {
+  float f = 1.f;
+  for (int64_t i = 0; i < steps && i < kMaxDecaySteps && f > 0.f && rate < 1.f; ++i)
+    f = FlushSubnormal(f * rate);
+  return f;
+}
+
+// The mass limit of the mass rule: factor * W * k in double.
+double DecayMassLimit(const SketchConfig& config);
+
+// Migration (docs/sketch.md): decay (when due or forced: at least one step)
+// by rho^steps with demotion of hot keys below demote_threshold; with a
+// swap_margin, demotion of the weakest hot keys that the candidates beyond the
+// free rows outscore by that margin; then promotion of non-hot, non-pending
+// keys with score >= threshold into free rows in ascending row order.
+// Demoted entries: the decay's in slot order, then the displaced ones, weakest
+// first.
 MigrationResult Migrate(const SketchConfig& config, const SketchState& state, bool force_decay);
 
 }  // namespace cafe

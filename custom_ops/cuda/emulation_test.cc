@@ -32,6 +32,9 @@ using cafe::cuda::detail::CandidateScoreBits;
 using cafe::cuda::detail::DecayDueBody;
 using cafe::cuda::detail::DecaySlotBody;
 using cafe::cuda::detail::DemoteScatterBody;
+using cafe::cuda::detail::HotScoreBits;
+using cafe::cuda::detail::SwapCountBody;
+using cafe::cuda::detail::SwapDemoteBody;
 using cafe::cuda::detail::InvalidEntry;
 using cafe::cuda::detail::kChunk;
 using cafe::cuda::detail::kPairwisePartials;
@@ -144,7 +147,7 @@ class EmulatedGpuBackend : public Backend {
             acc = SequentialAdd(chunk, clen, acc);
           }
           run_value[r] = acc;
-          run_tag[r] = tmin;
+          run_tag[r] = tmin | cafe::kRepeatedBit;
         }
       } else {
         run_bucket[r] = static_cast<uint32_t>(W);
@@ -158,8 +161,9 @@ class EmulatedGpuBackend : public Backend {
     if (status == ~0ULL) {
       for (int64_t q = 0; q < n; ++q)
         BucketInsertBody(q, num_runs, sorted_bucket.data(), sorted_run.data(), run_key.data(),
-                         run_value.data(), run_tag.data(), c, state_.keys.data(),
-                         state_.scores.data(), state_.rows.data(), state_.tags.data());
+                         run_value.data(), run_tag.data(), c, config_.second_sighting,
+                         config_.erode, state_.keys.data(), state_.scores.data(),
+                         state_.rows.data());
     }
     // PairwisePartialKernel, PairwiseFinalKernel
     int log2_padded = 0;
@@ -203,13 +207,15 @@ class EmulatedGpuBackend : public Backend {
     const double limit = config_.decay_mass_factor * static_cast<double>(config_.num_buckets) *
                          static_cast<double>(config_.threshold);
     int32_t counts[4] = {0, 0, 0, 0};
+    float factor = -7.f;
     DecayDueBody(force_decay, config_.decay_rule == DecayRule::kBatches ? 1 : 0,
-                 config_.decay_period, limit, &state_.mass, &state_.batches, counts);
+                 config_.decay_period, limit, config_.decay_rate, &state_.mass, &state_.batches,
+                 counts, &factor);
     std::vector<int32_t> demote_flag(S), demote_row(S, -7), empty_after(S), slot_iota(S);
     for (int64_t s = 0; s < S; ++s) {
-      DecaySlotBody(s, counts, config_.decay_rate, config_.demote_threshold, state_.keys.data(),
-                    state_.scores.data(), state_.rows.data(), state_.tags.data(),
-                    state_.row_slot.data(), demote_flag.data(), demote_row.data(),
+      DecaySlotBody(s, counts, &factor, config_.demote_threshold, state_.keys.data(),
+                    state_.scores.data(), state_.rows.data(), state_.row_slot.data(),
+                    state_.row_tag.data(), demote_flag.data(), demote_row.data(),
                     empty_after.data());
       slot_iota[s] = static_cast<int32_t>(s);
     }
@@ -220,7 +226,7 @@ class EmulatedGpuBackend : public Backend {
     for (int64_t s = 0; s < S; ++s)
       DemoteScatterBody(s, demote_flag.data(), demote_pos.data(), demote_row.data(),
                         empty_after.data(), state_.keys.data(), state_.scores.data(),
-                        state_.tags.data(), dk.data(), dt.data(), dr.data());
+                        state_.rows.data(), dk.data(), dt.data(), dr.data());
     std::vector<int64_t> keys_sorted;
     std::vector<int32_t> slots_by_key;
     StableSortPairs(state_.keys, slot_iota, false, &keys_sorted, &slots_by_key);
@@ -233,18 +239,38 @@ class EmulatedGpuBackend : public Backend {
     StableSortPairs(bits, slots_by_key, true, &bits_sorted, &candidates);
     for (int64_t q = 0; q < S; ++q) CandidateCountBody(q, S, bits_sorted.data(), &counts[3]);
     std::vector<int32_t> free_flag(H), free_rows(H, -7);
-    for (int64_t r = 0; r < H; ++r) free_flag[r] = state_.row_slot[r] < 0 ? 1 : 0;
-    const std::vector<int32_t> free_pos = ExclusiveSum(free_flag);
-    for (int64_t r = 0; r < H; ++r)
-      if (free_flag[r]) free_rows[free_pos[r]] = static_cast<int32_t>(r);
-    const int32_t num_free = free_pos[H - 1] + free_flag[H - 1];
+    int32_t num_free = -7;
+    auto list_free_rows = [&]() {
+      for (int64_t r = 0; r < H; ++r) free_flag[r] = state_.row_slot[r] < 0 ? 1 : 0;
+      const std::vector<int32_t> free_pos = ExclusiveSum(free_flag);
+      for (int64_t r = 0; r < H; ++r)
+        if (free_flag[r]) free_rows[free_pos[r]] = static_cast<int32_t>(r);
+      num_free = free_pos[H - 1] + free_flag[H - 1];
+    };
+    list_free_rows();
+    if (config_.swap_margin > 0.f) {  // HotBits, SortPairs ascending, swaps
+      std::vector<uint32_t> hot_bits(S), hot_bits_sorted;
+      for (int64_t q = 0; q < S; ++q)
+        hot_bits[q] = HotScoreBits(state_.scores.data(), state_.rows.data(), slots_by_key[q]);
+      std::vector<int32_t> hot_sorted;
+      StableSortPairs(hot_bits, slots_by_key, false, &hot_bits_sorted, &hot_sorted);
+      int32_t swaps = -7;
+      SwapCountBody(static_cast<int32_t>(H), &num_free, &counts[3], candidates.data(),
+                    hot_sorted.data(), state_.scores.data(), config_.swap_margin, &swaps);
+      for (int64_t i = 0; i < H; ++i)
+        SwapDemoteBody(i, &swaps, &counts[1], hot_sorted.data(), state_.keys.data(),
+                       state_.rows.data(), state_.row_slot.data(), state_.row_tag.data(),
+                       dk.data(), dt.data(), dr.data());
+      counts[1] += swaps;
+      list_free_rows();
+    }
     counts[2] = std::min(counts[3], num_free);
     const int64_t capacity = std::min<int64_t>(S, H);
     std::vector<int64_t> pk(capacity, -7);
     std::vector<int32_t> pt(capacity, -7), pr(capacity, -7);
     for (int64_t i = 0; i < capacity; ++i)
       PromoteBody(i, counts[2], candidates.data(), free_rows.data(), state_.keys.data(),
-                  state_.rows.data(), state_.tags.data(), state_.row_slot.data(), pk.data(),
+                  state_.rows.data(), state_.row_slot.data(), state_.row_tag.data(), pk.data(),
                   pt.data(), pr.data());
     MigrationResult result;
     result.decayed = counts[0] != 0;

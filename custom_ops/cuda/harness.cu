@@ -94,8 +94,8 @@ class GpuBackend : public Backend {
     Upload(keys_, empty.keys, stream_);
     Upload(scores_, empty.scores, stream_);
     Upload(rows_, empty.rows, stream_);
-    Upload(tags_, empty.tags, stream_);
     Upload(row_slot_, empty.row_slot, stream_);
+    Upload(row_tag_, empty.row_tag, stream_);
     Upload(mass_, std::vector<float>{empty.mass}, stream_);
     Upload(batches_, std::vector<int64_t>{empty.batches}, stream_);
     CHECK_CUDA(cudaStreamSynchronize(stream_));
@@ -103,10 +103,11 @@ class GpuBackend : public Backend {
 
   cuda::DeviceSketchState state() {
     const size_t slots = static_cast<size_t>(config_.num_slots());
-    return {keys_.As<int64_t>(slots),   scores_.As<float>(slots),
-            rows_.As<int32_t>(slots),   tags_.As<int32_t>(slots),
-            row_slot_.As<int32_t>(static_cast<size_t>(config_.hot_rows)),
-            mass_.As<float>(1),         batches_.As<int64_t>(1)};
+    const size_t hot_rows = static_cast<size_t>(config_.hot_rows);
+    return {keys_.As<int64_t>(slots),         scores_.As<float>(slots),
+            rows_.As<int32_t>(slots),         row_slot_.As<int32_t>(hot_rows),
+            row_tag_.As<int32_t>(hot_rows),   mass_.As<float>(1),
+            batches_.As<int64_t>(1)};
   }
 
   // Uploads a batch once; InsertUploaded runs the launcher on it.
@@ -125,8 +126,8 @@ class GpuBackend : public Backend {
     CHECK_CUDA(err);
     void* ws = workspace_.Get(bytes);
     CHECK_CUDA(cuda::LaunchInsert(config_.num_buckets, config_.slots_per_bucket, state(), d_keys,
-                                  d_importance, d_tags, n, status_.As<int64_t>(1), ws, bytes,
-                                  stream_));
+                                  d_importance, d_tags, n, config_.second_sighting,
+                                  config_.erode, status_.As<int64_t>(1), ws, bytes, stream_));
   }
 
   InsertOutcome Insert(const std::vector<int64_t>& keys, const std::vector<float>& importance,
@@ -168,6 +169,7 @@ class GpuBackend : public Backend {
     mc.decay_rule_batches = config_.decay_rule == DecayRule::kBatches;
     mc.decay_mass_factor = config_.decay_mass_factor;
     mc.decay_period = config_.decay_period;
+    mc.swap_margin = config_.swap_margin;
     cudaError_t err = cudaSuccess;
     const size_t bytes = cuda::MigrateWorkspaceBytes(mc, &err);
     CHECK_CUDA(err);
@@ -210,8 +212,8 @@ class GpuBackend : public Backend {
     Download(&s.keys, d.keys, slots, stream_);
     Download(&s.scores, d.scores, slots, stream_);
     Download(&s.rows, d.rows, slots, stream_);
-    Download(&s.tags, d.tags, slots, stream_);
     Download(&s.row_slot, d.row_slot, static_cast<size_t>(config_.hot_rows), stream_);
+    Download(&s.row_tag, d.row_tag, static_cast<size_t>(config_.hot_rows), stream_);
     CHECK_CUDA(cudaMemcpyAsync(&s.mass, d.mass, sizeof(float), cudaMemcpyDeviceToHost, stream_));
     CHECK_CUDA(
         cudaMemcpyAsync(&s.batches, d.batches, sizeof(int64_t), cudaMemcpyDeviceToHost, stream_));
@@ -224,7 +226,7 @@ class GpuBackend : public Backend {
  private:
   cudaStream_t stream_ = nullptr;
   SketchConfig config_;
-  DeviceBuffer keys_, scores_, rows_, tags_, row_slot_, mass_, batches_;
+  DeviceBuffer keys_, scores_, rows_, row_slot_, row_tag_, mass_, batches_;
   DeviceBuffer in_keys_, in_importance_, in_tags_, status_, workspace_;
   DeviceBuffer out_rows_, out_levels_, counts_, dkeys_, dtags_, drows_, pkeys_, ptags_, prows_;
   int64_t batch_n_ = 0;

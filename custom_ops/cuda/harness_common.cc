@@ -47,7 +47,8 @@ int64_t Zipf::Sample(Rng& rng) const {
 // ------------------------------------------------------------- Snapshot ---
 
 SketchState Snapshot::view() {
-  return {keys.data(), scores.data(), rows.data(), tags.data(), row_slot.data(), &mass, &batches};
+  return {keys.data(), scores.data(), rows.data(), row_slot.data(), row_tag.data(), &mass,
+          &batches};
 }
 
 Snapshot EmptySnapshot(const SketchConfig& config) {
@@ -55,9 +56,9 @@ Snapshot EmptySnapshot(const SketchConfig& config) {
   const size_t slots = static_cast<size_t>(config.num_slots());
   s.keys.assign(slots, 0);
   s.scores.assign(slots, 0.f);
-  s.rows.assign(slots, -1);
-  s.tags.assign(slots, 0);
+  s.rows.assign(slots, kRowNone);
   s.row_slot.assign(static_cast<size_t>(config.hot_rows), -1);
+  s.row_tag.assign(static_cast<size_t>(config.hot_rows), 0);
   return s;
 }
 
@@ -85,7 +86,8 @@ namespace {
 int64_t FirstInvalid(const std::vector<float>& importance, const std::vector<int32_t>& tags) {
   for (size_t i = 0; i < importance.size(); ++i) {
     const float v = importance[i];
-    if (std::isnan(v) || std::isinf(v) || v < 0.f || tags[i] < 0) return static_cast<int64_t>(i);
+    if (std::isnan(v) || std::isinf(v) || v < 0.f || tags[i] < 0 || tags[i] > kMaxTag)
+      return static_cast<int64_t>(i);
   }
   return -1;
 }
@@ -111,9 +113,12 @@ class CoreBackend : public Backend {
       std::abort();
     }
     if (out.status >= 0) return out;
+    // What the insert op passes: the sizes and the second sighting rule.
     SketchConfig c;
     c.num_buckets = config_.num_buckets;
     c.slots_per_bucket = config_.slots_per_bucket;
+    c.second_sighting = config_.second_sighting;
+    c.erode = config_.erode;
     cafe::Insert(c, state_.view(), keys.data(), importance.data(), tags.data(), n, threads_,
                  parallel_for_);
     return out;
@@ -222,7 +227,7 @@ void MakeBatch(const BatchSpec& spec, Rng& rng, const Zipf& zipf, std::vector<in
       case 1: (*importance)[at] = std::numeric_limits<float>::infinity(); break;
       case 2: (*importance)[at] = -std::numeric_limits<float>::infinity(); break;
       case 3: (*importance)[at] = -0.5f; break;
-      case 4: (*tags)[at] = -3; break;
+      case 4: (*tags)[at] = rng.Below(2) ? -3 : kMaxTag + 1; break;
       default: {
         (*importance)[at] = std::numeric_limits<float>::quiet_NaN();
         (*tags)[at / 2] = -1;
@@ -264,6 +269,7 @@ std::vector<Scenario> Scenarios(bool include_large) {
   }
   {
     Scenario s = make("tiny_full_buckets_takeovers", 3, 2, 3, 2.f);
+    s.config.erode = false;  // SpaceSaving takeovers (erosion: every other scenario)
     s.steps = 30;
     s.batch.n = 500;
     s.batch.vocabulary = 1000;
@@ -276,7 +282,57 @@ std::vector<Scenario> Scenarios(bool include_large) {
     list.push_back(s);
   }
   {
+    Scenario s = make("paper_rules_no_second_sighting", 3, 2, 3, 2.f);
+    s.config.second_sighting = false;
+    s.config.erode = false;
+    s.steps = 20;
+    s.batch.n = 500;
+    s.batch.vocabulary = 1000;
+    s.batch.max_tag = kMaxTag;
+    s.modes = {ImportanceMode::kUniform, ImportanceMode::kOnes};
+    s.config.decay_rate = 0.6f;
+    s.drift = 50;
+    list.push_back(s);
+  }
+  {
+    Scenario s = make("multi_step_decays", 64, 4, 40, 5.f);
+    s.config.decay_mass_factor = 0.3;  // several mass periods per migration
+    s.config.decay_rate = 0.93f;
+    s.steps = 16;
+    s.batch.n = 4000;
+    s.batch.vocabulary = 5000;
+    s.modes = {ImportanceMode::kUniform, ImportanceMode::kWide, ImportanceMode::kTiny};
+    s.migrate_every = 3;
+    s.force_decay_every = 4;
+    s.drift = 300;
+    list.push_back(s);
+  }
+  {
+    Scenario s = make("swaps_under_drift", 128, 4, 30, 3.f);
+    s.config.swap_margin = 1.5f;
+    s.config.decay_rate = 0.9f;
+    s.steps = 24;
+    s.batch.n = 3000;
+    s.batch.vocabulary = 20000;
+    s.modes = {ImportanceMode::kOnes, ImportanceMode::kUniform};
+    s.force_decay_every = 5;
+    s.drift = 400;
+    list.push_back(s);
+  }
+  {
+    Scenario s = make("swap_ties_margin_1", 16, 2, 8, 1.f);
+    s.config.swap_margin = 1.f;
+    s.steps = 20;
+    s.batch.n = 400;
+    s.batch.vocabulary = 300;
+    s.batch.importance = ImportanceMode::kOnes;
+    s.batch.key_mode = KeyMode::kRank;
+    s.drift = 40;
+    list.push_back(s);
+  }
+  {
     Scenario s = make("heavy_duplicates_long_runs", 64, 4, 40, 50.f);
+    s.config.decay_mass_factor = 1000.0;  // a few decay steps per migration
     s.steps = 12;
     s.batch.n = 20000;
     s.batch.vocabulary = 5000;
@@ -321,6 +377,7 @@ std::vector<Scenario> Scenarios(bool include_large) {
   {
     // Demote threshold in the denormal range: slots demoted and emptied at once.
     Scenario s = make("underflow_demoted_and_emptied", 8, 4, 16, 1e-38f);
+    s.config.decay_mass_factor = 1000.0;  // a few decay steps per migration
     s.config.demote_threshold = 1e-40f;
     s.config.medium_threshold = 1e-39f;
     s.config.decay_rate = 0.5f;
@@ -358,7 +415,7 @@ std::vector<Scenario> Scenarios(bool include_large) {
     s.batch.vocabulary = 20000;
     s.batch.skew = 1.1;
     s.modes = {ImportanceMode::kUniform, ImportanceMode::kOnes};
-    s.migrate_every = 1;
+    s.migrate_every = 7;  // 2 or 3 periods per migration
     s.drift = 500;
     s.config.decay_rate = 0.7f;
     list.push_back(s);
@@ -392,6 +449,7 @@ std::vector<Scenario> Scenarios(bool include_large) {
   }
   {
     Scenario s = make("wide_buckets_c16", 50, 16, 200, 4.f);
+    s.config.decay_mass_factor = 1000.0;  // a few decay steps per migration
     s.steps = 12;
     s.batch.n = 8000;
     s.batch.vocabulary = 50000;
@@ -512,8 +570,8 @@ bool SameSnapshot(const Snapshot& a, const Snapshot& b, std::vector<std::string>
   same &= CompareArray("keys", a.keys, b.keys, diffs, limit);
   same &= CompareArray("scores", a.scores, b.scores, diffs, limit);
   same &= CompareArray("rows", a.rows, b.rows, diffs, limit);
-  same &= CompareArray("tags", a.tags, b.tags, diffs, limit);
   same &= CompareArray("row_slot", a.row_slot, b.row_slot, diffs, limit);
+  same &= CompareArray("row_tag", a.row_tag, b.row_tag, diffs, limit);
   if (!SameBits(a.mass, b.mass)) {
     same = false;
     diffs->push_back("mass: " + Show(a.mass) + " vs " + Show(b.mass));
@@ -618,18 +676,21 @@ bool RunScenario(const Scenario& sc, Backend& reference, Backend& candidate) {
   }
   // Occupancy figures, to show the scenario exercised what it claims.
   const Snapshot final_state = reference.Read();
-  int64_t occupied = 0, hot = 0;
+  int64_t occupied = 0, hot = 0, pending = 0;
   for (size_t s = 0; s < final_state.scores.size(); ++s) {
     occupied += final_state.scores[s] > 0.f ? 1 : 0;
     hot += final_state.rows[s] >= 0 ? 1 : 0;
+    pending += final_state.rows[s] < 0 && MarkerPending(final_state.rows[s]) ? 1 : 0;
   }
   std::printf("%s %-40s %s vs %s: %d steps, %" PRId64 " keys inserted (%" PRId64
               " invalid batches), %" PRId64 " queried, %d migrations (%" PRId64
               " decays, %" PRId64 " demoted, %" PRId64 " promoted), final %" PRId64
-              "/%zu slots occupied, %" PRId64 " hot; max %" PRId64 " empty hot slots\n",
+              "/%zu slots occupied, %" PRId64 " hot, %" PRId64 " pending; max %" PRId64
+              " empty hot slots\n",
               ok ? "PASS" : "FAIL", sc.name.c_str(), reference.name().c_str(),
               candidate.name().c_str(), sc.steps, inserted, invalid, queried, migrations, decays,
-              demoted, promoted, occupied, final_state.scores.size(), hot, dangling_seen);
+              demoted, promoted, occupied, final_state.scores.size(), hot, pending,
+              dangling_seen);
   if (!ok) {
     std::printf("     first mismatch at %s:\n", where.c_str());
     for (const std::string& d : diffs) std::printf("       %s\n", d.c_str());

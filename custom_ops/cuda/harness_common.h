@@ -44,8 +44,8 @@ struct Snapshot {
   std::vector<int64_t> keys;
   std::vector<float> scores;
   std::vector<int32_t> rows;
-  std::vector<int32_t> tags;
   std::vector<int32_t> row_slot;
+  std::vector<int32_t> row_tag;
   float mass = 0.f;
   int64_t batches = 0;
   SketchState view();  // pointers into this snapshot
@@ -92,7 +92,7 @@ struct BatchSpec {
   int32_t max_tag = 26;
   int64_t rank_offset = 0;  // added to every drawn rank (distribution drift)
   // When >= 0: corrupt the batch at a random index (0 NaN, 1 +inf, 2 -inf,
-  // 3 negative importance, 4 negative tag, 5 corrupt two indices).
+  // 3 negative importance, 4 tag outside [0, kMaxTag], 5 corrupt two indices).
   int corrupt = -1;
 };
 

@@ -51,15 +51,25 @@ CAFE_HD float BitsFloat(uint32_t u) {
 }
 
 using ::cafe::BucketOf;
+using ::cafe::ColdMarker;
+using ::cafe::DecayFactor;
+using ::cafe::DecaySteps;
+using ::cafe::DueDecaySteps;
 using ::cafe::FlushSubnormal;
+using ::cafe::kMaxTag;
+using ::cafe::kRepeatedBit;
+using ::cafe::kRowNone;
+using ::cafe::MarkerPending;
+using ::cafe::MarkerTag;
 using ::cafe::Mix64;
 
 // True when the insert entry (importance, tag) is invalid, with exactly the
-// test of cafe::ValidateInsert (NaN, inf, negative importance; negative tag).
+// test of cafe::ValidateInsert (NaN, inf, negative importance; tag outside
+// [0, kMaxTag]).
 CAFE_HD bool InvalidEntry(float v, int32_t tag) {
   const uint32_t magnitude = FloatBits(v) & 0x7fffffffu;
   const bool nan_or_inf = magnitude >= 0x7f800000u;  // exponent all ones
-  return nan_or_inf || v < 0.f || tag < 0;
+  return nan_or_inf || v < 0.f || tag < 0 || tag > kMaxTag;
 }
 
 // Packs an insert entry as the value carried through the key sort: the float
@@ -75,6 +85,7 @@ CAFE_HD int32_t PackedTag(uint64_t p) { return static_cast<int32_t>(static_cast<
 // Duplicate sum of one run [begin, end) of the key-sorted batch. The sort is
 // stable, so the run is in input-index order, and this is exactly the CPU loop
 //   float v = 0.f; tag = tags[first]; for each: v += importance; tag = min(tag, .)
+// The tag carries kRepeatedBit when the run is longer than one (as on the CPU).
 CAFE_HD void RunSumSequential(const uint64_t* packed, int64_t begin, int64_t end, float* v_out,
                               int32_t* tag_out) {
   float v = 0.f;
@@ -86,7 +97,7 @@ CAFE_HD void RunSumSequential(const uint64_t* packed, int64_t begin, int64_t end
     tag = t < tag ? t : tag;
   }
   *v_out = v;
-  *tag_out = tag;
+  *tag_out = end - begin > 1 ? (tag | kRepeatedBit) : tag;
 }
 
 struct alignas(16) Float4 {
@@ -118,14 +129,17 @@ CAFE_HD float SequentialAdd(const float* src, int len, float acc) {
 }
 
 // cafe::(anonymous)::InsertIntoBucket, statement for statement.
-CAFE_HD void InsertIntoBucket(int64_t* keys, float* scores, const int32_t* rows, int32_t* tags,
-                              int64_t base, int32_t c, int64_t key, float v, int32_t tag) {
+CAFE_HD void InsertIntoBucket(int64_t* keys, float* scores, int32_t* rows, int64_t base,
+                              int32_t c, int64_t key, float v, int32_t tag, bool sighted,
+                              bool erode) {
   int32_t empty = -1;
   for (int32_t j = 0; j < c; ++j) {
     const int64_t s = base + j;
     if (scores[s] > 0.f) {
       if (keys[s] == key) {
         scores[s] += v;
+        const int32_t m = rows[s];
+        if (m < 0 && MarkerPending(m)) rows[s] = ColdMarker(MarkerTag(m), false);  // seen again
         return;
       }
     } else if (empty < 0) {
@@ -136,10 +150,10 @@ CAFE_HD void InsertIntoBucket(int64_t* keys, float* scores, const int32_t* rows,
     const int64_t s = base + empty;
     keys[s] = key;
     scores[s] = v;
-    tags[s] = tag;
+    rows[s] = ColdMarker(tag, false);
     return;
   }
-  // SpaceSaving takeover of the smallest non-hot slot (ties: highest index).
+  // The smallest non-hot slot (ties: highest index) is eroded or taken over.
   int32_t victim = -1;
   for (int32_t j = 0; j < c; ++j) {
     const int64_t s = base + j;
@@ -148,9 +162,25 @@ CAFE_HD void InsertIntoBucket(int64_t* keys, float* scores, const int32_t* rows,
   }
   if (victim < 0) return;  // every slot is hot: the update is dropped
   const int64_t s = base + victim;
+  if (erode) {
+    const float gain = FlushSubnormal(v - scores[s]);
+    if (!(gain > 0.f)) {  // eroded: the newcomer is not recorded
+      const float left = FlushSubnormal(scores[s] - v);
+      if (left > 0.f) {
+        scores[s] = left;
+      } else {  // eroded to 0: the slot is empty
+        keys[s] = 0;
+        scores[s] = 0.f;
+        rows[s] = kRowNone;
+      }
+      return;
+    }
+    scores[s] = gain;
+  } else {
+    scores[s] += v;  // SpaceSaving: the newcomer inherits the score
+  }
   keys[s] = key;
-  scores[s] += v;
-  tags[s] = tag;
+  rows[s] = ColdMarker(tag, !sighted);  // waits for a second sighting
 }
 
 // Body of the per-bucket insert kernel for position q of the bucket-sorted
@@ -160,7 +190,8 @@ CAFE_HD void InsertIntoBucket(int64_t* keys, float* scores, const int32_t* rows,
 CAFE_HD void BucketInsertBody(int64_t q, int64_t num_runs, const uint32_t* sorted_bucket,
                               const int32_t* sorted_run, const int64_t* run_key,
                               const float* run_value, const int32_t* run_tag, int32_t c,
-                              int64_t* keys, float* scores, const int32_t* rows, int32_t* tags) {
+                              bool second_sighting, bool erode, int64_t* keys, float* scores,
+                              int32_t* rows) {
   if (q >= num_runs) return;
   const uint32_t b = sorted_bucket[q];
   if (q > 0 && sorted_bucket[q - 1] == b) return;
@@ -168,7 +199,11 @@ CAFE_HD void BucketInsertBody(int64_t q, int64_t num_runs, const uint32_t* sorte
   for (int64_t e = q; e < num_runs && sorted_bucket[e] == b; ++e) {
     const int32_t r = sorted_run[e];
     const float v = run_value[r];
-    if (v > 0.f) InsertIntoBucket(keys, scores, rows, tags, base, c, run_key[r], v, run_tag[r]);
+    const int32_t tag = run_tag[r];
+    if (v > 0.f) {
+      InsertIntoBucket(keys, scores, rows, base, c, run_key[r], v, tag & ~kRepeatedBit,
+                       tag < 0 || !second_sighting, erode);
+    }
   }
 }
 
@@ -218,7 +253,7 @@ CAFE_HD void QueryBody(int64_t i, const int64_t* ids, int64_t num_buckets, int32
   for (int32_t j = 0; j < c; ++j) {
     const int64_t s = base + j;
     if (scores[s] > 0.f && keys[s] == key) {
-      row = rows[s];
+      row = rows[s] >= 0 ? rows[s] : kRowNone;
       level = row >= 0 ? kHot : (scores[s] >= medium ? kMedium : kCold);
       break;
     }
@@ -227,34 +262,37 @@ CAFE_HD void QueryBody(int64_t i, const int64_t* ids, int64_t num_buckets, int32
   out_levels[i] = level;
 }
 
-// Migrate, step 1 (one thread): is a decay due? Same test as cafe::DecayDue,
-// with `mass_limit` = factor * W * k computed on the host in double exactly as
-// the core does. Resets mass and batches when it decays. counts[0] = decayed.
+// Migrate, step 1 (one thread): the decay steps due, as cafe::Migrate
+// computes them (cafe::DueDecaySteps, with `mass_limit` = factor * W * k
+// computed on the host in double exactly as the core does). When it decays:
+// counts[0] = 1, *factor = rho^steps (cafe::DecayFactor), and the counters keep
+// what is left.
 CAFE_HD void DecayDueBody(bool force, int32_t rule_batches, int64_t period, double mass_limit,
-                          float* mass, int64_t* batches, int32_t* counts) {
-  bool due = force;
-  if (!due) {
-    due = rule_batches ? (*batches >= period) : (static_cast<double>(*mass) > mass_limit);
-  }
-  counts[0] = due ? 1 : 0;
-  if (due) {
-    *mass = 0.f;
-    *batches = 0;
+                          float rate, float* mass, int64_t* batches, int32_t* counts,
+                          float* factor) {
+  const DecaySteps due = DueDecaySteps(rule_batches != 0, mass_limit, period, force, *mass,
+                                       *batches);
+  counts[0] = due.steps > 0 ? 1 : 0;
+  if (due.steps > 0) {
+    *factor = DecayFactor(rate, due.steps);
+    *mass = due.mass_left;
+    *batches = due.batches_left;
   }
 }
 
 // Migrate, step 2 (one thread per slot): the body of the CPU decay loop. The
-// demoted entry's key and tag are read by DemoteScatterBody before the slot is
-// emptied, so an emptied demoted slot is only marked here (empty_after).
-CAFE_HD void DecaySlotBody(int64_t s, const int32_t* counts, float rate, float demote,
-                           int64_t* keys, float* scores, int32_t* rows, int32_t* tags,
-                           int32_t* row_slot, int32_t* demote_flag, int32_t* demote_row,
+// demoted entry's key and tag (in its cold marker) are read by
+// DemoteScatterBody before the slot is emptied, so an emptied demoted slot is
+// only marked here (empty_after).
+CAFE_HD void DecaySlotBody(int64_t s, const int32_t* counts, const float* factor, float demote,
+                           int64_t* keys, float* scores, int32_t* rows, int32_t* row_slot,
+                           int32_t* row_tag, int32_t* demote_flag, int32_t* demote_row,
                            int32_t* empty_after) {
   demote_flag[s] = 0;
   empty_after[s] = 0;
   if (counts[0] == 0) return;
   if (!(scores[s] > 0.f)) return;
-  scores[s] = FlushSubnormal(scores[s] * rate);
+  scores[s] = FlushSubnormal(scores[s] * *factor);
   const int32_t row = rows[s];
   bool demoted = false;
   // Demoted below the threshold, and always when the score underflowed to 0.
@@ -262,8 +300,9 @@ CAFE_HD void DecaySlotBody(int64_t s, const int32_t* counts, float rate, float d
     demoted = true;
     demote_flag[s] = 1;
     demote_row[s] = row;
+    rows[s] = ColdMarker(row_tag[row], false);
     row_slot[row] = -1;
-    rows[s] = -1;
+    row_tag[row] = 0;
   }
   if (!(scores[s] > 0.f)) {  // underflowed: the slot is empty again
     if (demoted) {
@@ -271,7 +310,7 @@ CAFE_HD void DecaySlotBody(int64_t s, const int32_t* counts, float rate, float d
     } else {
       keys[s] = 0;
       scores[s] = 0.f;
-      tags[s] = 0;
+      rows[s] = kRowNone;
     }
   }
 }
@@ -280,23 +319,24 @@ CAFE_HD void DecaySlotBody(int64_t s, const int32_t* counts, float rate, float d
 // position in slot order, then empties underflowed demoted slots.
 CAFE_HD void DemoteScatterBody(int64_t s, const int32_t* demote_flag, const int32_t* demote_pos,
                                const int32_t* demote_row, const int32_t* empty_after,
-                               int64_t* keys, float* scores, int32_t* tags, int64_t* out_keys,
+                               int64_t* keys, float* scores, int32_t* rows, int64_t* out_keys,
                                int32_t* out_tags, int32_t* out_rows) {
   if (!demote_flag[s]) return;
   const int32_t p = demote_pos[s];
   out_keys[p] = keys[s];
-  out_tags[p] = tags[s];
+  out_tags[p] = MarkerTag(rows[s]);
   out_rows[p] = demote_row[s];
   if (empty_after[s]) {
     keys[s] = 0;
     scores[s] = 0.f;
-    tags[s] = 0;
+    rows[s] = kRowNone;
   }
 }
 
-// Promotion candidate test of cafe::Migrate.
+// Promotion candidate test of cafe::Migrate (pending keys wait).
 CAFE_HD bool IsCandidate(const float* scores, const int32_t* rows, int64_t s, float threshold) {
-  return rows[s] < 0 && scores[s] > 0.f && scores[s] >= threshold;
+  const int32_t m = rows[s];
+  return m < 0 && !MarkerPending(m) && scores[s] > 0.f && scores[s] >= threshold;
 }
 
 // Sort key of the score pass (descending): the float bits of a candidate's
@@ -315,20 +355,63 @@ CAFE_HD void CandidateCountBody(int64_t q, int64_t num_slots, const uint32_t* so
     *num_candidates = static_cast<int32_t>(q + 1);
 }
 
+// Sort key of the hot pass (ascending): the float bits of a hot slot's score
+// (>= 0, so its bits order like the value), all ones otherwise, so that the
+// stable sort of the key-sorted slots gives hot slots by (score, key) ascending.
+CAFE_HD uint32_t HotScoreBits(const float* scores, const int32_t* rows, int64_t s) {
+  return rows[s] >= 0 ? FloatBits(scores[s]) : 0xffffffffu;
+}
+
+// Migrate, swaps (one thread): how many of the weakest hot keys (hot[i],
+// score ascending) the candidates beyond the free rows (candidates[free + i],
+// score descending) outscore by `margin`, as the loop of cafe::Migrate counts.
+CAFE_HD void SwapCountBody(int32_t hot_rows, const int32_t* num_free,
+                           const int32_t* num_candidates, const int32_t* candidates,
+                           const int32_t* hot, const float* scores, float margin,
+                           int32_t* swaps) {
+  const int32_t num_hot = hot_rows - *num_free;  // one hot slot per row in use
+  int32_t i = 0;
+  while (i < num_hot && *num_free + i < *num_candidates &&
+         scores[candidates[*num_free + i]] > margin * scores[hot[i]])
+    ++i;
+  *swaps = i;
+}
+
+// Migrate, swaps (one thread per swap i): demotes hot[i], appending it to the
+// demoted entries after the decay's `*num_demoted`.
+CAFE_HD void SwapDemoteBody(int64_t i, const int32_t* swaps, const int32_t* num_demoted,
+                            const int32_t* hot, const int64_t* keys, int32_t* rows,
+                            int32_t* row_slot, int32_t* row_tag, int64_t* out_keys,
+                            int32_t* out_tags, int32_t* out_rows) {
+  if (i >= *swaps) return;
+  const int64_t s = hot[i];
+  const int32_t row = rows[s];
+  const int32_t tag = row_tag[row];
+  const int64_t p = *num_demoted + i;
+  out_keys[p] = keys[s];
+  out_tags[p] = tag;
+  out_rows[p] = row;
+  row_slot[row] = -1;
+  row_tag[row] = 0;
+  rows[s] = ColdMarker(tag, false);
+}
+
 // Migrate, promotion (one thread per promoted position i): the i-th candidate
 // (score desc, key asc) gets the i-th free row in ascending order, as the CPU
 // loop over rows does.
 CAFE_HD void PromoteBody(int64_t i, int32_t num_promoted, const int32_t* candidates,
                          const int32_t* free_rows, const int64_t* keys, int32_t* rows,
-                         const int32_t* tags, int32_t* row_slot, int64_t* out_keys,
+                         int32_t* row_slot, int32_t* row_tag, int64_t* out_keys,
                          int32_t* out_tags, int32_t* out_rows) {
   if (i >= num_promoted) return;
   const int64_t s = candidates[i];
   const int32_t row = free_rows[i];
+  const int32_t tag = MarkerTag(rows[s]);
   rows[s] = row;
   row_slot[row] = static_cast<int32_t>(s);
+  row_tag[row] = tag;
   out_keys[i] = keys[s];
-  out_tags[i] = tags[s];
+  out_tags[i] = tag;
   out_rows[i] = row;
 }
 

@@ -203,7 +203,8 @@ __global__ void RunStartKernel(const int32_t* head, const int32_t* run_id, int64
 // chunks of the run into a double-buffered shared-memory ring; thread 0 adds
 // every element in order (one sequential chain: v = 0.f; v += x[p] ...), so
 // the result is exactly RunSumSequential's. The tag minimum is an integer min,
-// reduced in any order. Must be called by every thread of the block.
+// reduced in any order; a long run is repeated, so it carries kRepeatedBit.
+// Must be called by every thread of the block.
 __device__ void LongRunSum(const uint64_t* __restrict__ packed, int64_t begin, int64_t end,
                            float (*buf)[kChunk], int* s_tag, float* v_out, int32_t* tag_out) {
   const int tid = threadIdx.x;
@@ -246,7 +247,7 @@ __device__ void LongRunSum(const uint64_t* __restrict__ packed, int64_t begin, i
   __syncthreads();  // all adds and all tag mins done
   if (tid == 0) {
     *v_out = acc;
-    *tag_out = *s_tag;
+    *tag_out = *s_tag | kRepeatedBit;
   }
 }
 
@@ -304,13 +305,14 @@ __global__ void __launch_bounds__(kThreads)
 __global__ void BucketInsertKernel(const unsigned long long* status, const uint32_t* sorted_bucket,
                                    const int32_t* sorted_run, const int32_t* num_runs_ptr,
                                    const int64_t* run_key, const float* run_value,
-                                   const int32_t* run_tag, int64_t n, int32_t c, int64_t* keys,
-                                   float* scores, const int32_t* rows, int32_t* tags) {
+                                   const int32_t* run_tag, int64_t n, int32_t c,
+                                   bool second_sighting, bool erode, int64_t* keys,
+                                   float* scores, int32_t* rows) {
   if (*status != ~0ULL) return;  // invalid batch: no state change
   const int64_t num_runs = *num_runs_ptr;
   CAFE_GRID_LOOP(q, n) {
-    BucketInsertBody(q, num_runs, sorted_bucket, sorted_run, run_key, run_value, run_tag, c, keys,
-                     scores, rows, tags);
+    BucketInsertBody(q, num_runs, sorted_bucket, sorted_run, run_key, run_value, run_tag, c,
+                     second_sighting, erode, keys, scores, rows);
   }
 }
 
@@ -364,12 +366,17 @@ struct MigrateBuffers {
   int32_t* free_pos;        // [H]
   int32_t* free_rows;       // [H]
   int32_t* num_free;        // [1]
+  float* decay_factor;      // [1]
+  uint32_t* hot_bits;       // [S]
+  uint32_t* hot_bits_sorted;  // [S]
+  int32_t* hot_sorted;      // [S]
+  int32_t* num_swaps;       // [1]
   void* cub_temp;
   size_t cub_temp_bytes;
 };
 
 cudaError_t MigrateCubBytes(int slots, int hot_rows, size_t* bytes) {
-  size_t scan_slots = 0, scan_rows = 0, sort_keys = 0, sort_scores = 0;
+  size_t scan_slots = 0, scan_rows = 0, sort_keys = 0, sort_scores = 0, sort_hot = 0;
   CAFE_CUDA_RETURN_IF_ERROR(cub::DeviceScan::ExclusiveSum(
       nullptr, scan_slots, static_cast<const int32_t*>(nullptr), static_cast<int32_t*>(nullptr),
       slots));
@@ -383,7 +390,10 @@ cudaError_t MigrateCubBytes(int slots, int hot_rows, size_t* bytes) {
       nullptr, sort_scores, static_cast<const uint32_t*>(nullptr),
       static_cast<uint32_t*>(nullptr), static_cast<const int32_t*>(nullptr),
       static_cast<int32_t*>(nullptr), slots, 0, 32));
-  *bytes = std::max(std::max(scan_slots, scan_rows), std::max(sort_keys, sort_scores));
+  CAFE_CUDA_RETURN_IF_ERROR(cub::DeviceRadixSort::SortPairs(
+      nullptr, sort_hot, static_cast<const uint32_t*>(nullptr), static_cast<uint32_t*>(nullptr),
+      static_cast<const int32_t*>(nullptr), static_cast<int32_t*>(nullptr), slots, 0, 32));
+  *bytes = std::max({scan_slots, scan_rows, sort_keys, sort_scores, sort_hot});
   return cudaSuccess;
 }
 
@@ -409,6 +419,11 @@ cudaError_t CarveMigrate(void* base, const MigrateConfig& config, MigrateBuffers
   b->free_pos = carve.Take<int32_t>(rows);
   b->free_rows = carve.Take<int32_t>(rows);
   b->num_free = carve.Take<int32_t>(1);
+  b->decay_factor = carve.Take<float>(1);
+  b->hot_bits = carve.Take<uint32_t>(slots);
+  b->hot_bits_sorted = carve.Take<uint32_t>(slots);
+  b->hot_sorted = carve.Take<int32_t>(slots);
+  b->num_swaps = carve.Take<int32_t>(1);
   CAFE_CUDA_RETURN_IF_ERROR(
       MigrateCubBytes(static_cast<int>(slots), static_cast<int>(rows), &b->cub_temp_bytes));
   b->cub_temp = carve.TakeBytes(b->cub_temp_bytes);
@@ -417,17 +432,18 @@ cudaError_t CarveMigrate(void* base, const MigrateConfig& config, MigrateBuffers
 }
 
 __global__ void DecayDueKernel(bool force, int32_t rule_batches, int64_t period, double limit,
-                               float* mass, int64_t* batches, int32_t* counts) {
+                               float rate, float* mass, int64_t* batches, int32_t* counts,
+                               float* factor) {
   if (blockIdx.x == 0 && threadIdx.x == 0)
-    DecayDueBody(force, rule_batches, period, limit, mass, batches, counts);
+    DecayDueBody(force, rule_batches, period, limit, rate, mass, batches, counts, factor);
 }
 
-__global__ void DecayKernel(int64_t slots, const int32_t* counts, float rate, float demote,
-                            int64_t* keys, float* scores, int32_t* rows, int32_t* tags,
-                            int32_t* row_slot, int32_t* demote_flag, int32_t* demote_row,
-                            int32_t* empty_after, int32_t* slot_iota) {
+__global__ void DecayKernel(int64_t slots, const int32_t* counts, const float* factor,
+                            float demote, int64_t* keys, float* scores, int32_t* rows,
+                            int32_t* row_slot, int32_t* row_tag, int32_t* demote_flag,
+                            int32_t* demote_row, int32_t* empty_after, int32_t* slot_iota) {
   CAFE_GRID_LOOP(s, slots) {
-    DecaySlotBody(s, counts, rate, demote, keys, scores, rows, tags, row_slot, demote_flag,
+    DecaySlotBody(s, counts, factor, demote, keys, scores, rows, row_slot, row_tag, demote_flag,
                   demote_row, empty_after);
     slot_iota[s] = static_cast<int32_t>(s);
   }
@@ -442,10 +458,10 @@ __global__ void ScanTotalKernel(const int32_t* flag, const int32_t* pos, int64_t
 __global__ void DemoteScatterKernel(int64_t slots, const int32_t* demote_flag,
                                     const int32_t* demote_pos, const int32_t* demote_row,
                                     const int32_t* empty_after, int64_t* keys, float* scores,
-                                    int32_t* tags, int64_t* out_keys, int32_t* out_tags,
+                                    int32_t* rows, int64_t* out_keys, int32_t* out_tags,
                                     int32_t* out_rows) {
   CAFE_GRID_LOOP(s, slots) {
-    DemoteScatterBody(s, demote_flag, demote_pos, demote_row, empty_after, keys, scores, tags,
+    DemoteScatterBody(s, demote_flag, demote_pos, demote_row, empty_after, keys, scores, rows,
                       out_keys, out_tags, out_rows);
   }
 }
@@ -473,6 +489,33 @@ __global__ void FreeScatterKernel(int64_t hot_rows, const int32_t* free_flag,
   }
 }
 
+__global__ void HotBitsKernel(int64_t slots, const int32_t* slots_by_key, const float* scores,
+                              const int32_t* rows, uint32_t* bits) {
+  CAFE_GRID_LOOP(q, slots) { bits[q] = HotScoreBits(scores, rows, slots_by_key[q]); }
+}
+
+__global__ void SwapCountKernel(int32_t hot_rows, const int32_t* num_free, const int32_t* counts,
+                                const int32_t* candidates, const int32_t* hot,
+                                const float* scores, float margin, int32_t* swaps) {
+  if (blockIdx.x == 0 && threadIdx.x == 0)
+    SwapCountBody(hot_rows, num_free, counts + 3, candidates, hot, scores, margin, swaps);
+}
+
+__global__ void SwapDemoteKernel(int64_t capacity, const int32_t* swaps, const int32_t* counts,
+                                 const int32_t* hot, const int64_t* keys, int32_t* rows,
+                                 int32_t* row_slot, int32_t* row_tag, int64_t* out_keys,
+                                 int32_t* out_tags, int32_t* out_rows) {
+  CAFE_GRID_LOOP(i, capacity) {
+    SwapDemoteBody(i, swaps, counts + 1, hot, keys, rows, row_slot, row_tag, out_keys, out_tags,
+                   out_rows);
+  }
+}
+
+// counts[1] += swaps (after SwapDemoteKernel read the old value).
+__global__ void AddSwapsKernel(const int32_t* swaps, int32_t* counts) {
+  if (blockIdx.x == 0 && threadIdx.x == 0) counts[1] += *swaps;
+}
+
 // counts[2] = min(#candidates, #free rows).
 __global__ void PromoteCountKernel(const int32_t* num_free, int32_t* counts) {
   if (blockIdx.x == 0 && threadIdx.x == 0) counts[2] = counts[3] < *num_free ? counts[3] : *num_free;
@@ -480,11 +523,11 @@ __global__ void PromoteCountKernel(const int32_t* num_free, int32_t* counts) {
 
 __global__ void PromoteKernel(int64_t capacity, const int32_t* counts, const int32_t* candidates,
                               const int32_t* free_rows, const int64_t* keys, int32_t* rows,
-                              const int32_t* tags, int32_t* row_slot, int64_t* out_keys,
+                              int32_t* row_slot, int32_t* row_tag, int64_t* out_keys,
                               int32_t* out_tags, int32_t* out_rows) {
   const int32_t promoted = counts[2];
   CAFE_GRID_LOOP(i, capacity) {
-    PromoteBody(i, promoted, candidates, free_rows, keys, rows, tags, row_slot, out_keys,
+    PromoteBody(i, promoted, candidates, free_rows, keys, rows, row_slot, row_tag, out_keys,
                 out_tags, out_rows);
   }
 }
@@ -504,8 +547,8 @@ size_t InsertWorkspaceBytes(int64_t n, int64_t num_buckets, cudaError_t* error) 
 cudaError_t LaunchInsert(int64_t num_buckets, int32_t slots_per_bucket,
                          const DeviceSketchState& state, const int64_t* d_keys,
                          const float* d_importance, const int32_t* d_tags, int64_t n,
-                         int64_t* d_status, void* workspace, size_t workspace_bytes,
-                         cudaStream_t stream) {
+                         bool second_sighting, bool erode, int64_t* d_status,
+                         void* workspace, size_t workspace_bytes, cudaStream_t stream) {
   if (n < 0 || num_buckets <= 0 || slots_per_bucket <= 0 ||
       num_buckets * static_cast<int64_t>(slots_per_bucket) > INT_MAX)
     return cudaErrorInvalidValue;
@@ -549,7 +592,7 @@ cudaError_t LaunchInsert(int64_t num_buckets, int32_t slots_per_bucket,
       BitsFor(static_cast<uint64_t>(num_buckets)), stream));
   BucketInsertKernel<<<grid, kThreads, 0, stream>>>(
       status, b.sorted_bucket, b.sorted_run, b.num_runs, b.run_key, b.run_value, b.run_tag, n,
-      slots_per_bucket, state.keys, state.scores, state.rows, state.tags);
+      slots_per_bucket, second_sighting, erode, state.keys, state.scores, state.rows);
   CAFE_CUDA_RETURN_IF_ERROR(cudaGetLastError());
 
   // mass += PairwiseSum(importance, n); batches += 1.
@@ -600,19 +643,19 @@ cudaError_t LaunchMigrate(const MigrateConfig& config, const DeviceSketchState& 
   const int ri = static_cast<int>(rows);
   const unsigned int grid_s = GridFor(slots, kThreads);
   const unsigned int grid_r = GridFor(rows, kThreads);
-  // The same double expression as cafe::DecayDue.
+  // The same double expression as cafe::DecayMassLimit.
   const double limit = config.decay_mass_factor * static_cast<double>(config.num_buckets) *
                        static_cast<double>(config.threshold);
 
   CAFE_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(out.counts, 0, 4 * sizeof(int32_t), stream));
   DecayDueKernel<<<1, 1, 0, stream>>>(force_decay, config.decay_rule_batches ? 1 : 0,
-                                      config.decay_period, limit, state.mass, state.batches,
-                                      out.counts);
+                                      config.decay_period, limit, config.decay_rate, state.mass,
+                                      state.batches, out.counts, b.decay_factor);
   CAFE_CUDA_RETURN_IF_ERROR(cudaGetLastError());
   // 1. Decay (when due) with demotion; demoted entries compacted in slot order.
   DecayKernel<<<grid_s, kThreads, 0, stream>>>(
-      slots, out.counts, config.decay_rate, config.demote_threshold, state.keys, state.scores,
-      state.rows, state.tags, state.row_slot, b.demote_flag, b.demote_row, b.empty_after,
+      slots, out.counts, b.decay_factor, config.demote_threshold, state.keys, state.scores,
+      state.rows, state.row_slot, state.row_tag, b.demote_flag, b.demote_row, b.empty_after,
       b.slot_iota);
   CAFE_CUDA_RETURN_IF_ERROR(cudaGetLastError());
   size_t temp = b.cub_temp_bytes;
@@ -622,7 +665,7 @@ cudaError_t LaunchMigrate(const MigrateConfig& config, const DeviceSketchState& 
   CAFE_CUDA_RETURN_IF_ERROR(cudaGetLastError());
   DemoteScatterKernel<<<grid_s, kThreads, 0, stream>>>(
       slots, b.demote_flag, b.demote_pos, b.demote_row, b.empty_after, state.keys, state.scores,
-      state.tags, out.demoted_keys, out.demoted_tags, out.demoted_rows);
+      state.rows, out.demoted_keys, out.demoted_tags, out.demoted_rows);
   CAFE_CUDA_RETURN_IF_ERROR(cudaGetLastError());
 
   // 2. Candidates ordered by score desc, key asc: stable sort of the slots by
@@ -643,23 +686,50 @@ cudaError_t LaunchMigrate(const MigrateConfig& config, const DeviceSketchState& 
   CAFE_CUDA_RETURN_IF_ERROR(cudaGetLastError());
 
   // 3. Free rows in ascending order.
-  FreeFlagKernel<<<grid_r, kThreads, 0, stream>>>(rows, state.row_slot, b.free_flag);
-  CAFE_CUDA_RETURN_IF_ERROR(cudaGetLastError());
-  temp = b.cub_temp_bytes;
-  CAFE_CUDA_RETURN_IF_ERROR(
-      cub::DeviceScan::ExclusiveSum(b.cub_temp, temp, b.free_flag, b.free_pos, ri, stream));
-  FreeScatterKernel<<<grid_r, kThreads, 0, stream>>>(rows, b.free_flag, b.free_pos, b.free_rows);
-  CAFE_CUDA_RETURN_IF_ERROR(cudaGetLastError());
-  ScanTotalKernel<<<1, 1, 0, stream>>>(b.free_flag, b.free_pos, rows, b.num_free);
-  CAFE_CUDA_RETURN_IF_ERROR(cudaGetLastError());
+  auto free_rows = [&]() -> cudaError_t {
+    FreeFlagKernel<<<grid_r, kThreads, 0, stream>>>(rows, state.row_slot, b.free_flag);
+    CAFE_CUDA_RETURN_IF_ERROR(cudaGetLastError());
+    size_t bytes = b.cub_temp_bytes;
+    CAFE_CUDA_RETURN_IF_ERROR(
+        cub::DeviceScan::ExclusiveSum(b.cub_temp, bytes, b.free_flag, b.free_pos, ri, stream));
+    FreeScatterKernel<<<grid_r, kThreads, 0, stream>>>(rows, b.free_flag, b.free_pos,
+                                                       b.free_rows);
+    CAFE_CUDA_RETURN_IF_ERROR(cudaGetLastError());
+    ScanTotalKernel<<<1, 1, 0, stream>>>(b.free_flag, b.free_pos, rows, b.num_free);
+    return cudaGetLastError();
+  };
+  CAFE_CUDA_RETURN_IF_ERROR(free_rows());
+
+  // 3b. Swaps: candidates beyond the free rows displace the weakest hot keys
+  // (hot slots by score ascending, key ascending: a stable sort of the
+  // key-sorted slots), then the free rows are listed again.
+  if (config.swap_margin > 0.f) {
+    HotBitsKernel<<<grid_s, kThreads, 0, stream>>>(slots, b.slots_by_key, state.scores,
+                                                   state.rows, b.hot_bits);
+    CAFE_CUDA_RETURN_IF_ERROR(cudaGetLastError());
+    temp = b.cub_temp_bytes;
+    CAFE_CUDA_RETURN_IF_ERROR(cub::DeviceRadixSort::SortPairs(
+        b.cub_temp, temp, b.hot_bits, b.hot_bits_sorted, b.slots_by_key, b.hot_sorted, si, 0, 32,
+        stream));
+    SwapCountKernel<<<1, 1, 0, stream>>>(ri, b.num_free, out.counts, b.candidates, b.hot_sorted,
+                                         state.scores, config.swap_margin, b.num_swaps);
+    CAFE_CUDA_RETURN_IF_ERROR(cudaGetLastError());
+    SwapDemoteKernel<<<grid_r, kThreads, 0, stream>>>(
+        rows, b.num_swaps, out.counts, b.hot_sorted, state.keys, state.rows, state.row_slot,
+        state.row_tag, out.demoted_keys, out.demoted_tags, out.demoted_rows);
+    CAFE_CUDA_RETURN_IF_ERROR(cudaGetLastError());
+    AddSwapsKernel<<<1, 1, 0, stream>>>(b.num_swaps, out.counts);
+    CAFE_CUDA_RETURN_IF_ERROR(cudaGetLastError());
+    CAFE_CUDA_RETURN_IF_ERROR(free_rows());
+  }
 
   // 4. Promote min(#candidates, #free) candidates into the free rows.
   PromoteCountKernel<<<1, 1, 0, stream>>>(b.num_free, out.counts);
   CAFE_CUDA_RETURN_IF_ERROR(cudaGetLastError());
   const int64_t capacity = MigratePromotedCapacity(config);
   PromoteKernel<<<GridFor(capacity, kThreads), kThreads, 0, stream>>>(
-      capacity, out.counts, b.candidates, b.free_rows, state.keys, state.rows, state.tags,
-      state.row_slot, out.promoted_keys, out.promoted_tags, out.promoted_rows);
+      capacity, out.counts, b.candidates, b.free_rows, state.keys, state.rows, state.row_slot,
+      state.row_tag, out.promoted_keys, out.promoted_tags, out.promoted_rows);
   return cudaGetLastError();
 }
 

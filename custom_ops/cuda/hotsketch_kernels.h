@@ -28,9 +28,9 @@ namespace cuda {
 struct DeviceSketchState {
   int64_t* keys;      // [W*c]
   float* scores;      // [W*c]
-  int32_t* rows;      // [W*c]
-  int32_t* tags;      // [W*c]
+  int32_t* rows;      // [W*c] hot row or cold marker
   int32_t* row_slot;  // [hot_rows]
+  int32_t* row_tag;   // [hot_rows]
   float* mass;        // [1]
   int64_t* batches;   // [1]
 };
@@ -41,10 +41,11 @@ struct DeviceSketchState {
 // Returns 0 on error (and sets *error when given).
 size_t InsertWorkspaceBytes(int64_t n, int64_t num_buckets, cudaError_t* error = nullptr);
 
-// cafe::Insert(config{W, c}, state, keys, importance, tags, n, ...) plus the
-// validation of cafe::ValidateInsert, all on the device:
+// cafe::Insert(config{W, c, second_sighting, erode}, state, keys, importance, tags, n,
+// ...) plus the validation of cafe::ValidateInsert, all on the device:
 //   *d_status (device int64) = -1 when the batch is valid, else the first
-//   index i whose importance is NaN/inf/negative or whose tag is negative; in
+//   index i whose importance is NaN/inf/negative or whose tag is outside
+//   [0, cafe::kMaxTag]; in
 //   that case the state is left unchanged (every state-writing kernel checks
 //   it), exactly as the CPU op rejects the batch before any change.
 // Read *d_status after the stream reached this point to report the error.
@@ -54,8 +55,8 @@ size_t InsertWorkspaceBytes(int64_t n, int64_t num_buckets, cudaError_t* error =
 cudaError_t LaunchInsert(int64_t num_buckets, int32_t slots_per_bucket,
                          const DeviceSketchState& state, const int64_t* d_keys,
                          const float* d_importance, const int32_t* d_tags, int64_t n,
-                         int64_t* d_status, void* workspace, size_t workspace_bytes,
-                         cudaStream_t stream);
+                         bool second_sighting, bool erode, int64_t* d_status,
+                         void* workspace, size_t workspace_bytes, cudaStream_t stream);
 
 // ----------------------------------------------------------------- Query ---
 
@@ -78,6 +79,7 @@ struct MigrateConfig {
   bool decay_rule_batches = false;  // false: mass rule, true: batches rule
   double decay_mass_factor = 10.0;
   int64_t decay_period = 0;
+  float swap_margin = 0.f;  // 0: no swaps
 };
 
 // Where LaunchMigrate writes its results (device memory).

@@ -68,7 +68,8 @@ T* DevicePtr(Tensor& t) {
 // a full copy of the state on every call).
 class GpuLockedState {
  public:
-  GpuLockedState(OpKernelContext* ctx, const char* op, int64_t hot_rows) : op_(op) {
+  GpuLockedState(OpKernelContext* ctx, const char* op, int64_t hot_rows)
+      : op_(op), hot_rows_(hot_rows) {
     std::vector<mutex*> mutexes;
     for (int i = 0; i < kNumStateInputs; ++i) {
       Var* var = nullptr;
@@ -122,15 +123,16 @@ class GpuLockedState {
 
   // Valid after PrepareForUpdate.
   cafe::cuda::DeviceSketchState state() {
-    const Int32Arrays ints =
-        UnpackInt32(tensors_[kPackedInt32].data(), tensors_[kKeys].NumElements());
+    const Int32Arrays ints = UnpackInt32(tensors_[kPackedInt32].data(),
+                                         tensors_[kKeys].NumElements(), hot_rows_);
     return {DevicePtr<int64_t>(tensors_[kKeys]), DevicePtr<float>(tensors_[kScores]),
-            ints.rows, ints.tags, ints.row_slot, DevicePtr<float>(tensors_[kMass]),
+            ints.rows, ints.row_slot, ints.row_tag, DevicePtr<float>(tensors_[kMass]),
             DevicePtr<int64_t>(tensors_[kBatches])};
   }
 
  private:
   const char* op_;
+  int64_t hot_rows_;
   core::RefCountPtr<Var> vars_[kNumStateInputs];
   std::vector<mutex*> locked_;
   Tensor tensors_[kNumStateInputs];
@@ -144,6 +146,10 @@ class CafeSketchInsertGpuOp : public OpKernel {
   explicit CafeSketchInsertGpuOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
     int num_threads = 0;
     OP_REQUIRES_OK(ctx, ctx->GetAttr("hot_rows", &hot_rows_));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("second_sighting", &second_sighting_));
+    std::string replacement;
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("replacement", &replacement));
+    erode_ = replacement == "erode";
     OP_REQUIRES_OK(ctx, ctx->GetAttr("num_threads", &num_threads));  // CPU-only knob
     OP_REQUIRES(ctx, num_threads >= 0,
                 errors::InvalidArgument("num_threads must be >= 0, got ", num_threads));
@@ -172,8 +178,8 @@ class CafeSketchInsertGpuOp : public OpKernel {
         ctx, CudaStatus(cafe::cuda::LaunchInsert(
                             locked.num_buckets(), locked.slots_per_bucket(), locked.state(),
                             ids.flat<int64_t>().data(), importance.flat<float>().data(),
-                            tags.flat<int32_t>().data(), n, DevicePtr<int64_t>(status),
-                            workspace.data(), bytes, stream),
+                            tags.flat<int32_t>().data(), n, second_sighting_, erode_,
+                            DevicePtr<int64_t>(status), workspace.data(), bytes, stream),
                         "CafeSketchInsert", "launch"));
     // The CPU op rejects an invalid batch with InvalidArgument; the GPU
     // kernels leave the state untouched in that case, and we report the same
@@ -193,19 +199,16 @@ class CafeSketchInsertGpuOp : public OpKernel {
       OP_REQUIRES_OK(ctx, CudaStatus(cafe::cuda::CopyDeviceToHostSync(
                                          &t, tags.flat<int32_t>().data() + bad, sizeof(t), stream),
                                      "CafeSketchInsert", "status read"));
-      // Same text as cafe::ValidateInsert.
-      std::ostringstream msg;
-      if (std::isnan(v) || std::isinf(v) || v < 0.f) {
-        msg << "importance must be finite and >= 0, got " << v << " at index " << bad;
-      } else {
-        msg << "tags must be >= 0, got " << t << " at index " << bad;
-      }
-      ctx->SetStatus(errors::InvalidArgument("CafeSketchInsert: ", msg.str()));
+      // Same text as the CPU op.
+      ctx->SetStatus(errors::InvalidArgument("CafeSketchInsert: ",
+                                             cafe::InvalidInsertEntry(v, t, bad)));
     }
   }
 
  private:
   int64_t hot_rows_;
+  bool second_sighting_;
+  bool erode_;
 };
 
 // ----------------------------------------------------------------- Query ---
@@ -273,6 +276,7 @@ class CafeSketchMigrateGpuOp : public OpKernel {
     mc.decay_rule_batches = config.decay_rule == cafe::DecayRule::kBatches;
     mc.decay_mass_factor = config.decay_mass_factor;
     mc.decay_period = config.decay_period;
+    mc.swap_margin = config.swap_margin;
     cudaError_t err = cudaSuccess;
     const size_t bytes = cafe::cuda::MigrateWorkspaceBytes(mc, &err);
     OP_REQUIRES_OK(ctx, CudaStatus(err, "CafeSketchMigrate", "workspace query"));

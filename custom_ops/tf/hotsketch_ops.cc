@@ -97,7 +97,8 @@ int ThreadsFor(OpKernelContext* ctx, int requested) {
 class LockedState {
  public:
   LockedState(OpKernelContext* ctx, int64_t hot_rows)
-      : lock_(MaybeLockVariableInputMutexesInOrder<CPUDevice, float>(
+      : hot_rows_(hot_rows),
+        lock_(MaybeLockVariableInputMutexesInOrder<CPUDevice, float>(
             ctx, /*do_lock=*/true, /*sparse=*/false, InputIds())) {
     const Tensor* tensors[kNumStateInputs];
     for (int i = 0; i < kNumStateInputs; ++i) {
@@ -125,10 +126,10 @@ class LockedState {
 
   // Valid after PrepareForUpdate.
   cafe::SketchState state() {
-    const Int32Arrays ints =
-        UnpackInt32(tensors_[kPackedInt32].data(), tensors_[kKeys].NumElements());
+    const Int32Arrays ints = UnpackInt32(tensors_[kPackedInt32].data(),
+                                         tensors_[kKeys].NumElements(), hot_rows_);
     return {tensors_[kKeys].flat<int64_t>().data(), tensors_[kScores].flat<float>().data(),
-            ints.rows, ints.tags, ints.row_slot, tensors_[kMass].flat<float>().data(),
+            ints.rows, ints.row_slot, ints.row_tag, tensors_[kMass].flat<float>().data(),
             tensors_[kBatches].flat<int64_t>().data()};
   }
 
@@ -150,6 +151,7 @@ class LockedState {
     return OkStatus();
   }
 
+  int64_t hot_rows_;
   VariableInputLockHolder lock_;
   core::RefCountPtr<Var> vars_[kNumStateInputs];
   Tensor tensors_[kNumStateInputs];
@@ -174,6 +176,8 @@ REGISTER_OP("CafeSketchInsert")
     .Input("importance: float")
     .Input("tags: int32")
     .Attr("hot_rows: int")
+    .Attr("second_sighting: bool = true")
+    .Attr("replacement: {'erode', 'inherit'} = 'erode'")
     .Attr("num_threads: int = 0")
     .SetIsStateful()
     .SetShapeFn([](InferenceContext* c) {
@@ -188,13 +192,22 @@ REGISTER_OP("CafeSketchInsert")
     .Doc(R"doc(
 Inserts a batch of (id, importance, tag) into a HotSketch held in variables,
 in place. Duplicate ids are summed; each bucket processes its distinct ids in
-ascending order, so the state does not depend on the thread count.
+ascending order, so the state does not depend on the thread count. Tags must
+be in [0, 2^30). A miss in a full bucket erodes its smallest non-hot score
+and takes the slot with what is left (replacement 'erode'), or takes the slot
+and inherits the score ('inherit', SpaceSaving as in the paper). With
+second_sighting, an id that takes a slot over is not promotable until it is
+seen again (docs/sketch.md).
 )doc");
 
 class CafeSketchInsertOp : public OpKernel {
  public:
   explicit CafeSketchInsertOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("hot_rows", &hot_rows_));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("second_sighting", &second_sighting_));
+    std::string replacement;
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("replacement", &replacement));
+    erode_ = replacement == "erode";
     OP_REQUIRES_OK(ctx, ctx->GetAttr("num_threads", &num_threads_));
     OP_REQUIRES(ctx, num_threads_ >= 0,
                 errors::InvalidArgument("num_threads must be >= 0, got ", num_threads_));
@@ -215,6 +228,8 @@ class CafeSketchInsertOp : public OpKernel {
     cafe::SketchConfig config;
     config.num_buckets = locked.num_buckets();
     config.slots_per_bucket = locked.slots_per_bucket();
+    config.second_sighting = second_sighting_;
+    config.erode = erode_;
     const int threads = ThreadsFor(ctx, num_threads_);
     // The core splits the batch into `threads` tasks itself (fewer for small batches),
     // which share out its work dynamically.
@@ -224,6 +239,8 @@ class CafeSketchInsertOp : public OpKernel {
 
  private:
   int64_t hot_rows_;
+  bool second_sighting_;
+  bool erode_;
   int num_threads_;
 };
 REGISTER_KERNEL_BUILDER(Name("CafeSketchInsert").Device(DEVICE_CPU), CafeSketchInsertOp);
@@ -313,6 +330,7 @@ REGISTER_OP("CafeSketchMigrate")
     .Attr("decay_rule: {'mass', 'batches'} = 'mass'")
     .Attr("decay_mass_factor: float = 10.0")
     .Attr("decay_period: int = 0")
+    .Attr("swap_margin: float = 0.0")
     .SetIsStateful()
     .SetShapeFn([](InferenceContext* c) {
       TF_RETURN_IF_ERROR(StateShapes(c));
@@ -321,9 +339,12 @@ REGISTER_OP("CafeSketchMigrate")
       return OkStatus();
     })
     .Doc(R"doc(
-Decays the sketch when due (or forced), demoting hot keys whose score fell
-below demote_threshold, then promotes non-hot keys with score >= threshold
-(score descending, key ascending) into free hot rows in ascending order.
+Decays the sketch when due (or forced) by decay_rate once per period due,
+demoting hot keys whose score fell below demote_threshold; with swap_margin
+> 0, demotes the weakest hot keys that the candidates beyond the free rows
+outscore by that factor; then promotes non-hot keys seen since they took their
+slot (not pending) with score >= threshold (score descending, key ascending)
+into free hot rows in ascending order.
 Returns what it did.
 )doc");
 

@@ -19,7 +19,7 @@ namespace cafe_ops {
 
 // Variable inputs shared by the mutating ops, in this order.
 //
-// The state's int32 arrays -- rows [W*c], tags [W*c], row_slot [H] -- lie back to
+// The state's int32 arrays -- rows [W*c], row_slot [H], row_tag [H] -- lie back to
 // back in one int64 variable ("packed_int32", PackedInt64Elements long): TF keeps
 // int32 variables in host memory (there is no int32 VarHandleOp on GPUs) and its
 // collectives (MultiWorkerMirroredStrategy's initial broadcast) have no uint32,
@@ -31,18 +31,19 @@ inline constexpr const char* kStateNames[kNumStateInputs] = {"keys", "scores", "
                                                              "mass", "batches"};
 
 inline int64_t PackedInt64Elements(int64_t slots, int64_t hot_rows) {
-  return (2 * slots + hot_rows + 1) / 2;
+  return (slots + 2 * hot_rows + 1) / 2;
 }
 
-// The int32 arrays inside a packed_int32 buffer of a sketch with `slots` slots.
+// The int32 arrays inside a packed_int32 buffer of a sketch with `slots` slots
+// and `hot_rows` hot rows.
 struct Int32Arrays {
   int32_t* rows;
-  int32_t* tags;
   int32_t* row_slot;
+  int32_t* row_tag;
 };
-inline Int32Arrays UnpackInt32(void* packed, int64_t slots) {
+inline Int32Arrays UnpackInt32(void* packed, int64_t slots, int64_t hot_rows) {
   int32_t* words = static_cast<int32_t*>(packed);
-  return {words, words + slots, words + 2 * slots};
+  return {words, words + slots, words + slots + hot_rows};
 }
 
 // Checks the dtypes and shapes of the state variables' tensors (`state[i]` is
@@ -92,10 +93,11 @@ inline Status CheckQueryState(const Tensor& keys, const Tensor& scores, const Te
                                    keys.shape().DebugString(), " and ",
                                    scores.shape().DebugString());
   }
-  // At least one hot row follows the rows and tags.
-  if (packed.dims() != 1 || packed.NumElements() <= keys.NumElements()) {
-    return errors::InvalidArgument("sketch packed_int32 must be a vector longer than the ",
-                                   keys.NumElements(), " slots, got shape ",
+  // The rows (one int32 per slot) and at least one hot row's two words.
+  if (packed.dims() != 1 || 2 * packed.NumElements() < keys.NumElements() + 2) {
+    return errors::InvalidArgument("sketch packed_int32 must be a vector of at least ",
+                                   (keys.NumElements() + 3) / 2, " int64 (the ",
+                                   keys.NumElements(), " slots' rows and a hot row), got shape ",
                                    packed.shape().DebugString());
   }
   return OkStatus();
@@ -128,6 +130,7 @@ inline Status ReadMigrateAttrs(OpKernelConstruction* ctx, cafe::SketchConfig* co
   float factor;
   TF_RETURN_IF_ERROR(ctx->GetAttr("decay_mass_factor", &factor));
   config->decay_mass_factor = factor;
+  TF_RETURN_IF_ERROR(ctx->GetAttr("swap_margin", &config->swap_margin));
   return ctx->GetAttr("decay_period", &config->decay_period);
 }
 
