@@ -53,10 +53,9 @@ class CafeConfig:
       decay_period: int. Batches between decays for decay_rule="batches"
         (must then be > 0). Defaults to 0.
       decay_half_life: float > 0 or None. With decay_rule "mass" (ignored with
-        "batches"), scores halve
-        per this many hot_rows * k of inserted importance (chosen by
-        measurement, docs/sketch.md). None: the paper's decay (decay_rate per
-        10 W k). Defaults to 8.0.
+        "batches"), scores halve per this many hot_rows * k of inserted
+        importance (chosen by measurement, docs/sketch.md). None: the paper's
+        decay (decay_rate per 10 W k). Defaults to 8.0.
       swap_margin: float >= 1 or None. Candidates beyond the free hot rows
         displace the weakest hot features they outscore by this factor. None:
         the paper (no swaps). Defaults to 1.5.
