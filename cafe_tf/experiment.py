@@ -4,7 +4,7 @@ Shared by the main job (`python -m cafe_tf.main`) and the benchmarks.
 """
 import dataclasses
 import time
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import tensorflow as tf
 import tf_keras
@@ -12,26 +12,38 @@ import tf_keras
 from cafe_tf import budget as budget_lib
 from cafe_tf.callbacks import CafeMigration, find_cafe_layers
 from cafe_tf.layers import CafeConfig, CafeEmbeddingCollection
+from cafe_tf.layers.adaembed import AdaEmbedEmbeddingCollection
 from cafe_tf.layers.baselines import (FullEmbeddingCollection, HashEmbeddingCollection,
                                       QREmbeddingCollection)
+from cafe_tf.layers.mde import MDEEmbeddingCollection
+from cafe_tf.layers.offline import OfflineSeparationEmbeddingCollection, count_frequencies
 from cafe_tf.models import DCN, DLRM
+from cafe_tf.reallocation import AdaEmbedReallocation
 
-EMBEDDINGS = ("full", "hash", "qr", "cafe", "cafe_ml")
+EMBEDDINGS = ("full", "hash", "qr", "mde", "adaembed", "offline", "cafe", "cafe_ml")
 MODELS = {"dlrm": DLRM, "dcn": DCN}
 OPTIMIZERS = {"adagrad": tf_keras.optimizers.Adagrad, "adam": tf_keras.optimizers.Adam,
               "sgd": tf_keras.optimizers.SGD}
 
 
 def make_embedding(kind: str, vocabulary_sizes: Dict[str, int], embedding_dim: int,
-                   compression_ratio: float, **cafe_options) -> tf_keras.layers.Layer:
+                   compression_ratio: float, frequencies=None,
+                   **cafe_options) -> tf_keras.layers.Layer:
     """An embedding collection of `kind` sized to full bytes / `compression_ratio`.
 
     Args:
-      kind: "full", "hash", "qr", "cafe" or "cafe_ml" (CAFE with multi-level hashing).
+      kind: "full", "hash", "qr", "mde" (mixed dimensions), "adaembed",
+        "offline" (offline separation), "cafe" or "cafe_ml" (CAFE with
+        multi-level hashing).
       vocabulary_sizes: {feature: distinct ids}.
       embedding_dim: D.
       compression_ratio: ignored for "full".
+      frequencies: the training data's id counts (`count_frequencies`); "offline" only.
       **cafe_options: extra `CafeConfig` fields for the CAFE kinds.
+
+    Raises:
+      BudgetTooSmallError: the kind's minimum layout does not fit the budget.
+      ValueError: an unknown kind, or "offline" without `frequencies`.
     """
     if kind == "full":
         return FullEmbeddingCollection(vocabulary_sizes, embedding_dim, name="full")
@@ -45,6 +57,19 @@ def make_embedding(kind: str, vocabulary_sizes: Dict[str, int], embedding_dim: i
     if kind == "qr":
         return QREmbeddingCollection(vocabulary_sizes, embedding_dim,
                                      compression_ratio=compression_ratio, name="qr")
+    if kind == "mde":
+        return MDEEmbeddingCollection(vocabulary_sizes, embedding_dim,
+                                      compression_ratio=compression_ratio, name="mde")
+    if kind == "adaembed":
+        return AdaEmbedEmbeddingCollection(vocabulary_sizes, embedding_dim,
+                                           compression_ratio=compression_ratio, name="adaembed")
+    if kind == "offline":
+        # The hot share CAFE gets at this ratio, so that the two differ only in
+        # how the hot ids are found.
+        hot_share = 1.0 - budget_lib.paper_settings(max(1.0, compression_ratio))[1]
+        return OfflineSeparationEmbeddingCollection(
+            vocabulary_sizes, embedding_dim, compression_ratio=compression_ratio,
+            frequencies=frequencies, hot_share=hot_share, name="offline")
     if kind in ("cafe", "cafe_ml"):
         config = CafeConfig(embedding_dim=embedding_dim, compression_ratio=compression_ratio,
                             multi_level=kind == "cafe_ml", **cafe_options)
@@ -86,15 +111,42 @@ class _Throughput(tf_keras.callbacks.Callback):
             self.samples_per_sec = self._batches * self.batch_size / elapsed
 
 
+# Batch size of the counting pass of the "offline" kind (large: only numpy work per batch).
+_COUNTING_BATCH = 1 << 16
+
+
+def _build(kind, data, compression_ratio, embedding_dim, model, learning_rate, optimizer,
+           migrate_every, reallocate_every, batch_size, seed, model_options, cafe_options):
+    """(compiled model, its embedding layer, fit callbacks, throughput meter) of one run."""
+    if seed is not None:
+        tf_keras.utils.set_random_seed(seed)
+    frequencies = None
+    if kind == "offline":  # the oracle's pass over the training data, before training
+        frequencies = count_frequencies(data.train_dataset(_COUNTING_BATCH), data.field_names)
+    embedding = make_embedding(kind, data.vocabulary_sizes, embedding_dim, compression_ratio,
+                               frequencies=frequencies, **cafe_options)
+    network = MODELS[model](embedding, **(model_options or {}))
+    network.compile(optimizer=OPTIMIZERS[optimizer](learning_rate))
+    throughput = _Throughput(batch_size)
+    callbacks = [throughput]
+    if kind.startswith("cafe"):
+        callbacks.append(CafeMigration(every_n_steps=migrate_every))
+    if kind == "adaembed":
+        callbacks.append(AdaEmbedReallocation(every_n_steps=reallocate_every))
+    return network, embedding, callbacks, throughput
+
+
 def train_and_evaluate(kind: str, data, compression_ratio: float, embedding_dim: int = 16,
                        batch_size: int = 1024, model: str = "dlrm", learning_rate: float = 1e-3,
                        epochs: int = 1, verbose: int = 1, migrate_every: int = 1,
                        optimizer: str = "adam", seed: Optional[int] = 0,
-                       model_options: Optional[dict] = None, **cafe_options) -> RunResult:
+                       model_options: Optional[dict] = None, reallocate_every: int = 20,
+                       **cafe_options) -> RunResult:
     """Trains one model on `data.train_dataset` in time order, evaluates on `data.test_dataset`.
 
     Args:
-      kind: see `make_embedding`.
+      kind: see `make_embedding`. "offline" first counts the ids of the
+        training data (its frequencies), as the oracle does.
       data: a cafe_tf dataset (`train_dataset`, `test_dataset`, `vocabulary_sizes`).
       compression_ratio: full bytes / budget.
       embedding_dim: D.
@@ -107,21 +159,15 @@ def train_and_evaluate(kind: str, data, compression_ratio: float, embedding_dim:
       migrate_every: batches between CAFE migrations.
       seed: seeds Python, NumPy and TF (the model's initial weights) first; None leaves them.
       model_options: extra constructor arguments of the model.
+      reallocate_every: batches between AdaEmbed reallocations.
       **cafe_options: extra `CafeConfig` fields for the CAFE kinds.
 
     Returns:
       A `RunResult`.
     """
-    if seed is not None:
-        tf_keras.utils.set_random_seed(seed)
-    embedding = make_embedding(kind, data.vocabulary_sizes, embedding_dim, compression_ratio,
-                               **cafe_options)
-    network = MODELS[model](embedding, **(model_options or {}))
-    network.compile(optimizer=OPTIMIZERS[optimizer](learning_rate))
-    throughput = _Throughput(batch_size)
-    callbacks = [throughput]
-    if kind.startswith("cafe"):
-        callbacks.append(CafeMigration(every_n_steps=migrate_every))
+    network, embedding, callbacks, throughput = _build(
+        kind, data, compression_ratio, embedding_dim, model, learning_rate, optimizer,
+        migrate_every, reallocate_every, batch_size, seed, model_options, cafe_options)
     history = network.fit(data.train_dataset(batch_size), epochs=epochs, verbose=verbose,
                           callbacks=callbacks)
     metrics = network.evaluate(data.test_dataset(batch_size), verbose=0, return_dict=True)
@@ -133,3 +179,32 @@ def train_and_evaluate(kind: str, data, compression_ratio: float, embedding_dim:
                      memory_bytes=int(embedding.memory_bytes()),
                      train_samples_per_sec=throughput.samples_per_sec,
                      hot_lookup_share=share)
+
+
+def train_day_by_day(kind: str, data, compression_ratio: float, embedding_dim: int = 16,
+                     batch_size: int = 1024, model: str = "dlrm", learning_rate: float = 1e-3,
+                     migrate_every: int = 1, optimizer: str = "adam", seed: Optional[int] = 0,
+                     model_options: Optional[dict] = None, reallocate_every: int = 20,
+                     **cafe_options) -> List[Dict[str, float]]:
+    """Trains on day d, then evaluates on day d + 1, for every day d but the last.
+
+    One model goes through the days in time order (one pass each), so each
+    evaluation measures how well it predicts the next day, after drift. The
+    data must have days (`num_days`, `day_dataset`), as `SyntheticCriteo`.
+    Arguments are those of `train_and_evaluate`; "offline" counts the ids of
+    all training days up front, as the oracle does.
+
+    Returns:
+      Per training day: {"day": d, "auc": AUC on day d + 1, "logloss": ...}.
+    """
+    network, _, callbacks, _ = _build(
+        kind, data, compression_ratio, embedding_dim, model, learning_rate, optimizer,
+        migrate_every, reallocate_every, batch_size, seed, model_options, cafe_options)
+    results = []
+    for day in range(data.config.num_days - 1):
+        network.fit(data.day_dataset(day, batch_size), epochs=1, verbose=0, callbacks=callbacks)
+        metrics = network.evaluate(data.day_dataset(day + 1, batch_size), verbose=0,
+                                   return_dict=True)
+        results.append({"day": day, "auc": float(metrics["auc"]),
+                        "logloss": float(metrics["logloss"])})
+    return results
