@@ -100,7 +100,7 @@ class AdaEmbedEmbeddingCollection(EmbeddingCollectionBase):
             return self.add_weight(name=name, shape=shape, dtype=dtype, trainable=False,
                                    initializer=tf_keras.initializers.Constant(value))
 
-        self._table = self.add_weight(name="embeddings", shape=[self.num_rows, embedding_dim],
+        self.embeddings = self.add_weight(name="embeddings", shape=[self.num_rows, embedding_dim],
                                       initializer="zeros", trainable=True)
         self.resident_keys = weight("resident_keys", [self.num_rows], tf.int64, _NO_KEY)
         self.resident_rows = weight("resident_rows", [self.num_rows], tf.int64, 0)
@@ -135,7 +135,7 @@ class AdaEmbedEmbeddingCollection(EmbeddingCollectionBase):
         hit, rows = self._resident_row(flat)
         where = tf.where(hit)
         # Only resident rows are read, so the gradient touches nothing else.
-        vectors = tf.scatter_nd(where, tf.gather(self._table, tf.gather_nd(rows, where)),
+        vectors = tf.scatter_nd(where, tf.gather(self.embeddings, tf.gather_nd(rows, where)),
                                 tf.stack([tf.size(flat, out_type=tf.int64),
                                           tf.constant(self.embedding_dim, tf.int64)]))
         if training:
@@ -203,10 +203,10 @@ class AdaEmbedEmbeddingCollection(EmbeddingCollectionBase):
 
     def _reset_rows(self, rows, optimizer):
         zeros = tf.zeros([tf.size(rows), self.embedding_dim])
-        self._table.scatter_update(tf.IndexedSlices(zeros, rows))
-        for slot, initial in optimizer_slots.slots_for(optimizer, self._table):
+        self.embeddings.scatter_update(tf.IndexedSlices(zeros, rows))
+        for slot, initial in optimizer_slots.slots_for(optimizer, self.embeddings):
             slot.scatter_update(tf.IndexedSlices(zeros + initial, rows))
-        average = optimizer_slots.moving_average_for(optimizer, self._table)
+        average = optimizer_slots.moving_average_for(optimizer, self.embeddings)
         if average is not None:
             average.scatter_update(tf.IndexedSlices(zeros, rows))
 

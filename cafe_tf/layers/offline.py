@@ -78,7 +78,7 @@ def _as_pairs(frequencies, names) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
         value = frequencies.get(name)
         if value is None:
             continue
-        ids, counts = (value["ids"], value["counts"]) if isinstance(value, Mapping) else value
+        ids, counts = (value["ids"], value["counts"]) if hasattr(value, "keys") else value
         ids, counts = np.asarray(ids, np.int64).reshape(-1), np.asarray(counts, np.int64).reshape(-1)
         if ids.shape != counts.shape:
             raise ValueError(f"frequencies of {name!r}: {ids.size} ids but {counts.size} counts")
@@ -161,10 +161,11 @@ class OfflineSeparationEmbeddingCollection(EmbeddingCollectionBase):
         ids = np.concatenate([pairs[n][0] for n in names if n in pairs] or [[]]).astype(np.int64)
         counts = np.concatenate([pairs[n][1] for n in names if n in pairs] or [[]])
         chosen = np.lexsort((ids, features_of, -counts))[:self.hot_rows]
-        self._hot_frequencies = {
-            n: {"ids": ids[chosen][features_of[chosen] == i].tolist(),
-                "counts": counts[chosen][features_of[chosen] == i].tolist()}
-            for i, n in enumerate(names) if (features_of[chosen] == i).any()}
+        # (feature, ids, counts) of the chosen ids, for get_config (a tuple: Keras
+        # would wrap a dict attribute in a tracking wrapper).
+        self._hot_frequencies = tuple(
+            (n, ids[chosen][features_of[chosen] == i], counts[chosen][features_of[chosen] == i])
+            for i, n in enumerate(names) if (features_of[chosen] == i).any())
         salts = np.array([hashing.field_salt(i) for i in range(len(names))], np.int64)
         hot_keys = np.sort(np.bitwise_xor(ids[chosen], salts[features_of[chosen]]))
 
@@ -207,5 +208,7 @@ class OfflineSeparationEmbeddingCollection(EmbeddingCollectionBase):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"frequencies": self._hot_frequencies, "hot_share": self.hot_share})
+        config.update({"frequencies": {name: {"ids": ids.tolist(), "counts": counts.tolist()}
+                                       for name, ids, counts in self._hot_frequencies},
+                       "hot_share": self.hot_share})
         return config
