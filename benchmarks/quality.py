@@ -32,7 +32,8 @@ import tensorflow as tf  # noqa: E402
 
 from cafe_tf.data import SHAPES, MovieLens100K, SyntheticCriteo, SyntheticCriteoConfig  # noqa: E402
 from cafe_tf.budget import BudgetTooSmallError  # noqa: E402
-from cafe_tf.experiment import EMBEDDINGS, MODELS, train_and_evaluate  # noqa: E402
+from cafe_tf.experiment import (EMBEDDINGS, MODELS, SMALL_MODEL_OPTIONS,  # noqa: E402
+                                add_run_arguments, train_and_evaluate)
 
 OUT = Path(__file__).resolve().parent / "out"
 
@@ -77,11 +78,6 @@ def run_seed(args, seed):
                     yield run_one(args, seed, name, data, options, model, ratio, kind)
 
 
-# Small MLPs, so that the embeddings make the difference.
-MODEL_OPTIONS = {"dlrm": dict(bottom_units=(64, 32), top_units=(64, 32)),
-                 "dcn": dict(num_cross_layers=2, deep_units=(64, 32))}
-
-
 def run_one(args, seed, name, data, options, model, ratio, kind):
     """One train-and-evaluate run as a table row; AUC None where the budget is too small."""
     start = time.perf_counter()
@@ -90,7 +86,7 @@ def run_one(args, seed, name, data, options, model, ratio, kind):
     try:
         result = train_and_evaluate(kind, data, ratio, embedding_dim=args.dim, model=model,
                                     learning_rate=args.learning_rate, verbose=0, seed=seed,
-                                    model_options=MODEL_OPTIONS[model], **options,
+                                    model_options=SMALL_MODEL_OPTIONS[model], **options,
                                     **_cafe_options(args))
     except BudgetTooSmallError as err:  # this kind's minimum layout does not fit
         print(f"{label}   n/a ({str(err)[:70]}...)", flush=True)
@@ -186,12 +182,7 @@ def main():
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--ratios", type=float, nargs="+", default=[10, 100, 1000, 10000])
     parser.add_argument("--kinds", nargs="+", default=list(EMBEDDINGS), choices=EMBEDDINGS)
-    parser.add_argument("--rows-per-day", type=int, default=50_000)
-    parser.add_argument("--days", type=int, default=7)
-    parser.add_argument("--scale", type=float, default=2e-2)
-    parser.add_argument("--dim", type=int, default=16)
-    parser.add_argument("--batch-size", type=int, default=512)
-    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    add_run_arguments(parser)
     parser.add_argument("--threshold", type=float, default=None,
                         help="CAFE's k for every ratio (default: the paper's per ratio)")
     parser.add_argument("--hot-share", type=float, default=None,

@@ -22,8 +22,23 @@ from cafe_tf.reallocation import AdaEmbedReallocation
 
 EMBEDDINGS = ("full", "hash", "qr", "mde", "adaembed", "offline", "cafe", "cafe_ml")
 MODELS = {"dlrm": DLRM, "dcn": DCN}
+# Small MLPs, so that the embeddings make the difference (the benchmarks' models).
+SMALL_MODEL_OPTIONS = {"dlrm": dict(bottom_units=(64, 32), top_units=(64, 32)),
+                       "dcn": dict(num_cross_layers=2, deep_units=(64, 32))}
 OPTIMIZERS = {"adagrad": tf_keras.optimizers.Adagrad, "adam": tf_keras.optimizers.Adam,
               "sgd": tf_keras.optimizers.SGD}
+
+
+def add_run_arguments(parser) -> None:
+    """Adds the benchmarks' shared options (synthetic data size and training) to an
+    `argparse` parser: --rows-per-day, --days, --scale, --dim, --batch-size, --learning-rate."""
+    parser.add_argument("--rows-per-day", type=int, default=50_000)
+    parser.add_argument("--days", type=int, default=7)
+    parser.add_argument("--scale", type=float, default=2e-2,
+                        help="synthetic cardinalities = the real log's times this")
+    parser.add_argument("--dim", type=int, default=16, help="embedding dimension D")
+    parser.add_argument("--batch-size", type=int, default=512)
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
 
 
 def make_embedding(kind: str, vocabulary_sizes: Dict[str, int], embedding_dim: int,
