@@ -12,6 +12,7 @@ minimum layout does not fit a budget is reported as "n/a". Prints a table per
     python benchmarks/quality.py --datasets criteo_kaggle      # one shape, one seed
     python benchmarks/quality.py --seeds 0 1 2                 # the whole grid, mean +- std
     python benchmarks/quality.py --datasets movielens --ratios 10 100 --models dlrm
+    python benchmarks/quality.py --load out/a.json out/b.json --name merged   # table only
 """
 import argparse
 import dataclasses
@@ -192,8 +193,16 @@ def main():
                              "gives mean +- std")
     parser.add_argument("--name", default="quality",
                         help="output files benchmarks/out/<name>.{json,md,png}")
+    parser.add_argument("--load", nargs="+", default=None, metavar="JSON",
+                        help="train nothing: table and plot the rows of these saved runs "
+                             "(e.g. one file per model run in parallel)")
     args = parser.parse_args()
-    write_outputs(run_all(args), args)
+    if args.load:
+        rows = [row for path in args.load for row in json.loads(Path(path).read_text())["rows"]]
+        args.load = None  # what is saved is the merged rows, not where they came from
+        write_outputs(rows, args)
+    else:
+        write_outputs(run_all(args), args)
 
 
 if __name__ == "__main__":

@@ -186,7 +186,9 @@ def train_and_evaluate(kind: str, data, compression_ratio: float, embedding_dim:
     history = network.fit(data.train_dataset(batch_size), epochs=epochs, verbose=verbose,
                           callbacks=callbacks)
     metrics = network.evaluate(data.test_dataset(batch_size), verbose=0, return_dict=True)
-    share = None
+    # CAFE: share of the training lookups its hot rows served; offline: share of the
+    # counted lookups its exclusive rows serve.
+    share = getattr(embedding, "hot_lookup_share", None)
     for layer in find_cafe_layers(network):
         share = history.history.get(f"{layer.name}_hot_lookup_share", [None])[-1]
     return RunResult(kind=kind, compression_ratio=1.0 if kind == "full" else compression_ratio,

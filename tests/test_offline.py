@@ -34,6 +34,7 @@ def test_most_frequent_ids_get_exclusive_rows():
     layer = OfflineSeparationEmbeddingCollection(VOCABULARY, 4, budget_bytes=3 * 24 + 2 * 16 * 50,
                                                  frequencies=frequencies, hot_share=0.05)
     assert layer.hot_rows == 3  # 5% of the budget holds 3 exclusive rows at 24 bytes each
+    assert layer.hot_lookup_share == pytest.approx(220 / 226)
     rows_a, rows_b = _rows_of(layer, 0, [5, 7, 6, 8]), _rows_of(layer, 1, [5, 9])
     assert sorted([rows_a[0], rows_a[1], rows_b[0]]) == [0, 1, 2]  # a:5, a:7, b:5 are hot
     assert min(rows_a[2], rows_a[3], rows_b[1]) >= 3  # the rest are hashed

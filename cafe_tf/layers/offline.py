@@ -130,8 +130,8 @@ class OfflineSeparationEmbeddingCollection(EmbeddingCollectionBase):
     >>> layer = OfflineSeparationEmbeddingCollection(
     ...     {"a": 1000}, embedding_dim=4, compression_ratio=10,
     ...     frequencies={"a": ([7, 3, 9], [50, 20, 1])})
-    >>> layer.hot_rows, layer.hashed_rows
-    (3, (47,))
+    >>> layer.hot_rows, layer.hashed_rows, layer.hot_lookup_share
+    (3, (95,), 1.0)
     """
 
     def __init__(self, features, embedding_dim, compression_ratio=None, budget_bytes=None,
@@ -161,6 +161,9 @@ class OfflineSeparationEmbeddingCollection(EmbeddingCollectionBase):
         ids = np.concatenate([pairs[n][0] for n in names if n in pairs] or [[]]).astype(np.int64)
         counts = np.concatenate([pairs[n][1] for n in names if n in pairs] or [[]])
         chosen = np.lexsort((ids, features_of, -counts))[:self.hot_rows]
+        total = counts.sum()
+        # Share of the counted lookups that exclusive rows serve (1 when nothing was counted).
+        self.hot_lookup_share = float(counts[chosen].sum() / total) if total else 1.0
         # (feature, ids, counts) of the chosen ids, for get_config (a tuple: Keras
         # would wrap a dict attribute in a tracking wrapper).
         self._hot_frequencies = tuple(
