@@ -4,7 +4,7 @@ One model per kind goes through the synthetic drifting log day by day (one pass
 each, in time order) and is evaluated on the next day after each, at one
 compression ratio (default 1000x). Offline separation counts the ids of all
 training days before training (the oracle); CAFE and AdaEmbed follow the
-drift online. Prints AUC per day, and writes benchmarks/out/over_time.{json,md,png}.
+drift online. Prints AUC per day, and writes benchmarks/out/<name>.{json,md,png} (over_time).
 
     python benchmarks/over_time.py                         # Criteo shape, 1000x, DLRM
     python benchmarks/over_time.py --seeds 0 1 2 --ratio 100
@@ -41,6 +41,10 @@ def main():
     parser.add_argument("--model", default="dlrm", choices=list(MODELS))
     add_run_arguments(parser)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--offline-hot-share", type=float, default=None,
+                        help="budget share of offline's exclusive rows (default: CAFE's)")
+    parser.add_argument("--name", default="over_time",
+                        help="output files benchmarks/out/<name>.{json,md,png}")
     args = parser.parse_args()
 
     results = {}  # kind -> [per seed: [AUC on day d + 1 for each d]]
@@ -54,13 +58,15 @@ def main():
             days = train_day_by_day(kind, data, args.ratio, embedding_dim=args.dim,
                                     batch_size=args.batch_size, model=args.model,
                                     learning_rate=args.learning_rate, seed=seed,
-                                    model_options=SMALL_MODEL_OPTIONS[args.model])
+                                    model_options=SMALL_MODEL_OPTIONS[args.model],
+                                    **({"hot_share": args.offline_hot_share}
+                                       if kind == "offline" and args.offline_hot_share else {}))
             results.setdefault(kind, []).append([d["auc"] for d in days])
             print(f"seed {seed} {kind:>8}: " + " ".join(f"{d['auc']:.4f}" for d in days)
                   + f"  ({time.perf_counter() - start:.0f} s)", flush=True)
 
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "over_time.json").write_text(json.dumps({"args": vars(args), "auc": results},
+    (OUT / f"{args.name}.json").write_text(json.dumps({"args": vars(args), "auc": results},
                                                    indent=2))
     test_days = list(range(1, args.days))
     lines = [f"Test AUC on day d + 1 after training on days 0..d, {args.shape}, "
@@ -74,7 +80,7 @@ def main():
             f"{m:.4f}" + (f" +- {s:.4f}" if len(runs) > 1 else "")
             for m, s in zip(runs.mean(0), runs.std(0))) + " |")
     table = "\n".join(lines)
-    (OUT / "over_time.md").write_text(table)
+    (OUT / f"{args.name}.md").write_text(table)
     print("\n" + table)
 
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -87,8 +93,8 @@ def main():
     ax.legend()
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
-    fig.savefig(OUT / "over_time.png", dpi=120)
-    print(f"wrote {OUT / 'over_time.png'}, .md, .json")
+    fig.savefig(OUT / f"{args.name}.png", dpi=120)
+    print(f"wrote {OUT / args.name}.png, .md, .json")
 
 
 if __name__ == "__main__":

@@ -54,7 +54,8 @@ def make_embedding(kind: str, vocabulary_sizes: Dict[str, int], embedding_dim: i
       embedding_dim: D.
       compression_ratio: ignored for "full".
       frequencies: the training data's id counts (`count_frequencies`); "offline" only.
-      **cafe_options: extra `CafeConfig` fields for the CAFE kinds.
+      **cafe_options: extra `CafeConfig` fields for the CAFE kinds ("offline" uses
+        `hot_share` too).
 
     Raises:
       BudgetTooSmallError: the kind's minimum layout does not fit the budget.
@@ -79,9 +80,10 @@ def make_embedding(kind: str, vocabulary_sizes: Dict[str, int], embedding_dim: i
         return AdaEmbedEmbeddingCollection(vocabulary_sizes, embedding_dim,
                                            compression_ratio=compression_ratio, name="adaembed")
     if kind == "offline":
-        # The hot share CAFE gets at this ratio, so that the two differ only in
-        # how the hot ids are found.
-        hot_share = 1.0 - budget_lib.paper_settings(max(1.0, compression_ratio))[1]
+        # By default the hot share CAFE gets at this ratio, so that the two differ
+        # only in how the hot ids are found (and in what finding them costs).
+        hot_share = cafe_options.get("hot_share") or (
+            1.0 - budget_lib.paper_settings(max(1.0, compression_ratio))[1])
         return OfflineSeparationEmbeddingCollection(
             vocabulary_sizes, embedding_dim, compression_ratio=compression_ratio,
             frequencies=frequencies, hot_share=hot_share, name="offline")
