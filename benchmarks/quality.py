@@ -127,7 +127,8 @@ def markdown_table(rows, args) -> str:
     compressed kind of each ratio in bold."""
     spread = (f"mean +- std over seeds {', '.join(map(str, args.seeds))}"
               if len(args.seeds) > 1 else f"seed {args.seeds[0]}")
-    lines = [f"Test AUC ({spread}; n/a: the budget cannot hold the kind's minimum layout)", ""]
+    lines = [f"Test AUC ({spread}; n/a: the budget cannot hold the kind's minimum layout; "
+             "best compressed kind in bold)", ""]
     kinds = [k for k in args.kinds if k != "full"]
     for name, model in _panels(args):
         subset = [r for r in rows if r["dataset"] == name and r.get("model", "dlrm") == model]
@@ -139,8 +140,10 @@ def markdown_table(rows, args) -> str:
         for ratio in args.ratios:
             stats = {kind: _mean_std(subset, kind, ratio, "auc") for kind in kinds}
             best = max((s[0] for s in stats.values() if s), default=None)
-            cells = ["n/a" if not s else (f"**{_cell(s)}**" if s[0] == best else _cell(s))
-                     for s in stats.values()]
+            ran = {r["kind"] for r in subset if r["compression_ratio"] == ratio}
+            cells = [("n/a" if kind in ran else "not run") if not s else
+                     (f"**{_cell(s)}**" if s[0] == best else _cell(s))
+                     for kind, s in stats.items()]
             lines.append(f"| {ratio:g}x | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
