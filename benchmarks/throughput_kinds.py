@@ -25,7 +25,6 @@ import matplotlib  # noqa: E402
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 import tf_keras  # noqa: E402
 
 from cafe_tf.callbacks import CafeMigration  # noqa: E402

@@ -11,7 +11,7 @@ bytes / D of memory); here the scores live in a table of counters indexed by
 hash, sized to a share of the budget, so the layer fits every compression
 ratio (ids colliding in it share a score).
 """
-from typing import Dict, Optional
+from typing import Dict
 
 import tensorflow as tf
 import tf_keras

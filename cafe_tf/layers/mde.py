@@ -14,7 +14,7 @@ is compressed by the same factor. Mixed dimensions alone cannot go below one
 float per value (about full bytes / D); hashing is what lets MDE reach the
 ratios of the CAFE paper's comparison.
 """
-from typing import Optional, Tuple
+from typing import Tuple
 
 import tensorflow as tf
 import tf_keras

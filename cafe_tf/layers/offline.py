@@ -27,7 +27,8 @@ _MERGE_EVERY = 1 << 22
 Frequencies = Mapping[str, Tuple[np.ndarray, np.ndarray]]
 
 
-def count_frequencies(batches: Iterable, field_names=None) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
+def count_frequencies(batches: Iterable,
+                      field_names=None) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
     """Exact id counts per field over a dataset (a pass before training).
 
     Args:
@@ -79,7 +80,8 @@ def _as_pairs(frequencies, names) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
         if value is None:
             continue
         ids, counts = (value["ids"], value["counts"]) if hasattr(value, "keys") else value
-        ids, counts = np.asarray(ids, np.int64).reshape(-1), np.asarray(counts, np.int64).reshape(-1)
+        ids = np.asarray(ids, np.int64).reshape(-1)
+        counts = np.asarray(counts, np.int64).reshape(-1)
         if ids.shape != counts.shape:
             raise ValueError(f"frequencies of {name!r}: {ids.size} ids but {counts.size} counts")
         if (counts < 0).any():
