@@ -29,9 +29,12 @@ from cafe_tf import _compat  # noqa: E402,F401  (supported TF and Keras, else a 
 from cafe_tf import _ops  # noqa: E402,F401  (loads the op library; clear error if it cannot)
 from cafe_tf._autograph import skip_tf_keras_conversion as _skip_tf_keras_conversion  # noqa: E402
 from cafe_tf.callbacks import CafeMigration  # noqa: E402
-from cafe_tf.layers import (CafeConfig, CafeEmbedding, CafeEmbeddingCollection,  # noqa: E402
-                            FeatureConfig, FullEmbeddingCollection, HashEmbeddingCollection,
-                            QREmbeddingCollection)
+from cafe_tf.layers import (AdaEmbedEmbeddingCollection, CafeConfig,  # noqa: E402
+                            CafeEmbedding, CafeEmbeddingCollection, FeatureConfig,
+                            FullEmbeddingCollection, HashEmbeddingCollection,
+                            MDEEmbeddingCollection, OfflineSeparationEmbeddingCollection,
+                            QREmbeddingCollection, count_frequencies)
+from cafe_tf.reallocation import AdaEmbedReallocation  # noqa: E402
 from cafe_tf.sketch import HotSketch, SketchConfig  # noqa: E402
 
 _skip_tf_keras_conversion()
@@ -39,7 +42,9 @@ _skip_tf_keras_conversion()
 __version__ = "0.1.0"
 
 __all__ = [
-    "CafeConfig", "CafeEmbedding", "CafeEmbeddingCollection", "CafeMigration", "FeatureConfig",
-    "FullEmbeddingCollection", "HashEmbeddingCollection", "HotSketch", "QREmbeddingCollection",
-    "SketchConfig",
+    "AdaEmbedEmbeddingCollection", "AdaEmbedReallocation", "CafeConfig", "CafeEmbedding",
+    "CafeEmbeddingCollection", "CafeMigration", "FeatureConfig", "FullEmbeddingCollection",
+    "HashEmbeddingCollection", "HotSketch", "MDEEmbeddingCollection",
+    "OfflineSeparationEmbeddingCollection", "QREmbeddingCollection", "SketchConfig",
+    "count_frequencies",
 ]

@@ -4,7 +4,7 @@ Shared by `cafe-tf train` (`cafe_tf.cli`) and the benchmarks.
 """
 import dataclasses
 import time
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, List, Optional
 
 import tensorflow as tf
 import tf_keras
@@ -12,29 +12,57 @@ import tf_keras
 from cafe_tf import budget as budget_lib
 from cafe_tf.callbacks import CafeMigration, find_cafe_layers
 from cafe_tf.layers import CafeConfig, CafeEmbeddingCollection
+from cafe_tf.layers.adaembed import AdaEmbedEmbeddingCollection
 from cafe_tf.layers.baselines import (FullEmbeddingCollection, HashEmbeddingCollection,
                                       QREmbeddingCollection)
+from cafe_tf.layers.mde import MDEEmbeddingCollection
+from cafe_tf.layers.offline import OfflineSeparationEmbeddingCollection, count_frequencies
 from cafe_tf.models import DCN, DLRM
+from cafe_tf.reallocation import AdaEmbedReallocation
 
-EMBEDDINGS = ("full", "hash", "qr", "cafe", "cafe_ml")
+EMBEDDINGS = ("full", "hash", "qr", "mde", "adaembed", "offline", "cafe", "cafe_ml")
 MODELS = {"dlrm": DLRM, "dcn": DCN}
+# Small MLPs, so that the embeddings make the difference (the benchmarks' models).
+SMALL_MODEL_OPTIONS = {"dlrm": dict(bottom_units=(64, 32), top_units=(64, 32)),
+                       "dcn": dict(num_cross_layers=2, deep_units=(64, 32))}
 OPTIMIZERS = {"adagrad": tf_keras.optimizers.Adagrad, "adam": tf_keras.optimizers.Adam,
               "sgd": tf_keras.optimizers.SGD}
 
 
+def add_run_arguments(parser) -> None:
+    """Adds the benchmarks' shared options (synthetic data size and training) to an
+    `argparse` parser: --rows-per-day, --days, --scale, --dim, --batch-size, --learning-rate."""
+    parser.add_argument("--rows-per-day", type=int, default=50_000)
+    parser.add_argument("--days", type=int, default=7)
+    parser.add_argument("--scale", type=float, default=2e-2,
+                        help="synthetic cardinalities = the real log's times this")
+    parser.add_argument("--dim", type=int, default=16, help="embedding dimension D")
+    parser.add_argument("--batch-size", type=int, default=512)
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+
+
 def make_embedding(kind: str, vocabulary_sizes: Dict[str, int], embedding_dim: int,
                    compression_ratio: Optional[float] = None,
-                   budget_bytes: Optional[int] = None, **cafe_options) -> tf_keras.layers.Layer:
+                   budget_bytes: Optional[int] = None, frequencies=None,
+                   **cafe_options) -> tf_keras.layers.Layer:
     """An embedding collection of `kind` sized to full bytes / `compression_ratio`
     (or to `budget_bytes`).
 
     Args:
-      kind: "full", "hash", "qr", "cafe" or "cafe_ml" (CAFE with multi-level hashing).
+      kind: "full", "hash", "qr", "mde" (mixed dimensions), "adaembed",
+        "offline" (offline separation), "cafe" or "cafe_ml" (CAFE with
+        multi-level hashing).
       vocabulary_sizes: {feature: distinct ids}.
       embedding_dim: D.
       compression_ratio: the budget as full bytes / ratio; ignored for "full".
       budget_bytes: the budget in bytes, instead of `compression_ratio`.
-      **cafe_options: extra `CafeConfig` fields for the CAFE kinds.
+      frequencies: the training data's id counts (`count_frequencies`); "offline" only.
+      **cafe_options: extra `CafeConfig` fields for the CAFE kinds ("offline" uses
+        `hot_share` too).
+
+    Raises:
+      BudgetTooSmallError: the kind's minimum layout does not fit the budget.
+      ValueError: an unknown kind, or "offline" without `frequencies`.
     """
     budget = ({"compression_ratio": compression_ratio} if budget_bytes is None
               else {"budget_bytes": budget_bytes})
@@ -49,6 +77,21 @@ def make_embedding(kind: str, vocabulary_sizes: Dict[str, int], embedding_dim: i
                                        name="hash")
     if kind == "qr":
         return QREmbeddingCollection(vocabulary_sizes, embedding_dim, name="qr", **budget)
+    if kind == "mde":
+        return MDEEmbeddingCollection(vocabulary_sizes, embedding_dim, name="mde", **budget)
+    if kind == "adaembed":
+        return AdaEmbedEmbeddingCollection(vocabulary_sizes, embedding_dim, name="adaembed",
+                                           **budget)
+    if kind == "offline":
+        # By default the hot share CAFE gets at this ratio, so that the two differ
+        # only in how the hot ids are found (and in what finding them costs).
+        ratio = budget_lib.full_table_bytes(list(vocabulary_sizes.values()), embedding_dim) / (
+            budget_lib.resolve_budget(list(vocabulary_sizes.values()), embedding_dim, **budget))
+        hot_share = cafe_options.get("hot_share") or (
+            1.0 - budget_lib.paper_settings(max(1.0, ratio))[1])
+        return OfflineSeparationEmbeddingCollection(
+            vocabulary_sizes, embedding_dim, frequencies=frequencies, hot_share=hot_share,
+            name="offline", **budget)
     if kind in ("cafe", "cafe_ml"):
         config = CafeConfig(embedding_dim=embedding_dim, multi_level=kind == "cafe_ml",
                             **budget, **cafe_options)
@@ -90,18 +133,45 @@ class _Throughput(tf_keras.callbacks.Callback):
             self.samples_per_sec = self._batches * self.batch_size / elapsed
 
 
+# Batch size of the counting pass of the "offline" kind (large: only numpy work per batch).
+_COUNTING_BATCH = 1 << 16
+
+
+def _build(kind, data, compression_ratio, budget_bytes, embedding_dim, model, learning_rate,
+           optimizer, migrate_every, reallocate_every, batch_size, seed, model_options,
+           cafe_options):
+    """(compiled model, its embedding layer, fit callbacks, throughput meter) of one run."""
+    if seed is not None:
+        tf_keras.utils.set_random_seed(seed)
+    frequencies = None
+    if kind == "offline":  # the oracle's pass over the training data, before training
+        frequencies = count_frequencies(data.train_dataset(_COUNTING_BATCH), data.field_names)
+    embedding = make_embedding(kind, data.vocabulary_sizes, embedding_dim, compression_ratio,
+                               budget_bytes, frequencies=frequencies, **cafe_options)
+    network = MODELS[model](embedding, **(model_options or {}))
+    network.compile(optimizer=OPTIMIZERS[optimizer](learning_rate))
+    throughput = _Throughput(batch_size)
+    callbacks = [throughput]
+    if kind.startswith("cafe"):
+        callbacks.append(CafeMigration(every_n_steps=migrate_every))
+    if kind == "adaembed":
+        callbacks.append(AdaEmbedReallocation(every_n_steps=reallocate_every))
+    return network, embedding, callbacks, throughput
+
+
 def train_and_evaluate(kind: str, data, compression_ratio: float, embedding_dim: int = 16,
                        batch_size: int = 1024, model: str = "dlrm", learning_rate: float = 1e-3,
                        epochs: int = 1, verbose: int = 1, migrate_every: int = 1,
                        optimizer: str = "adam", seed: Optional[int] = 0,
-                       model_options: Optional[dict] = None,
+                       model_options: Optional[dict] = None, reallocate_every: int = 20,
                        budget_bytes: Optional[int] = None,
                        on_trained: Optional[Callable[[tf_keras.Model], None]] = None,
                        **cafe_options) -> RunResult:
     """Trains one model on `data.train_dataset` in time order, evaluates on `data.test_dataset`.
 
     Args:
-      kind: see `make_embedding`.
+      kind: see `make_embedding`. "offline" first counts the ids of the
+        training data (its frequencies), as the oracle does.
       data: a cafe_tf dataset (`train_dataset`, `test_dataset`, `vocabulary_sizes`).
       compression_ratio: full bytes / budget (ignored when `budget_bytes` is given).
       embedding_dim: D.
@@ -114,6 +184,7 @@ def train_and_evaluate(kind: str, data, compression_ratio: float, embedding_dim:
       migrate_every: batches between CAFE migrations.
       seed: seeds Python, NumPy and TF (the model's initial weights) first; None leaves them.
       model_options: extra constructor arguments of the model.
+      reallocate_every: batches between AdaEmbed reallocations.
       budget_bytes: the budget in bytes, instead of `compression_ratio`.
       on_trained: called with the trained model after evaluation (e.g. to save it).
       **cafe_options: extra `CafeConfig` fields for the CAFE kinds.
@@ -121,16 +192,10 @@ def train_and_evaluate(kind: str, data, compression_ratio: float, embedding_dim:
     Returns:
       A `RunResult`.
     """
-    if seed is not None:
-        tf_keras.utils.set_random_seed(seed)
-    embedding = make_embedding(kind, data.vocabulary_sizes, embedding_dim, compression_ratio,
-                               budget_bytes, **cafe_options)
-    network = MODELS[model](embedding, **(model_options or {}))
-    network.compile(optimizer=OPTIMIZERS[optimizer](learning_rate))
-    throughput = _Throughput(batch_size)
-    callbacks = [throughput]
-    if kind.startswith("cafe"):
-        callbacks.append(CafeMigration(every_n_steps=migrate_every))
+    network, embedding, callbacks, throughput = _build(
+        kind, data, compression_ratio, budget_bytes, embedding_dim, model, learning_rate,
+        optimizer, migrate_every, reallocate_every, batch_size, seed, model_options,
+        cafe_options)
     history = network.fit(data.train_dataset(batch_size), epochs=epochs, verbose=verbose,
                           callbacks=callbacks)
     metrics = network.evaluate(data.test_dataset(batch_size), verbose=0, return_dict=True)
@@ -141,7 +206,9 @@ def train_and_evaluate(kind: str, data, compression_ratio: float, embedding_dim:
     if budget_bytes is not None:
         full = budget_lib.full_table_bytes(list(data.vocabulary_sizes.values()), embedding_dim)
         compression_ratio = full / budget_bytes
-    share = None
+    # CAFE: share of the training lookups its hot rows served; offline: share of the
+    # counted lookups its exclusive rows serve.
+    share = getattr(embedding, "hot_lookup_share", None)
     for layer in find_cafe_layers(network):
         share = history.history.get(f"{layer.name}_hot_lookup_share", [None])[-1]
     return RunResult(kind=kind, compression_ratio=1.0 if kind == "full" else compression_ratio,
@@ -149,3 +216,32 @@ def train_and_evaluate(kind: str, data, compression_ratio: float, embedding_dim:
                      memory_bytes=int(embedding.memory_bytes()),
                      train_samples_per_sec=throughput.samples_per_sec,
                      hot_lookup_share=share)
+
+
+def train_day_by_day(kind: str, data, compression_ratio: float, embedding_dim: int = 16,
+                     batch_size: int = 1024, model: str = "dlrm", learning_rate: float = 1e-3,
+                     migrate_every: int = 1, optimizer: str = "adam", seed: Optional[int] = 0,
+                     model_options: Optional[dict] = None, reallocate_every: int = 20,
+                     **cafe_options) -> List[Dict[str, float]]:
+    """Trains on day d, then evaluates on day d + 1, for every day d but the last.
+
+    One model goes through the days in time order (one pass each), so each
+    evaluation measures how well it predicts the next day, after drift. The
+    data must have days (`num_days`, `day_dataset`), as `SyntheticCriteo`.
+    Arguments are those of `train_and_evaluate`; "offline" counts the ids of
+    all training days up front, as the oracle does.
+
+    Returns:
+      Per training day: {"day": d, "auc": AUC on day d + 1, "logloss": ...}.
+    """
+    network, _, callbacks, _ = _build(
+        kind, data, compression_ratio, None, embedding_dim, model, learning_rate, optimizer,
+        migrate_every, reallocate_every, batch_size, seed, model_options, cafe_options)
+    results = []
+    for day in range(data.config.num_days - 1):
+        network.fit(data.day_dataset(day, batch_size), epochs=1, verbose=0, callbacks=callbacks)
+        metrics = network.evaluate(data.day_dataset(day + 1, batch_size), verbose=0,
+                                   return_dict=True)
+        results.append({"day": day, "auc": float(metrics["auc"]),
+                        "logloss": float(metrics["logloss"])})
+    return results

@@ -9,6 +9,7 @@ from sklearn.metrics import roc_auc_score
 
 from cafe_tf.data import SyntheticCriteo, SyntheticCriteoConfig
 from cafe_tf.data.criteo import CATEGORICAL_FIELDS, KAGGLE_CARDINALITIES
+from cafe_tf.data.shapes import get_shape
 
 SMALL = SyntheticCriteoConfig(seed=3, rows_per_day=20_000, chunk_size=8192)
 BIG_FIELD = CATEGORICAL_FIELDS.index("C3")  # 10131 ids at scale 1e-3
@@ -170,3 +171,42 @@ def test_config_validation():
         SyntheticCriteoConfig(num_days=1)
     with pytest.raises(ValueError, match="drift"):
         SyntheticCriteoConfig(drift=1.5)
+
+
+@pytest.mark.parametrize("shape,fields,dense,total", [
+    ("criteo_kaggle", 26, 13, 33_762_577), ("avazu", 22, 0, 9_449_445),
+    ("kdd12", 11, 0, 54_700_000)])
+def test_shapes_have_the_published_fields_and_totals(shape, fields, dense, total):
+    config = SyntheticCriteoConfig(shape=shape, scale=1.0, min_cardinality=1)
+    assert len(config.cardinalities()) == fields
+    assert sum(config.cardinalities().values()) == total
+    scaled = SyntheticCriteoConfig(shape=shape, scale=1e-3).cardinalities()
+    assert all(n == max(min(100, big), round(big * 1e-3))
+               for n, big in zip(scaled.values(), config.cardinalities().values()))
+    assert get_shape(shape).num_dense == dense
+
+
+@pytest.mark.parametrize("shape", ["avazu", "kdd12"])
+def test_other_shapes_keep_the_click_model(shape):
+    data = SyntheticCriteo(dataclasses.replace(SMALL, shape=shape))
+    assert data.field_names == list(get_shape(shape).categorical_fields)
+    features, label = next(iter(data.day_dataset(0, 512)))
+    assert features["dense"].shape == (512, 0)
+    assert sorted(features["sparse"]) == sorted(data.field_names)
+    dense, ids, labels, probability = day_arrays(data, 0)
+    sizes = np.array([data.vocabulary_sizes[f] for f in data.field_names])
+    assert (ids >= 0).all() and (ids < sizes).all()
+    assert abs(labels.mean() - SMALL.positive_rate) < 0.03
+    # Skewed: the largest field's top 1% of ids take most lookups.
+    big = int(np.argmax(sizes))
+    by_rank = np.sort(np.bincount(ids[:, big], minlength=sizes[big]))[::-1]
+    assert by_rank[:len(by_rank) // 100].sum() > 0.4 * len(ids)
+    # The ground truth carries signal through the ids alone.
+    assert roc_auc_score(labels, probability) > 0.7
+    # Drift moves ids between days.
+    assert not np.array_equal(data.rank_to_id(0), data.rank_to_id(3))
+
+
+def test_unknown_shape():
+    with pytest.raises(ValueError, match="unknown data shape 'movielens'"):
+        SyntheticCriteoConfig(shape="movielens")

@@ -9,7 +9,9 @@ import model_utils as mu
 from cafe_tf.callbacks import CafeMigration
 from cafe_tf.experiment import EMBEDDINGS, make_embedding
 from cafe_tf.layers.baselines import HashEmbeddingCollection
+from cafe_tf.layers.offline import count_frequencies
 from cafe_tf.models import DCN, DLRM
+from cafe_tf.reallocation import AdaEmbedReallocation
 
 VOCABULARY = {"user": 200, "item": 100, "site": 50}
 D = 8
@@ -55,11 +57,14 @@ def test_fit_learns_id_dependent_labels(name, kind):
     tf_keras.utils.set_random_seed(0)
     embeddings = (_embeddings() if kind == "hash" else
                   make_embedding(kind, VOCABULARY, D, compression_ratio=2, threshold=5.0)
-                  if kind.startswith("cafe") else make_embedding(kind, VOCABULARY, D, 2))
+                  if kind.startswith("cafe") else
+                  make_embedding(kind, VOCABULARY, D, 2,
+                                 frequencies=count_frequencies(_dataset(8192, seed=0))))
     model = MODELS[name](embeddings)
     model.compile(optimizer=tf_keras.optimizers.Adam(0.005))
-    history = model.fit(_dataset(8192, seed=0), epochs=3, verbose=0,
-                        callbacks=[CafeMigration()] if kind.startswith("cafe") else [])
+    callbacks = ([CafeMigration()] if kind.startswith("cafe") else
+                 [AdaEmbedReallocation(every_n_steps=8)] if kind == "adaembed" else [])
+    history = model.fit(_dataset(8192, seed=0), epochs=3, verbose=0, callbacks=callbacks)
     losses = history.history["loss"]
     assert losses[-1] < losses[0]
     if kind.startswith("cafe"):

@@ -11,10 +11,13 @@ from cafe_tf import layers
 MAIN_NAMES = {
     "CafeEmbeddingCollection", "CafeEmbedding", "CafeConfig", "FeatureConfig", "CafeMigration",
     "FullEmbeddingCollection", "HashEmbeddingCollection", "QREmbeddingCollection",
+    "MDEEmbeddingCollection", "AdaEmbedEmbeddingCollection",
+    "OfflineSeparationEmbeddingCollection", "AdaEmbedReallocation",
 }
 LAYERS = [cafe_tf.CafeEmbeddingCollection, cafe_tf.CafeEmbedding,
           cafe_tf.FullEmbeddingCollection, cafe_tf.HashEmbeddingCollection,
-          cafe_tf.QREmbeddingCollection]
+          cafe_tf.QREmbeddingCollection, cafe_tf.MDEEmbeddingCollection,
+          cafe_tf.AdaEmbedEmbeddingCollection, cafe_tf.OfflineSeparationEmbeddingCollection]
 
 
 @pytest.mark.parametrize("module", [cafe_tf, layers], ids=["cafe_tf", "cafe_tf.layers"])

@@ -16,14 +16,11 @@ from typing import List
 from cafe_tf import budget as budget_lib
 from cafe_tf.cli import saved_run
 from cafe_tf.cli.errors import CliError
-from cafe_tf.experiment import (EMBEDDINGS, MODELS, OPTIMIZERS, RunResult, make_embedding,
-                                train_and_evaluate)
+from cafe_tf.experiment import (EMBEDDINGS, MODELS, OPTIMIZERS, SMALL_MODEL_OPTIONS,
+                                RunResult, make_embedding, train_and_evaluate)
 
 DATA = ("synthetic", "criteo-tsv", "criteo-parquet", "movielens")
 CAFE_KINDS = ("cafe", "cafe_ml")
-# Small networks: the embeddings are what this command compares, and CPUs are slow.
-MODEL_OPTIONS = {"dlrm": {"bottom_units": (64, 32), "top_units": (64, 32)},
-                 "dcn": {"num_cross_layers": 2, "deep_units": (64, 32)}}
 # The built-in synthetic data (`--data synthetic`): 6 training days and 1 test day of a
 # 338k-id vocabulary. At the default 100x its skewed head fits CAFE's hot rows (CAFE comes
 # close to the full tables and well above hashing) while the full tables still train in
@@ -116,8 +113,8 @@ def run(args: argparse.Namespace) -> int:
             kind, data, ratio, budget_bytes=args.budget_bytes,
             embedding_dim=args.embedding_dim, batch_size=args.batch_size, model=args.model,
             optimizer=args.optimizer, learning_rate=args.learning_rate, epochs=args.epochs,
-            verbose=args.verbose, seed=args.seed, model_options=MODEL_OPTIONS[args.model],
-            on_trained=save))
+            verbose=args.verbose, seed=args.seed,
+            model_options=SMALL_MODEL_OPTIONS[args.model], on_trained=save))
     print("\n" + format_table(results))
     if args.json:
         _write_json(args, data, budget, results)
@@ -201,8 +198,10 @@ def check_layouts(args: argparse.Namespace, data, ratio) -> None:
     problems = []
     for kind in args.kinds:
         try:
+            # "offline" counts its frequencies only when it trains; its minimum layout
+            # does not depend on them.
             make_embedding(kind, data.vocabulary_sizes, args.embedding_dim, ratio,
-                           args.budget_bytes)
+                           args.budget_bytes, frequencies={} if kind == "offline" else None)
         except budget_lib.BudgetTooSmallError as err:
             problems.append(f"{kind}: {err}")
     if problems:

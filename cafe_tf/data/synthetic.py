@@ -1,8 +1,10 @@
-"""A synthetic, Criteo-like click log: cafe_tf's built-in data, no download needed.
+"""A synthetic click log shaped like a public one: cafe_tf's built-in data, no download needed.
 
-Shape of the data (Criteo Kaggle's, see `KAGGLE_CARDINALITIES`): 13 dense fields
-I1..I13 and 26 categorical fields C1..C26, `num_days` days in time order, the last one
-for testing. Each field's cardinality is Criteo Kaggle's times `scale`.
+Shape of the data (`cafe_tf.data.shapes`): by default Criteo Kaggle's, 13 dense fields
+I1..I13 and 26 categorical fields C1..C26; or Avazu's (22 categorical fields) or KDD Cup
+2012's (11), both without dense fields. `num_days` days in time order, the last one for
+testing. Each field's cardinality is the real log's times `scale`. The hidden click model,
+skew, drift and ground truth are the same for every shape.
 
 How it is generated:
 
@@ -33,7 +35,7 @@ import numpy as np
 import tensorflow as tf
 
 from cafe_tf.data.batch import CTRData, SPARSE_KEY, DENSE_KEY, pack_batch
-from cafe_tf.data.criteo import CATEGORICAL_FIELDS, DENSE_FIELDS, KAGGLE_CARDINALITIES
+from cafe_tf.data.shapes import get_shape
 
 # Independent random streams, keyed (seed, purpose, ...) through numpy's SeedSequence.
 _STREAM_MODEL, _STREAM_DRIFT, _STREAM_CHUNK, _STREAM_CALIBRATION = range(4)
@@ -65,6 +67,7 @@ class SyntheticCriteoConfig:
             the field's log-count spread).
         chunk_size: rows generated per numpy step. Part of the stream's identity: changing it
             changes the data.
+        shape: the log imitated: "criteo_kaggle", "avazu" or "kdd12" (`cafe_tf.data.shapes`).
 
     Example:
         >>> config = SyntheticCriteoConfig(seed=1, rows_per_day=50_000, scale=1e-4)
@@ -84,6 +87,7 @@ class SyntheticCriteoConfig:
     factor_std: float = 0.15
     dense_weight_std: float = 0.25
     chunk_size: int = 32_768
+    shape: str = "criteo_kaggle"
 
     def __post_init__(self):
         if self.seed < 0:
@@ -98,19 +102,20 @@ class SyntheticCriteoConfig:
             raise ValueError("zipf_exponent and scale must be positive")
         if self.rows_per_day < 1 or self.chunk_size < 1:
             raise ValueError("rows_per_day and chunk_size must be positive")
+        get_shape(self.shape)
 
     def cardinalities(self) -> dict:
-        """Field -> number of distinct ids, Criteo Kaggle's scaled as described under `scale`."""
+        """Field -> number of distinct ids, the shape's scaled as described under `scale`."""
         return {f: max(min(self.min_cardinality, n), int(round(n * self.scale)))
-                for f, n in KAGGLE_CARDINALITIES.items()}
+                for f, n in get_shape(self.shape).cardinalities.items()}
 
 
 class SyntheticChunk(NamedTuple):
     """One generated block of consecutive rows of a day.
 
     Attributes:
-        dense: float32 `[n, 13]`, `log1p` of the counts.
-        ids: int64 `[n, 26]`, column `i` for field `C{i+1}`.
+        dense: float32 `[n, num_dense]`, `log1p` of the counts (13 fields for Criteo).
+        ids: int64 `[n, num_fields]`, column `i` for the shape's i-th categorical field.
         label: float32 `[n]`, 0 or 1.
         probability: float64 `[n]`, the hidden model's click probability (Bayes-optimal
             prediction) from which `label` was drawn.
@@ -135,16 +140,17 @@ class SyntheticCriteo(CTRData):
         config: the `SyntheticCriteoConfig`.
 
     Example:
-        >>> data = SyntheticCriteo(SyntheticCriteoConfig(seed=0))  # doctest: +SKIP
-        >>> model.fit(data.train_dataset(batch_size=128))  # doctest: +SKIP
-        >>> model.evaluate(data.test_dataset(batch_size=4096))  # doctest: +SKIP
+        >>> data = SyntheticCriteo(SyntheticCriteoConfig(seed=0))
+        >>> model.fit(data.train_dataset(batch_size=128))
+        >>> model.evaluate(data.test_dataset(batch_size=4096))
     """
 
     def __init__(self, config: SyntheticCriteoConfig = SyntheticCriteoConfig()):
         cardinalities = config.cardinalities()
-        super().__init__(CATEGORICAL_FIELDS, cardinalities, len(DENSE_FIELDS))
+        self.shape = get_shape(config.shape)
+        super().__init__(self.shape.categorical_fields, cardinalities, self.shape.num_dense)
         self.config = config
-        sizes = np.array([cardinalities[f] for f in CATEGORICAL_FIELDS], np.int64)
+        sizes = np.array([cardinalities[f] for f in self.field_names], np.int64)
         # All fields share one flat table; field i's entries start at _offsets[i].
         self._sizes = sizes
         self._offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
@@ -167,7 +173,7 @@ class SyntheticCriteo(CTRData):
         config, rows = self.config, []
         # Fields with more distinct values carry more signal, as user and ad ids do in real
         # logs: weight spread grows with log(Kaggle cardinality), at id_weight_std on average.
-        log_sizes = np.log([KAGGLE_CARDINALITIES[f] for f in CATEGORICAL_FIELDS])
+        log_sizes = np.log(list(self.shape.cardinalities.values()))
         spreads = config.id_weight_std * log_sizes / np.sqrt(np.mean(log_sizes ** 2))
         for field, (size, spread) in enumerate(zip(self._sizes, spreads)):
             rng = self._rng(_STREAM_MODEL, field)
@@ -178,9 +184,9 @@ class SyntheticCriteo(CTRData):
         return np.concatenate(rows)
 
     def _hidden_dense_params(self) -> dict:
-        """Log-normal parameters, missing rates and logit weights of the 13 dense fields."""
-        rng = self._rng(_STREAM_MODEL, len(CATEGORICAL_FIELDS))
-        n = len(DENSE_FIELDS)
+        """Log-normal parameters, missing rates and logit weights of the dense fields."""
+        rng = self._rng(_STREAM_MODEL, len(self.field_names))
+        n = self.num_dense
         sigma = rng.uniform(0.5, 2.0, n)
         return {
             "mu": rng.uniform(0.0, 4.0, n),
@@ -240,8 +246,8 @@ class SyntheticCriteo(CTRData):
             float64 `[B]`.
 
         Example:
-            >>> features, label = next(iter(data.test_dataset(4096)))  # doctest: +SKIP
-            >>> p = data.oracle_probability(features, day=6)  # AUC(label, p): the oracle AUC  # doctest: +SKIP
+            >>> features, label = next(iter(data.test_dataset(4096)))
+            >>> p = data.oracle_probability(features, day=6)  # AUC(label, p): the oracle AUC
         """
         ids = np.stack([np.asarray(features[SPARSE_KEY][f]) for f in self.field_names], axis=1)
         dense = np.asarray(features[DENSE_KEY])
@@ -288,7 +294,7 @@ class SyntheticCriteo(CTRData):
     # ----- generation ---------------------------------------------------------------------
 
     def _draw_features(self, rng: np.random.Generator, rows: int) -> Tuple[np.ndarray, np.ndarray]:
-        """Dense features `[rows, 13]` and per-field 0-based popularity ranks `[rows, 26]`."""
+        """Dense features `[rows, num_dense]` and 0-based popularity ranks `[rows, fields]`."""
         exponent = self.config.zipf_exponent
         # float64: a float32 uniform has 2**24 values, too few to reach every tail rank of
         # a field with millions of ids
@@ -302,7 +308,7 @@ class SyntheticCriteo(CTRData):
         ranks = np.clip(np.floor(ranks - _RANK_OFFSET).astype(np.int64), 0, self._sizes - 1)
 
         params = self._dense_params
-        normal = rng.standard_normal((rows, len(DENSE_FIELDS)), dtype=np.float32)
+        normal = rng.standard_normal((rows, self.num_dense), dtype=np.float32)
         counts = np.floor(np.exp(params["mu"] + params["sigma"] * normal))
         counts[rng.random(counts.shape, dtype=np.float32) < params["missing"]] = 0.0
         return np.log1p(counts).astype(np.float32), ranks

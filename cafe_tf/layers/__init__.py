@@ -2,8 +2,10 @@
 
 - `CafeEmbeddingCollection`, `CafeEmbedding`: CAFE under a memory budget, configured
   by a `CafeConfig`;
-- `FullEmbeddingCollection`, `HashEmbeddingCollection`, `QREmbeddingCollection`: the
-  baselines, with the same call interface and budget accounting;
+- `FullEmbeddingCollection`, `HashEmbeddingCollection`, `QREmbeddingCollection`,
+  `MDEEmbeddingCollection`, `AdaEmbedEmbeddingCollection`,
+  `OfflineSeparationEmbeddingCollection` (with `count_frequencies`): the baselines, with
+  the same call interface and budget accounting;
 - `FeatureConfig`: one categorical feature (name, vocabulary size, combiner).
 
 Every layer here is registered as Keras-serializable under the package `cafe_tf`, so
@@ -18,13 +20,18 @@ Example:
   >>> cafe.memory_bytes() <= cafe.budget_bytes
   True
 """
+from cafe_tf.layers.adaembed import AdaEmbedEmbeddingCollection
 from cafe_tf.layers.baselines import (FullEmbeddingCollection, HashEmbeddingCollection,
                                       QREmbeddingCollection)
 from cafe_tf.layers.cafe_config import CafeConfig
 from cafe_tf.layers.cafe_embedding import CafeEmbedding, CafeEmbeddingCollection
 from cafe_tf.layers.features import FeatureConfig
+from cafe_tf.layers.mde import MDEEmbeddingCollection
+from cafe_tf.layers.offline import OfflineSeparationEmbeddingCollection, count_frequencies
 
 __all__ = [
-    "CafeConfig", "CafeEmbedding", "CafeEmbeddingCollection", "FeatureConfig",
-    "FullEmbeddingCollection", "HashEmbeddingCollection", "QREmbeddingCollection",
+    "AdaEmbedEmbeddingCollection", "CafeConfig", "CafeEmbedding", "CafeEmbeddingCollection",
+    "FeatureConfig", "FullEmbeddingCollection", "HashEmbeddingCollection",
+    "MDEEmbeddingCollection", "OfflineSeparationEmbeddingCollection", "QREmbeddingCollection",
+    "count_frequencies",
 ]

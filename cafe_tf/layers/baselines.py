@@ -1,4 +1,4 @@
-"""The embedding collections CAFE is compared against (those of the CAFE paper).
+"""The embedding collections CAFE is compared against (the CAFE paper's baselines).
 
 Each collection embeds several categorical features at once, with the
 interface of the CAFE layer so that models and benchmarks can swap them:
@@ -10,6 +10,10 @@ interface of the CAFE layer so that models and benchmarks can swap them:
 - `FullEmbeddingCollection`: one row per vocabulary entry (the quality ceiling).
 - `HashEmbeddingCollection`: the hashing trick, `ceil(n_f / CR)` rows per feature.
 - `QREmbeddingCollection`: the quotient-remainder trick of Shi et al. (KDD 2020).
+
+The other baselines have their own modules: `cafe_tf.layers.mde` (mixed
+dimensions), `cafe_tf.layers.adaembed` (AdaEmbed) and `cafe_tf.layers.offline`
+(offline separation of hot ids). They share `EmbeddingCollectionBase`.
 
 Ids are never bounded by the vocabulary sizes: any int64 id (or string) is
 valid and is hashed into the feature's rows with the hashing of
@@ -38,12 +42,14 @@ _ROW_SEED = 0
 QR_OPERATIONS = ("mult", "add")
 
 
-class _PackedEmbeddingCollection(tf_keras.layers.Layer):
-    """Base of the baselines: budget planning, packed tables, lookup and pooling.
+class EmbeddingCollectionBase(tf_keras.layers.Layer):
+    """Base of every baseline collection: arguments, input handling, pooling, config.
 
-    A subclass says how many rows each table kind has per feature (`_plan`),
-    which row of each table an id reads (`_rows`) and how the rows read for one
-    id make its vector (`_combine`). Everything else is shared.
+    A subclass creates its variables in `__init__` (after this constructor) and
+    says how the ids of each feature become [N, D] vectors (`_lookup`);
+    validation of the inputs, flattening of every input kind, the field keys of
+    `cafe_tf.hashing`, pooling with the feature's combiner, `memory_bytes()`
+    (every variable the layer holds) and the shared config are done here.
     """
 
     def __init__(self, features: features_lib.FeaturesLike, embedding_dim: int,
@@ -54,13 +60,103 @@ class _PackedEmbeddingCollection(tf_keras.layers.Layer):
         if not isinstance(embedding_dim, int) or embedding_dim <= 0:
             raise ValueError(f"embedding_dim must be a positive int, got {embedding_dim!r}")
         self.embedding_dim = embedding_dim
-        # As given (for get_config); `budget_bytes` below is the resolved budget.
+        # As given (for get_config); subclasses resolve the budget they use.
         self._compression_ratio = compression_ratio
         self._budget_bytes = budget_bytes
         self.embeddings_initializer = tf_keras.initializers.get(embeddings_initializer)
 
+    def _lookup(self, keys: Sequence[tf.Tensor], training) -> Sequence[tf.Tensor]:
+        """The [N_i, D] vectors of each feature's [N_i] int64 field keys, in feature order."""
+        raise NotImplementedError
+
+    @property
+    def features(self) -> Tuple[features_lib.FeatureConfig, ...]:
+        return self._features
+
+    @property
+    def _vocabulary_sizes(self) -> Tuple[int, ...]:
+        return tuple(f.vocabulary_size for f in self._features)
+
+    def _row_bytes(self) -> int:
+        return self.embedding_dim * budget_lib.FLOAT_BYTES
+
+    def _too_small(self, budget_bytes: int, minimum_bytes: int,
+                   what: str) -> budget_lib.BudgetTooSmallError:
+        return budget_lib.BudgetTooSmallError(
+            f"budget of {budget_bytes:,} bytes is too small for {type(self).__name__} of "
+            f"{len(self._features)} features with embedding_dim={self.embedding_dim}: it needs "
+            f"at least {minimum_bytes:,} bytes ({what})")
+
+    def memory_bytes(self) -> int:
+        """Bytes of the state this layer holds (the sum of its variables' sizes,
+        tables and bookkeeping), never more than `budget_bytes`."""
+        return sum(variable.shape.num_elements() * variable.dtype.size
+                   for variable in self.weights)
+
+    # No Python control flow here depends on tensor values, so autograph has
+    # nothing to convert; skipping it saves seconds on every first trace.
+    @tf.autograph.experimental.do_not_convert
+    def call(self, inputs, weights=None, training=None):
+        """Embeds and pools every feature.
+
+        Args:
+          inputs: {feature name: ids} for every feature of the collection (other
+            keys are ignored). Ids of one feature are dense `[B]` or `[B, L]`,
+            `tf.RaggedTensor` `[B, None]` or `tf.SparseTensor` `[B, L]`, int32,
+            int64 or string (see `cafe_tf.layers.inputs.flatten`).
+          weights: optional {feature name: weights}, of the same structure as that
+            feature's ids; features left out weigh 1 per id.
+          training: whether the layer may update its bookkeeping (only the
+            kinds that keep statistics of the ids use it).
+
+        Returns:
+          {feature name: float32 [B, embedding_dim]}, each id's vector pooled per
+          example with the feature's combiner.
+        """
+        weights = weights or {}
+        names = [f.name for f in self._features]
+        missing = [name for name in names if name not in inputs]
+        if missing:
+            raise KeyError(f"inputs lack the features {missing} (expected {names})")
+        unknown = sorted(set(weights) - set(names))
+        if unknown:
+            raise ValueError(f"weights given for unknown features {unknown} (expected {names})")
+
+        flats = [inputs_lib.flatten(f.name, inputs[f.name], weights.get(f.name))
+                 for f in self._features]
+        vectors = self._lookup([hashing.field_keys(flat.ids, i) for i, flat in enumerate(flats)],
+                               training)
+        return {f.name: inputs_lib.pool(vectors[i], flats[i], f.combiner)
+                for i, f in enumerate(self._features)}
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "features": features_lib.features_to_config(self._features),
+            "embedding_dim": self.embedding_dim,
+            "compression_ratio": self._compression_ratio,
+            "budget_bytes": self._budget_bytes,
+            "embeddings_initializer": tf_keras.initializers.serialize(
+                self.embeddings_initializer),
+        })
+        return config
+
+
+class _PackedEmbeddingCollection(EmbeddingCollectionBase):
+    """Base of the hashed baselines: budget planning, packed tables and their lookup.
+
+    A subclass says how many rows each table kind has per feature (`_plan`),
+    which row of each table an id reads (`_rows`) and how the rows read for one
+    id make its vector (`_combine`). Everything else is shared.
+    """
+
+    def __init__(self, features: features_lib.FeaturesLike, embedding_dim: int,
+                 compression_ratio: Optional[float] = None, budget_bytes: Optional[int] = None,
+                 embeddings_initializer="uniform", **kwargs):
+        super().__init__(features, embedding_dim, compression_ratio, budget_bytes,
+                         embeddings_initializer, **kwargs)
         self.budget_bytes, table_rows = self._plan(
-            [f.vocabulary_size for f in self._features], compression_ratio, budget_bytes)
+            list(self._vocabulary_sizes), compression_ratio, budget_bytes)
         self._table_rows = {kind: tuple(rows) for kind, rows in table_rows.items()}
         # Shapes do not depend on the inputs, so the tables are created here:
         # memory_bytes(), checkpoints and optimizers see them before any call.
@@ -95,85 +191,22 @@ class _PackedEmbeddingCollection(tf_keras.layers.Layer):
     # -- shared machinery ---------------------------------------------------
 
     @property
-    def features(self) -> Tuple[features_lib.FeatureConfig, ...]:
-        return self._features
-
-    @property
     def table_rows(self) -> Dict[str, Tuple[int, ...]]:
         """{table kind: rows of each feature}, in feature order."""
         return dict(self._table_rows)
 
-    def _row_bytes(self) -> int:
-        return self.embedding_dim * budget_lib.FLOAT_BYTES
-
-    def _too_small(self, budget_bytes: int, minimum_bytes: int,
-                   what: str) -> budget_lib.BudgetTooSmallError:
-        return budget_lib.BudgetTooSmallError(
-            f"budget of {budget_bytes:,} bytes is too small for {type(self).__name__} of "
-            f"{len(self._features)} features with embedding_dim={self.embedding_dim}: it needs "
-            f"at least {minimum_bytes:,} bytes ({what})")
-
-    def memory_bytes(self) -> int:
-        """Bytes of the embedding tables this layer holds (the sum of its variables'
-        sizes), never more than `budget_bytes`."""
-        return sum(table.shape.num_elements() * table.dtype.size
-                   for table in self._tables.values())
-
-    # No Python control flow here depends on tensor values, so autograph has
-    # nothing to convert; skipping it saves seconds on every first trace.
-    @tf.autograph.experimental.do_not_convert
-    def call(self, inputs, weights=None, training=None):
-        """Embeds and pools every feature.
-
-        Args:
-          inputs: {feature name: ids} for every feature of the collection (other
-            keys are ignored). Ids of one feature are dense `[B]` or `[B, L]`,
-            `tf.RaggedTensor` `[B, None]` or `tf.SparseTensor` `[B, L]`, int32,
-            int64 or string (see `cafe_tf.layers.inputs.flatten`).
-          weights: optional {feature name: weights}, of the same structure as that
-            feature's ids; features left out weigh 1 per id.
-          training: unused: the baselines change only through their gradients.
-
-        Returns:
-          {feature name: float32 [B, embedding_dim]}, each id's vector pooled per
-          example with the feature's combiner.
-        """
-        del training
-        weights = weights or {}
-        names = [f.name for f in self._features]
-        missing = [name for name in names if name not in inputs]
-        if missing:
-            raise KeyError(f"inputs lack the features {missing} (expected {names})")
-        unknown = sorted(set(weights) - set(names))
-        if unknown:
-            raise ValueError(f"weights given for unknown features {unknown} (expected {names})")
-
-        flats = [inputs_lib.flatten(f.name, inputs[f.name], weights.get(f.name))
-                 for f in self._features]
-        rows = [self._rows(i, hashing.field_keys(flat.ids, i)) for i, flat in enumerate(flats)]
-        sizes = tf.stack([tf.size(flat.ids) for flat in flats])
+    def _lookup(self, keys, training):
+        del training  # these tables change only through their gradients
+        rows = [self._rows(i, feature_keys) for i, feature_keys in enumerate(keys)]
+        sizes = tf.stack([tf.size(feature_keys) for feature_keys in keys])
         # One gather per packed table for all features: one IndexedSlices
         # gradient per table, touching only the rows read.
         read = {}
         for kind, table in self._tables.items():
             packed_rows = tf.concat([feature_rows[kind] + offset for feature_rows, offset
                                      in zip(rows, self._offsets[kind])], axis=0)
-            read[kind] = tf.split(tf.gather(table, packed_rows), sizes, num=len(flats))
-        return {f.name: inputs_lib.pool(self._combine({kind: read[kind][i] for kind in read}),
-                                        flats[i], f.combiner)
-                for i, f in enumerate(self._features)}
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({
-            "features": features_lib.features_to_config(self._features),
-            "embedding_dim": self.embedding_dim,
-            "compression_ratio": self._compression_ratio,
-            "budget_bytes": self._budget_bytes,
-            "embeddings_initializer": tf_keras.initializers.serialize(
-                self.embeddings_initializer),
-        })
-        return config
+            read[kind] = tf.split(tf.gather(table, packed_rows), sizes, num=len(keys))
+        return [self._combine({kind: read[kind][i] for kind in read}) for i in range(len(keys))]
 
 
 @tf_keras.utils.register_keras_serializable(package="cafe_tf")
@@ -280,11 +313,20 @@ class FullEmbeddingCollection(HashEmbeddingCollection):
         return budget, {"embeddings": tuple(vocabulary_sizes)}
 
     def _rows(self, feature_index, keys):
-        size = self._table_rows["embeddings"][feature_index]
-        ids = tf.bitwise.bitwise_xor(keys, hashing.field_salt(feature_index))
-        in_range = tf.logical_and(ids >= 0, ids < size)
-        return {"embeddings": tf.where(in_range, ids, super()._rows(feature_index, keys)
-                                       ["embeddings"])}
+        return {"embeddings": vocabulary_row(keys, feature_index,
+                                             self._table_rows["embeddings"][feature_index])}
+
+
+def vocabulary_row(keys: tf.Tensor, feature_index: int, num_rows: int) -> tf.Tensor:
+    """Row of each field key in a table of `num_rows` rows for one feature.
+
+    An id in `[0, num_rows)` reads its own row (no collision for label-encoded
+    ids when the table holds the whole vocabulary); any other id reads
+    `hashing.hashed_row(key, num_rows, seed)`.
+    """
+    ids = tf.bitwise.bitwise_xor(keys, hashing.field_salt(feature_index))
+    in_range = tf.logical_and(ids >= 0, ids < num_rows)
+    return tf.where(in_range, ids, hashing.hashed_row(keys, num_rows, _ROW_SEED))
 
 
 def _qr_minimum_rows(size: int) -> int:
