@@ -301,7 +301,7 @@ def test_config_round_trip_and_weights_keep_the_sketch(tmp_path):
 
     wrap(layer).save_weights(str(tmp_path / "w"))
     wrap(clone).load_weights(str(tmp_path / "w"))
-    assert len(layer.weights) == len(clone.weights) == 12
+    assert len(layer.weights) == len(clone.weights) == 13
     for a, b in zip(layer.weights, clone.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.name)
     np.testing.assert_array_equal(clone(ids).numpy(), layer(ids).numpy())
