@@ -6,28 +6,38 @@ namespace cafe {
 
 namespace {
 
-// Open-addressing table of pair indices (-1: empty), at most half full.
+// Open-addressing table of distinct (key, field) pairs, at most half full;
+// each slot holds its pair, so a probe touches one cache line.
 class PairTable {
  public:
+  struct Slot {
+    int64_t key;
+    int32_t field;
+    int32_t index;  // -1: empty
+  };
+
   explicit PairTable(int64_t n) {
     int64_t capacity = 16;
     while (capacity < 2 * n) capacity <<= 1;
     mask_ = static_cast<uint64_t>(capacity - 1);
-    slots_.assign(static_cast<size_t>(capacity), -1);
+    slots_.assign(static_cast<size_t>(capacity), Slot{0, 0, -1});
   }
-  // The slot holding pair `index` equal to (a, b), or the empty slot where it goes.
-  template <typename Equal>
-  int32_t* Find(int64_t a, int32_t b, const Equal& equal) {
-    uint64_t h = Mix64(static_cast<uint64_t>(a) + 0x9e3779b97f4a7c15ULL * static_cast<uint32_t>(b));
-    for (;; h = (h + 1) & mask_) {
-      int32_t* slot = &slots_[h & mask_];
-      if (*slot < 0 || equal(*slot)) return slot;
+
+  // The index of (key, field): its existing one, else `next` (then stored).
+  int32_t Insert(int64_t key, int32_t field, int32_t next) {
+    for (uint64_t h = PairHash(key, field);; h = (h + 1) & mask_) {
+      Slot& slot = slots_[h & mask_];
+      if (slot.index < 0) {
+        slot = Slot{key, field, next};
+        return next;
+      }
+      if (slot.key == key && slot.field == field) return slot.index;
     }
   }
 
  private:
   uint64_t mask_;
-  std::vector<int32_t> slots_;
+  std::vector<Slot> slots_;
 };
 
 // Distinct values among `values[u]` for the u where `use[u]`, in order of
@@ -41,13 +51,9 @@ std::vector<T> DistinctRows(const std::vector<T>& values, const Use& use, int32_
   PairTable table(n);
   for (int64_t u = 0; u < n; ++u) {
     if (!use(u)) continue;
-    const T v = values[u];
-    int32_t* slot = table.Find(v, 0, [&](int32_t d) { return distinct[d] == v; });
-    if (*slot < 0) {
-      *slot = static_cast<int32_t>(distinct.size());
-      distinct.push_back(v);
-    }
-    (*index)[u] = base + *slot;
+    const int32_t d = table.Insert(values[u], 0, static_cast<int32_t>(distinct.size()));
+    if (d == static_cast<int32_t>(distinct.size())) distinct.push_back(values[u]);
+    (*index)[u] = base + d;
   }
   return distinct;
 }
@@ -88,17 +94,10 @@ std::vector<int64_t> DistinctPairs(const int64_t* a, const int32_t* b, int64_t n
   std::vector<int64_t> first;
   PairTable table(n);
   for (int64_t i = 0; i < n; ++i) {
-    const int64_t ka = a[i];
-    const int32_t kb = b == nullptr ? 0 : b[i];
-    int32_t* slot = table.Find(ka, kb, [&](int32_t d) {
-      const int64_t j = first[d];
-      return a[j] == ka && (b == nullptr || b[j] == kb);
-    });
-    if (*slot < 0) {
-      *slot = static_cast<int32_t>(first.size());
-      first.push_back(i);
-    }
-    inverse[i] = *slot;
+    const int32_t d =
+        table.Insert(a[i], b == nullptr ? 0 : b[i], static_cast<int32_t>(first.size()));
+    if (d == static_cast<int32_t>(first.size())) first.push_back(i);
+    inverse[i] = d;
   }
   return first;
 }

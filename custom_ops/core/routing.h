@@ -26,6 +26,12 @@ inline CAFE_HOST_DEVICE int64_t HashedRow(int64_t key, uint64_t salt, int64_t ro
                               static_cast<uint64_t>(rows));
 }
 
+// Hash of a (key, field) pair for the dedup tables (the key mixed first, so
+// pairs whose key and field sum alike do not collide).
+inline CAFE_HOST_DEVICE uint64_t PairHash(int64_t key, int32_t field) {
+  return Mix64(Mix64(static_cast<uint64_t>(key)) + static_cast<uint32_t>(field));
+}
+
 // Per feature, the first row and the number of rows of its table inside
 // tables packed back to back. `medium` is empty without multi-level hashing.
 struct RouteTables {

@@ -12,12 +12,14 @@
 
 #include <cstdint>
 
-#include "../core/routing.h"            // TableSalt, HashedRow
+#include "../core/routing.h"            // PairHash, TableSalt, HashedRow
 #include "hotsketch_device_common.h"  // QueryBody, CAFE_HD
 
 namespace cafe {
 namespace cuda {
 namespace detail {
+
+using ::cafe::PairHash;
 
 // Slots of the pair table for n entries: a power of two >= 2n (at least 16),
 // so the table is at most half full.
@@ -25,10 +27,6 @@ inline int64_t PairTableSlots(int64_t n) {
   int64_t slots = 16;
   while (slots < 2 * n) slots <<= 1;
   return slots;
-}
-
-CAFE_HD uint64_t PairHash(int64_t a, int32_t b) {
-  return Mix64(static_cast<uint64_t>(a) + 0x9e3779b97f4a7c15ULL * static_cast<uint32_t>(b));
 }
 
 // Entry i (used) claims the slot of its pair (a[i], b[i]) (b null: 0) in
