@@ -76,6 +76,8 @@ class CafeEmbeddingCollection(tf_keras.layers.Layer):
     row at the "medium" level with multi-level hashing). Scores are updated
     from inside the layer during training (gradient norms or frequencies),
     and `migrate` (run by the `CafeMigration` callback) promotes and demotes.
+    Lookups are unique: a call routes, reads and updates each distinct
+    (id, feature) pair and each table row once (docs/scaling.md).
 
     Args:
       features: {name: vocabulary_size}, or a sequence of `FeatureConfig`.
