@@ -67,3 +67,4 @@ else:
     tf.no_gradient("CafeSketchInsert")
     tf.no_gradient("CafeSketchQuery")
     tf.no_gradient("CafeSketchMigrate")
+    tf.no_gradient("CafeRoute")

@@ -17,21 +17,27 @@ class CafeMigration(tf_keras.callbacks.Callback):
 
     Every `every_n_steps` training batches it calls `layer.migrate` with the
     model's optimizer (so promoted rows get fresh optimizer slots), on every
-    replica under a distribution strategy. Batches are counted by
-    `model.optimizer.iterations`, which checkpoints hold, so a run resumed from a
-    checkpoint migrates at the same steps as an uninterrupted run. It adds to the Keras batch logs,
-    per layer, `<layer>_promotions` / `<layer>_demotions` of the last
-    migration and `<layer>_hot_occupancy` (share of hot rows in use); to the
-    epoch logs, `<layer>_epoch_promotions` / `<layer>_epoch_demotions` and
-    `<layer>_hot_lookup_share` (share of the epoch's training lookups served
-    by hot rows); and writes them to TensorBoard when `log_dir` is set.
-    The layers are found in `set_model`, so the callback can be deep-copied
-    (keras-tuner does) and reused across models.
+    replica under a distribution strategy. Batches are counted from
+    `model.optimizer.iterations` (read once per epoch; checkpoints hold it), so
+    a run resumed from a checkpoint migrates at the same steps as an
+    uninterrupted run. A step that logs nothing reads no value back from the
+    device: migrations run without stalling training.
+
+    Every `log_every_n_steps` batches it adds to the Keras batch logs, per layer,
+    `<layer>_promotions` / `<layer>_demotions` since the previous point,
+    `<layer>_hot_occupancy` (share of hot rows in use after the last migration),
+    `<layer>_hot_lookup_share` (share of the epoch's training lookups served by
+    hot rows) and, under a distribution strategy, `<layer>_exchanged_pairs_per_step`
+    ((key, feature) pairs all-gathered per step for the importance exchange); to
+    the epoch logs, `<layer>_epoch_promotions` / `<layer>_epoch_demotions`,
+    `<layer>_hot_lookup_share` and `<layer>_hot_occupancy`; and writes them to
+    TensorBoard when `log_dir` is set. The layers are found in `set_model`, so
+    the callback can be deep-copied (keras-tuner does) and reused across models.
 
     Args:
       every_n_steps: M, batches between migrations (paper: 1).
       log_dir: optional TensorBoard log directory.
-      log_every_n_steps: batches between TensorBoard points.
+      log_every_n_steps: batches between log points.
 
     Example:
       >>> model.fit(dataset, epochs=1, callbacks=[CafeMigration(every_n_steps=1)])  # doctest: +SKIP
@@ -42,6 +48,8 @@ class CafeMigration(tf_keras.callbacks.Callback):
         super().__init__()
         if every_n_steps <= 0:
             raise ValueError(f"every_n_steps must be > 0, got {every_n_steps}")
+        if log_every_n_steps <= 0:
+            raise ValueError(f"log_every_n_steps must be > 0, got {log_every_n_steps}")
         self.every_n_steps = every_n_steps
         self.log_dir = log_dir
         self.log_every_n_steps = log_every_n_steps
@@ -52,10 +60,11 @@ class CafeMigration(tf_keras.callbacks.Callback):
         self._layers = find_cafe_layers(model)
         self._migration_fn = None
         self._writer = tf.summary.create_file_writer(self.log_dir) if self.log_dir else None
-        self._steps = 0
-        self._last_step = None
-        self._last_stats = {}  # of the last migration, for TensorBoard
+        self._steps = 0  # batches trained before the current one ended
+        self._epoch_base = None  # batches trained before this epoch
+        self._last_results = None  # tensors of the last migration, read at log points
         self._epoch_start = {}
+        self._log_start = {}
 
     def _build_migration_fn(self):
         strategy = self.model.distribute_strategy
@@ -69,6 +78,21 @@ class CafeMigration(tf_keras.callbacks.Callback):
 
         return migrate_all
 
+    def _migrate(self, force_decay: bool = False):
+        """Runs one migration of every CAFE layer; its results stay tensors."""
+        if self._migration_fn is None:
+            self._migration_fn = self._build_migration_fn()
+        per_replica = self._migration_fn(tf.constant(force_decay))
+        self._last_results = self.model.distribute_strategy.experimental_local_results(
+            per_replica)[0]
+        return self._last_results
+
+    def _occupancy(self) -> Dict[str, float]:
+        if self._last_results is None:
+            return {}
+        return {f"{layer.name}_hot_occupancy": int(result["hot_rows_used"]) /
+                layer.layout.hot_rows for layer, result in zip(self._layers, self._last_results)}
+
     def migrate_now(self, force_decay: bool = False) -> Dict[str, float]:
         """Runs one migration of every CAFE layer now.
 
@@ -77,55 +101,71 @@ class CafeMigration(tf_keras.callbacks.Callback):
         """
         if not self._layers:
             return {}
-        if self._migration_fn is None:
-            self._migration_fn = self._build_migration_fn()
-        per_replica = self._migration_fn(tf.constant(force_decay))
-        results = self.model.distribute_strategy.experimental_local_results(per_replica)[0]
         stats = {}
-        for layer, result in zip(self._layers, results):
+        for layer, result in zip(self._layers, self._migrate(force_decay)):
             stats[f"{layer.name}_promotions"] = int(result["promotions"])
             stats[f"{layer.name}_demotions"] = int(result["demotions"])
-            stats[f"{layer.name}_hot_occupancy"] = (int(result["hot_rows_used"]) /
-                                                    layer.layout.hot_rows)
+        stats.update(self._occupancy())
         return stats
 
     @staticmethod
     def _counters(layer):
+        """promotions, demotions, hot lookups, lookups, exchanged pairs (a device read)."""
         if not layer.built:  # subclassed models build their layers on the first batch
-            return (0, 0, 0, 0)
-        return (int(layer.promotions.numpy()), int(layer.demotions.numpy()),
-                int(layer.hot_lookups.numpy()), int(layer.lookups.numpy()))
+            return (0, 0, 0, 0, 0)
+        return tuple(int(v.numpy()) for v in (layer.promotions, layer.demotions,
+                                               layer.hot_lookups, layer.lookups,
+                                               layer.exchanged_pairs))
+
+    def _trained_batches(self) -> int:
+        """The optimizer's iteration count (checkpoints hold it)."""
+        iterations = getattr(getattr(self.model, "optimizer", None), "iterations", None)
+        return self._steps if iterations is None else int(iterations.numpy())
 
     def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_base = self._steps = self._trained_batches()
         self._epoch_start = {layer.name: self._counters(layer) for layer in self._layers}
-
-    def _training_step(self) -> int:
-        """Batches trained so far: the optimizer's iteration count, which checkpoints
-        hold, so a run resumed from a checkpoint migrates at the same steps as an
-        uninterrupted one."""
-        iterations = getattr(getattr(self.model, "optimizer", None), "iterations", None)
-        return self._steps + 1 if iterations is None else int(iterations.numpy())
+        self._log_start = {name: (self._epoch_base, c) for name, c in self._epoch_start.items()}
 
     def on_train_batch_end(self, batch, logs=None):
-        step = self._training_step()
-        previous = step - 1 if self._last_step is None else self._last_step
-        self._steps = self._last_step = step
-        if step // self.every_n_steps != previous // self.every_n_steps:
-            self._last_stats = self.migrate_now()
-            if logs is not None:
-                logs.update(self._last_stats)
-        if (self._writer is not None
-                and step // self.log_every_n_steps != previous // self.log_every_n_steps):
+        if self._epoch_base is None:  # called outside fit's epochs
+            self._epoch_base = self._steps = self._trained_batches() - batch - 1
+        # `batch` is the epoch's last batch index run (several with steps_per_execution).
+        previous, step = self._steps, self._epoch_base + batch + 1
+        self._steps = step
+        if self._layers and step // self.every_n_steps != previous // self.every_n_steps:
+            self._migrate()
+        if step // self.log_every_n_steps == previous // self.log_every_n_steps:
+            return
+        stats = {**self._occupancy(), **self._since_log_point(step),
+                 **self._since_epoch_start()}
+        if logs is not None:
+            logs.update(stats)
+        if self._writer is not None:
             with self._writer.as_default(step=step):
-                for name, value in {**self._last_stats, **self._since_epoch_start()}.items():
+                for name, value in stats.items():
                     tf.summary.scalar(f"cafe/{name}", value)
+
+    def _since_log_point(self, step) -> Dict[str, float]:
+        """Promotions, demotions and exchanged pairs per step since the last log point."""
+        stats = {}
+        for layer in self._layers:
+            now = self._counters(layer)
+            start_step, start = self._log_start.get(layer.name, (0, (0,) * 5))
+            self._log_start[layer.name] = (step, now)
+            stats[f"{layer.name}_promotions"] = now[0] - start[0]
+            stats[f"{layer.name}_demotions"] = now[1] - start[1]
+            if self.model.distribute_strategy.num_replicas_in_sync > 1 and step > start_step:
+                stats[f"{layer.name}_exchanged_pairs_per_step"] = (
+                    (now[4] - start[4]) / (step - start_step))
+        return stats
 
     def _since_epoch_start(self) -> Dict[str, float]:
         """Promotions, demotions and the share of lookups served hot this epoch."""
         stats = {}
         for layer in self._layers:
             now = self._counters(layer)
-            start = self._epoch_start.get(layer.name, (0, 0, 0, 0))
+            start = self._epoch_start.get(layer.name, (0,) * 5)
             stats[f"{layer.name}_epoch_promotions"] = now[0] - start[0]
             stats[f"{layer.name}_epoch_demotions"] = now[1] - start[1]
             lookups = now[3] - start[3]

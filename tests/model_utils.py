@@ -160,9 +160,18 @@ def _key(i, variable):
     return f"{i}:{variable.name.split('/')[-1]}"
 
 
+# Counts the importance exchange between replicas: 0 on one device by design.
+EXCHANGE_COUNTER = "exchanged_pairs"
+
+
+def is_exchange_counter(name: str) -> bool:
+    return name.split("/")[-1].split(":")[0] == EXCHANGE_COUNTER
+
+
 def weights_state(model) -> dict:
-    """key -> value of every model variable (trainable and not)."""
-    return {_key(i, v): v.numpy() for i, v in enumerate(model.weights)}
+    """key -> value of every model variable (trainable and not) but the exchange counter."""
+    return {_key(i, v): v.numpy() for i, v in enumerate(model.weights)
+            if not is_exchange_counter(v.name)}
 
 
 def optimizer_state(model) -> dict:

@@ -302,7 +302,7 @@ def test_config_round_trip_and_weights_keep_the_sketch(tmp_path):
 
     wrap(layer).save_weights(str(tmp_path / "w"))
     wrap(clone).load_weights(str(tmp_path / "w"))
-    assert len(layer.weights) == len(clone.weights) == 12
+    assert len(layer.weights) == len(clone.weights) == 13
     for a, b in zip(layer.weights, clone.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.name)
     np.testing.assert_array_equal(clone(ids).numpy(), layer(ids).numpy())
@@ -411,3 +411,34 @@ def test_collection_config_round_trip(config):
     revived = tf_keras.layers.deserialize(tf_keras.layers.serialize(layer))
     assert type(revived) is CafeEmbeddingCollection
     assert revived.get_config() == layer.get_config()
+
+
+def test_migration_callback_reads_the_device_only_at_log_points(monkeypatch):
+    """Migrations run every step; values come back to the host only every
+    `log_every_n_steps` batches and at epoch boundaries."""
+    model, layer = _planted_model()
+    callback = CafeMigration(every_n_steps=1, log_every_n_steps=4)
+    reads, migrations, batch_logs = [], [], []
+
+    def spy(name, record, static=False):
+        original = getattr(CafeMigration, name)
+
+        def wrapper(*args):
+            record.append(callback._steps)
+            return original(*args)
+        monkeypatch.setattr(CafeMigration, name, staticmethod(wrapper) if static else wrapper)
+
+    spy("_counters", reads, static=True)
+    for name in ("_occupancy", "_trained_batches"):  # the other device reads
+        spy(name, reads)
+    spy("_migrate", migrations)
+
+    class Logs(tf_keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            batch_logs.append(sorted(k for k in logs if k.startswith("cafe_")))
+
+    model.fit(_planted_dataset(n=128 * 10), epochs=1, verbose=0, callbacks=[callback, Logs()])
+    assert migrations == list(range(1, 11))
+    assert set(reads) == {0, 4, 8, 10}  # epoch begin, log points, epoch end
+    assert [bool(keys) for keys in batch_logs] == [s % 4 == 0 for s in range(1, 11)]
+    assert "cafe_promotions" in batch_logs[3] and "cafe_hot_occupancy" in batch_logs[3]

@@ -24,6 +24,7 @@ def edge_cases_main():
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import tf_keras
 
+    from cafe_tf import hashing
     from cafe_tf.layers import CafeConfig, CafeEmbeddingCollection, FeatureConfig
 
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
@@ -69,6 +70,7 @@ def edge_cases_main():
         ("every replica empty", ([[]], [[]]), ([[]], [[]])),
         ("replica 0 empty", ([[], []], [[], []]), ([[10]], [[3.0]])),
     ]
+    key_5 = hashing.field_keys(tf.constant([5], tf.int64), 0).numpy()[0]
     report = []
     for name, (ids0, w0), (ids1, w1) in cases:
         per_replica = [(rag(ids0), rag(w0, tf.float32)), (rag(ids1), rag(w1, tf.float32))]
@@ -83,7 +85,9 @@ def edge_cases_main():
             for key in expected:
                 np.testing.assert_array_equal(got[key], expected[key],
                                               err_msg=f"{name}: replica {replica}: {key}")
+        scores = expected["scores"].reshape(-1)[expected["keys"].reshape(-1) == key_5]
         report.append({"case": name, "lookups": int(expected["lookups"]),
+                       "score_5": float(scores[0]) if scores.size else None,
                        "order_matters": not np.array_equal(
                            sketch(reversed_oracle)["scores"], expected["scores"])})
     print(json.dumps(report), flush=True)
@@ -132,6 +136,17 @@ def _per_replica_counts(strategy, dataset):
     return counts
 
 
+def _distinct_pairs_per_replica(strategy, dataset):
+    """{layer: sum over batches and replicas of the distinct (id, feature) pairs}."""
+    total = {"cafe": 0, "cafe_c": 0}
+    for features, _ in strategy.experimental_distribute_dataset(dataset):
+        for f in strategy.experimental_local_results(features):
+            total["cafe"] += (len(np.unique(f["u"].numpy())) +
+                              len(np.unique(f["v"].flat_values.numpy())))
+            total["cafe_c"] += len(np.unique(f["c"].numpy()))
+    return total
+
+
 @pytest.mark.parametrize("importance, multi_level", [("gradient", False), ("frequency", True)])
 def test_mirrored_fit_matches_single_device_and_replicas_are_identical(
         strategy, importance, multi_level, tmp_path):
@@ -140,6 +155,8 @@ def test_mirrored_fit_matches_single_device_and_replicas_are_identical(
     arrays = mu.make_arrays(NUM_EXAMPLES, seed=1)
     batches = mu.dataset(arrays, GLOBAL_BATCH)
     counts = _per_replica_counts(strategy, batches)
+    exchanged = _distinct_pairs_per_replica(strategy, batches)
+    assert exchanged["cafe"] < sum(r[1] for c in counts for r in c) + NUM_EXAMPLES  # repeats
     assert counts[-1] == [(17, counts[-1][0][1]), (16, counts[-1][1][1])]
     assert any(r0[1] != r1[1] for r0, r1 in counts)  # unequal per-replica id counts
 
@@ -173,13 +190,18 @@ def test_mirrored_fit_matches_single_device_and_replicas_are_identical(
     expected = mu.cafe_state(single)
     for name, value in replicas[0].items():
         frequency_sums = importance == "frequency" and "_sketch/" in name  # integer sums
-        if _is_structure(name) or frequency_sums:
+        if mu.is_exchange_counter(name):
+            assert expected[name] == 0, name  # one device exchanges nothing
+        elif _is_structure(name) or frequency_sums:
             np.testing.assert_array_equal(value, expected[name], err_msg=name)
         else:
             np.testing.assert_allclose(value, expected[name], rtol=1e-4, atol=1e-5,
                                        err_msg=name)
     mu.assert_states_close(mu.weights_state(mirrored), mu.weights_state(single),
                            rtol=1e-4, atol=1e-5, what="weights")
+    # Only distinct (key, feature) pairs of each replica cross replicas.
+    for layer in (mirrored.embedding, mirrored.c_embedding):
+        assert int(layer.exchanged_pairs.numpy()) == exchanged[layer.name] * EPOCHS, layer.name
     for layer in (mirrored.embedding, mirrored.c_embedding):
         assert int(layer.promotions.numpy()) > 0, layer.name
         # The sketch counted the whole global batches: every id of every step.
@@ -210,8 +232,9 @@ def test_mirrored_fit_matches_single_device_and_replicas_are_identical(
 
 @pytest.mark.slow
 def test_all_gather_with_unequal_and_empty_replica_batches():
-    """Each replica's sketch equals one device fed the global batch in replica order,
-    also when one or every replica has no ids (TF's all-gather segfaults on the latter
+    """Each replica's sketch equals one device fed the global batch (in either replica
+    order: importance is summed per distinct id before it is rounded), also when one
+    or every replica has no ids (TF's all-gather segfaults on the latter
     unless the layer pads it)."""
     run = subprocess.run([sys.executable, str(Path(__file__).resolve())],
                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
@@ -222,5 +245,8 @@ def test_all_gather_with_unequal_and_empty_replica_batches():
                                            "replica 1 empty", "every replica empty",
                                            "replica 0 empty"]
     assert [r["lookups"] for r in report] == [9, 11, 11, 12]
-    # The first case can tell replica order apart (so the equality above checks it).
-    assert report[0]["order_matters"]
+    # Id 5 gets 1e8 on replica 0 and six times 1.0 on replica 1. Each replica sums per
+    # distinct id in float64 and rounds once: 1e8 + 6 rounds to 100000008 whatever the order,
+    # where a float32 sum in input order (1e8 + 1 + 1 ...) would stay at 1e8.
+    assert report[0]["score_5"] == float(np.float32(1e8) + np.float32(6.0)) == 100000008.0
+    assert not any(r["order_matters"] for r in report)

@@ -114,7 +114,7 @@ def test_export_serves_in_a_process_without_cafe_tf(trained_model, tmp_path):
 
 def test_graph_without_pure_lookups_would_hold_the_custom_op(trained_model, tmp_path):
     """The check in export_for_serving can fail: a plain tf.saved_model.save of the
-    same inference function carries CafeSketchQuery, and export refuses such graphs."""
+    same inference function carries the fused CafeRoute op, and export refuses such graphs."""
     model = trained_model
     if model.embedding.sketch.backend != "op":
         pytest.skip("op library not loaded: every graph is pure TF")
@@ -122,9 +122,9 @@ def test_graph_without_pure_lookups_would_hold_the_custom_op(trained_model, tmp_
     module.variables_ = list(model.variables)
     module.f = tf.function(lambda f: model(f, training=False), input_signature=[INPUT_SIGNATURE])
     tf.saved_model.save(module, str(tmp_path / "plain"))
-    assert "CafeSketchQuery" in cafe_ops_in_saved_model(str(tmp_path / "plain"))
+    assert "CafeRoute" in cafe_ops_in_saved_model(str(tmp_path / "plain"))
 
-    with pytest.raises(ServingExportError, match="CafeSketchQuery"):
+    with pytest.raises(ServingExportError, match="CafeRoute"):
         export_for_serving(_NoSubmodules(model), str(tmp_path / "bad"), INPUT_SIGNATURE)
 
 
@@ -188,7 +188,7 @@ def test_keras_model_save_round_trip(trained_model, tmp_path):
     path = str(tmp_path / "keras_model")
     model.save(path, save_format="tf")
     if model.embedding.sketch.backend == "op":  # the Keras SavedModel needs cafe_tf's ops
-        assert "CafeSketchQuery" in cafe_ops_in_saved_model(path)
+        assert "CafeRoute" in cafe_ops_in_saved_model(path)
     # The CAFE layers are registered with Keras: no custom_objects needed.
     loaded = tf_keras.models.load_model(path)
     features = mu.eval_features(64, seed=3)

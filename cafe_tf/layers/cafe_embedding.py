@@ -9,14 +9,14 @@ from cafe_tf import hashing
 from cafe_tf.layers import initializers
 from cafe_tf.layers import inputs as inputs_lib
 from cafe_tf.layers import optimizer_slots
+from cafe_tf.layers import routing
 from cafe_tf.layers.cafe_config import CafeConfig
 from cafe_tf.layers.features import FeatureConfig, as_feature_configs, features_to_config
-from cafe_tf.sketch import LEVEL_MEDIUM, HotSketch, SketchConfig
+from cafe_tf.layers.routing import HASHED_SEED, MEDIUM_SEED
+from cafe_tf.sketch import HotSketch, SketchConfig
 
-# Seeds of the first (every non-hot feature) and second (medium level) hashed tables.
-HASHED_SEED, MEDIUM_SEED = 1, 2
-# promotions, demotions, hot lookups, all lookups: int64 counters.
-STATS_BYTES = 4 * 8
+# promotions, demotions, hot lookups, all lookups, exchanged pairs: int64 counters.
+STATS_BYTES = 5 * 8
 # Keeps the gradient-importance normalisation finite when every gradient is 0.
 NORMALISATION_EPS = 1e-12
 
@@ -77,6 +77,8 @@ class CafeEmbeddingCollection(tf_keras.layers.Layer):
     row at the "medium" level with multi-level hashing). Scores are updated
     from inside the layer during training (gradient norms or frequencies),
     and `migrate` (run by the `CafeMigration` callback) promotes and demotes.
+    Lookups are unique: a call routes, reads and updates each distinct
+    (id, feature) pair and each table row once (docs/scaling.md).
 
     Args:
       features: {name: vocabulary_size}, or a sequence of `FeatureConfig`.
@@ -161,6 +163,8 @@ class CafeEmbeddingCollection(tf_keras.layers.Layer):
         self.demotions = counter("demotions")
         self.hot_lookups = counter("hot_lookups")
         self.lookups = counter("lookups")
+        # (key, feature) pairs all-gathered for the importance exchange (0 on one device).
+        self.exchanged_pairs = counter("exchanged_pairs")
         # Imported here: the checkpoints module imports this one.
         from cafe_tf.checkpoints import LayerLayoutRecord
         self.layout_record = LayerLayoutRecord(self)
@@ -183,29 +187,35 @@ class CafeEmbeddingCollection(tf_keras.layers.Layer):
     # ---- lookup -----------------------------------------------------------------------
     def _hashed_indices(self, keys, fields):
         """Rows of each key in the packed hashed (and medium) tables."""
-        def rows_in(offsets, sizes, seed):
-            sizes_t = tf.constant(sizes, tf.int64)
-            return (tf.gather(tf.constant(offsets, tf.int64), fields) +
-                    hashing.hashed_row(keys, tf.gather(sizes_t, fields), seed))
-
-        hashed = rows_in(self._hashed_offsets, self.layout.hashed_rows, HASHED_SEED)
-        medium = (rows_in(self._medium_offsets, self.layout.medium_rows, MEDIUM_SEED)
-                  if self.config.multi_level else None)
+        hashed = routing.packed_rows(keys, fields, self._hashed_offsets, self.layout.hashed_rows,
+                                     HASHED_SEED)
+        medium = (routing.packed_rows(keys, fields, self._medium_offsets, self.layout.medium_rows,
+                                      MEDIUM_SEED) if self.config.multi_level else None)
         return hashed, medium
 
-    def _embed(self, hot_rows, levels, hashed, medium):
-        """Per-id vectors: hot row, hashed row (+ medium row); reads only those rows,
-        so the gradient touches only the rows read."""
-        n = tf.shape(hot_rows)[0]
-        parts = tf.where(hot_rows >= 0, 0, tf.where(levels == LEVEL_MEDIUM, 1, 2))
-        positions = tf.dynamic_partition(tf.range(n), parts, 3)
-        hot = _sparse_read(self.hot_table, tf.gather(hot_rows, positions[0]))
-        medium_vectors = _sparse_read(self.hashed_tables, tf.gather(hashed, positions[1]))
-        if self.medium_tables is not None:
-            medium_vectors += _sparse_read(self.medium_tables, tf.gather(medium, positions[1]))
-        cold = _sparse_read(self.hashed_tables, tf.gather(hashed, positions[2]))
-        vectors = tf.dynamic_stitch(positions, [hot, medium_vectors, cold])
-        return tf.reshape(vectors, [n, self.config.embedding_dim])
+    def route(self, keys, fields) -> routing.Route:
+        """The `routing.Route` of a call's sketch keys [N] and feature indices [N]:
+        the fused op, or stock TF ops with `pure_tf_lookups` or without the op library."""
+        medium = ((self._medium_offsets, self.layout.medium_rows) if self.config.multi_level
+                  else ((), ()))
+        if self.sketch.backend == "op" and not self.pure_tf_lookups:
+            return routing.route_op(self.sketch, keys, fields, self._hashed_offsets,
+                                    self.layout.hashed_rows, *medium)
+        return routing.route_reference(
+            keys, fields, lambda k: self.sketch.query(k, pure_tf=True), self._hashed_offsets,
+            self.layout.hashed_rows, *medium)
+
+    def _embed(self, route):
+        """Per-occurrence vectors: each table's distinct rows are read once and expanded
+        by the route's indices, so every table's gradient holds distinct rows only."""
+        read = tf.concat([_sparse_read(self.hot_table, route.read_hot),
+                          _sparse_read(self.hashed_tables, route.read_hashed)], 0)
+        vectors = tf.gather(read, tf.gather(route.first_index, route.inverse))
+        if self.medium_tables is not None:  # index -1 (not medium) reads the zero row
+            medium = tf.concat([tf.zeros([1, self.config.embedding_dim]),
+                                _sparse_read(self.medium_tables, route.read_medium)], 0)
+            vectors += tf.gather(medium, tf.gather(route.medium_index, route.inverse) + 1)
+        return vectors
 
     def call(self, inputs: Dict[str, tf.Tensor], weights: Optional[Dict[str, tf.Tensor]] = None,
              training=None):
@@ -218,15 +228,14 @@ class CafeEmbeddingCollection(tf_keras.layers.Layer):
                  for f in self.features]
         keys = tf.concat([hashing.field_keys(flat.ids, i) for i, flat in enumerate(flats)], 0)
         fields = tf.concat([tf.fill(tf.shape(flat.ids), i) for i, flat in enumerate(flats)], 0)
-        hot_rows, levels = self.sketch.query(keys, pure_tf=self.pure_tf_lookups)
-        hashed, medium = self._hashed_indices(keys, fields)
-        vectors = self._embed(hot_rows, levels, hashed, medium)
+        route = self.route(keys, fields)
+        vectors = self._embed(route)
         if training:
             id_weights = tf.concat([tf.ones_like(flat.ids, tf.float32) if flat.weights is None
                                     else tf.cast(flat.weights, tf.float32) for flat in flats], 0)
-            vectors = self._importance_tap(vectors, keys, fields, id_weights)
-            counts = tf.stack([tf.reduce_sum(tf.cast(hot_rows >= 0, tf.int64)),
-                               tf.size(hot_rows, tf.int64)])
+            vectors = self._importance_tap(vectors, route, fields, id_weights)
+            hot = tf.gather(tf.cast(route.hot_rows >= 0, tf.int64), route.inverse)
+            counts = tf.stack([tf.reduce_sum(hot), tf.size(hot, tf.int64)])
             context = _multi_replica_context()
             if context is not None:  # count the global batch, identically on every replica
                 counts = context.all_reduce(tf.distribute.ReduceOp.SUM, counts)
@@ -237,37 +246,55 @@ class CafeEmbeddingCollection(tf_keras.layers.Layer):
                 for f, v, flat in zip(self.features, per_feature, flats)}
 
     # ---- importance -------------------------------------------------------------------
-    def _importance_tap(self, vectors, keys, fields, id_weights):
-        """Identity whose backward pass inserts the ids' importance into the sketch."""
+    def _importance_tap(self, vectors, route, fields, id_weights):
+        """Identity whose backward pass inserts the occurrences' importance into the sketch."""
 
         @tf.custom_gradient
         def tap(x):
             def backward(dy):
                 # Not a control dependency of dy: the rest of the backward pass need not
                 # wait for the sketch. tf.function runs every stateful op it traced.
-                self._record_importance(keys, fields, id_weights, dy)
+                self._record_importance(route, fields, id_weights, dy)
                 return tf.identity(dy)
 
             return tf.identity(x), backward
 
         return tap(vectors)
 
-    def _record_importance(self, keys, fields, id_weights, gradients):
+    def _record_importance(self, route, fields, id_weights, gradients):
+        """Inserts this call's importance, summed per distinct (key, feature) pair.
+
+        Importance is per occurrence (gradient norm, or |weight|). Each replica
+        sums it per distinct pair and normalises the sums with the global
+        per-feature totals and counts (an all-reduce), in float64, then rounds
+        each pair's value to float32 once; only the pairs cross replicas
+        (all-gathered in replica order, so every replica inserts the same batch).
+        One device thus inserts round32(S) per pair where N replicas insert the
+        float32 sum of round32(S_r) over replicas: equal up to N float32 ulps
+        (exactly equal for integer frequency sums below 2^24).
+        """
         if self.config.importance == "gradient":
-            values = tf.norm(gradients, axis=1)
+            values = tf.cast(tf.norm(gradients, axis=1), tf.float64)
         else:
-            values = tf.abs(id_weights)
-        # Every replica inserts the same global batch, in replica order.
+            values = tf.cast(tf.abs(id_weights), tf.float64)
+        sums = tf.math.unsorted_segment_sum(values, route.inverse, tf.size(route.keys))
         context = _multi_replica_context()
-        if context is not None:
-            keys, fields, values = _all_gather_vectors(context, [keys, fields, values])
         if self.config.importance == "gradient":
             count = len(self.features)
-            totals = tf.math.unsorted_segment_sum(values, fields, count)
-            occurrences = tf.math.unsorted_segment_sum(tf.ones_like(values), fields, count)
-            values = values * tf.gather(occurrences, fields) / (tf.gather(totals, fields) +
-                                                                 NORMALISATION_EPS)
-        return self.sketch.insert(keys, values, fields)
+            stats = tf.concat([tf.math.unsorted_segment_sum(values, fields, count),
+                               tf.math.unsorted_segment_sum(tf.ones_like(values), fields, count)],
+                              0)
+            if context is not None:
+                stats = context.all_reduce(tf.distribute.ReduceOp.SUM, stats)
+            totals, occurrences = stats[:count], stats[count:]
+            sums = sums * tf.gather(occurrences, route.fields) / (
+                tf.gather(totals, route.fields) + NORMALISATION_EPS)
+        exchange = [route.keys, route.fields, tf.cast(sums, tf.float32)]
+        if context is not None:
+            exchange = _all_gather_vectors(context, exchange)
+            _assign_add(self.exchanged_pairs, tf.size(exchange[0], tf.int64))
+        keys, pair_fields, importance = exchange
+        return self.sketch.insert(keys, importance, pair_fields)
 
     # ---- migration --------------------------------------------------------------------
     def migrate(self, optimizer=None, force_decay=False) -> Dict[str, tf.Tensor]:

@@ -14,14 +14,18 @@ FLAGS=(-std=c++17 -O0 -Xptxas -O1 --fmad=false -gencode arch=compute_90,code=sm_
 start=$(date +%s)
 "$NVCC" "${FLAGS[@]}" -c "$HERE/hotsketch_kernels.cu" -o "$OUT/hotsketch_kernels.o" &
 k=$!
+"$NVCC" "${FLAGS[@]}" -c "$HERE/routing_kernels.cu" -o "$OUT/routing_kernels.o" &
+r=$!
 # harness.cu has no kernels of its own: PTX-only target is enough.
 "$NVCC" -std=c++17 -O0 -gencode arch=compute_90,code=compute_90 -Xcompiler -Wall \
   -c "$HERE/harness.cu" -o "$OUT/harness.o" &
 h=$!
-g++ -std=c++17 -O0 -Wall -Wextra -fsyntax-only "$HERE/harness_common.cc" "$HERE/emulation_test.cc" &
+g++ -std=c++17 -O0 -Wall -Wextra -fsyntax-only "$HERE/harness_common.cc" "$HERE/emulation_test.cc" \
+  "$HERE/routing_emulation_test.cc" &
 g=$!
 rc=0
 wait $k || rc=1
+wait $r || rc=1
 wait $h || rc=1
 wait $g || rc=1
 if [ $rc -ne 0 ]; then

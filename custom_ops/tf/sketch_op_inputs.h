@@ -103,6 +103,13 @@ inline Status CheckQueryState(const Tensor& keys, const Tensor& scores, const Te
   return OkStatus();
 }
 
+// The read-only sketch state of query inputs checked by CheckQueryState.
+inline cafe::ConstSketchState QueryStateOf(const Tensor& keys, const Tensor& scores,
+                                           const Tensor& packed) {
+  return {keys.flat<int64_t>().data(), scores.flat<float>().data(),
+          reinterpret_cast<const int32_t*>(packed.flat<int64_t>().data())};
+}
+
 // An insert batch is three vectors of one length: ids, importance, tags.
 inline Status CheckInsertShapes(const Tensor& ids, const Tensor& importance, const Tensor& tags) {
   if (ids.dims() != 1) {

@@ -1,0 +1,150 @@
+#include "routing.h"
+
+#include <sstream>
+
+namespace cafe {
+
+namespace {
+
+// Open-addressing table of distinct (key, field) pairs, at most half full;
+// each slot holds its pair, so a probe touches one cache line.
+class PairTable {
+ public:
+  struct Slot {
+    int64_t key;
+    int32_t field;
+    int32_t index;  // -1: empty
+  };
+
+  explicit PairTable(int64_t n) {
+    int64_t capacity = 16;
+    while (capacity < 2 * n) capacity <<= 1;
+    mask_ = static_cast<uint64_t>(capacity - 1);
+    slots_.assign(static_cast<size_t>(capacity), Slot{0, 0, -1});
+  }
+
+  // The index of (key, field): its existing one, else `next` (then stored).
+  int32_t Insert(int64_t key, int32_t field, int32_t next) {
+    for (uint64_t h = PairHash(key, field);; h = (h + 1) & mask_) {
+      Slot& slot = slots_[h & mask_];
+      if (slot.index < 0) {
+        slot = Slot{key, field, next};
+        return next;
+      }
+      if (slot.key == key && slot.field == field) return slot.index;
+    }
+  }
+
+ private:
+  uint64_t mask_;
+  std::vector<Slot> slots_;
+};
+
+// Distinct values among `values[u]` for the u where `use[u]`, in order of
+// first use: `index[u]` (offset by `base`) where used, else -1.
+template <typename T, typename Use>
+std::vector<T> DistinctRows(const std::vector<T>& values, const Use& use, int32_t base,
+                            std::vector<int32_t>* index) {
+  const int64_t n = static_cast<int64_t>(values.size());
+  std::vector<T> distinct;
+  index->assign(values.size(), -1);
+  PairTable table(n);
+  for (int64_t u = 0; u < n; ++u) {
+    if (!use(u)) continue;
+    const int32_t d = table.Insert(values[u], 0, static_cast<int32_t>(distinct.size()));
+    if (d == static_cast<int32_t>(distinct.size())) distinct.push_back(values[u]);
+    (*index)[u] = base + d;
+  }
+  return distinct;
+}
+
+}  // namespace
+
+std::string RouteTables::Validate() const {
+  std::ostringstream err;
+  if (hashed_sizes.empty()) err << "at least one feature (hashed table) is needed. ";
+  if (hashed_offsets.size() != hashed_sizes.size())
+    err << "hashed_offsets and hashed_sizes must have one entry per feature. ";
+  if (!medium_sizes.empty() && medium_sizes.size() != hashed_sizes.size())
+    err << "medium_sizes must be empty or have one entry per feature. ";
+  if (medium_offsets.size() != medium_sizes.size())
+    err << "medium_offsets and medium_sizes must have the same length. ";
+  for (int64_t s : hashed_sizes)
+    if (s <= 0) err << "hashed table sizes must be > 0, got " << s << ". ";
+  for (int64_t s : medium_sizes)
+    if (s <= 0) err << "medium table sizes must be > 0, got " << s << ". ";
+  return err.str();
+}
+
+std::string ValidateRouteInput(const int32_t* fields, int64_t n, int32_t num_features) {
+  if (n >= (int64_t{1} << 31)) return "a call must hold fewer than 2^31 ids";
+  for (int64_t i = 0; i < n; ++i) {
+    if (fields[i] < 0 || fields[i] >= num_features) {
+      std::ostringstream err;
+      err << "fields must be in [0, " << num_features << "), got " << fields[i] << " at index "
+          << i;
+      return err.str();
+    }
+  }
+  return "";
+}
+
+std::vector<int64_t> DistinctPairs(const int64_t* a, const int32_t* b, int64_t n,
+                                   int32_t* inverse) {
+  std::vector<int64_t> first;
+  PairTable table(n);
+  for (int64_t i = 0; i < n; ++i) {
+    const int32_t d =
+        table.Insert(a[i], b == nullptr ? 0 : b[i], static_cast<int32_t>(first.size()));
+    if (d == static_cast<int32_t>(first.size())) first.push_back(i);
+    inverse[i] = d;
+  }
+  return first;
+}
+
+void Route(const SketchConfig& config, const ConstSketchState& state, const RouteTables& tables,
+           const int64_t* keys, const int32_t* fields, int64_t n, int32_t* inverse,
+           RouteResult* result, const ParallelFor& parallel_for) {
+  RouteResult& r = *result;
+  const std::vector<int64_t> first = DistinctPairs(keys, fields, n, inverse);
+  const int64_t u_count = static_cast<int64_t>(first.size());
+  r.keys.resize(u_count);
+  r.fields.resize(u_count);
+  for (int64_t u = 0; u < u_count; ++u) {
+    r.keys[u] = keys[first[u]];
+    r.fields[u] = fields[first[u]];
+  }
+  r.hot_rows.resize(u_count);
+  r.levels.resize(u_count);
+  Query(config, state, r.keys.data(), u_count, r.hot_rows.data(), r.levels.data(), parallel_for);
+
+  const bool multi_level = !tables.medium_sizes.empty();
+  const uint64_t hashed_salt = TableSalt(tables.hashed_seed);
+  const uint64_t medium_salt = TableSalt(tables.medium_seed);
+  r.hashed_rows.resize(u_count);
+  r.medium_rows.resize(u_count);
+  for (int64_t u = 0; u < u_count; ++u) {
+    const int32_t f = r.fields[u];
+    r.hashed_rows[u] = r.hot_rows[u] >= 0
+                           ? -1
+                           : tables.hashed_offsets[f] +
+                                 HashedRow(r.keys[u], hashed_salt, tables.hashed_sizes[f]);
+    r.medium_rows[u] = multi_level && r.levels[u] == kLevelMedium
+                           ? tables.medium_offsets[f] +
+                                 HashedRow(r.keys[u], medium_salt, tables.medium_sizes[f])
+                           : -1;
+  }
+
+  std::vector<int32_t> hashed_index;
+  r.read_hot = DistinctRows(r.hot_rows, [&](int64_t u) { return r.hot_rows[u] >= 0; }, 0,
+                            &r.first_index);
+  r.read_hashed = DistinctRows(r.hashed_rows, [&](int64_t u) { return r.hot_rows[u] < 0; },
+                               static_cast<int32_t>(r.read_hot.size()), &hashed_index);
+  for (int64_t u = 0; u < u_count; ++u) {
+    if (r.hot_rows[u] < 0) r.first_index[u] = hashed_index[u];
+  }
+  r.read_medium = DistinctRows(r.medium_rows, [&](int64_t u) { return r.medium_rows[u] >= 0; },
+                               0, &r.medium_index);
+}
+
+}  // namespace cafe

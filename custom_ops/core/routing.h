@@ -1,0 +1,78 @@
+// Routing of a CAFE lookup: the distinct (key, feature) pairs of a call, the
+// inverse index, and per distinct pair its hot row (from the HotSketch query)
+// or hashed (and medium) row, with each table's distinct rows read. Plain
+// C++17, no TensorFlow; the pure-TF definition is cafe_tf/layers/routing.py
+// (route_reference), which this matches bit for bit.
+#ifndef CAFE_TF_CORE_ROUTING_H_
+#define CAFE_TF_CORE_ROUTING_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "hotsketch.h"
+
+namespace cafe {
+
+// Salt XORed into keys before hashing into the table of `seed`
+// (cafe_tf.hashing.hashed_row).
+inline CAFE_HOST_DEVICE uint64_t TableSalt(int64_t seed) {
+  return Mix64(~static_cast<uint64_t>(seed));
+}
+
+// Row of `key` in a hashed table of `rows` rows salted with `salt`.
+inline CAFE_HOST_DEVICE int64_t HashedRow(int64_t key, uint64_t salt, int64_t rows) {
+  return static_cast<int64_t>(Mix64(static_cast<uint64_t>(key) ^ salt) %
+                              static_cast<uint64_t>(rows));
+}
+
+// Hash of a (key, field) pair for the dedup tables (the key mixed first, so
+// pairs whose key and field sum alike do not collide).
+inline CAFE_HOST_DEVICE uint64_t PairHash(int64_t key, int32_t field) {
+  return Mix64(Mix64(static_cast<uint64_t>(key)) + static_cast<uint32_t>(field));
+}
+
+// Per feature, the first row and the number of rows of its table inside
+// tables packed back to back. `medium` is empty without multi-level hashing.
+struct RouteTables {
+  std::vector<int64_t> hashed_offsets, hashed_sizes;
+  std::vector<int64_t> medium_offsets, medium_sizes;
+  int64_t hashed_seed = 1;
+  int64_t medium_seed = 2;
+
+  int32_t num_features() const { return static_cast<int32_t>(hashed_sizes.size()); }
+  // Empty when valid, else what is wrong.
+  std::string Validate() const;
+};
+
+// Everything of a route but the inverse index (which the caller owns), for U
+// distinct pairs; see cafe_tf/layers/routing.py `Route` for each field.
+struct RouteResult {
+  std::vector<int64_t> keys;
+  std::vector<int32_t> fields;
+  std::vector<int32_t> hot_rows, levels;
+  std::vector<int64_t> hashed_rows, medium_rows;
+  std::vector<int32_t> read_hot;
+  std::vector<int64_t> read_hashed, read_medium;
+  std::vector<int32_t> first_index, medium_index;
+};
+
+// Empty when every field is in [0, num_features) and n < 2^31, else the problem.
+std::string ValidateRouteInput(const int32_t* fields, int64_t n, int32_t num_features);
+
+// Distinct values of (a[i], b[i]) for i < n (b may be null: all 0), in order
+// of first occurrence; writes the pair index of each i to `inverse` and
+// returns the position of each distinct pair's first occurrence.
+std::vector<int64_t> DistinctPairs(const int64_t* a, const int32_t* b, int64_t n,
+                                   int32_t* inverse);
+
+// The route of keys[n] of features fields[n] (validated) in the sketch
+// `state` (read-only; `config` gives W, c and the medium threshold).
+// `inverse` has room for n entries.
+void Route(const SketchConfig& config, const ConstSketchState& state, const RouteTables& tables,
+           const int64_t* keys, const int32_t* fields, int64_t n, int32_t* inverse,
+           RouteResult* result, const ParallelFor& parallel_for);
+
+}  // namespace cafe
+
+#endif  // CAFE_TF_CORE_ROUTING_H_

@@ -1,0 +1,226 @@
+// CPU-only check of the CafeRoute GPU pipeline (routing_kernels.cu): its
+// per-thread bodies (routing_device_common.h) run on the host in kernel order
+// -- a sequential compare-and-swap and min standing in for the atomics, a
+// plain exclusive scan for CUB's -- and the result is compared bit for bit
+// with the CPU core (cafe::Route) on random scenarios: lengths 0 to 20000,
+// all-duplicate calls, extreme int64 ids, 1 to 26 features, one and two levels.
+// Claims are made in both index orders (the GPU's order is arbitrary: the
+// output must not depend on it). What this cannot check: the CUDA-only code
+// (launch configuration, the real atomics, CUB).
+//
+// Build and run: custom_ops/cuda/run_emulation_test.sh (g++ only, no GPU).
+#include <algorithm>
+#include <climits>
+#include <cstdio>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "../core/hotsketch.h"
+#include "../core/routing.h"
+#include "routing_device_common.h"
+
+namespace {
+
+using cafe::cuda::detail::ClaimBody;
+using cafe::cuda::detail::FirstFlagBody;
+using cafe::cuda::detail::FirstIndexBody;
+using cafe::cuda::detail::PairTableSlots;
+using cafe::cuda::detail::QueryBody;
+using cafe::cuda::detail::RowsBody;
+using cafe::cuda::detail::ScatterDistinctBody;
+
+// One distinct pass of the GPU over a[0, n), entries >= limit or (non_negative)
+// negative unused; claims in ascending or descending index order.
+template <typename T>
+int64_t DistinctPass(const std::vector<int64_t>& a, const int32_t* b, int64_t n, int64_t limit,
+                     bool non_negative, int32_t base, bool descending, std::vector<int32_t>* index,
+                     std::vector<T>* out_a, std::vector<int32_t>* out_b) {
+  const int64_t slots = PairTableSlots(n);
+  std::vector<int32_t> owner(slots, -1), first(slots, INT_MAX), slot_of(n), flag(n), pos(n);
+  auto cas = [](int32_t* p, int32_t expected, int32_t desired) {
+    const int32_t previous = *p;
+    if (previous == expected) *p = desired;
+    return previous;
+  };
+  auto atomic_min = [](int32_t* p, int32_t v) { *p = std::min(*p, v); };
+  for (int64_t k = 0; k < n; ++k) {
+    const int64_t i = descending ? n - 1 - k : k;
+    slot_of[i] = i >= limit || (non_negative && a[i] < 0)
+                     ? -1
+                     : ClaimBody(i, a.data(), b, owner.data(), first.data(),
+                                 static_cast<uint64_t>(slots - 1), cas, atomic_min);
+  }
+  for (int64_t i = 0; i < n; ++i) FirstFlagBody(i, slot_of.data(), first.data(), flag.data());
+  int32_t total = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    pos[i] = total;
+    total += flag[i];
+  }
+  out_a->assign(n, 0);
+  if (out_b != nullptr) out_b->assign(n, 0);
+  index->assign(n, 0);
+  for (int64_t i = 0; i < n; ++i) {
+    ScatterDistinctBody(i, a.data(), b, slot_of.data(), first.data(), flag.data(), pos.data(),
+                        base, index->data(), out_a->data(),
+                        out_b == nullptr ? nullptr : out_b->data());
+  }
+  out_a->resize(total);
+  if (out_b != nullptr) out_b->resize(total);
+  return total;
+}
+
+// The GPU pipeline of LaunchRoute on the host.
+cafe::RouteResult EmulateRoute(const cafe::SketchConfig& config, const cafe::ConstSketchState& s,
+                               const cafe::RouteTables& tables, const std::vector<int64_t>& ids,
+                               const std::vector<int32_t>& fields, bool descending,
+                               std::vector<int32_t>* inverse) {
+  const int64_t n = static_cast<int64_t>(ids.size());
+  cafe::RouteResult r;
+  const int64_t u = DistinctPass(ids, fields.data(), n, n, false, 0, descending, inverse, &r.keys,
+                                 &r.fields);
+  inverse->resize(n);
+  r.hot_rows.assign(u, 0);
+  r.levels.assign(u, 0);
+  for (int64_t i = 0; i < u; ++i) {
+    QueryBody(i, r.keys.data(), config.num_buckets, config.slots_per_bucket,
+              config.medium_threshold, s.keys, s.scores, s.rows, r.hot_rows.data(),
+              r.levels.data());
+  }
+  std::vector<int64_t> hot64(n, -1);
+  r.hashed_rows.assign(n, -1);
+  r.medium_rows.assign(n, -1);
+  const bool multi = !tables.medium_sizes.empty();
+  for (int64_t i = 0; i < u; ++i) {
+    RowsBody(i, r.keys.data(), r.fields.data(), r.hot_rows.data(), r.levels.data(),
+             tables.hashed_offsets.data(), tables.hashed_sizes.data(),
+             multi ? tables.medium_offsets.data() : nullptr,
+             multi ? tables.medium_sizes.data() : nullptr, multi,
+             cafe::TableSalt(tables.hashed_seed), cafe::TableSalt(tables.medium_seed),
+             r.hashed_rows.data(), r.medium_rows.data(), hot64.data());
+  }
+  std::vector<int32_t> hashed_index;
+  const int64_t hot_read = DistinctPass(hot64, nullptr, n, u, true, 0, descending,
+                                        &r.first_index, &r.read_hot, nullptr);
+  DistinctPass(r.hashed_rows, nullptr, n, u, true, static_cast<int32_t>(hot_read), descending,
+               &hashed_index, &r.read_hashed, nullptr);
+  for (int64_t i = 0; i < u; ++i) {
+    FirstIndexBody(i, r.first_index.data(), hashed_index.data(), r.first_index.data());
+  }
+  DistinctPass(r.medium_rows, nullptr, n, u, true, 0, descending, &r.medium_index,
+               &r.read_medium, nullptr);
+  for (auto* v : {&r.first_index, &r.medium_index}) v->resize(u);
+  for (auto* v : {&r.hashed_rows, &r.medium_rows}) v->resize(u);
+  return r;
+}
+
+template <typename T>
+bool Same(const char* what, const std::vector<T>& a, const std::vector<T>& b,
+          const std::string& scenario) {
+  if (a == b) return true;
+  std::printf("FAIL %s: %s differs (%zu vs %zu entries)\n", scenario.c_str(), what, a.size(),
+              b.size());
+  return false;
+}
+
+}  // namespace
+
+int main() {
+  std::mt19937_64 rng(7);
+  cafe::SketchConfig config;
+  config.num_buckets = 97;
+  config.slots_per_bucket = 4;
+  config.hot_rows = 40;
+  config.threshold = 6.f;
+  config.demote_threshold = 6.f;
+  config.medium_threshold = 2.f;
+  const int64_t slots = config.num_slots();
+  std::vector<int64_t> keys(slots, 0);
+  std::vector<float> scores(slots, 0.f);
+  std::vector<int32_t> rows(slots, -1), tags(slots, 0), row_slot(config.hot_rows, -1);
+  float mass = 0.f;
+  int64_t batches = 0;
+  cafe::SketchState state{keys.data(), scores.data(), rows.data(), tags.data(),
+                          row_slot.data(), &mass, &batches};
+  const int64_t extremes[] = {INT64_MIN, INT64_MAX, 0, -1, 1, INT64_MIN + 1, INT64_MAX - 1};
+  std::vector<int64_t> pool(extremes, extremes + 7);
+  for (int i = 0; i < 300; ++i) pool.push_back(static_cast<int64_t>(rng()));
+  std::exponential_distribution<float> exponential(1.f);
+  for (int round = 0; round < 3; ++round) {  // hot, medium and cold keys
+    std::vector<int64_t> batch(3000);
+    std::vector<float> importance(3000);
+    std::vector<int32_t> batch_tags(3000, 0);
+    for (int i = 0; i < 3000; ++i) {
+      batch[i] = pool[std::min<uint64_t>(rng() % 50, rng() % pool.size())];
+      importance[i] = exponential(rng);
+    }
+    cafe::Insert(config, state, batch.data(), importance.data(), batch_tags.data(), 3000, 1,
+                 cafe::SerialFor);
+    cafe::Migrate(config, state, false);
+  }
+  const cafe::ConstSketchState view{keys.data(), scores.data(), rows.data()};
+  int failures = 0, scenarios = 0;
+  for (int32_t features : {1, 2, 5, 26}) {
+    for (bool multi : {false, true}) {
+      cafe::RouteTables tables;
+      int64_t offset = 0, medium_offset = 0;
+      for (int32_t f = 0; f < features; ++f) {
+        const int64_t size = 1 + static_cast<int64_t>(rng() % 50);
+        tables.hashed_offsets.push_back(offset);
+        tables.hashed_sizes.push_back(size);
+        offset += size;
+        if (multi) {
+          const int64_t medium = 1 + static_cast<int64_t>(rng() % 20);
+          tables.medium_offsets.push_back(medium_offset);
+          tables.medium_sizes.push_back(medium);
+          medium_offset += medium;
+        }
+      }
+      for (int64_t n : {0, 1, 2, 17, 256, 3000, 20000}) {
+        for (const char* kind : {"zipf", "all-duplicates", "extremes"}) {
+          std::vector<int64_t> ids(n);
+          std::vector<int32_t> fields(n);
+          for (int64_t i = 0; i < n; ++i) {
+            const std::string k = kind;
+            ids[i] = k == "zipf"         ? pool[std::min<uint64_t>(rng() % 40, rng() % pool.size())]
+                     : k == "extremes" ? extremes[rng() % 7]
+                                       : pool[0];
+            fields[i] = k == "all-duplicates" ? features - 1
+                                              : static_cast<int32_t>(rng() % features);
+          }
+          cafe::RouteResult expected;
+          std::vector<int32_t> expected_inverse(n);
+          cafe::Route(config, view, tables, ids.data(), fields.data(), n, expected_inverse.data(),
+                      &expected, cafe::SerialFor);
+          for (bool descending : {false, true}) {
+            const std::string scenario = std::string(kind) + " n=" + std::to_string(n) +
+                                         " features=" + std::to_string(features) +
+                                         (multi ? " multi-level" : "") +
+                                         (descending ? " claims descending" : "");
+            std::vector<int32_t> inverse;
+            const cafe::RouteResult got =
+                EmulateRoute(config, view, tables, ids, fields, descending, &inverse);
+            const bool ok =
+                Same("inverse", inverse, expected_inverse, scenario) &
+                Same("keys", got.keys, expected.keys, scenario) &
+                Same("fields", got.fields, expected.fields, scenario) &
+                Same("hot_rows", got.hot_rows, expected.hot_rows, scenario) &
+                Same("levels", got.levels, expected.levels, scenario) &
+                Same("hashed_rows", got.hashed_rows, expected.hashed_rows, scenario) &
+                Same("medium_rows", got.medium_rows, expected.medium_rows, scenario) &
+                Same("read_hot", got.read_hot, expected.read_hot, scenario) &
+                Same("read_hashed", got.read_hashed, expected.read_hashed, scenario) &
+                Same("read_medium", got.read_medium, expected.read_medium, scenario) &
+                Same("first_index", got.first_index, expected.first_index, scenario) &
+                Same("medium_index", got.medium_index, expected.medium_index, scenario);
+            failures += !ok;
+            ++scenarios;
+          }
+        }
+      }
+    }
+  }
+  std::printf("routing emulation: %d of %d scenarios match the core%s\n", scenarios - failures,
+              scenarios, failures ? "" : " (PASS)");
+  return failures == 0 ? 0 : 1;
+}

@@ -1,0 +1,65 @@
+// CUDA launcher of the CafeRoute op: plain C++ API over device pointers and a
+// cudaStream_t, no TensorFlow (as hotsketch_kernels.h). Semantics: exactly
+// cafe::Route of ../core/routing.h, bit for bit (integer work only).
+#ifndef CAFE_TF_CUDA_ROUTING_KERNELS_H_
+#define CAFE_TF_CUDA_ROUTING_KERNELS_H_
+
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace cafe {
+namespace cuda {
+
+// Per feature (device arrays of num_features entries): first row and rows of
+// its table in the packed tables; medium_* are null without multi-level hashing.
+struct DeviceRouteTables {
+  const int64_t* hashed_offsets;
+  const int64_t* hashed_sizes;
+  const int64_t* medium_offsets;
+  const int64_t* medium_sizes;
+  int32_t num_features;
+  int64_t hashed_seed;
+  int64_t medium_seed;
+};
+
+// Outputs (device), each with room for n entries (the number of distinct pairs
+// U, and of rows read per table, is at most n). Only their first counts[k]
+// entries are written: counts = {U, hot rows read, hashed rows read, medium
+// rows read}; counts[4] = -1 when every field is in [0, num_features), else
+// the first bad index (then nothing else is meaningful). Names as in
+// cafe::RouteResult; `inverse` has n entries.
+struct DeviceRouteOutput {
+  int64_t* keys;
+  int32_t* fields;
+  int32_t* inverse;
+  int32_t* hot_rows;
+  int32_t* levels;
+  int64_t* hashed_rows;
+  int64_t* medium_rows;
+  int32_t* read_hot;
+  int64_t* read_hashed;
+  int64_t* read_medium;
+  int32_t* first_index;
+  int32_t* medium_index;
+  int64_t* counts;  // [5]
+};
+
+// Bytes of workspace LaunchRoute needs for n ids (0 on error, *error set when given).
+size_t RouteWorkspaceBytes(int64_t n, cudaError_t* error = nullptr);
+
+// cafe::Route over the sketch's read-only keys/scores/rows ([W*c] each),
+// asynchronous on `stream`. n must be <= INT32_MAX / 2 (cudaErrorInvalidValue
+// otherwise). Read `out.counts` after the stream reached this point.
+cudaError_t LaunchRoute(int64_t num_buckets, int32_t slots_per_bucket, float medium_threshold,
+                        const int64_t* d_sketch_keys, const float* d_sketch_scores,
+                        const int32_t* d_sketch_rows, const DeviceRouteTables& tables,
+                        const int64_t* d_ids, const int32_t* d_fields, int64_t n,
+                        const DeviceRouteOutput& out, void* workspace, size_t workspace_bytes,
+                        cudaStream_t stream);
+
+}  // namespace cuda
+}  // namespace cafe
+
+#endif  // CAFE_TF_CUDA_ROUTING_KERNELS_H_

@@ -1,0 +1,128 @@
+// TensorFlow shell over the routing core (../core/routing.h): registration,
+// shape function, input checks. All semantics live in ../core.
+#include <string>
+#include <vector>
+
+#include "../core/routing.h"
+#include "sketch_op_inputs.h"
+#include "tensorflow/core/framework/op.h"
+#include "tensorflow/core/framework/op_kernel.h"
+#include "tensorflow/core/framework/shape_inference.h"
+
+namespace tensorflow {
+namespace {
+
+using shape_inference::InferenceContext;
+using shape_inference::ShapeHandle;
+
+REGISTER_OP("CafeRoute")
+    .Input("keys: int64")
+    .Input("scores: float")
+    .Input("packed_int32: int64")
+    .Input("ids: int64")
+    .Input("fields: int32")
+    .Output("unique_ids: int64")
+    .Output("unique_fields: int32")
+    .Output("inverse: int32")
+    .Output("hot_rows: int32")
+    .Output("levels: int32")
+    .Output("hashed_rows: int64")
+    .Output("medium_rows: int64")
+    .Output("read_hot: int32")
+    .Output("read_hashed: int64")
+    .Output("read_medium: int64")
+    .Output("first_index: int32")
+    .Output("medium_index: int32")
+    .Attr("hashed_offsets: list(int)")
+    .Attr("hashed_sizes: list(int)")
+    .Attr("medium_offsets: list(int) = []")
+    .Attr("medium_sizes: list(int) = []")
+    .Attr("medium_threshold: float")
+    .SetShapeFn([](InferenceContext* c) {
+      ShapeHandle keys;
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 2, &keys));
+      TF_RETURN_IF_ERROR(c->Merge(keys, c->input(1), &keys));
+      ShapeHandle vector;
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(2), 1, &vector));
+      ShapeHandle ids;
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(3), 1, &ids));
+      TF_RETURN_IF_ERROR(c->Merge(ids, c->input(4), &ids));
+      for (int i = 0; i < c->num_outputs(); ++i) c->set_output(i, c->Vector(c->UnknownDim()));
+      c->set_output(2, ids);
+      return OkStatus();
+    })
+    .Doc(R"doc(
+Routes a CAFE lookup (cafe_tf/layers/routing.py `Route`): the distinct
+(id, field) pairs in order of first occurrence, the inverse index, per pair
+its hot row and level from the sketch (read-only) or its row in the packed
+hashed (and medium) tables, and each table's distinct rows read.
+)doc");
+
+template <typename T>
+Status Output(OpKernelContext* ctx, int index, const std::vector<T>& values) {
+  Tensor* out = nullptr;
+  TF_RETURN_IF_ERROR(ctx->allocate_output(
+      index, TensorShape({static_cast<int64_t>(values.size())}), &out));
+  std::copy(values.begin(), values.end(), out->flat<T>().data());
+  return OkStatus();
+}
+
+class CafeRouteOp : public OpKernel {
+ public:
+  explicit CafeRouteOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("hashed_offsets", &tables_.hashed_offsets));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("hashed_sizes", &tables_.hashed_sizes));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("medium_offsets", &tables_.medium_offsets));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("medium_sizes", &tables_.medium_sizes));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("medium_threshold", &medium_threshold_));
+    const std::string problem = tables_.Validate();
+    OP_REQUIRES(ctx, problem.empty(), errors::InvalidArgument("CafeRoute: ", problem));
+  }
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& keys = ctx->input(0);
+    const Tensor& scores = ctx->input(1);
+    const Tensor& packed = ctx->input(2);
+    const Tensor& ids = ctx->input(3);
+    const Tensor& fields = ctx->input(4);
+    OP_REQUIRES_OK(ctx, cafe_ops::CheckQueryState(keys, scores, packed));
+    OP_REQUIRES(ctx, ids.dims() == 1 && fields.shape() == ids.shape(),
+                errors::InvalidArgument("ids and fields must be vectors of one length, got ",
+                                        ids.shape().DebugString(), " and ",
+                                        fields.shape().DebugString()));
+    const int64_t n = ids.NumElements();
+    const int32_t* field_data = fields.flat<int32_t>().data();
+    const std::string problem = cafe::ValidateRouteInput(field_data, n, tables_.num_features());
+    OP_REQUIRES(ctx, problem.empty(), errors::InvalidArgument("CafeRoute: ", problem));
+    Tensor* inverse = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(2, ids.shape(), &inverse));
+    cafe::SketchConfig config;
+    config.num_buckets = keys.dim_size(0);
+    config.slots_per_bucket = keys.dim_size(1);
+    config.medium_threshold = medium_threshold_;
+    cafe::RouteResult r;
+    // The distinct pairs are few and cheap to look up: one thread.
+    cafe::Route(config, cafe_ops::QueryStateOf(keys, scores, packed), tables_,
+                ids.flat<int64_t>().data(), field_data, n, inverse->flat<int32_t>().data(), &r,
+                cafe::SerialFor);
+    OP_REQUIRES_OK(ctx, Output(ctx, 0, r.keys));
+    OP_REQUIRES_OK(ctx, Output(ctx, 1, r.fields));
+    OP_REQUIRES_OK(ctx, Output(ctx, 3, r.hot_rows));
+    OP_REQUIRES_OK(ctx, Output(ctx, 4, r.levels));
+    OP_REQUIRES_OK(ctx, Output(ctx, 5, r.hashed_rows));
+    OP_REQUIRES_OK(ctx, Output(ctx, 6, r.medium_rows));
+    OP_REQUIRES_OK(ctx, Output(ctx, 7, r.read_hot));
+    OP_REQUIRES_OK(ctx, Output(ctx, 8, r.read_hashed));
+    OP_REQUIRES_OK(ctx, Output(ctx, 9, r.read_medium));
+    OP_REQUIRES_OK(ctx, Output(ctx, 10, r.first_index));
+    OP_REQUIRES_OK(ctx, Output(ctx, 11, r.medium_index));
+  }
+
+ private:
+  cafe::RouteTables tables_;
+  float medium_threshold_;
+};
+REGISTER_KERNEL_BUILDER(Name("CafeRoute").Device(DEVICE_CPU), CafeRouteOp);
+
+}  // namespace
+}  // namespace tensorflow

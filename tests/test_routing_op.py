@@ -1,0 +1,103 @@
+"""The fused CafeRoute op equals the pure-TF routing (cafe_tf/layers/routing.py) bit for bit."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from cafe_tf.layers import routing
+from cafe_tf.sketch import HotSketch, SketchConfig
+
+pytestmark = pytest.mark.skipif(
+    HotSketch(SketchConfig(num_buckets=1, hot_rows=1, threshold=1.0)).backend != "op",
+    reason="op library not loaded")
+
+EXTREMES = np.array([np.iinfo(np.int64).min, np.iinfo(np.int64).max, 0, -1, 1,
+                     np.iinfo(np.int64).min + 1, np.iinfo(np.int64).max - 1], np.int64)
+
+
+def _sketch(rng, multi_level):
+    """A sketch with hot, medium and cold keys (drawn from a pool the calls reuse)."""
+    sketch = HotSketch(SketchConfig(num_buckets=97, hot_rows=40, slots_per_bucket=4,
+                                    threshold=6.0, medium_threshold=2.0 if multi_level else None))
+    pool = np.concatenate([rng.integers(-2**63, 2**63 - 1, 300, dtype=np.int64), EXTREMES])
+    for _ in range(3):
+        ranks = np.minimum(rng.zipf(1.3, 3000), len(pool)) - 1
+        sketch.insert(pool[ranks], rng.exponential(1.0, 3000).astype(np.float32),
+                      (ranks % 5).astype(np.int32))
+        sketch.migrate()
+    return sketch, pool
+
+
+def _tables(rng, num_features, multi_level):
+    sizes = rng.integers(1, 50, num_features).tolist()
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).tolist()
+    if not multi_level:
+        return (offsets, sizes, (), ())
+    medium = rng.integers(1, 20, num_features).tolist()
+    return (offsets, sizes, np.concatenate([[0], np.cumsum(medium)[:-1]]).tolist(), medium)
+
+
+def _assert_routes_equal(sketch, keys, fields, tables):
+    got = routing.route_op(sketch, keys, fields, *tables)
+    expected = routing.route_reference(keys, fields, lambda k: sketch.query(k, pure_tf=True),
+                                       *tables)
+    for name, a, b in zip(routing.Route._fields, got, expected):
+        assert a.dtype == b.dtype, name
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=name)
+    return got
+
+
+def _check_route_meaning(route, keys, fields):
+    """Whatever the implementation: pairs distinct, inverse exact, rows read once."""
+    pairs = list(zip(route.keys.numpy().tolist(), route.fields.numpy().tolist()))
+    assert len(set(pairs)) == len(pairs)
+    inverse = route.inverse.numpy()
+    np.testing.assert_array_equal(route.keys.numpy()[inverse], keys)
+    np.testing.assert_array_equal(route.fields.numpy()[inverse], fields)
+    for read in (route.read_hot, route.read_hashed, route.read_medium):
+        assert len(np.unique(read.numpy())) == len(read.numpy())
+    hot = route.hot_rows.numpy()
+    reads = np.concatenate([route.read_hot.numpy(), route.read_hashed.numpy()])
+    first = reads[route.first_index.numpy()]
+    np.testing.assert_array_equal(first[hot >= 0], hot[hot >= 0])
+    np.testing.assert_array_equal(first[hot < 0], route.hashed_rows.numpy()[hot < 0])
+
+
+@pytest.mark.parametrize("multi_level", [pytest.param(False, id="one-level"),
+                                         pytest.param(True, id="multi-level")])
+@pytest.mark.parametrize("num_features", [1, 2, 5, 26])
+def test_route_op_equals_reference_fuzz(num_features, multi_level):
+    rng = np.random.default_rng(num_features * 2 + multi_level)
+    sketch, pool = _sketch(rng, multi_level)
+    tables = _tables(rng, num_features, multi_level)
+    levels_seen = set()
+    for length in (0, 1, 2, 17, 256, 3000):
+        for kind in ("zipf", "all-duplicates", "extremes"):
+            if kind == "zipf":
+                ranks = np.minimum(rng.zipf(1.2, length), len(pool)) - 1
+                keys = np.where(rng.random(length) < 0.1,
+                                rng.integers(-2**63, 2**63 - 1, length, dtype=np.int64),
+                                pool[ranks])
+            elif kind == "all-duplicates":
+                keys = np.full(length, pool[0])
+            else:
+                keys = rng.choice(EXTREMES, length)
+            fields = rng.integers(0, num_features, length).astype(np.int32)
+            if kind == "all-duplicates":
+                fields[:] = num_features - 1
+            route = _assert_routes_equal(sketch, tf.constant(keys, tf.int64),
+                                         tf.constant(fields), tables)
+            _check_route_meaning(route, keys, fields)
+            levels_seen.update(route.levels.numpy().tolist())
+    assert levels_seen == ({0, 1, 2} if multi_level else {0, 2})
+
+
+def test_route_op_rejects_bad_input():
+    sketch, _ = _sketch(np.random.default_rng(0), False)
+    tables = ([0, 10], [10, 10], (), ())
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"fields must be in \[0, 2\)"):
+        routing.route_op(sketch, tf.constant([1, 2], tf.int64), tf.constant([0, 2]), *tables)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="one length|must be equal"):
+        routing.route_op(sketch, tf.constant([1, 2], tf.int64), tf.constant([0]), *tables)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="sizes must be > 0"):
+        routing.route_op(sketch, tf.constant([1], tf.int64), tf.constant([0]),
+                         [0, 10], [10, 0])
