@@ -11,8 +11,9 @@
 #
 #   custom_ops/cuda/build_gpu_ops.sh [OUTPUT.so]
 #
-# Default OUTPUT: custom_ops/cuda/build/_cafe_ops_gpu.so. setup.py passes its
-# extension path (cafe_tf/_cafe_ops*.so) and writes _build_info.json itself.
+# Default OUTPUT: custom_ops/cuda/build/_cafe_ops_gpu.so. With
+# `CAFE_TF_CUDA=1 pip install --no-build-isolation -e .`, setup.py passes its
+# library path, cafe_tf/_cafe_ops_tf<version>.so.
 #
 # Environment:
 #   PYTHON             python with the TensorFlow to build against (default: python3)
