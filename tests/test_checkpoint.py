@@ -85,6 +85,7 @@ import tensorflow as tf  # noqa: E402
 import tf_keras  # noqa: E402
 
 import model_utils as mu  # noqa: E402
+from cafe_tf.callbacks import find_cafe_layers  # noqa: E402
 from cafe_tf.checkpoints import (CheckpointMismatchError, make_checkpoint, mismatches,  # noqa: E402
                                  restore)
 from cafe_tf.layers import CafeConfig, CafeEmbeddingCollection  # noqa: E402
@@ -173,16 +174,21 @@ def test_checkpoint_of_other_sizes_is_refused_naming_the_mismatch(tmp_path):
     with pytest.raises(CheckpointMismatchError) as error:
         restore(make_checkpoint(other), path)
     message = str(error.value)
-    assert "CAFE layer 'cafe': hot_rows is 98 in the checkpoint but" in message
-    assert "CAFE layer 'cafe', hashed_tables: shape [80, 8] in the checkpoint but" in message
-    assert "CAFE layer 'cafe', keys: shape [98, 4] in the checkpoint but" in message
+    layout = next(layer for layer in find_cafe_layers(saved) if layer.name == "cafe").layout
+    hashed_rows = sum(layout.hashed_rows)
+    assert f"CAFE layer 'cafe': hot_rows is {layout.hot_rows} in the checkpoint but" in message
+    assert (f"CAFE layer 'cafe', hashed_tables: shape [{hashed_rows}, 8] in the checkpoint but"
+            in message)
+    assert (f"CAFE layer 'cafe', keys: shape [{layout.num_buckets}, 4] in the checkpoint but"
+            in message)
     assert "cafe_c" not in message  # the other layer matches
     assert "compression_ratio" in message  # says what to do
     mu.assert_states_equal(mu.weights_state(other), before, "nothing restored")
 
     # model.save_weights checkpoints: the layers' own layout records and the shapes.
-    with pytest.raises(CheckpointMismatchError, match=r"CAFE layer 'cafe', hot_table: shape "
-                                                      r"\[98, 8\] in the checkpoint but"):
+    with pytest.raises(CheckpointMismatchError,
+                       match=rf"CAFE layer 'cafe', hot_table: shape \[{layout.hot_rows}, 8\] "
+                             "in the checkpoint but"):
         restore(other, str(tmp_path / "weights"))
     mu.assert_states_equal(mu.weights_state(other), before, "nothing restored")
 
