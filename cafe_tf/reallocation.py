@@ -25,7 +25,7 @@ class AdaEmbedReallocation(tf_keras.callbacks.Callback):
       every_n_steps: batches between reallocations.
 
     Example:
-      >>> model.fit(dataset, callbacks=[AdaEmbedReallocation(every_n_steps=20)])
+      >>> model.fit(dataset, callbacks=[AdaEmbedReallocation(every_n_steps=20)])  # doctest: +SKIP
     """
 
     def __init__(self, every_n_steps: int = 20):

@@ -111,10 +111,12 @@ for setting in ("0", "1"):
 
 
 TRAIN_A_FEW_STEPS = """
-from cafe_tf import main
-(result,) = main.main(["--kinds", "cafe", "--rows-per-day", "2000", "--days", "2",
-                       "--batch-size", "256", "--verbose", "0"])
+from cafe_tf import experiment
+from cafe_tf.data import SyntheticCriteo, SyntheticCriteoConfig
+data = SyntheticCriteo(SyntheticCriteoConfig(rows_per_day=2000, num_days=2, scale=1e-3))
+result = experiment.train_and_evaluate("cafe", data, 100.0, batch_size=256, verbose=0)
 assert result.hot_lookup_share > 0, "migration promoted no id"
+print(f"bytes held {result.memory_bytes:,}")
 """
 
 

@@ -139,11 +139,15 @@ def test_unique_lookups_equal_the_per_occurrence_path(overrides, pure_tf):
             np.testing.assert_allclose(a[name], b[name], rtol=1e-5, atol=1e-6,
                                        err_msg=f"output {name} at step {step}")
     state, expected = unique.sketch.read_state(), oracle.sketch.read_state()
-    for name in ("keys", "rows", "tags", "row_slot", "batches"):
+    for name in ("keys", "rows", "row_slot", "row_tag", "batches"):
         np.testing.assert_array_equal(getattr(state, name), getattr(expected, name), name)
-    for name in ("scores", "mass"):
-        np.testing.assert_allclose(getattr(state, name), getattr(expected, name), rtol=1e-5,
-                                   err_msg=name)
+    # Erosion subtracts: a small score carries the rounding of the large ones it came from.
+    np.testing.assert_allclose(state.scores, expected.scores, rtol=1e-5,
+                               atol=1e-5 * float(np.max(expected.scores)), err_msg="scores")
+    # mass keeps what is left of a partial decay period: the rounding of the whole
+    # mass inserted, relative to the period, not to what is left.
+    np.testing.assert_allclose(state.mass, expected.mass, rtol=1e-5,
+                               atol=1e-5 * unique.sketch_config.decay_mass_limit, err_msg="mass")
     assert int(unique.promotions.numpy()) == int(oracle.promotions.numpy()) > 0
     for a, b in zip(unique.trainable_weights, oracle.trainable_weights):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6, err_msg=a.name)
@@ -195,8 +199,9 @@ def test_bad_batches_train(ids):
                              for v in model({k: tf.constant(v, tf.int64) for k, v in ids.items()},
                                             training=True).values()])
         tape.gradient(loss, model.trainable_weights)
+    # The layer normalises in float64, the oracle in float32.
     np.testing.assert_allclose(layer.sketch.scores.numpy(), oracle.sketch.scores.numpy(),
-                               rtol=1e-6)
+                               rtol=1e-5)
     np.testing.assert_array_equal(layer.sketch.keys.numpy(), oracle.sketch.keys.numpy())
     assert int(layer.lookups.numpy()) == sum(len(v) for v in ids.values())
 

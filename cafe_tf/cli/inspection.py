@@ -14,6 +14,7 @@ from cafe_tf import hashing
 from cafe_tf.callbacks import find_cafe_layers
 from cafe_tf.cli import saved_run
 from cafe_tf.layers import CafeEmbeddingCollection
+from cafe_tf.sketch import reference
 
 
 class HotId(NamedTuple):
@@ -53,7 +54,7 @@ def hottest_ids(layer: CafeEmbeddingCollection, top: int) -> Dict[str, List[HotI
     """
     state = layer.sketch.read_state()
     keys, scores = state.keys.numpy(), state.scores.numpy()
-    rows, tags = state.rows.numpy(), state.tags.numpy()
+    rows, tags = state.rows.numpy(), reference.slot_tags(state).numpy()
     occupied = scores > 0
     result = {}
     for index, feature in enumerate(layer.features):
@@ -63,6 +64,19 @@ def hottest_ids(layer: CafeEmbeddingCollection, top: int) -> Dict[str, List[HotI
         result[feature.name] = [HotId(int(keys[s] ^ salt), float(scores[s]), int(rows[s]))
                                 for s in slots]
     return result
+
+
+def _decay(sketch) -> str:
+    """The sketch's decay schedule, in the terms it was configured with."""
+    if sketch.decay_rule == "batches":
+        schedule = f"decay x{sketch.decay_rate:g} every {sketch.decay_period} batches"
+    elif sketch.decay_half_life is not None:
+        schedule = f"scores halve per {sketch.decay_half_life:g} x hot rows x k of importance"
+    else:
+        schedule = (f"decay x{sketch.decay_rate:g} per {sketch.decay_mass_factor:g} x W x k "
+                    "of importance")
+    swaps = "no swaps" if sketch.swap_margin is None else f"swap margin {sketch.swap_margin:g}"
+    return f"{schedule}, {swaps}"
 
 
 def describe(layer: CafeEmbeddingCollection, top: int) -> str:
@@ -80,8 +94,9 @@ def describe(layer: CafeEmbeddingCollection, top: int) -> str:
         f"  budget        {layer.budget_bytes:,} bytes; holds {layer.memory_bytes():,}",
         f"  hot table     {layout.hot_rows:,} rows ({parts['hot_table']:,} B); in use {used:,}",
         f"  sketch        {sketch.num_buckets:,} buckets x {sketch.slots_per_bucket} slots "
-        f"({parts['sketch']:,} B); threshold k {sketch.threshold:g}, decay rate "
-        f"{sketch.decay_rate:g}",
+        f"({parts['sketch']:,} B); threshold k {sketch.threshold:g}; {_decay(sketch)}; "
+        f"{sketch.replacement} on a full bucket, second sighting "
+        f"{'on' if sketch.second_sighting else 'off'}",
         f"  hashed tables {sum(layout.hashed_rows):,} rows over {len(layer.features)} features "
         f"({parts['hashed_tables']:,} B){medium}",
         f"  counters      {int(layer.promotions.numpy()):,} promotions, "

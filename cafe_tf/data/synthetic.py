@@ -140,9 +140,9 @@ class SyntheticCriteo(CTRData):
         config: the `SyntheticCriteoConfig`.
 
     Example:
-        >>> data = SyntheticCriteo(SyntheticCriteoConfig(seed=0))
-        >>> model.fit(data.train_dataset(batch_size=128))
-        >>> model.evaluate(data.test_dataset(batch_size=4096))
+        >>> data = SyntheticCriteo(SyntheticCriteoConfig(seed=0))  # doctest: +SKIP
+        >>> model.fit(data.train_dataset(batch_size=128))  # doctest: +SKIP
+        >>> model.evaluate(data.test_dataset(batch_size=4096))  # doctest: +SKIP
     """
 
     def __init__(self, config: SyntheticCriteoConfig = SyntheticCriteoConfig()):
@@ -246,8 +246,8 @@ class SyntheticCriteo(CTRData):
             float64 `[B]`.
 
         Example:
-            >>> features, label = next(iter(data.test_dataset(4096)))
-            >>> p = data.oracle_probability(features, day=6)  # AUC(label, p): the oracle AUC
+            >>> features, label = next(iter(data.test_dataset(4096)))  # doctest: +SKIP
+            >>> p = data.oracle_probability(features, day=6)  # doctest: +SKIP
         """
         ids = np.stack([np.asarray(features[SPARSE_KEY][f]) for f in self.field_names], axis=1)
         dense = np.asarray(features[DENSE_KEY])

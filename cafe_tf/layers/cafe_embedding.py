@@ -289,11 +289,24 @@ class CafeEmbeddingCollection(tf_keras.layers.Layer):
             totals, occurrences = stats[:count], stats[count:]
             sums = sums * tf.gather(occurrences, route.fields) / (
                 tf.gather(totals, route.fields) + NORMALISATION_EPS)
-        exchange = [route.keys, route.fields, tf.cast(sums, tf.float32)]
+        # The sketch's second sighting counts a key seen twice in one batch as sighted,
+        # but it sees each pair once: a pair that occurs more than once here travels
+        # with its field as -1 - field, and is inserted a second time with importance 0
+        # (same sum, and the sketch sees the repeat).
+        repeated = tf.math.unsorted_segment_sum(tf.ones_like(route.inverse), route.inverse,
+                                                tf.size(route.keys)) > 1
+        exchange = [route.keys, tf.where(repeated, -1 - route.fields, route.fields),
+                    tf.cast(sums, tf.float32)]
         if context is not None:
             exchange = _all_gather_vectors(context, exchange)
             _assign_add(self.exchanged_pairs, tf.size(exchange[0], tf.int64))
-        keys, pair_fields, importance = exchange
+        keys, marked_fields, importance = exchange
+        repeated = marked_fields < 0
+        pair_fields = tf.where(repeated, -1 - marked_fields, marked_fields)
+        keys = tf.concat([keys, tf.boolean_mask(keys, repeated)], 0)
+        pair_fields = tf.concat([pair_fields, tf.boolean_mask(pair_fields, repeated)], 0)
+        importance = tf.concat(
+            [importance, tf.zeros([tf.math.count_nonzero(repeated, dtype=tf.int32)])], 0)
         return self.sketch.insert(keys, importance, pair_fields)
 
     # ---- migration --------------------------------------------------------------------

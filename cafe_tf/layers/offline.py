@@ -42,7 +42,7 @@ def count_frequencies(batches: Iterable,
       int64 counts.
 
     Example:
-      >>> frequencies = count_frequencies(data.train_dataset(batch_size=65536))
+      >>> frequencies = count_frequencies(data.train_dataset(batch_size=65536))  # doctest: +SKIP
     """
     if isinstance(batches, tf.data.Dataset):
         batches = batches.as_numpy_iterator()
