@@ -137,6 +137,10 @@ def load_data(args: argparse.Namespace):
         absent = [f for f in args.train_files + args.test_files if not os.path.isfile(f)]
         if absent:
             raise CliError(f"no such file: {', '.join(absent)}")
+        # Found before training, not after it: an empty file holds no examples.
+        empty = [f for f in args.train_files + args.test_files if os.path.getsize(f) == 0]
+        if empty:
+            raise CliError(f"empty file (no examples): {', '.join(empty)}")
     else:
         given = [flag for flag, value in (("--train-files", args.train_files),
                                           ("--test-files", args.test_files),
