@@ -176,11 +176,26 @@ std::string ValidateEntryLayout(int64_t hot_rows, int32_t tag_bits) {
     err << "tag_bits must be in [0, " << kMaxTagBits << "], got " << tag_bits;
   } else if (hot_rows > (int64_t{1} << (31 - tag_bits))) {
     err << "a hot slot packs (row << tag_bits) | tag into an int32, so hot_rows * 2^tag_bits "
-           "must be <= 2^31: hot_rows " << hot_rows << " with tag_bits " << tag_bits
-        << " (tags < " << (int64_t{1} << tag_bits) << ") allows at most "
-        << (int64_t{1} << (31 - tag_bits)) << " hot rows";
+           "must be <= 2^31: tag_bits " << tag_bits << " (tags < " << (int64_t{1} << tag_bits)
+        << ") allows at most " << (int64_t{1} << (31 - tag_bits)) << " hot rows, got "
+        << hot_rows;
   }
   return err.str();
+}
+
+std::string CheckHotRows(const SketchConfig& config, const int64_t* slots) {
+  const int64_t n = config.num_slots();
+  for (int64_t s = 0; s < n; ++s) {
+    const int32_t e = SlotEntry(slots[s]);
+    if (e >= 0 && EntryRow(e, config.tag_bits) >= config.hot_rows) {
+      std::ostringstream err;
+      err << "the sketch state holds hot row " << EntryRow(e, config.tag_bits) << ", but hot_rows is "
+          << config.hot_rows << " (with tag_bits " << config.tag_bits
+          << "): the state was written with other hot_rows or tag_bits";
+      return err.str();
+    }
+  }
+  return "";
 }
 
 void SerialFor(int64_t n, const std::function<void(int64_t, int64_t)>& fn) {

@@ -191,6 +191,10 @@ inline int32_t TagBitsFor(int64_t num_tags) {
 }
 // Empty when hot_rows and tag_bits fit an int32 hot entry, else the limit broken.
 std::string ValidateEntryLayout(int64_t hot_rows, int32_t tag_bits);
+// Empty when every hot entry of the state's W*c slots holds a row below
+// config.hot_rows, else the first that does not (the state was written with
+// other hot_rows or tag_bits). Migrate relies on it.
+std::string CheckHotRows(const SketchConfig& config, const int64_t* slots);
 
 // Runs fn(begin, end) over disjoint ranges covering [0, n), possibly in
 // parallel. The core's results never depend on how the range is split.

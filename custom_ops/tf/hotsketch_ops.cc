@@ -121,6 +121,8 @@ class LockedState {
   bool ok() const { return ok_; }
   int64_t num_buckets() const { return vars_[kSlots]->tensor()->dim_size(0); }
   int32_t slots_per_bucket() const { return vars_[kSlots]->tensor()->dim_size(1); }
+  // The slot words, read-only (before PrepareForUpdate too).
+  const int64_t* slots() const { return vars_[kSlots]->tensor()->flat<int64_t>().data(); }
 
   // Valid after PrepareForUpdate.
   cafe::SketchState state() {
@@ -355,6 +357,8 @@ class CafeSketchMigrateOp : public OpKernel {
     cafe::SketchConfig config;
     OP_REQUIRES_OK(ctx, cafe_ops::SizedMigrateConfig(config_, locked.num_buckets(),
                                                      locked.slots_per_bucket(), &config));
+    const std::string problem = cafe::CheckHotRows(config, locked.slots());
+    OP_REQUIRES(ctx, problem.empty(), errors::InvalidArgument("CafeSketchMigrate: ", problem));
     OP_REQUIRES_OK(ctx, locked.PrepareForUpdate(ctx));
     const cafe::MigrationResult result =
         cafe::Migrate(config, locked.state(), force.scalar<bool>()());
