@@ -199,9 +199,11 @@ def test_bad_batches_train(ids):
                              for v in model({k: tf.constant(v, tf.int64) for k, v in ids.items()},
                                             training=True).values()])
         tape.gradient(loss, model.trainable_weights)
-    # The layer normalises in float64, the oracle in float32.
-    np.testing.assert_allclose(layer.sketch.scores.numpy(), oracle.sketch.scores.numpy(),
-                               rtol=1e-5)
+    # The layer normalises in float64, the oracle in float32; an eroded (small) score
+    # carries the rounding of the larger ones it came from.
+    expected = oracle.sketch.scores.numpy()
+    np.testing.assert_allclose(layer.sketch.scores.numpy(), expected, rtol=1e-5,
+                               atol=1e-5 * float(np.max(expected, initial=0.0)))
     np.testing.assert_array_equal(layer.sketch.slots.numpy(), oracle.sketch.slots.numpy())
     assert int(layer.lookups.numpy()) == sum(len(v) for v in ids.values())
 
