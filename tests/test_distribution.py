@@ -113,7 +113,7 @@ NUM_EXAMPLES = GLOBAL_BATCH * 7 + 33   # 8 global batches, the last one 33 (spli
 STEPS_PER_EPOCH, EPOCHS = 8, 2
 # Exact in every run; scores and tables are float sums of gradient norms, which
 # depend on the summation order of the per-replica losses.
-STRUCTURE = ("keys", "packed_int32", "batches", "promotions", "demotions",
+STRUCTURE = ("slots", "batches", "promotions", "demotions",
              "lookups", "hot_lookups")
 
 
