@@ -77,6 +77,7 @@ def hashed_row(keys: tf.Tensor, num_rows, table_seed: int) -> tf.Tensor:
 def fingerprint(keys: tf.Tensor) -> tf.Tensor:
     """32-bit fingerprints of int64 keys: the high 32 bits of `mix64(key)`, as int64 in
     [0, 2**32) (`cafe::FingerprintOf`). The sketch's bucket is `mix64(key) mod W`."""
+    keys = tf.cast(keys, tf.int64)
     return tf.cast(tf.bitwise.right_shift(mix64(keys), tf.constant(32, tf.uint64)), tf.int64)
 
 

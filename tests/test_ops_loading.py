@@ -58,7 +58,7 @@ assert cafe_tf.__file__.startswith({root!r}), cafe_tf.__file__
 sketch = HotSketch(SketchConfig(num_buckets=4, hot_rows=4, threshold=2.0))
 sketch.insert(tf.constant([1, 1, 2], tf.int64))
 fingerprints = sketch.migrate().promoted_fingerprints.numpy().tolist()
-print(sketch.backend, fingerprints == cafe_tf.hashing.fingerprint(tf.constant([1])).numpy().tolist())
+print(sketch.backend, fingerprints == cafe_tf.hashing.fingerprint(tf.constant([1], tf.int64)).numpy().tolist())
 """
 
 

@@ -71,8 +71,7 @@ class HotSketch(tf.Module):
         self._ops = ops
         self.num_threads = num_threads
         make = variable_creator or _plain_variable
-        w, c, h = config.num_buckets, config.slots_per_bucket, config.hot_rows
-        del h
+        w, c = config.num_buckets, config.slots_per_bucket
         empty_slots = lambda: tf.reshape(reference.pack_slots(  # noqa: E731
             tf.zeros([w * c], tf.int64), tf.fill([w * c], reference.ROW_NONE)), [w, c])
         with tf.name_scope(name):
