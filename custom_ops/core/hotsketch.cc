@@ -725,6 +725,19 @@ constexpr int64_t kQueryAhead = 16;  // ids hashed and prefetched this far ahead
 // Bit j set iff slot j is occupied (score > 0) and holds fingerprint `fp`.
 template <int C>
 inline uint32_t MatchMask(const int64_t* slot_words, const float* slot_scores, uint32_t fp) {
+#if defined(__SSE2__)
+  if (C == 4) {
+    // The high 32-bit halves (fingerprints) of the four words, compared at once.
+    const __m128 a = _mm_castsi128_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(slot_words)));
+    const __m128 b =
+        _mm_castsi128_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(slot_words + 2)));
+    const __m128i high = _mm_castps_si128(_mm_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1)));
+    const __m128 equal = _mm_castsi128_ps(
+        _mm_cmpeq_epi32(high, _mm_set1_epi32(static_cast<int32_t>(fp))));
+    const __m128 occupied = _mm_cmpgt_ps(_mm_loadu_ps(slot_scores), _mm_setzero_ps());
+    return static_cast<uint32_t>(_mm_movemask_ps(_mm_and_ps(equal, occupied)));
+  }
+#endif
   uint32_t mask = 0;
   for (int j = 0; j < C; ++j)
     mask |= static_cast<uint32_t>((slot_scores[j] > 0.f) & (SlotFp(slot_words[j]) == fp)) << j;
