@@ -149,27 +149,20 @@ std::vector<int64_t> ZipfIds(int64_t n, int64_t distinct, double alpha, uint64_t
 }
 
 struct OwnedState {
-  std::vector<int64_t> keys;
+  std::vector<int64_t> slots;  // SlotWord(fingerprint, entry)
   std::vector<float> scores;
-  std::vector<int32_t> rows, row_slot, row_tag;
   float mass = 0.f;
   int64_t batches = 0;
 
-  OwnedState(int64_t slots, int32_t hot_rows)
-      : keys(slots, 0), scores(slots, 0.f), rows(slots, cafe::kRowNone),
-        row_slot(hot_rows, -1), row_tag(hot_rows, 0) {}
-  cafe::SketchState View() {
-    return {keys.data(), scores.data(), rows.data(), row_slot.data(), row_tag.data(), &mass,
-            &batches};
-  }
-  cafe::ConstSketchState ConstView() const { return {keys.data(), scores.data(), rows.data()}; }
+  explicit OwnedState(int64_t num_slots) : slots(num_slots, cafe::kEmptySlot), scores(num_slots, 0.f) {}
+  cafe::SketchState View() { return {slots.data(), scores.data(), &mass, &batches}; }
+  cafe::ConstSketchState ConstView() const { return {slots.data(), scores.data()}; }
   bool operator==(const OwnedState& o) const {
     auto bits_equal = [](const std::vector<float>& a, const std::vector<float>& b) {
       return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * 4) == 0;
     };
-    return keys == o.keys && bits_equal(scores, o.scores) && rows == o.rows &&
-           row_slot == o.row_slot && row_tag == o.row_tag && std::memcmp(&mass, &o.mass, 4) == 0 &&
-           batches == o.batches;
+    return slots == o.slots && bits_equal(scores, o.scores) &&
+           std::memcmp(&mass, &o.mass, 4) == 0 && batches == o.batches;
   }
 };
 
@@ -201,7 +194,7 @@ int Bench(int64_t n, int repeats, int threads, const std::string& phase) {
   const std::vector<int32_t> tags(n, 0);
   Pool pool(threads);
   const cafe::ParallelFor pf = pool.AsParallelFor();
-  OwnedState state(config.num_slots(), config.hot_rows);
+  OwnedState state(config.num_slots());
   const bool do_insert = phase != "query";
   const bool do_query = phase != "insert";
   double best_insert = 1e30, best_query = 1e30, cpu_insert = 1e30, cpu_query = 1e30;
@@ -231,7 +224,7 @@ int Bench(int64_t n, int repeats, int threads, const std::string& phase) {
   for (int64_t s = 0; s < config.num_slots(); ++s) {
     uint32_t bits;
     std::memcpy(&bits, &state.scores[s], 4);
-    digest = cafe::Mix64(digest ^ static_cast<uint64_t>(state.keys[s]) ^ bits);
+    digest = cafe::Mix64(digest ^ static_cast<uint64_t>(state.slots[s]) ^ bits);
   }
   std::printf("n=%lld threads=%d promoted=%zu hot_queries=%lld state_digest=%016llx\n",
               static_cast<long long>(n), threads, migrated.promoted.size(),
@@ -283,29 +276,29 @@ void NaiveInsert(const cafe::SketchConfig& config, OwnedState* st, const int64_t
     const float v = value.v;
     if (!(v > 0.f)) continue;
     const bool sighted = value.count > 1 || !config.second_sighting;
-    const int64_t base =
-        static_cast<int64_t>(cafe::Mix64(static_cast<uint64_t>(key)) %
-                             static_cast<uint64_t>(config.num_buckets)) * c;
+    const uint64_t h = cafe::Mix64(static_cast<uint64_t>(key));
+    const int64_t base = static_cast<int64_t>(h % static_cast<uint64_t>(config.num_buckets)) * c;
+    const uint32_t fp = static_cast<uint32_t>(h >> 32);  // slots match fingerprints
     int hit = -1, empty = -1;
     for (int j = 0; j < c; ++j) {
       if (st->scores[base + j] > 0.f) {
-        if (hit < 0 && st->keys[base + j] == key) hit = j;
+        if (hit < 0 && cafe::SlotFp(st->slots[base + j]) == fp) hit = j;
       } else if (empty < 0) {
         empty = j;
       }
     }
     if (hit >= 0) {
       st->scores[base + hit] += v;
-      int32_t& m = st->rows[base + hit];
-      if (m < 0 && cafe::MarkerPending(m)) m = cafe::ColdMarker(cafe::MarkerTag(m), false);
+      const int32_t m = cafe::SlotEntry(st->slots[base + hit]);
+      if (m < 0 && cafe::MarkerPending(m))
+        st->slots[base + hit] = cafe::SlotWord(fp, cafe::ColdMarker(cafe::MarkerTag(m), false));
     } else if (empty >= 0) {
-      st->keys[base + empty] = key;
+      st->slots[base + empty] = cafe::SlotWord(fp, cafe::ColdMarker(value.tag, false));
       st->scores[base + empty] = v;
-      st->rows[base + empty] = cafe::ColdMarker(value.tag, false);
     } else {
       int victim = -1;
       for (int j = 0; j < c; ++j) {
-        if (st->rows[base + j] >= 0) continue;
+        if (cafe::SlotEntry(st->slots[base + j]) >= 0) continue;
         if (victim < 0 || st->scores[base + j] <= st->scores[base + victim]) victim = j;
       }
       if (victim < 0) continue;
@@ -314,15 +307,13 @@ void NaiveInsert(const cafe::SketchConfig& config, OwnedState* st, const int64_t
       if (config.erode && !(cafe::FlushSubnormal(v - old) > 0.f)) {
         st->scores[s] = cafe::FlushSubnormal(old - v);
         if (!(st->scores[s] > 0.f)) {
-          st->keys[s] = 0;
+          st->slots[s] = cafe::kEmptySlot;
           st->scores[s] = 0.f;
-          st->rows[s] = cafe::kRowNone;
         }
         continue;
       }
-      st->keys[s] = key;
       st->scores[s] = config.erode ? cafe::FlushSubnormal(v - old) : old + v;
-      st->rows[s] = cafe::ColdMarker(value.tag, !sighted);
+      st->slots[s] = cafe::SlotWord(fp, cafe::ColdMarker(value.tag, !sighted));
     }
   }
 }
@@ -332,11 +323,13 @@ void NaiveQuery(const cafe::SketchConfig& config, const OwnedState& st, const in
   const int c = config.slots_per_bucket;
   for (int64_t i = 0; i < n; ++i) {
     const int64_t base = cafe::BucketOf(keys[i], config.num_buckets) * c;
+    const uint32_t fp = cafe::FingerprintOf(keys[i]);
     rows[i] = -1;
     levels[i] = cafe::kLevelCold;
     for (int j = 0; j < c; ++j) {
-      if (st.scores[base + j] > 0.f && st.keys[base + j] == keys[i]) {
-        rows[i] = std::max(st.rows[base + j], cafe::kRowNone);  // a cold marker: not hot
+      if (st.scores[base + j] > 0.f && cafe::SlotFp(st.slots[base + j]) == fp) {
+        const int32_t e = cafe::SlotEntry(st.slots[base + j]);  // a cold marker: not hot
+        rows[i] = e >= 0 ? cafe::EntryRow(e, config.tag_bits) : cafe::kRowNone;
         levels[i] = rows[i] >= 0 ? cafe::kLevelHot
                                  : (st.scores[base + j] >= config.medium_threshold
                                         ? cafe::kLevelMedium
@@ -365,6 +358,7 @@ int Verify(int rounds) {
     config.decay_mass_factor = 0.05 + 0.1 * below(5);
     config.second_sighting = below(2);
     config.erode = below(2);
+    config.tag_bits = 2;  // tags below tag_mod <= 4
     const int64_t sizes[] = {0, 1, 2, 17, 300, 4096, 20000, 70000, 300000};
     const int64_t distinct = 1 + below(below(2) ? 1000 : 3000000);
     const double alpha = 1.01 + 0.1 * below(8);
@@ -372,7 +366,7 @@ int Verify(int rounds) {
     const bool random_importance = below(2);
     const int threads = 1 + static_cast<int>(below(3));
     const int shards = 1 + static_cast<int>(below(9));
-    OwnedState a(config.num_slots(), config.hot_rows), b = a;
+    OwnedState a(config.num_slots()), b = a;
     const cafe::ParallelFor pf = pools[threads - 1].AsParallelFor();
     const int steps = 1 + static_cast<int>(below(5));
     for (int step = 0; step < steps; ++step) {

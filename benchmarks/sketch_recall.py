@@ -8,13 +8,16 @@ in the same run:
 
 - paper: the published sketch (12-byte slots: 32-bit id, float count, int row),
   a takeover promotable at once, decay x0.99 per 10 W k of inserted importance;
-- before: cafe_tf before docs/sketch.md's changes (20-byte slots, the paper's
-  promotion and decay);
-- cafe_tf: 16-byte slots, erosion instead of inheritance on a miss, the
-  second sighting rule, the half-life decay and swaps (the defaults).
+- before: cafe_tf's first sketch (20-byte slots and 4 bytes per hot row, the
+  paper's promotion and decay);
+- cafe_tf: 12-byte slots (32-bit key fingerprint, int32 hot row and tag or
+  cold marker, float32 score; nothing per hot row), erosion instead of
+  inheritance on a miss, the second sighting rule, the half-life decay and
+  swaps (the defaults).
 
 Bytes per hot row count everything the sketch holds (slots and per-hot-row
-bookkeeping). Two streams: stationary, and one whose popular ids are all
+bookkeeping). The sketch keeps fingerprints, not ids: an id holds a hot row
+when a hot slot of its bucket holds its fingerprint. Two streams: stationary, and one whose popular ids are all
 re-drawn half-way (each field gets a new rank -> id map). Figures:
 
 - recall: share of the true top-H ids (by count over the whole stream) that
@@ -56,8 +59,7 @@ FIELDS = 26
 DISTINCT = 677_000
 GOALS = {48: 0.90, 12: 0.70}  # stationary recall at these bytes per hot row
 # (slot bytes, per-hot-row bookkeeping bytes) of each rule set's layout.
-LAYOUTS = {"paper": (12, 0), "before": (20, 4),
-           "cafe_tf": (sketch_config.SLOT_BYTES, sketch_config.ROW_BOOKKEEPING_BYTES)}
+LAYOUTS = {"paper": (12, 0), "before": (20, 4), "cafe_tf": (sketch_config.SLOT_BYTES, 0)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,10 +110,19 @@ def top_keys(batches, count):
     return set(keys[order[:count]].tolist())
 
 
+def identities(keys, num_buckets):
+    """What a sketch of `num_buckets` buckets knows of each key: (bucket, fingerprint)."""
+    keys = tf.constant(sorted(keys), tf.int64)
+    buckets = hashing.mix64_mod(keys, num_buckets).numpy().tolist()
+    return set(zip(buckets, hashing.fingerprint(keys).numpy().tolist()))
+
+
 def hot_keys(sketch):
+    """(bucket, fingerprint) of every hot slot."""
     state = sketch.read_state()
-    rows = state.rows.numpy()
-    return set(state.keys.numpy()[rows >= 0].tolist())
+    hot = np.flatnonzero(state.entries.numpy() >= 0)
+    fingerprints = state.fingerprints.numpy()[hot]
+    return set(zip((hot // sketch.config.slots_per_bucket).tolist(), fingerprints.tolist()))
 
 
 def buckets_for(rules, bytes_per_hot_row, hot_rows, slots):
@@ -130,7 +141,7 @@ def run(stream, rules, bytes_per_hot_row, slots, hot_rows, threshold, checkpoint
     snapshots, promoted = {}, []
     for b, keys in enumerate(stream.batches):
         sketch.insert(tf.constant(keys))
-        promoted += sketch.migrate().promoted_keys.numpy().tolist()
+        promoted += sketch.migrate().promoted_fingerprints.numpy().tolist()
         if b + 1 in checkpoints:
             snapshots[b + 1] = hot_keys(sketch)
     return snapshots, promoted
@@ -142,20 +153,22 @@ def measure(stationary, drift, rules, bytes_per_hot_row, slots, args):
     sixth = n // 6
     s_snap, s_promoted = run(stationary, rules, bytes_per_hot_row, slots, h, args.threshold,
                              {n})
-    top_h, top_10h = stationary.top_h, stationary.top_10h
+    w = buckets_for(rules, bytes_per_hot_row, h, slots)
+    top_h, top_10h = identities(stationary.top_h, w), identities(stationary.top_10h, w)
+    top_10h_fingerprints = {fp for _, fp in top_10h}
     hot = s_snap[n]
     after = drift.redraw_batch + sixth
     d_snap, _ = run(drift, rules, bytes_per_hot_row, slots, h, args.threshold, {after})
     return {
         "rules": rules.name, "half_life": rules.half_life, "swap_margin": rules.swap_margin,
-        "bytes_per_hot_row": bytes_per_hot_row,
-        "slots": slots, "buckets": buckets_for(rules, bytes_per_hot_row, h, slots),
+        "bytes_per_hot_row": bytes_per_hot_row, "slots": slots, "buckets": w,
         "recall": len(hot & top_h) / h,
-        "recent_recall": len(hot & stationary.top_recent) / h,
+        "recent_recall": len(hot & identities(stationary.top_recent, w)) / h,
         "hot_outside_10h": len(hot - top_10h) / max(1, len(hot)),
-        "promotions_outside_10h": (sum(k not in top_10h for k in s_promoted)
+        # (a promotion reports a fingerprint: one of the top-10H's counts as inside)
+        "promotions_outside_10h": (sum(fp not in top_10h_fingerprints for fp in s_promoted)
                                    / max(1, len(s_promoted))),
-        "redraw_recent_recall": len(d_snap[after] & drift.top_after) / h,
+        "redraw_recent_recall": len(d_snap[after] & identities(drift.top_after, w)) / h,
     }
 
 

@@ -11,6 +11,8 @@ from typing import Optional, Sequence, Tuple
 from cafe_tf.sketch import config as sketch_config
 
 FLOAT_BYTES = 4
+# CAFE hashes 32-bit key fingerprints into its hashed tables: fewer rows than this each.
+MAX_FINGERPRINT_TABLE_ROWS = 2**32
 
 
 class BudgetTooSmallError(ValueError):
@@ -112,23 +114,23 @@ def plan_cafe_layout(vocabulary_sizes: Sequence[int], embedding_dim: int, budget
     """Sizes CAFE's tables and sketch to fit `budget_bytes` (docs/sketch.md).
 
     The hot part gets `hot_share` of the budget and pays for its sketch: each
-    hot row costs its embedding plus one bucket of `slots_per_bucket` slots and
-    its owner and tag entries. The rest goes to hashed rows, split over fields in
+    hot row costs its embedding plus one bucket of `slots_per_bucket` 12-byte
+    slots (a hot row needs no bookkeeping of its own). The rest goes to hashed rows, split over fields in
     proportion to vocabulary (>= 1 row each); with `multi_level`,
     `medium_share` of those rows form the second table of the medium level.
 
     Raises:
       ValueError: when the budget cannot hold one hot row and one hashed row
-        per field (and per level), naming the minimum.
+        per field (and per level), naming the minimum; or when a hashed table
+        would need 2**32 rows or more (CAFE hashes 32-bit fingerprints into them).
     """
     if not 0 < hot_share < 1:
         raise ValueError(f"hot_share must be in (0, 1), got {hot_share}")
     if multi_level and not 0 < medium_share < 1:
         raise ValueError(f"medium_share must be in (0, 1), got {medium_share}")
     row_bytes = embedding_dim * FLOAT_BYTES
-    per_hot_row = (row_bytes + slots_per_bucket * sketch_config.SLOT_BYTES
-                   + sketch_config.ROW_BOOKKEEPING_BYTES)
-    fixed = sketch_config.SCALAR_BYTES + sketch_config.MAX_PADDING_BYTES + bookkeeping_bytes
+    per_hot_row = row_bytes + slots_per_bucket * sketch_config.SLOT_BYTES
+    fixed = sketch_config.SCALAR_BYTES + bookkeeping_bytes
     levels = 2 if multi_level else 1
     minimum = fixed + per_hot_row + levels * len(vocabulary_sizes) * row_bytes
     if budget_bytes < minimum:
@@ -155,6 +157,10 @@ def plan_cafe_layout(vocabulary_sizes: Sequence[int], embedding_dim: int, budget
             raise BudgetTooSmallError(
                 f"budget of {budget_bytes:,} bytes cannot hold one hot row besides the minimum "
                 f"hashed rows of {len(vocabulary_sizes)} features")
+    if max(hashed_rows + medium_rows) >= MAX_FINGERPRINT_TABLE_ROWS:
+        raise ValueError(
+            f"a hashed table of {max(hashed_rows + medium_rows):,} rows: CAFE's hashed rows are "
+            f"hashed from 32-bit key fingerprints, so each table must have fewer than 2**32 rows")
     parts = {
         "hot_table": hot_rows * row_bytes,
         "sketch": sketch_config.SketchConfig(num_buckets=hot_rows, hot_rows=hot_rows,

@@ -1,7 +1,7 @@
 """Checkpoints of models with CAFE layers: layout checks, periodic saving, resuming.
 
 Everything a CAFE layer learns is in `tf.Variable`s (hot table, hashed tables,
-sketch keys/scores/packed slot markers, hot-row owners and tags, decay bookkeeping, counters),
+sketch slots (fingerprint and hot row or cold marker) and scores, decay bookkeeping, counters),
 so a plain `tf.train.Checkpoint(model=..., optimizer=...)` or `model.save_weights`
 already captures it, optimizer slots included, and each layer also checkpoints
 its own layout (`LayerLayoutRecord`), so restoring into a layer of another
@@ -38,7 +38,11 @@ from cafe_tf.layers import optimizer_slots
 from cafe_tf.layers.cafe_embedding import CafeEmbeddingCollection
 
 _OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
-SKETCH_STATE_VERSION = 2
+# What the sketch's variables mean (docs/sketch.md). 1: separate rows/tags/row_slot
+# variables; 2: keys, and one packed int32 word per slot plus an owner and a tag per
+# hot row (16-byte slots); 3: one int64 word per slot (32-bit fingerprint, int32 hot
+# row and tag or cold marker) and a float32 score (12-byte slots).
+SKETCH_STATE_VERSION = 3
 _LAYOUT_ATTRIBUTE = "cafe_layout"
 _HINT = ("A CAFE layer's shapes and row mapping follow from its features (names, order, "
          "vocabulary sizes) and its CafeConfig (embedding_dim, compression_ratio or "
@@ -73,8 +77,7 @@ def layer_layout(layer: CafeEmbeddingCollection) -> Dict:
         "multi_level": bool(layer.config.multi_level),
         "num_buckets": sketch.num_buckets,
         "slots_per_bucket": sketch.slots_per_bucket,
-        # What the sketch's packed int32 words mean (docs/sketch.md): 2 = one word
-        # per slot (hot row or tag + second-sighting mark), owner and tag per hot row.
+        # What the sketch's variables mean (SKETCH_STATE_VERSION).
         "sketch_state_version": SKETCH_STATE_VERSION,
     }
 
@@ -95,7 +98,17 @@ def _layout_differences(saved: Dict, current: Dict) -> List[str]:
             problems.append(f"CAFE layer '{name}' of this model is not in the checkpoint "
                             f"(the checkpoint has {sorted(saved)})")
             continue
+        saved_version = saved[name].get("sketch_state_version", 1)
+        if saved_version != current[name].get("sketch_state_version"):
+            problems.append(
+                f"CAFE layer '{name}': sketch_state_version is {saved_version} in the checkpoint "
+                f"but {current[name].get('sketch_state_version')} in this model: the checkpoint "
+                f"holds an older sketch layout (version {saved_version}; this cafe_tf reads "
+                f"version {SKETCH_STATE_VERSION}, 12-byte fingerprint slots) and cannot be "
+                f"restored; retrain, or restore it with the cafe_tf release that wrote it")
         for field in sorted(set(saved[name]) | set(current[name])):
+            if field == "sketch_state_version":
+                continue
             if saved[name].get(field) != current[name].get(field):
                 problems.append(f"CAFE layer '{name}': {field} is {saved[name].get(field)} in "
                                 f"the checkpoint but {current[name].get(field)} in this model")
@@ -243,13 +256,16 @@ def mismatches(root, save_path: str) -> List[str]:
             problems.append((rank, f"{what}: dtype {dtypes[key].name} in the checkpoint but "
                                    f"{tf.as_dtype(dtype).name} in this model"))
     # A CAFE layer's state the checkpoint lacks would silently keep its fresh value.
-    old_layout = any(k.endswith("/row_slot/.ATTRIBUTES/VARIABLE_VALUE") for k in shapes)
+    old_layout = any(k.endswith(f"/{name}/.ATTRIBUTES/VARIABLE_VALUE") for k in shapes
+                     for name in ("row_slot", "packed_int32"))
     for layer in cafe_layers(root):
         for v in layer.weights:
             if id(v) not in found:
-                hint = (" (the checkpoint has the separate rows/tags/row_slot variables of "
-                        "cafe_tf before packed_int32: it cannot be restored)"
-                        if old_layout and "packed_int32" in v.name else "")
+                hint = (" (the checkpoint has the keys/packed_int32 or rows/tags/row_slot "
+                        "variables of an older sketch layout, sketch_state_version 1 or 2; "
+                        f"this cafe_tf reads version {SKETCH_STATE_VERSION}: it cannot be "
+                        "restored)"
+                        if old_layout and "/slots:" in v.name else "")
                 problems.append((1, f"{owners[id(v)][1]}: not in the checkpoint{hint}"))
     return list(dict.fromkeys(text for _, text in sorted(problems)))
 

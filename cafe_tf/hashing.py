@@ -74,6 +74,21 @@ def hashed_row(keys: tf.Tensor, num_rows, table_seed: int) -> tf.Tensor:
     return mix64_mod(salted, num_rows)
 
 
+def fingerprint(keys: tf.Tensor) -> tf.Tensor:
+    """32-bit fingerprints of int64 keys: the high 32 bits of `mix64(key)`, as int64 in
+    [0, 2**32) (`cafe::FingerprintOf`). The sketch's bucket is `mix64(key) mod W`."""
+    keys = tf.cast(keys, tf.int64)
+    return tf.cast(tf.bitwise.right_shift(mix64(keys), tf.constant(32, tf.uint64)), tf.int64)
+
+
+def fingerprint_row(fingerprints: tf.Tensor, num_rows, table_seed: int) -> tf.Tensor:
+    """CAFE's hashed (cold) or medium row of a key, from its fingerprint:
+    `hashed_row(fingerprint, num_rows, seed)` (`cafe::FingerprintRow`). A migration
+    knows the fingerprint of a promoted key (not the key), which is enough to find
+    the rows it read. Tables must have fewer than 2**32 rows."""
+    return hashed_row(tf.convert_to_tensor(fingerprints, tf.int64), num_rows, table_seed)
+
+
 def string_ids(values: tf.Tensor) -> tf.Tensor:
     """Fingerprints string ids to int64 ids (FarmHash, stable across processes)."""
     return tf.strings.to_hash_bucket_fast(values, 2**63 - 1)

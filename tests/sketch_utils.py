@@ -2,8 +2,8 @@
 import numpy as np
 import tensorflow as tf
 
+from cafe_tf import hashing
 from cafe_tf.sketch import HotSketch
-from cafe_tf.sketch.reference import MAX_TAG
 
 
 def zipf_batch(rng, n, distinct, alpha=1.1, importance="random", tags=1):
@@ -21,16 +21,16 @@ def zipf_batch(rng, n, distinct, alpha=1.1, importance="random", tags=1):
 
 
 def state_arrays(sketch: HotSketch):
-    """State as numpy arrays, per-slot ones shaped [W, c], the int32 arrays unpacked;
-    floats viewed as integers so equality is bitwise."""
+    """State as numpy arrays, per-slot ones shaped [W, c], the slot words unpacked
+    (and kept); floats viewed as integers so equality is bitwise."""
     out = {}
-    slots_shape = sketch.keys.shape
+    slots_shape = sketch.slots.shape
     for name, tensor in sketch.read_state()._asdict().items():
         value = np.asarray(tensor.numpy())
-        if name in ("keys", "scores", "rows"):
+        if name in ("fingerprints", "scores", "entries"):
             value = value.reshape(slots_shape)
         out[name] = value.view(np.int32) if value.dtype == np.float32 else value
-    out["packed_int32"] = sketch.packed_int32.numpy()  # padding included
+    out["slots"] = sketch.slots.numpy()
     return out
 
 
@@ -44,25 +44,26 @@ def result_arrays(result):
     return [np.asarray(t.numpy()) for t in result]
 
 
+def fingerprints_of(keys):
+    """The sketch's 32-bit fingerprints of int64 keys, as a list of ints."""
+    return hashing.fingerprint(tf.constant(keys, tf.int64)).numpy().tolist()
+
+
 def check_invariants(sketch: HotSketch):
     s = state_arrays(sketch)
-    keys, rows, row_slot = s["keys"], s["rows"], s["row_slot"]
+    fps, entries = s["fingerprints"], s["entries"]
+    tag_bits = sketch.config.tag_bits
     scores = s["scores"].view(np.float32)
     occupied = scores > 0
-    for b in range(keys.shape[0]):
-        live = keys[b][occupied[b]]
-        assert len(set(live.tolist())) == len(live), f"key twice in bucket {b}"
-    assert np.all(rows[~occupied] == -1), "empty slot holds a hot row"
-    assert np.all(keys[~occupied] == 0), "empty slot holds a key"
-    hot = rows[rows >= 0]
-    assert len(set(hot.tolist())) == len(hot), "hot row used twice"
-    assert np.all(hot < sketch.config.hot_rows)
-    used = row_slot >= 0
-    assert used.sum() == len(hot), "free rows + used rows != all rows"
-    flat_rows = rows.reshape(-1)
-    for row in np.flatnonzero(used):
-        assert flat_rows[row_slot[row]] == row, "row_slot and rows disagree"
-    assert np.all(scores[rows >= 0] >= 0)
-    row_tag = s["row_tag"]
-    assert np.all(row_tag[~used] == 0), "free row holds a tag"
-    assert np.all((row_tag >= 0) & (row_tag <= MAX_TAG)), "tag out of range"
+    assert np.all((fps >= 0) & (fps < 2**32)), "fingerprint out of range"
+    for b in range(fps.shape[0]):
+        live = fps[b][occupied[b]]
+        assert len(set(live.tolist())) == len(live), f"fingerprint twice in bucket {b}"
+    assert np.all(entries[~occupied] == -1), "empty slot holds an entry"
+    assert np.all(fps[~occupied] == 0), "empty slot holds a fingerprint"
+    hot = entries[entries >= 0]
+    rows = hot >> tag_bits
+    assert len(set(rows.tolist())) == len(rows), "hot row used twice"
+    assert np.all(rows < sketch.config.hot_rows)
+    tags = np.where(entries >= 0, entries & ((1 << tag_bits) - 1), (-1 - entries) >> 1)
+    assert np.all((tags >= 0) & (tags < max(1, 1 << tag_bits))), "tag out of range"

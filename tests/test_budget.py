@@ -58,7 +58,7 @@ def test_cafe_layout_fits_the_budget(ratio, vocab, multi_level, dim):
         return
     assert layout.bytes["total"] <= budget_bytes
     assert layout.hot_rows >= 1 and all(r >= 1 for r in layout.hashed_rows)
-    per_hot_row = 4 * dim + 4 * sketch_config.SLOT_BYTES + sketch_config.ROW_BOOKKEEPING_BYTES
+    per_hot_row = 4 * dim + 4 * sketch_config.SLOT_BYTES
     # The hot part takes its share (within one row, or less when minimum hashed rows need it).
     assert layout.hot_rows * per_hot_row <= 0.8 * budget_bytes
     assert (sum(layout.medium_rows) > 0) == multi_level
@@ -69,24 +69,30 @@ def test_budget_too_small_names_the_minimum():
         budget.plan_cafe_layout([100, 100, 100], 16, 200, hot_share=0.5)
 
 
-@pytest.mark.parametrize("buckets,slots,hot_rows", [
-    pytest.param(7, 3, 5, id="odd_slots_padded"),
-    pytest.param(8, 4, 5, id="even_words"),
-])
+@pytest.mark.parametrize("buckets,slots,hot_rows", [(7, 3, 5), (8, 4, 5), (8, 1, 8)])
 def test_sketch_memory_bytes_are_its_variables_bytes(buckets, slots, hot_rows):
-    """The planner counts the real bytes: 16 per slot, 8 per hot row, the scalars."""
+    """The planner counts the real bytes: 12 per slot, nothing per hot row, the scalars."""
     from cafe_tf.sketch import HotSketch
 
     config = sketch_config.SketchConfig(num_buckets=buckets, hot_rows=hot_rows,
                                         slots_per_bucket=slots)
     sketch = HotSketch(config, backend="reference")
     held = sum(v.shape.num_elements() * v.dtype.size for v in sketch.state_variables)
-    assert held == config.memory_bytes()
-    assert config.memory_bytes() - buckets * slots * 16 - hot_rows * 8 - 12 in (0, 4)
+    assert held == config.memory_bytes() == buckets * slots * 12 + 12
 
 
-def test_a_budget_buys_more_hot_rows_than_with_20_byte_slots():
+def test_a_budget_buys_more_hot_rows_than_with_16_byte_slots():
+    """16-byte slots with 8 bytes per hot row (the former layout) against 12-byte slots."""
     dim, budget_bytes = 16, 200_000
     layout = budget.plan_cafe_layout([10**6], dim, budget_bytes, hot_share=0.8)
-    with_20_byte_slots = int(0.8 * budget_bytes // (4 * dim + 4 * 20 + 4))
-    assert layout.hot_rows > with_20_byte_slots
+    fixed = sketch_config.SCALAR_BYTES
+    with_16_byte_slots = int((0.8 * budget_bytes - fixed - 4) // (4 * dim + 4 * 16 + 8))
+    assert layout.hot_rows == int((0.8 * budget_bytes - fixed) // (4 * dim + 4 * 12))
+    assert layout.hot_rows > with_16_byte_slots
+    assert layout.hot_rows / with_16_byte_slots > 1.19  # 136 / 112 bytes per hot row
+
+
+def test_hashed_tables_must_stay_below_2_to_the_32_rows():
+    """CAFE hashes 32-bit fingerprints into its hashed tables."""
+    with pytest.raises(ValueError, match=r"fewer than 2\*\*32 rows"):
+        budget.plan_cafe_layout([2**34], 1, 8 * 2**32, hot_share=0.01)

@@ -147,8 +147,8 @@ def test_checkpoint_holds_sketch_tables_bookkeeping_and_slots(tmp_path):
     path = make_checkpoint(model).save(str(tmp_path / "ckpt"))
     keys = [name for name, _ in tf.train.list_variables(path)]
     for layer in ("embedding", "c_embedding"):
-        for variable in ("hot_table", "hashed_tables", "keys", "scores", "packed_int32",
-                         "mass", "batches", "promotions", "demotions"):
+        for variable in ("hot_table", "hashed_tables", "slots", "scores", "mass", "batches",
+                         "promotions", "demotions"):
             assert f"model/{layer}/{variable}/.ATTRIBUTES/VARIABLE_VALUE" in keys, variable
     assert "cafe_layout/.ATTRIBUTES/py_state" in keys
     # Adam's two slots per trainable variable, and its iteration count.
@@ -179,7 +179,7 @@ def test_checkpoint_of_other_sizes_is_refused_naming_the_mismatch(tmp_path):
     assert f"CAFE layer 'cafe': hot_rows is {layout.hot_rows} in the checkpoint but" in message
     assert (f"CAFE layer 'cafe', hashed_tables: shape [{hashed_rows}, 8] in the checkpoint but"
             in message)
-    assert (f"CAFE layer 'cafe', keys: shape [{layout.num_buckets}, 4] in the checkpoint but"
+    assert (f"CAFE layer 'cafe', slots: shape [{layout.num_buckets}, 4] in the checkpoint but"
             in message)
     assert "cafe_c" not in message  # the other layer matches
     assert "compression_ratio" in message  # says what to do
@@ -197,7 +197,7 @@ def test_same_shapes_but_other_row_split_is_refused(tmp_path):
     """Vocabulary sizes that move hashed rows between features keep every shape, so
     TF would restore silently; the layout record refuses it."""
     a, checkpoint = _layer_checkpoint({"x": 150_000, "y": 50_000})
-    b, other_checkpoint = _layer_checkpoint({"x": 100_000, "y": 100_000})
+    b, other_checkpoint = _layer_checkpoint({"x": 120_000, "y": 80_000})
     assert [v.shape for v in a.weights] == [v.shape for v in b.weights]
     assert a.layout.hashed_rows != b.layout.hashed_rows
     path = checkpoint.save(str(tmp_path / "ckpt"))
@@ -292,3 +292,22 @@ def test_sigkill_mid_training_resumes_from_last_checkpoint_with_nothing_lost(tmp
     assert sorted(resumed) == sorted(expected)
     for name in expected:
         np.testing.assert_array_equal(resumed[name], expected[name], err_msg=name)
+
+
+def test_checkpoint_of_an_older_sketch_layout_is_refused_naming_the_versions(tmp_path,
+                                                                           monkeypatch):
+    """A checkpoint written with sketch_state_version 2 (16-byte slots) cannot be read."""
+    from cafe_tf import checkpoints
+
+    monkeypatch.setattr(checkpoints, "SKETCH_STATE_VERSION", 2)
+    _, old = _layer_checkpoint({"x": 1000, "y": 500})
+    path = old.save(str(tmp_path / "ckpt"))
+    monkeypatch.setattr(checkpoints, "SKETCH_STATE_VERSION", 3)
+    _, current = _layer_checkpoint({"x": 1000, "y": 500})
+    message = r"sketch_state_version is 2 in the checkpoint but 3 in this model"
+    assert any("sketch_state_version is 2 in the checkpoint but 3" in p
+               for p in mismatches(current, path))
+    with pytest.raises(CheckpointMismatchError, match=message):
+        restore(current, path)
+    with pytest.raises(CheckpointMismatchError, match="older sketch layout"):
+        current.restore(path)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cafe_tf import cli
+from cafe_tf import cli, hashing
 from cafe_tf.cli import saved_run
 from cafe_tf.cli.inspection import hottest_ids
 from cafe_tf.data.criteo import CATEGORICAL_FIELDS, DENSE_FIELDS
@@ -89,19 +89,25 @@ def test_train_on_tsv_then_inspect_and_serve(tmp_path, vocabulary_file, capsys):
 
     assert run_cli("inspect", saved, "--top", 3) == 0
     shown = capsys.readouterr().out
-    assert "hot table" in shown and "hottest ids per feature" in shown
+    assert "hot table" in shown and "hottest keys per feature" in shown
+    assert "fingerprint in hex" in shown
 
     model = saved_run.load(str(saved / "cafe"))
     (layer,) = [m for m in model.submodules if type(m).__name__ == "CafeEmbeddingCollection"]
     assert int(layer.sketch.hot_rows_used()) > 0
     hottest = hottest_ids(layer, top=3)
-    # Keys are ids XOR a 64-bit salt per feature: unsalted, they are the ids written (0..39).
+    # The sketch keeps fingerprints of the keys (ids XOR a salt per feature): each is the
+    # fingerprint of one of the ids written (0..39) of its own feature.
     tracked = [h for ids in hottest.values() for h in ids]
-    assert len(tracked) > 26 and all(0 <= h.id < IDS_PER_FIELD for h in tracked)
+    assert len(tracked) > 26
+    for index, feature in enumerate(layer.features):
+        written = set(hashing.fingerprint(hashing.field_keys(
+            tf.range(IDS_PER_FIELD, dtype=tf.int64), index)).numpy().tolist())
+        assert all(h.fingerprint in written for h in hottest[feature.name]), feature.name
     assert any(h.hot_row >= 0 for h in tracked)
     for ids in hottest.values():
         assert [h.score for h in ids] == sorted((h.score for h in ids), reverse=True)
-    assert f"C1           {hottest['C1'][0].id}: " in shown
+    assert f"C1           {hottest['C1'][0].fingerprint:#010x}: " in shown
 
     # The serving SavedModel predicts what the restored checkpoint predicts.
     served = tf.saved_model.load(str(saved / "cafe" / "serving")).signatures["serving_default"]

@@ -25,9 +25,9 @@ GLOBAL_BATCH = 64
 NUM_EXAMPLES = 64 * 12 + 20   # 13 global batches, the last one partial (20 examples)
 EPOCHS = 2
 TIMEOUT_S = 120  # the workers are killed after this
-# Exact against one device (see test_distribution.py): keys, hot-row mapping, counters.
-STRUCTURE = ("keys", "packed_int32", "batches", "promotions", "demotions", "lookups",
-             "hot_lookups")
+# Exact against one device (see test_distribution.py): slots (fingerprints, hot-row
+# mapping), counters.
+STRUCTURE = ("slots", "batches", "promotions", "demotions", "lookups", "hot_lookups")
 
 
 def free_ports(count):

@@ -17,7 +17,8 @@ EXTREMES = np.array([np.iinfo(np.int64).min, np.iinfo(np.int64).max, 0, -1, 1,
 def _sketch(rng, multi_level):
     """A sketch with hot, medium and cold keys (drawn from a pool the calls reuse)."""
     sketch = HotSketch(SketchConfig(num_buckets=97, hot_rows=40, slots_per_bucket=4,
-                                    threshold=6.0, medium_threshold=2.0 if multi_level else None))
+                                    threshold=6.0, medium_threshold=2.0 if multi_level else None,
+                                    num_tags=5))
     pool = np.concatenate([rng.integers(-2**63, 2**63 - 1, 300, dtype=np.int64), EXTREMES])
     for _ in range(3):
         ranks = np.minimum(rng.zipf(1.3, 3000), len(pool)) - 1
@@ -98,6 +99,25 @@ def test_route_op_rejects_bad_input():
         routing.route_op(sketch, tf.constant([1, 2], tf.int64), tf.constant([0, 2]), *tables)
     with pytest.raises(tf.errors.InvalidArgumentError, match="one length|must be equal"):
         routing.route_op(sketch, tf.constant([1, 2], tf.int64), tf.constant([0]), *tables)
-    with pytest.raises(tf.errors.InvalidArgumentError, match="sizes must be > 0"):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"sizes must be in \[1, 2\^32\)"):
         routing.route_op(sketch, tf.constant([1], tf.int64), tf.constant([0]),
                          [0, 10], [10, 0])
+    # Rows are hashed from 32-bit fingerprints: a table of 2^32 rows is refused.
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"32-bit\s+fingerprints"):
+        routing.route_op(sketch, tf.constant([1], tf.int64), tf.constant([0]),
+                         [0, 10], [10, 2**32])
+
+
+def test_hashed_rows_are_a_function_of_fingerprint_and_feature():
+    """A key's hashed row is `fingerprint_row(fingerprint(key))`: what migration uses."""
+    from cafe_tf import hashing
+
+    sketch, pool = _sketch(np.random.default_rng(3), False)
+    tables = ([0, 30], [30, 17], (), ())
+    keys = tf.constant(pool[:50], tf.int64)
+    fields = tf.constant(np.arange(50) % 2, tf.int32)
+    route = routing.route_op(sketch, keys, fields, *tables)
+    expected = routing.packed_rows(hashing.fingerprint(route.keys), route.fields, *tables[:2],
+                                   routing.HASHED_SEED).numpy()
+    hot = route.hot_rows.numpy() >= 0
+    np.testing.assert_array_equal(route.hashed_rows.numpy()[~hot], expected[~hot])

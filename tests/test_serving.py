@@ -178,7 +178,7 @@ def test_export_single_tensor_model_with_sparse_input(tmp_path):
         input_indices=ids.indices, input_values=ids.values, input_dense_shape=ids.dense_shape)
     np.testing.assert_array_equal(out["embedding"].numpy(), layer(ids).numpy())
     np.testing.assert_array_equal(loaded.serve(ids)["embedding"].numpy(), layer(ids).numpy())
-    assert int(layer.sketch.read_state().row_slot.numpy().max()) >= 0  # a hot row was read
+    assert int(layer.sketch.hot_rows_used()) > 0  # a hot row was read
 
 
 def test_keras_model_save_round_trip(trained_model, tmp_path):

@@ -26,14 +26,17 @@ BAD_INSERTS = {
                                      None), ">= 0"),
     "negative tags": (lambda: (tf.constant([1, 2], tf.int64), None, tf.constant([0, -1])),
                       "tags must be in"),
+    "tag above 2**tag_bits - 1": (lambda: (tf.constant([1, 2], tf.int64), None,
+                                           tf.constant([4, 0])), r"tags must be in \[0, 2(\*\*|\^)tag_bits\) = \[0, 4\)"),
     "tag above 2**30 - 1": (lambda: (tf.constant([1, 2], tf.int64), None,
                                      tf.constant([2**30, 0])), "tags must be in"),
 }
 
 
 def _warm_sketch(backend):
+    # 3 tags: 2 tag bits, tags in [0, 4).
     sketch = HotSketch(SketchConfig(num_buckets=8, hot_rows=4, slots_per_bucket=2,
-                                    threshold=2.0), backend=backend)
+                                    threshold=2.0, num_tags=3), backend=backend)
     sketch.insert(tf.constant([1, 1, 2, 3, 4, 5], tf.int64))
     sketch.migrate()
     return sketch
@@ -99,6 +102,11 @@ def test_empty_batch_changes_nothing(backend):
     (dict(num_buckets=8, hot_rows=4, threshold=1e-39), "threshold"),
     (dict(num_buckets=8, hot_rows=4, threshold=2.0, medium_threshold=1e-40), "medium_threshold"),
     (dict(num_buckets=8, hot_rows=4, threshold=2.0, demote_threshold=1e-40), "demote_threshold"),
+    (dict(num_buckets=8, hot_rows=4, num_tags=0), "num_tags"),
+    (dict(num_buckets=8, hot_rows=4, num_tags=2**30 + 1), "num_tags"),
+    # A hot entry is (row << tag_bits) | tag in an int32: 3 tags (2 bits) allow 2**29 rows.
+    (dict(num_buckets=8, hot_rows=2**29 + 1, num_tags=3),
+     r"hot_rows \* 2\*\*tag_bits must be <= 2\*\*31.*at most 536870912 hot rows"),
 ])
 def test_bad_config_is_a_value_error(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -114,6 +122,9 @@ def test_unknown_backend():
     (dict(threshold=0.0), "threshold must be finite and > 0"),
     (dict(decay_rate=1.5), "decay_rate must be in"),
     (dict(decay_rule="batches", decay_period=0), "decay_period must be > 0"),
+    (dict(hot_rows=2**29 + 1), r"a hot slot packs .* hot_rows \* 2\^tag_bits must be <= 2\^31: "
+                               r"tag_bits 2 \(tags < 4\) allows at most 536870912 hot rows, "
+                               r"got 536870913"),
 ])
 def test_migrate_op_rejects_bad_attributes(attrs, message):
     """The raw migrate op validates its attributes itself, state untouched."""
@@ -121,7 +132,8 @@ def test_migrate_op_rejects_bad_attributes(attrs, message):
 
     sketch = _warm_sketch("op")
     before = state_arrays(sketch)
-    options = dict(hot_rows=4, threshold=2.0, demote_threshold=2.0, decay_rate=0.99)
+    options = dict(hot_rows=4, tag_bits=2, threshold=2.0, demote_threshold=2.0,
+                   decay_rate=0.99)
     with pytest.raises(tf.errors.InvalidArgumentError, match="CafeSketchMigrate: " + message):
         _ops.ops.cafe_sketch_migrate(*[v.handle for v in sketch.state_variables],
                                      force_decay=True, **{**options, **attrs})
@@ -131,25 +143,47 @@ def test_migrate_op_rejects_bad_attributes(attrs, message):
 
 
 def test_op_rejects_state_variables_not_matching_the_layout():
-    """The raw ops check the variables they are handed against `hot_rows`."""
+    """The raw ops check the dtypes and shapes of the variables they are handed."""
     from cafe_tf import _ops
 
     sketch = _warm_sketch("op")
     before = state_arrays(sketch)
     handles = [v.handle for v in sketch.state_variables]
     ids, ones, tags = tf.constant([1], tf.int64), tf.constant([1.0]), tf.constant([0])
-    with pytest.raises(tf.errors.InvalidArgumentError, match="packed_int32 must have shape"):
-        _ops.ops.cafe_sketch_insert(*handles, ids=ids, importance=ones, tags=tags, hot_rows=6)
-    with pytest.raises(tf.errors.InvalidArgumentError, match="packed_int32 must have shape"):
-        _ops.ops.cafe_sketch_migrate(*handles, force_decay=False, hot_rows=2, threshold=2.0,
+    wrong_dtype = tf.Variable(tf.zeros(sketch.slots.shape, tf.int32))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="slots' must be int64"):
+        _ops.ops.cafe_sketch_insert(wrong_dtype.handle, *handles[1:], ids=ids,
+                                    importance=ones, tags=tags, tag_bits=2)
+    wrong_shape = tf.Variable(tf.zeros([4, 2]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="scores must have the shape"):
+        _ops.ops.cafe_sketch_migrate(handles[0], wrong_shape.handle, *handles[2:],
+                                     force_decay=False, hot_rows=4, tag_bits=2, threshold=2.0,
                                      demote_threshold=2.0, decay_rate=0.99)
-    wrong_dtype = tf.Variable(tf.zeros(sketch.packed_int32.shape, tf.int32))
-    with pytest.raises(tf.errors.InvalidArgumentError, match="packed_int32' must be int64"):
-        _ops.ops.cafe_sketch_insert(*handles[:2], wrong_dtype.handle, *handles[3:], ids=ids,
-                                    importance=ones, tags=tags, hot_rows=4)
-    with pytest.raises(tf.errors.InvalidArgumentError, match="packed_int32 must be a vector"):
-        _ops.ops.cafe_sketch_query(sketch.keys, sketch.scores, tf.zeros([8], tf.int64), ids,
-                                   medium_threshold=1.0)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="slots and scores must have one"):
+        _ops.ops.cafe_sketch_query(sketch.slots, tf.zeros([8]), ids, medium_threshold=1.0)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="tag_bits must be in"):
+        _ops.ops.cafe_sketch_query(sketch.slots, sketch.scores, ids, medium_threshold=1.0,
+                                   tag_bits=31)
+    after = state_arrays(sketch)
+    for name in before:
+        assert np.array_equal(before[name], after[name]), name
+
+
+def test_migrate_op_rejects_a_state_with_rows_beyond_hot_rows():
+    """Hot rows live only in the slots' entries: a migrate op told fewer hot rows than
+    the state uses (or other tag bits) refuses it before any change."""
+    from cafe_tf import _ops
+
+    sketch = HotSketch(SketchConfig(num_buckets=8, hot_rows=4, slots_per_bucket=4,
+                                    threshold=2.0), backend="op")
+    sketch.insert(tf.constant([1, 1, 2, 2, 3, 3, 4, 4], tf.int64))
+    assert sketch.migrate().promoted_rows.numpy().tolist() == [0, 1, 2, 3]
+    before = state_arrays(sketch)
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"holds hot row [23], but hot_rows is 2"):
+        _ops.ops.cafe_sketch_migrate(*[v.handle for v in sketch.state_variables],
+                                     force_decay=True, hot_rows=2, threshold=2.0,
+                                     demote_threshold=2.0, decay_rate=0.99)
     after = state_arrays(sketch)
     for name in before:
         assert np.array_equal(before[name], after[name]), name

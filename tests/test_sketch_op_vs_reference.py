@@ -60,7 +60,7 @@ def _run(config, batches, make_sketch, forced_decays, wrap=lambda f: f):
 @pytest.mark.parametrize("num_threads", [1, 2, 3, 8, 64])
 def test_op_matches_reference_bit_for_bit(scenario, num_threads):
     kwargs, n, distinct, alpha, *num_batches = SCENARIOS[scenario]
-    config = SketchConfig(**kwargs)
+    config = SketchConfig(**kwargs, num_tags=3)
     rng = np.random.default_rng(zlib.crc32(scenario.encode()))
     batches = [zipf_batch(rng, n, distinct, alpha, tags=3) for _ in range(*num_batches or [12])]
     batches.append(zipf_batch(rng, 0, distinct, alpha))  # an empty batch changes nothing
@@ -109,7 +109,7 @@ def test_state_is_independent_of_batch_order_within_a_batch():
 
 def test_invariants_hold_after_every_step():
     config = SketchConfig(num_buckets=32, hot_rows=20, slots_per_bucket=4, threshold=3.0,
-                          decay_rate=0.6, decay_mass_factor=0.5)
+                          decay_rate=0.6, decay_mass_factor=0.5, num_tags=5)
     sketch = HotSketch(config, backend="op")
     rng = np.random.default_rng(11)
     for _ in range(30):

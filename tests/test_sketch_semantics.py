@@ -13,15 +13,44 @@ ROW_PENDING = ROW_NONE - 1
 
 BACKENDS = ["op", "reference"]
 
+# Slots keep 32-bit fingerprints, not keys: the keys these tests insert, by fingerprint.
+_KEY_OF = {0: 0}
+
+
+def _fp(key):
+    fp = int(hashing.fingerprint(tf.constant([key], tf.int64)).numpy()[0])
+    _KEY_OF[fp] = key
+    return fp
+
+
+def _keys(fingerprints):
+    """The test keys of a tensor of fingerprints (a migration's), as a list."""
+    return [_KEY_OF[int(f)] for f in fingerprints.numpy()]
+
+
+def _by_fp(keys):
+    """`keys` in fingerprint order: how score ties are broken."""
+    return sorted(keys, key=_fp)
+
+
+def _slot_keys(sketch):
+    """The key in each slot of bucket 0 (0: empty)."""
+    return _keys(sketch.read_state().fingerprints)
+
 
 def _slots(sketch):
-    """{key: (score, row)} of the occupied slots of bucket 0 (W=1 sketches)."""
+    """{key: (score, entry)} of the occupied slots of bucket 0 (W=1 sketches; with one
+    tag, a hot slot's entry is its row)."""
     state = sketch.read_state()
-    keys, scores, rows = (t.numpy() for t in (state.keys, state.scores, state.rows))
-    return {int(k): (float(s), int(r)) for k, s, r in zip(keys, scores, rows) if s > 0}
+    fps, scores, entries = (t.numpy() for t in (state.fingerprints, state.scores,
+                                                state.entries))
+    return {_KEY_OF[int(f)]: (float(s), int(e)) for f, s, e in zip(fps, scores, entries)
+            if s > 0}
 
 
 def _insert(sketch, ids, values=None):
+    for key in ids:
+        _fp(key)
     sketch.insert(tf.constant(ids, tf.int64),
                   None if values is None else tf.constant(values, tf.float32))
 
@@ -31,11 +60,11 @@ def test_space_saving_takeover(backend):
     sketch = HotSketch(SketchConfig(replacement="inherit", num_buckets=1, hot_rows=1, slots_per_bucket=2,
                                     threshold=100.0), backend=backend)
     _insert(sketch, [20, 10], [1.0, 3.0])  # processed in key order: 10 -> slot 0, 20 -> slot 1
-    assert sketch.keys.numpy()[0].tolist() == [10, 20]
+    assert _slot_keys(sketch) == [10, 20]
     _insert(sketch, [30], [2.0])  # full: the smallest (20, score 1) is taken over, 1 + 2
     assert _slots(sketch) == {10: (3.0, -1), 30: (3.0, ROW_PENDING)}
     _insert(sketch, [40], [1.0])  # tie at 3: the highest slot index loses
-    assert sketch.keys.numpy()[0].tolist() == [10, 40]
+    assert _slot_keys(sketch) == [10, 40]
     assert _slots(sketch) == {10: (3.0, -1), 40: (4.0, ROW_PENDING)}
 
 
@@ -53,7 +82,7 @@ def test_one_off_takeover_with_inherited_score_is_never_promoted(backend):
     assert rows.numpy().tolist() == [-1] and levels.numpy().tolist() == [LEVEL_COLD]
     _insert(sketch, [30], [1.0])  # seen again, in a later batch: promotable
     assert _slots(sketch) == {20: (7.0, 0), 30: (8.0, -1)}
-    assert sketch.migrate().promoted_keys.numpy().tolist() == [30]
+    assert _keys(sketch.migrate().promoted_fingerprints) == [30]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -64,7 +93,7 @@ def test_takeover_seen_twice_in_its_batch_is_promotable(backend):
     _insert(sketch, [40, 9, 40], [0.5, 0.0, 0.5])  # two sightings of 40 in the claiming batch
     assert _slots(sketch) == {20: (7.0, -1), 40: (7.0, -1)}
     result = sketch.migrate()
-    assert result.promoted_keys.numpy().tolist() == [20, 40]  # score ties: key ascending
+    assert _keys(result.promoted_fingerprints) == _by_fp([20, 40])  # ties: fingerprint asc
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -83,24 +112,26 @@ def test_promotion_order_and_demotion_on_decay(backend):
     _insert(sketch, [5, 6, 7, 8], [3.0, 3.0, 5.0, 1.0])
     result = sketch.migrate()
     assert not result.decayed.numpy()
-    # score descending, ties by key ascending; rows ascending; 6 finds no free row
-    assert result.promoted_keys.numpy().tolist() == [7, 5]
+    # score descending, ties by fingerprint ascending; rows ascending; the loser of the
+    # tie at 3 finds no free row
+    won, lost = _by_fp([5, 6])
+    assert _keys(result.promoted_fingerprints) == [7, won]
     assert result.promoted_rows.numpy().tolist() == [0, 1]
-    assert _slots(sketch) == {5: (3.0, 1), 6: (3.0, -1), 7: (5.0, 0), 8: (1.0, -1)}
-    assert sketch.read_state().row_slot.numpy().tolist() == [2, 0]
+    assert _slots(sketch) == {won: (3.0, 1), lost: (3.0, -1), 7: (5.0, 0), 8: (1.0, -1)}
+    assert sorted(sketch.read_state().entries.numpy().tolist()) == [-1, -1, 0, 1]
 
-    result = sketch.decay()  # 7 -> 2.5 stays hot, 5 -> 1.5 < k is demoted, row 1 freed
+    result = sketch.decay()  # 7 -> 2.5 stays hot, `won` -> 1.5 < k is demoted, row 1 freed
     assert result.decayed.numpy()
-    assert result.demoted_keys.numpy().tolist() == [5]
+    assert _keys(result.demoted_fingerprints) == [won]
     assert result.demoted_rows.numpy().tolist() == [1]
-    assert result.promoted_keys.numpy().tolist() == []  # 6 -> 1.5 is below k now
-    assert _slots(sketch) == {5: (1.5, -1), 6: (1.5, -1), 7: (2.5, 0), 8: (0.5, -1)}
-    assert sketch.read_state().row_slot.numpy().tolist() == [2, -1]
+    assert _keys(result.promoted_fingerprints) == []  # `lost` -> 1.5 is below k now
+    assert _slots(sketch) == {won: (1.5, -1), lost: (1.5, -1), 7: (2.5, 0), 8: (0.5, -1)}
+    assert int(sketch.hot_rows_used()) == 1
     assert sketch.mass.numpy() == 0.0 and sketch.batches.numpy() == 0
 
-    _insert(sketch, [6])  # 2.5 >= k: promoted into the freed row 1
+    _insert(sketch, [lost])  # 2.5 >= k: promoted into the freed row 1
     result = sketch.migrate()
-    assert result.promoted_keys.numpy().tolist() == [6]
+    assert _keys(result.promoted_fingerprints) == [lost]
     assert result.promoted_rows.numpy().tolist() == [1]
 
 
@@ -174,12 +205,13 @@ def test_hot_key_whose_score_underflows_is_demoted_and_frees_its_row(backend):
                                     threshold=1e-30, demote_threshold=0.0, decay_rate=1e-10),
                        backend=backend)
     _insert(sketch, [7], [1e-30])
-    assert sketch.migrate().promoted_keys.numpy().tolist() == [7]
+    assert _keys(sketch.migrate().promoted_fingerprints) == [7]
     # 1e-30 * 1e-10 is subnormal in float32, which counts as 0: demoted at the first decay.
-    assert sketch.decay().demoted_keys.numpy().tolist() == [7]
+    assert _keys(sketch.decay().demoted_fingerprints) == [7]
     assert _slots(sketch) == {}
-    assert sketch.read_state().row_slot.numpy().tolist() == [-1]
-    assert np.all(sketch.read_state().rows.numpy() == -1)
+    assert int(sketch.hot_rows_used()) == 0
+    assert np.all(sketch.read_state().entries.numpy() == -1)
+    assert np.all(sketch.read_state().fingerprints.numpy() == 0)
     _insert(sketch, [99], [1e-31])  # takes the emptied slot, and is not hot
     rows, levels = sketch.query(tf.constant([99], tf.int64))
     assert rows.numpy().tolist() == [-1] and levels.numpy().tolist() == [LEVEL_COLD]
@@ -202,33 +234,37 @@ def test_subnormal_importance_counts_as_zero(backend, wrap):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_tags_are_kept_while_pending_hot_and_demoted(backend):
-    """A slot's int32 holds the hot row or (tag, pending): the tag must survive each state."""
+    """A slot's int32 entry holds (row, tag) or (tag, pending): the tag must survive each
+    state, up to the largest tag (30 tag bits leave room for 2 hot rows)."""
     sketch = HotSketch(SketchConfig(replacement="inherit", num_buckets=1, hot_rows=2, slots_per_bucket=2,
-                                    threshold=5.0, decay_rate=0.5), backend=backend)
+                                    threshold=5.0, decay_rate=0.5, num_tags=2**30),
+                       backend=backend)
     top = reference.MAX_TAG
+    for key in (10, 20, 30):
+        _fp(key)
 
     def tags_by_key():
         state = sketch.read_state()
-        return {int(k): int(t) for k, t, s in zip(state.keys.numpy(),
-                                                  reference.slot_tags(state).numpy(),
-                                                  state.scores.numpy()) if s > 0}
+        return {_KEY_OF[int(f)]: int(t) for f, t, s in zip(
+            state.fingerprints.numpy(), reference.slot_tags(state, 30).numpy(),
+            state.scores.numpy()) if s > 0}
 
     sketch.insert(tf.constant([10, 20], tf.int64), tf.constant([6.0, 7.0]),
                   tf.constant([top, 3]))
     sketch.insert(tf.constant([30], tf.int64), tf.constant([1.0]), tf.constant([top - 1]))
     assert tags_by_key() == {20: 3, 30: top - 1}
     result = sketch.migrate()
-    assert result.promoted_keys.numpy().tolist() == [20]
+    assert _keys(result.promoted_fingerprints) == [20]
     assert result.promoted_tags.numpy().tolist() == [3]
     sketch.insert(tf.constant([30], tf.int64), tf.constant([1.0]), tf.constant([0]))
     result = sketch.migrate()
     assert result.promoted_tags.numpy().tolist() == [top - 1]  # the tag it claimed the slot with
     assert tags_by_key() == {20: 3, 30: top - 1}
     result = sketch.decay()  # 30 -> 4 and 20 -> 3.5: both below k, demoted in slot order
-    assert result.demoted_keys.numpy().tolist() == [30, 20]
+    assert _keys(result.demoted_fingerprints) == [30, 20]
     assert result.demoted_tags.numpy().tolist() == [top - 1, 3]
     assert tags_by_key() == {20: 3, 30: top - 1}
-    assert sketch.read_state().row_tag.numpy().tolist() == [0, 0]
+    assert int(sketch.hot_rows_used()) == 0
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -265,18 +301,18 @@ def test_swap_displaces_the_weakest_hot_key_by_a_margin(backend):
     sketch = HotSketch(SketchConfig(num_buckets=1, hot_rows=2, slots_per_bucket=4, threshold=2.0,
                                     swap_margin=1.5), backend=backend)
     _insert(sketch, [1, 2], [3.0, 4.0])
-    assert sketch.migrate().promoted_keys.numpy().tolist() == [2, 1]  # rows 0, 1: all taken
+    assert _keys(sketch.migrate().promoted_fingerprints) == [2, 1]  # rows 0, 1: all taken
     _insert(sketch, [3], [5.0])  # 5 > 1.5 * 3: displaces key 1 and takes its row
     result = sketch.migrate()
-    assert result.demoted_keys.numpy().tolist() == [1]
+    assert _keys(result.demoted_fingerprints) == [1]
     assert result.demoted_rows.numpy().tolist() == [1]
-    assert result.promoted_keys.numpy().tolist() == [3]
+    assert _keys(result.promoted_fingerprints) == [3]
     assert result.promoted_rows.numpy().tolist() == [1]
     assert _slots(sketch) == {1: (3.0, ROW_NONE), 2: (4.0, 0), 3: (5.0, 1)}
     _insert(sketch, [4], [5.5])  # 5.5 <= 1.5 * 4: the weakest hot key (2) stays
     result = sketch.migrate()
-    assert result.demoted_keys.numpy().tolist() == []
-    assert result.promoted_keys.numpy().tolist() == []
+    assert _keys(result.demoted_fingerprints) == []
+    assert _keys(result.promoted_fingerprints) == []
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -288,15 +324,16 @@ def test_erode_lowers_the_smallest_score_before_taking_the_slot(backend):
     assert _slots(sketch) == {10: (5.0, ROW_NONE), 20: (2.0, ROW_NONE)}
     _insert(sketch, [40], [2.0])  # eroded to 0: the slot empties
     assert _slots(sketch) == {10: (5.0, ROW_NONE)}
-    assert sketch.keys.numpy()[0].tolist() == [10, 0]
+    assert _slot_keys(sketch) == [10, 0]
     _insert(sketch, [50], [4.0])  # an empty slot: taken whole
     _insert(sketch, [60], [6.0])  # outweighs 50's 4: takes the slot with the 2 left over
     assert _slots(sketch) == {10: (5.0, ROW_NONE), 60: (2.0, ROW_PENDING)}
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_keys_are_compared_in_full_no_false_matches(backend):
-    """Slots hold the whole int64 key: keys equal in either 32-bit half never match."""
+def test_keys_equal_in_one_half_have_unrelated_fingerprints(backend):
+    """Slots match fingerprints of Mix64(key): keys equal in either 32-bit half do not
+    share them (a real false match: tests/test_fingerprints.py)."""
     sketch = HotSketch(SketchConfig(num_buckets=1, hot_rows=1, slots_per_bucket=4,
                                     threshold=2.0), backend=backend)
     keys = [5, 5 + 2**32, 5 - 2**40, 7 * 2**32]  # equal low halves / equal high halves

@@ -29,7 +29,7 @@ class PerOccurrenceCollection(CafeEmbeddingCollection):
         keys = tf.concat([hashing.field_keys(flat.ids, i) for i, flat in enumerate(flats)], 0)
         fields = tf.concat([tf.fill(tf.shape(flat.ids), i) for i, flat in enumerate(flats)], 0)
         hot_rows, levels = self.sketch.query(keys, pure_tf=self.pure_tf_lookups)
-        hashed, medium = self._hashed_indices(keys, fields)
+        hashed, medium = self._hashed_indices(hashing.fingerprint(keys), fields)
         n = tf.shape(hot_rows)[0]
         parts = tf.where(hot_rows >= 0, 0, tf.where(levels == LEVEL_MEDIUM, 1, 2))
         positions = tf.dynamic_partition(tf.range(n), parts, 3)
@@ -139,7 +139,7 @@ def test_unique_lookups_equal_the_per_occurrence_path(overrides, pure_tf):
             np.testing.assert_allclose(a[name], b[name], rtol=1e-5, atol=1e-6,
                                        err_msg=f"output {name} at step {step}")
     state, expected = unique.sketch.read_state(), oracle.sketch.read_state()
-    for name in ("keys", "rows", "row_slot", "row_tag", "batches"):
+    for name in ("fingerprints", "entries", "batches"):
         np.testing.assert_array_equal(getattr(state, name), getattr(expected, name), name)
     # Erosion subtracts: a small score carries the rounding of the large ones it came from.
     np.testing.assert_allclose(state.scores, expected.scores, rtol=1e-5,
@@ -199,10 +199,12 @@ def test_bad_batches_train(ids):
                              for v in model({k: tf.constant(v, tf.int64) for k, v in ids.items()},
                                             training=True).values()])
         tape.gradient(loss, model.trainable_weights)
-    # The layer normalises in float64, the oracle in float32.
-    np.testing.assert_allclose(layer.sketch.scores.numpy(), oracle.sketch.scores.numpy(),
-                               rtol=1e-5)
-    np.testing.assert_array_equal(layer.sketch.keys.numpy(), oracle.sketch.keys.numpy())
+    # The layer normalises in float64, the oracle in float32; an eroded (small) score
+    # carries the rounding of the larger ones it came from.
+    expected = oracle.sketch.scores.numpy()
+    np.testing.assert_allclose(layer.sketch.scores.numpy(), expected, rtol=1e-5,
+                               atol=1e-5 * float(np.max(expected, initial=0.0)))
+    np.testing.assert_array_equal(layer.sketch.slots.numpy(), oracle.sketch.slots.numpy())
     assert int(layer.lookups.numpy()) == sum(len(v) for v in ids.values())
 
 

@@ -1,16 +1,16 @@
 """`cafe-tf inspect DIR`: what a CAFE model saved by `cafe-tf train --save` holds.
 
 For each CAFE layer: its layout (hot rows, sketch buckets, hashed rows), the bytes of
-each part, the hot rows in use, its promotion and lookup counters, and the hottest ids
-of each feature with their sketch scores. State is read through the layer's API
-(`layer.sketch.read_state()`), never from raw checkpoint variables.
+each part, the hot rows in use, its promotion and lookup counters, and the hottest keys
+of each feature with their sketch scores. The sketch keeps a 32-bit fingerprint of each
+key, not the id, so keys are shown as fingerprints in hex. State is read through the
+layer's API (`layer.sketch.read_state()`), never from raw checkpoint variables.
 """
 import argparse
 from typing import Dict, List, NamedTuple
 
 import numpy as np
 
-from cafe_tf import hashing
 from cafe_tf.callbacks import find_cafe_layers
 from cafe_tf.cli import saved_run
 from cafe_tf.layers import CafeEmbeddingCollection
@@ -18,22 +18,23 @@ from cafe_tf.sketch import reference
 
 
 class HotId(NamedTuple):
-    """One id tracked by the sketch: its score and its hot row (-1: not hot)."""
+    """One key tracked by the sketch: its 32-bit fingerprint (`hashing.fingerprint` of
+    the feature's sketch key), its score and its hot row (-1: not hot)."""
 
-    id: int
+    fingerprint: int
     score: float
     hot_row: int
 
 
 def add_parser(commands) -> None:
     parser = commands.add_parser(
-        "inspect", help="show a saved CAFE model's layout, bytes and hottest ids",
+        "inspect", help="show a saved CAFE model's layout, bytes and hottest keys",
         description=__doc__.split("\n\n")[0].replace("\n", " "))
     parser.add_argument("directory", metavar="DIR",
                         help="a directory written by `cafe-tf train --save` (or one of its "
                         "<kind> subdirectories)")
     parser.add_argument("--top", type=int, default=5, metavar="N",
-                        help="hottest ids shown per feature (default 5)")
+                        help="hottest keys shown per feature (default 5)")
     parser.set_defaults(run=run)
 
 
@@ -47,21 +48,23 @@ def run(args: argparse.Namespace) -> int:
 
 
 def hottest_ids(layer: CafeEmbeddingCollection, top: int) -> Dict[str, List[HotId]]:
-    """The `top` ids of each feature with the highest sketch scores, highest first.
+    """The `top` keys of each feature with the highest sketch scores, highest first
+    (ties: fingerprint ascending).
 
-    Ids are the int64 ids the layer was called with (string ids appear as their
-    fingerprints, `cafe_tf.hashing.string_ids`).
+    The sketch keeps each key's 32-bit fingerprint, not its id: the fingerprint of
+    id x of feature i is `hashing.fingerprint(hashing.field_keys(x, i))`.
     """
     state = layer.sketch.read_state()
-    keys, scores = state.keys.numpy(), state.scores.numpy()
-    rows, tags = state.rows.numpy(), reference.slot_tags(state).numpy()
+    tag_bits = layer.sketch_config.tag_bits
+    fingerprints, scores = state.fingerprints.numpy(), state.scores.numpy()
+    rows = reference.entry_rows(state.entries, tag_bits).numpy()
+    tags = reference.slot_tags(state, tag_bits).numpy()
     occupied = scores > 0
     result = {}
     for index, feature in enumerate(layer.features):
         slots = np.flatnonzero(occupied & (tags == index))
-        slots = slots[np.lexsort((keys[slots], -scores[slots]))][:top]
-        salt = hashing.field_salt(index)  # keys are id XOR salt(feature): undo it
-        result[feature.name] = [HotId(int(keys[s] ^ salt), float(scores[s]), int(rows[s]))
+        slots = slots[np.lexsort((fingerprints[slots], -scores[slots]))][:top]
+        result[feature.name] = [HotId(int(fingerprints[s]), float(scores[s]), int(rows[s]))
                                 for s in slots]
     return result
 
@@ -102,9 +105,11 @@ def describe(layer: CafeEmbeddingCollection, top: int) -> str:
         f"  counters      {int(layer.promotions.numpy()):,} promotions, "
         f"{int(layer.demotions.numpy()):,} demotions; {share} of {lookups:,} training lookups "
         "served hot",
-        f"  hottest ids per feature (id: score, * = hot):",
+        "  hottest keys per feature (32-bit key fingerprint in hex, as the sketch keeps "
+        "it: score, * = hot):",
     ]
     for name, ids in hottest_ids(layer, top).items():
-        entries = ", ".join(f"{h.id}: {h.score:.4g}{'*' if h.hot_row >= 0 else ''}" for h in ids)
+        entries = ", ".join(f"{h.fingerprint:#010x}: {h.score:.4g}{'*' if h.hot_row >= 0 else ''}"
+                            for h in ids)
         lines.append(f"    {name:<12} {entries or '(none tracked)'}")
     return "\n".join(lines)

@@ -127,7 +127,7 @@ class CafeEmbeddingCollection(tf_keras.layers.Layer):
             decay_rule=resolved.decay_rule, decay_period=resolved.decay_period,
             decay_half_life=resolved.decay_half_life if resolved.decay_rule == "mass" else None,
             swap_margin=resolved.swap_margin, replacement=resolved.replacement,
-            second_sighting=resolved.second_sighting)
+            second_sighting=resolved.second_sighting, num_tags=len(self.features))
         self.embeddings_initializer = tf_keras.initializers.get(embeddings_initializer)
         # When True, lookups use only stock TF ops (for a SavedModel served
         # without cafe_tf's op library); same results.
@@ -185,12 +185,14 @@ class CafeEmbeddingCollection(tf_keras.layers.Layer):
         return sum(v.shape.num_elements() * v.dtype.size for v in self.weights)
 
     # ---- lookup -----------------------------------------------------------------------
-    def _hashed_indices(self, keys, fields):
-        """Rows of each key in the packed hashed (and medium) tables."""
-        hashed = routing.packed_rows(keys, fields, self._hashed_offsets, self.layout.hashed_rows,
-                                     HASHED_SEED)
-        medium = (routing.packed_rows(keys, fields, self._medium_offsets, self.layout.medium_rows,
-                                      MEDIUM_SEED) if self.config.multi_level else None)
+    def _hashed_indices(self, fingerprints, fields):
+        """Rows of each key, given by its fingerprint, in the packed hashed (and medium)
+        tables."""
+        hashed = routing.packed_rows(fingerprints, fields, self._hashed_offsets,
+                                     self.layout.hashed_rows, HASHED_SEED)
+        medium = (routing.packed_rows(fingerprints, fields, self._medium_offsets,
+                                      self.layout.medium_rows, MEDIUM_SEED)
+                  if self.config.multi_level else None)
         return hashed, medium
 
     def route(self, keys, fields) -> routing.Route:
@@ -332,7 +334,10 @@ class CafeEmbeddingCollection(tf_keras.layers.Layer):
            "hot_rows_used": int32 rows in use}.
         """
         result = self.sketch.migrate(force_decay)
-        hashed, medium = self._hashed_indices(result.promoted_keys, result.promoted_tags)
+        # A key's hashed rows are a function of its fingerprint and feature (its tag),
+        # which is all the sketch keeps of it.
+        hashed, medium = self._hashed_indices(result.promoted_fingerprints,
+                                              result.promoted_tags)
         vectors = tf.gather(self.hashed_tables, hashed)
         if self.medium_tables is not None:
             vectors += tf.gather(self.medium_tables, medium)

@@ -29,7 +29,8 @@ Route.__doc__ = """Routing of N occurrences over U distinct (key, feature) pairs
 keys int64 [U], fields int32 [U]: the distinct pairs, in order of first occurrence.
 inverse int32 [N]: the distinct pair of each occurrence.
 hot_rows int32 [U]: hot row, or -1. levels int32 [U]: 0 cold, 1 medium, 2 hot.
-hashed_rows int64 [U]: row in the packed hashed tables, -1 when hot.
+hashed_rows int64 [U]: row in the packed hashed tables, -1 when hot (a function of
+  the key's fingerprint and feature: `packed_rows`).
 medium_rows int64 [U]: row in the packed medium tables, -1 unless medium.
 read_hot int32 [Rh], read_hashed int64 [Rs], read_medium int64 [Rm]: each
   table's distinct rows read, in order of first use by the distinct pairs.
@@ -39,11 +40,13 @@ first_index int32 [U]: the pair's hot or hashed vector in
 """
 
 
-def packed_rows(keys, fields, offsets: Sequence[int], sizes: Sequence[int], seed: int):
-    """Rows of keys in per-feature hashed tables packed back to back (int64)."""
+def packed_rows(fingerprints, fields, offsets: Sequence[int], sizes: Sequence[int], seed: int):
+    """Rows of keys, given by their fingerprints (`hashing.fingerprint`), in per-feature
+    hashed tables packed back to back (int64)."""
     fields = tf.convert_to_tensor(fields, tf.int32)
     return (tf.gather(tf.constant(offsets, tf.int64), fields) +
-            hashing.hashed_row(keys, tf.gather(tf.constant(sizes, tf.int64), fields), seed))
+            hashing.fingerprint_row(fingerprints, tf.gather(tf.constant(sizes, tf.int64), fields),
+                                    seed))
 
 
 def _distinct(values, where):
@@ -80,11 +83,12 @@ def route_reference(keys, fields, query, hashed_offsets, hashed_sizes, medium_of
     hot_rows, levels = query(unique_keys)
     is_hot = hot_rows >= 0
     no_rows = tf.fill(tf.shape(unique_keys), tf.constant(-1, tf.int64))
-    hashed = tf.where(is_hot, no_rows, packed_rows(unique_keys, unique_fields, hashed_offsets,
+    fingerprints = hashing.fingerprint(unique_keys)
+    hashed = tf.where(is_hot, no_rows, packed_rows(fingerprints, unique_fields, hashed_offsets,
                                                     hashed_sizes, HASHED_SEED))
     if medium_sizes:
         is_medium = levels == LEVEL_MEDIUM
-        medium = tf.where(is_medium, packed_rows(unique_keys, unique_fields, medium_offsets,
+        medium = tf.where(is_medium, packed_rows(fingerprints, unique_fields, medium_offsets,
                                                  medium_sizes, MEDIUM_SEED), no_rows)
     else:
         is_medium, medium = tf.zeros_like(is_hot), no_rows
@@ -102,8 +106,9 @@ def route_op(sketch, keys, fields, hashed_offsets, hashed_sizes, medium_offsets=
     querying `sketch` (a `HotSketch` on the op backend)."""
     from cafe_tf import _ops
     return Route(*_ops.ops.cafe_route(
-        sketch.keys.read_value(), sketch.scores.read_value(), sketch.packed_int32.read_value(),
+        sketch.slots.read_value(), sketch.scores.read_value(),
         tf.convert_to_tensor(keys, tf.int64), tf.convert_to_tensor(fields, tf.int32),
         hashed_offsets=list(hashed_offsets), hashed_sizes=list(hashed_sizes),
         medium_offsets=list(medium_offsets), medium_sizes=list(medium_sizes),
-        medium_threshold=sketch.config.effective_medium_threshold))
+        medium_threshold=sketch.config.effective_medium_threshold,
+        tag_bits=sketch.config.tag_bits))

@@ -4,16 +4,17 @@ import math
 import struct
 from typing import Optional
 
-# Bytes per sketch slot: key int64 + score float32 + one int32 holding the hot row,
-# or the tag and second-sighting mark of a key that is not hot.
-SLOT_BYTES = 8 + 4 + 4
-# Bytes per hot row of bookkeeping: the slot that owns it and its key's tag (int32 each).
-ROW_BOOKKEEPING_BYTES = 4 + 4
+# Bytes per sketch slot: one int64 word (the key's 32-bit fingerprint, and an int32
+# entry holding the hot row and tag, or the tag and second-sighting mark of a key that
+# is not hot) + the float32 score. Hot rows need no bookkeeping of their own.
+SLOT_BYTES = 8 + 4
 # mass (float32) + batches since the last decay (int64).
 SCALAR_BYTES = 4 + 8
-# The int32 arrays (one word per slot, two per hot row) are packed into an int64
-# variable: 4 bytes of padding when they hold an odd number of words.
-MAX_PADDING_BYTES = 4
+# A hot entry packs (row << tag_bits) | tag into an int32 >= 0, so hot_rows * 2**tag_bits
+# must not exceed this.
+MAX_HOT_ENTRIES = 2**31
+# Cold markers (-1 - 2*tag - pending) hold tags below 2**30.
+MAX_TAG_BITS = 30
 # Smallest normal float32. Subnormal importances and scores count as 0 everywhere.
 FLOAT32_MIN_NORMAL = 1.1754943508222875e-38
 
@@ -60,6 +61,9 @@ class SketchConfig:
         outscore by this factor, so the hot set follows the top scores; None
         is the paper's rule (hot keys leave only by decaying below
         demote_threshold).
+      num_tags: tags (a CAFE layer's feature indices) are in [0, num_tags). A hot
+        slot packs (row << tag_bits) | tag into one int32, tag_bits =
+        ceil(log2(num_tags)), so hot_rows * 2**tag_bits must be <= 2**31.
     """
 
     num_buckets: int
@@ -76,6 +80,7 @@ class SketchConfig:
     second_sighting: bool = True
     decay_half_life: Optional[float] = None
     swap_margin: Optional[float] = None
+    num_tags: int = 1
 
     def __post_init__(self):
         problems = []
@@ -125,8 +130,23 @@ class SketchConfig:
                             f"{self.replacement!r}")
         if not isinstance(self.second_sighting, bool):
             problems.append(f"second_sighting must be a bool, got {self.second_sighting!r}")
+        if not isinstance(self.num_tags, int) or self.num_tags <= 0:
+            problems.append(f"num_tags must be a positive int, got {self.num_tags!r}")
+        elif self.tag_bits > MAX_TAG_BITS:
+            problems.append(f"num_tags must be <= 2**{MAX_TAG_BITS}, got {self.num_tags}")
+        elif isinstance(self.hot_rows, int) and self.hot_rows << self.tag_bits > MAX_HOT_ENTRIES:
+            problems.append(
+                f"hot_rows * 2**tag_bits must be <= 2**31 (a hot slot packs (row << tag_bits) "
+                f"| tag into an int32): {self.num_tags} tags need tag_bits {self.tag_bits}, "
+                f"which allows at most {MAX_HOT_ENTRIES >> self.tag_bits} hot rows, got "
+                f"{self.hot_rows}")
         if problems:
             raise ValueError("Invalid SketchConfig: " + "; ".join(problems))
+
+    @property
+    def tag_bits(self) -> int:
+        """Bits of a tag in a hot entry: ceil(log2(num_tags)) (0 for one tag)."""
+        return max(0, int(self.num_tags) - 1).bit_length()
 
     @property
     def effective_demote_threshold(self) -> float:
@@ -162,10 +182,8 @@ class SketchConfig:
                 * _float32(self.threshold))
 
     def memory_bytes(self) -> int:
-        """Bytes of sketch state: slots, hot-row bookkeeping and scalars."""
-        padding = MAX_PADDING_BYTES * (self.num_slots % 2)  # slots + 2 * hot_rows words
-        return (self.num_slots * SLOT_BYTES + self.hot_rows * ROW_BOOKKEEPING_BYTES + padding
-                + SCALAR_BYTES)
+        """Bytes of sketch state: 12 per slot, and the scalars."""
+        return self.num_slots * SLOT_BYTES + SCALAR_BYTES
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -15,26 +15,6 @@ def _plain_variable(name, shape, dtype, initial_value):
     return tf.Variable(initial_value, trainable=False, name=name, dtype=dtype)
 
 
-def packed_int64_length(slots: int, hot_rows: int) -> int:
-    """Length of the int64 variable that holds rows [slots], row_slot [hot_rows]
-    and row_tag [hot_rows] as int32 words, back to back."""
-    return (slots + 2 * hot_rows + 1) // 2
-
-
-def pack_int32(rows, row_slot, row_tag):
-    """rows, row_slot and row_tag (flat int32) as the packed int64 vector."""
-    words = tf.concat([rows, row_slot, row_tag], 0)
-    words = tf.pad(words, [[0, tf.size(words) % 2]])
-    return tf.bitcast(tf.reshape(words, [-1, 2]), tf.int64)
-
-
-def unpack_int32(packed, slots: int, hot_rows: int):
-    """(rows, row_slot, row_tag), flat int32, from the packed int64 vector."""
-    words = tf.reshape(tf.bitcast(packed, tf.int32), [-1])
-    return (words[:slots], words[slots:slots + hot_rows],
-            words[slots + hot_rows:slots + 2 * hot_rows])
-
-
 def _op_library():
     """The loaded op library, or None when running on the reference by choice."""
     from cafe_tf import _ops
@@ -49,15 +29,15 @@ class HotSketch(tf.Module):
     """A HotSketch (docs/sketch.md) held in tf.Variables.
 
     All state is in non-trainable variables, so checkpoints, SavedModels and
-    distribution strategies see it: `keys` int64 and `scores` float32 of shape
-    [W, c]; `packed_int32`, an int64 vector holding three int32 arrays back to
-    back (per slot its hot row, or the tag and second-sighting mark of a key
-    that is not hot [W*c]; per hot row its owning slot and its key's tag
-    [hot_rows] each); scalars `mass` and `batches`. A slot costs 16 bytes
-    (docs/sketch.md). The int32 arrays are packed
-    into int64 because TensorFlow keeps int32 variables in host memory (no
-    int32 variables on GPUs) and its collectives have no unsigned types;
-    `read_state()` unpacks them.
+    distribution strategies see it: `slots` int64 and `scores` float32 of
+    shape [W, c], and scalars `mass` and `batches`. A slot word holds the
+    key's 32-bit fingerprint (high half) and an int32 entry (low half): the
+    hot row and tag, (row << tag_bits) | tag, of a hot key, or the tag and
+    second-sighting mark of a key that is not hot. A slot costs 12 bytes, and
+    hot rows cost nothing more (docs/sketch.md). Only int64 and float32
+    variables: TensorFlow keeps int32 variables in host memory (no int32
+    variables on GPUs) and its collectives have no unsigned types.
+    `read_state()` unpacks the slot words.
 
     Args:
       config: a `SketchConfig`.
@@ -91,41 +71,38 @@ class HotSketch(tf.Module):
         self._ops = ops
         self.num_threads = num_threads
         make = variable_creator or _plain_variable
-        w, c, h = config.num_buckets, config.slots_per_bucket, config.hot_rows
-        self._slots = w * c
-        empty_ints = lambda: pack_int32(tf.fill([w * c], reference.ROW_NONE),  # noqa: E731
-                                        tf.fill([h], -1), tf.zeros([h], tf.int32))
+        w, c = config.num_buckets, config.slots_per_bucket
+        empty_slots = lambda: tf.reshape(reference.pack_slots(  # noqa: E731
+            tf.zeros([w * c], tf.int64), tf.fill([w * c], reference.ROW_NONE)), [w, c])
         with tf.name_scope(name):
-            self.keys = make("keys", [w, c], tf.int64, lambda: tf.zeros([w, c], tf.int64))
+            self.slots = make("slots", [w, c], tf.int64, empty_slots)
             self.scores = make("scores", [w, c], tf.float32, lambda: tf.zeros([w, c]))
-            self.packed_int32 = make("packed_int32", [packed_int64_length(w * c, h)], tf.int64,
-                                     empty_ints)
             self.mass = make("mass", [], tf.float32, lambda: tf.zeros([]))
             self.batches = make("batches", [], tf.int64, lambda: tf.zeros([], tf.int64))
 
     @property
     def state_variables(self):
         """The state variables, in the order the ops take them."""
-        return [self.keys, self.scores, self.packed_int32, self.mass, self.batches]
+        return [self.slots, self.scores, self.mass, self.batches]
 
     def read_state(self) -> reference.SketchTensors:
-        """The current state as flat tensors (the int32 arrays unpacked)."""
-        rows, row_slot, row_tag = unpack_int32(self.packed_int32.read_value(), self._slots,
-                                               self.config.hot_rows)
+        """The current state as flat tensors (the slot words unpacked)."""
+        fingerprints, entries = reference.unpack_slots(
+            tf.reshape(self.slots.read_value(), [-1]))
         return reference.SketchTensors(
-            tf.reshape(self.keys.read_value(), [-1]), tf.reshape(self.scores.read_value(), [-1]),
-            rows, row_slot, row_tag, self.mass.read_value(), self.batches.read_value())
+            fingerprints, tf.reshape(self.scores.read_value(), [-1]), entries,
+            self.mass.read_value(), self.batches.read_value())
 
     def _assign_state(self, state: reference.SketchTensors):
-        return tf.group(self.keys.assign(tf.reshape(state.keys, self.keys.shape)),
+        slots = reference.pack_slots(state.fingerprints, state.entries)
+        return tf.group(self.slots.assign(tf.reshape(slots, self.slots.shape)),
                         self.scores.assign(tf.reshape(state.scores, self.scores.shape)),
-                        self.packed_int32.assign(pack_int32(state.rows, state.row_slot,
-                                                            state.row_tag)),
                         self.mass.assign(state.mass), self.batches.assign(state.batches))
 
     def hot_rows_used(self) -> tf.Tensor:
-        """Number of hot rows in use (int32)."""
-        return tf.reduce_sum(tf.cast(self.read_state().row_slot >= 0, tf.int32))
+        """Number of hot rows in use (int32): one per hot slot."""
+        _, entries = reference.unpack_slots(self.slots.read_value())
+        return tf.reduce_sum(tf.cast(entries >= 0, tf.int32))
 
     def _handles(self):
         return [v.handle for v in self.state_variables]
@@ -151,16 +128,17 @@ class HotSketch(tf.Module):
           ids: int32/int64 vector of keys.
           importance: float vector of the same length, finite and >= 0
             (default: 1 per id, i.e. frequency).
-          tags: int32 vector in [0, 2**30) of the same length, carried with
-            each key (the feature index in CAFE layers; default 0).
+          tags: int32 vector in [0, 2**tag_bits) of the same length (tag_bits
+            from `config.num_tags`), carried with each key (the feature index in
+            CAFE layers; default 0).
 
         Returns:
           The update op in graph mode, None eagerly.
 
         Raises:
           InvalidArgumentError: wrong dtype or rank, mismatched lengths,
-            NaN/inf/negative importance or tags outside [0, 2**30). The state
-            is unchanged.
+            NaN/inf/negative importance or tags outside [0, 2**tag_bits). The
+            state is unchanged.
         """
         ids = self._check_ids(ids)
         n = tf.size(ids)
@@ -183,10 +161,13 @@ class HotSketch(tf.Module):
                                f"{ids.shape[0]} and {tensor.shape[0]}")
         if self._ops is not None:
             return self._ops.cafe_sketch_insert(*self._handles(), ids=ids, importance=importance,
-                                                tags=tags, hot_rows=self.config.hot_rows,
+                                                tags=tags, tag_bits=self.config.tag_bits,
                                                 second_sighting=self.config.second_sighting,
                                                 replacement=self.config.replacement,
                                                 num_threads=self.num_threads)
+        tag_message = (f"tags must be in [0, 2**tag_bits) = [0, {1 << self.config.tag_bits}) "
+                       f"(tag_bits {self.config.tag_bits}, from num_tags "
+                       f"{self.config.num_tags})")
         checks = [
             tf.debugging.assert_equal(tf.size(importance), n, message="ids and importance must "
                                       "have the same length"),
@@ -194,9 +175,8 @@ class HotSketch(tf.Module):
                                       "same length"),
             tf.debugging.assert_all_finite(importance, "importance must be finite (no NaN/inf)"),
             tf.debugging.assert_non_negative(importance, message="importance must be >= 0"),
-            tf.debugging.assert_non_negative(tags, message="tags must be in [0, 2**30)"),
-            tf.debugging.assert_less_equal(tags, reference.MAX_TAG,
-                                           message="tags must be in [0, 2**30)"),
+            tf.debugging.assert_non_negative(tags, message=tag_message),
+            tf.debugging.assert_less(tags, 1 << self.config.tag_bits, message=tag_message),
         ]
         with tf.control_dependencies(checks):
             new_state = reference.insert(self.config, self.read_state(), ids, importance, tags)
@@ -215,12 +195,11 @@ class HotSketch(tf.Module):
         ids = tf.cast(ids, tf.int64)
         if self._ops is not None and not pure_tf:
             return self._ops.cafe_sketch_query(
-                self.keys.read_value(), self.scores.read_value(), self.packed_int32.read_value(),
-                ids, medium_threshold=self.config.effective_medium_threshold,
-                num_threads=self.num_threads)
-        rows, _, _ = unpack_int32(self.packed_int32.read_value(), self._slots,
-                                  self.config.hot_rows)
-        return reference.query(self.config, self.keys, self.scores, rows, ids)
+                self.slots.read_value(), self.scores.read_value(), ids,
+                medium_threshold=self.config.effective_medium_threshold,
+                tag_bits=self.config.tag_bits, num_threads=self.num_threads)
+        return reference.query(self.config, self.slots.read_value(), self.scores.read_value(),
+                               ids)
 
     # ---- migration ----------------------------------------------------------------------
     def migrate(self, force_decay=False) -> reference.MigrationResult:
@@ -228,14 +207,15 @@ class HotSketch(tf.Module):
 
         Returns:
           A `MigrationResult` of tensors: whether it decayed, the demoted
-          (keys, tags, rows) in slot order and the promoted (keys, tags, rows)
-          in promotion order.
+          (fingerprints, tags, rows), the decay's in slot order then the
+          displaced ones, and the promoted (fingerprints, tags, rows) in
+          promotion order.
         """
         cfg = self.config
         if self._ops is not None:
             return reference.MigrationResult(*self._ops.cafe_sketch_migrate(
                 *self._handles(), force_decay=tf.convert_to_tensor(force_decay, tf.bool),
-                hot_rows=cfg.hot_rows, threshold=cfg.threshold, demote_threshold=cfg.effective_demote_threshold,
+                hot_rows=cfg.hot_rows, tag_bits=cfg.tag_bits, threshold=cfg.threshold, demote_threshold=cfg.effective_demote_threshold,
                 decay_rate=cfg.effective_decay_rate, decay_rule=cfg.decay_rule,
                 decay_mass_factor=cfg.effective_decay_mass_factor,
                 decay_period=cfg.decay_period, swap_margin=cfg.swap_margin or 0.0))

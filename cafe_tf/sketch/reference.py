@@ -14,24 +14,42 @@ from cafe_tf import hashing
 from cafe_tf.sketch.config import SketchConfig
 
 LEVEL_COLD, LEVEL_MEDIUM, LEVEL_HOT = 0, 1, 2
-# Tags are in [0, MAX_TAG]: a slot's int32 `rows` entry holds its hot row (>= 0)
-# or, for a key that is not hot, cold_marker(tag, pending).
-MAX_TAG = 2**30 - 1
-# The marker of an empty slot (and Query's "not hot").
+# A slot's int32 entry holds, for a hot key, (row << tag_bits) | tag, and for a
+# key that is not hot, cold_marker(tag, pending). Cold markers hold tags up to
+# MAX_TAG; a sketch's tags are in [0, 2**tag_bits).
+MAX_TAG_BITS = 30
+MAX_TAG = 2**MAX_TAG_BITS - 1
+# The entry of an empty slot (and Query's "not hot").
 ROW_NONE = -1
 # At most this many decay steps (rho each) in one migration.
 MAX_DECAY_STEPS = 64
 
 SketchTensors = collections.namedtuple(
-    "SketchTensors", ["keys", "scores", "rows", "row_slot", "row_tag", "mass", "batches"])
-SketchTensors.__doc__ = """Sketch state: keys/scores/rows are flat [W*c] (slot = bucket*c + j; rows
-holds the hot row or a cold marker), row_slot and row_tag are [hot_rows] (the
-slot owning the row or -1, the tag of its key), mass (float32) and batches
-(int64) are scalars."""
+    "SketchTensors", ["fingerprints", "scores", "entries", "mass", "batches"])
+SketchTensors.__doc__ = """Sketch state, unpacked: fingerprints (int64 in [0, 2**32)), scores
+(float32) and entries (int32: hot row and tag, or a cold marker) are flat
+[W*c] (slot = bucket*c + j); mass (float32) and batches (int64) are scalars.
+`pack_slots` / `unpack_slots` convert to and from the int64 `slots` variable."""
+
+
+def pack_slots(fingerprints, entries):
+    """The int64 slot words: fingerprint in the high 32 bits, the int32 entry in the low."""
+    high = tf.bitwise.left_shift(tf.bitcast(tf.cast(fingerprints, tf.int64), tf.uint64),
+                                 tf.constant(32, tf.uint64))
+    low = tf.cast(tf.bitcast(tf.cast(entries, tf.int32), tf.uint32), tf.uint64)
+    return tf.bitcast(tf.bitwise.bitwise_or(high, low), tf.int64)
+
+
+def unpack_slots(slots):
+    """(fingerprints int64, entries int32) of int64 slot words (any shape)."""
+    words = tf.bitcast(tf.convert_to_tensor(slots, tf.int64), tf.uint64)
+    fingerprints = tf.cast(tf.bitwise.right_shift(words, tf.constant(32, tf.uint64)), tf.int64)
+    low = tf.bitwise.bitwise_and(words, tf.constant(0xFFFFFFFF, tf.uint64))
+    return fingerprints, tf.bitcast(tf.cast(low, tf.uint32), tf.int32)
 
 
 def cold_marker(tag, pending):
-    """The `rows` entry of a key that is not hot: its tag, and whether it is pending
+    """The entry of a key that is not hot: its tag, and whether it is pending
     (it took its slot over and was not seen since: the second sighting rule)."""
     return -1 - 2 * tag - tf.cast(pending, tf.int32)
 
@@ -41,20 +59,37 @@ def marker_tag(marker):
     return tf.bitwise.right_shift(-1 - marker, 1)
 
 
-def slot_tags(state: "SketchTensors") -> tf.Tensor:
+def hot_entry(rows, tags, tag_bits: int):
+    """The entry of a hot key: (row << tag_bits) | tag."""
+    return tf.bitwise.bitwise_or(tf.bitwise.left_shift(rows, tag_bits), tags)
+
+
+def entry_rows(entries, tag_bits: int):
+    """The hot row of each entry, -1 for cold markers."""
+    return tf.bitwise.right_shift(tf.maximum(entries, ROW_NONE), tag_bits)
+
+
+def entry_tags(entries, tag_bits: int):
+    """The tag of each entry (hot or cold; 0 for an empty slot)."""
+    return tf.where(entries >= 0, tf.bitwise.bitwise_and(entries, (1 << tag_bits) - 1),
+                    marker_tag(tf.minimum(entries, ROW_NONE)))
+
+
+def slot_tags(state: "SketchTensors", tag_bits: int) -> tf.Tensor:
     """The tag of each slot's key (flat [W*c]; 0 for empty slots)."""
-    hot = state.rows >= 0
-    return tf.where(hot, tf.gather(state.row_tag, tf.maximum(state.rows, 0)),
-                    marker_tag(tf.minimum(state.rows, ROW_NONE)))
+    return entry_tags(state.entries, tag_bits)
 
 
 def marker_pending(marker):
-    """Whether a `rows` entry is the cold marker of a pending key."""
+    """Whether an entry is the cold marker of a pending key."""
     return tf.logical_and(marker < 0, tf.equal(tf.bitwise.bitwise_and(-1 - marker, 1), 1))
 
+
 MigrationResult = collections.namedtuple(
-    "MigrationResult", ["decayed", "demoted_keys", "demoted_tags", "demoted_rows",
-                        "promoted_keys", "promoted_tags", "promoted_rows"])
+    "MigrationResult", ["decayed", "demoted_fingerprints", "demoted_tags", "demoted_rows",
+                        "promoted_fingerprints", "promoted_tags", "promoted_rows"])
+MigrationResult.__doc__ = """What a migration did: whether it decayed, and per demoted and per
+promoted key its fingerprint (int64 in [0, 2**32)), tag (int32) and hot row (int32)."""
 
 
 def pairwise_sum(values: tf.Tensor) -> tf.Tensor:
@@ -129,25 +164,27 @@ def insert(config: SketchConfig, state: SketchTensors, ids, importance, tags) ->
     order = _order_by_bucket_then_key(keys_in, buckets)
     keys_in, sums, key_tags, repeated, buckets = (tf.gather(t, order) for t in
                                                   (keys_in, sums, key_tags, repeated, buckets))
+    fps_in = hashing.fingerprint(keys_in)
     rank = _rank_within_bucket(buckets)
     rounds = tf.reduce_max(tf.concat([rank, [-1]], 0)) + 1
 
-    def body(r, keys, scores, rows):
+    def body(r, fps, scores, entries):
         pick = tf.where(tf.equal(rank, r))[:, 0]
         bucket = tf.gather(buckets, pick)
-        key = tf.gather(keys_in, pick)
+        fp = tf.gather(fps_in, pick)
         value = tf.gather(sums, pick)
         tag = tf.gather(key_tags, pick)
         slot_ids = bucket[:, None] * c + tf.range(c, dtype=tf.int64)[None, :]
-        slot_keys = tf.gather(keys, slot_ids)
+        slot_fps = tf.gather(fps, slot_ids)
         slot_scores = tf.gather(scores, slot_ids)
-        slot_rows = tf.gather(rows, slot_ids)
+        slot_entries = tf.gather(entries, slot_ids)
         occupied = slot_scores > 0
-        hit = tf.logical_and(occupied, tf.equal(slot_keys, key[:, None]))
+        # Slots match keys by fingerprint.
+        hit = tf.logical_and(occupied, tf.equal(slot_fps, fp[:, None]))
         has_hit = tf.reduce_any(hit, 1)
         empty = tf.logical_not(occupied)
         has_empty = tf.reduce_any(empty, 1)
-        evictable = slot_rows < 0
+        evictable = slot_entries < 0
         has_evictable = tf.reduce_any(evictable, 1)
         masked = tf.where(evictable, slot_scores, tf.fill(tf.shape(slot_scores), float("inf")))
         smallest = tf.logical_and(evictable, tf.equal(masked, tf.reduce_min(masked, 1,
@@ -156,8 +193,8 @@ def insert(config: SketchConfig, state: SketchTensors, ids, importance, tags) ->
                      tf.where(has_empty, _first_true(empty), _last_true(smallest)))
         acts = tf.logical_or(tf.logical_or(has_hit, has_empty), has_evictable)
         old_score = tf.gather(slot_scores, j, batch_dims=1)
-        old_row = tf.gather(slot_rows, j, batch_dims=1)
-        new_key = key
+        old_entry = tf.gather(slot_entries, j, batch_dims=1)
+        new_fp = fp
         new_score = tf.where(has_empty & ~has_hit, value, old_score + value)
         if config.replacement == "erode":
             # A miss in a full bucket erodes the victim; the newcomer takes the slot
@@ -167,40 +204,44 @@ def insert(config: SketchConfig, state: SketchTensors, ids, importance, tags) ->
             eroded = ~has_hit & ~has_empty & ~(gain > 0)
             new_score = tf.where(has_hit | has_empty, new_score, tf.where(eroded, left, gain))
             kept = eroded & (left > 0)
-            new_key = tf.where(kept, tf.gather(slot_keys, j, batch_dims=1),
-                               tf.where(eroded, tf.zeros_like(key), key))
+            new_fp = tf.where(kept, tf.gather(slot_fps, j, batch_dims=1),
+                              tf.where(eroded, tf.zeros_like(fp), fp))
         # A hit keeps the slot's tag and clears a pending mark; a takeover is
         # pending unless sighted (seen twice in this batch, or the rule is off).
         sighted = tf.logical_or(tf.gather(repeated, pick), not config.second_sighting)
-        new_row = tf.where(has_hit, tf.where(marker_pending(old_row), old_row + 1, old_row),
-                           cold_marker(tag, tf.logical_not(has_empty | sighted)))
+        new_entry = tf.where(has_hit,
+                             tf.where(marker_pending(old_entry), old_entry + 1, old_entry),
+                             cold_marker(tag, tf.logical_not(has_empty | sighted)))
         if config.replacement == "erode":
-            new_row = tf.where(kept, old_row, tf.where(eroded, ROW_NONE, new_row))
+            new_entry = tf.where(kept, old_entry, tf.where(eroded, ROW_NONE, new_entry))
         slot = tf.boolean_mask(bucket * c + tf.cast(j, tf.int64), acts)[:, None]
-        keys = tf.tensor_scatter_nd_update(keys, slot, tf.boolean_mask(new_key, acts))
+        fps = tf.tensor_scatter_nd_update(fps, slot, tf.boolean_mask(new_fp, acts))
         scores = tf.tensor_scatter_nd_update(scores, slot, tf.boolean_mask(new_score, acts))
-        rows = tf.tensor_scatter_nd_update(rows, slot, tf.boolean_mask(new_row, acts))
-        return r + 1, keys, scores, rows
+        entries = tf.tensor_scatter_nd_update(entries, slot, tf.boolean_mask(new_entry, acts))
+        return r + 1, fps, scores, entries
 
-    _, keys, scores, rows = tf.while_loop(
-        lambda r, *_: r < rounds, body, (tf.constant(0, tf.int32), state.keys, state.scores,
-                                         state.rows))
-    return state._replace(keys=keys, scores=scores, rows=rows, mass=mass, batches=batches)
+    _, fps, scores, entries = tf.while_loop(
+        lambda r, *_: r < rounds, body, (tf.constant(0, tf.int32), state.fingerprints,
+                                         state.scores, state.entries))
+    return state._replace(fingerprints=fps, scores=scores, entries=entries, mass=mass,
+                          batches=batches)
 
 
-def query(config: SketchConfig, keys, scores, rows, ids):
-    """Hot row (or -1) and level per id; `ids` of any shape, state flat or [W, c]."""
+def query(config: SketchConfig, slots, scores, ids):
+    """Hot row (or -1) and level per id; `ids` of any shape, `slots` (int64 slot
+    words) and `scores` flat or [W, c]."""
     c = config.slots_per_bucket
     ids = tf.convert_to_tensor(ids, tf.int64)
     flat_ids = tf.reshape(ids, [-1])
+    fps, entries = unpack_slots(tf.reshape(slots, [-1]))
     slot_ids = (hashing.mix64_mod(flat_ids, config.num_buckets)[:, None] * c +
                 tf.range(c, dtype=tf.int64)[None, :])
     slot_scores = tf.gather(tf.reshape(scores, [-1]), slot_ids)
-    match = tf.logical_and(slot_scores > 0,
-                           tf.equal(tf.gather(tf.reshape(keys, [-1]), slot_ids), flat_ids[:, None]))
+    match = tf.logical_and(slot_scores > 0, tf.equal(tf.gather(fps, slot_ids),
+                                                     hashing.fingerprint(flat_ids)[:, None]))
     # Not found or not hot (a cold marker): -1.
-    row = tf.reduce_max(tf.where(match, tf.gather(tf.reshape(rows, [-1]), slot_ids), ROW_NONE), 1)
-    row = tf.maximum(row, ROW_NONE)
+    entry = tf.reduce_max(tf.where(match, tf.gather(entries, slot_ids), ROW_NONE), 1)
+    row = entry_rows(entry, config.tag_bits)
     score = tf.reduce_max(tf.where(match, slot_scores, -1.0), 1)
     found = tf.reduce_any(match, 1)
     level = tf.where(row >= 0, LEVEL_HOT,
@@ -246,55 +287,64 @@ def decay_factor(rate: float, steps) -> tf.Tensor:
 
 
 def _decay(config: SketchConfig, state: SketchTensors, steps, mass_left, batches_left):
+    tag_bits = config.tag_bits
     factor = decay_factor(config.effective_decay_rate, steps)
     scores = tf.where(state.scores > 0, flush_subnormal(state.scores * factor), state.scores)
     # Demoted below the threshold, and always when the score underflowed to 0.
-    demote = tf.logical_and(state.rows >= 0, tf.logical_or(
+    demote = tf.logical_and(state.entries >= 0, tf.logical_or(
         scores < config.effective_demote_threshold, tf.logical_not(scores > 0)))
     demoted_slots = tf.where(demote)[:, 0]
-    demoted_rows = tf.gather(state.rows, demoted_slots)
-    demoted_tags = tf.gather(state.row_tag, demoted_rows)
-    row_slot = tf.tensor_scatter_nd_update(state.row_slot, demoted_rows[:, None],
-                                           -tf.ones_like(demoted_rows))
-    row_tag = tf.tensor_scatter_nd_update(state.row_tag, demoted_rows[:, None],
-                                          tf.zeros_like(demoted_rows))
-    rows = tf.tensor_scatter_nd_update(state.rows, demoted_slots[:, None],
-                                       cold_marker(demoted_tags, False))
+    demoted_entries = tf.gather(state.entries, demoted_slots)
+    demoted_rows = entry_rows(demoted_entries, tag_bits)
+    demoted_tags = entry_tags(demoted_entries, tag_bits)
+    entries = tf.tensor_scatter_nd_update(state.entries, demoted_slots[:, None],
+                                          cold_marker(demoted_tags, False))
     emptied = tf.logical_not(scores > 0)
     state_out = state._replace(
-        keys=tf.where(emptied, tf.zeros_like(state.keys), state.keys),
+        fingerprints=tf.where(emptied, tf.zeros_like(state.fingerprints), state.fingerprints),
         scores=tf.where(emptied, tf.zeros_like(scores), scores),
-        rows=tf.where(emptied, tf.fill(tf.shape(rows), ROW_NONE), rows),
-        row_slot=row_slot, row_tag=row_tag, mass=mass_left, batches=batches_left)
-    return state_out, (tf.gather(state.keys, demoted_slots), demoted_tags, demoted_rows)
+        entries=tf.where(emptied, tf.fill(tf.shape(entries), ROW_NONE), entries),
+        mass=mass_left, batches=batches_left)
+    return state_out, (tf.gather(state.fingerprints, demoted_slots), demoted_tags, demoted_rows)
 
 
-def _by_score_then_key(state: SketchTensors, slots, direction):
-    """`slots` ordered by score (`direction`), ties by key ascending."""
-    by_key = tf.gather(slots, tf.argsort(tf.gather(state.keys, slots), stable=True))
-    return tf.gather(by_key, tf.argsort(tf.gather(state.scores, by_key), direction=direction,
-                                        stable=True))
+def _by_score_then_fingerprint(state: SketchTensors, slots, direction):
+    """`slots` (ascending) ordered by score (`direction`), ties by fingerprint
+    ascending, then slot ascending."""
+    by_fp = tf.gather(slots, tf.argsort(tf.gather(state.fingerprints, slots), stable=True))
+    return tf.gather(by_fp, tf.argsort(tf.gather(state.scores, by_fp), direction=direction,
+                                       stable=True))
 
 
 def _swap(config: SketchConfig, state: SketchTensors, candidates):
-    """Demotes the weakest hot keys (score, key ascending) that the candidates
-    beyond the free rows outscore by swap_margin (a prefix of the pairs, as the
-    candidates' scores fall and the hot keys' rise). Returns (state, demoted)."""
-    hot = _by_score_then_key(state, tf.where(state.rows >= 0)[:, 0], "ASCENDING")
-    challengers = candidates[tf.reduce_sum(tf.cast(state.row_slot < 0, tf.int32)):]
+    """Demotes the weakest hot keys (score, fingerprint, slot ascending) that the
+    candidates beyond the free rows outscore by swap_margin (a prefix of the
+    pairs, as the candidates' scores fall and the hot keys' rise). Returns
+    (state, demoted)."""
+    tag_bits = config.tag_bits
+    hot = _by_score_then_fingerprint(state, tf.where(state.entries >= 0)[:, 0], "ASCENDING")
+    free = config.hot_rows - tf.size(hot)
+    challengers = candidates[free:]
     pairs = tf.minimum(tf.size(hot), tf.size(challengers))
     hot = hot[:pairs]
     wins = (tf.gather(state.scores, challengers[:pairs]) >
             tf.constant(config.swap_margin, tf.float32) * tf.gather(state.scores, hot))
     swaps = tf.reduce_sum(tf.cast(tf.math.cumprod(tf.cast(wins, tf.int32)), tf.int32))
     slots = hot[:swaps]
-    rows = tf.gather(state.rows, slots)
-    tags = tf.gather(state.row_tag, rows)
+    entries = tf.gather(state.entries, slots)
+    rows, tags = entry_rows(entries, tag_bits), entry_tags(entries, tag_bits)
     state = state._replace(
-        rows=tf.tensor_scatter_nd_update(state.rows, slots[:, None], cold_marker(tags, False)),
-        row_slot=tf.tensor_scatter_nd_update(state.row_slot, rows[:, None], -tf.ones_like(rows)),
-        row_tag=tf.tensor_scatter_nd_update(state.row_tag, rows[:, None], tf.zeros_like(rows)))
-    return state, (tf.gather(state.keys, slots), tags, rows)
+        entries=tf.tensor_scatter_nd_update(state.entries, slots[:, None],
+                                            cold_marker(tags, False)))
+    return state, (tf.gather(state.fingerprints, slots), tags, rows)
+
+
+def free_rows(config: SketchConfig, entries) -> tf.Tensor:
+    """Hot rows held by no slot's entry, ascending (int32)."""
+    hot = tf.boolean_mask(entries, entries >= 0)
+    used = tf.scatter_nd(entry_rows(hot, config.tag_bits)[:, None], tf.ones_like(hot),
+                         [config.hot_rows])
+    return tf.cast(tf.where(tf.equal(used, 0))[:, 0], tf.int32)
 
 
 def migrate(config: SketchConfig, state: SketchTensors, force_decay=False):
@@ -308,20 +358,18 @@ def migrate(config: SketchConfig, state: SketchTensors, force_decay=False):
 
     # Pending keys (not seen since they took their slot over) wait.
     candidates = tf.where(tf.logical_and(
-        tf.logical_and(state.rows < 0, tf.logical_not(marker_pending(state.rows))),
+        tf.logical_and(state.entries < 0, tf.logical_not(marker_pending(state.entries))),
         tf.logical_and(state.scores > 0, state.scores >= config.threshold)))[:, 0]
-    ordered = _by_score_then_key(state, candidates, "DESCENDING")
+    ordered = _by_score_then_fingerprint(state, candidates, "DESCENDING")
     if config.swap_margin is not None:
         state, swapped = _swap(config, state, ordered)
         demoted = tuple(tf.concat([d, s], 0) for d, s in zip(demoted, swapped))
-    free_rows = tf.cast(tf.where(state.row_slot < 0)[:, 0], tf.int32)
-    count = tf.minimum(tf.size(ordered), tf.size(free_rows))
-    slots, rows = ordered[:count], free_rows[:count]
-    tags = marker_tag(tf.gather(state.rows, slots))
+    free = free_rows(config, state.entries)
+    count = tf.minimum(tf.size(ordered), tf.size(free))
+    slots, rows = ordered[:count], free[:count]
+    tags = marker_tag(tf.gather(state.entries, slots))
     state = state._replace(
-        rows=tf.tensor_scatter_nd_update(state.rows, slots[:, None], rows),
-        row_slot=tf.tensor_scatter_nd_update(state.row_slot, rows[:, None],
-                                             tf.cast(slots, tf.int32)),
-        row_tag=tf.tensor_scatter_nd_update(state.row_tag, rows[:, None], tags))
-    result = MigrationResult(decayed, *demoted, tf.gather(state.keys, slots), tags, rows)
+        entries=tf.tensor_scatter_nd_update(state.entries, slots[:, None],
+                                            hot_entry(rows, tags, config.tag_bits)))
+    result = MigrationResult(decayed, *demoted, tf.gather(state.fingerprints, slots), tags, rows)
     return state, result

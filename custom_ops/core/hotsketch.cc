@@ -83,7 +83,11 @@ class BucketReducer {
   // kPow2 must equal pow2().
   template <bool kPow2>
   uint64_t Reduce(int64_t key) const {
-    const uint64_t x = Mix64(static_cast<uint64_t>(key));
+    return ReduceHash<kPow2>(Mix64(static_cast<uint64_t>(key)));
+  }
+  // The same for x = Mix64(key).
+  template <bool kPow2>
+  uint64_t ReduceHash(uint64_t x) const {
     if (kPow2) return x & (d_ - 1);
     const uint64_t q = static_cast<uint64_t>((static_cast<unsigned __int128>(x) * m_) >> 64);
     uint64_t r = x - q * d_;
@@ -161,18 +165,50 @@ std::string SketchConfig::Validate() const {
     err << "decay_mass_factor must be > 0, got " << decay_mass_factor << ". ";
   if (decay_rule == DecayRule::kBatches && decay_period <= 0)
     err << "decay_period must be > 0, got " << decay_period << ". ";
+  const std::string layout = ValidateEntryLayout(hot_rows, tag_bits);
+  if (!layout.empty()) err << layout << ". ";
   return err.str();
+}
+
+std::string ValidateEntryLayout(int64_t hot_rows, int32_t tag_bits) {
+  std::ostringstream err;
+  if (tag_bits < 0 || tag_bits > kMaxTagBits) {
+    err << "tag_bits must be in [0, " << kMaxTagBits << "], got " << tag_bits;
+  } else if (hot_rows > (int64_t{1} << (31 - tag_bits))) {
+    err << "a hot slot packs (row << tag_bits) | tag into an int32, so hot_rows * 2^tag_bits "
+           "must be <= 2^31: tag_bits " << tag_bits << " (tags < " << (int64_t{1} << tag_bits)
+        << ") allows at most " << (int64_t{1} << (31 - tag_bits)) << " hot rows, got "
+        << hot_rows;
+  }
+  return err.str();
+}
+
+std::string CheckHotRows(const SketchConfig& config, const int64_t* slots) {
+  const int64_t n = config.num_slots();
+  for (int64_t s = 0; s < n; ++s) {
+    const int32_t e = SlotEntry(slots[s]);
+    if (e >= 0 && EntryRow(e, config.tag_bits) >= config.hot_rows) {
+      std::ostringstream err;
+      err << "the sketch state holds hot row " << EntryRow(e, config.tag_bits) << ", but hot_rows is "
+          << config.hot_rows << " (with tag_bits " << config.tag_bits
+          << "): the state was written with other hot_rows or tag_bits";
+      return err.str();
+    }
+  }
+  return "";
 }
 
 void SerialFor(int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
   if (n > 0) fn(0, n);
 }
 
-std::string ValidateInsert(const float* importance, const int32_t* tags, int64_t n) {
+std::string ValidateInsert(const float* importance, const int32_t* tags, int64_t n,
+                           int32_t tag_bits) {
   if (n >= (int64_t{1} << 31)) return "a batch must hold fewer than 2^31 ids";
   // Branch-free screen (vectorised): an importance is valid iff its bits are
-  // those of a finite float >= 0 (+0 .. FLT_MAX, or -0), a tag iff its two top
-  // bits are clear (0 <= tag <= kMaxTag). Only a batch that fails it is scanned again for the message.
+  // those of a finite float >= 0 (+0 .. FLT_MAX, or -0), a tag iff its bits
+  // from tag_bits up are clear (0 <= tag < 2^tag_bits). Only a batch that
+  // fails it is scanned again for the message.
   constexpr int64_t kChunk = 4096;
   bool bad = false;
   for (int64_t begin = 0; begin < n && !bad; begin += kChunk) {
@@ -182,24 +218,26 @@ std::string ValidateInsert(const float* importance, const int32_t* tags, int64_t
       uint32_t bits;
       std::memcpy(&bits, importance + i, sizeof(bits));
       flags |= static_cast<uint32_t>((bits >= 0x7f800000u) & (bits != 0x80000000u));
-      flags |= static_cast<uint32_t>(tags[i]) >> 30;
+      flags |= static_cast<uint32_t>(tags[i]) >> tag_bits;
     }
     bad = flags != 0;
   }
   if (!bad) return "";
   for (int64_t i = 0; i < n; ++i) {
-    std::string problem = InvalidInsertEntry(importance[i], tags[i], i);
+    std::string problem = InvalidInsertEntry(importance[i], tags[i], i, tag_bits);
     if (!problem.empty()) return problem;
   }
   return "";
 }
 
-std::string InvalidInsertEntry(float v, int32_t tag, int64_t index) {
+std::string InvalidInsertEntry(float v, int32_t tag, int64_t index, int32_t tag_bits) {
   std::ostringstream err;
   if (std::isnan(v) || std::isinf(v) || v < 0.f) {
     err << "importance must be finite and >= 0, got " << v << " at index " << index;
-  } else if (tag < 0 || tag > kMaxTag) {
-    err << "tags must be in [0, " << kMaxTag << "], got " << tag << " at index " << index;
+  } else if (tag < 0 || (static_cast<uint32_t>(tag) >> tag_bits) != 0) {
+    err << "tags must be in [0, 2^tag_bits) = [0, " << (int64_t{1} << tag_bits) << ") (tag_bits "
+        << tag_bits << ", from the number of tags: a CAFE layer's features), got " << tag
+        << " at index " << index;
   }
   return err.str();
 }
@@ -345,20 +383,20 @@ struct InsertRules {
   bool erode;
 };
 
-// Inserts one distinct key into its bucket (docs/sketch.md, batch insert).
-// `sighted`: the key may be promoted even if it takes a slot over (it occurs
-// more than once in the batch, or the second sighting rule is off).
-inline void InsertIntoBucket(const SketchState& state, int64_t base, int32_t c, int64_t key,
+// Inserts one distinct key, of fingerprint fp, into its bucket (docs/sketch.md,
+// batch insert). `sighted`: the key may be promoted even if it takes a slot
+// over (it occurs more than once in the batch, or the second sighting rule is off).
+inline void InsertIntoBucket(const SketchState& state, int64_t base, int32_t c, uint32_t fp,
                              float v, int32_t tag, bool sighted, bool erode) {
   int32_t empty = -1;
   for (int32_t j = 0; j < c; ++j) {
     const int64_t s = base + j;
     if (state.scores[s] > 0.f) {
-      if (state.keys[s] == key) {
+      if (SlotFp(state.slots[s]) == fp) {
         state.scores[s] += v;
-        const int32_t m = state.rows[s];
+        const int32_t m = SlotEntry(state.slots[s]);
         // Seen again: a pending key becomes promotable.
-        if (m < 0 && MarkerPending(m)) state.rows[s] = ColdMarker(MarkerTag(m), false);
+        if (m < 0 && MarkerPending(m)) state.slots[s] = SlotWord(fp, ColdMarker(MarkerTag(m), false));
         return;
       }
     } else if (empty < 0) {
@@ -367,16 +405,15 @@ inline void InsertIntoBucket(const SketchState& state, int64_t base, int32_t c, 
   }
   if (empty >= 0) {
     const int64_t s = base + empty;
-    state.keys[s] = key;
+    state.slots[s] = SlotWord(fp, ColdMarker(tag, false));
     state.scores[s] = v;
-    state.rows[s] = ColdMarker(tag, false);
     return;
   }
   // The smallest non-hot slot (ties: highest index) is eroded or taken over.
   int32_t victim = -1;
   for (int32_t j = 0; j < c; ++j) {
     const int64_t s = base + j;
-    if (state.rows[s] >= 0) continue;
+    if (SlotEntry(state.slots[s]) >= 0) continue;
     if (victim < 0 || state.scores[s] <= state.scores[base + victim]) victim = j;
   }
   if (victim < 0) return;  // every slot is hot: the update is dropped
@@ -388,9 +425,8 @@ inline void InsertIntoBucket(const SketchState& state, int64_t base, int32_t c, 
       if (left > 0.f) {
         state.scores[s] = left;
       } else {  // eroded to 0: the slot is empty
-        state.keys[s] = 0;
+        state.slots[s] = kEmptySlot;
         state.scores[s] = 0.f;
-        state.rows[s] = kRowNone;
       }
       return;
     }
@@ -398,9 +434,8 @@ inline void InsertIntoBucket(const SketchState& state, int64_t base, int32_t c, 
   } else {
     state.scores[s] += v;  // SpaceSaving: the newcomer inherits the score
   }
-  state.keys[s] = key;
   // A newcomer that took a slot over waits for a second sighting.
-  state.rows[s] = ColdMarker(tag, !sighted);
+  state.slots[s] = SlotWord(fp, ColdMarker(tag, !sighted));
 }
 
 // Step 1 for one input chunk [begin, end).
@@ -463,7 +498,7 @@ void InsertKeys(const SketchState& state, int64_t base, int32_t c, const InsertR
   for (int64_t k = 0; k < nd; ++k) {
     // A key whose summed importance is 0 changes nothing.
     if (d[k].sum > 0.f) {
-      InsertIntoBucket(state, base, c, d[k].key, d[k].sum, d[k].tag & ~kRepeatedBit,
+      InsertIntoBucket(state, base, c, FingerprintOf(d[k].key), d[k].sum, d[k].tag & ~kRepeatedBit,
                        d[k].tag < 0 || !rules.second_sighting, rules.erode);
     }
   }
@@ -687,42 +722,43 @@ namespace {
 
 constexpr int64_t kQueryAhead = 16;  // ids hashed and prefetched this far ahead
 
-// Bit j set iff slot j is occupied (score > 0) and holds `key`.
+// Bit j set iff slot j is occupied (score > 0) and holds fingerprint `fp`.
 template <int C>
-inline uint32_t MatchMask(const int64_t* slot_keys, const float* slot_scores, int64_t key) {
+inline uint32_t MatchMask(const int64_t* slot_words, const float* slot_scores, uint32_t fp) {
 #if defined(__SSE2__)
   if (C == 4) {
-    // 64-bit equality from 32-bit compares (SSE2 has no pcmpeqq): both halves equal.
-    const __m128i k = _mm_set1_epi64x(key);
-    __m128i lo = _mm_cmpeq_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(slot_keys)), k);
-    __m128i hi =
-        _mm_cmpeq_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(slot_keys + 2)), k);
-    lo = _mm_and_si128(lo, _mm_shuffle_epi32(lo, _MM_SHUFFLE(2, 3, 0, 1)));
-    hi = _mm_and_si128(hi, _mm_shuffle_epi32(hi, _MM_SHUFFLE(2, 3, 0, 1)));
-    const __m128 equal = _mm_castsi128_ps(_mm_packs_epi32(lo, hi));  // 4 x 32-bit all-ones/zero
+    // The high 32-bit halves (fingerprints) of the four words, compared at once.
+    const __m128 a = _mm_castsi128_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(slot_words)));
+    const __m128 b =
+        _mm_castsi128_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(slot_words + 2)));
+    const __m128i high = _mm_castps_si128(_mm_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1)));
+    const __m128 equal = _mm_castsi128_ps(
+        _mm_cmpeq_epi32(high, _mm_set1_epi32(static_cast<int32_t>(fp))));
     const __m128 occupied = _mm_cmpgt_ps(_mm_loadu_ps(slot_scores), _mm_setzero_ps());
     return static_cast<uint32_t>(_mm_movemask_ps(_mm_and_ps(equal, occupied)));
   }
 #endif
   uint32_t mask = 0;
   for (int j = 0; j < C; ++j)
-    mask |= static_cast<uint32_t>((slot_scores[j] > 0.f) & (slot_keys[j] == key)) << j;
+    mask |= static_cast<uint32_t>((slot_scores[j] > 0.f) & (SlotFp(slot_words[j]) == fp)) << j;
   return mask;
 }
 
-// The answer for `key` from its bucket's slots.
+// The answer for fingerprint `fp` from its bucket's slots.
 template <int C>
-inline void LookUp(const int64_t* slot_keys, const float* slot_scores, const int32_t* slot_rows,
-                   int64_t c, float medium, int64_t key, int32_t* out_row, int32_t* out_level) {
+inline void LookUp(const int64_t* slot_words, const float* slot_scores, int64_t c,
+                   int32_t tag_bits, float medium, uint32_t fp, int32_t* out_row,
+                   int32_t* out_level) {
   if (C > 0) {  // branch-free
-    const uint32_t mask = MatchMask<C>(slot_keys, slot_scores, key);
+    const uint32_t mask = MatchMask<C>(slot_words, slot_scores, fp);
     static_assert((C & (C - 1)) == 0, "C must be a power of two");
     // First match, or (no match: ctz gives C) slot 0, whose values are then ignored.
     const uint32_t j = static_cast<uint32_t>(__builtin_ctz(mask | (1u << C))) & (C - 1);
     // Integer arithmetic instead of branches: hit/miss and hot/not are unpredictable.
     const uint32_t found = mask != 0;
-    // -1 when not found or not hot (a cold marker).
-    const int32_t row = std::max(slot_rows[j], kRowNone) | (static_cast<int32_t>(found) - 1);
+    // -1 when not found or not hot (a cold marker; -1 >> tag_bits is -1).
+    const int32_t row = EntryRow(std::max(SlotEntry(slot_words[j]), kRowNone), tag_bits) |
+                        (static_cast<int32_t>(found) - 1);
     const uint32_t hot = static_cast<uint32_t>(~row) >> 31;                // row >= 0
     const uint32_t medium_or_cold = found & static_cast<uint32_t>(slot_scores[j] >= medium);
     *out_row = row;
@@ -732,8 +768,8 @@ inline void LookUp(const int64_t* slot_keys, const float* slot_scores, const int
   int32_t row = -1;
   int32_t level = kLevelCold;
   for (int64_t j = 0; j < c; ++j) {
-    if (slot_scores[j] > 0.f && slot_keys[j] == key) {
-      row = std::max(slot_rows[j], kRowNone);
+    if (slot_scores[j] > 0.f && SlotFp(slot_words[j]) == fp) {
+      row = EntryRow(std::max(SlotEntry(slot_words[j]), kRowNone), tag_bits);
       level = row >= 0 ? kLevelHot : (slot_scores[j] >= medium ? kLevelMedium : kLevelCold);
       break;
     }
@@ -747,23 +783,27 @@ static_assert(kLevelCold == 0 && kLevelMedium == 1 && kLevelHot == 2,
 // Lookup of keys[begin, end): buckets hashed and prefetched kQueryAhead ids
 // ahead. C > 0: slots per bucket known at compile time; C == 0: any c.
 template <int C, bool kPow2>
-void QueryRange(const BucketReducer& bucket_of, int32_t c_runtime, const ConstSketchState& state,
-                float medium, const int64_t* __restrict keys, int64_t begin, int64_t end,
-                int32_t* __restrict out_rows, int32_t* __restrict out_levels) {
+void QueryRange(const BucketReducer& bucket_of, int32_t c_runtime, int32_t tag_bits,
+                const ConstSketchState& state, float medium, const int64_t* __restrict keys,
+                int64_t begin, int64_t end, int32_t* __restrict out_rows,
+                int32_t* __restrict out_levels) {
   const int64_t c = C > 0 ? C : c_runtime;
-  const int64_t* const state_keys = state.keys;
+  const int64_t* const state_slots = state.slots;
   const float* const state_scores = state.scores;
-  const int32_t* const state_rows = state.rows;
-  int64_t ring[kQueryAhead];
-  auto locate = [&](int64_t i) {
-    const int64_t base = static_cast<int64_t>(bucket_of.Reduce<kPow2>(keys[i])) * c;
-    __builtin_prefetch(state_keys + base);
-    __builtin_prefetch(state_scores + base);
-    __builtin_prefetch(state_rows + base);
-    return base;
+  struct Located {
+    int64_t base;
+    uint32_t fp;
   };
-  auto answer = [&](int64_t i, int64_t base) {
-    LookUp<C>(state_keys + base, state_scores + base, state_rows + base, c, medium, keys[i],
+  Located ring[kQueryAhead];
+  auto locate = [&](int64_t i) {
+    const uint64_t h = Mix64(static_cast<uint64_t>(keys[i]));
+    const int64_t base = static_cast<int64_t>(bucket_of.ReduceHash<kPow2>(h)) * c;
+    __builtin_prefetch(state_slots + base);
+    __builtin_prefetch(state_scores + base);
+    return Located{base, static_cast<uint32_t>(h >> 32)};
+  };
+  auto answer = [&](int64_t i, Located at) {
+    LookUp<C>(state_slots + at.base, state_scores + at.base, c, tag_bits, medium, at.fp,
               out_rows + i, out_levels + i);
   };
   if (end - begin <= kQueryAhead) {
@@ -774,21 +814,23 @@ void QueryRange(const BucketReducer& bucket_of, int32_t c_runtime, const ConstSk
   int64_t i = begin;
   for (; i + kQueryAhead < end; ++i) {
     const int64_t r = (i - begin) & (kQueryAhead - 1);
-    const int64_t base = ring[r];
+    const Located at = ring[r];
     ring[r] = locate(i + kQueryAhead);
-    answer(i, base);
+    answer(i, at);
   }
   for (; i < end; ++i) answer(i, ring[(i - begin) & (kQueryAhead - 1)]);
 }
 
 template <int C>
-void QueryRangeFor(const BucketReducer& bucket_of, int32_t c, const ConstSketchState& state,
-                   float medium, const int64_t* keys, int64_t begin, int64_t end,
-                   int32_t* out_rows, int32_t* out_levels) {
+void QueryRangeFor(const BucketReducer& bucket_of, int32_t c, int32_t tag_bits,
+                   const ConstSketchState& state, float medium, const int64_t* keys,
+                   int64_t begin, int64_t end, int32_t* out_rows, int32_t* out_levels) {
   if (bucket_of.pow2()) {
-    QueryRange<C, true>(bucket_of, c, state, medium, keys, begin, end, out_rows, out_levels);
+    QueryRange<C, true>(bucket_of, c, tag_bits, state, medium, keys, begin, end, out_rows,
+                        out_levels);
   } else {
-    QueryRange<C, false>(bucket_of, c, state, medium, keys, begin, end, out_rows, out_levels);
+    QueryRange<C, false>(bucket_of, c, tag_bits, state, medium, keys, begin, end, out_rows,
+                         out_levels);
   }
 }
 
@@ -798,14 +840,15 @@ void Query(const SketchConfig& config, const ConstSketchState& state, const int6
            int64_t n, int32_t* out_rows, int32_t* out_levels, const ParallelFor& parallel_for) {
   const BucketReducer bucket_of(config.num_buckets);
   const int32_t c = config.slots_per_bucket;
+  const int32_t t = config.tag_bits;
   const float medium = config.medium_threshold;
   parallel_for(n, [&](int64_t begin, int64_t end) {
     switch (c) {
-      case 1: return QueryRangeFor<1>(bucket_of, c, state, medium, keys, begin, end, out_rows, out_levels);
-      case 2: return QueryRangeFor<2>(bucket_of, c, state, medium, keys, begin, end, out_rows, out_levels);
-      case 4: return QueryRangeFor<4>(bucket_of, c, state, medium, keys, begin, end, out_rows, out_levels);
-      case 8: return QueryRangeFor<8>(bucket_of, c, state, medium, keys, begin, end, out_rows, out_levels);
-      default: return QueryRangeFor<0>(bucket_of, c, state, medium, keys, begin, end, out_rows, out_levels);
+      case 1: return QueryRangeFor<1>(bucket_of, c, t, state, medium, keys, begin, end, out_rows, out_levels);
+      case 2: return QueryRangeFor<2>(bucket_of, c, t, state, medium, keys, begin, end, out_rows, out_levels);
+      case 4: return QueryRangeFor<4>(bucket_of, c, t, state, medium, keys, begin, end, out_rows, out_levels);
+      case 8: return QueryRangeFor<8>(bucket_of, c, t, state, medium, keys, begin, end, out_rows, out_levels);
+      default: return QueryRangeFor<0>(bucket_of, c, t, state, medium, keys, begin, end, out_rows, out_levels);
     }
   });
 }
@@ -818,6 +861,7 @@ double DecayMassLimit(const SketchConfig& config) {
 MigrationResult Migrate(const SketchConfig& config, const SketchState& state, bool force_decay) {
   MigrationResult result;
   const int64_t slots = config.num_slots();
+  const int32_t tag_bits = config.tag_bits;
   const DecaySteps due =
       DueDecaySteps(config.decay_rule == DecayRule::kBatches, DecayMassLimit(config),
                     config.decay_period, force_decay, *state.mass, *state.batches);
@@ -827,29 +871,32 @@ MigrationResult Migrate(const SketchConfig& config, const SketchState& state, bo
     for (int64_t s = 0; s < slots; ++s) {
       if (!(state.scores[s] > 0.f)) continue;
       state.scores[s] = FlushSubnormal(state.scores[s] * factor);
-      const int32_t row = state.rows[s];
+      const int32_t e = SlotEntry(state.slots[s]);
       // A hot key is demoted below the threshold, and always when its score
       // underflowed to 0 (its slot empties, so it cannot keep a row).
-      if (row >= 0 && (state.scores[s] < config.demote_threshold || !(state.scores[s] > 0.f))) {
-        const int32_t tag = state.row_tag[row];
-        result.demoted.push_back({state.keys[s], tag, row});
-        state.row_slot[row] = -1;
-        state.row_tag[row] = 0;
-        state.rows[s] = ColdMarker(tag, false);
+      if (e >= 0 && (state.scores[s] < config.demote_threshold || !(state.scores[s] > 0.f))) {
+        const int32_t tag = EntryTag(e, tag_bits);
+        result.demoted.push_back({SlotFp(state.slots[s]), tag, EntryRow(e, tag_bits)});
+        state.slots[s] = WithEntry(state.slots[s], ColdMarker(tag, false));
       }
       if (!(state.scores[s] > 0.f)) {  // underflowed: the slot is empty again
-        state.keys[s] = 0;
+        state.slots[s] = kEmptySlot;
         state.scores[s] = 0.f;
-        state.rows[s] = kRowNone;
       }
     }
     *state.mass = due.mass_left;
     *state.batches = due.batches_left;
   }
+  // Orders by score break ties by fingerprint, then by slot (fingerprints are
+  // unique within a bucket, not across buckets).
+  auto fp_then_slot = [&](int64_t a, int64_t b) {
+    const uint32_t fa = SlotFp(state.slots[a]), fb = SlotFp(state.slots[b]);
+    return fa != fb ? fa < fb : a < b;
+  };
   // Pending keys (not seen since they took their slot over) wait.
   std::vector<int64_t> candidates;
   for (int64_t s = 0; s < slots; ++s) {
-    const int32_t m = state.rows[s];
+    const int32_t m = SlotEntry(state.slots[s]);
     if (m < 0 && !MarkerPending(m) && state.scores[s] > 0.f &&
         state.scores[s] >= config.threshold)
       candidates.push_back(s);
@@ -857,45 +904,48 @@ MigrationResult Migrate(const SketchConfig& config, const SketchState& state, bo
   if (candidates.empty()) return result;
   std::sort(candidates.begin(), candidates.end(), [&](int64_t a, int64_t b) {
     if (state.scores[a] != state.scores[b]) return state.scores[a] > state.scores[b];
-    return state.keys[a] < state.keys[b];
+    return fp_then_slot(a, b);
   });
+  // Rows in use: those a hot slot's entry holds.
+  std::vector<char> used(static_cast<size_t>(config.hot_rows), 0);
+  std::vector<int64_t> hot;
+  for (int64_t s = 0; s < slots; ++s) {
+    const int32_t e = SlotEntry(state.slots[s]);
+    if (e >= 0) {
+      used[EntryRow(e, tag_bits)] = 1;
+      hot.push_back(s);
+    }
+  }
   if (config.swap_margin > 0.f) {
     // Candidates beyond the free rows displace the weakest hot keys (score
-    // ascending, key ascending) while they outscore them by the margin: the
-    // candidates' scores fall and the hot keys' rise, so the pairs that
-    // qualify are a prefix.
-    int64_t free = 0;
-    for (int32_t row = 0; row < config.hot_rows; ++row) free += state.row_slot[row] < 0 ? 1 : 0;
-    std::vector<int64_t> hot;
-    for (int64_t s = 0; s < slots; ++s) {
-      if (state.rows[s] >= 0) hot.push_back(s);
-    }
+    // ascending, fingerprint ascending, slot ascending) while they outscore
+    // them by the margin: the candidates' scores fall and the hot keys' rise,
+    // so the pairs that qualify are a prefix.
+    const int64_t free = config.hot_rows - static_cast<int64_t>(hot.size());
     std::sort(hot.begin(), hot.end(), [&](int64_t a, int64_t b) {
       if (state.scores[a] != state.scores[b]) return state.scores[a] < state.scores[b];
-      return state.keys[a] < state.keys[b];
+      return fp_then_slot(a, b);
     });
     for (size_t i = 0; i < hot.size() && free + static_cast<int64_t>(i) <
                                              static_cast<int64_t>(candidates.size());
          ++i) {
       const int64_t s = hot[i];
       if (!(state.scores[candidates[free + i]] > config.swap_margin * state.scores[s])) break;
-      const int32_t row = state.rows[s];
-      const int32_t tag = state.row_tag[row];
-      result.demoted.push_back({state.keys[s], tag, row});
-      state.row_slot[row] = -1;
-      state.row_tag[row] = 0;
-      state.rows[s] = ColdMarker(tag, false);
+      const int32_t e = SlotEntry(state.slots[s]);
+      const int32_t row = EntryRow(e, tag_bits);
+      const int32_t tag = EntryTag(e, tag_bits);
+      result.demoted.push_back({SlotFp(state.slots[s]), tag, row});
+      used[row] = 0;
+      state.slots[s] = WithEntry(state.slots[s], ColdMarker(tag, false));
     }
   }
   size_t next = 0;
   for (int32_t row = 0; row < config.hot_rows && next < candidates.size(); ++row) {
-    if (state.row_slot[row] >= 0) continue;
+    if (used[row]) continue;
     const int64_t s = candidates[next++];
-    const int32_t tag = MarkerTag(state.rows[s]);
-    state.rows[s] = row;
-    state.row_slot[row] = static_cast<int32_t>(s);
-    state.row_tag[row] = tag;
-    result.promoted.push_back({state.keys[s], tag, row});
+    const int32_t tag = MarkerTag(SlotEntry(state.slots[s]));
+    state.slots[s] = WithEntry(state.slots[s], HotEntry(row, tag, tag_bits));
+    result.promoted.push_back({SlotFp(state.slots[s]), tag, row});
   }
   return result;
 }

@@ -20,14 +20,22 @@
 
 namespace cafe {
 
-// A slot's `rows` entry (int32): its hot row when >= 0; otherwise the key is
-// not hot and the entry is ColdMarker(tag, pending), which holds the key's
-// tag (its feature) and whether it is pending. A key that claimed its slot by
-// replacing another (inheriting its score) is pending: it may not be promoted
-// until it is seen again (the second sighting rule, docs/sketch.md). A hot
-// key's tag lives in row_tag[row]. Empty slots hold kRowNone.
+// A slot is one int64 word, SlotWord(fp, entry), and one float32 score:
+// 12 bytes. `fp` is the key's fingerprint (the high 32 bits of Mix64(key);
+// the bucket is Mix64(key) mod W), `entry` an int32:
+//  - >= 0: the key is hot, entry = HotEntry(row, tag, tag_bits) = (row << tag_bits) | tag;
+//  - < 0: the key is not hot, entry = ColdMarker(tag, pending), which holds
+//    the key's tag (its feature) and whether it is pending. A key that claimed
+//    its slot by replacing another (eroding or inheriting its score) is
+//    pending: it may not be promoted until it is seen again (the second
+//    sighting rule, docs/sketch.md).
+// Slots match keys by fingerprint: two keys of one bucket with the same
+// fingerprint share a slot (a false match, docs/sketch.md).
+// An empty slot (score 0) holds kEmptySlot: fingerprint 0, entry kRowNone.
 constexpr int32_t kRowNone = -1;  // = ColdMarker(0, false); Query's "not hot"
-constexpr int32_t kMaxTag = (int32_t{1} << 30) - 1;
+constexpr int32_t kMaxTagBits = 30;
+constexpr int32_t kMaxTag = (int32_t{1} << kMaxTagBits) - 1;  // cold markers hold tags up to this
+constexpr int64_t kEmptySlot = int64_t{0xffffffff};
 
 inline CAFE_HOST_DEVICE int32_t ColdMarker(int32_t tag, bool pending) {
   return -1 - 2 * tag - (pending ? 1 : 0);
@@ -36,8 +44,31 @@ inline CAFE_HOST_DEVICE int32_t ColdMarker(int32_t tag, bool pending) {
 inline CAFE_HOST_DEVICE int32_t MarkerTag(int32_t m) { return (-1 - m) >> 1; }
 inline CAFE_HOST_DEVICE bool MarkerPending(int32_t m) { return ((-1 - m) & 1) != 0; }
 
+// The entry of a hot key, and the row and tag in one (e >= 0).
+inline CAFE_HOST_DEVICE int32_t HotEntry(int32_t row, int32_t tag, int32_t tag_bits) {
+  return static_cast<int32_t>((static_cast<uint32_t>(row) << tag_bits) | static_cast<uint32_t>(tag));
+}
+inline CAFE_HOST_DEVICE int32_t EntryRow(int32_t e, int32_t tag_bits) { return e >> tag_bits; }
+inline CAFE_HOST_DEVICE int32_t EntryTag(int32_t e, int32_t tag_bits) {
+  return e >= 0 ? (e & ((int32_t{1} << tag_bits) - 1)) : MarkerTag(e);
+}
+
+// A slot word and its two halves.
+inline CAFE_HOST_DEVICE int64_t SlotWord(uint32_t fp, int32_t entry) {
+  return static_cast<int64_t>((static_cast<uint64_t>(fp) << 32) | static_cast<uint32_t>(entry));
+}
+inline CAFE_HOST_DEVICE uint32_t SlotFp(int64_t word) {
+  return static_cast<uint32_t>(static_cast<uint64_t>(word) >> 32);
+}
+inline CAFE_HOST_DEVICE int32_t SlotEntry(int64_t word) {
+  return static_cast<int32_t>(static_cast<uint32_t>(static_cast<uint64_t>(word)));
+}
+inline CAFE_HOST_DEVICE int64_t WithEntry(int64_t word, int32_t entry) {
+  return SlotWord(SlotFp(word), entry);
+}
+
 // Set in a batch key's merged tag when the key occurs more than once in the
-// batch (its second sighting); tags themselves are in [0, kMaxTag].
+// batch (its second sighting); tags themselves are in [0, 2^tag_bits).
 constexpr int32_t kRepeatedBit = INT32_MIN;
 
 // A decay applies rho once per period due (mass or batches), at most this
@@ -70,6 +101,13 @@ inline CAFE_HOST_DEVICE float FlushSubnormal(float v) { return v < 1.17549435e-3
 inline CAFE_HOST_DEVICE int64_t BucketOf(int64_t key, int64_t num_buckets) {
   return static_cast<int64_t>(Mix64(static_cast<uint64_t>(key)) %
                               static_cast<uint64_t>(num_buckets));
+}
+
+// Fingerprint of a key: the high 32 bits of Mix64(key). CAFE's hashed (cold
+// and medium) rows are functions of (fingerprint, feature), so migration can
+// hand a promoted key's rows over from its slot alone (routing.h).
+inline CAFE_HOST_DEVICE uint32_t FingerprintOf(int64_t key) {
+  return static_cast<uint32_t>(Mix64(static_cast<uint64_t>(key)) >> 32);
 }
 
 // Exact x mod d without a division: q = mulhi(x, floor((2^64-1)/d)) never
@@ -105,6 +143,9 @@ struct SketchConfig {
   int64_t num_buckets = 0;       // W
   int32_t slots_per_bucket = 0;  // c
   int32_t hot_rows = 0;          // rows of the hot table
+  // Bits of a tag inside a hot entry: tags are in [0, 2^tag_bits), and
+  // hot_rows << tag_bits must not exceed 2^31 (the entries fit an int32).
+  int32_t tag_bits = 0;
   float threshold = 0.f;         // k: promotion threshold
   float demote_threshold = 0.f;  // hot features below this after a decay are demoted (default k)
   float medium_threshold = 0.f;  // Query: non-hot keys with score >= this are "medium"
@@ -128,23 +169,32 @@ struct SketchConfig {
 
 // Views of the sketch state (owned by the caller, e.g. tf.Variables).
 // Slot s = bucket * c + j. A slot is occupied iff scores[s] > 0; an empty
-// slot holds key 0 and row kRowNone. A free hot row has slot -1 and tag 0.
+// slot holds kEmptySlot. A hot row is in use iff one slot's entry holds it.
 struct SketchState {
-  int64_t* keys;                // [W*c]
+  int64_t* slots;               // [W*c] SlotWord(fingerprint, entry)
   float* scores;                // [W*c]
-  int32_t* rows;                // [W*c] hot row, or ColdMarker(tag, pending)
-  int32_t* row_slot;            // [hot_rows] slot owning the row, or -1 (free)
-  int32_t* row_tag;             // [hot_rows] tag of the row's key (feature index)
   float* mass;                  // [1] importance inserted since the last decay step
   int64_t* batches;             // [1] non-empty batches inserted since the last decay step
 };
 
-// What Query reads: keys, scores and rows (only `rows >= 0`, hot, matters).
+// What Query reads: slots and scores.
 struct ConstSketchState {
-  const int64_t* keys;
+  const int64_t* slots;
   const float* scores;
-  const int32_t* rows;
 };
+
+// The smallest number of tag bits that holds tags [0, num_tags).
+inline int32_t TagBitsFor(int64_t num_tags) {
+  int32_t bits = 0;
+  while ((int64_t{1} << bits) < num_tags) ++bits;
+  return bits;
+}
+// Empty when hot_rows and tag_bits fit an int32 hot entry, else the limit broken.
+std::string ValidateEntryLayout(int64_t hot_rows, int32_t tag_bits);
+// Empty when every hot entry of the state's W*c slots holds a row below
+// config.hot_rows, else the first that does not (the state was written with
+// other hot_rows or tag_bits). Migrate relies on it.
+std::string CheckHotRows(const SketchConfig& config, const int64_t* slots);
 
 // Runs fn(begin, end) over disjoint ranges covering [0, n), possibly in
 // parallel. The core's results never depend on how the range is split.
@@ -155,10 +205,11 @@ using ParallelFor =
 void SerialFor(int64_t n, const std::function<void(int64_t, int64_t)>& fn);
 
 // Empty when the batch is valid, else the problem (NaN/inf/negative
-// importance, tag outside [0, kMaxTag]). Checked before any state changes.
-std::string ValidateInsert(const float* importance, const int32_t* tags, int64_t n);
+// importance, tag outside [0, 2^tag_bits)). Checked before any state changes.
+std::string ValidateInsert(const float* importance, const int32_t* tags, int64_t n,
+                           int32_t tag_bits);
 // The problem with entry `index` (importance v, tag), or empty when it is valid.
-std::string InvalidInsertEntry(float v, int32_t tag, int64_t index);
+std::string InvalidInsertEntry(float v, int32_t tag, int64_t index, int32_t tag_bits);
 
 // Batch insert (spec section 2). `num_shards` splits the buckets into that
 // many contiguous ranges processed through `parallel_for`; the resulting state
@@ -167,20 +218,21 @@ void Insert(const SketchConfig& config, const SketchState& state, const int64_t*
             const float* importance, const int32_t* tags, int64_t n, int num_shards,
             const ParallelFor& parallel_for);
 
-// Read-only lookup: hot row (or -1) and level per key.
+// Read-only lookup: hot row (or -1) and level per key (config: W, c, tag_bits
+// and the medium threshold).
 void Query(const SketchConfig& config, const ConstSketchState& state, const int64_t* keys,
            int64_t n, int32_t* out_rows, int32_t* out_levels, const ParallelFor& parallel_for);
 
 struct MigrationEntry {
-  int64_t key;
+  uint32_t fingerprint;
   int32_t tag;
   int32_t row;
 };
 
 struct MigrationResult {
   bool decayed = false;
-  std::vector<MigrationEntry> demoted;   // in slot order
-  std::vector<MigrationEntry> promoted;  // score desc, key asc; rows ascending
+  std::vector<MigrationEntry> demoted;   // decay's in slot order, then the displaced ones
+  std::vector<MigrationEntry> promoted;  // score desc, fingerprint asc, slot asc; rows ascending
 };
 
 // Decay steps due now: whole periods (`mass_limit` = decay_mass_factor * W * k
@@ -230,8 +282,9 @@ double DecayMassLimit(const SketchConfig& config);
 // by rho^steps with demotion of hot keys below demote_threshold; with a
 // swap_margin, demotion of the weakest hot keys that the candidates beyond the
 // free rows outscore by that margin; then promotion of non-hot, non-pending
-// keys with score >= threshold into free rows in ascending row order.
-// Demoted entries: the decay's in slot order, then the displaced ones, weakest
+// keys with score >= threshold into free rows in ascending row order (free:
+// held by no slot's hot entry). Orders by score break ties by fingerprint,
+// then slot. Demoted entries: the decay's in slot order, then the displaced ones, weakest
 // first.
 MigrationResult Migrate(const SketchConfig& config, const SketchState& state, bool force_decay);
 

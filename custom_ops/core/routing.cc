@@ -70,9 +70,13 @@ std::string RouteTables::Validate() const {
   if (medium_offsets.size() != medium_sizes.size())
     err << "medium_offsets and medium_sizes must have the same length. ";
   for (int64_t s : hashed_sizes)
-    if (s <= 0) err << "hashed table sizes must be > 0, got " << s << ". ";
+    if (s <= 0 || s >= kMaxFingerprintTableRows)
+      err << "hashed table sizes must be in [1, 2^32) (rows are hashed from 32-bit "
+             "fingerprints), got " << s << ". ";
   for (int64_t s : medium_sizes)
-    if (s <= 0) err << "medium table sizes must be > 0, got " << s << ". ";
+    if (s <= 0 || s >= kMaxFingerprintTableRows)
+      err << "medium table sizes must be in [1, 2^32) (rows are hashed from 32-bit "
+             "fingerprints), got " << s << ". ";
   return err.str();
 }
 
@@ -125,13 +129,14 @@ void Route(const SketchConfig& config, const ConstSketchState& state, const Rout
   r.medium_rows.resize(u_count);
   for (int64_t u = 0; u < u_count; ++u) {
     const int32_t f = r.fields[u];
+    const uint32_t fp = FingerprintOf(r.keys[u]);
     r.hashed_rows[u] = r.hot_rows[u] >= 0
                            ? -1
                            : tables.hashed_offsets[f] +
-                                 HashedRow(r.keys[u], hashed_salt, tables.hashed_sizes[f]);
+                                 FingerprintRow(fp, hashed_salt, tables.hashed_sizes[f]);
     r.medium_rows[u] = multi_level && r.levels[u] == kLevelMedium
                            ? tables.medium_offsets[f] +
-                                 HashedRow(r.keys[u], medium_salt, tables.medium_sizes[f])
+                                 FingerprintRow(fp, medium_salt, tables.medium_sizes[f])
                            : -1;
   }
 

@@ -26,6 +26,16 @@ inline CAFE_HOST_DEVICE int64_t HashedRow(int64_t key, uint64_t salt, int64_t ro
                               static_cast<uint64_t>(rows));
 }
 
+// CAFE's hashed (cold) and medium row of a key: the row of its fingerprint
+// (FingerprintOf, hotsketch.h), so that migration, which keeps only the
+// fingerprint, finds a promoted key's rows (cafe_tf.hashing.fingerprint_row).
+inline CAFE_HOST_DEVICE int64_t FingerprintRow(uint32_t fp, uint64_t salt, int64_t rows) {
+  return HashedRow(static_cast<int64_t>(fp), salt, rows);
+}
+
+// Tables of CAFE's hashed rows hold fewer rows than this: there are only 2^32 fingerprints.
+constexpr int64_t kMaxFingerprintTableRows = int64_t{1} << 32;
+
 // Hash of a (key, field) pair for the dedup tables (the key mixed first, so
 // pairs whose key and field sum alike do not collide).
 inline CAFE_HOST_DEVICE uint64_t PairHash(int64_t key, int32_t field) {
@@ -67,7 +77,8 @@ std::vector<int64_t> DistinctPairs(const int64_t* a, const int32_t* b, int64_t n
                                    int32_t* inverse);
 
 // The route of keys[n] of features fields[n] (validated) in the sketch
-// `state` (read-only; `config` gives W, c and the medium threshold).
+// `state` (read-only; `config` gives W, c, tag_bits and the medium
+// threshold). A non-hot key's rows are FingerprintRow of its fingerprint.
 // `inverse` has room for n entries.
 void Route(const SketchConfig& config, const ConstSketchState& state, const RouteTables& tables,
            const int64_t* keys, const int32_t* fields, int64_t n, int32_t* inverse,

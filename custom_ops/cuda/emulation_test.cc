@@ -32,6 +32,7 @@ using cafe::cuda::detail::CandidateScoreBits;
 using cafe::cuda::detail::DecayDueBody;
 using cafe::cuda::detail::DecaySlotBody;
 using cafe::cuda::detail::DemoteScatterBody;
+using cafe::cuda::detail::FingerprintKey;
 using cafe::cuda::detail::HotScoreBits;
 using cafe::cuda::detail::SwapCountBody;
 using cafe::cuda::detail::SwapDemoteBody;
@@ -48,6 +49,7 @@ using cafe::cuda::detail::PromoteBody;
 using cafe::cuda::detail::QueryBody;
 using cafe::cuda::detail::RunSumSequential;
 using cafe::cuda::detail::SequentialAdd;
+using cafe::cuda::detail::UsedRowBody;
 
 // Stable sort of `values` by `keys` (ascending or descending), like
 // cub::DeviceRadixSort::SortPairs[Descending] over the full key width.
@@ -101,7 +103,7 @@ class EmulatedGpuBackend : public Backend {
     // ValidatePackKernel
     std::vector<uint64_t> packed(n);
     for (int64_t i = 0; i < n; ++i) {
-      if (InvalidEntry(importance[i], tags[i])) status = std::min<uint64_t>(status, i);
+      if (InvalidEntry(importance[i], tags[i], config_.tag_bits)) status = std::min<uint64_t>(status, i);
       packed[i] = PackEntry(importance[i], tags[i]);
     }
     // SortPairs(keys -> packed), 64 bits, stable
@@ -162,8 +164,7 @@ class EmulatedGpuBackend : public Backend {
       for (int64_t q = 0; q < n; ++q)
         BucketInsertBody(q, num_runs, sorted_bucket.data(), sorted_run.data(), run_key.data(),
                          run_value.data(), run_tag.data(), c, config_.second_sighting,
-                         config_.erode, state_.keys.data(), state_.scores.data(),
-                         state_.rows.data());
+                         config_.erode, state_.slots.data(), state_.scores.data());
     }
     // PairwisePartialKernel, PairwiseFinalKernel
     int log2_padded = 0;
@@ -197,8 +198,8 @@ class EmulatedGpuBackend : public Backend {
     levels->assign(ids.size(), 0);
     for (size_t i = 0; i < ids.size(); ++i)
       QueryBody(static_cast<int64_t>(i), ids.data(), config_.num_buckets,
-                config_.slots_per_bucket, config_.medium_threshold, state_.keys.data(),
-                state_.scores.data(), state_.rows.data(), rows->data(), levels->data());
+                config_.slots_per_bucket, config_.tag_bits, config_.medium_threshold,
+                state_.slots.data(), state_.scores.data(), rows->data(), levels->data());
   }
 
   MigrationResult Migrate(bool force_decay) override {
@@ -211,11 +212,11 @@ class EmulatedGpuBackend : public Backend {
     DecayDueBody(force_decay, config_.decay_rule == DecayRule::kBatches ? 1 : 0,
                  config_.decay_period, limit, config_.decay_rate, &state_.mass, &state_.batches,
                  counts, &factor);
+    const int32_t T = config_.tag_bits;
     std::vector<int32_t> demote_flag(S), demote_row(S, -7), empty_after(S), slot_iota(S);
     for (int64_t s = 0; s < S; ++s) {
-      DecaySlotBody(s, counts, &factor, config_.demote_threshold, state_.keys.data(),
-                    state_.scores.data(), state_.rows.data(), state_.row_slot.data(),
-                    state_.row_tag.data(), demote_flag.data(), demote_row.data(),
+      DecaySlotBody(s, counts, &factor, config_.demote_threshold, T, state_.slots.data(),
+                    state_.scores.data(), demote_flag.data(), demote_row.data(),
                     empty_after.data());
       slot_iota[s] = static_cast<int32_t>(s);
     }
@@ -225,23 +226,28 @@ class EmulatedGpuBackend : public Backend {
     std::vector<int32_t> dt(S, -7), dr(S, -7);
     for (int64_t s = 0; s < S; ++s)
       DemoteScatterBody(s, demote_flag.data(), demote_pos.data(), demote_row.data(),
-                        empty_after.data(), state_.keys.data(), state_.scores.data(),
-                        state_.rows.data(), dk.data(), dt.data(), dr.data());
-    std::vector<int64_t> keys_sorted;
-    std::vector<int32_t> slots_by_key;
-    StableSortPairs(state_.keys, slot_iota, false, &keys_sorted, &slots_by_key);
+                        empty_after.data(), state_.slots.data(), state_.scores.data(),
+                        dk.data(), dt.data(), dr.data());
+    // FingerprintKeyKernel, SortPairs(fingerprint -> slot), 32 bits, stable
+    std::vector<uint32_t> fp_keys(S), fp_sorted;
+    for (int64_t s = 0; s < S; ++s) fp_keys[s] = FingerprintKey(state_.slots.data(), s);
+    std::vector<int32_t> slots_by_fp;
+    StableSortPairs(fp_keys, slot_iota, false, &fp_sorted, &slots_by_fp);
     std::vector<uint32_t> bits(S);
     for (int64_t q = 0; q < S; ++q)
-      bits[q] = CandidateScoreBits(state_.scores.data(), state_.rows.data(), slots_by_key[q],
+      bits[q] = CandidateScoreBits(state_.scores.data(), state_.slots.data(), slots_by_fp[q],
                                    config_.threshold);
     std::vector<uint32_t> bits_sorted;
     std::vector<int32_t> candidates;
-    StableSortPairs(bits, slots_by_key, true, &bits_sorted, &candidates);
+    StableSortPairs(bits, slots_by_fp, true, &bits_sorted, &candidates);
     for (int64_t q = 0; q < S; ++q) CandidateCountBody(q, S, bits_sorted.data(), &counts[3]);
-    std::vector<int32_t> free_flag(H), free_rows(H, -7);
+    std::vector<int32_t> used(H), free_flag(H), free_rows(H, -7);
     int32_t num_free = -7;
     auto list_free_rows = [&]() {
-      for (int64_t r = 0; r < H; ++r) free_flag[r] = state_.row_slot[r] < 0 ? 1 : 0;
+      std::fill(used.begin(), used.end(), 0);
+      for (int64_t s = 0; s < S; ++s)
+        UsedRowBody(s, state_.slots.data(), T, static_cast<int32_t>(H), used.data());
+      for (int64_t r = 0; r < H; ++r) free_flag[r] = used[r] ? 0 : 1;
       const std::vector<int32_t> free_pos = ExclusiveSum(free_flag);
       for (int64_t r = 0; r < H; ++r)
         if (free_flag[r]) free_rows[free_pos[r]] = static_cast<int32_t>(r);
@@ -251,15 +257,14 @@ class EmulatedGpuBackend : public Backend {
     if (config_.swap_margin > 0.f) {  // HotBits, SortPairs ascending, swaps
       std::vector<uint32_t> hot_bits(S), hot_bits_sorted;
       for (int64_t q = 0; q < S; ++q)
-        hot_bits[q] = HotScoreBits(state_.scores.data(), state_.rows.data(), slots_by_key[q]);
+        hot_bits[q] = HotScoreBits(state_.scores.data(), state_.slots.data(), slots_by_fp[q]);
       std::vector<int32_t> hot_sorted;
-      StableSortPairs(hot_bits, slots_by_key, false, &hot_bits_sorted, &hot_sorted);
+      StableSortPairs(hot_bits, slots_by_fp, false, &hot_bits_sorted, &hot_sorted);
       int32_t swaps = -7;
       SwapCountBody(static_cast<int32_t>(H), &num_free, &counts[3], candidates.data(),
                     hot_sorted.data(), state_.scores.data(), config_.swap_margin, &swaps);
       for (int64_t i = 0; i < H; ++i)
-        SwapDemoteBody(i, &swaps, &counts[1], hot_sorted.data(), state_.keys.data(),
-                       state_.rows.data(), state_.row_slot.data(), state_.row_tag.data(),
+        SwapDemoteBody(i, &swaps, &counts[1], hot_sorted.data(), T, state_.slots.data(),
                        dk.data(), dt.data(), dr.data());
       counts[1] += swaps;
       list_free_rows();
@@ -269,13 +274,14 @@ class EmulatedGpuBackend : public Backend {
     std::vector<int64_t> pk(capacity, -7);
     std::vector<int32_t> pt(capacity, -7), pr(capacity, -7);
     for (int64_t i = 0; i < capacity; ++i)
-      PromoteBody(i, counts[2], candidates.data(), free_rows.data(), state_.keys.data(),
-                  state_.rows.data(), state_.row_slot.data(), state_.row_tag.data(), pk.data(),
-                  pt.data(), pr.data());
+      PromoteBody(i, counts[2], candidates.data(), free_rows.data(), T, state_.slots.data(),
+                  pk.data(), pt.data(), pr.data());
     MigrationResult result;
     result.decayed = counts[0] != 0;
-    for (int32_t i = 0; i < counts[1]; ++i) result.demoted.push_back({dk[i], dt[i], dr[i]});
-    for (int32_t i = 0; i < counts[2]; ++i) result.promoted.push_back({pk[i], pt[i], pr[i]});
+    for (int32_t i = 0; i < counts[1]; ++i)
+      result.demoted.push_back({static_cast<uint32_t>(dk[i]), dt[i], dr[i]});
+    for (int32_t i = 0; i < counts[2]; ++i)
+      result.promoted.push_back({static_cast<uint32_t>(pk[i]), pt[i], pr[i]});
     return result;
   }
 

@@ -91,11 +91,8 @@ class GpuBackend : public Backend {
   void Reset(const SketchConfig& config) override {
     config_ = config;
     const Snapshot empty = EmptySnapshot(config);
-    Upload(keys_, empty.keys, stream_);
+    Upload(slots_, empty.slots, stream_);
     Upload(scores_, empty.scores, stream_);
-    Upload(rows_, empty.rows, stream_);
-    Upload(row_slot_, empty.row_slot, stream_);
-    Upload(row_tag_, empty.row_tag, stream_);
     Upload(mass_, std::vector<float>{empty.mass}, stream_);
     Upload(batches_, std::vector<int64_t>{empty.batches}, stream_);
     CHECK_CUDA(cudaStreamSynchronize(stream_));
@@ -103,10 +100,7 @@ class GpuBackend : public Backend {
 
   cuda::DeviceSketchState state() {
     const size_t slots = static_cast<size_t>(config_.num_slots());
-    const size_t hot_rows = static_cast<size_t>(config_.hot_rows);
-    return {keys_.As<int64_t>(slots),         scores_.As<float>(slots),
-            rows_.As<int32_t>(slots),         row_slot_.As<int32_t>(hot_rows),
-            row_tag_.As<int32_t>(hot_rows),   mass_.As<float>(1),
+    return {slots_.As<int64_t>(slots), scores_.As<float>(slots), mass_.As<float>(1),
             batches_.As<int64_t>(1)};
   }
 
@@ -125,7 +119,8 @@ class GpuBackend : public Backend {
     const size_t bytes = cuda::InsertWorkspaceBytes(n, config_.num_buckets, &err);
     CHECK_CUDA(err);
     void* ws = workspace_.Get(bytes);
-    CHECK_CUDA(cuda::LaunchInsert(config_.num_buckets, config_.slots_per_bucket, state(), d_keys,
+    CHECK_CUDA(cuda::LaunchInsert(config_.num_buckets, config_.slots_per_bucket, config_.tag_bits,
+                                  state(), d_keys,
                                   d_importance, d_tags, n, config_.second_sighting,
                                   config_.erode, status_.As<int64_t>(1), ws, bytes, stream_));
   }
@@ -148,10 +143,9 @@ class GpuBackend : public Backend {
     Upload(in_keys_, ids, stream_);
     const size_t n = ids.size();
     const size_t slots = static_cast<size_t>(config_.num_slots());
-    CHECK_CUDA(cuda::LaunchQuery(config_.num_buckets, config_.slots_per_bucket,
-                                 config_.medium_threshold, keys_.As<int64_t>(slots),
-                                 scores_.As<float>(slots), rows_.As<int32_t>(slots),
-                                 in_keys_.As<int64_t>(n), static_cast<int64_t>(n),
+    CHECK_CUDA(cuda::LaunchQuery(config_.num_buckets, config_.slots_per_bucket, config_.tag_bits,
+                                 config_.medium_threshold, slots_.As<int64_t>(slots),
+                                 scores_.As<float>(slots), in_keys_.As<int64_t>(n), static_cast<int64_t>(n),
                                  out_rows_.As<int32_t>(n), out_levels_.As<int32_t>(n), stream_));
     Download(rows, out_rows_.As<int32_t>(n), n, stream_);
     Download(levels, out_levels_.As<int32_t>(n), n, stream_);
@@ -163,6 +157,7 @@ class GpuBackend : public Backend {
     mc.num_buckets = config_.num_buckets;
     mc.slots_per_bucket = config_.slots_per_bucket;
     mc.hot_rows = config_.hot_rows;
+    mc.tag_bits = config_.tag_bits;
     mc.threshold = config_.threshold;
     mc.demote_threshold = config_.demote_threshold;
     mc.decay_rate = config_.decay_rate;
@@ -177,10 +172,10 @@ class GpuBackend : public Backend {
     const size_t pcap = static_cast<size_t>(cuda::MigratePromotedCapacity(mc));
     cuda::MigrateOutputs out;
     out.counts = counts_.As<int32_t>(4);
-    out.demoted_keys = dkeys_.As<int64_t>(dcap);
+    out.demoted_fingerprints = dkeys_.As<int64_t>(dcap);
     out.demoted_tags = dtags_.As<int32_t>(dcap);
     out.demoted_rows = drows_.As<int32_t>(dcap);
-    out.promoted_keys = pkeys_.As<int64_t>(pcap);
+    out.promoted_fingerprints = pkeys_.As<int64_t>(pcap);
     out.promoted_tags = ptags_.As<int32_t>(pcap);
     out.promoted_rows = prows_.As<int32_t>(pcap);
     CHECK_CUDA(cuda::LaunchMigrate(mc, state(), force_decay, out, workspace_.Get(bytes), bytes,
@@ -191,17 +186,19 @@ class GpuBackend : public Backend {
     CHECK_CUDA(cudaStreamSynchronize(stream_));
     std::vector<int64_t> dk, pk;
     std::vector<int32_t> dt, dr, pt, pr;
-    Download(&dk, out.demoted_keys, counts[1], stream_);
+    Download(&dk, out.demoted_fingerprints, counts[1], stream_);
     Download(&dt, out.demoted_tags, counts[1], stream_);
     Download(&dr, out.demoted_rows, counts[1], stream_);
-    Download(&pk, out.promoted_keys, counts[2], stream_);
+    Download(&pk, out.promoted_fingerprints, counts[2], stream_);
     Download(&pt, out.promoted_tags, counts[2], stream_);
     Download(&pr, out.promoted_rows, counts[2], stream_);
     CHECK_CUDA(cudaStreamSynchronize(stream_));
     MigrationResult result;
     result.decayed = counts[0] != 0;
-    for (int32_t i = 0; i < counts[1]; ++i) result.demoted.push_back({dk[i], dt[i], dr[i]});
-    for (int32_t i = 0; i < counts[2]; ++i) result.promoted.push_back({pk[i], pt[i], pr[i]});
+    for (int32_t i = 0; i < counts[1]; ++i)
+      result.demoted.push_back({static_cast<uint32_t>(dk[i]), dt[i], dr[i]});
+    for (int32_t i = 0; i < counts[2]; ++i)
+      result.promoted.push_back({static_cast<uint32_t>(pk[i]), pt[i], pr[i]});
     return result;
   }
 
@@ -209,11 +206,8 @@ class GpuBackend : public Backend {
     Snapshot s;
     const size_t slots = static_cast<size_t>(config_.num_slots());
     const cuda::DeviceSketchState d = state();
-    Download(&s.keys, d.keys, slots, stream_);
+    Download(&s.slots, d.slots, slots, stream_);
     Download(&s.scores, d.scores, slots, stream_);
-    Download(&s.rows, d.rows, slots, stream_);
-    Download(&s.row_slot, d.row_slot, static_cast<size_t>(config_.hot_rows), stream_);
-    Download(&s.row_tag, d.row_tag, static_cast<size_t>(config_.hot_rows), stream_);
     CHECK_CUDA(cudaMemcpyAsync(&s.mass, d.mass, sizeof(float), cudaMemcpyDeviceToHost, stream_));
     CHECK_CUDA(
         cudaMemcpyAsync(&s.batches, d.batches, sizeof(int64_t), cudaMemcpyDeviceToHost, stream_));
@@ -226,7 +220,7 @@ class GpuBackend : public Backend {
  private:
   cudaStream_t stream_ = nullptr;
   SketchConfig config_;
-  DeviceBuffer keys_, scores_, rows_, row_slot_, row_tag_, mass_, batches_;
+  DeviceBuffer slots_, scores_, mass_, batches_;
   DeviceBuffer in_keys_, in_importance_, in_tags_, status_, workspace_;
   DeviceBuffer out_rows_, out_levels_, counts_, dkeys_, dtags_, drows_, pkeys_, ptags_, prows_;
   int64_t batch_n_ = 0;
@@ -244,6 +238,7 @@ void Benchmark(int iters) {
   config.num_buckets = 65536;
   config.slots_per_bucket = 4;
   config.hot_rows = 32768;
+  config.tag_bits = 5;  // MakeBatch's tags go up to 26
   config.threshold = 20.f;
   config.demote_threshold = 20.f;
   config.medium_threshold = 4.f;
@@ -310,8 +305,8 @@ void Benchmark(int iters) {
   DeviceBuffer qr, ql;
   const cuda::DeviceSketchState st = gpu.state();
   auto query = [&](int b) {
-    CHECK_CUDA(cuda::LaunchQuery(config.num_buckets, config.slots_per_bucket,
-                                 config.medium_threshold, st.keys, st.scores, st.rows,
+    CHECK_CUDA(cuda::LaunchQuery(config.num_buckets, config.slots_per_bucket, config.tag_bits,
+                                 config.medium_threshold, st.slots, st.scores,
                                  dk[b].As<int64_t>(n), n, qr.As<int32_t>(n), ql.As<int32_t>(n),
                                  stream));
   };
@@ -356,7 +351,7 @@ void Benchmark(int iters) {
     auto t1 = std::chrono::steady_clock::now();
     const double cpu_insert = static_cast<double>(n) * cpu_iters / Seconds(t0, t1);
     std::vector<int32_t> r(n), l(n);
-    const ConstSketchState cs{state.keys.data(), state.scores.data(), state.rows.data()};
+    const ConstSketchState cs{state.slots.data(), state.scores.data()};
     t0 = std::chrono::steady_clock::now();
     for (int i = 0; i < cpu_iters; ++i)
       cafe::Query(config, cs, keys[i % kBatches].data(), n, r.data(), l.data(), pf);

@@ -46,19 +46,13 @@ int64_t Zipf::Sample(Rng& rng) const {
 
 // ------------------------------------------------------------- Snapshot ---
 
-SketchState Snapshot::view() {
-  return {keys.data(), scores.data(), rows.data(), row_slot.data(), row_tag.data(), &mass,
-          &batches};
-}
+SketchState Snapshot::view() { return {slots.data(), scores.data(), &mass, &batches}; }
 
 Snapshot EmptySnapshot(const SketchConfig& config) {
   Snapshot s;
   const size_t slots = static_cast<size_t>(config.num_slots());
-  s.keys.assign(slots, 0);
+  s.slots.assign(slots, kEmptySlot);
   s.scores.assign(slots, 0.f);
-  s.rows.assign(slots, kRowNone);
-  s.row_slot.assign(static_cast<size_t>(config.hot_rows), -1);
-  s.row_tag.assign(static_cast<size_t>(config.hot_rows), 0);
   return s;
 }
 
@@ -83,10 +77,12 @@ ParallelFor ThreadParallelFor(int threads) {
 namespace {
 
 // First invalid index by exactly the test of cafe::ValidateInsert, or -1.
-int64_t FirstInvalid(const std::vector<float>& importance, const std::vector<int32_t>& tags) {
+int64_t FirstInvalid(const std::vector<float>& importance, const std::vector<int32_t>& tags,
+                     int32_t tag_bits) {
   for (size_t i = 0; i < importance.size(); ++i) {
     const float v = importance[i];
-    if (std::isnan(v) || std::isinf(v) || v < 0.f || tags[i] < 0 || tags[i] > kMaxTag)
+    if (std::isnan(v) || std::isinf(v) || v < 0.f || tags[i] < 0 ||
+        tags[i] >= (int64_t{1} << tag_bits))
       return static_cast<int64_t>(i);
   }
   return -1;
@@ -106,17 +102,18 @@ class CoreBackend : public Backend {
                        const std::vector<int32_t>& tags) override {
     InsertOutcome out;
     const int64_t n = static_cast<int64_t>(keys.size());
-    const std::string problem = ValidateInsert(importance.data(), tags.data(), n);
-    out.status = FirstInvalid(importance, tags);
+    const std::string problem = ValidateInsert(importance.data(), tags.data(), n, config_.tag_bits);
+    out.status = FirstInvalid(importance, tags, config_.tag_bits);
     if (problem.empty() != (out.status < 0)) {
       std::fprintf(stderr, "harness bug: FirstInvalid disagrees with cafe::ValidateInsert\n");
       std::abort();
     }
     if (out.status >= 0) return out;
-    // What the insert op passes: the sizes and the second sighting rule.
+    // What the insert op passes: the sizes, tag bits and the insert rules.
     SketchConfig c;
     c.num_buckets = config_.num_buckets;
     c.slots_per_bucket = config_.slots_per_bucket;
+    c.tag_bits = config_.tag_bits;
     c.second_sighting = config_.second_sighting;
     c.erode = config_.erode;
     cafe::Insert(c, state_.view(), keys.data(), importance.data(), tags.data(), n, threads_,
@@ -127,7 +124,7 @@ class CoreBackend : public Backend {
              std::vector<int32_t>* levels) override {
     rows->assign(ids.size(), 0);
     levels->assign(ids.size(), 0);
-    const ConstSketchState view{state_.keys.data(), state_.scores.data(), state_.rows.data()};
+    const ConstSketchState view{state_.slots.data(), state_.scores.data()};
     cafe::Query(config_, view, ids.data(), static_cast<int64_t>(ids.size()), rows->data(),
                 levels->data(), parallel_for_);
   }
@@ -151,8 +148,39 @@ std::unique_ptr<Backend> MakeCoreBackend(int threads) {
 
 // -------------------------------------------------------------- batches ---
 
+namespace {
+
+// The x with x ^ (x >> shift) == y.
+uint64_t UnXorShift(uint64_t y, int shift) {
+  uint64_t x = y;
+  for (int i = 0; i <= 64 / shift; ++i) x = y ^ (x >> shift);
+  return x;
+}
+
+// The inverse of an odd multiplier modulo 2^64 (Newton's iteration).
+uint64_t InverseOdd(uint64_t a) {
+  uint64_t x = a;  // correct to 3 bits
+  for (int i = 0; i < 5; ++i) x *= 2 - a * x;
+  return x;
+}
+
+}  // namespace
+
+uint64_t Unmix64(uint64_t h) {
+  uint64_t x = UnXorShift(h, 31);
+  x *= InverseOdd(0x94d049bb133111ebULL);
+  x = UnXorShift(x, 27);
+  x *= InverseOdd(0xbf58476d1ce4e5b9ULL);
+  return UnXorShift(x, 30);
+}
+
 int64_t KeyOf(int64_t rank, KeyMode mode) {
   switch (mode) {
+    case KeyMode::kFingerprintPairs: {
+      const uint64_t base = Mix64(static_cast<uint64_t>(rank >> 1) + 0x51ed27ULL);
+      const uint64_t h = (base & 0xffffffff0000ffffULL) | (static_cast<uint64_t>(rank & 1) << 16);
+      return static_cast<int64_t>(Unmix64(h));
+    }
     case KeyMode::kRank:
       return rank;
     case KeyMode::kScrambled:
@@ -248,6 +276,7 @@ std::vector<Scenario> Scenarios(bool include_large) {
     s.config.num_buckets = w;
     s.config.slots_per_bucket = c;
     s.config.hot_rows = h;
+    s.config.tag_bits = 5;  // tags up to batch.max_tag = 26
     s.config.threshold = k;
     s.config.demote_threshold = k;
     s.config.medium_threshold = 0.2f * k;
@@ -282,9 +311,11 @@ std::vector<Scenario> Scenarios(bool include_large) {
     list.push_back(s);
   }
   {
-    Scenario s = make("paper_rules_no_second_sighting", 3, 2, 3, 2.f);
+    // The largest tags: 30 tag bits leave room for 2 hot rows.
+    Scenario s = make("paper_rules_no_second_sighting", 3, 2, 2, 2.f);
     s.config.second_sighting = false;
     s.config.erode = false;
+    s.config.tag_bits = kMaxTagBits;
     s.steps = 20;
     s.batch.n = 500;
     s.batch.vocabulary = 1000;
@@ -435,6 +466,22 @@ std::vector<Scenario> Scenarios(bool include_large) {
     list.push_back(s);
   }
   {
+    Scenario s = make("fingerprint_false_matches", 16, 4, 12, 3.f);
+    s.config.tag_bits = 0;  // one tag: hot entries are plain rows
+    s.steps = 16;
+    s.batch.n = 1000;
+    s.batch.vocabulary = 400;
+    s.batch.max_tag = 0;
+    s.batch.key_mode = KeyMode::kFingerprintPairs;
+    s.modes = {ImportanceMode::kUniform, ImportanceMode::kOnes};
+    s.migrate_every = 1;
+    s.force_decay_every = 3;
+    s.drift = 40;
+    s.config.swap_margin = 1.25f;
+    s.config.decay_rate = 0.7f;
+    list.push_back(s);
+  }
+  {
     Scenario s = make("zero_empty_invalid_batches", 32, 4, 20, 1.f);
     s.steps = 30;
     s.batch.n = 1000;
@@ -552,12 +599,13 @@ bool CompareEntries(const char* what, const std::vector<MigrationEntry>& a,
                      std::to_string(b.size()) + " entries");
   int count = 0;
   for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) {
-    if (a[i].key == b[i].key && a[i].tag == b[i].tag && a[i].row == b[i].row) continue;
+    if (a[i].fingerprint == b[i].fingerprint && a[i].tag == b[i].tag && a[i].row == b[i].row)
+      continue;
     same = false;
     if (count++ < limit)
-      diffs->push_back(std::string(what) + "[" + std::to_string(i) + "]: (" + Show(a[i].key) +
+      diffs->push_back(std::string(what) + "[" + std::to_string(i) + "]: (" + Show(static_cast<int64_t>(a[i].fingerprint)) +
                        ", " + Show(a[i].tag) + ", " + Show(a[i].row) + ") vs (" +
-                       Show(b[i].key) + ", " + Show(b[i].tag) + ", " + Show(b[i].row) + ")");
+                       Show(static_cast<int64_t>(b[i].fingerprint)) + ", " + Show(b[i].tag) + ", " + Show(b[i].row) + ")");
   }
   return same;
 }
@@ -567,11 +615,8 @@ bool CompareEntries(const char* what, const std::vector<MigrationEntry>& a,
 bool SameSnapshot(const Snapshot& a, const Snapshot& b, std::vector<std::string>* diffs,
                   int limit) {
   bool same = true;
-  same &= CompareArray("keys", a.keys, b.keys, diffs, limit);
+  same &= CompareArray("slots", a.slots, b.slots, diffs, limit);
   same &= CompareArray("scores", a.scores, b.scores, diffs, limit);
-  same &= CompareArray("rows", a.rows, b.rows, diffs, limit);
-  same &= CompareArray("row_slot", a.row_slot, b.row_slot, diffs, limit);
-  same &= CompareArray("row_tag", a.row_tag, b.row_tag, diffs, limit);
   if (!SameBits(a.mass, b.mass)) {
     same = false;
     diffs->push_back("mass: " + Show(a.mass) + " vs " + Show(b.mass));
@@ -652,7 +697,7 @@ bool RunScenario(const Scenario& sc, Backend& reference, Backend& candidate) {
         const Snapshot st = reference.Read();
         int64_t d = 0;
         for (size_t i = 0; i < st.scores.size(); ++i)
-          d += (st.rows[i] >= 0 && !(st.scores[i] > 0.f)) ? 1 : 0;
+          d += (SlotEntry(st.slots[i]) >= 0 && !(st.scores[i] > 0.f)) ? 1 : 0;
         dangling_seen = std::max(dangling_seen, d);
       }
       decays += ma.decayed ? 1 : 0;
@@ -679,8 +724,9 @@ bool RunScenario(const Scenario& sc, Backend& reference, Backend& candidate) {
   int64_t occupied = 0, hot = 0, pending = 0;
   for (size_t s = 0; s < final_state.scores.size(); ++s) {
     occupied += final_state.scores[s] > 0.f ? 1 : 0;
-    hot += final_state.rows[s] >= 0 ? 1 : 0;
-    pending += final_state.rows[s] < 0 && MarkerPending(final_state.rows[s]) ? 1 : 0;
+    const int32_t e = SlotEntry(final_state.slots[s]);
+    hot += e >= 0 ? 1 : 0;
+    pending += e < 0 && MarkerPending(e) ? 1 : 0;
   }
   std::printf("%s %-40s %s vs %s: %d steps, %" PRId64 " keys inserted (%" PRId64
               " invalid batches), %" PRId64 " queried, %d migrations (%" PRId64
@@ -745,13 +791,27 @@ bool SelfTest() {
     MakeBatch(spec, b, z, &k2, &i2, &t2);
     check(k1 == k2 && t1 == t2 && std::memcmp(i1.data(), i2.data(), i1.size() * 4) == 0,
           "batches are deterministic");
-    check(FirstInvalid(i1, t1) >= 0, "corrupted batch is invalid");
+    check(FirstInvalid(i1, t1, kMaxTagBits) >= 0, "corrupted batch is invalid");
   }
   {
     std::vector<int64_t> seen;
     for (int64_t r = 1; r <= 5000; ++r) seen.push_back(KeyOf(r, KeyMode::kExtreme));
     std::sort(seen.begin(), seen.end());
     check(std::adjacent_find(seen.begin(), seen.end()) == seen.end(), "extreme keys distinct");
+  }
+  {
+    bool inverse = true, pairs = true;
+    for (int64_t r = 0; r < 2000; ++r) {
+      const uint64_t x = static_cast<uint64_t>(KeyOf(r, KeyMode::kScrambled));
+      inverse &= Unmix64(Mix64(x)) == x;
+    }
+    for (int64_t m = 1; m <= 1000; ++m) {
+      const int64_t a = KeyOf(2 * m, KeyMode::kFingerprintPairs);
+      const int64_t b = KeyOf(2 * m + 1, KeyMode::kFingerprintPairs);
+      pairs &= a != b && FingerprintOf(a) == FingerprintOf(b) && BucketOf(a, 16) == BucketOf(b, 16);
+    }
+    check(inverse, "Unmix64 inverts Mix64");
+    check(pairs, "fingerprint pairs: distinct keys, same fingerprint and bucket");
   }
   {
     SketchConfig c;
@@ -771,8 +831,11 @@ bool SelfTest() {
     b.mass = std::nextafter(0.f, 1.f);
     check(!SameSnapshot(a, b, &d), "mass difference is caught");
     b = a;
-    b.row_slot[2] = 0;
-    check(!SameSnapshot(a, b, &d), "row_slot difference is caught");
+    b.slots[2] = SlotWord(1, kRowNone);
+    check(!SameSnapshot(a, b, &d), "fingerprint difference is caught");
+    b = a;
+    b.slots[5] = SlotWord(0, 0);
+    check(!SameSnapshot(a, b, &d), "entry difference is caught");
     MigrationResult m1, m2;
     m1.promoted.push_back({5, 1, 0});
     m2.promoted.push_back({5, 1, 1});

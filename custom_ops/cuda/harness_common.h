@@ -41,11 +41,8 @@ class Zipf {
 
 // The state of one sketch, on the host (a copy of what a backend holds).
 struct Snapshot {
-  std::vector<int64_t> keys;
+  std::vector<int64_t> slots;  // SlotWord(fingerprint, entry)
   std::vector<float> scores;
-  std::vector<int32_t> rows;
-  std::vector<int32_t> row_slot;
-  std::vector<int32_t> row_tag;
   float mass = 0.f;
   int64_t batches = 0;
   SketchState view();  // pointers into this snapshot
@@ -79,7 +76,10 @@ std::unique_ptr<Backend> MakeCoreBackend(int threads);
 // ParallelFor over std::threads (for the CPU throughput figure).
 ParallelFor ThreadParallelFor(int threads);
 
-enum class KeyMode { kRank, kScrambled, kExtreme };
+// kFingerprintPairs: ranks 2m and 2m + 1 are different keys whose Mix64
+// agree in the high 32 bits (the fingerprint) and the low 16 bits (the bucket,
+// for any power-of-two W <= 2^16): false matches of the 12-byte slots.
+enum class KeyMode { kRank, kScrambled, kExtreme, kFingerprintPairs };
 enum class ImportanceMode { kOnes, kUniform, kWide, kTiny, kHuge, kZeros, kMixedZeroNegZero };
 
 struct BatchSpec {
@@ -92,7 +92,8 @@ struct BatchSpec {
   int32_t max_tag = 26;
   int64_t rank_offset = 0;  // added to every drawn rank (distribution drift)
   // When >= 0: corrupt the batch at a random index (0 NaN, 1 +inf, 2 -inf,
-  // 3 negative importance, 4 tag outside [0, kMaxTag], 5 corrupt two indices).
+  // 3 negative importance, 4 tag outside [0, 2^tag_bits) for every tag_bits,
+  // 5 corrupt two indices).
   int corrupt = -1;
 };
 
@@ -125,6 +126,9 @@ void MakeBatch(const BatchSpec& spec, Rng& rng, const Zipf& zipf, std::vector<in
 
 // Maps a Zipf rank to a key.
 int64_t KeyOf(int64_t rank, KeyMode mode);
+
+// The inverse of cafe::Mix64 (a bijection): Unmix64(Mix64(x)) == x.
+uint64_t Unmix64(uint64_t h);
 
 // Runs the scenario on both backends, comparing every state array bit for bit
 // after every step, plus every op's outputs. Prints one PASS/FAIL line (and

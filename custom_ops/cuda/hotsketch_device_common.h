@@ -55,21 +55,29 @@ using ::cafe::ColdMarker;
 using ::cafe::DecayFactor;
 using ::cafe::DecaySteps;
 using ::cafe::DueDecaySteps;
+using ::cafe::EntryRow;
+using ::cafe::EntryTag;
+using ::cafe::FingerprintOf;
 using ::cafe::FlushSubnormal;
-using ::cafe::kMaxTag;
+using ::cafe::HotEntry;
+using ::cafe::kEmptySlot;
 using ::cafe::kRepeatedBit;
 using ::cafe::kRowNone;
 using ::cafe::MarkerPending;
 using ::cafe::MarkerTag;
 using ::cafe::Mix64;
+using ::cafe::SlotEntry;
+using ::cafe::SlotFp;
+using ::cafe::SlotWord;
+using ::cafe::WithEntry;
 
 // True when the insert entry (importance, tag) is invalid, with exactly the
 // test of cafe::ValidateInsert (NaN, inf, negative importance; tag outside
-// [0, kMaxTag]).
-CAFE_HD bool InvalidEntry(float v, int32_t tag) {
+// [0, 2^tag_bits)).
+CAFE_HD bool InvalidEntry(float v, int32_t tag, int32_t tag_bits) {
   const uint32_t magnitude = FloatBits(v) & 0x7fffffffu;
   const bool nan_or_inf = magnitude >= 0x7f800000u;  // exponent all ones
-  return nan_or_inf || v < 0.f || tag < 0 || tag > kMaxTag;
+  return nan_or_inf || v < 0.f || tag < 0 || (static_cast<uint32_t>(tag) >> tag_bits) != 0;
 }
 
 // Packs an insert entry as the value carried through the key sort: the float
@@ -128,18 +136,19 @@ CAFE_HD float SequentialAdd(const float* src, int len, float acc) {
   return acc;
 }
 
-// cafe::(anonymous)::InsertIntoBucket, statement for statement.
-CAFE_HD void InsertIntoBucket(int64_t* keys, float* scores, int32_t* rows, int64_t base,
-                              int32_t c, int64_t key, float v, int32_t tag, bool sighted,
-                              bool erode) {
+// cafe::(anonymous)::InsertIntoBucket, statement for statement (slots match
+// the key's fingerprint fp).
+CAFE_HD void InsertIntoBucket(int64_t* slots, float* scores, int64_t base, int32_t c,
+                              uint32_t fp, float v, int32_t tag, bool sighted, bool erode) {
   int32_t empty = -1;
   for (int32_t j = 0; j < c; ++j) {
     const int64_t s = base + j;
     if (scores[s] > 0.f) {
-      if (keys[s] == key) {
+      if (SlotFp(slots[s]) == fp) {
         scores[s] += v;
-        const int32_t m = rows[s];
-        if (m < 0 && MarkerPending(m)) rows[s] = ColdMarker(MarkerTag(m), false);  // seen again
+        const int32_t m = SlotEntry(slots[s]);
+        // seen again
+        if (m < 0 && MarkerPending(m)) slots[s] = SlotWord(fp, ColdMarker(MarkerTag(m), false));
         return;
       }
     } else if (empty < 0) {
@@ -148,16 +157,15 @@ CAFE_HD void InsertIntoBucket(int64_t* keys, float* scores, int32_t* rows, int64
   }
   if (empty >= 0) {
     const int64_t s = base + empty;
-    keys[s] = key;
+    slots[s] = SlotWord(fp, ColdMarker(tag, false));
     scores[s] = v;
-    rows[s] = ColdMarker(tag, false);
     return;
   }
   // The smallest non-hot slot (ties: highest index) is eroded or taken over.
   int32_t victim = -1;
   for (int32_t j = 0; j < c; ++j) {
     const int64_t s = base + j;
-    if (rows[s] >= 0) continue;
+    if (SlotEntry(slots[s]) >= 0) continue;
     if (victim < 0 || scores[s] <= scores[base + victim]) victim = j;
   }
   if (victim < 0) return;  // every slot is hot: the update is dropped
@@ -169,9 +177,8 @@ CAFE_HD void InsertIntoBucket(int64_t* keys, float* scores, int32_t* rows, int64
       if (left > 0.f) {
         scores[s] = left;
       } else {  // eroded to 0: the slot is empty
-        keys[s] = 0;
+        slots[s] = kEmptySlot;
         scores[s] = 0.f;
-        rows[s] = kRowNone;
       }
       return;
     }
@@ -179,8 +186,7 @@ CAFE_HD void InsertIntoBucket(int64_t* keys, float* scores, int32_t* rows, int64
   } else {
     scores[s] += v;  // SpaceSaving: the newcomer inherits the score
   }
-  keys[s] = key;
-  rows[s] = ColdMarker(tag, !sighted);  // waits for a second sighting
+  slots[s] = SlotWord(fp, ColdMarker(tag, !sighted));  // waits for a second sighting
 }
 
 // Body of the per-bucket insert kernel for position q of the bucket-sorted
@@ -190,8 +196,7 @@ CAFE_HD void InsertIntoBucket(int64_t* keys, float* scores, int32_t* rows, int64
 CAFE_HD void BucketInsertBody(int64_t q, int64_t num_runs, const uint32_t* sorted_bucket,
                               const int32_t* sorted_run, const int64_t* run_key,
                               const float* run_value, const int32_t* run_tag, int32_t c,
-                              bool second_sighting, bool erode, int64_t* keys, float* scores,
-                              int32_t* rows) {
+                              bool second_sighting, bool erode, int64_t* slots, float* scores) {
   if (q >= num_runs) return;
   const uint32_t b = sorted_bucket[q];
   if (q > 0 && sorted_bucket[q - 1] == b) return;
@@ -201,8 +206,8 @@ CAFE_HD void BucketInsertBody(int64_t q, int64_t num_runs, const uint32_t* sorte
     const float v = run_value[r];
     const int32_t tag = run_tag[r];
     if (v > 0.f) {
-      InsertIntoBucket(keys, scores, rows, base, c, run_key[r], v, tag & ~kRepeatedBit,
-                       tag < 0 || !second_sighting, erode);
+      InsertIntoBucket(slots, scores, base, c, FingerprintOf(run_key[r]), v,
+                       tag & ~kRepeatedBit, tag < 0 || !second_sighting, erode);
     }
   }
 }
@@ -244,16 +249,18 @@ CAFE_HD void PairwiseLevelBody(float* y, int64_t i, int64_t half) { y[i] += y[i 
 
 // Query body: identical to the loop of cafe::Query.
 CAFE_HD void QueryBody(int64_t i, const int64_t* ids, int64_t num_buckets, int32_t c,
-                       float medium, const int64_t* keys, const float* scores,
-                       const int32_t* rows, int32_t* out_rows, int32_t* out_levels) {
+                       int32_t tag_bits, float medium, const int64_t* slots,
+                       const float* scores, int32_t* out_rows, int32_t* out_levels) {
   const int64_t key = ids[i];
   const int64_t base = BucketOf(key, num_buckets) * c;
+  const uint32_t fp = FingerprintOf(key);
   int32_t row = -1;
   int32_t level = kCold;
   for (int32_t j = 0; j < c; ++j) {
     const int64_t s = base + j;
-    if (scores[s] > 0.f && keys[s] == key) {
-      row = rows[s] >= 0 ? rows[s] : kRowNone;
+    if (scores[s] > 0.f && SlotFp(slots[s]) == fp) {
+      const int32_t e = SlotEntry(slots[s]);
+      row = e >= 0 ? EntryRow(e, tag_bits) : kRowNone;
       level = row >= 0 ? kHot : (scores[s] >= medium ? kMedium : kCold);
       break;
     }
@@ -281,36 +288,32 @@ CAFE_HD void DecayDueBody(bool force, int32_t rule_batches, int64_t period, doub
 }
 
 // Migrate, step 2 (one thread per slot): the body of the CPU decay loop. The
-// demoted entry's key and tag (in its cold marker) are read by
+// demoted entry's fingerprint and tag (in its cold marker) are read by
 // DemoteScatterBody before the slot is emptied, so an emptied demoted slot is
 // only marked here (empty_after).
 CAFE_HD void DecaySlotBody(int64_t s, const int32_t* counts, const float* factor, float demote,
-                           int64_t* keys, float* scores, int32_t* rows, int32_t* row_slot,
-                           int32_t* row_tag, int32_t* demote_flag, int32_t* demote_row,
-                           int32_t* empty_after) {
+                           int32_t tag_bits, int64_t* slots, float* scores,
+                           int32_t* demote_flag, int32_t* demote_row, int32_t* empty_after) {
   demote_flag[s] = 0;
   empty_after[s] = 0;
   if (counts[0] == 0) return;
   if (!(scores[s] > 0.f)) return;
   scores[s] = FlushSubnormal(scores[s] * *factor);
-  const int32_t row = rows[s];
+  const int32_t e = SlotEntry(slots[s]);
   bool demoted = false;
   // Demoted below the threshold, and always when the score underflowed to 0.
-  if (row >= 0 && (scores[s] < demote || !(scores[s] > 0.f))) {
+  if (e >= 0 && (scores[s] < demote || !(scores[s] > 0.f))) {
     demoted = true;
     demote_flag[s] = 1;
-    demote_row[s] = row;
-    rows[s] = ColdMarker(row_tag[row], false);
-    row_slot[row] = -1;
-    row_tag[row] = 0;
+    demote_row[s] = EntryRow(e, tag_bits);
+    slots[s] = WithEntry(slots[s], ColdMarker(EntryTag(e, tag_bits), false));
   }
   if (!(scores[s] > 0.f)) {  // underflowed: the slot is empty again
     if (demoted) {
       empty_after[s] = 1;
     } else {
-      keys[s] = 0;
+      slots[s] = kEmptySlot;
       scores[s] = 0.f;
-      rows[s] = kRowNone;
     }
   }
 }
@@ -319,32 +322,35 @@ CAFE_HD void DecaySlotBody(int64_t s, const int32_t* counts, const float* factor
 // position in slot order, then empties underflowed demoted slots.
 CAFE_HD void DemoteScatterBody(int64_t s, const int32_t* demote_flag, const int32_t* demote_pos,
                                const int32_t* demote_row, const int32_t* empty_after,
-                               int64_t* keys, float* scores, int32_t* rows, int64_t* out_keys,
+                               int64_t* slots, float* scores, int64_t* out_fps,
                                int32_t* out_tags, int32_t* out_rows) {
   if (!demote_flag[s]) return;
   const int32_t p = demote_pos[s];
-  out_keys[p] = keys[s];
-  out_tags[p] = MarkerTag(rows[s]);
+  out_fps[p] = SlotFp(slots[s]);
+  out_tags[p] = MarkerTag(SlotEntry(slots[s]));
   out_rows[p] = demote_row[s];
   if (empty_after[s]) {
-    keys[s] = 0;
+    slots[s] = kEmptySlot;
     scores[s] = 0.f;
-    rows[s] = kRowNone;
   }
 }
 
+// Sort key of the fingerprint pass: the slot's fingerprint. The stable sorts
+// by score that follow then break score ties by fingerprint, then by slot.
+CAFE_HD uint32_t FingerprintKey(const int64_t* slots, int64_t s) { return SlotFp(slots[s]); }
+
 // Promotion candidate test of cafe::Migrate (pending keys wait).
-CAFE_HD bool IsCandidate(const float* scores, const int32_t* rows, int64_t s, float threshold) {
-  const int32_t m = rows[s];
+CAFE_HD bool IsCandidate(const float* scores, const int64_t* slots, int64_t s, float threshold) {
+  const int32_t m = SlotEntry(slots[s]);
   return m < 0 && !MarkerPending(m) && scores[s] > 0.f && scores[s] >= threshold;
 }
 
 // Sort key of the score pass (descending): the float bits of a candidate's
 // score (> 0, so its bits order like the value and are >= 1), 0 otherwise, so
 // non-candidates sort after every candidate.
-CAFE_HD uint32_t CandidateScoreBits(const float* scores, const int32_t* rows, int64_t s,
+CAFE_HD uint32_t CandidateScoreBits(const float* scores, const int64_t* slots, int64_t s,
                                     float threshold) {
-  return IsCandidate(scores, rows, s, threshold) ? FloatBits(scores[s]) : 0u;
+  return IsCandidate(scores, slots, s, threshold) ? FloatBits(scores[s]) : 0u;
 }
 
 // After the descending score sort: the number of candidates is the position of
@@ -357,9 +363,19 @@ CAFE_HD void CandidateCountBody(int64_t q, int64_t num_slots, const uint32_t* so
 
 // Sort key of the hot pass (ascending): the float bits of a hot slot's score
 // (>= 0, so its bits order like the value), all ones otherwise, so that the
-// stable sort of the key-sorted slots gives hot slots by (score, key) ascending.
-CAFE_HD uint32_t HotScoreBits(const float* scores, const int32_t* rows, int64_t s) {
-  return rows[s] >= 0 ? FloatBits(scores[s]) : 0xffffffffu;
+// stable sort of the fingerprint-sorted slots gives hot slots by (score,
+// fingerprint, slot) ascending.
+CAFE_HD uint32_t HotScoreBits(const float* scores, const int64_t* slots, int64_t s) {
+  return SlotEntry(slots[s]) >= 0 ? FloatBits(scores[s]) : 0xffffffffu;
+}
+
+// Rows in use (one thread per slot; `used` zeroed before): the row of a hot
+// slot's entry. Rows >= hot_rows (a state not written with these hot_rows and
+// tag_bits; the CPU op refuses it) are ignored rather than written out of bounds.
+CAFE_HD void UsedRowBody(int64_t s, const int64_t* slots, int32_t tag_bits, int32_t hot_rows,
+                         int32_t* used) {
+  const int32_t e = SlotEntry(slots[s]);
+  if (e >= 0 && EntryRow(e, tag_bits) < hot_rows) used[EntryRow(e, tag_bits)] = 1;
 }
 
 // Migrate, swaps (one thread): how many of the weakest hot keys (hot[i],
@@ -380,37 +396,31 @@ CAFE_HD void SwapCountBody(int32_t hot_rows, const int32_t* num_free,
 // Migrate, swaps (one thread per swap i): demotes hot[i], appending it to the
 // demoted entries after the decay's `*num_demoted`.
 CAFE_HD void SwapDemoteBody(int64_t i, const int32_t* swaps, const int32_t* num_demoted,
-                            const int32_t* hot, const int64_t* keys, int32_t* rows,
-                            int32_t* row_slot, int32_t* row_tag, int64_t* out_keys,
-                            int32_t* out_tags, int32_t* out_rows) {
+                            const int32_t* hot, int32_t tag_bits, int64_t* slots,
+                            int64_t* out_fps, int32_t* out_tags, int32_t* out_rows) {
   if (i >= *swaps) return;
   const int64_t s = hot[i];
-  const int32_t row = rows[s];
-  const int32_t tag = row_tag[row];
+  const int32_t e = SlotEntry(slots[s]);
+  const int32_t tag = EntryTag(e, tag_bits);
   const int64_t p = *num_demoted + i;
-  out_keys[p] = keys[s];
+  out_fps[p] = SlotFp(slots[s]);
   out_tags[p] = tag;
-  out_rows[p] = row;
-  row_slot[row] = -1;
-  row_tag[row] = 0;
-  rows[s] = ColdMarker(tag, false);
+  out_rows[p] = EntryRow(e, tag_bits);
+  slots[s] = WithEntry(slots[s], ColdMarker(tag, false));
 }
 
 // Migrate, promotion (one thread per promoted position i): the i-th candidate
-// (score desc, key asc) gets the i-th free row in ascending order, as the CPU
-// loop over rows does.
+// (score desc, fingerprint asc, slot asc) gets the i-th free row in ascending
+// order, as the CPU loop over rows does.
 CAFE_HD void PromoteBody(int64_t i, int32_t num_promoted, const int32_t* candidates,
-                         const int32_t* free_rows, const int64_t* keys, int32_t* rows,
-                         int32_t* row_slot, int32_t* row_tag, int64_t* out_keys,
-                         int32_t* out_tags, int32_t* out_rows) {
+                         const int32_t* free_rows, int32_t tag_bits, int64_t* slots,
+                         int64_t* out_fps, int32_t* out_tags, int32_t* out_rows) {
   if (i >= num_promoted) return;
   const int64_t s = candidates[i];
   const int32_t row = free_rows[i];
-  const int32_t tag = MarkerTag(rows[s]);
-  rows[s] = row;
-  row_slot[row] = static_cast<int32_t>(s);
-  row_tag[row] = tag;
-  out_keys[i] = keys[s];
+  const int32_t tag = MarkerTag(SlotEntry(slots[s]));
+  slots[s] = WithEntry(slots[s], HotEntry(row, tag, tag_bits));
+  out_fps[i] = SlotFp(slots[s]);
   out_tags[i] = tag;
   out_rows[i] = row;
 }

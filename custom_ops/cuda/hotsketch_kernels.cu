@@ -18,8 +18,9 @@
 //   5. CUB stable radix sort of (bucket -> run id): within a bucket the runs
 //      stay in ascending key order (signed, as the CPU's std::sort)
 //   6. one thread per bucket present in the batch walks its keys in
-//      ascending order: hit / first empty / SpaceSaving takeover, exactly
-//      InsertIntoBucket (no atomics on the state: a bucket has one owner)
+//      ascending order: hit (by fingerprint) / first empty / erosion or
+//      takeover, exactly InsertIntoBucket (no atomics on the state: a bucket
+//      has one owner)
 //   7. mass += PairwiseSum(importance) with the CPU's halving tree (two
 //      stages), batches += 1
 // Every state write (6, 7) is skipped when step 1 found an invalid entry.
@@ -178,11 +179,12 @@ cudaError_t CarveInsert(void* base, int64_t n, int64_t num_buckets, InsertBuffer
 // -------------------------------------------------------- insert kernels ---
 
 __global__ void ValidatePackKernel(const float* importance, const int32_t* tags, int64_t n,
-                                   unsigned long long* status, uint64_t* packed) {
+                                   int32_t tag_bits, unsigned long long* status,
+                                   uint64_t* packed) {
   CAFE_GRID_LOOP(i, n) {
     const float v = importance[i];
     const int32_t t = tags[i];
-    if (InvalidEntry(v, t)) atomicMin(status, static_cast<unsigned long long>(i));
+    if (InvalidEntry(v, t, tag_bits)) atomicMin(status, static_cast<unsigned long long>(i));
     packed[i] = PackEntry(v, t);
   }
 }
@@ -306,13 +308,13 @@ __global__ void BucketInsertKernel(const unsigned long long* status, const uint3
                                    const int32_t* sorted_run, const int32_t* num_runs_ptr,
                                    const int64_t* run_key, const float* run_value,
                                    const int32_t* run_tag, int64_t n, int32_t c,
-                                   bool second_sighting, bool erode, int64_t* keys,
-                                   float* scores, int32_t* rows) {
+                                   bool second_sighting, bool erode, int64_t* slots,
+                                   float* scores) {
   if (*status != ~0ULL) return;  // invalid batch: no state change
   const int64_t num_runs = *num_runs_ptr;
   CAFE_GRID_LOOP(q, n) {
     BucketInsertBody(q, num_runs, sorted_bucket, sorted_run, run_key, run_value, run_tag, c,
-                     second_sighting, erode, keys, scores, rows);
+                     second_sighting, erode, slots, scores);
   }
 }
 
@@ -342,10 +344,10 @@ __global__ void __launch_bounds__(kFinalThreads)
 // ------------------------------------------------------- query kernel ---
 
 __global__ void QueryKernel(const int64_t* ids, int64_t n, int64_t num_buckets, int32_t c,
-                            float medium, const int64_t* keys, const float* scores,
-                            const int32_t* rows, int32_t* out_rows, int32_t* out_levels) {
+                            int32_t tag_bits, float medium, const int64_t* slots,
+                            const float* scores, int32_t* out_rows, int32_t* out_levels) {
   CAFE_GRID_LOOP(i, n) {
-    QueryBody(i, ids, num_buckets, c, medium, keys, scores, rows, out_rows, out_levels);
+    QueryBody(i, ids, num_buckets, c, tag_bits, medium, slots, scores, out_rows, out_levels);
   }
 }
 
@@ -357,11 +359,13 @@ struct MigrateBuffers {
   int32_t* demote_row;      // [S]
   int32_t* empty_after;     // [S]
   int32_t* slot_iota;       // [S]
-  int64_t* keys_sorted;     // [S]
-  int32_t* slots_by_key;    // [S]
+  uint32_t* fp_keys;        // [S]
+  uint32_t* fp_sorted;      // [S]
+  int32_t* slots_by_fp;     // [S]
   uint32_t* score_bits;     // [S]
   uint32_t* bits_sorted;    // [S]
   int32_t* candidates;      // [S]
+  int32_t* used;            // [H]
   int32_t* free_flag;       // [H]
   int32_t* free_pos;        // [H]
   int32_t* free_rows;       // [H]
@@ -376,7 +380,7 @@ struct MigrateBuffers {
 };
 
 cudaError_t MigrateCubBytes(int slots, int hot_rows, size_t* bytes) {
-  size_t scan_slots = 0, scan_rows = 0, sort_keys = 0, sort_scores = 0, sort_hot = 0;
+  size_t scan_slots = 0, scan_rows = 0, sort_fps = 0, sort_scores = 0, sort_hot = 0;
   CAFE_CUDA_RETURN_IF_ERROR(cub::DeviceScan::ExclusiveSum(
       nullptr, scan_slots, static_cast<const int32_t*>(nullptr), static_cast<int32_t*>(nullptr),
       slots));
@@ -384,8 +388,8 @@ cudaError_t MigrateCubBytes(int slots, int hot_rows, size_t* bytes) {
       nullptr, scan_rows, static_cast<const int32_t*>(nullptr), static_cast<int32_t*>(nullptr),
       hot_rows));
   CAFE_CUDA_RETURN_IF_ERROR(cub::DeviceRadixSort::SortPairs(
-      nullptr, sort_keys, static_cast<const int64_t*>(nullptr), static_cast<int64_t*>(nullptr),
-      static_cast<const int32_t*>(nullptr), static_cast<int32_t*>(nullptr), slots, 0, 64));
+      nullptr, sort_fps, static_cast<const uint32_t*>(nullptr), static_cast<uint32_t*>(nullptr),
+      static_cast<const int32_t*>(nullptr), static_cast<int32_t*>(nullptr), slots, 0, 32));
   CAFE_CUDA_RETURN_IF_ERROR(cub::DeviceRadixSort::SortPairsDescending(
       nullptr, sort_scores, static_cast<const uint32_t*>(nullptr),
       static_cast<uint32_t*>(nullptr), static_cast<const int32_t*>(nullptr),
@@ -393,7 +397,7 @@ cudaError_t MigrateCubBytes(int slots, int hot_rows, size_t* bytes) {
   CAFE_CUDA_RETURN_IF_ERROR(cub::DeviceRadixSort::SortPairs(
       nullptr, sort_hot, static_cast<const uint32_t*>(nullptr), static_cast<uint32_t*>(nullptr),
       static_cast<const int32_t*>(nullptr), static_cast<int32_t*>(nullptr), slots, 0, 32));
-  *bytes = std::max({scan_slots, scan_rows, sort_keys, sort_scores, sort_hot});
+  *bytes = std::max({scan_slots, scan_rows, sort_fps, sort_scores, sort_hot});
   return cudaSuccess;
 }
 
@@ -410,11 +414,13 @@ cudaError_t CarveMigrate(void* base, const MigrateConfig& config, MigrateBuffers
   b->demote_row = carve.Take<int32_t>(slots);
   b->empty_after = carve.Take<int32_t>(slots);
   b->slot_iota = carve.Take<int32_t>(slots);
-  b->keys_sorted = carve.Take<int64_t>(slots);
-  b->slots_by_key = carve.Take<int32_t>(slots);
+  b->fp_keys = carve.Take<uint32_t>(slots);
+  b->fp_sorted = carve.Take<uint32_t>(slots);
+  b->slots_by_fp = carve.Take<int32_t>(slots);
   b->score_bits = carve.Take<uint32_t>(slots);
   b->bits_sorted = carve.Take<uint32_t>(slots);
   b->candidates = carve.Take<int32_t>(slots);
+  b->used = carve.Take<int32_t>(rows);
   b->free_flag = carve.Take<int32_t>(rows);
   b->free_pos = carve.Take<int32_t>(rows);
   b->free_rows = carve.Take<int32_t>(rows);
@@ -439,11 +445,11 @@ __global__ void DecayDueKernel(bool force, int32_t rule_batches, int64_t period,
 }
 
 __global__ void DecayKernel(int64_t slots, const int32_t* counts, const float* factor,
-                            float demote, int64_t* keys, float* scores, int32_t* rows,
-                            int32_t* row_slot, int32_t* row_tag, int32_t* demote_flag,
-                            int32_t* demote_row, int32_t* empty_after, int32_t* slot_iota) {
+                            float demote, int32_t tag_bits, int64_t* slot_words, float* scores,
+                            int32_t* demote_flag, int32_t* demote_row, int32_t* empty_after,
+                            int32_t* slot_iota) {
   CAFE_GRID_LOOP(s, slots) {
-    DecaySlotBody(s, counts, factor, demote, keys, scores, rows, row_slot, row_tag, demote_flag,
+    DecaySlotBody(s, counts, factor, demote, tag_bits, slot_words, scores, demote_flag,
                   demote_row, empty_after);
     slot_iota[s] = static_cast<int32_t>(s);
   }
@@ -457,19 +463,23 @@ __global__ void ScanTotalKernel(const int32_t* flag, const int32_t* pos, int64_t
 
 __global__ void DemoteScatterKernel(int64_t slots, const int32_t* demote_flag,
                                     const int32_t* demote_pos, const int32_t* demote_row,
-                                    const int32_t* empty_after, int64_t* keys, float* scores,
-                                    int32_t* rows, int64_t* out_keys, int32_t* out_tags,
+                                    const int32_t* empty_after, int64_t* slot_words,
+                                    float* scores, int64_t* out_fps, int32_t* out_tags,
                                     int32_t* out_rows) {
   CAFE_GRID_LOOP(s, slots) {
-    DemoteScatterBody(s, demote_flag, demote_pos, demote_row, empty_after, keys, scores, rows,
-                      out_keys, out_tags, out_rows);
+    DemoteScatterBody(s, demote_flag, demote_pos, demote_row, empty_after, slot_words, scores,
+                      out_fps, out_tags, out_rows);
   }
 }
 
-__global__ void ScoreBitsKernel(int64_t slots, const int32_t* slots_by_key, const float* scores,
-                                const int32_t* rows, float threshold, uint32_t* bits) {
+__global__ void FingerprintKeyKernel(int64_t slots, const int64_t* slot_words, uint32_t* keys) {
+  CAFE_GRID_LOOP(s, slots) { keys[s] = FingerprintKey(slot_words, s); }
+}
+
+__global__ void ScoreBitsKernel(int64_t slots, const int32_t* slots_by_fp, const float* scores,
+                                const int64_t* slot_words, float threshold, uint32_t* bits) {
   CAFE_GRID_LOOP(q, slots) {
-    bits[q] = CandidateScoreBits(scores, rows, slots_by_key[q], threshold);
+    bits[q] = CandidateScoreBits(scores, slot_words, slots_by_fp[q], threshold);
   }
 }
 
@@ -478,8 +488,13 @@ __global__ void CandidateCountKernel(int64_t slots, const uint32_t* bits_sorted,
   CAFE_GRID_LOOP(q, slots) { CandidateCountBody(q, slots, bits_sorted, num_candidates); }
 }
 
-__global__ void FreeFlagKernel(int64_t hot_rows, const int32_t* row_slot, int32_t* free_flag) {
-  CAFE_GRID_LOOP(r, hot_rows) { free_flag[r] = row_slot[r] < 0 ? 1 : 0; }
+__global__ void UsedRowKernel(int64_t slots, const int64_t* slot_words, int32_t tag_bits,
+                              int32_t hot_rows, int32_t* used) {
+  CAFE_GRID_LOOP(s, slots) { UsedRowBody(s, slot_words, tag_bits, hot_rows, used); }
+}
+
+__global__ void FreeFlagKernel(int64_t hot_rows, const int32_t* used, int32_t* free_flag) {
+  CAFE_GRID_LOOP(r, hot_rows) { free_flag[r] = used[r] ? 0 : 1; }
 }
 
 __global__ void FreeScatterKernel(int64_t hot_rows, const int32_t* free_flag,
@@ -489,9 +504,9 @@ __global__ void FreeScatterKernel(int64_t hot_rows, const int32_t* free_flag,
   }
 }
 
-__global__ void HotBitsKernel(int64_t slots, const int32_t* slots_by_key, const float* scores,
-                              const int32_t* rows, uint32_t* bits) {
-  CAFE_GRID_LOOP(q, slots) { bits[q] = HotScoreBits(scores, rows, slots_by_key[q]); }
+__global__ void HotBitsKernel(int64_t slots, const int32_t* slots_by_fp, const float* scores,
+                              const int64_t* slot_words, uint32_t* bits) {
+  CAFE_GRID_LOOP(q, slots) { bits[q] = HotScoreBits(scores, slot_words, slots_by_fp[q]); }
 }
 
 __global__ void SwapCountKernel(int32_t hot_rows, const int32_t* num_free, const int32_t* counts,
@@ -502,12 +517,10 @@ __global__ void SwapCountKernel(int32_t hot_rows, const int32_t* num_free, const
 }
 
 __global__ void SwapDemoteKernel(int64_t capacity, const int32_t* swaps, const int32_t* counts,
-                                 const int32_t* hot, const int64_t* keys, int32_t* rows,
-                                 int32_t* row_slot, int32_t* row_tag, int64_t* out_keys,
-                                 int32_t* out_tags, int32_t* out_rows) {
+                                 const int32_t* hot, int32_t tag_bits, int64_t* slot_words,
+                                 int64_t* out_fps, int32_t* out_tags, int32_t* out_rows) {
   CAFE_GRID_LOOP(i, capacity) {
-    SwapDemoteBody(i, swaps, counts + 1, hot, keys, rows, row_slot, row_tag, out_keys, out_tags,
-                   out_rows);
+    SwapDemoteBody(i, swaps, counts + 1, hot, tag_bits, slot_words, out_fps, out_tags, out_rows);
   }
 }
 
@@ -522,13 +535,12 @@ __global__ void PromoteCountKernel(const int32_t* num_free, int32_t* counts) {
 }
 
 __global__ void PromoteKernel(int64_t capacity, const int32_t* counts, const int32_t* candidates,
-                              const int32_t* free_rows, const int64_t* keys, int32_t* rows,
-                              int32_t* row_slot, int32_t* row_tag, int64_t* out_keys,
-                              int32_t* out_tags, int32_t* out_rows) {
+                              const int32_t* free_rows, int32_t tag_bits, int64_t* slot_words,
+                              int64_t* out_fps, int32_t* out_tags, int32_t* out_rows) {
   const int32_t promoted = counts[2];
   CAFE_GRID_LOOP(i, capacity) {
-    PromoteBody(i, promoted, candidates, free_rows, keys, rows, row_slot, row_tag, out_keys,
-                out_tags, out_rows);
+    PromoteBody(i, promoted, candidates, free_rows, tag_bits, slot_words, out_fps, out_tags,
+                out_rows);
   }
 }
 
@@ -544,12 +556,13 @@ size_t InsertWorkspaceBytes(int64_t n, int64_t num_buckets, cudaError_t* error) 
   return err == cudaSuccess ? total : 0;
 }
 
-cudaError_t LaunchInsert(int64_t num_buckets, int32_t slots_per_bucket,
+cudaError_t LaunchInsert(int64_t num_buckets, int32_t slots_per_bucket, int32_t tag_bits,
                          const DeviceSketchState& state, const int64_t* d_keys,
                          const float* d_importance, const int32_t* d_tags, int64_t n,
                          bool second_sighting, bool erode, int64_t* d_status,
                          void* workspace, size_t workspace_bytes, cudaStream_t stream) {
-  if (n < 0 || num_buckets <= 0 || slots_per_bucket <= 0 ||
+  if (n < 0 || num_buckets <= 0 || slots_per_bucket <= 0 || tag_bits < 0 ||
+      tag_bits > cafe::kMaxTagBits ||
       num_buckets * static_cast<int64_t>(slots_per_bucket) > INT_MAX)
     return cudaErrorInvalidValue;
   // -1 == all bits set == "no invalid entry" (also the atomicMin identity).
@@ -563,7 +576,8 @@ cudaError_t LaunchInsert(int64_t num_buckets, int32_t slots_per_bucket,
   const int ni = static_cast<int>(n);
   const unsigned int grid = GridFor(n, kThreads);
 
-  ValidatePackKernel<<<grid, kThreads, 0, stream>>>(d_importance, d_tags, n, status, b.packed);
+  ValidatePackKernel<<<grid, kThreads, 0, stream>>>(d_importance, d_tags, n, tag_bits, status,
+                                                    b.packed);
   CAFE_CUDA_RETURN_IF_ERROR(cudaGetLastError());
   size_t temp = b.cub_temp_bytes;
   CAFE_CUDA_RETURN_IF_ERROR(cub::DeviceRadixSort::SortPairs(b.cub_temp, temp, d_keys,
@@ -592,7 +606,7 @@ cudaError_t LaunchInsert(int64_t num_buckets, int32_t slots_per_bucket,
       BitsFor(static_cast<uint64_t>(num_buckets)), stream));
   BucketInsertKernel<<<grid, kThreads, 0, stream>>>(
       status, b.sorted_bucket, b.sorted_run, b.num_runs, b.run_key, b.run_value, b.run_tag, n,
-      slots_per_bucket, second_sighting, erode, state.keys, state.scores, state.rows);
+      slots_per_bucket, second_sighting, erode, state.slots, state.scores);
   CAFE_CUDA_RETURN_IF_ERROR(cudaGetLastError());
 
   // mass += PairwiseSum(importance, n); batches += 1.
@@ -610,15 +624,17 @@ cudaError_t LaunchInsert(int64_t num_buckets, int32_t slots_per_bucket,
   return cudaGetLastError();
 }
 
-cudaError_t LaunchQuery(int64_t num_buckets, int32_t slots_per_bucket, float medium_threshold,
-                        const int64_t* d_state_keys, const float* d_state_scores,
-                        const int32_t* d_state_rows, const int64_t* d_ids, int64_t n,
+cudaError_t LaunchQuery(int64_t num_buckets, int32_t slots_per_bucket, int32_t tag_bits,
+                        float medium_threshold, const int64_t* d_state_slots,
+                        const float* d_state_scores, const int64_t* d_ids, int64_t n,
                         int32_t* d_out_rows, int32_t* d_out_levels, cudaStream_t stream) {
-  if (n < 0 || num_buckets <= 0 || slots_per_bucket <= 0) return cudaErrorInvalidValue;
+  if (n < 0 || num_buckets <= 0 || slots_per_bucket <= 0 || tag_bits < 0 ||
+      tag_bits > cafe::kMaxTagBits)
+    return cudaErrorInvalidValue;
   if (n == 0) return cudaSuccess;
   QueryKernel<<<GridFor(n, kThreads), kThreads, 0, stream>>>(
-      d_ids, n, num_buckets, slots_per_bucket, medium_threshold, d_state_keys, d_state_scores,
-      d_state_rows, d_out_rows, d_out_levels);
+      d_ids, n, num_buckets, slots_per_bucket, tag_bits, medium_threshold, d_state_slots,
+      d_state_scores, d_out_rows, d_out_levels);
   return cudaGetLastError();
 }
 
@@ -654,9 +670,8 @@ cudaError_t LaunchMigrate(const MigrateConfig& config, const DeviceSketchState& 
   CAFE_CUDA_RETURN_IF_ERROR(cudaGetLastError());
   // 1. Decay (when due) with demotion; demoted entries compacted in slot order.
   DecayKernel<<<grid_s, kThreads, 0, stream>>>(
-      slots, out.counts, b.decay_factor, config.demote_threshold, state.keys, state.scores,
-      state.rows, state.row_slot, state.row_tag, b.demote_flag, b.demote_row, b.empty_after,
-      b.slot_iota);
+      slots, out.counts, b.decay_factor, config.demote_threshold, config.tag_bits, state.slots,
+      state.scores, b.demote_flag, b.demote_row, b.empty_after, b.slot_iota);
   CAFE_CUDA_RETURN_IF_ERROR(cudaGetLastError());
   size_t temp = b.cub_temp_bytes;
   CAFE_CUDA_RETURN_IF_ERROR(
@@ -664,30 +679,36 @@ cudaError_t LaunchMigrate(const MigrateConfig& config, const DeviceSketchState& 
   ScanTotalKernel<<<1, 1, 0, stream>>>(b.demote_flag, b.demote_pos, slots, out.counts + 1);
   CAFE_CUDA_RETURN_IF_ERROR(cudaGetLastError());
   DemoteScatterKernel<<<grid_s, kThreads, 0, stream>>>(
-      slots, b.demote_flag, b.demote_pos, b.demote_row, b.empty_after, state.keys, state.scores,
-      state.rows, out.demoted_keys, out.demoted_tags, out.demoted_rows);
+      slots, b.demote_flag, b.demote_pos, b.demote_row, b.empty_after, state.slots, state.scores,
+      out.demoted_fingerprints, out.demoted_tags, out.demoted_rows);
   CAFE_CUDA_RETURN_IF_ERROR(cudaGetLastError());
 
-  // 2. Candidates ordered by score desc, key asc: stable sort of the slots by
-  // key (ascending, signed), then stable sort by score bits (descending);
-  // non-candidates get bits 0 and end up last.
+  // 2. Candidates ordered by score desc, fingerprint asc, slot asc: stable sort
+  // of the slots (in slot order) by fingerprint, then stable sort by score bits
+  // (descending); non-candidates get bits 0 and end up last.
+  FingerprintKeyKernel<<<grid_s, kThreads, 0, stream>>>(slots, state.slots, b.fp_keys);
+  CAFE_CUDA_RETURN_IF_ERROR(cudaGetLastError());
   temp = b.cub_temp_bytes;
-  CAFE_CUDA_RETURN_IF_ERROR(cub::DeviceRadixSort::SortPairs(b.cub_temp, temp, state.keys,
-                                                            b.keys_sorted, b.slot_iota,
-                                                            b.slots_by_key, si, 0, 64, stream));
-  ScoreBitsKernel<<<grid_s, kThreads, 0, stream>>>(slots, b.slots_by_key, state.scores,
-                                                   state.rows, config.threshold, b.score_bits);
+  CAFE_CUDA_RETURN_IF_ERROR(cub::DeviceRadixSort::SortPairs(b.cub_temp, temp, b.fp_keys,
+                                                            b.fp_sorted, b.slot_iota,
+                                                            b.slots_by_fp, si, 0, 32, stream));
+  ScoreBitsKernel<<<grid_s, kThreads, 0, stream>>>(slots, b.slots_by_fp, state.scores,
+                                                   state.slots, config.threshold, b.score_bits);
   CAFE_CUDA_RETURN_IF_ERROR(cudaGetLastError());
   temp = b.cub_temp_bytes;
   CAFE_CUDA_RETURN_IF_ERROR(cub::DeviceRadixSort::SortPairsDescending(
-      b.cub_temp, temp, b.score_bits, b.bits_sorted, b.slots_by_key, b.candidates, si, 0, 32,
+      b.cub_temp, temp, b.score_bits, b.bits_sorted, b.slots_by_fp, b.candidates, si, 0, 32,
       stream));
   CandidateCountKernel<<<grid_s, kThreads, 0, stream>>>(slots, b.bits_sorted, out.counts + 3);
   CAFE_CUDA_RETURN_IF_ERROR(cudaGetLastError());
 
-  // 3. Free rows in ascending order.
+  // 3. Free rows in ascending order: the rows no hot slot's entry holds.
   auto free_rows = [&]() -> cudaError_t {
-    FreeFlagKernel<<<grid_r, kThreads, 0, stream>>>(rows, state.row_slot, b.free_flag);
+    CAFE_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(b.used, 0, rows * sizeof(int32_t), stream));
+    UsedRowKernel<<<grid_s, kThreads, 0, stream>>>(slots, state.slots, config.tag_bits, ri,
+                                                   b.used);
+    CAFE_CUDA_RETURN_IF_ERROR(cudaGetLastError());
+    FreeFlagKernel<<<grid_r, kThreads, 0, stream>>>(rows, b.used, b.free_flag);
     CAFE_CUDA_RETURN_IF_ERROR(cudaGetLastError());
     size_t bytes = b.cub_temp_bytes;
     CAFE_CUDA_RETURN_IF_ERROR(
@@ -701,22 +722,22 @@ cudaError_t LaunchMigrate(const MigrateConfig& config, const DeviceSketchState& 
   CAFE_CUDA_RETURN_IF_ERROR(free_rows());
 
   // 3b. Swaps: candidates beyond the free rows displace the weakest hot keys
-  // (hot slots by score ascending, key ascending: a stable sort of the
-  // key-sorted slots), then the free rows are listed again.
+  // (hot slots by score, fingerprint, slot ascending: a stable sort of the
+  // fingerprint-sorted slots), then the free rows are listed again.
   if (config.swap_margin > 0.f) {
-    HotBitsKernel<<<grid_s, kThreads, 0, stream>>>(slots, b.slots_by_key, state.scores,
-                                                   state.rows, b.hot_bits);
+    HotBitsKernel<<<grid_s, kThreads, 0, stream>>>(slots, b.slots_by_fp, state.scores,
+                                                   state.slots, b.hot_bits);
     CAFE_CUDA_RETURN_IF_ERROR(cudaGetLastError());
     temp = b.cub_temp_bytes;
     CAFE_CUDA_RETURN_IF_ERROR(cub::DeviceRadixSort::SortPairs(
-        b.cub_temp, temp, b.hot_bits, b.hot_bits_sorted, b.slots_by_key, b.hot_sorted, si, 0, 32,
+        b.cub_temp, temp, b.hot_bits, b.hot_bits_sorted, b.slots_by_fp, b.hot_sorted, si, 0, 32,
         stream));
     SwapCountKernel<<<1, 1, 0, stream>>>(ri, b.num_free, out.counts, b.candidates, b.hot_sorted,
                                          state.scores, config.swap_margin, b.num_swaps);
     CAFE_CUDA_RETURN_IF_ERROR(cudaGetLastError());
     SwapDemoteKernel<<<grid_r, kThreads, 0, stream>>>(
-        rows, b.num_swaps, out.counts, b.hot_sorted, state.keys, state.rows, state.row_slot,
-        state.row_tag, out.demoted_keys, out.demoted_tags, out.demoted_rows);
+        rows, b.num_swaps, out.counts, b.hot_sorted, config.tag_bits, state.slots,
+        out.demoted_fingerprints, out.demoted_tags, out.demoted_rows);
     CAFE_CUDA_RETURN_IF_ERROR(cudaGetLastError());
     AddSwapsKernel<<<1, 1, 0, stream>>>(b.num_swaps, out.counts);
     CAFE_CUDA_RETURN_IF_ERROR(cudaGetLastError());
@@ -728,8 +749,8 @@ cudaError_t LaunchMigrate(const MigrateConfig& config, const DeviceSketchState& 
   CAFE_CUDA_RETURN_IF_ERROR(cudaGetLastError());
   const int64_t capacity = MigratePromotedCapacity(config);
   PromoteKernel<<<GridFor(capacity, kThreads), kThreads, 0, stream>>>(
-      capacity, out.counts, b.candidates, b.free_rows, state.keys, state.rows, state.row_slot,
-      state.row_tag, out.promoted_keys, out.promoted_tags, out.promoted_rows);
+      capacity, out.counts, b.candidates, b.free_rows, config.tag_bits, state.slots,
+      out.promoted_fingerprints, out.promoted_tags, out.promoted_rows);
   return cudaGetLastError();
 }
 

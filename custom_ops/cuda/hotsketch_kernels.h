@@ -26,11 +26,8 @@ namespace cuda {
 
 // Device pointers with the layout of cafe::SketchState.
 struct DeviceSketchState {
-  int64_t* keys;      // [W*c]
+  int64_t* slots;     // [W*c] SlotWord(fingerprint, hot entry or cold marker)
   float* scores;      // [W*c]
-  int32_t* rows;      // [W*c] hot row or cold marker
-  int32_t* row_slot;  // [hot_rows]
-  int32_t* row_tag;   // [hot_rows]
   float* mass;        // [1]
   int64_t* batches;   // [1]
 };
@@ -41,18 +38,18 @@ struct DeviceSketchState {
 // Returns 0 on error (and sets *error when given).
 size_t InsertWorkspaceBytes(int64_t n, int64_t num_buckets, cudaError_t* error = nullptr);
 
-// cafe::Insert(config{W, c, second_sighting, erode}, state, keys, importance, tags, n,
-// ...) plus the validation of cafe::ValidateInsert, all on the device:
+// cafe::Insert(config{W, c, tag_bits, second_sighting, erode}, state, keys, importance,
+// tags, n, ...) plus the validation of cafe::ValidateInsert, all on the device:
 //   *d_status (device int64) = -1 when the batch is valid, else the first
 //   index i whose importance is NaN/inf/negative or whose tag is outside
-//   [0, cafe::kMaxTag]; in
+//   [0, 2^tag_bits); in
 //   that case the state is left unchanged (every state-writing kernel checks
 //   it), exactly as the CPU op rejects the batch before any change.
 // Read *d_status after the stream reached this point to report the error.
 // n == 0 writes -1 and changes nothing (batches is not incremented).
 // `workspace` may have any alignment (the size includes the slack to align
 // it); it is scratch only and may be reused once the stream passed this call.
-cudaError_t LaunchInsert(int64_t num_buckets, int32_t slots_per_bucket,
+cudaError_t LaunchInsert(int64_t num_buckets, int32_t slots_per_bucket, int32_t tag_bits,
                          const DeviceSketchState& state, const int64_t* d_keys,
                          const float* d_importance, const int32_t* d_tags, int64_t n,
                          bool second_sighting, bool erode, int64_t* d_status,
@@ -62,9 +59,9 @@ cudaError_t LaunchInsert(int64_t num_buckets, int32_t slots_per_bucket,
 
 // cafe::Query: d_out_rows[i] = hot row or -1, d_out_levels[i] = 0 cold,
 // 1 medium, 2 hot. Read-only on the state. No workspace.
-cudaError_t LaunchQuery(int64_t num_buckets, int32_t slots_per_bucket, float medium_threshold,
-                        const int64_t* d_state_keys, const float* d_state_scores,
-                        const int32_t* d_state_rows, const int64_t* d_ids, int64_t n,
+cudaError_t LaunchQuery(int64_t num_buckets, int32_t slots_per_bucket, int32_t tag_bits,
+                        float medium_threshold, const int64_t* d_state_slots,
+                        const float* d_state_scores, const int64_t* d_ids, int64_t n,
                         int32_t* d_out_rows, int32_t* d_out_levels, cudaStream_t stream);
 
 // --------------------------------------------------------------- Migrate ---
@@ -72,7 +69,8 @@ cudaError_t LaunchQuery(int64_t num_buckets, int32_t slots_per_bucket, float med
 struct MigrateConfig {
   int64_t num_buckets = 0;       // W
   int32_t slots_per_bucket = 0;  // c
-  int32_t hot_rows = 0;          // H (length of row_slot)
+  int32_t hot_rows = 0;          // H
+  int32_t tag_bits = 0;          // hot entries are (row << tag_bits) | tag
   float threshold = 0.f;         // k
   float demote_threshold = 0.f;
   float decay_rate = 0.99f;
@@ -87,13 +85,14 @@ struct MigrateOutputs {
   // counts[0] = decayed (0/1), counts[1] = #demoted, counts[2] = #promoted,
   // counts[3] = #promotion candidates (informational).
   int32_t* counts;  // [4]
-  // Demoted entries in slot order; capacity MigrateDemotedCapacity().
-  int64_t* demoted_keys;
+  // Demoted entries (fingerprint, tag, row): the decay's in slot order, then
+  // the displaced ones; capacity MigrateDemotedCapacity().
+  int64_t* demoted_fingerprints;
   int32_t* demoted_tags;
   int32_t* demoted_rows;
-  // Promoted entries (score desc, key asc; rows ascending); capacity
-  // MigratePromotedCapacity().
-  int64_t* promoted_keys;
+  // Promoted entries (score desc, fingerprint asc, slot asc; rows ascending);
+  // capacity MigratePromotedCapacity().
+  int64_t* promoted_fingerprints;
   int32_t* promoted_tags;
   int32_t* promoted_rows;
 };

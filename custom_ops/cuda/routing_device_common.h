@@ -12,7 +12,7 @@
 
 #include <cstdint>
 
-#include "../core/routing.h"            // PairHash, TableSalt, HashedRow
+#include "../core/routing.h"            // PairHash, TableSalt, FingerprintRow
 #include "hotsketch_device_common.h"  // QueryBody, CAFE_HD
 
 namespace cafe {
@@ -72,7 +72,8 @@ CAFE_HD void ScatterDistinctBody(int64_t i, const int64_t* a, const int32_t* b,
 }
 
 // Per distinct pair u: its hashed and medium rows as cafe::Route computes
-// them, and the values the per-table dedup passes read (row, or unused).
+// them (from the key's fingerprint), and the values the per-table dedup
+// passes read (row, or unused).
 CAFE_HD void RowsBody(int64_t u, const int64_t* keys, const int32_t* fields,
                       const int32_t* hot_rows, const int32_t* levels,
                       const int64_t* hashed_offsets, const int64_t* hashed_sizes,
@@ -82,9 +83,11 @@ CAFE_HD void RowsBody(int64_t u, const int64_t* keys, const int32_t* fields,
   const int32_t f = fields[u];
   const bool hot = hot_rows[u] >= 0;
   hot64[u] = hot_rows[u];
-  hashed_rows[u] = hot ? -1 : hashed_offsets[f] + HashedRow(keys[u], hashed_salt, hashed_sizes[f]);
+  const uint32_t fp = FingerprintOf(keys[u]);
+  hashed_rows[u] =
+      hot ? -1 : hashed_offsets[f] + FingerprintRow(fp, hashed_salt, hashed_sizes[f]);
   medium_rows[u] = multi_level && levels[u] == kMedium
-                       ? medium_offsets[f] + HashedRow(keys[u], medium_salt, medium_sizes[f])
+                       ? medium_offsets[f] + FingerprintRow(fp, medium_salt, medium_sizes[f])
                        : -1;
 }
 

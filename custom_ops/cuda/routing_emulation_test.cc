@@ -83,9 +83,8 @@ cafe::RouteResult EmulateRoute(const cafe::SketchConfig& config, const cafe::Con
   r.hot_rows.assign(u, 0);
   r.levels.assign(u, 0);
   for (int64_t i = 0; i < u; ++i) {
-    QueryBody(i, r.keys.data(), config.num_buckets, config.slots_per_bucket,
-              config.medium_threshold, s.keys, s.scores, s.rows, r.hot_rows.data(),
-              r.levels.data());
+    QueryBody(i, r.keys.data(), config.num_buckets, config.slots_per_bucket, config.tag_bits,
+              config.medium_threshold, s.slots, s.scores, r.hot_rows.data(), r.levels.data());
   }
   std::vector<int64_t> hot64(n, -1);
   r.hashed_rows.assign(n, -1);
@@ -131,17 +130,16 @@ int main() {
   config.num_buckets = 97;
   config.slots_per_bucket = 4;
   config.hot_rows = 40;
+  config.tag_bits = 5;  // up to 26 features
   config.threshold = 6.f;
   config.demote_threshold = 6.f;
   config.medium_threshold = 2.f;
   const int64_t slots = config.num_slots();
-  std::vector<int64_t> keys(slots, 0);
+  std::vector<int64_t> slot_words(slots, cafe::kEmptySlot);
   std::vector<float> scores(slots, 0.f);
-  std::vector<int32_t> rows(slots, -1), tags(slots, 0), row_slot(config.hot_rows, -1);
   float mass = 0.f;
   int64_t batches = 0;
-  cafe::SketchState state{keys.data(), scores.data(), rows.data(), tags.data(),
-                          row_slot.data(), &mass, &batches};
+  cafe::SketchState state{slot_words.data(), scores.data(), &mass, &batches};
   const int64_t extremes[] = {INT64_MIN, INT64_MAX, 0, -1, 1, INT64_MIN + 1, INT64_MAX - 1};
   std::vector<int64_t> pool(extremes, extremes + 7);
   for (int i = 0; i < 300; ++i) pool.push_back(static_cast<int64_t>(rng()));
@@ -153,12 +151,13 @@ int main() {
     for (int i = 0; i < 3000; ++i) {
       batch[i] = pool[std::min<uint64_t>(rng() % 50, rng() % pool.size())];
       importance[i] = exponential(rng);
+      batch_tags[i] = static_cast<int32_t>(rng() % 26);
     }
     cafe::Insert(config, state, batch.data(), importance.data(), batch_tags.data(), 3000, 1,
                  cafe::SerialFor);
     cafe::Migrate(config, state, false);
   }
-  const cafe::ConstSketchState view{keys.data(), scores.data(), rows.data()};
+  const cafe::ConstSketchState view{slot_words.data(), scores.data()};
   int failures = 0, scenarios = 0;
   for (int32_t features : {1, 2, 5, 26}) {
     for (bool multi : {false, true}) {

@@ -132,15 +132,15 @@ __global__ void ScatterKernel(const int64_t* a, const int32_t* b, int64_t n, Wor
 }
 
 __global__ void QueryUniqueKernel(const int64_t* ids, const int64_t* count, int64_t num_buckets,
-                                  int32_t c, float medium, const int64_t* keys,
-                                  const float* scores, const int32_t* rows, int32_t* out_rows,
+                                  int32_t c, int32_t tag_bits, float medium,
+                                  const int64_t* slots, const float* scores, int32_t* out_rows,
                                   int32_t* out_levels, int64_t n) {
   CAFE_GRID_LOOP(u, n) {
     if (u >= *count) {  // unused entries read as "not hot, no row"
       out_rows[u] = -1;
       continue;
     }
-    QueryBody(u, ids, num_buckets, c, medium, keys, scores, rows, out_rows, out_levels);
+    QueryBody(u, ids, num_buckets, c, tag_bits, medium, slots, scores, out_rows, out_levels);
   }
 }
 
@@ -194,14 +194,14 @@ size_t RouteWorkspaceBytes(int64_t n, cudaError_t* error) {
   return Layout(std::max<int64_t>(n, 1), nullptr, &w, scan_bytes);
 }
 
-cudaError_t LaunchRoute(int64_t num_buckets, int32_t slots_per_bucket, float medium_threshold,
-                        const int64_t* d_sketch_keys, const float* d_sketch_scores,
-                        const int32_t* d_sketch_rows, const DeviceRouteTables& tables,
+cudaError_t LaunchRoute(int64_t num_buckets, int32_t slots_per_bucket, int32_t tag_bits,
+                        float medium_threshold, const int64_t* d_sketch_slots,
+                        const float* d_sketch_scores, const DeviceRouteTables& tables,
                         const int64_t* d_ids, const int32_t* d_fields, int64_t n,
                         const DeviceRouteOutput& out, void* workspace, size_t workspace_bytes,
                         cudaStream_t stream) {
   if (n < 0 || n > INT_MAX / 2 || num_buckets <= 0 || slots_per_bucket <= 0 ||
-      tables.num_features <= 0) {
+      tables.num_features <= 0 || tag_bits < 0 || tag_bits > kMaxTagBits) {
     return cudaErrorInvalidValue;
   }
   // counts = {0, 0, 0, 0, n}: counts[4] drops to the first bad field index, if any.
@@ -223,8 +223,8 @@ cudaError_t LaunchRoute(int64_t num_buckets, int32_t slots_per_bucket, float med
   const int64_t* u_count = out.counts;
   // 2. the sketch query and the rows of each distinct pair.
   QueryUniqueKernel<<<GridFor(n), kThreads, 0, stream>>>(
-      out.keys, u_count, num_buckets, slots_per_bucket, medium_threshold, d_sketch_keys,
-      d_sketch_scores, d_sketch_rows, out.hot_rows, out.levels, n);
+      out.keys, u_count, num_buckets, slots_per_bucket, tag_bits, medium_threshold,
+      d_sketch_slots, d_sketch_scores, out.hot_rows, out.levels, n);
   RowsKernel<<<GridFor(n), kThreads, 0, stream>>>(u_count, n, tables,
                                                   TableSalt(tables.hashed_seed),
                                                   TableSalt(tables.medium_seed), out, w.hot64);

@@ -49,12 +49,12 @@ struct DeviceRouteOutput {
 // Bytes of workspace LaunchRoute needs for n ids (0 on error, *error set when given).
 size_t RouteWorkspaceBytes(int64_t n, cudaError_t* error = nullptr);
 
-// cafe::Route over the sketch's read-only keys/scores/rows ([W*c] each),
+// cafe::Route over the sketch's read-only slots/scores ([W*c] each),
 // asynchronous on `stream`. n must be <= INT32_MAX / 2 (cudaErrorInvalidValue
 // otherwise). Read `out.counts` after the stream reached this point.
-cudaError_t LaunchRoute(int64_t num_buckets, int32_t slots_per_bucket, float medium_threshold,
-                        const int64_t* d_sketch_keys, const float* d_sketch_scores,
-                        const int32_t* d_sketch_rows, const DeviceRouteTables& tables,
+cudaError_t LaunchRoute(int64_t num_buckets, int32_t slots_per_bucket, int32_t tag_bits,
+                        float medium_threshold, const int64_t* d_sketch_slots,
+                        const float* d_sketch_scores, const DeviceRouteTables& tables,
                         const int64_t* d_ids, const int32_t* d_fields, int64_t n,
                         const DeviceRouteOutput& out, void* workspace, size_t workspace_bytes,
                         cudaStream_t stream);

@@ -68,8 +68,7 @@ T* DevicePtr(Tensor& t) {
 // a full copy of the state on every call).
 class GpuLockedState {
  public:
-  GpuLockedState(OpKernelContext* ctx, const char* op, int64_t hot_rows)
-      : op_(op), hot_rows_(hot_rows) {
+  GpuLockedState(OpKernelContext* ctx, const char* op) : op_(op) {
     std::vector<mutex*> mutexes;
     for (int i = 0; i < kNumStateInputs; ++i) {
       Var* var = nullptr;
@@ -83,10 +82,10 @@ class GpuLockedState {
     locked_ = std::move(mutexes);
     const Tensor* tensors[kNumStateInputs];
     for (int i = 0; i < kNumStateInputs; ++i) tensors[i] = vars_[i]->tensor();
-    OP_REQUIRES_OK(ctx, CheckStateTensors(tensors, hot_rows));
-    OP_REQUIRES(ctx, tensors[kKeys]->NumElements() <= std::numeric_limits<int32_t>::max(),
+    OP_REQUIRES_OK(ctx, CheckStateTensors(tensors));
+    OP_REQUIRES(ctx, tensors[kSlots]->NumElements() <= std::numeric_limits<int32_t>::max(),
                 errors::InvalidArgument("the GPU kernels support at most 2^31 - 1 sketch slots, "
-                                        "got ", tensors[kKeys]->NumElements()));
+                                        "got ", tensors[kSlots]->NumElements()));
     ok_ = true;
   }
 
@@ -116,23 +115,19 @@ class GpuLockedState {
   }
 
   bool ok() const { return ok_; }
-  int64_t num_buckets() const { return vars_[kKeys]->tensor()->dim_size(0); }
+  int64_t num_buckets() const { return vars_[kSlots]->tensor()->dim_size(0); }
   int32_t slots_per_bucket() const {
-    return static_cast<int32_t>(vars_[kKeys]->tensor()->dim_size(1));
+    return static_cast<int32_t>(vars_[kSlots]->tensor()->dim_size(1));
   }
 
   // Valid after PrepareForUpdate.
   cafe::cuda::DeviceSketchState state() {
-    const Int32Arrays ints = UnpackInt32(tensors_[kPackedInt32].data(),
-                                         tensors_[kKeys].NumElements(), hot_rows_);
-    return {DevicePtr<int64_t>(tensors_[kKeys]), DevicePtr<float>(tensors_[kScores]),
-            ints.rows, ints.row_slot, ints.row_tag, DevicePtr<float>(tensors_[kMass]),
-            DevicePtr<int64_t>(tensors_[kBatches])};
+    return {DevicePtr<int64_t>(tensors_[kSlots]), DevicePtr<float>(tensors_[kScores]),
+            DevicePtr<float>(tensors_[kMass]), DevicePtr<int64_t>(tensors_[kBatches])};
   }
 
  private:
   const char* op_;
-  int64_t hot_rows_;
   core::RefCountPtr<Var> vars_[kNumStateInputs];
   std::vector<mutex*> locked_;
   Tensor tensors_[kNumStateInputs];
@@ -145,7 +140,7 @@ class CafeSketchInsertGpuOp : public OpKernel {
  public:
   explicit CafeSketchInsertGpuOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
     int num_threads = 0;
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("hot_rows", &hot_rows_));
+    OP_REQUIRES_OK(ctx, ReadTagBits(ctx, &tag_bits_));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("second_sighting", &second_sighting_));
     std::string replacement;
     OP_REQUIRES_OK(ctx, ctx->GetAttr("replacement", &replacement));
@@ -163,7 +158,7 @@ class CafeSketchInsertGpuOp : public OpKernel {
     const int64_t n = ids.NumElements();
     OP_REQUIRES(ctx, n <= std::numeric_limits<int32_t>::max(),
                 errors::InvalidArgument("the GPU insert supports at most 2^31 - 1 ids, got ", n));
-    GpuLockedState locked(ctx, "CafeSketchInsert", hot_rows_);
+    GpuLockedState locked(ctx, "CafeSketchInsert");
     if (!locked.ok() || n == 0) return;
     const cudaStream_t stream = StreamOf(ctx);
     OP_REQUIRES_OK(ctx, locked.PrepareForUpdate(ctx, stream));
@@ -176,7 +171,8 @@ class CafeSketchInsertGpuOp : public OpKernel {
     OP_REQUIRES_OK(ctx, ctx->allocate_temp(DT_INT64, TensorShape({1}), &status));
     OP_REQUIRES_OK(
         ctx, CudaStatus(cafe::cuda::LaunchInsert(
-                            locked.num_buckets(), locked.slots_per_bucket(), locked.state(),
+                            locked.num_buckets(), locked.slots_per_bucket(), tag_bits_,
+                            locked.state(),
                             ids.flat<int64_t>().data(), importance.flat<float>().data(),
                             tags.flat<int32_t>().data(), n, second_sighting_, erode_,
                             DevicePtr<int64_t>(status), workspace.data(), bytes, stream),
@@ -201,12 +197,12 @@ class CafeSketchInsertGpuOp : public OpKernel {
                                      "CafeSketchInsert", "status read"));
       // Same text as the CPU op.
       ctx->SetStatus(errors::InvalidArgument("CafeSketchInsert: ",
-                                             cafe::InvalidInsertEntry(v, t, bad)));
+                                             cafe::InvalidInsertEntry(v, t, bad, tag_bits_)));
     }
   }
 
  private:
-  int64_t hot_rows_;
+  int32_t tag_bits_;
   bool second_sighting_;
   bool erode_;
 };
@@ -217,14 +213,14 @@ class CafeSketchQueryGpuOp : public OpKernel {
  public:
   explicit CafeSketchQueryGpuOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("medium_threshold", &medium_threshold_));
+    OP_REQUIRES_OK(ctx, ReadTagBits(ctx, &tag_bits_));
   }
 
   void Compute(OpKernelContext* ctx) override {
-    const Tensor& keys = ctx->input(0);
+    const Tensor& slots = ctx->input(0);
     const Tensor& scores = ctx->input(1);
-    const Tensor& packed = ctx->input(2);
-    const Tensor& ids = ctx->input(3);
-    OP_REQUIRES_OK(ctx, CheckQueryState(keys, scores, packed));
+    const Tensor& ids = ctx->input(2);
+    OP_REQUIRES_OK(ctx, CheckQueryState(slots, scores));
     Tensor* hot_rows = nullptr;
     Tensor* levels = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, ids.shape(), &hot_rows));
@@ -233,17 +229,16 @@ class CafeSketchQueryGpuOp : public OpKernel {
     if (n == 0) return;
     OP_REQUIRES_OK(
         ctx, CudaStatus(cafe::cuda::LaunchQuery(
-                            keys.dim_size(0), static_cast<int32_t>(keys.dim_size(1)),
-                            medium_threshold_, keys.flat<int64_t>().data(),
-                            scores.flat<float>().data(),
-                            reinterpret_cast<const int32_t*>(packed.flat<int64_t>().data()),
-                            ids.flat<int64_t>().data(), n, hot_rows->flat<int32_t>().data(),
+                            slots.dim_size(0), static_cast<int32_t>(slots.dim_size(1)),
+                            tag_bits_, medium_threshold_, slots.flat<int64_t>().data(),
+                            scores.flat<float>().data(), ids.flat<int64_t>().data(), n, hot_rows->flat<int32_t>().data(),
                             levels->flat<int32_t>().data(), StreamOf(ctx)),
                         "CafeSketchQuery", "launch"));
   }
 
  private:
   float medium_threshold_;
+  int32_t tag_bits_;
 };
 
 // --------------------------------------------------------------- Migrate ---
@@ -258,7 +253,7 @@ class CafeSketchMigrateGpuOp : public OpKernel {
     const Tensor& force = ctx->input(kNumStateInputs);  // host memory
     OP_REQUIRES(ctx, force.NumElements() == 1,
                 errors::InvalidArgument("force_decay must be a scalar"));
-    GpuLockedState locked(ctx, "CafeSketchMigrate", config_.hot_rows);
+    GpuLockedState locked(ctx, "CafeSketchMigrate");
     if (!locked.ok()) return;
     cafe::SketchConfig config;
     OP_REQUIRES_OK(ctx, SizedMigrateConfig(config_, locked.num_buckets(),
@@ -270,6 +265,7 @@ class CafeSketchMigrateGpuOp : public OpKernel {
     mc.num_buckets = config.num_buckets;
     mc.slots_per_bucket = config.slots_per_bucket;
     mc.hot_rows = config.hot_rows;
+    mc.tag_bits = config.tag_bits;
     mc.threshold = config.threshold;
     mc.demote_threshold = config.demote_threshold;
     mc.decay_rate = config.decay_rate;
@@ -293,10 +289,10 @@ class CafeSketchMigrateGpuOp : public OpKernel {
     OP_REQUIRES_OK(ctx, ctx->allocate_temp(DT_INT32, TensorShape({pcap}), &prows));
     cafe::cuda::MigrateOutputs out;
     out.counts = DevicePtr<int32_t>(counts);
-    out.demoted_keys = DevicePtr<int64_t>(dkeys);
+    out.demoted_fingerprints = DevicePtr<int64_t>(dkeys);
     out.demoted_tags = DevicePtr<int32_t>(dtags);
     out.demoted_rows = DevicePtr<int32_t>(drows);
-    out.promoted_keys = DevicePtr<int64_t>(pkeys);
+    out.promoted_fingerprints = DevicePtr<int64_t>(pkeys);
     out.promoted_tags = DevicePtr<int32_t>(ptags);
     out.promoted_rows = DevicePtr<int32_t>(prows);
     OP_REQUIRES_OK(ctx, CudaStatus(cafe::cuda::LaunchMigrate(mc, locked.state(),
@@ -338,8 +334,8 @@ class CafeSketchMigrateGpuOp : public OpKernel {
 };
 
 #define CAFE_STATE_HOST_MEMORY                                                      \
-  HostMemory("keys_var").HostMemory("scores_var").HostMemory("packed_int32_var")    \
-      .HostMemory("mass_var").HostMemory("batches_var")
+  HostMemory("slots_var").HostMemory("scores_var").HostMemory("mass_var")            \
+      .HostMemory("batches_var")
 
 REGISTER_KERNEL_BUILDER(Name("CafeSketchInsert").Device(DEVICE_GPU).CAFE_STATE_HOST_MEMORY,
                         CafeSketchInsertGpuOp);

@@ -96,9 +96,8 @@ int ThreadsFor(OpKernelContext* ctx, int requested) {
 // (copy-on-write) and checks dtypes and shapes. Holds the locks while alive.
 class LockedState {
  public:
-  LockedState(OpKernelContext* ctx, int64_t hot_rows)
-      : hot_rows_(hot_rows),
-        lock_(MaybeLockVariableInputMutexesInOrder<CPUDevice, float>(
+  explicit LockedState(OpKernelContext* ctx)
+      : lock_(MaybeLockVariableInputMutexesInOrder<CPUDevice, float>(
             ctx, /*do_lock=*/true, /*sparse=*/false, InputIds())) {
     const Tensor* tensors[kNumStateInputs];
     for (int i = 0; i < kNumStateInputs; ++i) {
@@ -107,30 +106,28 @@ class LockedState {
       tensors[i] = var->tensor();
       vars_[i] = std::move(var);
     }
-    OP_REQUIRES_OK(ctx, CheckStateTensors(tensors, hot_rows));
+    OP_REQUIRES_OK(ctx, CheckStateTensors(tensors));
     ok_ = true;
   }
 
   // Call once the inputs are validated: from here on the buffers may change.
   Status PrepareForUpdate(OpKernelContext* ctx) {
-    TF_RETURN_IF_ERROR(Prepare<int64_t>(ctx, kKeys));
+    TF_RETURN_IF_ERROR(Prepare<int64_t>(ctx, kSlots));
     TF_RETURN_IF_ERROR(Prepare<float>(ctx, kScores));
-    TF_RETURN_IF_ERROR(Prepare<int64_t>(ctx, kPackedInt32));
     TF_RETURN_IF_ERROR(Prepare<float>(ctx, kMass));
     return Prepare<int64_t>(ctx, kBatches);
   }
 
   bool ok() const { return ok_; }
-  int64_t num_buckets() const { return vars_[kKeys]->tensor()->dim_size(0); }
-  int32_t slots_per_bucket() const { return vars_[kKeys]->tensor()->dim_size(1); }
+  int64_t num_buckets() const { return vars_[kSlots]->tensor()->dim_size(0); }
+  int32_t slots_per_bucket() const { return vars_[kSlots]->tensor()->dim_size(1); }
+  // The slot words, read-only (before PrepareForUpdate too).
+  const int64_t* slots() const { return vars_[kSlots]->tensor()->flat<int64_t>().data(); }
 
   // Valid after PrepareForUpdate.
   cafe::SketchState state() {
-    const Int32Arrays ints = UnpackInt32(tensors_[kPackedInt32].data(),
-                                         tensors_[kKeys].NumElements(), hot_rows_);
-    return {tensors_[kKeys].flat<int64_t>().data(), tensors_[kScores].flat<float>().data(),
-            ints.rows, ints.row_slot, ints.row_tag, tensors_[kMass].flat<float>().data(),
-            tensors_[kBatches].flat<int64_t>().data()};
+    return {tensors_[kSlots].flat<int64_t>().data(), tensors_[kScores].flat<float>().data(),
+            tensors_[kMass].flat<float>().data(), tensors_[kBatches].flat<int64_t>().data()};
   }
 
  private:
@@ -151,7 +148,6 @@ class LockedState {
     return OkStatus();
   }
 
-  int64_t hot_rows_;
   VariableInputLockHolder lock_;
   core::RefCountPtr<Var> vars_[kNumStateInputs];
   Tensor tensors_[kNumStateInputs];
@@ -167,15 +163,14 @@ Status StateShapes(InferenceContext* c) {
 }
 
 REGISTER_OP("CafeSketchInsert")
-    .Input("keys_var: resource")
+    .Input("slots_var: resource")
     .Input("scores_var: resource")
-    .Input("packed_int32_var: resource")
     .Input("mass_var: resource")
     .Input("batches_var: resource")
     .Input("ids: int64")
     .Input("importance: float")
     .Input("tags: int32")
-    .Attr("hot_rows: int")
+    .Attr("tag_bits: int = 0")
     .Attr("second_sighting: bool = true")
     .Attr("replacement: {'erode', 'inherit'} = 'erode'")
     .Attr("num_threads: int = 0")
@@ -192,8 +187,8 @@ REGISTER_OP("CafeSketchInsert")
     .Doc(R"doc(
 Inserts a batch of (id, importance, tag) into a HotSketch held in variables,
 in place. Duplicate ids are summed; each bucket processes its distinct ids in
-ascending order, so the state does not depend on the thread count. Tags must
-be in [0, 2^30). A miss in a full bucket erodes its smallest non-hot score
+ascending order, so the state does not depend on the thread count. Slots
+match ids by their 32-bit fingerprint. Tags must be in [0, 2^tag_bits). A miss in a full bucket erodes its smallest non-hot score
 and takes the slot with what is left (replacement 'erode'), or takes the slot
 and inherits the score ('inherit', SpaceSaving as in the paper). With
 second_sighting, an id that takes a slot over is not promotable until it is
@@ -203,7 +198,7 @@ seen again (docs/sketch.md).
 class CafeSketchInsertOp : public OpKernel {
  public:
   explicit CafeSketchInsertOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("hot_rows", &hot_rows_));
+    OP_REQUIRES_OK(ctx, cafe_ops::ReadTagBits(ctx, &tag_bits_));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("second_sighting", &second_sighting_));
     std::string replacement;
     OP_REQUIRES_OK(ctx, ctx->GetAttr("replacement", &replacement));
@@ -220,14 +215,16 @@ class CafeSketchInsertOp : public OpKernel {
     OP_REQUIRES_OK(ctx, cafe_ops::CheckInsertShapes(ids, importance, tags));
     const int64_t n = ids.NumElements();
     const std::string problem =
-        cafe::ValidateInsert(importance.flat<float>().data(), tags.flat<int32_t>().data(), n);
+        cafe::ValidateInsert(importance.flat<float>().data(), tags.flat<int32_t>().data(), n,
+                             tag_bits_);
     OP_REQUIRES(ctx, problem.empty(), errors::InvalidArgument("CafeSketchInsert: ", problem));
-    LockedState locked(ctx, hot_rows_);
+    LockedState locked(ctx);
     if (!locked.ok() || n == 0) return;
     OP_REQUIRES_OK(ctx, locked.PrepareForUpdate(ctx));
     cafe::SketchConfig config;
     config.num_buckets = locked.num_buckets();
     config.slots_per_bucket = locked.slots_per_bucket();
+    config.tag_bits = tag_bits_;
     config.second_sighting = second_sighting_;
     config.erode = erode_;
     const int threads = ThreadsFor(ctx, num_threads_);
@@ -238,7 +235,7 @@ class CafeSketchInsertOp : public OpKernel {
   }
 
  private:
-  int64_t hot_rows_;
+  int32_t tag_bits_;
   bool second_sighting_;
   bool erode_;
   int num_threads_;
@@ -246,28 +243,26 @@ class CafeSketchInsertOp : public OpKernel {
 REGISTER_KERNEL_BUILDER(Name("CafeSketchInsert").Device(DEVICE_CPU), CafeSketchInsertOp);
 
 REGISTER_OP("CafeSketchQuery")
-    .Input("keys: int64")
+    .Input("slots: int64")
     .Input("scores: float")
-    .Input("packed_int32: int64")
     .Input("ids: int64")
     .Output("hot_rows: int32")
     .Output("levels: int32")
     .Attr("medium_threshold: float")
+    .Attr("tag_bits: int = 0")
     .Attr("num_threads: int = 0")
     .SetShapeFn([](InferenceContext* c) {
-      ShapeHandle keys;
-      TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 2, &keys));
-      TF_RETURN_IF_ERROR(c->Merge(keys, c->input(1), &keys));
-      ShapeHandle packed;
-      TF_RETURN_IF_ERROR(c->WithRank(c->input(2), 1, &packed));
-      c->set_output(0, c->input(3));
-      c->set_output(1, c->input(3));
+      ShapeHandle slots;
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 2, &slots));
+      TF_RETURN_IF_ERROR(c->Merge(slots, c->input(1), &slots));
+      c->set_output(0, c->input(2));
+      c->set_output(1, c->input(2));
       return OkStatus();
     })
     .Doc(R"doc(
 Looks ids up in a HotSketch: hot row (or -1) and level (0 cold, 1 medium,
-2 hot) per id, with the shape of ids. Read-only. packed_int32 is the value of
-the sketch's packed_int32 variable (the slots' hot rows come first).
+2 hot) per id, with the shape of ids. Read-only. slots and scores are the
+values of the sketch's variables; tag_bits is the sketch's.
 )doc");
 
 // A lookup costs a few ns and waking a pool thread tens of microseconds: each
@@ -278,52 +273,51 @@ class CafeSketchQueryOp : public OpKernel {
  public:
   explicit CafeSketchQueryOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("medium_threshold", &medium_threshold_));
+    OP_REQUIRES_OK(ctx, cafe_ops::ReadTagBits(ctx, &tag_bits_));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("num_threads", &num_threads_));
   }
 
   void Compute(OpKernelContext* ctx) override {
-    const Tensor& keys = ctx->input(0);
+    const Tensor& slots = ctx->input(0);
     const Tensor& scores = ctx->input(1);
-    const Tensor& packed = ctx->input(2);
-    const Tensor& ids = ctx->input(3);
-    OP_REQUIRES_OK(ctx, CheckQueryState(keys, scores, packed));
+    const Tensor& ids = ctx->input(2);
+    OP_REQUIRES_OK(ctx, CheckQueryState(slots, scores));
     Tensor* hot_rows = nullptr;
     Tensor* levels = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, ids.shape(), &hot_rows));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(1, ids.shape(), &levels));
     cafe::SketchConfig config;
-    config.num_buckets = keys.dim_size(0);
-    config.slots_per_bucket = keys.dim_size(1);
+    config.num_buckets = slots.dim_size(0);
+    config.slots_per_bucket = slots.dim_size(1);
+    config.tag_bits = tag_bits_;
     config.medium_threshold = medium_threshold_;
-    cafe::Query(config,
-                {keys.flat<int64_t>().data(), scores.flat<float>().data(),
-                 reinterpret_cast<const int32_t*>(packed.flat<int64_t>().data())},
-                ids.flat<int64_t>().data(), ids.NumElements(), hot_rows->flat<int32_t>().data(),
+    cafe::Query(config, QueryStateOf(slots, scores), ids.flat<int64_t>().data(), ids.NumElements(), hot_rows->flat<int32_t>().data(),
                 levels->flat<int32_t>().data(),
                 MakeParallelFor(ctx, ThreadsFor(ctx, num_threads_), kQueryIdsPerPart));
   }
 
  private:
   float medium_threshold_;
+  int32_t tag_bits_;
   int num_threads_;
 };
 REGISTER_KERNEL_BUILDER(Name("CafeSketchQuery").Device(DEVICE_CPU), CafeSketchQueryOp);
 
 REGISTER_OP("CafeSketchMigrate")
-    .Input("keys_var: resource")
+    .Input("slots_var: resource")
     .Input("scores_var: resource")
-    .Input("packed_int32_var: resource")
     .Input("mass_var: resource")
     .Input("batches_var: resource")
     .Input("force_decay: bool")
     .Output("decayed: bool")
-    .Output("demoted_keys: int64")
+    .Output("demoted_fingerprints: int64")
     .Output("demoted_tags: int32")
     .Output("demoted_rows: int32")
-    .Output("promoted_keys: int64")
+    .Output("promoted_fingerprints: int64")
     .Output("promoted_tags: int32")
     .Output("promoted_rows: int32")
     .Attr("hot_rows: int")
+    .Attr("tag_bits: int = 0")
     .Attr("threshold: float")
     .Attr("demote_threshold: float")
     .Attr("decay_rate: float")
@@ -343,9 +337,9 @@ Decays the sketch when due (or forced) by decay_rate once per period due,
 demoting hot keys whose score fell below demote_threshold; with swap_margin
 > 0, demotes the weakest hot keys that the candidates beyond the free rows
 outscore by that factor; then promotes non-hot keys seen since they took their
-slot (not pending) with score >= threshold (score descending, key ascending)
-into free hot rows in ascending order.
-Returns what it did.
+slot (not pending) with score >= threshold (score descending, fingerprint
+ascending, slot ascending) into free hot rows in ascending order.
+Returns what it did: (fingerprint, tag, row) per demoted and promoted key.
 )doc");
 
 class CafeSketchMigrateOp : public OpKernel {
@@ -358,11 +352,13 @@ class CafeSketchMigrateOp : public OpKernel {
     const Tensor& force = ctx->input(kNumStateInputs);
     OP_REQUIRES(ctx, force.NumElements() == 1,
                 errors::InvalidArgument("force_decay must be a scalar"));
-    LockedState locked(ctx, config_.hot_rows);
+    LockedState locked(ctx);
     if (!locked.ok()) return;
     cafe::SketchConfig config;
     OP_REQUIRES_OK(ctx, cafe_ops::SizedMigrateConfig(config_, locked.num_buckets(),
                                                      locked.slots_per_bucket(), &config));
+    const std::string problem = cafe::CheckHotRows(config, locked.slots());
+    OP_REQUIRES(ctx, problem.empty(), errors::InvalidArgument("CafeSketchMigrate: ", problem));
     OP_REQUIRES_OK(ctx, locked.PrepareForUpdate(ctx));
     const cafe::MigrationResult result =
         cafe::Migrate(config, locked.state(), force.scalar<bool>()());
@@ -377,12 +373,12 @@ class CafeSketchMigrateOp : public OpKernel {
   static Status Emit(OpKernelContext* ctx, int first,
                      const std::vector<cafe::MigrationEntry>& entries) {
     const int64_t n = entries.size();
-    Tensor *keys, *tags, *rows;
-    TF_RETURN_IF_ERROR(ctx->allocate_output(first, TensorShape({n}), &keys));
+    Tensor *fingerprints, *tags, *rows;
+    TF_RETURN_IF_ERROR(ctx->allocate_output(first, TensorShape({n}), &fingerprints));
     TF_RETURN_IF_ERROR(ctx->allocate_output(first + 1, TensorShape({n}), &tags));
     TF_RETURN_IF_ERROR(ctx->allocate_output(first + 2, TensorShape({n}), &rows));
     for (int64_t i = 0; i < n; ++i) {
-      keys->flat<int64_t>()(i) = entries[i].key;
+      fingerprints->flat<int64_t>()(i) = entries[i].fingerprint;
       tags->flat<int32_t>()(i) = entries[i].tag;
       rows->flat<int32_t>()(i) = entries[i].row;
     }

@@ -16,9 +16,8 @@ using shape_inference::InferenceContext;
 using shape_inference::ShapeHandle;
 
 REGISTER_OP("CafeRoute")
-    .Input("keys: int64")
+    .Input("slots: int64")
     .Input("scores: float")
-    .Input("packed_int32: int64")
     .Input("ids: int64")
     .Input("fields: int32")
     .Output("unique_ids: int64")
@@ -38,15 +37,14 @@ REGISTER_OP("CafeRoute")
     .Attr("medium_offsets: list(int) = []")
     .Attr("medium_sizes: list(int) = []")
     .Attr("medium_threshold: float")
+    .Attr("tag_bits: int = 0")
     .SetShapeFn([](InferenceContext* c) {
-      ShapeHandle keys;
-      TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 2, &keys));
-      TF_RETURN_IF_ERROR(c->Merge(keys, c->input(1), &keys));
-      ShapeHandle vector;
-      TF_RETURN_IF_ERROR(c->WithRank(c->input(2), 1, &vector));
+      ShapeHandle slots;
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 2, &slots));
+      TF_RETURN_IF_ERROR(c->Merge(slots, c->input(1), &slots));
       ShapeHandle ids;
-      TF_RETURN_IF_ERROR(c->WithRank(c->input(3), 1, &ids));
-      TF_RETURN_IF_ERROR(c->Merge(ids, c->input(4), &ids));
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(2), 1, &ids));
+      TF_RETURN_IF_ERROR(c->Merge(ids, c->input(3), &ids));
       for (int i = 0; i < c->num_outputs(); ++i) c->set_output(i, c->Vector(c->UnknownDim()));
       c->set_output(2, ids);
       return OkStatus();
@@ -55,7 +53,8 @@ REGISTER_OP("CafeRoute")
 Routes a CAFE lookup (cafe_tf/layers/routing.py `Route`): the distinct
 (id, field) pairs in order of first occurrence, the inverse index, per pair
 its hot row and level from the sketch (read-only) or its row in the packed
-hashed (and medium) tables, and each table's distinct rows read.
+hashed (and medium) tables (a function of the id's 32-bit fingerprint and its
+field), and each table's distinct rows read.
 )doc");
 
 template <typename T>
@@ -75,17 +74,17 @@ class CafeRouteOp : public OpKernel {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("medium_offsets", &tables_.medium_offsets));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("medium_sizes", &tables_.medium_sizes));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("medium_threshold", &medium_threshold_));
+    OP_REQUIRES_OK(ctx, cafe_ops::ReadTagBits(ctx, &tag_bits_));
     const std::string problem = tables_.Validate();
     OP_REQUIRES(ctx, problem.empty(), errors::InvalidArgument("CafeRoute: ", problem));
   }
 
   void Compute(OpKernelContext* ctx) override {
-    const Tensor& keys = ctx->input(0);
+    const Tensor& slots = ctx->input(0);
     const Tensor& scores = ctx->input(1);
-    const Tensor& packed = ctx->input(2);
-    const Tensor& ids = ctx->input(3);
-    const Tensor& fields = ctx->input(4);
-    OP_REQUIRES_OK(ctx, cafe_ops::CheckQueryState(keys, scores, packed));
+    const Tensor& ids = ctx->input(2);
+    const Tensor& fields = ctx->input(3);
+    OP_REQUIRES_OK(ctx, cafe_ops::CheckQueryState(slots, scores));
     OP_REQUIRES(ctx, ids.dims() == 1 && fields.shape() == ids.shape(),
                 errors::InvalidArgument("ids and fields must be vectors of one length, got ",
                                         ids.shape().DebugString(), " and ",
@@ -97,12 +96,13 @@ class CafeRouteOp : public OpKernel {
     Tensor* inverse = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(2, ids.shape(), &inverse));
     cafe::SketchConfig config;
-    config.num_buckets = keys.dim_size(0);
-    config.slots_per_bucket = keys.dim_size(1);
+    config.num_buckets = slots.dim_size(0);
+    config.slots_per_bucket = slots.dim_size(1);
+    config.tag_bits = tag_bits_;
     config.medium_threshold = medium_threshold_;
     cafe::RouteResult r;
     // The distinct pairs are few and cheap to look up: one thread.
-    cafe::Route(config, cafe_ops::QueryStateOf(keys, scores, packed), tables_,
+    cafe::Route(config, cafe_ops::QueryStateOf(slots, scores), tables_,
                 ids.flat<int64_t>().data(), field_data, n, inverse->flat<int32_t>().data(), &r,
                 cafe::SerialFor);
     OP_REQUIRES_OK(ctx, Output(ctx, 0, r.keys));
@@ -121,6 +121,7 @@ class CafeRouteOp : public OpKernel {
  private:
   cafe::RouteTables tables_;
   float medium_threshold_;
+  int32_t tag_bits_;
 };
 REGISTER_KERNEL_BUILDER(Name("CafeRoute").Device(DEVICE_CPU), CafeRouteOp);
 

@@ -19,36 +19,20 @@ namespace cafe_ops {
 
 // Variable inputs shared by the mutating ops, in this order.
 //
-// The state's int32 arrays -- rows [W*c], row_slot [H], row_tag [H] -- lie back to
-// back in one int64 variable ("packed_int32", PackedInt64Elements long): TF keeps
-// int32 variables in host memory (there is no int32 VarHandleOp on GPUs) and its
-// collectives (MultiWorkerMirroredStrategy's initial broadcast) have no uint32,
-// while int64 variables live on any device and are copied bit for bit.
-enum StateInput { kKeys = 0, kScores, kPackedInt32, kMass, kBatches, kNumStateInputs };
-inline constexpr DataType kStateDtypes[kNumStateInputs] = {DT_INT64, DT_FLOAT, DT_INT64,
-                                                           DT_FLOAT, DT_INT64};
-inline constexpr const char* kStateNames[kNumStateInputs] = {"keys", "scores", "packed_int32",
-                                                             "mass", "batches"};
-
-inline int64_t PackedInt64Elements(int64_t slots, int64_t hot_rows) {
-  return (slots + 2 * hot_rows + 1) / 2;
-}
-
-// The int32 arrays inside a packed_int32 buffer of a sketch with `slots` slots
-// and `hot_rows` hot rows.
-struct Int32Arrays {
-  int32_t* rows;
-  int32_t* row_slot;
-  int32_t* row_tag;
-};
-inline Int32Arrays UnpackInt32(void* packed, int64_t slots, int64_t hot_rows) {
-  int32_t* words = static_cast<int32_t*>(packed);
-  return {words, words + slots, words + slots + hot_rows};
-}
+// A slot is one int64 word (its key's 32-bit fingerprint in the high half, an
+// int32 entry -- hot row and tag, or a cold marker -- in the low half) and one
+// float32 score: 12 bytes, and only int64/float32 variables, which live on
+// any device (TF keeps int32 variables in host memory) and which collectives
+// copy bit for bit.
+enum StateInput { kSlots = 0, kScores, kMass, kBatches, kNumStateInputs };
+inline constexpr DataType kStateDtypes[kNumStateInputs] = {DT_INT64, DT_FLOAT, DT_FLOAT,
+                                                           DT_INT64};
+inline constexpr const char* kStateNames[kNumStateInputs] = {"slots", "scores", "mass",
+                                                             "batches"};
 
 // Checks the dtypes and shapes of the state variables' tensors (`state[i]` is
-// variable i's tensor) for a sketch with `hot_rows` hot rows.
-inline Status CheckStateTensors(const Tensor* const* state, int64_t hot_rows) {
+// variable i's tensor).
+inline Status CheckStateTensors(const Tensor* const* state) {
   for (int i = 0; i < kNumStateInputs; ++i) {
     if (state[i]->dtype() != kStateDtypes[i]) {
       return errors::InvalidArgument("sketch variable '", kStateNames[i], "' must be ",
@@ -56,24 +40,15 @@ inline Status CheckStateTensors(const Tensor* const* state, int64_t hot_rows) {
                                      DataTypeString(state[i]->dtype()));
     }
   }
-  const TensorShape& keys = state[kKeys]->shape();
-  if (keys.dims() != 2 || keys.dim_size(0) <= 0 || keys.dim_size(1) <= 0) {
-    return errors::InvalidArgument("sketch keys must have shape [W, c] with W, c > 0, got ",
-                                   keys.DebugString());
+  const TensorShape& slots = state[kSlots]->shape();
+  if (slots.dims() != 2 || slots.dim_size(0) <= 0 || slots.dim_size(1) <= 0) {
+    return errors::InvalidArgument("sketch slots must have shape [W, c] with W, c > 0, got ",
+                                   slots.DebugString());
   }
-  if (state[kScores]->shape() != keys) {
-    return errors::InvalidArgument("sketch scores must have the shape of keys ",
-                                   keys.DebugString(), ", got ",
+  if (state[kScores]->shape() != slots) {
+    return errors::InvalidArgument("sketch scores must have the shape of slots ",
+                                   slots.DebugString(), ", got ",
                                    state[kScores]->shape().DebugString());
-  }
-  if (hot_rows <= 0) {
-    return errors::InvalidArgument("hot_rows must be > 0, got ", hot_rows);
-  }
-  const int64_t packed = PackedInt64Elements(keys.num_elements(), hot_rows);
-  if (state[kPackedInt32]->shape() != TensorShape({packed})) {
-    return errors::InvalidArgument("sketch packed_int32 must have shape [", packed,
-                                   "] for ", keys.num_elements(), " slots and ", hot_rows,
-                                   " hot rows, got ", state[kPackedInt32]->shape().DebugString());
   }
   if (state[kMass]->NumElements() != 1 || state[kBatches]->NumElements() != 1) {
     return errors::InvalidArgument("sketch mass and batches must be scalars");
@@ -81,33 +56,33 @@ inline Status CheckStateTensors(const Tensor* const* state, int64_t hot_rows) {
   return OkStatus();
 }
 
-// The state a query reads: keys and scores [W, c], and the packed_int32 value,
-// whose first W*c int32 words are the slots' hot rows.
-inline Status CheckQueryState(const Tensor& keys, const Tensor& scores, const Tensor& packed) {
-  if (keys.dims() != 2 || keys.dim_size(0) <= 0 || keys.dim_size(1) <= 0) {
-    return errors::InvalidArgument("sketch keys must have shape [W, c] with W, c > 0, got ",
-                                   keys.shape().DebugString());
+// The state a query reads: slots and scores [W, c].
+inline Status CheckQueryState(const Tensor& slots, const Tensor& scores) {
+  if (slots.dims() != 2 || slots.dim_size(0) <= 0 || slots.dim_size(1) <= 0) {
+    return errors::InvalidArgument("sketch slots must have shape [W, c] with W, c > 0, got ",
+                                   slots.shape().DebugString());
   }
-  if (scores.shape() != keys.shape()) {
-    return errors::InvalidArgument("sketch keys and scores must have one shape, got ",
-                                   keys.shape().DebugString(), " and ",
+  if (scores.shape() != slots.shape()) {
+    return errors::InvalidArgument("sketch slots and scores must have one shape, got ",
+                                   slots.shape().DebugString(), " and ",
                                    scores.shape().DebugString());
-  }
-  // The rows (one int32 per slot) and at least one hot row's two words.
-  if (packed.dims() != 1 || 2 * packed.NumElements() < keys.NumElements() + 2) {
-    return errors::InvalidArgument("sketch packed_int32 must be a vector of at least ",
-                                   (keys.NumElements() + 3) / 2, " int64 (the ",
-                                   keys.NumElements(), " slots' rows and a hot row), got shape ",
-                                   packed.shape().DebugString());
   }
   return OkStatus();
 }
 
 // The read-only sketch state of query inputs checked by CheckQueryState.
-inline cafe::ConstSketchState QueryStateOf(const Tensor& keys, const Tensor& scores,
-                                           const Tensor& packed) {
-  return {keys.flat<int64_t>().data(), scores.flat<float>().data(),
-          reinterpret_cast<const int32_t*>(packed.flat<int64_t>().data())};
+inline cafe::ConstSketchState QueryStateOf(const Tensor& slots, const Tensor& scores) {
+  return {slots.flat<int64_t>().data(), scores.flat<float>().data()};
+}
+
+// The tag_bits attribute, checked: tags of [0, 2^tag_bits) fit an entry.
+inline Status ReadTagBits(OpKernelConstruction* ctx, int32_t* tag_bits) {
+  TF_RETURN_IF_ERROR(ctx->GetAttr("tag_bits", tag_bits));
+  if (*tag_bits < 0 || *tag_bits > cafe::kMaxTagBits) {
+    return errors::InvalidArgument("tag_bits must be in [0, ", cafe::kMaxTagBits, "], got ",
+                                   *tag_bits);
+  }
+  return OkStatus();
 }
 
 // An insert batch is three vectors of one length: ids, importance, tags.
@@ -128,6 +103,7 @@ inline Status CheckInsertShapes(const Tensor& ids, const Tensor& importance, con
 // state at each call (SizedMigrateConfig).
 inline Status ReadMigrateAttrs(OpKernelConstruction* ctx, cafe::SketchConfig* config) {
   TF_RETURN_IF_ERROR(ctx->GetAttr("hot_rows", &config->hot_rows));
+  TF_RETURN_IF_ERROR(ReadTagBits(ctx, &config->tag_bits));
   TF_RETURN_IF_ERROR(ctx->GetAttr("threshold", &config->threshold));
   TF_RETURN_IF_ERROR(ctx->GetAttr("demote_threshold", &config->demote_threshold));
   TF_RETURN_IF_ERROR(ctx->GetAttr("decay_rate", &config->decay_rate));
