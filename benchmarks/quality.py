@@ -15,11 +15,12 @@ grid can run in pieces, in parallel processes (one per shape or seed) and be
 resumed: cells already stored with the same sizes are skipped, unless
 `--redo` asks to run them again; the last stored line of a cell wins. The
 table (mean +- std over seeds, `<name>.md`) and plot (`<name>.png`) are made
-from every stored cell of the selected shapes and seeds.
+from every stored cell of the selected shapes, seeds and models, whichever
+`--kinds` ran. Cells, table and plot live in benchmarks/results/ (committed).
 
     python benchmarks/quality.py --seeds 0 1 2                     # the whole grid
     python benchmarks/quality.py --datasets avazu --seeds 1        # one piece of it
-    python benchmarks/quality.py --kinds cafe cafe_ml --seeds 0 1 2 --redo   # rerun CAFE's cells
+    python benchmarks/quality.py --kinds cafe cafe_ml --seeds 0 1 2 --redo   # CAFE's cells again
     python benchmarks/quality.py --seeds 0 1 2 --table-only        # table and plot only
     python benchmarks/quality.py --datasets movielens --ratios 10 100 --models dlrm
 """
@@ -49,8 +50,8 @@ from cafe_tf.experiment import (EMBEDDINGS, MODELS, SMALL_MODEL_OPTIONS,  # noqa
                                 add_run_arguments, train_and_evaluate)
 
 HERE = Path(__file__).resolve().parent
-OUT = HERE / "out"
-CELLS = HERE / "results" / "quality"
+OUT = HERE / "results"
+CELLS = OUT / "quality"
 # What a cell's result depends on besides its key: cells of other sizes are neither
 # skipped nor tabled.
 SIZE_ARGS = ("rows_per_day", "days", "scale", "dim", "batch_size", "learning_rate", "test_rows")
@@ -254,7 +255,7 @@ def best_kinds(subset, ratio, kinds):
 def markdown_table(cells, args) -> str:
     """Per (shape, model): AUC (mean +- std over the seeds stored) of every kind and
     ratio; the best compressed kind of each ratio in bold."""
-    kinds = [k for k in EMBEDDINGS if k in args.kinds and k != "full"]
+    kinds = [k for k in EMBEDDINGS if k != "full" and any(c["kind"] == k for c in cells)]
     lines = ["Test AUC, mean +- std over the seeds (population std); n/a: the budget cannot "
              "hold the kind's smallest layout; best compressed kind in bold.", ""]
     for (shape, model), subset in panels(cells, args):
@@ -331,7 +332,7 @@ def plot(cells, args, path: Path) -> None:
         for j, model in enumerate(args.models):
             ax = axes[i][j]
             subset = [c for c in cells if c["shape"] == shape and c["model"] == model]
-            for kind in [k for k in EMBEDDINGS if k in args.kinds]:
+            for kind in [k for k in EMBEDDINGS if any(c["kind"] == k for c in subset)]:
                 points = [(ratio, mean_std(subset, kind, ratio)) for ratio in args.ratios]
                 points = [(ratio, s[0], s[1]) for ratio, s in points if s]
                 if kind == "full" and points:
@@ -351,10 +352,11 @@ def plot(cells, args, path: Path) -> None:
 
 
 def write_outputs(args, paths) -> str:
-    """Table (`<out>/<name>.md`) and plot (`.png`) of the stored cells; returns the table."""
+    """Table (`<out>/<name>.md`) and plot (`.png`) of the stored cells of the selected
+    shapes, seeds and models (every kind stored, not only those run); returns the table."""
     cells = [c for c in read_cells(paths, args).values()
              if c["shape"] in args.datasets and c["seed"] in args.seeds
-             and c["model"] in args.models and c["kind"] in args.kinds]
+             and c["model"] in args.models]
     text = "\n".join([markdown_table(cells, args),
                       "Exclusive rows (DLRM, mean over seeds):", "",
                       exclusive_table(cells, args), "",
