@@ -129,9 +129,9 @@ def _build_variables(network, dataset) -> None:
     """Creates the model's and the optimizer's variables before `fit`: a first
     `fit` that creates them traces its step function twice (once to create them,
     once without), which costs seconds per run for models with many features."""
-    features = next(iter(dataset.take(1)))[0]
-    network(features, training=False)
-    network.optimizer.build(network.trainable_variables)
+    for batch in dataset.take(1):  # none in an empty dataset: `fit` says so itself
+        network(batch[0], training=False)
+        network.optimizer.build(network.trainable_variables)
 
 
 class _Throughput(tf_keras.callbacks.Callback):
