@@ -252,6 +252,23 @@ def best_kinds(subset, ratio, kinds):
     return {kind for kind, s in stats.items() if s and s[0] == best}
 
 
+def complete_seeds(cells):
+    """(cells of the seeds that hold every cell of their (shape, model), {(shape, model):
+    [(seed, cells held, cells expected)] of the others}): so that the kinds of a table row
+    are averaged over the same seeds, a partly run seed is left out of its panel."""
+    kept, partial = [], {}
+    for panel in sorted({(c["shape"], c["model"]) for c in cells}):
+        subset = [c for c in cells if (c["shape"], c["model"]) == panel]
+        expected = {(c["kind"], c["ratio"]) for c in subset}
+        for seed in sorted({c["seed"] for c in subset}):
+            held = [c for c in subset if c["seed"] == seed]
+            if len(held) == len(expected):
+                kept += held
+            else:
+                partial.setdefault(panel, []).append((seed, len(held), len(expected)))
+    return kept, partial
+
+
 def markdown_table(cells, args) -> str:
     """Per (shape, model): AUC (mean +- std over the seeds stored) of every kind and
     ratio; the best compressed kind of each ratio in bold."""
@@ -357,7 +374,12 @@ def write_outputs(args, paths) -> str:
     cells = [c for c in read_cells(paths, args).values()
              if c["shape"] in args.datasets and c["seed"] in args.seeds
              and c["model"] in args.models]
+    cells, partial = complete_seeds(cells)
+    left_out = [f"{shape}, {model.upper()}, seed {seed}: {held} of {expected} cells"
+                for (shape, model), seeds in partial.items() for seed, held, expected in seeds]
     text = "\n".join([markdown_table(cells, args),
+                      *(["Seeds left out of the table, not fully run: " + "; ".join(left_out)
+                         + ".", ""] if left_out else []),
                       "Exclusive rows (DLRM, mean over seeds):", "",
                       exclusive_table(cells, args), "",
                       "Cost of the stored cells (data generation included):", "",

@@ -81,6 +81,13 @@ def test_resume_redo_and_merged_table(quality, tmp_path, monkeypatch):
     # Cost per (shape, seed): the data record and the last line of each cell.
     assert "| kdd12 | 0 | 5 | 5.0 | 7.5 | 3.8 |" in table
 
+    # A seed with some cells of a panel only is left out of it, and said so.
+    partial = dict(_lines(tmp_path)[1], seed=2, auc=0.1)
+    (tmp_path / "cells" / "kdd12_seed2.jsonl").write_text(json.dumps(partial) + "\n")
+    table = quality.main(_args(tmp_path, *grid, "--seeds", "0", "1", "2", "--table-only"))
+    assert "kdd12, DLRM, seed 2: 1 of 5 cells" in table
+    assert "full: AUC 0.6640 +- 0.0050" in table
+
     # --load merges files in order, later lines winning, and trains nothing.
     other = tmp_path / "other.jsonl"
     cell = dict(_lines(tmp_path)[1], auc=0.1, seed=0)
