@@ -110,6 +110,28 @@ class RunResult:
     memory_bytes: int
     train_samples_per_sec: float
     hot_lookup_share: Optional[float] = None
+    exclusive_rows: Optional[int] = None
+
+
+def exclusive_rows(embedding) -> Optional[int]:
+    """Rows the layer gives one id alone: CAFE's hot rows, offline separation's
+    counted ids, AdaEmbed's resident rows; None for the other kinds."""
+    if isinstance(embedding, CafeEmbeddingCollection):
+        return int(embedding.layout.hot_rows)
+    if isinstance(embedding, OfflineSeparationEmbeddingCollection):
+        return int(embedding.hot_rows)
+    if isinstance(embedding, AdaEmbedEmbeddingCollection):
+        return int(embedding.num_rows)
+    return None
+
+
+def _build_variables(network, dataset) -> None:
+    """Creates the model's and the optimizer's variables before `fit`: a first
+    `fit` that creates them traces its step function twice (once to create them,
+    once without), which costs seconds per run for models with many features."""
+    for batch in dataset.take(1):  # none in an empty dataset: `fit` says so itself
+        network(batch[0], training=False)
+        network.optimizer.build(network.trainable_variables)
 
 
 class _Throughput(tf_keras.callbacks.Callback):
@@ -196,8 +218,9 @@ def train_and_evaluate(kind: str, data, compression_ratio: float, embedding_dim:
         kind, data, compression_ratio, budget_bytes, embedding_dim, model, learning_rate,
         optimizer, migrate_every, reallocate_every, batch_size, seed, model_options,
         cafe_options)
-    history = network.fit(data.train_dataset(batch_size), epochs=epochs, verbose=verbose,
-                          callbacks=callbacks)
+    train = data.train_dataset(batch_size)
+    _build_variables(network, train)
+    history = network.fit(train, epochs=epochs, verbose=verbose, callbacks=callbacks)
     metrics = network.evaluate(data.test_dataset(batch_size), verbose=0, return_dict=True)
     if "auc" not in metrics:  # Keras reports no metric when it saw no test batch
         raise ValueError("the test data holds no examples")
@@ -215,7 +238,7 @@ def train_and_evaluate(kind: str, data, compression_ratio: float, embedding_dim:
                      auc=float(metrics["auc"]), logloss=float(metrics["logloss"]),
                      memory_bytes=int(embedding.memory_bytes()),
                      train_samples_per_sec=throughput.samples_per_sec,
-                     hot_lookup_share=share)
+                     hot_lookup_share=share, exclusive_rows=exclusive_rows(embedding))
 
 
 def train_day_by_day(kind: str, data, compression_ratio: float, embedding_dim: int = 16,
