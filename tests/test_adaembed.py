@@ -57,9 +57,11 @@ def test_reallocation_ranks_by_importance_and_incumbents_win_ties():
     assert (int(stats["promotions"]), int(stats["demotions"])) == (1, 1)
     assert _resident(layer) == {_key(1, 0), _key(0, 5)}
     out = _look(layer, [5, 1], training=False)
-    # The newcomer takes the freed row, starting at zero; the evicted id reads zeros.
-    assert not np.asarray(out["a"]).any()
-    assert layer.embeddings.numpy()[row_of_1].tolist() == [0.0] * 4
+    # The newcomer takes the freed row, starting at its start vector; the evicted id
+    # reads zeros.
+    start = layer.start_vectors(tf.constant([_key(0, 5)], tf.int64)).numpy()[0]
+    np.testing.assert_array_equal(np.asarray(out["a"]), [start, [0.0] * 4])
+    np.testing.assert_array_equal(layer.embeddings.numpy()[row_of_1], start)
     _look(layer, [1])  # id 1 ties with id 5 (3 lookups each): the resident keeps its row
     layer.reallocate()
     assert _key(0, 5) in _resident(layer)
@@ -111,3 +113,14 @@ def test_callback_reallocates_every_n_steps():
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         AdaEmbedEmbeddingCollection(VOCABULARY, 4, compression_ratio=10, **kwargs)
+
+
+def test_start_vectors_are_small_distinct_and_fixed_by_the_key():
+    """A row starts non-zero (so models whose only inputs are embeddings get gradients),
+    within the uniform initializer's range, the same in another layer and run."""
+    keys = tf.constant([0, 1, -7, 2**62], tf.int64)
+    a = _layer().start_vectors(keys).numpy()
+    b = _layer().start_vectors(keys).numpy()
+    np.testing.assert_array_equal(a, b)
+    assert a.shape == (4, 4) and np.all(np.abs(a) <= 0.05) and np.all(a != 0)
+    assert len({tuple(row) for row in a}) == 4

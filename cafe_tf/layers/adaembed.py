@@ -21,6 +21,9 @@ from cafe_tf import hashing
 from cafe_tf.layers import optimizer_slots
 from cafe_tf.layers.baselines import EmbeddingCollectionBase
 
+# Salt of the start vectors' columns (start_vectors).
+_START_SALT = 0x5EED_0ADA
+
 _INT64 = 8
 # Seed of the key -> importance counter hash (distinct from the tables' seed 0).
 _IMPORTANCE_SEED = 1
@@ -45,8 +48,12 @@ class AdaEmbedEmbeddingCollection(EmbeddingCollectionBase):
     vocabulary entry), the rest for rows at `4 D + 24` bytes each (row, index
     entry and candidate slot).
 
-    A row given to an id starts at zero, the vector the id read before, and
-    its optimizer slots start fresh: the model sees no jump.
+    A row given to an id starts at a small vector fixed by the id (uniform in
+    [-0.05, 0.05), like a fresh table's rows; the same on every replica and
+    in every run), and its optimizer slots start fresh. A start at zero, the
+    vector the id read before, would never train in a model whose only inputs
+    are embeddings: DLRM's dot interactions and DCN's crosses of all-zero
+    vectors have zero gradients.
 
     Args:
       features: {name: vocabulary_size}, or `FeatureConfig`s (or their dicts).
@@ -163,7 +170,7 @@ class AdaEmbedEmbeddingCollection(EmbeddingCollectionBase):
 
         Resident ids come first in the ranking, so they keep their rows on ties.
         Evicted ids read zeros again; each newcomer gets a freed (or never used)
-        row, set to zero with fresh optimizer slots. Then the candidates are
+        row, set to its start vector with fresh optimizer slots. Then the candidates are
         cleared and the counters multiplied by `importance_decay`.
 
         Args:
@@ -185,7 +192,7 @@ class AdaEmbedEmbeddingCollection(EmbeddingCollectionBase):
         used = tf.scatter_nd(kept_rows[:, None], tf.ones_like(kept_rows, tf.bool),
                              [self.num_rows])
         new_rows = tf.where(tf.logical_not(used))[:tf.size(newcomers), 0]
-        self._reset_rows(new_rows, optimizer)
+        self._reset_rows(new_rows, tf.gather(pool, newcomers), optimizer)
 
         keys = tf.concat([tf.gather(residents, kept), tf.gather(pool, newcomers)], 0)
         owners = tf.concat([kept_rows, new_rows], 0)
@@ -201,9 +208,21 @@ class AdaEmbedEmbeddingCollection(EmbeddingCollectionBase):
                 "demotions": tf.size(residents, out_type=tf.int64) - tf.size(kept,
                                                                                out_type=tf.int64)}
 
-    def _reset_rows(self, rows, optimizer):
+    def start_vectors(self, keys):
+        """The start of the rows given to `keys` (int64 [n]): float32 [n, D], uniform in
+        [-0.05, 0.05), a fixed function of each key (splitmix64 of the key XOR a salt
+        per column; 24 bits per value)."""
+        salts = tf.constant([hashing.as_signed64(hashing.mix64_int(_START_SALT + j))
+                             for j in range(self.embedding_dim)], tf.int64)
+        bits = hashing.mix64(tf.bitwise.bitwise_xor(tf.cast(keys, tf.int64)[:, None],
+                                                    salts[None, :]))
+        unit = tf.cast(tf.bitwise.right_shift(bits, tf.constant(40, tf.uint64)),
+                       tf.float32) / float(1 << 24)
+        return (unit - 0.5) * 0.1
+
+    def _reset_rows(self, rows, keys, optimizer):
         zeros = tf.zeros([tf.size(rows), self.embedding_dim])
-        self.embeddings.scatter_update(tf.IndexedSlices(zeros, rows))
+        self.embeddings.scatter_update(tf.IndexedSlices(self.start_vectors(keys), rows))
         for slot, initial in optimizer_slots.slots_for(optimizer, self.embeddings):
             slot.scatter_update(tf.IndexedSlices(zeros + initial, rows))
         average = optimizer_slots.moving_average_for(optimizer, self.embeddings)
