@@ -68,3 +68,5 @@ else:
     tf.no_gradient("CafeSketchQuery")
     tf.no_gradient("CafeSketchMigrate")
     tf.no_gradient("CafeRoute")
+    tf.no_gradient("CafeSegmentRowSums")
+    tf.no_gradient("CafePairImportance")

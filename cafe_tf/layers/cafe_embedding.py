@@ -8,6 +8,7 @@ from cafe_tf import budget as budget_lib
 from cafe_tf import hashing
 from cafe_tf.layers import initializers
 from cafe_tf.layers import inputs as inputs_lib
+from cafe_tf.layers import occurrences as occurrences_lib
 from cafe_tf.layers import optimizer_slots
 from cafe_tf.layers import routing
 from cafe_tf.layers.cafe_config import CafeConfig
@@ -195,12 +196,17 @@ class CafeEmbeddingCollection(tf_keras.layers.Layer):
                   if self.config.multi_level else None)
         return hashed, medium
 
+    @property
+    def _fused(self) -> bool:
+        """Whether lookups run the op library's fused ops (else their stock-TF twins)."""
+        return self.sketch.backend == "op" and not self.pure_tf_lookups
+
     def route(self, keys, fields) -> routing.Route:
         """The `routing.Route` of a call's sketch keys [N] and feature indices [N]:
         the fused op, or stock TF ops with `pure_tf_lookups` or without the op library."""
         medium = ((self._medium_offsets, self.layout.medium_rows) if self.config.multi_level
                   else ((), ()))
-        if self.sketch.backend == "op" and not self.pure_tf_lookups:
+        if self._fused:
             return routing.route_op(self.sketch, keys, fields, self._hashed_offsets,
                                     self.layout.hashed_rows, *medium)
         return routing.route_reference(
@@ -208,16 +214,23 @@ class CafeEmbeddingCollection(tf_keras.layers.Layer):
             self.layout.hashed_rows, *medium)
 
     def _embed(self, route):
-        """Per-occurrence vectors: each table's distinct rows are read once and expanded
-        by the route's indices, so every table's gradient holds distinct rows only."""
+        """Per-occurrence vectors, and the number of occurrences that read a hot row.
+
+        Each table's distinct rows are read once and expanded by the route's
+        indices, so every table's gradient holds distinct rows only."""
         read = tf.concat([_sparse_read(self.hot_table, route.read_hot),
                           _sparse_read(self.hashed_tables, route.read_hashed)], 0)
-        vectors = tf.gather(read, tf.gather(route.first_index, route.inverse))
+        read_index = tf.gather(route.first_index, route.inverse)
+        vectors = occurrences_lib.expand(read, read_index, self._fused)
+        # Hot rows come first in `read`.
+        hot_lookups = tf.math.count_nonzero(read_index < tf.size(route.read_hot),
+                                            dtype=tf.int64)
         if self.medium_tables is not None:  # index -1 (not medium) reads the zero row
             medium = tf.concat([tf.zeros([1, self.config.embedding_dim]),
                                 _sparse_read(self.medium_tables, route.read_medium)], 0)
-            vectors += tf.gather(medium, tf.gather(route.medium_index, route.inverse) + 1)
-        return vectors
+            vectors += occurrences_lib.expand(
+                medium, tf.gather(route.medium_index, route.inverse) + 1, self._fused)
+        return vectors, hot_lookups
 
     def call(self, inputs: Dict[str, tf.Tensor], weights: Optional[Dict[str, tf.Tensor]] = None,
              training=None):
@@ -231,13 +244,12 @@ class CafeEmbeddingCollection(tf_keras.layers.Layer):
         keys = tf.concat([hashing.field_keys(flat.ids, i) for i, flat in enumerate(flats)], 0)
         fields = tf.concat([tf.fill(tf.shape(flat.ids), i) for i, flat in enumerate(flats)], 0)
         route = self.route(keys, fields)
-        vectors = self._embed(route)
+        vectors, hot_lookups = self._embed(route)
         if training:
             id_weights = tf.concat([tf.ones_like(flat.ids, tf.float32) if flat.weights is None
                                     else tf.cast(flat.weights, tf.float32) for flat in flats], 0)
-            vectors = self._importance_tap(vectors, route, fields, id_weights)
-            hot = tf.gather(tf.cast(route.hot_rows >= 0, tf.int64), route.inverse)
-            counts = tf.stack([tf.reduce_sum(hot), tf.size(hot, tf.int64)])
+            vectors = self._importance_tap(vectors, route, id_weights)
+            counts = tf.stack([hot_lookups, tf.size(route.inverse, tf.int64)])
             context = _multi_replica_context()
             if context is not None:  # count the global batch, identically on every replica
                 counts = context.all_reduce(tf.distribute.ReduceOp.SUM, counts)
@@ -248,7 +260,7 @@ class CafeEmbeddingCollection(tf_keras.layers.Layer):
                 for f, v, flat in zip(self.features, per_feature, flats)}
 
     # ---- importance -------------------------------------------------------------------
-    def _importance_tap(self, vectors, route, fields, id_weights):
+    def _importance_tap(self, vectors, route, id_weights):
         """Identity whose backward pass inserts the occurrences' importance into the sketch."""
 
         @tf.custom_gradient
@@ -256,14 +268,14 @@ class CafeEmbeddingCollection(tf_keras.layers.Layer):
             def backward(dy):
                 # Not a control dependency of dy: the rest of the backward pass need not
                 # wait for the sketch. tf.function runs every stateful op it traced.
-                self._record_importance(route, fields, id_weights, dy)
+                self._record_importance(route, id_weights, dy)
                 return tf.identity(dy)
 
             return tf.identity(x), backward
 
         return tap(vectors)
 
-    def _record_importance(self, route, fields, id_weights, gradients):
+    def _record_importance(self, route, id_weights, gradients):
         """Inserts this call's importance, summed per distinct (key, feature) pair.
 
         Importance is per occurrence (gradient norm, or |weight|). Each replica
@@ -275,28 +287,24 @@ class CafeEmbeddingCollection(tf_keras.layers.Layer):
         float32 sum of round32(S_r) over replicas: equal up to N float32 ulps
         (exactly equal for integer frequency sums below 2^24).
         """
-        if self.config.importance == "gradient":
-            values = tf.cast(tf.norm(gradients, axis=1), tf.float64)
-        else:
-            values = tf.cast(tf.abs(id_weights), tf.float64)
-        sums = tf.math.unsorted_segment_sum(values, route.inverse, tf.size(route.keys))
+        norm = self.config.importance == "gradient"
+        sums, occurrences = occurrences_lib.pair_importance(
+            gradients if norm else tf.cast(id_weights, tf.float32)[:, None], route.inverse,
+            tf.size(route.keys), norm, self._fused)
         context = _multi_replica_context()
-        if self.config.importance == "gradient":
-            count = len(self.features)
-            stats = tf.concat([tf.math.unsorted_segment_sum(values, fields, count),
-                               tf.math.unsorted_segment_sum(tf.ones_like(values), fields, count)],
-                              0)
+        if norm:
+            stats = tf.math.unsorted_segment_sum(tf.stack([sums, occurrences], 1), route.fields,
+                                                 len(self.features))
             if context is not None:
                 stats = context.all_reduce(tf.distribute.ReduceOp.SUM, stats)
-            totals, occurrences = stats[:count], stats[count:]
-            sums = sums * tf.gather(occurrences, route.fields) / (
+            totals, field_occurrences = stats[:, 0], stats[:, 1]
+            sums = sums * tf.gather(field_occurrences, route.fields) / (
                 tf.gather(totals, route.fields) + NORMALISATION_EPS)
         # The sketch's second sighting counts a key seen twice in one batch as sighted,
         # but it sees each pair once: a pair that occurs more than once here travels
         # with its field as -1 - field, and is inserted a second time with importance 0
         # (same sum, and the sketch sees the repeat).
-        repeated = tf.math.unsorted_segment_sum(tf.ones_like(route.inverse), route.inverse,
-                                                tf.size(route.keys)) > 1
+        repeated = occurrences > 1
         exchange = [route.keys, tf.where(repeated, -1 - route.fields, route.fields),
                     tf.cast(sums, tf.float32)]
         if context is not None:

@@ -1,0 +1,69 @@
+"""Per-occurrence reductions of a CAFE lookup's backward pass.
+
+A call reads each distinct row once and expands it to the N occurrences; its
+backward pass sums the occurrences' gradients per distinct row, and the
+importance of the occurrences per distinct (key, feature) pair. Both are
+single passes over N rows, which stock TF ops make several of.
+
+Each function is defined here in stock TF ops (the reference, which serves
+SavedModels without cafe_tf's op library); with `fused=True` it runs the
+matching op of cafe_tf's library (custom_ops/core/occurrences.h), which
+returns the same values bit for bit. Sums run in occurrence order per output,
+as TensorFlow's CPU `unsorted_segment_sum` does.
+"""
+import tensorflow as tf
+
+
+def segment_row_sums(rows, segment_ids, num_segments, fused: bool):
+    """float32 [num_segments, D]: the sum of the rows [N, D] of each segment."""
+    if fused:
+        from cafe_tf import _ops
+        return _ops.ops.cafe_segment_row_sums(rows, segment_ids, num_segments)
+    return tf.math.unsorted_segment_sum(rows, segment_ids, num_segments)
+
+
+def row_norms(rows):
+    """float32 [N]: the Euclidean norm of each row [N, D], summing the squares in column
+    order (a fixed order, which the op library repeats)."""
+    squares = tf.square(rows)
+    total = squares[:, 0]
+    for column in range(1, rows.shape[1]):
+        total = total + squares[:, column]
+    return tf.sqrt(total)
+
+
+def pair_importance(rows, pairs, num_pairs, norm: bool, fused: bool):
+    """Per distinct pair, (float64 [num_pairs] sum of its occurrences' values, float64
+    [num_pairs] number of occurrences).
+
+    Args:
+      rows: float32 [N, D]; an occurrence's value is its row's norm (`norm`), else
+        the absolute value of its one-column row.
+      pairs: int32 [N], the distinct pair of each occurrence.
+      num_pairs: number of distinct pairs.
+      norm: see `rows`.
+      fused: run the op library's `CafePairImportance`.
+    """
+    if fused:
+        from cafe_tf import _ops
+        return _ops.ops.cafe_pair_importance(rows, pairs, num_pairs, norm=norm)
+    values = row_norms(rows) if norm else tf.abs(rows[:, 0])
+    values = tf.cast(values, tf.float64)
+    per_pair = tf.math.unsorted_segment_sum(tf.stack([values, tf.ones_like(values)], 1),
+                                            pairs, num_pairs)
+    return per_pair[:, 0], per_pair[:, 1]
+
+
+def expand(rows, index, fused: bool):
+    """`tf.gather(rows, index)` of a few distinct rows to many occurrences, whose
+    gradient is the dense per-row sum (`segment_row_sums`). Stock gather's
+    IndexedSlices gradient would carry one row per occurrence through the
+    tables' concat."""
+    @tf.custom_gradient
+    def expand_rows(distinct_rows):
+        def gradient(dy):
+            return segment_row_sums(dy, index, tf.shape(distinct_rows)[0], fused)
+
+        return tf.gather(distinct_rows, index), gradient
+
+    return expand_rows(rows)

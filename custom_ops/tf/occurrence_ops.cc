@@ -1,0 +1,135 @@
+// TensorFlow shell over the per-occurrence reductions (../core/occurrences.h):
+// registration, shape functions, input checks. All semantics live in ../core.
+#include <cstdint>
+#include <string>
+
+#include "../core/occurrences.h"
+#include "tensorflow/core/framework/op.h"
+#include "tensorflow/core/framework/op_kernel.h"
+#include "tensorflow/core/framework/shape_inference.h"
+
+namespace tensorflow {
+namespace {
+
+using shape_inference::DimensionHandle;
+using shape_inference::InferenceContext;
+using shape_inference::ShapeHandle;
+
+// rows [N, D] and segments [N]; the output's first dimension from num_segments.
+Status SegmentInputsShape(InferenceContext* c, ShapeHandle* rows, DimensionHandle* segments) {
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 2, rows));
+  ShapeHandle ids;
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(1), 1, &ids));
+  DimensionHandle n;
+  TF_RETURN_IF_ERROR(c->Merge(c->Dim(*rows, 0), c->Dim(ids, 0), &n));
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(2), 0, &ids));
+  return c->MakeDimForScalarInput(2, segments);
+}
+
+// Checks rows [N, D], segment ids [N] in [0, num_segments) and a scalar
+// num_segments >= 0; sets *num_segments.
+Status CheckSegmentInputs(OpKernelContext* ctx, const char* op, int64_t* num_segments) {
+  const Tensor& rows = ctx->input(0);
+  const Tensor& segments = ctx->input(1);
+  const Tensor& count = ctx->input(2);
+  if (rows.dims() != 2 || segments.dims() != 1 || segments.dim_size(0) != rows.dim_size(0)) {
+    return errors::InvalidArgument(op, ": rows must be [N, D] and segment ids [N], got ",
+                                   rows.shape().DebugString(), " and ",
+                                   segments.shape().DebugString());
+  }
+  if (count.dims() != 0 || count.scalar<int32_t>()() < 0) {
+    return errors::InvalidArgument(op, ": the number of segments must be a scalar >= 0");
+  }
+  *num_segments = count.scalar<int32_t>()();
+  const std::string problem =
+      cafe::ValidateSegments(segments.flat<int32_t>().data(), segments.NumElements(),
+                             *num_segments);
+  if (!problem.empty()) return errors::InvalidArgument(op, ": ", problem);
+  return OkStatus();
+}
+
+REGISTER_OP("CafeSegmentRowSums")
+    .Input("rows: float")
+    .Input("segment_ids: int32")
+    .Input("num_segments: int32")
+    .Output("sums: float")
+    .SetShapeFn([](InferenceContext* c) {
+      ShapeHandle rows;
+      DimensionHandle segments;
+      TF_RETURN_IF_ERROR(SegmentInputsShape(c, &rows, &segments));
+      c->set_output(0, c->Matrix(segments, c->Dim(rows, 1)));
+      return OkStatus();
+    })
+    .Doc(R"doc(
+Sums the rows of each segment, in row order (tf.math.unsorted_segment_sum of
+rank-2 float rows, bit for bit): the gradient of the expand from a lookup's
+distinct rows to its occurrences.
+)doc");
+
+class CafeSegmentRowSumsOp : public OpKernel {
+ public:
+  using OpKernel::OpKernel;
+
+  void Compute(OpKernelContext* ctx) override {
+    int64_t num_segments = 0;
+    OP_REQUIRES_OK(ctx, CheckSegmentInputs(ctx, "CafeSegmentRowSums", &num_segments));
+    const Tensor& rows = ctx->input(0);
+    const int64_t d = rows.dim_size(1);
+    Tensor* sums = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({num_segments, d}), &sums));
+    cafe::SegmentRowSums(rows.flat<float>().data(), ctx->input(1).flat<int32_t>().data(),
+                         rows.dim_size(0), d, num_segments, sums->flat<float>().data());
+  }
+};
+REGISTER_KERNEL_BUILDER(Name("CafeSegmentRowSums").Device(DEVICE_CPU), CafeSegmentRowSumsOp);
+
+REGISTER_OP("CafePairImportance")
+    .Input("rows: float")
+    .Input("pairs: int32")
+    .Input("num_pairs: int32")
+    .Output("sums: double")
+    .Output("occurrences: double")
+    .Attr("norm: bool")
+    .SetShapeFn([](InferenceContext* c) {
+      ShapeHandle rows;
+      DimensionHandle pairs;
+      TF_RETURN_IF_ERROR(SegmentInputsShape(c, &rows, &pairs));
+      c->set_output(0, c->Vector(pairs));
+      c->set_output(1, c->Vector(pairs));
+      return OkStatus();
+    })
+    .Doc(R"doc(
+Per distinct pair, the float64 sum of its occurrences' importance (the norm of
+each occurrence's row with `norm`, else the absolute value of its one-column
+row) and its number of occurrences, in occurrence order.
+)doc");
+
+class CafePairImportanceOp : public OpKernel {
+ public:
+  explicit CafePairImportanceOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("norm", &norm_));
+  }
+
+  void Compute(OpKernelContext* ctx) override {
+    int64_t num_pairs = 0;
+    OP_REQUIRES_OK(ctx, CheckSegmentInputs(ctx, "CafePairImportance", &num_pairs));
+    const Tensor& rows = ctx->input(0);
+    OP_REQUIRES(ctx, norm_ || rows.dim_size(1) == 1,
+                errors::InvalidArgument("CafePairImportance: without norm, rows must have one "
+                                        "column, got ", rows.shape().DebugString()));
+    Tensor* sums = nullptr;
+    Tensor* occurrences = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({num_pairs}), &sums));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({num_pairs}), &occurrences));
+    cafe::PairSums(rows.flat<float>().data(), ctx->input(1).flat<int32_t>().data(),
+                   rows.dim_size(0), rows.dim_size(1), norm_, num_pairs,
+                   sums->flat<double>().data(), occurrences->flat<double>().data());
+  }
+
+ private:
+  bool norm_;
+};
+REGISTER_KERNEL_BUILDER(Name("CafePairImportance").Device(DEVICE_CPU), CafePairImportanceOp);
+
+}  // namespace
+}  // namespace tensorflow

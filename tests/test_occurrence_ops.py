@@ -1,0 +1,113 @@
+"""The op library's per-occurrence reductions (CafeSegmentRowSums, CafePairImportance)
+equal their pure-TF definitions (cafe_tf/layers/occurrences.py) bit for bit."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from cafe_tf.layers import occurrences
+from cafe_tf.sketch import HotSketch, SketchConfig
+
+pytestmark = pytest.mark.skipif(
+    HotSketch(SketchConfig(num_buckets=1, hot_rows=1, threshold=1.0)).backend != "op",
+    reason="op library not loaded")
+
+
+def _rows(rng, n, d):
+    """Rows whose magnitudes span many binades, so the order of every sum shows."""
+    scale = 10.0 ** rng.uniform(-6, 6, (n, 1))
+    return (rng.standard_normal((n, d)) * scale).astype(np.float32)
+
+
+def _segments(rng, n, num_segments, skew):
+    if num_segments == 0:
+        return np.zeros(0, np.int32)
+    ids = rng.zipf(skew, n) - 1 if skew else rng.integers(0, num_segments, n)
+    return np.minimum(ids, num_segments - 1).astype(np.int32)
+
+
+CASES = [  # (n, d, num_segments, skew)
+    (0, 16, 0, None), (0, 4, 5, None), (1, 1, 1, None), (7, 3, 7, None), (1000, 16, 1, None),
+    (5000, 16, 300, 1.2), (20000, 8, 4000, 1.05), (3000, 1, 3000, None), (257, 5, 40, 2.0)]
+
+
+@pytest.mark.parametrize("n, d, num_segments, skew", CASES)
+def test_segment_row_sums_equal_the_reference(n, d, num_segments, skew):
+    rng = np.random.default_rng(n + d)
+    rows = _rows(rng, n, d)
+    ids = _segments(rng, n, num_segments, skew)
+    got = occurrences.segment_row_sums(rows, ids, num_segments, fused=True)
+    expected = occurrences.segment_row_sums(rows, ids, num_segments, fused=False)
+    assert got.shape == (num_segments, d)
+    np.testing.assert_array_equal(got.numpy(), expected.numpy())
+    sequential = np.zeros((num_segments, d), np.float32)
+    np.add.at(sequential, ids, rows)  # occurrence order, one float32 add at a time
+    np.testing.assert_array_equal(got.numpy(), sequential)
+
+
+@pytest.mark.parametrize("norm", [True, False])
+@pytest.mark.parametrize("n, d, num_pairs, skew", CASES)
+def test_pair_importance_equals_the_reference(n, d, num_pairs, skew, norm):
+    rng = np.random.default_rng(10 * n + d)
+    rows = _rows(rng, n, d if norm else 1)
+    pairs = _segments(rng, n, num_pairs, skew)
+    got = occurrences.pair_importance(rows, pairs, num_pairs, norm, fused=True)
+    expected = occurrences.pair_importance(rows, pairs, num_pairs, norm, fused=False)
+    for a, b in zip(got, expected):
+        assert a.dtype == tf.float64 and a.shape == (num_pairs,)
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    np.testing.assert_array_equal(got[1].numpy(), np.bincount(pairs, minlength=num_pairs))
+    values = np.linalg.norm(rows.astype(np.float64), axis=1) if norm else np.abs(rows[:, 0])
+    np.testing.assert_allclose(got[0].numpy(), np.bincount(pairs, values, num_pairs),
+                               rtol=1e-6)
+
+
+def test_row_norms_sum_squares_in_column_order():
+    rows = np.array([[1e8, 1.0, -1e8, 3.0]], np.float32)
+    squares = rows.astype(np.float32) ** 2
+    total = np.float32(0)
+    for value in squares[0]:
+        total = np.float32(total + value)
+    np.testing.assert_array_equal(occurrences.row_norms(tf.constant(rows)).numpy(),
+                                  [np.sqrt(total)])
+    got, _ = occurrences.pair_importance(rows, [0], 1, norm=True, fused=True)
+    assert got.numpy()[0] == np.float64(np.sqrt(total))
+
+
+def test_non_finite_rows_pass_through():
+    """The sketch insert refuses non-finite importance; these ops must not hide it."""
+    rows = np.array([[np.nan, 0.0], [np.inf, 1.0], [1.0, 1.0]], np.float32)
+    sums, _ = occurrences.pair_importance(rows, [0, 1, 2], 3, norm=True, fused=True)
+    assert np.isnan(sums.numpy()[0]) and np.isinf(sums.numpy()[1])
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: occurrences.segment_row_sums(np.ones((3, 2), np.float32), [0, 3, 1], 3, True),
+     r"segment ids must be in \[0, 3\), got 3 at index 1"),
+    (lambda: occurrences.segment_row_sums(np.ones((3, 2), np.float32), [0, -1, 1], 3, True),
+     r"got -1 at index 1"),
+    (lambda: occurrences.pair_importance(np.ones((2, 2), np.float32), [0, 0], 1, False, True),
+     "without norm, rows must have one column"),
+    (lambda: occurrences.segment_row_sums(np.ones((3, 2), np.float32), [0, 1], 3, True),
+     "rows must be|Dimensions must be equal"),
+])
+def test_bad_input_is_refused_clearly(call, message):
+    with pytest.raises((tf.errors.InvalidArgumentError, ValueError), match=message):
+        call()
+
+
+def test_expand_gradient_is_the_dense_row_sum():
+    rng = np.random.default_rng(3)
+    rows = tf.constant(_rows(rng, 6, 4))
+    index = tf.constant([5, 0, 5, 2, 5, 0], tf.int32)
+    dy = tf.constant(_rows(rng, 6, 4))
+    for fused in (True, False):
+        with tf.GradientTape() as tape:
+            tape.watch(rows)
+            out = occurrences.expand(rows, index, fused)
+            loss = tf.reduce_sum(out * dy)
+        np.testing.assert_array_equal(out.numpy(), tf.gather(rows, index).numpy())
+        grad = tape.gradient(loss, rows)
+        assert isinstance(grad, tf.Tensor)  # dense: one row per distinct row
+        expected = np.zeros((6, 4), np.float32)
+        np.add.at(expected, index.numpy(), dy.numpy())
+        np.testing.assert_array_equal(grad.numpy(), expected)
