@@ -46,6 +46,9 @@ class CafeMigration(tf_keras.callbacks.Callback):
     def __init__(self, every_n_steps: int = 1, log_dir: Optional[str] = None,
                  log_every_n_steps: int = 100):
         super().__init__()
+        # Batch logs stay tensors: otherwise Keras copies them to the host after every
+        # batch for this callback, a stall per step that it never reads.
+        self._supports_tf_logs = True
         if every_n_steps <= 0:
             raise ValueError(f"every_n_steps must be > 0, got {every_n_steps}")
         if log_every_n_steps <= 0:
