@@ -3,8 +3,7 @@
 #   custom_ops/core/*.cc + custom_ops/tf/*.cc   (ops + CPU kernels, as setup.py)
 #   custom_ops/cuda/tf_gpu_kernels.cc           (TF GPU kernels; g++, TF headers)
 #   custom_ops/cuda/hotsketch_kernels.cu        (CUDA kernels; nvcc, no TF headers)
-#   custom_ops/cuda/routing_kernels.cu          (CafeRoute's CUDA launcher, not yet
-#                                                registered as a TF GPU kernel)
+#   custom_ops/cuda/routing_kernels.cu          (CafeRoute's CUDA launcher)
 # linked into one shared library with the CUDA runtime linked statically
 # (libcudart_static.a), so the library needs no libcudart.so at run time, only
 # a driver new enough for the toolkit it was built with.

@@ -760,6 +760,12 @@ cudaError_t CopyDeviceToDeviceAsync(void* dst, const void* src, size_t bytes,
   return cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream);
 }
 
+cudaError_t CopyHostToDeviceAsync(void* dst, const void* src, size_t bytes,
+                                  cudaStream_t stream) {
+  if (bytes == 0) return cudaSuccess;
+  return cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream);
+}
+
 cudaError_t CopyDeviceToHostSync(void* dst, const void* src, size_t bytes, cudaStream_t stream) {
   if (bytes > 0)
     CAFE_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream));

@@ -122,6 +122,10 @@ cudaError_t LaunchMigrate(const MigrateConfig& config, const DeviceSketchState& 
 // cudaMemcpyAsync device->device on `stream`.
 cudaError_t CopyDeviceToDeviceAsync(void* dst, const void* src, size_t bytes,
                                     cudaStream_t stream);
+// cudaMemcpyAsync host->device on `stream`; `src` may be reused once it returns
+// (pageable host memory is staged before the call returns).
+cudaError_t CopyHostToDeviceAsync(void* dst, const void* src, size_t bytes,
+                                  cudaStream_t stream);
 // cudaMemcpyAsync device->host on `stream`, then waits for the stream.
 cudaError_t CopyDeviceToHostSync(void* dst, const void* src, size_t bytes, cudaStream_t stream);
 // cudaGetErrorString.

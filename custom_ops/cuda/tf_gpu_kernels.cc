@@ -1,7 +1,8 @@
 // TensorFlow GPU kernels for the ops registered in ../tf/hotsketch_ops.cc
-// (CafeSketchInsert, CafeSketchQuery, CafeSketchMigrate). They lock and
-// validate exactly like the CPU kernels there and call the plain CUDA
-// launchers of hotsketch_kernels.h on TensorFlow's own compute stream.
+// (CafeSketchInsert, CafeSketchQuery, CafeSketchMigrate) and
+// ../tf/routing_ops.cc (CafeRoute). They lock and validate exactly like the
+// CPU kernels there and call the plain CUDA launchers of hotsketch_kernels.h
+// and routing_kernels.h on TensorFlow's own compute stream.
 //
 // This file includes TF headers but no CUDA kernel code; it is compiled by
 // g++ with -DGOOGLE_CUDA=1 against TF's bundled CUDA headers and linked with
@@ -24,7 +25,9 @@
 #include <vector>
 
 #include "../core/hotsketch.h"
+#include "../core/routing.h"
 #include "hotsketch_kernels.h"
+#include "routing_kernels.h"
 #include "../tf/sketch_op_inputs.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/resource_mgr.h"
@@ -333,6 +336,148 @@ class CafeSketchMigrateGpuOp : public OpKernel {
   cafe::SketchConfig config_;
 };
 
+// ----------------------------------------------------------------- Route ---
+
+class CafeRouteGpuOp : public OpKernel {
+ public:
+  explicit CafeRouteGpuOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("hashed_offsets", &tables_.hashed_offsets));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("hashed_sizes", &tables_.hashed_sizes));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("medium_offsets", &tables_.medium_offsets));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("medium_sizes", &tables_.medium_sizes));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("medium_threshold", &medium_threshold_));
+    OP_REQUIRES_OK(ctx, ReadTagBits(ctx, &tag_bits_));
+    const std::string problem = tables_.Validate();
+    OP_REQUIRES(ctx, problem.empty(), errors::InvalidArgument("CafeRoute: ", problem));
+    // The four per-feature arrays back to back, copied to the device at each call.
+    for (const auto* v : {&tables_.hashed_offsets, &tables_.hashed_sizes,
+                          &tables_.medium_offsets, &tables_.medium_sizes}) {
+      host_tables_.insert(host_tables_.end(), v->begin(), v->end());
+    }
+  }
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& slots = ctx->input(0);
+    const Tensor& scores = ctx->input(1);
+    const Tensor& ids = ctx->input(2);
+    const Tensor& fields = ctx->input(3);
+    OP_REQUIRES_OK(ctx, CheckQueryState(slots, scores));
+    OP_REQUIRES(ctx, ids.dims() == 1 && fields.shape() == ids.shape(),
+                errors::InvalidArgument("ids and fields must be vectors of one length, got ",
+                                        ids.shape().DebugString(), " and ",
+                                        fields.shape().DebugString()));
+    const int64_t n = ids.NumElements();
+    OP_REQUIRES(ctx, n <= std::numeric_limits<int32_t>::max() / 2,
+                errors::InvalidArgument("CafeRoute: a call must hold at most 2^30 ids on a "
+                                        "GPU, got ", n));
+    if (n == 0) {  // nothing to route: every output empty
+      for (int k = 0; k < kRouteOutputs; ++k) {
+        Tensor* output = nullptr;
+        OP_REQUIRES_OK(ctx, ctx->allocate_output(k, TensorShape({0}), &output));
+      }
+      return;
+    }
+    const cudaStream_t stream = StreamOf(ctx);
+    const int64_t features = tables_.num_features();
+    const int64_t medium = static_cast<int64_t>(tables_.medium_sizes.size());
+    Tensor device_tables;
+    OP_REQUIRES_OK(ctx, ctx->allocate_temp(
+                            DT_INT64, TensorShape({std::max<int64_t>(1, host_tables_.size())}),
+                            &device_tables));
+    int64_t* t = DevicePtr<int64_t>(device_tables);
+    OP_REQUIRES_OK(ctx, CudaStatus(cafe::cuda::CopyHostToDeviceAsync(
+                                       t, host_tables_.data(),
+                                       host_tables_.size() * sizeof(int64_t), stream),
+                                   "CafeRoute", "table copy"));
+    cafe::cuda::DeviceRouteTables tables;
+    tables.hashed_offsets = t;
+    tables.hashed_sizes = t + features;
+    tables.medium_offsets = medium > 0 ? t + 2 * features : nullptr;
+    tables.medium_sizes = medium > 0 ? t + 2 * features + medium : nullptr;
+    tables.num_features = static_cast<int32_t>(features);
+    tables.hashed_seed = tables_.hashed_seed;
+    tables.medium_seed = tables_.medium_seed;
+
+    // Every output has at most n entries: the launcher writes temporaries of n,
+    // and the outputs are sized from its counts (a synchronising read).
+    Tensor* inverse = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(2, ids.shape(), &inverse));
+    Tensor temps[kRouteOutputs];
+    for (int k = 0; k < kRouteOutputs; ++k) {
+      if (k == 2) continue;
+      OP_REQUIRES_OK(ctx, ctx->allocate_temp(kRouteDtypes[k], TensorShape({n}), &temps[k]));
+    }
+    Tensor counts;
+    OP_REQUIRES_OK(ctx, ctx->allocate_temp(DT_INT64, TensorShape({5}), &counts));
+    cafe::cuda::DeviceRouteOutput out;
+    out.keys = DevicePtr<int64_t>(temps[0]);
+    out.fields = DevicePtr<int32_t>(temps[1]);
+    out.inverse = inverse->flat<int32_t>().data();
+    out.hot_rows = DevicePtr<int32_t>(temps[3]);
+    out.levels = DevicePtr<int32_t>(temps[4]);
+    out.hashed_rows = DevicePtr<int64_t>(temps[5]);
+    out.medium_rows = DevicePtr<int64_t>(temps[6]);
+    out.read_hot = DevicePtr<int32_t>(temps[7]);
+    out.read_hashed = DevicePtr<int64_t>(temps[8]);
+    out.read_medium = DevicePtr<int64_t>(temps[9]);
+    out.first_index = DevicePtr<int32_t>(temps[10]);
+    out.medium_index = DevicePtr<int32_t>(temps[11]);
+    out.counts = DevicePtr<int64_t>(counts);
+    cudaError_t err = cudaSuccess;
+    const size_t bytes = cafe::cuda::RouteWorkspaceBytes(n, &err);
+    OP_REQUIRES_OK(ctx, CudaStatus(err, "CafeRoute", "workspace query"));
+    Tensor workspace;
+    OP_REQUIRES_OK(ctx, AllocateBytes(ctx, bytes, &workspace));
+    OP_REQUIRES_OK(ctx, CudaStatus(cafe::cuda::LaunchRoute(
+                                       slots.dim_size(0), static_cast<int32_t>(slots.dim_size(1)),
+                                       tag_bits_, medium_threshold_, slots.flat<int64_t>().data(),
+                                       scores.flat<float>().data(), tables,
+                                       ids.flat<int64_t>().data(), fields.flat<int32_t>().data(),
+                                       n, out, workspace.data(), bytes, stream),
+                                   "CafeRoute", "launch"));
+    int64_t host_counts[5] = {0, 0, 0, 0, -1};
+    OP_REQUIRES_OK(ctx, CudaStatus(cafe::cuda::CopyDeviceToHostSync(
+                                       host_counts, out.counts, sizeof(host_counts), stream),
+                                   "CafeRoute", "count read"));
+    if (host_counts[4] >= 0) {  // the first field outside [0, features), as the CPU kernel says
+      int32_t bad = 0;
+      OP_REQUIRES_OK(ctx, CudaStatus(cafe::cuda::CopyDeviceToHostSync(
+                                         &bad, fields.flat<int32_t>().data() + host_counts[4],
+                                         sizeof(bad), stream),
+                                     "CafeRoute", "field read"));
+      ctx->SetStatus(errors::InvalidArgument("CafeRoute: fields must be in [0, ", features,
+                                             "), got ", bad, " at index ", host_counts[4]));
+      return;
+    }
+    // Output k holds U entries, or the rows read of its table.
+    const int64_t sizes[kRouteOutputs] = {
+        host_counts[0], host_counts[0], n,              host_counts[0],
+        host_counts[0], host_counts[0], host_counts[0], host_counts[1],
+        host_counts[2], host_counts[3], host_counts[0], host_counts[0]};
+    for (int k = 0; k < kRouteOutputs; ++k) {
+      if (k == 2) continue;
+      Tensor* output = nullptr;
+      OP_REQUIRES_OK(ctx, ctx->allocate_output(k, TensorShape({sizes[k]}), &output));
+      OP_REQUIRES_OK(ctx, CudaStatus(cafe::cuda::CopyDeviceToDeviceAsync(
+                                         output->data(), temps[k].data(),
+                                         sizes[k] * DataTypeSize(kRouteDtypes[k]), stream),
+                                     "CafeRoute", "output copy"));
+    }
+  }
+
+ private:
+  // CafeRoute's outputs (../tf/routing_ops.cc), in order.
+  static constexpr int kRouteOutputs = 12;
+  static constexpr DataType kRouteDtypes[kRouteOutputs] = {
+      DT_INT64, DT_INT32, DT_INT32, DT_INT32, DT_INT32, DT_INT64,
+      DT_INT64, DT_INT32, DT_INT64, DT_INT64, DT_INT32, DT_INT32};
+
+  cafe::RouteTables tables_;
+  std::vector<int64_t> host_tables_;
+  float medium_threshold_;
+  int32_t tag_bits_;
+};
+
 #define CAFE_STATE_HOST_MEMORY                                                      \
   HostMemory("slots_var").HostMemory("scores_var").HostMemory("mass_var")            \
       .HostMemory("batches_var")
@@ -345,6 +490,8 @@ REGISTER_KERNEL_BUILDER(Name("CafeSketchMigrate")
                             .CAFE_STATE_HOST_MEMORY.HostMemory("force_decay")
                             .HostMemory("decayed"),
                         CafeSketchMigrateGpuOp);
+
+REGISTER_KERNEL_BUILDER(Name("CafeRoute").Device(DEVICE_GPU), CafeRouteGpuOp);
 
 #undef CAFE_STATE_HOST_MEMORY
 
