@@ -181,7 +181,9 @@ def test_build_sdist_and_wheel_then_install_into_a_fresh_venv_and_train(tmp_path
                             str(tmp_path / "dist"), str(ROOT)], cwd=tmp_path, env=env,
                            capture_output=True, text=True, timeout=900)
     assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
-    assert snapshot(ROOT) == before, "building wrote into the source tree"
+    after = snapshot(ROOT)
+    changed = sorted(p for p in before.keys() | after.keys() if before.get(p) != after.get(p))
+    assert not changed, f"building wrote into the source tree: {changed}"
 
     (sdist,) = (tmp_path / "dist").glob("cafe_tf-*.tar.gz")
     (wheel,) = (tmp_path / "dist").glob("cafe_tf-*.whl")
