@@ -289,7 +289,7 @@ class CafeEmbeddingCollection(tf_keras.layers.Layer):
         """
         norm = self.config.importance == "gradient"
         sums, occurrences = occurrences_lib.pair_importance(
-            gradients if norm else tf.cast(id_weights, tf.float32)[:, None], route.inverse,
+            gradients if norm else id_weights[:, None], route.inverse,
             tf.size(route.keys), norm, self._fused)
         context = _multi_replica_context()
         if norm:

@@ -28,6 +28,7 @@
 #include "../core/routing.h"
 #include "hotsketch_kernels.h"
 #include "routing_kernels.h"
+#include "../tf/routing_op_inputs.h"
 #include "../tf/sketch_op_inputs.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/resource_mgr.h"
@@ -341,17 +342,11 @@ class CafeSketchMigrateGpuOp : public OpKernel {
 class CafeRouteGpuOp : public OpKernel {
  public:
   explicit CafeRouteGpuOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("hashed_offsets", &tables_.hashed_offsets));
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("hashed_sizes", &tables_.hashed_sizes));
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("medium_offsets", &tables_.medium_offsets));
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("medium_sizes", &tables_.medium_sizes));
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("medium_threshold", &medium_threshold_));
-    OP_REQUIRES_OK(ctx, ReadTagBits(ctx, &tag_bits_));
-    const std::string problem = tables_.Validate();
-    OP_REQUIRES(ctx, problem.empty(), errors::InvalidArgument("CafeRoute: ", problem));
+    OP_REQUIRES_OK(ctx, ReadRouteAttrs(ctx, &attrs_));
+    const cafe::RouteTables& t = attrs_.tables;
     // The four per-feature arrays back to back, copied to the device at each call.
-    for (const auto* v : {&tables_.hashed_offsets, &tables_.hashed_sizes,
-                          &tables_.medium_offsets, &tables_.medium_sizes}) {
+    for (const auto* v : {&t.hashed_offsets, &t.hashed_sizes, &t.medium_offsets,
+                          &t.medium_sizes}) {
       host_tables_.insert(host_tables_.end(), v->begin(), v->end());
     }
   }
@@ -361,11 +356,7 @@ class CafeRouteGpuOp : public OpKernel {
     const Tensor& scores = ctx->input(1);
     const Tensor& ids = ctx->input(2);
     const Tensor& fields = ctx->input(3);
-    OP_REQUIRES_OK(ctx, CheckQueryState(slots, scores));
-    OP_REQUIRES(ctx, ids.dims() == 1 && fields.shape() == ids.shape(),
-                errors::InvalidArgument("ids and fields must be vectors of one length, got ",
-                                        ids.shape().DebugString(), " and ",
-                                        fields.shape().DebugString()));
+    OP_REQUIRES_OK(ctx, CheckRouteInputs(slots, scores, ids, fields));
     const int64_t n = ids.NumElements();
     OP_REQUIRES(ctx, n <= std::numeric_limits<int32_t>::max() / 2,
                 errors::InvalidArgument("CafeRoute: a call must hold at most 2^30 ids on a "
@@ -378,8 +369,8 @@ class CafeRouteGpuOp : public OpKernel {
       return;
     }
     const cudaStream_t stream = StreamOf(ctx);
-    const int64_t features = tables_.num_features();
-    const int64_t medium = static_cast<int64_t>(tables_.medium_sizes.size());
+    const int64_t features = attrs_.tables.num_features();
+    const int64_t medium = static_cast<int64_t>(attrs_.tables.medium_sizes.size());
     Tensor device_tables;
     OP_REQUIRES_OK(ctx, ctx->allocate_temp(
                             DT_INT64, TensorShape({std::max<int64_t>(1, host_tables_.size())}),
@@ -395,8 +386,8 @@ class CafeRouteGpuOp : public OpKernel {
     tables.medium_offsets = medium > 0 ? t + 2 * features : nullptr;
     tables.medium_sizes = medium > 0 ? t + 2 * features + medium : nullptr;
     tables.num_features = static_cast<int32_t>(features);
-    tables.hashed_seed = tables_.hashed_seed;
-    tables.medium_seed = tables_.medium_seed;
+    tables.hashed_seed = attrs_.tables.hashed_seed;
+    tables.medium_seed = attrs_.tables.medium_seed;
 
     // Every output has at most n entries: the launcher writes temporaries of n,
     // and the outputs are sized from its counts (a synchronising read).
@@ -430,8 +421,9 @@ class CafeRouteGpuOp : public OpKernel {
     OP_REQUIRES_OK(ctx, AllocateBytes(ctx, bytes, &workspace));
     OP_REQUIRES_OK(ctx, CudaStatus(cafe::cuda::LaunchRoute(
                                        slots.dim_size(0), static_cast<int32_t>(slots.dim_size(1)),
-                                       tag_bits_, medium_threshold_, slots.flat<int64_t>().data(),
-                                       scores.flat<float>().data(), tables,
+                                       attrs_.tag_bits, attrs_.medium_threshold,
+                                       slots.flat<int64_t>().data(), scores.flat<float>().data(),
+                                       tables,
                                        ids.flat<int64_t>().data(), fields.flat<int32_t>().data(),
                                        n, out, workspace.data(), bytes, stream),
                                    "CafeRoute", "launch"));
@@ -472,10 +464,8 @@ class CafeRouteGpuOp : public OpKernel {
       DT_INT64, DT_INT32, DT_INT32, DT_INT32, DT_INT32, DT_INT64,
       DT_INT64, DT_INT32, DT_INT64, DT_INT64, DT_INT32, DT_INT32};
 
-  cafe::RouteTables tables_;
+  RouteAttrs attrs_;
   std::vector<int64_t> host_tables_;
-  float medium_threshold_;
-  int32_t tag_bits_;
 };
 
 #define CAFE_STATE_HOST_MEMORY                                                      \

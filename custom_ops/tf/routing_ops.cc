@@ -4,7 +4,7 @@
 #include <vector>
 
 #include "../core/routing.h"
-#include "sketch_op_inputs.h"
+#include "routing_op_inputs.h"
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/shape_inference.h"
@@ -69,14 +69,7 @@ Status Output(OpKernelContext* ctx, int index, const std::vector<T>& values) {
 class CafeRouteOp : public OpKernel {
  public:
   explicit CafeRouteOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("hashed_offsets", &tables_.hashed_offsets));
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("hashed_sizes", &tables_.hashed_sizes));
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("medium_offsets", &tables_.medium_offsets));
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("medium_sizes", &tables_.medium_sizes));
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("medium_threshold", &medium_threshold_));
-    OP_REQUIRES_OK(ctx, cafe_ops::ReadTagBits(ctx, &tag_bits_));
-    const std::string problem = tables_.Validate();
-    OP_REQUIRES(ctx, problem.empty(), errors::InvalidArgument("CafeRoute: ", problem));
+    OP_REQUIRES_OK(ctx, cafe_ops::ReadRouteAttrs(ctx, &attrs_));
   }
 
   void Compute(OpKernelContext* ctx) override {
@@ -84,25 +77,22 @@ class CafeRouteOp : public OpKernel {
     const Tensor& scores = ctx->input(1);
     const Tensor& ids = ctx->input(2);
     const Tensor& fields = ctx->input(3);
-    OP_REQUIRES_OK(ctx, cafe_ops::CheckQueryState(slots, scores));
-    OP_REQUIRES(ctx, ids.dims() == 1 && fields.shape() == ids.shape(),
-                errors::InvalidArgument("ids and fields must be vectors of one length, got ",
-                                        ids.shape().DebugString(), " and ",
-                                        fields.shape().DebugString()));
+    OP_REQUIRES_OK(ctx, cafe_ops::CheckRouteInputs(slots, scores, ids, fields));
     const int64_t n = ids.NumElements();
     const int32_t* field_data = fields.flat<int32_t>().data();
-    const std::string problem = cafe::ValidateRouteInput(field_data, n, tables_.num_features());
+    const std::string problem =
+        cafe::ValidateRouteInput(field_data, n, attrs_.tables.num_features());
     OP_REQUIRES(ctx, problem.empty(), errors::InvalidArgument("CafeRoute: ", problem));
     Tensor* inverse = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(2, ids.shape(), &inverse));
     cafe::SketchConfig config;
     config.num_buckets = slots.dim_size(0);
     config.slots_per_bucket = slots.dim_size(1);
-    config.tag_bits = tag_bits_;
-    config.medium_threshold = medium_threshold_;
+    config.tag_bits = attrs_.tag_bits;
+    config.medium_threshold = attrs_.medium_threshold;
     cafe::RouteResult r;
     // The distinct pairs are few and cheap to look up: one thread.
-    cafe::Route(config, cafe_ops::QueryStateOf(slots, scores), tables_,
+    cafe::Route(config, cafe_ops::QueryStateOf(slots, scores), attrs_.tables,
                 ids.flat<int64_t>().data(), field_data, n, inverse->flat<int32_t>().data(), &r,
                 cafe::SerialFor);
     OP_REQUIRES_OK(ctx, Output(ctx, 0, r.keys));
@@ -119,9 +109,7 @@ class CafeRouteOp : public OpKernel {
   }
 
  private:
-  cafe::RouteTables tables_;
-  float medium_threshold_;
-  int32_t tag_bits_;
+  cafe_ops::RouteAttrs attrs_;
 };
 REGISTER_KERNEL_BUILDER(Name("CafeRoute").Device(DEVICE_CPU), CafeRouteOp);
 
