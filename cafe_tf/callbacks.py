@@ -4,12 +4,7 @@ from typing import Dict, List, Optional
 import tensorflow as tf
 import tf_keras
 
-from cafe_tf.layers.cafe_embedding import CafeEmbeddingCollection
-
-
-def find_cafe_layers(model) -> List[CafeEmbeddingCollection]:
-    """Every CAFE layer inside `model`, nested models and layers included."""
-    return [m for m in model.submodules if isinstance(m, CafeEmbeddingCollection)]
+from cafe_tf.layers.cafe_embedding import CafeEmbeddingCollection, find_cafe_layers
 
 
 class CafeMigration(tf_keras.callbacks.Callback):

@@ -54,9 +54,9 @@ import tf_keras
 from keras_tuner.engine.trial import TrialStatus
 
 from cafe_tf import budget as budget_lib
-from cafe_tf.callbacks import CafeMigration, find_cafe_layers
+from cafe_tf.callbacks import CafeMigration
 from cafe_tf.layers.cafe_config import CafeConfig
-from cafe_tf.layers.cafe_embedding import CafeEmbeddingCollection
+from cafe_tf.layers.cafe_embedding import CafeEmbeddingCollection, find_cafe_layers
 from cafe_tf.layers.features import FeaturesLike, as_feature_configs
 
 # The per-trial metric (best epoch) recording the bytes of the model's CAFE layers.

@@ -1,5 +1,5 @@
 """CAFE embedding layers: hot rows from a HotSketch, hashed rows for the rest."""
-from typing import Dict, Optional
+from typing import Dict, List, Optional, Tuple
 
 import tensorflow as tf
 import tf_keras
@@ -13,6 +13,7 @@ from cafe_tf.layers import optimizer_slots
 from cafe_tf.layers import routing
 from cafe_tf.layers.cafe_config import CafeConfig
 from cafe_tf.layers.features import FeatureConfig, as_feature_configs, features_to_config
+from cafe_tf.layers.layout_record import LayerLayoutRecord
 from cafe_tf.layers.routing import HASHED_SEED, MEDIUM_SEED
 from cafe_tf.sketch import HotSketch, SketchConfig
 
@@ -128,7 +129,7 @@ class CafeEmbeddingCollection(tf_keras.layers.Layer):
             decay_rule=resolved.decay_rule, decay_period=resolved.decay_period,
             decay_half_life=resolved.decay_half_life if resolved.decay_rule == "mass" else None,
             swap_margin=resolved.swap_margin, replacement=resolved.replacement,
-            second_sighting=resolved.second_sighting, num_tags=len(self.features))
+            second_sighting=resolved.second_sighting, num_features=len(self.features))
         self.embeddings_initializer = tf_keras.initializers.get(embeddings_initializer)
         # When True, lookups use only stock TF ops (for a SavedModel served
         # without cafe_tf's op library); same results.
@@ -166,8 +167,6 @@ class CafeEmbeddingCollection(tf_keras.layers.Layer):
         self.lookups = counter("lookups")
         # (key, feature) pairs all-gathered for the importance exchange (0 on one device).
         self.exchanged_pairs = counter("exchanged_pairs")
-        # Imported here: the checkpoints module imports this one.
-        from cafe_tf.checkpoints import LayerLayoutRecord
         self.layout_record = LayerLayoutRecord(self)
         super().build(input_shape)
 
@@ -186,12 +185,13 @@ class CafeEmbeddingCollection(tf_keras.layers.Layer):
         return sum(v.shape.num_elements() * v.dtype.size for v in self.weights)
 
     # ---- lookup -----------------------------------------------------------------------
-    def _hashed_indices(self, fingerprints, fields):
-        """Rows of each key, given by its fingerprint, in the packed hashed (and medium)
-        tables."""
-        hashed = routing.packed_rows(fingerprints, fields, self._hashed_offsets,
+    def _hashed_indices(self, fingerprints: tf.Tensor, feature_index: tf.Tensor
+                        ) -> Tuple[tf.Tensor, Optional[tf.Tensor]]:
+        """Rows of each key, given by its fingerprint and feature index, in the packed
+        hashed (and medium) tables."""
+        hashed = routing.packed_rows(fingerprints, feature_index, self._hashed_offsets,
                                      self.layout.hashed_rows, HASHED_SEED)
-        medium = (routing.packed_rows(fingerprints, fields, self._medium_offsets,
+        medium = (routing.packed_rows(fingerprints, feature_index, self._medium_offsets,
                                       self.layout.medium_rows, MEDIUM_SEED)
                   if self.config.multi_level else None)
         return hashed, medium
@@ -201,16 +201,16 @@ class CafeEmbeddingCollection(tf_keras.layers.Layer):
         """Whether lookups run the op library's fused ops (else their stock-TF twins)."""
         return self.sketch.backend == "op" and not self.pure_tf_lookups
 
-    def route(self, keys, fields) -> routing.Route:
+    def route(self, keys: tf.Tensor, feature_index: tf.Tensor) -> routing.Route:
         """The `routing.Route` of a call's sketch keys [N] and feature indices [N]:
         the fused op, or stock TF ops with `pure_tf_lookups` or without the op library."""
         medium = ((self._medium_offsets, self.layout.medium_rows) if self.config.multi_level
                   else ((), ()))
         if self._fused:
-            return routing.route_op(self.sketch, keys, fields, self._hashed_offsets,
+            return routing.route_op(self.sketch, keys, feature_index, self._hashed_offsets,
                                     self.layout.hashed_rows, *medium)
         return routing.route_reference(
-            keys, fields, lambda k: self.sketch.query(k, pure_tf=True), self._hashed_offsets,
+            keys, feature_index, lambda k: self.sketch.query(k, pure_tf=True), self._hashed_offsets,
             self.layout.hashed_rows, *medium)
 
     def _embed(self, route):
@@ -242,8 +242,9 @@ class CafeEmbeddingCollection(tf_keras.layers.Layer):
         flats = [inputs_lib.flatten(f.name, inputs[f.name], weights.get(f.name))
                  for f in self.features]
         keys = tf.concat([hashing.field_keys(flat.ids, i) for i, flat in enumerate(flats)], 0)
-        fields = tf.concat([tf.fill(tf.shape(flat.ids), i) for i, flat in enumerate(flats)], 0)
-        route = self.route(keys, fields)
+        feature_index = tf.concat([tf.fill(tf.shape(flat.ids), i)
+                                   for i, flat in enumerate(flats)], 0)
+        route = self.route(keys, feature_index)
         vectors, hot_lookups = self._embed(route)
         if training:
             id_weights = tf.concat([tf.ones_like(flat.ids, tf.float32) if flat.weights is None
@@ -293,31 +294,32 @@ class CafeEmbeddingCollection(tf_keras.layers.Layer):
             tf.size(route.keys), norm, self._fused)
         context = _multi_replica_context()
         if norm:
-            stats = tf.math.unsorted_segment_sum(tf.stack([sums, occurrences], 1), route.fields,
-                                                 len(self.features))
+            stats = tf.math.unsorted_segment_sum(tf.stack([sums, occurrences], 1),
+                                                 route.feature_index, len(self.features))
             if context is not None:
                 stats = context.all_reduce(tf.distribute.ReduceOp.SUM, stats)
-            totals, field_occurrences = stats[:, 0], stats[:, 1]
-            sums = sums * tf.gather(field_occurrences, route.fields) / (
-                tf.gather(totals, route.fields) + NORMALISATION_EPS)
+            totals, feature_occurrences = stats[:, 0], stats[:, 1]
+            sums = sums * tf.gather(feature_occurrences, route.feature_index) / (
+                tf.gather(totals, route.feature_index) + NORMALISATION_EPS)
         # The sketch's second sighting counts a key seen twice in one batch as sighted,
         # but it sees each pair once: a pair that occurs more than once here travels
-        # with its field as -1 - field, and is inserted a second time with importance 0
-        # (same sum, and the sketch sees the repeat).
+        # with its feature index as -1 - index, and is inserted a second time with importance
+        # 0 (same sum, and the sketch sees the repeat).
         repeated = occurrences > 1
-        exchange = [route.keys, tf.where(repeated, -1 - route.fields, route.fields),
+        exchange = [route.keys,
+                    tf.where(repeated, -1 - route.feature_index, route.feature_index),
                     tf.cast(sums, tf.float32)]
         if context is not None:
             exchange = _all_gather_vectors(context, exchange)
             _assign_add(self.exchanged_pairs, tf.size(exchange[0], tf.int64))
-        keys, marked_fields, importance = exchange
-        repeated = marked_fields < 0
-        pair_fields = tf.where(repeated, -1 - marked_fields, marked_fields)
+        keys, marked_index, importance = exchange
+        repeated = marked_index < 0
+        feature_index = tf.where(repeated, -1 - marked_index, marked_index)
         keys = tf.concat([keys, tf.boolean_mask(keys, repeated)], 0)
-        pair_fields = tf.concat([pair_fields, tf.boolean_mask(pair_fields, repeated)], 0)
+        feature_index = tf.concat([feature_index, tf.boolean_mask(feature_index, repeated)], 0)
         importance = tf.concat(
             [importance, tf.zeros([tf.math.count_nonzero(repeated, dtype=tf.int32)])], 0)
-        return self.sketch.insert(keys, importance, pair_fields)
+        return self.sketch.insert(keys, importance, feature_index)
 
     # ---- migration --------------------------------------------------------------------
     def migrate(self, optimizer=None, force_decay=False) -> Dict[str, tf.Tensor]:
@@ -342,10 +344,10 @@ class CafeEmbeddingCollection(tf_keras.layers.Layer):
            "hot_rows_used": int32 rows in use}.
         """
         result = self.sketch.migrate(force_decay)
-        # A key's hashed rows are a function of its fingerprint and feature (its tag),
-        # which is all the sketch keeps of it.
+        # A key's hashed rows are a function of its fingerprint and feature index, which
+        # is all the sketch keeps of it.
         hashed, medium = self._hashed_indices(result.promoted_fingerprints,
-                                              result.promoted_tags)
+                                              result.promoted_feature_index)
         vectors = tf.gather(self.hashed_tables, hashed)
         if self.medium_tables is not None:
             vectors += tf.gather(self.medium_tables, medium)
@@ -416,6 +418,27 @@ class CafeEmbedding(CafeEmbeddingCollection):
         feature = config.pop("features")[0]
         config.update(vocabulary_size=feature["vocabulary_size"], combiner=feature["combiner"])
         return config
+
+
+def find_cafe_layers(root) -> List[CafeEmbeddingCollection]:
+    """Every CAFE layer reachable from `root`, `root` included, each once, in the order
+    of a breadth-first walk of its tracked objects.
+
+    Args:
+      root: a Keras model or layer (nested models and layers included), or any
+        trackable holding them, such as a `tf.train.Checkpoint`.
+
+    Example:
+      >>> layer = CafeEmbedding(1000, CafeConfig(embedding_dim=4, compression_ratio=10))
+      >>> model = tf_keras.Sequential([layer])
+      >>> find_cafe_layers(model) == [layer]
+      True
+    """
+    found = {}
+    for obj in [root] + list(tf.train.TrackableView(root).descendants()):
+        if isinstance(obj, CafeEmbeddingCollection):
+            found.setdefault(id(obj), obj)
+    return list(found.values())
 
 
 def _offsets(sizes):
