@@ -90,14 +90,21 @@ class CafeEmbeddingCollection(tf_keras.layers.Layer):
       **kwargs: passed to `tf_keras.layers.Layer`.
 
     Call args:
-      inputs: {name: ids} with ids dense [B] or [B, L], `tf.RaggedTensor`
-        [B, None] or `tf.SparseTensor` [B, L]; int32, int64 or string.
-      weights: optional {name: weights} shaped like the ids; pooled with the
-        feature's combiner.
+      inputs: {name: ids} for every feature (other keys are ignored), with ids
+        dense [B] or [B, L], `tf.RaggedTensor` [B, None] or `tf.SparseTensor`
+        [B, L]; int32, int64 or string.
+      weights: optional {name: weights} shaped like the ids, for some of the
+        features; pooled with the feature's combiner.
       training: the sketch learns importance only when True.
 
     Returns:
       {name: float32 [B, embedding_dim]}.
+
+    Raises:
+      TypeError, ValueError: inputs that break the contract of
+        `cafe_tf.layers.inputs.check_features` (missing features, weights of
+        unknown features) or of `flatten` (id dtypes and shapes), as every
+        collection of cafe_tf does.
 
     Example:
       >>> layer = CafeEmbeddingCollection({"user": 1_000_000, "item": 50_000},
@@ -234,10 +241,7 @@ class CafeEmbeddingCollection(tf_keras.layers.Layer):
 
     def call(self, inputs: Dict[str, tf.Tensor], weights: Optional[Dict[str, tf.Tensor]] = None,
              training=None):
-        missing = [f.name for f in self.features if f.name not in inputs]
-        if missing:
-            raise ValueError(f"{self.name}: inputs lack features {missing}; got "
-                             f"{sorted(inputs)}")
+        inputs_lib.check_features(self.name, [f.name for f in self.features], inputs, weights)
         weights = weights or {}
         flats = [inputs_lib.flatten(f.name, inputs[f.name], weights.get(f.name))
                  for f in self.features]
