@@ -117,7 +117,7 @@ def test_hashed_rows_are_a_function_of_fingerprint_and_feature():
     keys = tf.constant(pool[:50], tf.int64)
     feature_index = tf.constant(np.arange(50) % 2, tf.int32)
     route = routing.route_op(sketch, keys, feature_index, *tables)
-    expected = routing.packed_rows(hashing.fingerprint(route.keys), route.feature_index, *tables[:2],
-                                   routing.HASHED_SEED).numpy()
+    expected = routing.packed_rows(hashing.fingerprint(route.keys), route.feature_index,
+                                   *tables[:2], routing.HASHED_SEED).numpy()
     hot = route.hot_row.numpy() >= 0
     np.testing.assert_array_equal(route.hashed_row.numpy()[~hot], expected[~hot])

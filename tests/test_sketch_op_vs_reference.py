@@ -63,7 +63,8 @@ def test_op_matches_reference_bit_for_bit(scenario):
     kwargs, n, distinct, alpha, *num_batches = SCENARIOS[scenario]
     config = SketchConfig(**kwargs, num_features=3)
     rng = np.random.default_rng(zlib.crc32(scenario.encode()))
-    batches = [zipf_batch(rng, n, distinct, alpha, num_features=3) for _ in range(*num_batches or [12])]
+    batches = [zipf_batch(rng, n, distinct, alpha, num_features=3)
+               for _ in range(*num_batches or [12])]
     batches.append(zipf_batch(rng, 0, distinct, alpha))  # an empty batch changes nothing
     forced = {4, 9}
     ref, ref_results = _run(config, batches, lambda c: HotSketch(c, backend="reference"), forced)

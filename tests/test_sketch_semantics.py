@@ -259,7 +259,8 @@ def test_tags_are_kept_while_pending_hot_and_demoted(backend):
     assert result.promoted_feature_index.numpy().tolist() == [3]
     sketch.insert(tf.constant([30], tf.int64), tf.constant([1.0]), tf.constant([0]))
     result = sketch.migrate()
-    assert result.promoted_feature_index.numpy().tolist() == [top - 1]  # the tag it claimed the slot with
+    # The feature index it claimed the slot with.
+    assert result.promoted_feature_index.numpy().tolist() == [top - 1]
     assert tags_by_key() == {20: 3, 30: top - 1}
     result = sketch.decay()  # 30 -> 4 and 20 -> 3.5: both below k, demoted in slot order
     assert _keys(result.demoted_fingerprints) == [30, 20]

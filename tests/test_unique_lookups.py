@@ -27,7 +27,8 @@ class PerOccurrenceCollection(CafeEmbeddingCollection):
         flats = [inputs_lib.flatten(f.name, inputs[f.name], weights.get(f.name))
                  for f in self.features]
         keys = tf.concat([hashing.field_keys(flat.ids, i) for i, flat in enumerate(flats)], 0)
-        feature_index = tf.concat([tf.fill(tf.shape(flat.ids), i) for i, flat in enumerate(flats)], 0)
+        feature_index = tf.concat([tf.fill(tf.shape(flat.ids), i)
+                                   for i, flat in enumerate(flats)], 0)
         hot_rows, levels = self.sketch.query(keys, pure_tf=self.pure_tf_lookups)
         hashed, medium = self._hashed_indices(hashing.fingerprint(keys), feature_index)
         n = tf.shape(hot_rows)[0]
@@ -62,8 +63,8 @@ class PerOccurrenceCollection(CafeEmbeddingCollection):
             count = len(self.features)
             totals = tf.math.unsorted_segment_sum(values, feature_index, count)
             occurrences = tf.math.unsorted_segment_sum(tf.ones_like(values), feature_index, count)
-            values = values * tf.gather(occurrences, feature_index) / (tf.gather(totals, feature_index) +
-                                                                 NORMALISATION_EPS)
+            values = values * tf.gather(occurrences, feature_index) / (
+                tf.gather(totals, feature_index) + NORMALISATION_EPS)
         else:
             values = tf.abs(id_weights)
         return self.sketch.insert(keys, values, feature_index)

@@ -1,5 +1,5 @@
 """CAFE embedding layers: hot rows from a HotSketch, hashed rows for the rest."""
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import tensorflow as tf
 import tf_keras
@@ -12,7 +12,9 @@ from cafe_tf.layers import occurrences as occurrences_lib
 from cafe_tf.layers import optimizer_slots
 from cafe_tf.layers import routing
 from cafe_tf.layers.cafe_config import CafeConfig
-from cafe_tf.layers.features import FeatureConfig, as_feature_configs, features_to_config
+from cafe_tf.layers.features import (FeatureConfig, FeaturesLike, as_feature_configs,
+                                     features_to_config)
+from cafe_tf.layers.inputs import IdsLike
 from cafe_tf.layers.layout_record import LayerLayoutRecord
 from cafe_tf.layers.routing import HASHED_SEED, MEDIUM_SEED
 from cafe_tf.sketch import HotSketch, SketchConfig
@@ -23,7 +25,7 @@ STATS_BYTES = 5 * 8
 NORMALISATION_EPS = 1e-12
 
 
-def _scatter_update(variable, indices, updates):
+def _scatter_update(variable: tf.Variable, indices: tf.Tensor, updates: tf.Tensor) -> tf.Operation:
     """Row update of this replica's own copy (no cross-replica aggregation).
 
     Migration computes the same update on every replica, so each writes its
@@ -33,18 +35,19 @@ def _scatter_update(variable, indices, updates):
                                             updates=tf.cast(updates, variable.dtype))
 
 
-def _assign_add(variable, value):
+def _assign_add(variable: tf.Variable, value: tf.Tensor) -> tf.Operation:
     return tf.raw_ops.AssignAddVariableOp(resource=variable.handle,
                                           value=tf.cast(value, variable.dtype))
 
 
-def _multi_replica_context():
+def _multi_replica_context() -> Optional[tf.distribute.ReplicaContext]:
     """The replica context when several replicas run in sync, else None."""
     context = tf.distribute.get_replica_context()
     return context if context is not None and context.num_replicas_in_sync > 1 else None
 
 
-def _all_gather_vectors(context, tensors):
+def _all_gather_vectors(context: tf.distribute.ReplicaContext,
+                        tensors: Sequence[tf.Tensor]) -> List[tf.Tensor]:
     """All-gathers this replica's equal-length vectors along axis 0, in replica order.
 
     Lengths may differ between replicas and be 0. TF 2.16's collective
@@ -60,7 +63,7 @@ def _all_gather_vectors(context, tensors):
         tf.concat([t, tf.zeros([width - n], t.dtype)], 0), axis=0), keep) for t in tensors]
 
 
-def _sparse_read(table, indices):
+def _sparse_read(table: tf.Variable, indices: tf.Tensor) -> tf.Tensor:
     """`tf.gather(table, indices)`; under several replicas the IndexedSlices gradient
     also holds row 0 with a zero gradient, so it is never empty on every replica
     (TF 2.16's all-reduce of IndexedSlices that are empty everywhere segfaults)."""
@@ -116,7 +119,8 @@ class CafeEmbeddingCollection(tf_keras.layers.Layer):
       True
     """
 
-    def __init__(self, features, config, embeddings_initializer="uniform", **kwargs):
+    def __init__(self, features: FeaturesLike, config: Union[CafeConfig, Dict[str, Any]],
+                 embeddings_initializer: Any = "uniform", **kwargs):
         super().__init__(**kwargs)
         self.features = as_feature_configs(features)
         self.config = config if isinstance(config, CafeConfig) else CafeConfig(**config)
@@ -150,7 +154,7 @@ class CafeEmbeddingCollection(tf_keras.layers.Layer):
         return self.config.embedding_dim
 
     # ---- state ------------------------------------------------------------------------
-    def build(self, input_shape=None):
+    def build(self, input_shape: Any = None) -> None:
         dim = self.config.embedding_dim
         # Hot rows are overwritten at promotion, so their initial value is never read.
         self.hot_table = self.add_weight("hot_table", [self.layout.hot_rows, dim],
@@ -177,7 +181,8 @@ class CafeEmbeddingCollection(tf_keras.layers.Layer):
         self.layout_record = LayerLayoutRecord(self)
         super().build(input_shape)
 
-    def _bookkeeping_variable(self, name, shape, dtype, initial_value):
+    def _bookkeeping_variable(self, name: str, shape: Sequence[int], dtype: tf.DType,
+                              initial_value: Callable[[], tf.Tensor]) -> tf.Variable:
         # Identical on every replica (each applies the same all-gathered
         # update), so a checkpoint takes the first replica's copy.
         return self.add_weight(
@@ -220,7 +225,7 @@ class CafeEmbeddingCollection(tf_keras.layers.Layer):
             keys, feature_index, lambda k: self.sketch.query(k, pure_tf=True), self._hashed_offsets,
             self.layout.hashed_rows, *medium)
 
-    def _embed(self, route):
+    def _embed(self, route: routing.Route) -> Tuple[tf.Tensor, tf.Tensor]:
         """Per-occurrence vectors, and the number of occurrences that read a hot row.
 
         Each table's distinct rows are read once and expanded by the route's
@@ -239,8 +244,8 @@ class CafeEmbeddingCollection(tf_keras.layers.Layer):
                 medium, tf.gather(route.medium_index, route.inverse) + 1, self._fused)
         return vectors, hot_lookups
 
-    def call(self, inputs: Dict[str, tf.Tensor], weights: Optional[Dict[str, tf.Tensor]] = None,
-             training=None):
+    def call(self, inputs: Mapping[str, IdsLike], weights: Optional[Mapping[str, IdsLike]] = None,
+             training: Optional[bool] = None) -> Dict[str, tf.Tensor]:
         inputs_lib.check_features(self.name, [f.name for f in self.features], inputs, weights)
         weights = weights or {}
         flats = [inputs_lib.flatten(f.name, inputs[f.name], weights.get(f.name))
@@ -265,7 +270,8 @@ class CafeEmbeddingCollection(tf_keras.layers.Layer):
                 for f, v, flat in zip(self.features, per_feature, flats)}
 
     # ---- importance -------------------------------------------------------------------
-    def _importance_tap(self, vectors, route, id_weights):
+    def _importance_tap(self, vectors: tf.Tensor, route: routing.Route,
+                        id_weights: tf.Tensor) -> tf.Tensor:
         """Identity whose backward pass inserts the occurrences' importance into the sketch."""
 
         @tf.custom_gradient
@@ -280,7 +286,8 @@ class CafeEmbeddingCollection(tf_keras.layers.Layer):
 
         return tap(vectors)
 
-    def _record_importance(self, route, id_weights, gradients):
+    def _record_importance(self, route: routing.Route, id_weights: tf.Tensor,
+                           gradients: tf.Tensor) -> Optional[tf.Operation]:
         """Inserts this call's importance, summed per distinct (key, feature) pair.
 
         Importance is per occurrence (gradient norm, or |weight|). Each replica
@@ -326,7 +333,9 @@ class CafeEmbeddingCollection(tf_keras.layers.Layer):
         return self.sketch.insert(keys, importance, feature_index)
 
     # ---- migration --------------------------------------------------------------------
-    def migrate(self, optimizer=None, force_decay=False) -> Dict[str, tf.Tensor]:
+    def migrate(self, optimizer: Optional[Union[tf_keras.optimizers.Optimizer,
+                                                tf_keras.optimizers.legacy.Optimizer]] = None,
+                force_decay: bool = False) -> Dict[str, tf.Tensor]:
         """Decay (when due), demote and promote; copy promoted features' vectors.
 
         A promoted feature's new hot row starts as the vector it reads at its
@@ -370,7 +379,7 @@ class CafeEmbeddingCollection(tf_keras.layers.Layer):
             return {"promotions": tf.identity(promoted), "demotions": tf.identity(demoted),
                     "decayed": tf.identity(result.decayed), "hot_rows_used": used}
 
-    def get_config(self):
+    def get_config(self) -> Dict[str, Any]:
         config = super().get_config()
         config.update({
             "features": features_to_config(self.features),
@@ -407,24 +416,25 @@ class CafeEmbedding(CafeEmbeddingCollection):
 
     FEATURE = "ids"
 
-    def __init__(self, vocabulary_size: int, config, combiner: str = "sum",
-                 embeddings_initializer="uniform", **kwargs):
+    def __init__(self, vocabulary_size: int, config: Union[CafeConfig, Dict[str, Any]],
+                 combiner: str = "sum", embeddings_initializer: Any = "uniform", **kwargs):
         kwargs.pop("features", None)
         super().__init__([FeatureConfig(self.FEATURE, vocabulary_size, combiner)], config,
                          embeddings_initializer, **kwargs)
 
-    def call(self, inputs, weights=None, training=None):
+    def call(self, inputs: IdsLike, weights: Optional[IdsLike] = None,
+             training: Optional[bool] = None) -> tf.Tensor:
         weights = None if weights is None else {self.FEATURE: weights}
         return super().call({self.FEATURE: inputs}, weights, training)[self.FEATURE]
 
-    def get_config(self):
+    def get_config(self) -> Dict[str, Any]:
         config = super().get_config()
         feature = config.pop("features")[0]
         config.update(vocabulary_size=feature["vocabulary_size"], combiner=feature["combiner"])
         return config
 
 
-def find_cafe_layers(root) -> List[CafeEmbeddingCollection]:
+def find_cafe_layers(root: Any) -> List[CafeEmbeddingCollection]:
     """Every CAFE layer reachable from `root`, `root` included, each once, in the order
     of a breadth-first walk of its tracked objects.
 
@@ -445,7 +455,7 @@ def find_cafe_layers(root) -> List[CafeEmbeddingCollection]:
     return list(found.values())
 
 
-def _offsets(sizes):
+def _offsets(sizes: Sequence[int]) -> List[int]:
     offsets, total = [], 0
     for size in sizes:
         offsets.append(total)

@@ -141,7 +141,8 @@ class SketchConfig:
         elif isinstance(self.hot_rows, int) and self.hot_rows << self.tag_bits > MAX_HOT_ENTRIES:
             problems.append(
                 f"hot_rows * 2**tag_bits must be <= 2**31 (a hot slot packs (row << tag_bits) "
-                f"| tag into an int32): {self.num_features} features need tag_bits {self.tag_bits}, "
+                f"| tag into an int32): {self.num_features} features need tag_bits "
+                f"{self.tag_bits}, "
                 f"which allows at most {MAX_HOT_ENTRIES >> self.tag_bits} hot rows, got "
                 f"{self.hot_rows}")
         if problems:
