@@ -7,11 +7,12 @@ validate and skip (`--on-error`) exactly as training does.
 import argparse
 import os
 import time
-from typing import Iterator, Mapping, Optional, Sequence, Tuple
+from typing import Iterator, Mapping, Optional, Sequence, Tuple, get_args
 
 import numpy as np
 
 from cafe_tf.cli.errors import CliError
+from cafe_tf.data.criteo import ErrorPolicy
 
 FORMATS = ("criteo-tsv", "criteo-parquet")
 # Rows between two progress lines while a file is read.
@@ -24,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser, files_help: str, batch_size: 
                         help="criteo-tsv: Criteo's tab-separated lines (plain or .gz); "
                         "criteo-parquet: Parquet with Criteo's columns")
     parser.add_argument("--files", nargs="+", required=True, metavar="FILE", help=files_help)
-    parser.add_argument("--on-error", choices=("raise", "skip"), default="raise",
+    parser.add_argument("--on-error", choices=get_args(ErrorPolicy), default="raise",
                         help="stop at a malformed line (default), or skip and count it")
     parser.add_argument("--batch-size", type=int, default=batch_size,
                         help="rows read at a time (default %(default)s)")
