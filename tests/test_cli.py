@@ -156,6 +156,14 @@ def test_vocab_counts_the_distinct_ids_of_every_field(tmp_path, monkeypatch, cap
     monkeypatch.setattr(vocab, "MERGE_IDS", 1 << 22)
     assert run_cli("vocab", "--data", "criteo-tsv", "--files", *tsv, "--out", out) == 0
     assert json.loads(out.read_text()) == expected
+    # A malformed line is skipped and counted; its ids are not.
+    bad = days[1] + [(2, days[1][0][1], ["ffffffff"] * len(CATEGORICAL_FIELDS))]
+    malformed = write_tsv(tmp_path / "malformed.tsv", bad)
+    capsys.readouterr()
+    assert run_cli("vocab", "--data", "criteo-tsv", "--files", tsv[0], malformed, "--on-error",
+                   "skip", "--out", out) == 0
+    assert json.loads(out.read_text()) == expected
+    assert "skipped 1 malformed line(s)" in capsys.readouterr().out
 
 
 def test_vocab_then_train_then_predict_scores_as_train_evaluated(tmp_path, capsys):
@@ -267,8 +275,8 @@ CRITEO = ["train", "--data", "criteo-tsv", "--vocabulary-sizes", "{vocabulary}",
     pytest.param(["train", "--data", "criteo-parquet", "--vocabulary-sizes", "{vocabulary}",
                   "--train-files", "{no_c26}", "--test-files", "{no_c26}"],
                  r"lacks columns \['C26'\]", id="parquet_without_a_column"),
-    pytest.param(["vocab", "--data", "criteo-tsv", "--files", "{absent}", "--out", "{empty}/v.json"],
-                 "no such file: .*absent.tsv", id="vocab_missing_file"),
+    pytest.param(["vocab", "--data", "criteo-tsv", "--files", "{absent}", "--out",
+                  "{empty}/v.json"], "no such file: .*absent.tsv", id="vocab_missing_file"),
     pytest.param(["vocab", "--data", "criteo-tsv", "--files", "{good}", "--out",
                   "{absent}/v.json"], "--out .*: its directory does not exist",
                  id="vocab_out_in_missing_dir"),

@@ -12,6 +12,7 @@ from typing import Iterator, Mapping, Optional, Sequence, Tuple, get_args
 import numpy as np
 
 from cafe_tf.cli.errors import CliError
+from cafe_tf.data.batch import DENSE_KEY, SPARSE_KEY
 from cafe_tf.data.criteo import ErrorPolicy
 
 FORMATS = ("criteo-tsv", "criteo-parquet")
@@ -74,13 +75,14 @@ def read_batches(args: argparse.Namespace) -> Iterator[Tuple[np.ndarray, dict, n
         files = reader(args.data, [path], None, args.on_error)
         rows, shown = 0, 0
         for features, label in files.dataset(args.batch_size):
-            sparse = {f: ids.numpy() for f, ids in features["sparse"].items()}
-            yield features["dense"].numpy(), sparse, label.numpy()[:, 0]
+            sparse = {f: ids.numpy() for f, ids in features[SPARSE_KEY].items()}
+            yield features[DENSE_KEY].numpy(), sparse, label.numpy()[:, 0]
             rows += len(label)
             if rows - shown >= PROGRESS_ROWS:
                 shown = rows
                 print(f"  {path}: {rows:,} rows ({time.time() - start:.0f} s)", flush=True)
-        skipped += int(getattr(files, "skipped_lines", getattr(files, "skipped_rows", 0)))
+        counter = files.skipped_lines if args.data == "criteo-tsv" else files.skipped_rows
+        skipped += int(counter.numpy())
         total += rows
         print(f"[{number}/{len(args.files)}] {path}: {rows:,} rows; {total:,} in all "
               f"({time.time() - start:.0f} s)", flush=True)
