@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-CUDA = Path(__file__).resolve().parents[1] / "custom_ops" / "cuda"
+ROOT = Path(__file__).resolve().parents[1]
+CUDA = ROOT / "custom_ops" / "cuda"
 
 
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not installed")
@@ -32,6 +33,6 @@ def test_tf_gpu_kernels_compile_against_tensorflow():
     cuda_include = Path(tf.sysconfig.get_include()) / "third_party" / "gpus" / "cuda" / "include"
     flags = [f for f in tf.sysconfig.get_compile_flags() if f != "--std=c++17"]
     run = subprocess.run(["g++", "-std=c++17", "-fsyntax-only", "-Wall", "-DGOOGLE_CUDA=1",
-                          *flags, f"-I{cuda_include}", str(CUDA / "tf_gpu_kernels.cc")],
+                          *flags, f"-I{cuda_include}", str(ROOT / "custom_ops" / "tf" / "gpu_kernels.cc")],
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr

@@ -9,7 +9,6 @@
 #ifndef CAFE_TF_CORE_HOTSKETCH_RULES_H_
 #define CAFE_TF_CORE_HOTSKETCH_RULES_H_
 
-#include <algorithm>
 #include <cstdint>
 
 #include "hotsketch.h"
@@ -94,14 +93,16 @@ inline void InsertBatchKey(const SketchState& state, int64_t base, int32_t c,
 // The answer of a lookup of fingerprint `fp` in a bucket of c slots: the first
 // occupied slot holding `fp` gives the row (-1 unless hot) and the level (hot;
 // else medium when its score is >= `medium`; else cold); no such slot: -1, cold.
-inline void LookUpBucket(const int64_t* slot_words, const float* slot_scores, int64_t c,
-                         int32_t tag_bits, float medium, uint32_t fp, int32_t* out_row,
-                         int32_t* out_level) {
+// Also the CUDA query's body (custom_ops/cuda/kernels).
+inline CAFE_HOST_DEVICE void LookUpBucket(const int64_t* slot_words, const float* slot_scores,
+                                          int64_t c, int32_t tag_bits, float medium,
+                                          uint32_t fp, int32_t* out_row, int32_t* out_level) {
   int32_t row = -1;
   int32_t level = kLevelCold;
   for (int64_t j = 0; j < c; ++j) {
     if (slot_scores[j] > 0.f && SlotFp(slot_words[j]) == fp) {
-      row = EntryRow(std::max(SlotEntry(slot_words[j]), kRowNone), tag_bits);
+      const int32_t e = SlotEntry(slot_words[j]);
+      row = e >= 0 ? EntryRow(e, tag_bits) : kRowNone;
       level = row >= 0 ? kLevelHot : (slot_scores[j] >= medium ? kLevelMedium : kLevelCold);
       break;
     }
