@@ -190,7 +190,9 @@ void InsertKeys(const SketchState& state, int64_t base, int32_t c, const InsertR
   } else {
     std::sort(d, d + nd, [](const Distinct& a, const Distinct& b) { return a.key < b.key; });
   }
-  for (int64_t k = 0; k < nd; ++k) InsertBatchKey(state, base, c, rules, d[k].key, d[k].sum, d[k].tag);
+  for (int64_t k = 0; k < nd; ++k) {
+    InsertBatchKey(state, base, c, rules, d[k].key, d[k].sum, d[k].tag);
+  }
 }
 
 // The same for the keys of one bucket's list (from `head`).

@@ -55,7 +55,8 @@ fi
 echo "== nvcc: $("$NVCC" --version | tail -n 2 | head -n 1)"
 # shellcheck disable=SC2086
 "$NVCC" -std=c++17 -O3 --fmad=false --threads 0 $GENCODE -Xcompiler -fPIC \
-  -Xcompiler -fvisibility=hidden -c "$HERE/kernels/hotsketch_kernels.cu" -o "$OBJ/hotsketch_kernels.o" &
+  -Xcompiler -fvisibility=hidden -c "$HERE/kernels/hotsketch_kernels.cu" \
+  -o "$OBJ/hotsketch_kernels.o" &
 nvcc_pid=$!
 # shellcheck disable=SC2086
 "$NVCC" -std=c++17 -O3 --fmad=false --threads 0 $GENCODE -Xcompiler -fPIC \
@@ -68,7 +69,8 @@ wait $nvcc_pid
 wait $routing_pid
 wait $gxx_pid
 # The CPU library's sources (setup.py's list: all but gpu_kernels.cc, built above).
-mapfile -t SOURCES < <(ls "$ROOT"/custom_ops/core/*.cc "$ROOT"/custom_ops/tf/*.cc | grep -v '/gpu_kernels\.cc$')
+mapfile -t SOURCES < <(ls "$ROOT"/custom_ops/core/*.cc "$ROOT"/custom_ops/tf/*.cc |
+                       grep -v '/gpu_kernels\.cc$')
 g++ -std=c++17 -shared -fPIC -O3 "${SOURCES[@]}" "$OBJ/gpu_kernels.o" \
   "$OBJ/hotsketch_kernels.o" "$OBJ/routing_kernels.o" -o "$OUT" "${TF_CFLAGS[@]}" "${TF_LFLAGS[@]}" \
   "$CUDART_STATIC" -ldl -lrt -lpthread

@@ -9,10 +9,11 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$HERE/sources.sh"
 mkdir -p "$HERE/build"
-g++ -std=c++17 -O2 -Wall -Wextra -Wno-maybe-uninitialized -pthread "$HERE/harness/emulation_test.cc" \
-  "${HARNESS_SOURCES[@]}" "${CORE_SOURCES[@]}" -o "$HERE/build/emulation_test" &
-g++ -std=c++17 -O2 -Wall -Wextra -pthread "$HERE/harness/routing_emulation_test.cc" "${CORE_SOURCES[@]}" \
-  -o "$HERE/build/routing_emulation_test"
+g++ -std=c++17 -O2 -Wall -Wextra -Wno-maybe-uninitialized -pthread \
+  "$HERE/harness/emulation_test.cc" "${HARNESS_SOURCES[@]}" "${CORE_SOURCES[@]}" \
+  -o "$HERE/build/emulation_test" &
+g++ -std=c++17 -O2 -Wall -Wextra -pthread "$HERE/harness/routing_emulation_test.cc" \
+  "${CORE_SOURCES[@]}" -o "$HERE/build/routing_emulation_test"
 wait $!
 "$HERE/build/routing_emulation_test"
 exec "$HERE/build/emulation_test" "$@"

@@ -22,7 +22,8 @@ echo "== building with $("$NVCC" --version | tail -n 2 | head -n 1)"
 start=$(date +%s)
 pids=()
 # shellcheck disable=SC2086
-"$NVCC" "${FLAGS[@]}" $GENCODE -c "$HERE/kernels/hotsketch_kernels.cu" -o "$BUILD/hotsketch_kernels.o" &
+"$NVCC" "${FLAGS[@]}" $GENCODE -c "$HERE/kernels/hotsketch_kernels.cu" \
+  -o "$BUILD/hotsketch_kernels.o" &
 pids+=($!)
 # shellcheck disable=SC2086
 "$NVCC" "${FLAGS[@]}" $GENCODE -c "$HERE/harness/harness.cu" -o "$BUILD/harness.o" &

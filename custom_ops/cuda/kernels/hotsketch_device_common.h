@@ -1,6 +1,6 @@
 // Per-element bodies of the HotSketch CUDA kernels, shared verbatim between
 // the GPU (hotsketch_kernels.cu, compiled by nvcc) and the CPU emulation of the
-// GPU pipeline (emulation_test.cc, compiled by g++). Every function here is the
+// GPU pipeline (../harness/emulation_test.cc, g++). Every function here is the
 // body of one kernel thread (or one step of one), so the emulation runs exactly
 // the arithmetic the GPU runs; only the CUB sorts/scans and the block-level
 // cooperative sum of long runs are re-implemented on the host side.

@@ -1,6 +1,6 @@
 // Per-element bodies of the CafeRoute CUDA kernels (routing_kernels.cu),
 // shared verbatim with the CPU emulation of the GPU pipeline
-// (routing_emulation_test.cc). The semantics are cafe::Route
+// (../harness/routing_emulation_test.cc). The semantics are cafe::Route
 // (../core/routing.h): distinct pairs in order of first occurrence, found
 // here without any order-dependent step: every occurrence claims a hash slot
 // for its pair (compare-and-swap), the slot keeps the smallest occurrence
