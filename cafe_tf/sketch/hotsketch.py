@@ -168,7 +168,7 @@ class HotSketch(tf.Module):
                                                 second_sighting=self.config.second_sighting,
                                                 replacement=self.config.replacement,
                                                 num_threads=self.num_threads)
-        index_message = (f"feature_index must be in [0, 2**tag_bits) = "
+        index_message = (f"feature_index must be in [0, 2^tag_bits) = "
                          f"[0, {1 << self.config.tag_bits}) (tag_bits {self.config.tag_bits}, "
                          f"from num_features {self.config.num_features})")
         checks = [

@@ -84,13 +84,17 @@ std::string ValidateRouteInput(const int32_t* feature_index, int64_t n, int32_t 
   if (n >= (int64_t{1} << 31)) return "a call must hold fewer than 2^31 ids";
   for (int64_t i = 0; i < n; ++i) {
     if (feature_index[i] < 0 || feature_index[i] >= num_features) {
-      std::ostringstream err;
-      err << "feature_index must be in [0, " << num_features << "), got " << feature_index[i]
-          << " at index " << i;
-      return err.str();
+      return InvalidFeatureIndex(feature_index[i], i, num_features);
     }
   }
   return "";
+}
+
+std::string InvalidFeatureIndex(int32_t value, int64_t index, int32_t num_features) {
+  std::ostringstream err;
+  err << "feature_index must be in [0, " << num_features << "), got " << value << " at index "
+      << index;
+  return err.str();
 }
 
 std::vector<int64_t> DistinctPairs(const int64_t* a, const int32_t* b, int64_t n,

@@ -70,6 +70,10 @@ struct RouteResult {
 // Empty when every feature index is in [0, num_features) and n < 2^31, else the problem.
 std::string ValidateRouteInput(const int32_t* feature_index, int64_t n, int32_t num_features);
 
+// The problem of feature_index[index] = value outside [0, num_features) (the CPU and
+// GPU kernels report it alike).
+std::string InvalidFeatureIndex(int32_t value, int64_t index, int32_t num_features);
+
 // Distinct values of (a[i], b[i]) for i < n (b may be null: all 0), in order
 // of first occurrence; writes the pair index of each i to `inverse` and
 // returns the position of each distinct pair's first occurrence.

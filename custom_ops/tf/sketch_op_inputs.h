@@ -1,5 +1,5 @@
 // Inputs of the HotSketch ops shared by the CPU kernels (hotsketch_ops.cc) and
-// the GPU kernels (../cuda/tf_gpu_kernels.cc): the order and dtypes of the
+// the GPU kernels (gpu_kernels.cc): the order and dtypes of the
 // state variables, the shape checks of an insert batch, and the migrate op's
 // attributes.
 #ifndef CAFE_TF_TF_SKETCH_OP_INPUTS_H_
@@ -85,7 +85,7 @@ inline Status ReadTagBits(OpKernelConstruction* ctx, int32_t* tag_bits) {
   return OkStatus();
 }
 
-// An insert batch is three vectors of one length: ids, importance, tags.
+// An insert batch is three vectors of one length: ids, importance, feature_index.
 inline Status CheckInsertShapes(const Tensor& ids, const Tensor& importance,
                                 const Tensor& feature_index) {
   if (ids.dims() != 1) {
