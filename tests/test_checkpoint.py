@@ -143,11 +143,12 @@ def test_resume_in_a_fresh_model_equals_uninterrupted_training(method, arrays, u
     assert int(fresh.embedding.promotions.numpy()) > promotions_at_save > 0
 
 
-BACKUP_STEPS_PER_EPOCH, BACKUP_EPOCHS = 5, 3
+BACKUP_STEPS_PER_EPOCH, BACKUP_EPOCHS = 7, 2
 
 
 def fit_with_backup(model, arrays, backup_dir, save_freq, *callbacks):
-    """3 epochs of 5 steps over the repeated data, backed up, resuming from the backup."""
+    """2 epochs of 7 steps over the repeated data (10 batches), backed up, resuming from
+    the backup."""
     backup = ExactBackupAndRestore(str(backup_dir), save_freq=save_freq)
     data = backup.skip_trained(mu.dataset(arrays, GLOBAL_BATCH).repeat(), BACKUP_STEPS_PER_EPOCH)
     # The backup is listed first on purpose: it must still back up after migration.
@@ -164,16 +165,16 @@ def uninterrupted_epochs(arrays, tmp_path_factory):
     return full_state(model), mu.cafe_state(model)
 
 
-@pytest.mark.parametrize("save_freq, position", [(3, 9), ("epoch", 10)])
+@pytest.mark.parametrize("save_freq, position", [(3, 12), ("epoch", 7)])
 def test_backup_resumes_mid_epoch_on_the_next_batch(save_freq, position, arrays,
                                                     uninterrupted_epochs, tmp_path):
-    """A fit that dies at step 11 resumes, in a fresh model, on the batch after its last
-    backup (step 9: epoch 1's batch 3, with a migration; or the end of epoch 1) and ends
-    bit-identical to an uninterrupted fit."""
+    """A fit that dies at step 13 resumes, in a fresh model, on the batch after its last
+    backup (step 12: epoch 1's batch 4, after the step's migration; or the end of epoch 0)
+    and ends bit-identical to an uninterrupted fit."""
 
     class Crash(tf_keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):
-            if int(self.model.optimizer.iterations.numpy()) == 11:
+            if int(self.model.optimizer.iterations.numpy()) == 13:
                 raise RuntimeError("worker lost")
 
     with pytest.raises(RuntimeError, match="worker lost"):
