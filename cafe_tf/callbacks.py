@@ -20,8 +20,8 @@ class CafeMigration(tf_keras.callbacks.Callback):
     replica under a distribution strategy. Batches are counted from
     `model.optimizer.iterations` (read once per epoch; checkpoints hold it), so
     a run resumed from a checkpoint (also mid-epoch, by `BackupAndRestore`)
-    migrates at the same steps as an uninterrupted run. A step that logs nothing reads no value back from the
-    device: migrations run without stalling training.
+    migrates at the same steps as an uninterrupted run. A step that logs nothing
+    reads no value back from the device: migrations run without stalling training.
 
     Every `log_every_n_steps` batches it adds to the Keras batch logs, per layer,
     `<layer>_promotions` / `<layer>_demotions` since the previous point,

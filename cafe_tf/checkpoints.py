@@ -365,7 +365,6 @@ class PeriodicCheckpoint(tf_keras.callbacks.Callback):
             self._save(self._step())
 
 
-
 class ExactBackupAndRestore(tf_keras.callbacks.BackupAndRestore):
     """tf_keras `BackupAndRestore` whose resumed run continues on the very next batch.
 
@@ -379,9 +378,7 @@ class ExactBackupAndRestore(tf_keras.callbacks.BackupAndRestore):
     - the backup of step s is written when step s is fully done: at the start of the
       next batch (or at the end of the epoch), after every callback's
       `on_train_batch_end` for step s, `CafeMigration` included, whatever the
-      callback order;
-    - the saved position is the last batch the step ran, also with
-      `steps_per_execution` > 1.
+      callback order.
 
     What is restored is what `BackupAndRestore` restores: the model (every CAFE
     variable: sketch, tables, bookkeeping, counters), its optimizer (slots and
@@ -417,8 +414,14 @@ class ExactBackupAndRestore(tf_keras.callbacks.BackupAndRestore):
     def trained_batches(self, steps_per_epoch: int) -> int:
         """How many batches of `fit`'s input stream the backup has trained on.
 
-        0 when there is no backup. This is where tf_keras resumes: the epoch and
-        batch after the backed-up ones, counted in batches from the start of `fit`.
+        This is where tf_keras resumes: the epoch and batch after the backed-up
+        ones, counted in batches from the start of `fit`.
+
+        Args:
+          steps_per_epoch: the `steps_per_epoch` given to `fit`.
+
+        Returns:
+          The number of batches to skip; 0 when there is no backup.
         """
         if isinstance(steps_per_epoch, bool) or not isinstance(steps_per_epoch, int) \
                 or steps_per_epoch <= 0:
@@ -438,7 +441,15 @@ class ExactBackupAndRestore(tf_keras.callbacks.BackupAndRestore):
         return epoch * steps_per_epoch + batch + 1 if batch >= 0 else 0
 
     def skip_trained(self, dataset: tf.data.Dataset, steps_per_epoch: int) -> tf.data.Dataset:
-        """`dataset` without the batches the backup has trained on (see `trained_batches`)."""
+        """`dataset` without the batches the backup has trained on.
+
+        Args:
+          dataset: the input stream of `fit` (global batches, repeated).
+          steps_per_epoch: the `steps_per_epoch` given to `fit`.
+
+        Returns:
+          `dataset.skip(self.trained_batches(steps_per_epoch))`.
+        """
         return dataset.skip(self.trained_batches(steps_per_epoch))
 
     def _flush(self):
@@ -450,7 +461,8 @@ class ExactBackupAndRestore(tf_keras.callbacks.BackupAndRestore):
         self._flush()
 
     def on_train_batch_end(self, batch, logs=None):
-        # `batch` is the last batch this step ran (several with steps_per_execution).
+        # The position tf_keras resumes after. Set here, not at the batch's start as the
+        # base class does, since the backup is written at the next batch's start.
         self._training_state._ckpt_saved_batch.assign(batch)
         if self.save_freq != "epoch":
             self._batches_count += 1
