@@ -118,8 +118,7 @@ def test_no_matrix_product_sees_a_zero_width_input_without_dense_fields(name, ki
     assert not dense.consumers(), [op.name for op in dense.consumers()]
     # ... and no product anywhere has a zero dimension.
     shapes = _matmul_input_shapes(graph)
-    assert len(shapes) >= 2 * (1 + len(model.top_mlp._sublayers if name == "dlrm" else
-                                       model.deep_mlp._sublayers)), shapes  # forward + backward
+    assert len(shapes) >= 4, shapes  # the walk sees the model's products, forward and backward
     zero_width = {op: s for op, s in shapes.items() if any(0 in shape for shape in s)}
     assert not zero_width, zero_width
     if name == "dlrm":

@@ -122,6 +122,10 @@ class DLRM(_CTRModel):
     Returns:
       Logits, float32 [B, 1].
 
+    Raises:
+      ValueError: a width not a positive int; at call, dense features of unknown
+        width, or no dense features and fewer than two embedded features.
+
     Example:
 
     ```python
@@ -185,7 +189,8 @@ class DCN(_CTRModel):
       global_batch_size: see `DLRM`.
       **kwargs: passed to `tf_keras.Model` (e.g. `name`).
 
-    Call args, Returns, Example: as `DLRM`.
+    Call args, Returns, Example: as `DLRM`. Raises: as `DLRM`, but one embedded feature
+    without dense features is enough.
     """
 
     def __init__(self, embedding_layer: tf_keras.layers.Layer, num_cross_layers: int = 3,
