@@ -7,12 +7,32 @@ Both take any embedding collection (a layer mapping {name: ids} to
 Batches are `(features, label)` or `(features, label, sample_weight)` with
 `features = {"dense": float32 [B, n_dense], "sparse": {name: ids}}` and
 `label` float32 [B, 1] of 0/1 clicks. The models output logits [B, 1].
+Dense features must be finite: a batch holding NaN or inf fails with an
+`InvalidArgumentError` that names the value's place, before it changes any state.
 """
 from typing import Optional, Sequence
 
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 import tf_keras
+
+
+def check_finite_dense(dense: tf.Tensor) -> tf.Operation:
+    """An op that fails with `InvalidArgumentError` if `dense` holds NaN or inf.
+
+    The message gives the first such value and its index `[example, column]` in the
+    batch. A NaN input would turn the loss, every gradient and (through CAFE's gradient
+    importance) the sketch's scores into NaN without an error: the models refuse it.
+    """
+    finite = tf.math.is_finite(dense)
+    # The first bad value and its index (zeros where there is none; then nothing fails).
+    index = tf.concat([tf.where(~finite), tf.zeros([1, tf.rank(dense)], tf.int64)], 0)[0]
+    value = tf.concat([tf.boolean_mask(dense, ~finite), tf.zeros([1], dense.dtype)], 0)[0]
+    message = tf.strings.join([
+        "dense features hold NaN or inf: ", tf.strings.as_string(value), " at [",
+        tf.strings.reduce_join(tf.strings.as_string(index), separator=", "),
+        "] of the batch (clean or impute the data before training)"])
+    return tf.debugging.Assert(tf.reduce_all(finite), [message], summarize=1)
 
 
 class _CTRModel(tfrs.models.Model):
@@ -40,12 +60,23 @@ class _CTRModel(tfrs.models.Model):
         raise NotImplementedError
 
     def call(self, features, training=None):
-        # `training` goes to the embedding layer explicitly: CAFE updates its
-        # sketch only when training.
-        embeddings = self.embedding_layer(features["sparse"], training=training)
-        # Sorted by name: the layout seen by the layers after does not depend
-        # on the order of a dict.
-        return self._logits(features["dense"], [embeddings[name] for name in sorted(embeddings)])
+        dense = tf.convert_to_tensor(features["dense"])
+        # Everything else of the step waits for the check: a batch with NaN or inf stops
+        # training before it changes any state (sketch, counters, weights, optimizer).
+        with tf.control_dependencies([check_finite_dense(dense)]):
+            # `training` goes to the embedding layer explicitly: CAFE updates its
+            # sketch only when training.
+            embeddings = self.embedding_layer(features["sparse"], training=training)
+            # Sorted by name: the layout seen by the layers after does not depend
+            # on the order of a dict.
+            return self._logits(tf.identity(dense),
+                                [embeddings[name] for name in sorted(embeddings)])
+
+    def train_step(self, inputs):
+        # `call` checks too, but the optimizer's step counter does not wait for it: a
+        # failing batch would still count as a step.
+        with tf.control_dependencies([check_finite_dense(inputs[0]["dense"])]):
+            return super().train_step(inputs)
 
     def compute_loss(self, inputs, training: bool = False) -> tf.Tensor:
         features, labels, *sample_weight = inputs
