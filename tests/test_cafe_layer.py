@@ -378,6 +378,29 @@ def _planted_model():
     return model, layer
 
 
+def test_callback_migrates_with_the_models_optimizer_resetting_promoted_rows_slots():
+    """CafeMigration hands the layer the model's optimizer: the promoted rows' slots are
+    reset (to Adam's 0), every other row's kept."""
+    model, layer = _planted_model()
+    model.fit(_planted_dataset(n=256), verbose=0)  # importance recorded, nothing promoted yet
+    assert int(layer.sketch.hot_rows_used()) == 0
+    slots, _ = _hot_table_optimizer_variables(model.optimizer, layer)
+    assert len(slots) == 2
+    for variable in slots:
+        variable.assign(tf.fill(variable.shape, 7.0))
+    callback = CafeMigration(every_n_steps=1)
+    callback.set_model(model)
+    stats = callback.migrate_now()
+    entries = layer.sketch.read_state().entries.numpy()
+    promoted = sorted(set((entries[entries >= 0] >> layer.sketch_config.tag_bits).tolist()))
+    assert stats["cafe_promotions"] == len(promoted) > 0
+    assert stats["cafe_hot_occupancy"] == len(promoted) / layer.layout.hot_rows
+    for variable in slots:
+        value = variable.numpy()
+        np.testing.assert_array_equal(value[promoted], 0.0, err_msg=variable.name)
+        assert np.all(np.delete(value, promoted, axis=0) == 7.0), variable.name
+
+
 def test_tfrs_model_fit_converges_and_promotes_planted_hot_ids():
     model, layer = _planted_model()
     history = model.fit(_planted_dataset(), epochs=3, verbose=0,
