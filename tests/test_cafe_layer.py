@@ -146,6 +146,36 @@ def _train_step(layer, ids, loss_fn):
     return tape.gradient(loss, layer.trainable_weights)
 
 
+@pytest.mark.parametrize("replacement, second_sighting", [
+    ("inherit", False), ("inherit", True), ("erode", True)])
+def test_replacement_and_second_sighting_reach_the_layers_sketch(replacement, second_sighting):
+    """Through the layer's own inserts into a saturated sketch: SpaceSaving's takeovers
+    inherit the scores they replace, so the scores add up to every occurrence inserted,
+    erosion loses mass; and only second_sighting marks those takeovers pending (erosion by
+    importance 1 empties a slot of score 1 rather than taking it over)."""
+    layer = _layer({"a": 5000}, budget_bytes=2000, compression_ratio=None, threshold=1e6,
+                   replacement=replacement, second_sighting=second_sighting)
+    assert layer.sketch_config.replacement == replacement
+    assert layer.sketch_config.second_sighting == second_sighting
+    slots = layer.sketch_config.num_buckets * layer.sketch_config.slots_per_bucket
+    rng = np.random.default_rng(0)
+    occurrences = 0
+    for _ in range(5):  # each id once per step, weight 1: importance 1 per occurrence
+        ids = tf.constant(rng.choice(10**9, size=4 * slots, replace=False), tf.int64)
+        _train_step(layer, {"a": ids}, lambda out: tf.reduce_sum(out["a"]))
+        occurrences += int(ids.shape[0])
+    state = layer.sketch.read_state()
+    total = float(np.sum(state.scores.numpy(), dtype=np.float64))
+    entries = state.entries.numpy()
+    pending = np.count_nonzero((entries < 0) & ((-1 - entries) % 2 == 1))
+    if replacement == "inherit":
+        assert np.all(state.scores.numpy() > 0)  # saturated: every slot taken
+        assert total == occurrences
+        assert (pending > 0) == second_sighting
+    else:
+        assert total < occurrences / 10
+
+
 def test_gradient_importance_is_normalised_per_feature():
     layer = _layer(importance="gradient", threshold=1000.0)
     ids = {"a": tf.constant([1, 2, 3], tf.int64), "b": tf.constant([7, 7, 8], tf.int64)}
