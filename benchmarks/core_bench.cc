@@ -238,7 +238,7 @@ int Bench(int64_t n, int repeats, int threads, const std::string& phase) {
   return 0;
 }
 
-// ---- naive restatement of spec section 2 (the oracle of `verify`) ------------------------
+// ---- naive restatement of the batch insert (the oracle of `verify`) ----------------------
 float NaivePairwiseSum(const float* v, int64_t n) {
   if (n <= 0) return 0.f;
   int64_t padded = 1;

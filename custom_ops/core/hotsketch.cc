@@ -247,7 +247,7 @@ namespace {
 
 // ---- batch insert --------------------------------------------------------------------------
 //
-// Plan (every step keeps the spec's order of operations, so the state is the
+// Plan (every step keeps the documented order of operations, so the state is the
 // same as a plain per-bucket loop, whatever the number of tasks):
 //  1. (parallel over contiguous input chunks, claimed dynamically) each id's
 //     (key, importance, tag) record is appended to the block list of its

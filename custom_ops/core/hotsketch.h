@@ -211,7 +211,7 @@ std::string ValidateInsert(const float* importance, const int32_t* tags, int64_t
 // The problem with entry `index` (importance v, tag), or empty when it is valid.
 std::string InvalidInsertEntry(float v, int32_t tag, int64_t index, int32_t tag_bits);
 
-// Batch insert (spec section 2). `num_shards` splits the buckets into that
+// Batch insert (docs/sketch.md, "Batch insert"). `num_shards` splits the buckets into that
 // many contiguous ranges processed through `parallel_for`; the resulting state
 // is the same for every value.
 void Insert(const SketchConfig& config, const SketchState& state, const int64_t* keys,
