@@ -305,6 +305,9 @@ def test_parquet_rejects_bad_engines_and_column_types(tmp_path, rows):
                   I2=pa.array([b"0", b"1", b"2"], pa.binary()))
     with pytest.raises(ValueError, match=r"unsupported types \{'I2': 'binary'\}"):
         CriteoParquet(str(tmp_path / "dates.parquet"))
+    write_parquet(tmp_path / "text_ints.parquet", rows[:3], I7=pa.array(["1", "x", ""]))
+    with pytest.raises(ValueError, match=r"text_ints.parquet: columns \['I7'\] hold strings"):
+        CriteoParquet(str(tmp_path / "text_ints.parquet"))
     write_parquet(tmp_path / "int_ids.parquet", rows[3:6], hex_strings=False)
     with pytest.raises(ValueError, match=r"int_ids.parquet: columns \['C1', .* have other types"):
         CriteoParquet([str(tmp_path / "a.parquet"), str(tmp_path / "int_ids.parquet")])

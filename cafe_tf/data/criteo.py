@@ -307,8 +307,9 @@ class CriteoParquet(_CriteoFiles):
         engine: the engine in use, `"tensorflow_io"` or `"pyarrow"`.
 
     Raises:
-        ValueError: a file lacks a column, holds a null, or has a column type other than
-            integer, float or string (or differs in types from the first file);
+        ValueError: a file lacks a column, holds a null, has a column type other than
+            integer, float or string, a string label or I column, or differs in types from
+            the first file;
             `engine="tensorflow_io"` where tensorflow_io cannot read Parquet (the message
             says which TensorFlow it supports); an unknown engine.
         ImportError: pyarrow is not installed.
@@ -497,6 +498,10 @@ def _check_parquet_files(files: Sequence[str]) -> dict:
         if unsupported:
             raise ValueError(f"{path}: columns of unsupported types {unsupported}; use "
                              "integer, float or string columns")
+        text = [c for c in [LABEL_COLUMN] + DENSE_FIELDS if these[c] == tf.string]
+        if text:
+            raise ValueError(f"{path}: columns {text} hold strings; the label and I1..I13 must "
+                             "be integer or float columns (NaN for a missing integer)")
         if types is not None and these != types:
             differ = sorted(c for c in _PARQUET_COLUMNS if these[c] != types[c])
             raise ValueError(f"{path}: columns {differ} have other types than in {files[0]}")
