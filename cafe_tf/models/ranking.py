@@ -14,20 +14,24 @@ Dense features must be finite: a batch holding NaN or inf fails with an
 `InvalidArgumentError` that names the value's place, before it changes any state.
 """
 import numbers
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence
 
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 import tf_keras
 
 
-def check_finite_dense(dense: tf.Tensor) -> tf.Operation:
-    """An op that fails with `InvalidArgumentError` if `dense` holds NaN or inf.
+def check_finite_dense(dense: tf.Tensor) -> List[tf.Operation]:
+    """The op that fails with `InvalidArgumentError` if `dense` holds NaN or inf, as a
+    list for `tf.control_dependencies` (empty for a zero-width `dense`: nothing reads it).
 
     The message gives the first such value and its index `[example, column]` in the
     batch. A NaN input would turn the loss, every gradient and (through CAFE's gradient
     importance) the sketch's scores into NaN without an error: the models refuse it.
     """
+    dense = tf.convert_to_tensor(dense)
+    if dense.shape.rank == 2 and dense.shape[-1] == 0:
+        return []
     finite = tf.math.is_finite(dense)
     # The first bad value and its index (zeros where there is none; then nothing fails).
     index = tf.concat([tf.where(~finite), tf.zeros([1, tf.rank(dense)], tf.int64)], 0)[0]
@@ -36,7 +40,7 @@ def check_finite_dense(dense: tf.Tensor) -> tf.Operation:
         "dense features hold NaN or inf: ", tf.strings.as_string(value), " at [",
         tf.strings.reduce_join(tf.strings.as_string(index), separator=", "),
         "] of the batch (clean or impute the data before training)"])
-    return tf.debugging.Assert(tf.reduce_all(finite), [message], summarize=1)
+    return [tf.debugging.Assert(tf.reduce_all(finite), [message], summarize=1)]
 
 
 def _widths(name: str, units) -> tuple:
@@ -79,7 +83,7 @@ class _CTRModel(tfrs.models.Model):
                              f"got shape {dense.shape}")
         # Everything else of the step waits for the check: a batch with NaN or inf stops
         # training before it changes any state (sketch, counters, weights, optimizer).
-        with tf.control_dependencies([check_finite_dense(dense)]):
+        with tf.control_dependencies(check_finite_dense(dense)):
             # `training` goes to the embedding layer explicitly: CAFE updates its
             # sketch only when training.
             embeddings = self.embedding_layer(features["sparse"], training=training)
@@ -91,7 +95,7 @@ class _CTRModel(tfrs.models.Model):
     def train_step(self, inputs):
         # `call` checks too, but the optimizer's step counter does not wait for it: a
         # failing batch would still count as a step.
-        with tf.control_dependencies([check_finite_dense(inputs[0]["dense"])]):
+        with tf.control_dependencies(check_finite_dense(inputs[0]["dense"])):
             return super().train_step(inputs)
 
     def compute_loss(self, inputs, training: bool = False) -> tf.Tensor:
