@@ -14,7 +14,9 @@ into a layer of another layout fails. This module adds:
 - `verify_checkpoint` / `restore`: refuse a mismatching checkpoint *before*
   touching any variable, with an error that names each mismatch (CAFE layer,
   variable, both shapes or layout fields). Works on any TF checkpoint, also those
-  of `model.save_weights` (shapes only, then);
+  of `model.save_weights` (shapes only, then). They first read every value of the
+  checkpoint once, so a truncated, corrupted or missing file is refused too
+  (`CheckpointCorruptError`, naming the file), and never half restored;
 - `PeriodicCheckpoint`: a Keras callback that saves through a
   `tf.train.CheckpointManager` every N optimizer steps (crash-safe: the manager
   only points at fully written checkpoints);
@@ -47,6 +49,10 @@ from cafe_tf.layers.layout_record import (SKETCH_STATE_VERSION, CheckpointMismat
 
 _OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 _LAYOUT_ATTRIBUTE = "cafe_layout"
+
+
+class CheckpointCorruptError(ValueError):
+    """A checkpoint's files cannot be read: missing, truncated or corrupted."""
 
 
 def layout_signature(root) -> Dict[str, Dict]:
@@ -133,6 +139,44 @@ def _variable_owners(root):
     return owners
 
 
+def read_checkpoint(save_path: str):
+    """`tf.train.load_checkpoint(save_path)`, after reading each of its values once.
+
+    TensorFlow checks each value's checksum as it reads it, so this finds a truncated or
+    corrupted file before any variable is restored, which could otherwise fail halfway
+    (or later, when a variable created after the restore reads its value). It costs one
+    read of the checkpoint's data.
+
+    Raises:
+      CheckpointCorruptError: the index file is missing or unreadable, or a value
+        cannot be read from the data files; the message names the file.
+    """
+    index = f"{save_path}.index"
+    try:
+        reader = tf.train.load_checkpoint(save_path)
+    except Exception as err:  # noqa: BLE001 (any failure to open it: missing, bad bytes)
+        what = "is unreadable" if tf.io.gfile.exists(index) else "does not exist"
+        raise CheckpointCorruptError(
+            f"checkpoint '{save_path}': its index file {index} {what} "
+            f"({_first_line(err)}); nothing was restored") from None
+    data = sorted(tf.io.gfile.glob(f"{save_path}.data-*"))
+    problem = (f"the data file {' or '.join(data)} is truncated or corrupted" if data else
+               f"its data file {save_path}.data-*-of-* is missing")
+    for key in sorted(reader.get_variable_to_shape_map()):
+        try:
+            reader.get_tensor(key)
+        except Exception as err:  # noqa: BLE001 (truncated: IndexError; bad bytes: OpError)
+            raise CheckpointCorruptError(
+                f"checkpoint '{save_path}': {problem}: reading '{key}' failed "
+                f"({_first_line(err)}); nothing was restored") from None
+    return reader
+
+
+def _first_line(err: Exception) -> str:
+    text = getattr(err, "message", None) or str(err) or type(err).__name__
+    return text.strip().splitlines()[0]
+
+
 def mismatches(root, save_path: str) -> List[str]:
     """Why the checkpoint at `save_path` cannot be restored into `root` ([] if it can).
 
@@ -140,8 +184,11 @@ def mismatches(root, save_path: str) -> List[str]:
     (for `Checkpoint.save` / `CheckpointManager`) or the model (for
     `model.save_weights`). Build the model first: unbuilt layers have no
     variables to compare.
+
+    Raises:
+      CheckpointCorruptError: the checkpoint's files cannot be read (`read_checkpoint`).
     """
-    reader = tf.train.load_checkpoint(save_path)
+    reader = read_checkpoint(save_path)
     shapes = reader.get_variable_to_shape_map()
     dtypes = reader.get_variable_to_dtype_map()
     graph = trackable_object_graph_pb2.TrackableObjectGraph()
@@ -182,7 +229,8 @@ def mismatches(root, save_path: str) -> List[str]:
 
 
 def verify_checkpoint(root, save_path: str) -> None:
-    """Raises `CheckpointMismatchError` naming every mismatch, before any restore."""
+    """Raises `CheckpointMismatchError` naming every mismatch, or `CheckpointCorruptError`
+    naming an unreadable file, before any restore."""
     problems = mismatches(root, save_path)
     if problems:
         raise CheckpointMismatchError(mismatch_message(f"checkpoint '{save_path}'", problems))

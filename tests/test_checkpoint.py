@@ -87,8 +87,8 @@ import tf_keras  # noqa: E402
 
 import model_utils as mu  # noqa: E402
 from cafe_tf.callbacks import CafeMigration  # noqa: E402
-from cafe_tf.checkpoints import (CheckpointMismatchError, ExactBackupAndRestore,  # noqa: E402
-                                 make_checkpoint, mismatches, restore)
+from cafe_tf.checkpoints import (CheckpointCorruptError, CheckpointMismatchError,  # noqa: E402
+                                 ExactBackupAndRestore, make_checkpoint, mismatches, restore)
 from cafe_tf.layers import find_cafe_layers  # noqa: E402
 from cafe_tf.layers import CafeConfig, CafeEmbeddingCollection  # noqa: E402
 
@@ -314,6 +314,78 @@ def test_layer_records_its_layout_in_every_checkpoint(tmp_path):
     wrap(c).load_weights(str(tmp_path / "weights"))
     for x, y in zip(a.weights, c.weights):
         np.testing.assert_array_equal(x.numpy(), y.numpy())
+
+
+def _flip_a_byte_of_an_optimizer_slot(path):
+    """Flips one byte inside the stored value of one of Adam's slot variables."""
+    data = Path(f"{path}.data-00000-of-00001")
+    contents = bytearray(data.read_bytes())
+    reader = tf.train.load_checkpoint(path)
+    slots = [k for k in reader.get_variable_to_shape_map() if k.startswith("optimizer/_var")]
+    for key in sorted(slots):
+        value = reader.get_tensor(key).tobytes()
+        if contents.count(value) == 1:  # found once in the file (not all zeros, say)
+            contents[contents.find(value) + len(value) // 2] ^= 0xFF
+            data.write_bytes(bytes(contents))
+            return
+    raise AssertionError("no optimizer slot to corrupt")
+
+
+def _truncate(path, suffix):
+    file = Path(f"{path}{suffix}")
+    file.write_bytes(file.read_bytes()[:file.stat().st_size // 2])
+
+
+CORRUPTIONS = {
+    # A fresh model's optimizer has no slots yet, so TF would restore everything else and
+    # read this value only at the first training step.
+    "optimizer_slot_bytes": (_flip_a_byte_of_an_optimizer_slot,
+                             r"the data file .*ckpt-1\.data-00000-of-00001 is truncated or "
+                             r"corrupted: reading 'optimizer/_variables/\d+/.*' failed "
+                             r"\(.*Checksum"),
+    "truncated_data": (lambda path: _truncate(path, ".data-00000-of-00001"),
+                       r"the data file .*ckpt-1\.data-00000-of-00001 is truncated or corrupted"),
+    "truncated_index": (lambda path: _truncate(path, ".index"),
+                        r"its index file .*ckpt-1\.index is unreadable"),
+    "missing_data": (lambda path: os.remove(f"{path}.data-00000-of-00001"),
+                     r"its data file .*ckpt-1\.data-\*-of-\* is missing"),
+}
+
+
+@pytest.mark.parametrize("corruption", sorted(CORRUPTIONS))
+def test_corrupt_checkpoint_is_refused_naming_the_file_and_restores_nothing(corruption, arrays,
+                                                                           tmp_path):
+    saved = mu.make_model(seed=7)
+    train(saved, arrays, 0, 3)
+    path = make_checkpoint(saved).save(str(tmp_path / "ckpt"))
+    corrupt, message = CORRUPTIONS[corruption]
+    corrupt(path)
+
+    tf_keras.utils.set_random_seed(8)
+    fresh = mu.CafeRanker()
+    fresh.compile(optimizer=tf_keras.optimizers.Adam(0.05))
+    fresh(mu.eval_features(4))  # the layers' variables, but no optimizer slots yet
+    assert not fresh.optimizer.variables[1:]  # so TF would defer their restore
+    before = mu.weights_state(fresh)
+    with pytest.raises(CheckpointCorruptError, match=message + ".*nothing was restored"):
+        restore(make_checkpoint(fresh), path)
+    with pytest.raises(CheckpointCorruptError, match=message):
+        mismatches(make_checkpoint(fresh), path)
+    mu.assert_states_equal(mu.weights_state(fresh), before, "nothing restored")
+    assert not fresh.optimizer.variables[1:]
+
+
+def test_corrupt_save_weights_checkpoint_is_refused(arrays, tmp_path):
+    saved = mu.make_model(seed=7)
+    train(saved, arrays, 0, 2)
+    path = str(tmp_path / "weights")
+    saved.save_weights(path)
+    _truncate(path, ".data-00000-of-00001")
+    fresh = mu.make_model(seed=8)
+    before = mu.weights_state(fresh)
+    with pytest.raises(CheckpointCorruptError, match="weights.data-00000-of-00001 is truncated"):
+        restore(fresh, path)
+    mu.assert_states_equal(mu.weights_state(fresh), before, "nothing restored")
 
 
 @pytest.mark.slow
