@@ -259,6 +259,10 @@ class CafeEmbeddingCollection(tf_keras.layers.Layer):
         return {f.name: inputs_lib.pool(v, flat, f.combiner)
                 for f, v, flat in zip(self.features, per_feature, flats)}
 
+    def compute_output_shape(self, input_shape):
+        return inputs_lib.output_shapes([f.name for f in self.features], input_shape,
+                                        self.embedding_dim)
+
     # ---- importance -------------------------------------------------------------------
     def _importance_tap(self, vectors, route, id_weights):
         """Identity whose backward pass inserts the occurrences' importance into the sketch."""
@@ -410,6 +414,9 @@ class CafeEmbedding(CafeEmbeddingCollection):
     def call(self, inputs, weights=None, training=None):
         weights = None if weights is None else {self.FEATURE: weights}
         return super().call({self.FEATURE: inputs}, weights, training)[self.FEATURE]
+
+    def compute_output_shape(self, input_shape):
+        return super().compute_output_shape({self.FEATURE: input_shape})[self.FEATURE]
 
     def get_config(self):
         config = super().get_config()
