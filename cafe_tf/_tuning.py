@@ -1,18 +1,9 @@
-"""Tuning CAFE's budget and knobs with keras-tuner, under a hard memory cap.
+"""The search of CAFE configurations under a hard memory cap, for either Keras.
 
-Which keras-tuner, and why. keras-tuner 1.4.x does `import keras`, which is
-Keras 3 whenever TensorFlow >= 2.16 is installed, and rejects every tf_keras
-(and so every TFRS) model with `FatalTypeError: Expected the model-building
-function ... to return a valid Keras Model instance`. Two ways were run here
-with every trial COMPLETED: (a) keras-tuner 1.3.5, which imports
-`tensorflow.keras` and so follows `TF_USE_LEGACY_KERAS=1` (set by
-`import cafe_tf`); (b) 1.4.8 with `sys.modules["keras"]` pointed at `tf_keras`
-while `keras_tuner` is first imported. cafe_tf uses (a), the pinned 1.3.5: it
-patches no interpreter-wide state and adds no import-order rule beyond the
-`TF_USE_LEGACY_KERAS` that TFRS needs anyway (with (b), any module importing
-`keras_tuner` before the patch binds it to Keras 3 for the whole process). Importing this module checks that keras-tuner is
-bound to tf_keras and raises ImportError otherwise, rather than letting every
-trial fail.
+`cafe_tf.tuning` (tf_keras models) and `cafe_tf.keras3.tuning` (Keras 3 models) bind
+keras-tuner to their Keras (`cafe_tf._keras_tuner`), then import this module: each
+subclasses `CafeHyperModelBase` with its Keras's `CafeMigration` and layer search, and
+makes its `tune` with `make_tune`.
 
 The cap. `cap_bytes` bounds the bytes held by the model's CAFE layers (hot
 table, hashed tables, sketch and bookkeeping, as `memory_bytes()` counts them;
@@ -32,32 +23,25 @@ both times before any training:
    repeat, so it raises `CapExceededError`, a keras-tuner `FatalError`: the
    search stops at once with the reason, instead of keras-tuner quietly
    marking the trial FAILED and moving on.
-
-Example:
-  >>> data = SyntheticCriteo(SyntheticCriteoConfig(rows_per_day=20_000, num_days=3))  # doctest: +SKIP
-  >>> def build_model(config):  # doctest: +SKIP
-  ...     model = DLRM(CafeEmbeddingCollection(data.vocabulary_sizes, config, name="cafe"),
-  ...                  embedding_dim=config.embedding_dim)
-  ...     model.compile(optimizer=tf_keras.optimizers.Adam(0.01))
-  ...     return model
-  >>> result = tune(build_model, data.train_dataset(512), data.test_dataset(4096),  # doctest: +SKIP
-  ...               vocabulary_sizes=data.vocabulary_sizes, cap_bytes=256 * 1024,
-  ...               directory="/tmp/cafe_tuning", max_trials=8)
-  >>> result.best_config.compression_ratio, result.best_metric, result.best_bytes  # doctest: +SKIP
 """
 import dataclasses
+import sys
 import warnings
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-import keras_tuner as kt
 import tf_keras
-from keras_tuner.engine.trial import TrialStatus
 
+from cafe_tf import _keras_tuner
 from cafe_tf import budget as budget_lib
-from cafe_tf.callbacks import CafeMigration, find_cafe_layers
 from cafe_tf.layers.cafe_config import CafeConfig
 from cafe_tf.layers.cafe_embedding import CafeEmbeddingCollection
 from cafe_tf.layers.features import FeaturesLike, as_feature_configs
+
+if "keras_tuner" not in sys.modules:
+    # Imported before either entry module (pytest's doctest collection): serve tf_keras.
+    _keras_tuner.bind(tf_keras, "cafe_tf.tuning")
+import keras_tuner as kt  # noqa: E402
+from keras_tuner.engine.trial import TrialStatus  # noqa: E402
 
 # The per-trial metric (best epoch) recording the bytes of the model's CAFE layers.
 BYTES_METRIC = "cafe_bytes"
@@ -69,23 +53,6 @@ TUNERS = {"random": kt.RandomSearch, "bayesian": kt.BayesianOptimization,
 _OPTIONAL_KNOBS = ("hot_share", "threshold", "decay_rate")
 # CafeConfig fields that the search space always sets itself.
 _SET_BY_SPACE = frozenset({"embedding_dim", "compression_ratio", "budget_bytes", "multi_level"})
-
-
-def _require_tf_keras_tuner() -> None:
-    """Raises ImportError unless keras-tuner validates models against tf_keras."""
-    version = tuple(int(part) for part in kt.__version__.split(".")[:2])
-    if version >= (1, 4):
-        raise ImportError(
-            f"cafe_tf.tuning needs keras-tuner 1.3.x (found {kt.__version__}): 1.4 imports "
-            "Keras 3 and rejects tf_keras / TFRS models. pip install keras-tuner==1.3.5")
-    from keras_tuner.engine import tuner as tuner_engine  # the 1.3.x layout
-    if tuner_engine.keras.Model is not tf_keras.Model:
-        raise ImportError(
-            "keras-tuner is bound to Keras 3, not tf_keras: set TF_USE_LEGACY_KERAS=1 (or "
-            "import cafe_tf) before TensorFlow's tf.keras is first used")
-
-
-_require_tf_keras_tuner()
 
 
 class CapExceededError(kt.errors.FatalValueError):
@@ -242,19 +209,12 @@ def config_from_hp(hp: kt.HyperParameters, space: CafeSearchSpace) -> CafeConfig
     return CafeConfig(embedding_dim=space.embedding_dim, **space.fixed, **tuned)
 
 
-def cafe_bytes(model: tf_keras.Model) -> int:
-    """Bytes held by every CAFE layer of `model` (tables, sketch, bookkeeping).
-
-    Before the layers are built this is their planned layout, which is what
-    they allocate when built.
-    """
-    return sum(layer.memory_bytes() for layer in find_cafe_layers(model))
-
-
-class CafeHyperModel(kt.HyperModel):
+class CafeHyperModelBase(kt.HyperModel):
     """A keras-tuner `HyperModel` over CAFE configurations, with a hard memory cap.
 
-    Usable with any keras-tuner 1.3 tuner. `build` turns the trial's
+    A subclass names its Keras's pieces: `migration` (the `CafeMigration` callback
+    class) and `find_layers` (model -> its CAFE layers). Usable with any keras-tuner
+    tuner. `build` turns the trial's
     hyperparameters into a `CafeConfig`, calls `build_model` with it and checks
     the model's CAFE bytes against the cap (see the module docstring). `fit`
     adds a `CafeMigration` callback unless one is given (keras-tuner deep-copies
@@ -263,8 +223,8 @@ class CafeHyperModel(kt.HyperModel):
     model's CAFE bytes as the trial metric `cafe_bytes`.
 
     Args:
-      build_model: `(CafeConfig) -> compiled tf_keras model` holding CAFE
-        layers built from that config.
+      build_model: `(CafeConfig) -> compiled model` (of the subclass's Keras) holding
+        CAFE layers built from that config.
       vocabulary_sizes: the features of every CAFE layer of the model.
       cap_bytes: the most bytes the model's CAFE layers may hold.
       space: the ranges searched; default `CafeSearchSpace()`.
@@ -281,7 +241,10 @@ class CafeHyperModel(kt.HyperModel):
       >>> tuner.search(train, validation_data=validation)  # doctest: +SKIP
     """
 
-    def __init__(self, build_model: Callable[[CafeConfig], tf_keras.Model],
+    migration: type  # the CafeMigration callback class
+    find_layers: Callable  # model -> its CAFE layers
+
+    def __init__(self, build_model: Callable[[CafeConfig], Any],
                  vocabulary_sizes: FeaturesLike, cap_bytes: int,
                  space: Optional[CafeSearchSpace] = None, migration_every_n_steps: int = 1,
                  name: str = "cafe"):
@@ -291,7 +254,16 @@ class CafeHyperModel(kt.HyperModel):
         self.space = (space or CafeSearchSpace()).within_cap(vocabulary_sizes, self.cap_bytes)
         self.migration_every_n_steps = migration_every_n_steps
 
-    def build(self, hp: kt.HyperParameters) -> tf_keras.Model:
+    @classmethod
+    def cafe_bytes(cls, model) -> int:
+        """Bytes held by every CAFE layer of `model` (tables, sketch, bookkeeping).
+
+        Before the layers are built this is their planned layout, which is what
+        they allocate when built.
+        """
+        return sum(layer.memory_bytes() for layer in cls.find_layers(model))
+
+    def build(self, hp: kt.HyperParameters):
         """The model of `hp`'s configuration, refused before training if over the cap.
 
         Raises:
@@ -300,11 +272,11 @@ class CafeHyperModel(kt.HyperModel):
         """
         config = config_from_hp(hp, self.space)
         model = self.build_model(config)
-        if not find_cafe_layers(model):
+        if not self.find_layers(model):
             raise kt.errors.FatalValueError(
                 "the model returned by build_model holds no CafeEmbeddingCollection: the "
                 "CAFE configuration being tuned is not used")
-        held = cafe_bytes(model)
+        held = self.cafe_bytes(model)
         if held > self.cap_bytes:
             raise CapExceededError(
                 f"the model built from {config} holds {held:,} bytes in its CAFE layers, over "
@@ -316,11 +288,11 @@ class CafeHyperModel(kt.HyperModel):
     def fit(self, hp, model, *args, callbacks=None, **kwargs):
         """`model.fit` with a `CafeMigration` callback; the history gains `cafe_bytes`."""
         callbacks = list(callbacks or [])
-        if not any(isinstance(c, CafeMigration) for c in callbacks):
-            callbacks.append(CafeMigration(every_n_steps=self.migration_every_n_steps))
+        if not any(isinstance(c, self.migration) for c in callbacks):
+            callbacks.append(self.migration(every_n_steps=self.migration_every_n_steps))
         history = model.fit(*args, callbacks=callbacks, **kwargs)
         # Variables exist now: this is what the trained layers really hold.
-        history.history[BYTES_METRIC] = [cafe_bytes(model)] * len(history.epoch)
+        history.history[BYTES_METRIC] = [self.cafe_bytes(model)] * len(history.epoch)
         return history
 
 
@@ -391,88 +363,95 @@ def _fmt(value, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
-def tune(build_model: Callable[[CafeConfig], tf_keras.Model], train_data,
-         validation_data=None, *, vocabulary_sizes: FeaturesLike, cap_bytes: int,
-         space: Optional[CafeSearchSpace] = None, tuner: str = "random", max_trials: int = 10,
-         epochs: int = 1, objective: Union[str, kt.Objective] = DEFAULT_OBJECTIVE,
-         distribution_strategy=None, callbacks: Sequence[tf_keras.callbacks.Callback] = (),
-         migration_every_n_steps: int = 1, directory: str = "cafe_tuning",
-         project_name: str = "cafe", overwrite: bool = True, seed: Optional[int] = None,
-         verbose: int = 0, tuner_options: Optional[Mapping[str, Any]] = None,
-         **fit_kwargs) -> TuningResult:
-    """Searches CAFE configurations under a memory cap and returns the best one.
+def make_tune(hypermodel_class: type) -> Callable[..., TuningResult]:
+    """The `tune` function of a Keras: searches with `hypermodel_class` (a
+    `CafeHyperModelBase` subclass)."""
 
-    Args:
-      build_model: `(CafeConfig) -> compiled tf_keras model` (e.g. a TFRS model)
-        whose CAFE layers are built from that config. Called inside
-        `distribution_strategy.scope()` when one is given.
-      train_data: training data passed to `model.fit` (e.g. a `tf.data.Dataset`).
-      validation_data: passed to `model.fit`; needed by "val_*" objectives.
-      vocabulary_sizes: the features of every CAFE layer the model builds.
-      cap_bytes: the most bytes the model's CAFE layers may hold (tables,
-        sketch, bookkeeping; optimizer slots not counted).
-      space: the ranges searched; default `CafeSearchSpace()`.
-      tuner: "random", "bayesian" (needs scikit-learn) or "hyperband".
-      max_trials: trials to run; ignored by "hyperband", whose trial count
-        follows from `epochs` (its `max_epochs`) and `factor`.
-      epochs: epochs per trial ("hyperband": the most epochs of a trial).
-      objective: a `kt.Objective`, or the name of a metric logged by `fit`
-        whose direction keras-tuner knows (e.g. "val_loss"); default: maximise
-        "val_auc".
-      distribution_strategy: e.g. `tf.distribute.MirroredStrategy()`; each
-        trial's model is built and trained under it.
-      callbacks: extra Keras callbacks, deep-copied per trial. A
-        `CafeMigration(every_n_steps=migration_every_n_steps)` is added
-        unless one is given.
-      migration_every_n_steps: see `callbacks`.
-      directory, project_name: where keras-tuner keeps its trials.
-      overwrite: start afresh; False resumes a search stored there.
-      seed: seeds the tuner's sampling.
-      verbose: passed to keras-tuner's display and `model.fit`.
-      tuner_options: more keyword arguments of the keras-tuner class (e.g.
-        `num_initial_points` for "bayesian", `factor` for "hyperband").
-      **fit_kwargs: more `model.fit` arguments (e.g. `steps_per_epoch`).
+    def tune(build_model: Callable[[CafeConfig], Any], train_data,
+             validation_data=None, *, vocabulary_sizes: FeaturesLike, cap_bytes: int,
+             space: Optional[CafeSearchSpace] = None, tuner: str = "random", max_trials: int = 10,
+             epochs: int = 1, objective: Union[str, kt.Objective] = DEFAULT_OBJECTIVE,
+             distribution_strategy=None, callbacks: Sequence = (),
+             migration_every_n_steps: int = 1, directory: str = "cafe_tuning",
+             project_name: str = "cafe", overwrite: bool = True, seed: Optional[int] = None,
+             verbose: int = 0, tuner_options: Optional[Mapping[str, Any]] = None,
+             **fit_kwargs) -> TuningResult:
+        """Searches CAFE configurations under a memory cap and returns the best one.
 
-    Returns:
-      A `TuningResult`.
+        Args:
+          build_model: `(CafeConfig) -> compiled model` whose CAFE layers are built from
+            that config: a tf_keras model (e.g. TFRS) for `cafe_tf.tuning.tune`, a Keras 3
+            one (e.g. keras-rs) for `cafe_tf.keras3.tuning.tune`. Called inside
+            `distribution_strategy.scope()` when one is given.
+          train_data: training data passed to `model.fit` (e.g. a `tf.data.Dataset`).
+          validation_data: passed to `model.fit`; needed by "val_*" objectives.
+          vocabulary_sizes: the features of every CAFE layer the model builds.
+          cap_bytes: the most bytes the model's CAFE layers may hold (tables,
+            sketch, bookkeeping; optimizer slots not counted).
+          space: the ranges searched; default `CafeSearchSpace()`.
+          tuner: "random", "bayesian" (needs scikit-learn) or "hyperband".
+          max_trials: trials to run; ignored by "hyperband", whose trial count
+            follows from `epochs` (its `max_epochs`) and `factor`.
+          epochs: epochs per trial ("hyperband": the most epochs of a trial).
+          objective: a `kt.Objective`, or the name of a metric logged by `fit`
+            whose direction keras-tuner knows (e.g. "val_loss"); default: maximise
+            "val_auc".
+          distribution_strategy: e.g. `tf.distribute.MirroredStrategy()`; each
+            trial's model is built and trained under it.
+          callbacks: extra Keras callbacks, deep-copied per trial. A
+            `CafeMigration(every_n_steps=migration_every_n_steps)` is added
+            unless one is given.
+          migration_every_n_steps: see `callbacks`.
+          directory, project_name: where keras-tuner keeps its trials.
+          overwrite: start afresh; False resumes a search stored there.
+          seed: seeds the tuner's sampling.
+          verbose: passed to keras-tuner's display and `model.fit`.
+          tuner_options: more keyword arguments of the keras-tuner class (e.g.
+            `num_initial_points` for "bayesian", `factor` for "hyperband").
+          **fit_kwargs: more `model.fit` arguments (e.g. `steps_per_epoch`).
 
-    Raises:
-      ValueError: a bad tuner name, a "val_*" objective without validation
-        data, or a space/cap without a valid layout.
-      CapExceededError: a built model's CAFE layers exceed the cap (the
-        vocabulary does not match the model); raised before training.
-      RuntimeError: no trial completed (the first failure's message included).
+        Returns:
+          A `TuningResult`.
 
-    Example:
-      >>> result = tune(build_model, train, validation, vocabulary_sizes=data.vocabulary_sizes,  # doctest: +SKIP
-      ...               cap_bytes=1 << 20, tuner="bayesian", max_trials=12,
-      ...               directory="/tmp/cafe_tuning")
-      >>> print(result.format_table())  # doctest: +SKIP
-    """
-    if tuner not in TUNERS:
-        raise ValueError(f"tuner must be one of {sorted(TUNERS)}, got {tuner!r}")
-    objective_name = getattr(objective, "name", objective)
-    if validation_data is None and str(objective_name).startswith("val_"):
-        # Otherwise every trial would fail to report it and end FAILED.
-        raise ValueError(f"the objective {objective_name!r} needs validation_data")
-    hypermodel = CafeHyperModel(build_model, vocabulary_sizes, cap_bytes, space,
-                                migration_every_n_steps)
-    options = dict(tuner_options or {})
-    if tuner == "hyperband":
-        options.setdefault("max_epochs", epochs)
-    else:
-        options.setdefault("max_trials", max_trials)
-    keras_tuner = TUNERS[tuner](hypermodel, objective=objective, seed=seed,
-                                distribution_strategy=distribution_strategy,
-                                directory=directory, project_name=project_name,
-                                overwrite=overwrite, **options)
-    keras_tuner.search(train_data, validation_data=validation_data, epochs=epochs,
-                       callbacks=list(callbacks), verbose=verbose, **fit_kwargs)
-    return collect_results(keras_tuner, hypermodel)
+        Raises:
+          ValueError: a bad tuner name, a "val_*" objective without validation
+            data, or a space/cap without a valid layout.
+          CapExceededError: a built model's CAFE layers exceed the cap (the
+            vocabulary does not match the model); raised before training.
+          RuntimeError: no trial completed (the first failure's message included).
+
+        Example:
+          >>> result = tune(build_model, train, validation, vocabulary_sizes=data.vocabulary_sizes,  # doctest: +SKIP
+          ...               cap_bytes=1 << 20, tuner="bayesian", max_trials=12,
+          ...               directory="/tmp/cafe_tuning")
+          >>> print(result.format_table())  # doctest: +SKIP
+        """
+        if tuner not in TUNERS:
+            raise ValueError(f"tuner must be one of {sorted(TUNERS)}, got {tuner!r}")
+        objective_name = getattr(objective, "name", objective)
+        if validation_data is None and str(objective_name).startswith("val_"):
+            # Otherwise every trial would fail to report it and end FAILED.
+            raise ValueError(f"the objective {objective_name!r} needs validation_data")
+        hypermodel = hypermodel_class(build_model, vocabulary_sizes, cap_bytes, space,
+                                      migration_every_n_steps)
+        options = dict(tuner_options or {})
+        if tuner == "hyperband":
+            options.setdefault("max_epochs", epochs)
+        else:
+            options.setdefault("max_trials", max_trials)
+        keras_tuner = TUNERS[tuner](hypermodel, objective=objective, seed=seed,
+                                    distribution_strategy=distribution_strategy,
+                                    directory=directory, project_name=project_name,
+                                    overwrite=overwrite, **options)
+        keras_tuner.search(train_data, validation_data=validation_data, epochs=epochs,
+                           callbacks=list(callbacks), verbose=verbose, **fit_kwargs)
+        return collect_results(keras_tuner, hypermodel)
+
+    return tune
 
 
-def collect_results(keras_tuner: kt.Tuner, hypermodel: CafeHyperModel) -> TuningResult:
-    """The `TuningResult` of a search run with a `CafeHyperModel`.
+def collect_results(keras_tuner: kt.Tuner, hypermodel: CafeHyperModelBase) -> TuningResult:
+    """The `TuningResult` of a search run with a `CafeHyperModel` (of either Keras).
 
     Warns about each trial that did not complete: keras-tuner records failing
     trials as FAILED and returns normally.
