@@ -12,6 +12,11 @@ Data readers, models, checkpoints, serving and tuning live in the submodules
 `cafe_tf.data`, `cafe_tf.models`, `cafe_tf.checkpoints`, `cafe_tf.serving` and
 `cafe_tf.tuning`.
 
+These are tf_keras (Keras 2) layers and callbacks: `import cafe_tf` makes `tf.keras`
+mean tf_keras (it sets `TF_USE_LEGACY_KERAS=1`, for TFRS). Their Keras 3 versions are
+in `cafe_tf.keras3`, and `import cafe_tf.keras3` leaves `TF_USE_LEGACY_KERAS` and
+`tf.keras` as they are (docs/keras3.md).
+
 Example:
   >>> import cafe_tf
   >>> layer = cafe_tf.CafeEmbeddingCollection(
@@ -19,25 +24,28 @@ Example:
   ...     cafe_tf.CafeConfig(embedding_dim=16, compression_ratio=100))
   >>> migration = cafe_tf.CafeMigration(every_n_steps=1)
 """
-import os as _os
+import sys as _sys
 
-# TFRS and our layers are Keras 2 (tf_keras): make tf.keras mean tf_keras
-# unless the user already chose, before TensorFlow is first imported.
-_os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
-from cafe_tf import _compat  # noqa: E402,F401  (supported TF and Keras, else a clear error)
-from cafe_tf import _ops  # noqa: E402,F401  (loads the op library; clear error if it cannot)
-from cafe_tf._autograph import skip_tf_keras_conversion as _skip_tf_keras_conversion  # noqa: E402
-from cafe_tf.callbacks import CafeMigration  # noqa: E402
-from cafe_tf.layers import (AdaEmbedEmbeddingCollection, CafeConfig,  # noqa: E402
-                            CafeEmbedding, CafeEmbeddingCollection, FeatureConfig,
-                            FullEmbeddingCollection, HashEmbeddingCollection,
-                            MDEEmbeddingCollection, OfflineSeparationEmbeddingCollection,
-                            QREmbeddingCollection, count_frequencies)
-from cafe_tf.reallocation import AdaEmbedReallocation  # noqa: E402
-from cafe_tf.sketch import HotSketch, SketchConfig  # noqa: E402
+def _imported_for_keras3() -> bool:
+    """Whether Python imports this package only as the parent of `cafe_tf.keras3`
+    (`import cafe_tf.keras3`, `from cafe_tf.keras3 import ...`), which must leave
+    TF_USE_LEGACY_KERAS and tf.keras as they are.
 
-_skip_tf_keras_conversion()
+    Python imports a package before its submodule, from the frame of
+    `importlib._bootstrap._find_and_load(name)` of the submodule; that frame is
+    the only trace of what is being imported.
+    """
+    frame = _sys._getframe(1)
+    while frame is not None:
+        if (frame.f_code.co_name == "_find_and_load"
+                and frame.f_globals.get("__name__") == "importlib._bootstrap"):
+            name = frame.f_locals.get("name") or ""
+            if name == f"{__name__}.keras3" or name.startswith(f"{__name__}.keras3."):
+                return True
+        frame = frame.f_back
+    return False
+
 
 __version__ = "0.1.0"
 
@@ -48,3 +56,19 @@ __all__ = [
     "OfflineSeparationEmbeddingCollection", "QREmbeddingCollection", "SketchConfig",
     "count_frequencies",
 ]
+
+if _imported_for_keras3():
+    def __getattr__(name):
+        """The tf_keras API, loaded (making tf.keras mean tf_keras) on first use."""
+        if name in __all__:
+            from cafe_tf import _tf_keras_api
+            return getattr(_tf_keras_api, name)
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+else:  # sets TF_USE_LEGACY_KERAS and checks the environment (_tf_keras_api.py)
+    from cafe_tf._tf_keras_api import (AdaEmbedEmbeddingCollection,  # noqa: F401
+                                       AdaEmbedReallocation, CafeConfig, CafeEmbedding,
+                                       CafeEmbeddingCollection, CafeMigration, FeatureConfig,
+                                       FullEmbeddingCollection, HashEmbeddingCollection,
+                                       HotSketch, MDEEmbeddingCollection,
+                                       OfflineSeparationEmbeddingCollection,
+                                       QREmbeddingCollection, SketchConfig, count_frequencies)

@@ -1,6 +1,8 @@
 """Checks, when cafe_tf is imported, that TensorFlow and Keras are ones it supports.
 
-Raises `UnsupportedEnvironmentError` (an ImportError) naming the problem and the fix:
+`import cafe_tf` runs `check_tf_keras_environment`, `import cafe_tf.keras3`
+`check_keras3_environment`. They raise `UnsupportedEnvironmentError` (an ImportError)
+naming the problem and the fix:
 
 - TensorFlow outside `TENSORFLOW_RANGE` (pip refuses such an install; this catches a forced
   one, say `pip install --no-deps`);
@@ -10,7 +12,9 @@ Raises `UnsupportedEnvironmentError` (an ImportError) naming the problem and the
   environment already sets it, which works even after `import tensorflow` or `import keras`
   as long as nothing has used `tf.keras` yet. It cannot take effect once `tf.keras` was
   resolved to Keras 3, nor override `TF_USE_LEGACY_KERAS=0`: then this error says what to
-  do. Keras 3 itself (`import keras`) can stay in use in the same process.
+  do. Keras 3 itself (`import keras`) can stay in use in the same process;
+- for `cafe_tf.keras3`: Keras other than 3, or a Keras backend other than TensorFlow.
+  `cafe_tf.keras3` leaves `TF_USE_LEGACY_KERAS` and `tf.keras` as they are.
 """
 import importlib.metadata
 import os
@@ -76,5 +80,34 @@ def _tf_keras_version():
         return None
 
 
-check_versions(tf.__version__, _tf_keras_version())
-check_tf_keras_binding()
+def check_keras3(keras_version: str, backend: str) -> None:
+    """Raises unless Keras is version 3 on the TensorFlow backend.
+
+    Args:
+        keras_version: `keras.__version__`, e.g. "3.15.1".
+        backend: `keras.backend.backend()`, e.g. "tensorflow".
+    """
+    if _major_minor(keras_version)[0] != 3:
+        raise UnsupportedEnvironmentError(
+            f"cafe_tf.keras3 needs Keras 3, but Keras {keras_version} is installed: "
+            "`pip install 'keras>=3'` (cafe_tf's tf_keras layers are `import cafe_tf`).")
+    if backend != "tensorflow":
+        raise UnsupportedEnvironmentError(
+            f"cafe_tf.keras3 runs on Keras 3's TensorFlow backend (its layers use TensorFlow "
+            f"ops), but Keras uses the {backend!r} backend in this process. Set "
+            "KERAS_BACKEND=tensorflow before keras is first imported.")
+
+
+def check_tf_keras_environment() -> None:
+    """The checks of `import cafe_tf`: versions, and tf.keras bound to tf_keras."""
+    check_versions(tf.__version__, _tf_keras_version())
+    check_tf_keras_binding()
+
+
+def check_keras3_environment() -> None:
+    """The checks of `import cafe_tf.keras3`: versions (its layers share their logic with
+    the tf_keras ones), and Keras 3 on the TensorFlow backend. tf.keras is not looked at."""
+    import keras
+
+    check_versions(tf.__version__, _tf_keras_version())
+    check_keras3(keras.__version__, keras.backend.backend())

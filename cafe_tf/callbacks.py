@@ -4,44 +4,26 @@ from typing import Dict, List, Optional
 import tensorflow as tf
 import tf_keras
 
-from cafe_tf.layers.cafe_embedding import CafeEmbeddingCollection
+from cafe_tf.layers.cafe_embedding import CafeEmbeddingCollectionLogic
 
 
-def find_cafe_layers(model) -> List[CafeEmbeddingCollection]:
-    """Every CAFE layer inside `model`, nested models and layers included."""
-    return [m for m in model.submodules if isinstance(m, CafeEmbeddingCollection)]
+def find_layers(model, layer_class) -> list:
+    """Every layer of `layer_class` inside `model`, nested models and layers included
+    (a tf_keras or a Keras 3 model)."""
+    # tf_keras layers are tf.Modules; Keras 3 layers are not, and list their own layers.
+    layers = (model.submodules if hasattr(model, "submodules")
+              else model._flatten_layers(include_self=False))
+    return [layer for layer in layers if isinstance(layer, layer_class)]
 
 
-class CafeMigration(tf_keras.callbacks.Callback):
-    """Runs decay, demotion and promotion of every CAFE layer of the model.
+def find_cafe_layers(model) -> List[CafeEmbeddingCollectionLogic]:
+    """Every CAFE layer inside `model` (tf_keras or Keras 3), nested models and layers
+    included."""
+    return find_layers(model, CafeEmbeddingCollectionLogic)
 
-    Every `every_n_steps` training batches it calls `layer.migrate` with the
-    model's optimizer (so promoted rows get fresh optimizer slots), on every
-    replica under a distribution strategy. Batches are counted from
-    `model.optimizer.iterations` (read once per epoch; checkpoints hold it), so
-    a run resumed from a checkpoint migrates at the same steps as an
-    uninterrupted run. A step that logs nothing reads no value back from the
-    device: migrations run without stalling training.
 
-    Every `log_every_n_steps` batches it adds to the Keras batch logs, per layer,
-    `<layer>_promotions` / `<layer>_demotions` since the previous point,
-    `<layer>_hot_occupancy` (share of hot rows in use after the last migration),
-    `<layer>_hot_lookup_share` (share of the epoch's training lookups served by
-    hot rows) and, under a distribution strategy, `<layer>_exchanged_pairs_per_step`
-    ((key, feature) pairs all-gathered per step for the importance exchange); to
-    the epoch logs, `<layer>_epoch_promotions` / `<layer>_epoch_demotions`,
-    `<layer>_hot_lookup_share` and `<layer>_hot_occupancy`; and writes them to
-    TensorBoard when `log_dir` is set. The layers are found in `set_model`, so
-    the callback can be deep-copied (keras-tuner does) and reused across models.
-
-    Args:
-      every_n_steps: M, batches between migrations (paper: 1).
-      log_dir: optional TensorBoard log directory.
-      log_every_n_steps: batches between log points.
-
-    Example:
-      >>> model.fit(dataset, epochs=1, callbacks=[CafeMigration(every_n_steps=1)])  # doctest: +SKIP
-    """
+class CafeMigrationLogic:
+    """The Keras-independent logic of `CafeMigration` (a mixin; layers/keras_base.py)."""
 
     def __init__(self, every_n_steps: int = 1, log_dir: Optional[str] = None,
                  log_every_n_steps: int = 100):
@@ -56,7 +38,7 @@ class CafeMigration(tf_keras.callbacks.Callback):
         self.every_n_steps = every_n_steps
         self.log_dir = log_dir
         self.log_every_n_steps = log_every_n_steps
-        self._layers: List[CafeEmbeddingCollection] = []
+        self._layers: List[CafeEmbeddingCollectionLogic] = []
 
     def set_model(self, model):
         super().set_model(model)
@@ -188,3 +170,35 @@ class CafeMigration(tf_keras.callbacks.Callback):
                 for name, value in stats.items():
                     tf.summary.scalar(f"cafe/epoch_{name}", value)
             self._writer.flush()
+
+
+class CafeMigration(CafeMigrationLogic, tf_keras.callbacks.Callback):
+    """Runs decay, demotion and promotion of every CAFE layer of the model.
+
+    Every `every_n_steps` training batches it calls `layer.migrate` with the
+    model's optimizer (so promoted rows get fresh optimizer slots), on every
+    replica under a distribution strategy. Batches are counted from
+    `model.optimizer.iterations` (read once per epoch; checkpoints hold it), so
+    a run resumed from a checkpoint migrates at the same steps as an
+    uninterrupted run. A step that logs nothing reads no value back from the
+    device: migrations run without stalling training.
+
+    Every `log_every_n_steps` batches it adds to the Keras batch logs, per layer,
+    `<layer>_promotions` / `<layer>_demotions` since the previous point,
+    `<layer>_hot_occupancy` (share of hot rows in use after the last migration),
+    `<layer>_hot_lookup_share` (share of the epoch's training lookups served by
+    hot rows) and, under a distribution strategy, `<layer>_exchanged_pairs_per_step`
+    ((key, feature) pairs all-gathered per step for the importance exchange); to
+    the epoch logs, `<layer>_epoch_promotions` / `<layer>_epoch_demotions`,
+    `<layer>_hot_lookup_share` and `<layer>_hot_occupancy`; and writes them to
+    TensorBoard when `log_dir` is set. The layers are found in `set_model`, so
+    the callback can be deep-copied (keras-tuner does) and reused across models.
+
+    Args:
+      every_n_steps: M, batches between migrations (paper: 1).
+      log_dir: optional TensorBoard log directory.
+      log_every_n_steps: batches between log points.
+
+    Example:
+      >>> model.fit(dataset, epochs=1, callbacks=[CafeMigration(every_n_steps=1)])  # doctest: +SKIP
+    """

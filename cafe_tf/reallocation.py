@@ -4,36 +4,25 @@ from typing import Dict, List
 import tensorflow as tf
 import tf_keras
 
-from cafe_tf.layers.adaembed import AdaEmbedEmbeddingCollection
+from cafe_tf.callbacks import find_layers
+from cafe_tf.layers.adaembed import AdaEmbedEmbeddingCollectionLogic
 
 
-def find_adaembed_layers(model) -> List[AdaEmbedEmbeddingCollection]:
-    """Every AdaEmbed layer inside `model`, nested models and layers included."""
-    return [m for m in model.submodules if isinstance(m, AdaEmbedEmbeddingCollection)]
+def find_adaembed_layers(model) -> List[AdaEmbedEmbeddingCollectionLogic]:
+    """Every AdaEmbed layer inside `model` (tf_keras or Keras 3), nested models and layers
+    included."""
+    return find_layers(model, AdaEmbedEmbeddingCollectionLogic)
 
 
-class AdaEmbedReallocation(tf_keras.callbacks.Callback):
-    """Calls `reallocate` of every AdaEmbed layer of the model every `every_n_steps` batches.
-
-    Batches are counted by `model.optimizer.iterations` (checkpoints hold it).
-    It adds `<layer>_promotions`, `<layer>_demotions` (of the last
-    reallocation) to the batch logs and `<layer>_resident_share` (share of the
-    rows holding an id) to the epoch logs. One replica: the layer's counters
-    are updated in its call, which a distribution strategy would run per replica.
-
-    Args:
-      every_n_steps: batches between reallocations.
-
-    Example:
-      >>> model.fit(dataset, callbacks=[AdaEmbedReallocation(every_n_steps=20)])  # doctest: +SKIP
-    """
+class AdaEmbedReallocationLogic:
+    """The Keras-independent logic of `AdaEmbedReallocation` (a mixin; layers/keras_base.py)."""
 
     def __init__(self, every_n_steps: int = 20):
         super().__init__()
         if every_n_steps <= 0:
             raise ValueError(f"every_n_steps must be > 0, got {every_n_steps}")
         self.every_n_steps = every_n_steps
-        self._layers: List[AdaEmbedEmbeddingCollection] = []
+        self._layers: List[AdaEmbedEmbeddingCollectionLogic] = []
 
     def set_model(self, model):
         super().set_model(model)
@@ -65,3 +54,20 @@ class AdaEmbedReallocation(tf_keras.callbacks.Callback):
         if logs is not None:
             for layer in self._layers:
                 logs[f"{layer.name}_resident_share"] = layer.resident_share()
+
+
+class AdaEmbedReallocation(AdaEmbedReallocationLogic, tf_keras.callbacks.Callback):
+    """Calls `reallocate` of every AdaEmbed layer of the model every `every_n_steps` batches.
+
+    Batches are counted by `model.optimizer.iterations` (checkpoints hold it).
+    It adds `<layer>_promotions`, `<layer>_demotions` (of the last
+    reallocation) to the batch logs and `<layer>_resident_share` (share of the
+    rows holding an id) to the epoch logs. One replica: the layer's counters
+    are updated in its call, which a distribution strategy would run per replica.
+
+    Args:
+      every_n_steps: batches between reallocations.
+
+    Example:
+      >>> model.fit(dataset, callbacks=[AdaEmbedReallocation(every_n_steps=20)])  # doctest: +SKIP
+    """

@@ -19,7 +19,8 @@ import tf_keras
 from cafe_tf import budget as budget_lib
 from cafe_tf import hashing
 from cafe_tf.layers import optimizer_slots
-from cafe_tf.layers.baselines import EmbeddingCollectionBase
+from cafe_tf.layers.baselines import EmbeddingCollectionLogic
+from cafe_tf.layers.keras_base import TfKerasLayer, scatter_add, scatter_update
 
 # Salt of the start vectors' columns (start_vectors).
 _START_SALT = 0x5EED_0ADA
@@ -34,58 +35,8 @@ _NO_KEY = tf.int64.max
 _SCALAR_BYTES = 2 * _INT64
 
 
-@tf_keras.utils.register_keras_serializable(package="cafe_tf")
-class AdaEmbedEmbeddingCollection(EmbeddingCollectionBase):
-    """Importance-ranked exclusive rows, reallocated periodically; other ids read zeros.
-
-    State (all counted in `memory_bytes()`): `embeddings`, the K rows; the
-    sorted keys of the resident ids and the row of each (`resident_keys`,
-    `resident_rows`, 16 bytes per row); `importance`, float32 counters that
-    every training lookup of a key increments (slot
-    `hashing.hashed_row(key, M, 1)`); and `candidate_keys`, up to K ids
-    without a row, the most important seen since the last reallocation.
-    `importance_share` of the budget pays for the M counters (at most one per
-    vocabulary entry), the rest for rows at `4 D + 24` bytes each (row, index
-    entry and candidate slot).
-
-    A row given to an id starts at a small vector fixed by the id (uniform in
-    [-0.05, 0.05), like a fresh table's rows; the same on every replica and
-    in every run), and its optimizer slots start fresh. A start at zero, the
-    vector the id read before, would never train in a model whose only inputs
-    are embeddings: DLRM's dot interactions and DCN's crosses of all-zero
-    vectors have zero gradients.
-
-    Args:
-      features: {name: vocabulary_size}, or `FeatureConfig`s (or their dicts).
-      embedding_dim: D.
-      compression_ratio: full table bytes / budget; give this or `budget_bytes`.
-      budget_bytes: the bytes rows, index, counters and candidates may hold.
-      importance_share: share of the budget for the importance counters, in (0, 1).
-      importance_decay: factor applied to every counter at each reallocation
-        (1: counts accumulate for ever; below 1: recent lookups weigh more).
-      **kwargs: passed to `tf_keras.layers.Layer`.
-
-    Call args:
-      inputs, weights: as `HashEmbeddingCollection`.
-      training: when True, the lookups count towards importance and the
-        candidate buffer.
-
-    Returns:
-      {feature name: float32 [B, D]}.
-
-    Raises:
-      BudgetTooSmallError: the budget cannot hold one counter and one row.
-      ValueError: importance_share or importance_decay out of range.
-
-    Example:
-
-    >>> layer = AdaEmbedEmbeddingCollection({"a": 1000}, embedding_dim=4, compression_ratio=10)
-    >>> layer.num_rows, layer.num_counters
-    (27, 120)
-    >>> _ = layer({"a": tf.constant([3, 3, 5])}, training=True)
-    >>> layer.reallocate()["promotions"].numpy()   # 3 and 5 get rows
-    2
-    """
+class AdaEmbedEmbeddingCollectionLogic(EmbeddingCollectionLogic):
+    """The Keras-independent logic of `AdaEmbedEmbeddingCollection` (a mixin; keras_base)."""
 
     def __init__(self, features, embedding_dim, compression_ratio=None, budget_bytes=None,
                  importance_share: float = 0.3, importance_decay: float = 1.0, **kwargs):
@@ -104,11 +55,10 @@ class AdaEmbedEmbeddingCollection(EmbeddingCollectionBase):
         self.num_counters, self.num_rows = self._plan(sum(sizes))
 
         def weight(name, shape, dtype, value):
-            return self.add_weight(name=name, shape=shape, dtype=dtype, trainable=False,
-                                   initializer=tf_keras.initializers.Constant(value))
+            return self._new_weight(name, shape, self._initializers.Constant(value), dtype,
+                                    trainable=False)
 
-        self.embeddings = self.add_weight(name="embeddings", shape=[self.num_rows, embedding_dim],
-                                      initializer="zeros", trainable=True)
+        self.embeddings = self._new_weight("embeddings", [self.num_rows, embedding_dim], "zeros")
         self.resident_keys = weight("resident_keys", [self.num_rows], tf.int64, _NO_KEY)
         self.resident_rows = weight("resident_rows", [self.num_rows], tf.int64, 0)
         self.num_resident = weight("num_resident", [], tf.int64, 0)
@@ -151,8 +101,7 @@ class AdaEmbedEmbeddingCollection(EmbeddingCollectionBase):
 
     def _count(self, keys, hit):
         """Adds the lookups to importance; keeps the top non-resident keys as candidates."""
-        self.importance.scatter_add(tf.IndexedSlices(
-            tf.ones_like(keys, tf.float32), self._counter(keys)))
+        scatter_add(self.importance, self._counter(keys), tf.ones_like(keys, tf.float32))
         fresh, _ = tf.unique(tf.boolean_mask(keys, tf.logical_not(hit)))
         pool, _ = tf.unique(tf.concat([self.candidate_keys[:self.num_candidates], fresh], 0))
         best = self._top(pool, self.num_rows)
@@ -222,12 +171,12 @@ class AdaEmbedEmbeddingCollection(EmbeddingCollectionBase):
 
     def _reset_rows(self, rows, keys, optimizer):
         zeros = tf.zeros([tf.size(rows), self.embedding_dim])
-        self.embeddings.scatter_update(tf.IndexedSlices(self.start_vectors(keys), rows))
+        scatter_update(self.embeddings, rows, self.start_vectors(keys))
         for slot, initial in optimizer_slots.slots_for(optimizer, self.embeddings):
-            slot.scatter_update(tf.IndexedSlices(zeros + initial, rows))
+            scatter_update(slot, rows, zeros + initial)
         average = optimizer_slots.moving_average_for(optimizer, self.embeddings)
         if average is not None:
-            average.scatter_update(tf.IndexedSlices(zeros, rows))
+            scatter_update(average, rows, zeros)
 
     def resident_share(self) -> float:
         """Share of the rows holding an id."""
@@ -239,6 +188,61 @@ class AdaEmbedEmbeddingCollection(EmbeddingCollectionBase):
         config.update({"importance_share": self.importance_share,
                        "importance_decay": self.importance_decay})
         return config
+
+
+@tf_keras.utils.register_keras_serializable(package="cafe_tf")
+class AdaEmbedEmbeddingCollection(AdaEmbedEmbeddingCollectionLogic, TfKerasLayer):
+    """Importance-ranked exclusive rows, reallocated periodically; other ids read zeros.
+
+    State (all counted in `memory_bytes()`): `embeddings`, the K rows; the
+    sorted keys of the resident ids and the row of each (`resident_keys`,
+    `resident_rows`, 16 bytes per row); `importance`, float32 counters that
+    every training lookup of a key increments (slot
+    `hashing.hashed_row(key, M, 1)`); and `candidate_keys`, up to K ids
+    without a row, the most important seen since the last reallocation.
+    `importance_share` of the budget pays for the M counters (at most one per
+    vocabulary entry), the rest for rows at `4 D + 24` bytes each (row, index
+    entry and candidate slot).
+
+    A row given to an id starts at a small vector fixed by the id (uniform in
+    [-0.05, 0.05), like a fresh table's rows; the same on every replica and
+    in every run), and its optimizer slots start fresh. A start at zero, the
+    vector the id read before, would never train in a model whose only inputs
+    are embeddings: DLRM's dot interactions and DCN's crosses of all-zero
+    vectors have zero gradients.
+
+    Args:
+      features: {name: vocabulary_size}, or `FeatureConfig`s (or their dicts).
+      embedding_dim: D.
+      compression_ratio: full table bytes / budget; give this or `budget_bytes`.
+      budget_bytes: the bytes rows, index, counters and candidates may hold.
+      importance_share: share of the budget for the importance counters, in (0, 1).
+      importance_decay: factor applied to every counter at each reallocation
+        (1: counts accumulate for ever; below 1: recent lookups weigh more).
+      **kwargs: passed to `tf_keras.layers.Layer`.
+
+    Call args:
+      inputs, weights: as `HashEmbeddingCollection`.
+      training: when True, the lookups count towards importance and the
+        candidate buffer.
+
+    Returns:
+      {feature name: float32 [B, D]}.
+
+    Raises:
+      BudgetTooSmallError: the budget cannot hold one counter and one row.
+      ValueError: importance_share or importance_decay out of range.
+
+    Example:
+
+    >>> layer = AdaEmbedEmbeddingCollection({"a": 1000}, embedding_dim=4, compression_ratio=10)
+    >>> layer.num_rows, layer.num_counters
+    (27, 120)
+    >>> _ = layer({"a": tf.constant([3, 3, 5])}, training=True)
+    >>> layer.reallocate()["promotions"].numpy()   # 3 and 5 get rows
+    2
+    """
+
 
 
 def _pad(values, length, fill):

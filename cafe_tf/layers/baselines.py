@@ -13,7 +13,7 @@ interface of the CAFE layer so that models and benchmarks can swap them:
 
 The other baselines have their own modules: `cafe_tf.layers.mde` (mixed
 dimensions), `cafe_tf.layers.adaembed` (AdaEmbed) and `cafe_tf.layers.offline`
-(offline separation of hot ids). They share `EmbeddingCollectionBase`.
+(offline separation of hot ids). They share `EmbeddingCollectionLogic`.
 
 Ids are never bounded by the vocabulary sizes: any int64 id (or string) is
 valid and is hashed into the feature's rows with the hashing of
@@ -34,6 +34,7 @@ from cafe_tf import hashing
 from cafe_tf.layers import features as features_lib
 from cafe_tf.layers import initializers
 from cafe_tf.layers import inputs as inputs_lib
+from cafe_tf.layers.keras_base import TfKerasLayer, variable_bytes
 
 # Table seed of the id -> row hash of every baseline table. It is fixed, not
 # configurable: a checkpoint is only valid with the rows it was trained on.
@@ -42,8 +43,8 @@ _ROW_SEED = 0
 QR_OPERATIONS = ("mult", "add")
 
 
-class EmbeddingCollectionBase(tf_keras.layers.Layer):
-    """Base of every baseline collection: arguments, input handling, pooling, config.
+class EmbeddingCollectionLogic:
+    """Keras-independent base of every baseline collection (a mixin; keras_base): arguments, input handling, pooling, config.
 
     A subclass creates its variables in `__init__` (after this constructor) and
     says how the ids of each feature become [N, D] vectors (`_lookup`);
@@ -63,7 +64,7 @@ class EmbeddingCollectionBase(tf_keras.layers.Layer):
         # As given (for get_config); subclasses resolve the budget they use.
         self._compression_ratio = compression_ratio
         self._budget_bytes = budget_bytes
-        self.embeddings_initializer = tf_keras.initializers.get(embeddings_initializer)
+        self.embeddings_initializer = self._initializers.get(embeddings_initializer)
 
     def _lookup(self, keys: Sequence[tf.Tensor], training) -> Sequence[tf.Tensor]:
         """The [N_i, D] vectors of each feature's [N_i] int64 field keys, in feature order."""
@@ -90,8 +91,7 @@ class EmbeddingCollectionBase(tf_keras.layers.Layer):
     def memory_bytes(self) -> int:
         """Bytes of the state this layer holds (the sum of its variables' sizes,
         tables and bookkeeping), never more than `budget_bytes`."""
-        return sum(variable.shape.num_elements() * variable.dtype.size
-                   for variable in self.weights)
+        return variable_bytes(self.weights)
 
     # No Python control flow here depends on tensor values, so autograph has
     # nothing to convert; skipping it saves seconds on every first trace.
@@ -140,13 +140,13 @@ class EmbeddingCollectionBase(tf_keras.layers.Layer):
             "embedding_dim": self.embedding_dim,
             "compression_ratio": self._compression_ratio,
             "budget_bytes": self._budget_bytes,
-            "embeddings_initializer": tf_keras.initializers.serialize(
+            "embeddings_initializer": self._initializers.serialize(
                 self.embeddings_initializer),
         })
         return config
 
 
-class _PackedEmbeddingCollection(EmbeddingCollectionBase):
+class PackedEmbeddingCollectionLogic(EmbeddingCollectionLogic):
     """Base of the hashed baselines: budget planning, packed tables and their lookup.
 
     A subclass says how many rows each table kind has per feature (`_plan`),
@@ -167,9 +167,8 @@ class _PackedEmbeddingCollection(EmbeddingCollectionBase):
         self._tables = {}
         self._offsets = {}
         for kind, rows in self._table_rows.items():
-            self._tables[kind] = self.add_weight(
-                name=kind, shape=[sum(rows), embedding_dim],
-                initializer=initializers.clone(self.embeddings_initializer), trainable=True)
+            self._tables[kind] = self._new_weight(
+                kind, [sum(rows), embedding_dim], initializers.clone(self.embeddings_initializer))
             # Row offset of each feature inside the packed table.
             self._offsets[kind] = tuple(itertools.accumulate(rows[:-1], initial=0))
 
@@ -213,8 +212,29 @@ class _PackedEmbeddingCollection(EmbeddingCollectionBase):
         return [self._combine({kind: read[kind][i] for kind in read}) for i in range(len(keys))]
 
 
+class HashEmbeddingCollectionLogic(PackedEmbeddingCollectionLogic):
+    """The Keras-independent logic of `HashEmbeddingCollection` (a mixin; keras_base)."""
+
+    def _plan(self, vocabulary_sizes, compression_ratio, budget_bytes):
+        budget = budget_lib.resolve_budget(vocabulary_sizes, self.embedding_dim,
+                                           compression_ratio, budget_bytes)
+        if compression_ratio is not None:
+            rows = tuple(math.ceil(size / compression_ratio) for size in vocabulary_sizes)
+            return sum(rows) * self._row_bytes(), {"embeddings": rows}
+        minimum = [1] * len(vocabulary_sizes)
+        if budget < sum(minimum) * self._row_bytes():
+            raise self._too_small(budget, sum(minimum) * self._row_bytes(), "one row per feature")
+        total_rows = budget // self._row_bytes()
+        return budget, {"embeddings": budget_lib.split_rows(total_rows, vocabulary_sizes,
+                                                            minimum, vocabulary_sizes)}
+
+    def _rows(self, feature_index, keys):
+        return {"embeddings": hashing.hashed_row(
+            keys, self._table_rows["embeddings"][feature_index], _ROW_SEED)}
+
+
 @tf_keras.utils.register_keras_serializable(package="cafe_tf")
-class HashEmbeddingCollection(_PackedEmbeddingCollection):
+class HashEmbeddingCollection(HashEmbeddingCollectionLogic, TfKerasLayer):
     """The hashing trick: each feature's ids share a small table by hash.
 
     Feature f (index i) gets `rows_f` rows and id x reads row
@@ -257,26 +277,28 @@ class HashEmbeddingCollection(_PackedEmbeddingCollection):
     TensorShape([2, 4])
     """
 
+
+
+class FullEmbeddingCollectionLogic(HashEmbeddingCollectionLogic):
+    """The Keras-independent logic of `FullEmbeddingCollection` (a mixin; keras_base)."""
+
     def _plan(self, vocabulary_sizes, compression_ratio, budget_bytes):
-        budget = budget_lib.resolve_budget(vocabulary_sizes, self.embedding_dim,
-                                           compression_ratio, budget_bytes)
-        if compression_ratio is not None:
-            rows = tuple(math.ceil(size / compression_ratio) for size in vocabulary_sizes)
-            return sum(rows) * self._row_bytes(), {"embeddings": rows}
-        minimum = [1] * len(vocabulary_sizes)
-        if budget < sum(minimum) * self._row_bytes():
-            raise self._too_small(budget, sum(minimum) * self._row_bytes(), "one row per feature")
-        total_rows = budget // self._row_bytes()
-        return budget, {"embeddings": budget_lib.split_rows(total_rows, vocabulary_sizes,
-                                                            minimum, vocabulary_sizes)}
+        full = budget_lib.full_table_bytes(vocabulary_sizes, self.embedding_dim)
+        budget = full
+        if compression_ratio is not None or budget_bytes is not None:
+            budget = budget_lib.resolve_budget(vocabulary_sizes, self.embedding_dim,
+                                               compression_ratio, budget_bytes)
+        if budget < full:
+            raise self._too_small(budget, full, "one row per vocabulary entry")
+        return budget, {"embeddings": tuple(vocabulary_sizes)}
 
     def _rows(self, feature_index, keys):
-        return {"embeddings": hashing.hashed_row(
-            keys, self._table_rows["embeddings"][feature_index], _ROW_SEED)}
+        return {"embeddings": vocabulary_row(keys, feature_index,
+                                             self._table_rows["embeddings"][feature_index])}
 
 
 @tf_keras.utils.register_keras_serializable(package="cafe_tf")
-class FullEmbeddingCollection(HashEmbeddingCollection):
+class FullEmbeddingCollection(FullEmbeddingCollectionLogic, HashEmbeddingCollection):
     """One row per vocabulary entry: `n_f` rows for feature f (the quality ceiling).
 
     An id x in `[0, n_f)` reads row x of its feature (no collision: the true
@@ -306,19 +328,6 @@ class FullEmbeddingCollection(HashEmbeddingCollection):
     1760
     """
 
-    def _plan(self, vocabulary_sizes, compression_ratio, budget_bytes):
-        full = budget_lib.full_table_bytes(vocabulary_sizes, self.embedding_dim)
-        budget = full
-        if compression_ratio is not None or budget_bytes is not None:
-            budget = budget_lib.resolve_budget(vocabulary_sizes, self.embedding_dim,
-                                               compression_ratio, budget_bytes)
-        if budget < full:
-            raise self._too_small(budget, full, "one row per vocabulary entry")
-        return budget, {"embeddings": tuple(vocabulary_sizes)}
-
-    def _rows(self, feature_index, keys):
-        return {"embeddings": vocabulary_row(keys, feature_index,
-                                             self._table_rows["embeddings"][feature_index])}
 
 
 def vocabulary_row(keys: tf.Tensor, feature_index: int, num_rows: int) -> tf.Tensor:
@@ -356,8 +365,50 @@ def _smallest_remainder_rows(size: int, share: int) -> int:
     return low
 
 
+class QREmbeddingCollectionLogic(PackedEmbeddingCollectionLogic):
+    """The Keras-independent logic of `QREmbeddingCollection` (a mixin; keras_base)."""
+
+    def __init__(self, features, embedding_dim, compression_ratio=None, budget_bytes=None,
+                 embeddings_initializer="uniform", operation="mult", **kwargs):
+        if operation not in QR_OPERATIONS:
+            raise ValueError(f"operation must be one of {QR_OPERATIONS}, got {operation!r}")
+        self.operation = operation
+        super().__init__(features, embedding_dim, compression_ratio, budget_bytes,
+                         embeddings_initializer, **kwargs)
+
+    def _plan(self, vocabulary_sizes, compression_ratio, budget_bytes):
+        budget = budget_lib.resolve_budget(vocabulary_sizes, self.embedding_dim,
+                                           compression_ratio, budget_bytes)
+        minimum = [_qr_minimum_rows(size) for size in vocabulary_sizes]
+        if budget < sum(minimum) * self._row_bytes():
+            raise self._too_small(budget, sum(minimum) * self._row_bytes(),
+                                  "ceil(2 sqrt(n)) rows per feature of n ids")
+        shares = budget_lib.split_rows(budget // self._row_bytes(), vocabulary_sizes, minimum,
+                                       [size + 1 for size in vocabulary_sizes])
+        remainder = tuple(_smallest_remainder_rows(size, share)
+                          for size, share in zip(vocabulary_sizes, shares))
+        quotient = tuple(share - m for share, m in zip(shares, remainder))
+        return budget, {"quotient": quotient, "remainder": remainder}
+
+    def _rows(self, feature_index, keys):
+        m = self._table_rows["remainder"][feature_index]
+        q = self._table_rows["quotient"][feature_index]
+        hashed = hashing.hashed_row(keys, m * q, _ROW_SEED)
+        return {"quotient": hashed // m, "remainder": hashed % m}
+
+    def _combine(self, vectors):
+        if self.operation == "mult":
+            return vectors["quotient"] * vectors["remainder"]
+        return vectors["quotient"] + vectors["remainder"]
+
+    def get_config(self):
+        config = super().get_config()
+        config["operation"] = self.operation
+        return config
+
+
 @tf_keras.utils.register_keras_serializable(package="cafe_tf")
-class QREmbeddingCollection(_PackedEmbeddingCollection):
+class QREmbeddingCollection(QREmbeddingCollectionLogic, TfKerasLayer):
     """The quotient-remainder trick (Shi et al., KDD 2020).
 
     Feature f (index i) has a remainder table of m_f rows and a quotient table
@@ -403,40 +454,3 @@ class QREmbeddingCollection(_PackedEmbeddingCollection):
     {'quotient': (479,), 'remainder': (21,)}
     """
 
-    def __init__(self, features, embedding_dim, compression_ratio=None, budget_bytes=None,
-                 embeddings_initializer="uniform", operation="mult", **kwargs):
-        if operation not in QR_OPERATIONS:
-            raise ValueError(f"operation must be one of {QR_OPERATIONS}, got {operation!r}")
-        self.operation = operation
-        super().__init__(features, embedding_dim, compression_ratio, budget_bytes,
-                         embeddings_initializer, **kwargs)
-
-    def _plan(self, vocabulary_sizes, compression_ratio, budget_bytes):
-        budget = budget_lib.resolve_budget(vocabulary_sizes, self.embedding_dim,
-                                           compression_ratio, budget_bytes)
-        minimum = [_qr_minimum_rows(size) for size in vocabulary_sizes]
-        if budget < sum(minimum) * self._row_bytes():
-            raise self._too_small(budget, sum(minimum) * self._row_bytes(),
-                                  "ceil(2 sqrt(n)) rows per feature of n ids")
-        shares = budget_lib.split_rows(budget // self._row_bytes(), vocabulary_sizes, minimum,
-                                       [size + 1 for size in vocabulary_sizes])
-        remainder = tuple(_smallest_remainder_rows(size, share)
-                          for size, share in zip(vocabulary_sizes, shares))
-        quotient = tuple(share - m for share, m in zip(shares, remainder))
-        return budget, {"quotient": quotient, "remainder": remainder}
-
-    def _rows(self, feature_index, keys):
-        m = self._table_rows["remainder"][feature_index]
-        q = self._table_rows["quotient"][feature_index]
-        hashed = hashing.hashed_row(keys, m * q, _ROW_SEED)
-        return {"quotient": hashed // m, "remainder": hashed % m}
-
-    def _combine(self, vectors):
-        if self.operation == "mult":
-            return vectors["quotient"] * vectors["remainder"]
-        return vectors["quotient"] + vectors["remainder"]
-
-    def get_config(self):
-        config = super().get_config()
-        config["operation"] = self.operation
-        return config

@@ -13,6 +13,8 @@ from cafe_tf.layers import optimizer_slots
 from cafe_tf.layers import routing
 from cafe_tf.layers.cafe_config import CafeConfig
 from cafe_tf.layers.features import FeatureConfig, as_feature_configs, features_to_config
+from cafe_tf.layers.keras_base import (TfKerasLayer, assign_add, scatter_update,
+                                       variable_bytes)
 from cafe_tf.layers.routing import HASHED_SEED, MEDIUM_SEED
 from cafe_tf.sketch import HotSketch, SketchConfig
 
@@ -20,21 +22,6 @@ from cafe_tf.sketch import HotSketch, SketchConfig
 STATS_BYTES = 5 * 8
 # Keeps the gradient-importance normalisation finite when every gradient is 0.
 NORMALISATION_EPS = 1e-12
-
-
-def _scatter_update(variable, indices, updates):
-    """Row update of this replica's own copy (no cross-replica aggregation).
-
-    Migration computes the same update on every replica, so each writes its
-    copy directly; `variable.handle` is the local copy in a replica context.
-    """
-    return tf.raw_ops.ResourceScatterUpdate(resource=variable.handle, indices=indices,
-                                            updates=tf.cast(updates, variable.dtype))
-
-
-def _assign_add(variable, value):
-    return tf.raw_ops.AssignAddVariableOp(resource=variable.handle,
-                                          value=tf.cast(value, variable.dtype))
 
 
 def _multi_replica_context():
@@ -68,45 +55,8 @@ def _sparse_read(table, indices):
     return tf.gather(table, tf.concat([indices, tf.zeros([1], indices.dtype)], 0))[:-1]
 
 
-@tf_keras.utils.register_keras_serializable(package="cafe_tf")
-class CafeEmbeddingCollection(tf_keras.layers.Layer):
-    """Embeddings of several categorical features under one memory budget (CAFE).
-
-    All features share one HotSketch and one hot table: a feature whose
-    importance score reaches the threshold gets an exclusive hot row; every
-    other feature reads a row of its feature's hashed table (plus a second
-    row at the "medium" level with multi-level hashing). Scores are updated
-    from inside the layer during training (gradient norms or frequencies),
-    and `migrate` (run by the `CafeMigration` callback) promotes and demotes.
-    Lookups are unique: a call routes, reads and updates each distinct
-    (id, feature) pair and each table row once (docs/scaling.md).
-
-    Args:
-      features: {name: vocabulary_size}, or a sequence of `FeatureConfig`.
-        Vocabulary sizes size the budget; ids are unbounded int64 (or strings).
-      config: a `CafeConfig` (or its dict).
-      embeddings_initializer: initializer of the hashed tables.
-      **kwargs: passed to `tf_keras.layers.Layer`.
-
-    Call args:
-      inputs: {name: ids} with ids dense [B] or [B, L], `tf.RaggedTensor`
-        [B, None] or `tf.SparseTensor` [B, L]; int32, int64 or string.
-      weights: optional {name: weights} shaped like the ids; pooled with the
-        feature's combiner.
-      training: the sketch learns importance only when True.
-
-    Returns:
-      {name: float32 [B, embedding_dim]}.
-
-    Example:
-      >>> layer = CafeEmbeddingCollection({"user": 1_000_000, "item": 50_000},
-      ...                                 CafeConfig(embedding_dim=16, compression_ratio=100))
-      >>> out = layer({"user": tf.constant([3, 7]), "item": tf.constant([11, 11])})
-      >>> out["user"].shape
-      TensorShape([2, 16])
-      >>> layer.memory_bytes() <= layer.budget_bytes
-      True
-    """
+class CafeEmbeddingCollectionLogic:
+    """The Keras-independent logic of `CafeEmbeddingCollection` (a mixin; keras_base)."""
 
     def __init__(self, features, config, embeddings_initializer="uniform", **kwargs):
         super().__init__(**kwargs)
@@ -129,7 +79,7 @@ class CafeEmbeddingCollection(tf_keras.layers.Layer):
             decay_half_life=resolved.decay_half_life if resolved.decay_rule == "mass" else None,
             swap_margin=resolved.swap_margin, replacement=resolved.replacement,
             second_sighting=resolved.second_sighting, num_tags=len(self.features))
-        self.embeddings_initializer = tf_keras.initializers.get(embeddings_initializer)
+        self.embeddings_initializer = self._initializers.get(embeddings_initializer)
         # When True, lookups use only stock TF ops (for a SavedModel served
         # without cafe_tf's op library); same results.
         self.pure_tf_lookups = False
@@ -145,20 +95,19 @@ class CafeEmbeddingCollection(tf_keras.layers.Layer):
     def build(self, input_shape=None):
         dim = self.config.embedding_dim
         # Hot rows are overwritten at promotion, so their initial value is never read.
-        self.hot_table = self.add_weight("hot_table", [self.layout.hot_rows, dim],
-                                         initializer="zeros", trainable=True)
-        self.hashed_tables = self.add_weight("hashed_tables", [sum(self.layout.hashed_rows), dim],
-                                             initializer=initializers.clone(self.embeddings_initializer),
-                                             trainable=True)
+        self.hot_table = self._new_weight("hot_table", [self.layout.hot_rows, dim], "zeros")
+        self.hashed_tables = self._new_weight(
+            "hashed_tables", [sum(self.layout.hashed_rows), dim],
+            initializers.clone(self.embeddings_initializer))
         self.medium_tables = None
         if self.config.multi_level:
-            self.medium_tables = self.add_weight(
+            self.medium_tables = self._new_weight(
                 "medium_tables", [sum(self.layout.medium_rows), dim],
-                initializer=initializers.clone(self.embeddings_initializer), trainable=True)
+                initializers.clone(self.embeddings_initializer))
         self.sketch = HotSketch(self.sketch_config, backend=self.config.backend,
-                                variable_creator=self._bookkeeping_variable,
+                                variable_creator=self._new_state_variable,
                                 name=f"{self.name}_sketch")
-        counter = lambda name: self._bookkeeping_variable(  # noqa: E731
+        counter = lambda name: self._new_state_variable(  # noqa: E731
             name, [], tf.int64, lambda: tf.zeros([], tf.int64))
         self.promotions = counter("promotions")
         self.demotions = counter("demotions")
@@ -171,19 +120,11 @@ class CafeEmbeddingCollection(tf_keras.layers.Layer):
         self.layout_record = LayerLayoutRecord(self)
         super().build(input_shape)
 
-    def _bookkeeping_variable(self, name, shape, dtype, initial_value):
-        # Identical on every replica (each applies the same all-gathered
-        # update), so a checkpoint takes the first replica's copy.
-        return self.add_weight(
-            name, shape, dtype=dtype, initializer=lambda *_, **__: initial_value(),
-            trainable=False, synchronization=tf.VariableSynchronization.ON_WRITE,
-            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
-
     def memory_bytes(self) -> int:
         """Bytes of every variable the layer holds (tables, sketch, bookkeeping)."""
         if not self.built:
             return self.layout.bytes["total"]
-        return sum(v.shape.num_elements() * v.dtype.size for v in self.weights)
+        return variable_bytes(self.weights)
 
     # ---- lookup -----------------------------------------------------------------------
     def _hashed_indices(self, fingerprints, fields):
@@ -253,8 +194,8 @@ class CafeEmbeddingCollection(tf_keras.layers.Layer):
             context = _multi_replica_context()
             if context is not None:  # count the global batch, identically on every replica
                 counts = context.all_reduce(tf.distribute.ReduceOp.SUM, counts)
-            _assign_add(self.hot_lookups, counts[0])
-            _assign_add(self.lookups, counts[1])
+            assign_add(self.hot_lookups, counts[0])
+            assign_add(self.lookups, counts[1])
         per_feature = tf.split(vectors, [tf.size(flat.ids) for flat in flats], 0)
         return {f.name: inputs_lib.pool(v, flat, f.combiner)
                 for f, v, flat in zip(self.features, per_feature, flats)}
@@ -313,7 +254,7 @@ class CafeEmbeddingCollection(tf_keras.layers.Layer):
                     tf.cast(sums, tf.float32)]
         if context is not None:
             exchange = _all_gather_vectors(context, exchange)
-            _assign_add(self.exchanged_pairs, tf.size(exchange[0], tf.int64))
+            assign_add(self.exchanged_pairs, tf.size(exchange[0], tf.int64))
         keys, marked_fields, importance = exchange
         repeated = marked_fields < 0
         pair_fields = tf.where(repeated, -1 - marked_fields, marked_fields)
@@ -354,15 +295,15 @@ class CafeEmbeddingCollection(tf_keras.layers.Layer):
         if self.medium_tables is not None:
             vectors += tf.gather(self.medium_tables, medium)
         rows = result.promoted_rows
-        updates = [_scatter_update(self.hot_table, rows, vectors)]
+        updates = [scatter_update(self.hot_table, rows, vectors)]
         for slot, initial in optimizer_slots.slots_for(optimizer, self.hot_table):
-            updates.append(_scatter_update(slot, rows, tf.fill(tf.shape(vectors), initial)))
+            updates.append(scatter_update(slot, rows, tf.fill(tf.shape(vectors), initial)))
         average = optimizer_slots.moving_average_for(optimizer, self.hot_table)
         if average is not None:
-            updates.append(_scatter_update(average, rows, vectors))
+            updates.append(scatter_update(average, rows, vectors))
         promoted = tf.size(rows)
         demoted = tf.size(result.demoted_rows)
-        updates += [_assign_add(self.promotions, promoted), _assign_add(self.demotions, demoted)]
+        updates += [assign_add(self.promotions, promoted), assign_add(self.demotions, demoted)]
         with tf.control_dependencies(updates):
             used = self.sketch.hot_rows_used()
             return {"promotions": tf.identity(promoted), "demotions": tf.identity(demoted),
@@ -373,35 +314,55 @@ class CafeEmbeddingCollection(tf_keras.layers.Layer):
         config.update({
             "features": features_to_config(self.features),
             "config": self.config.to_dict(),
-            "embeddings_initializer": tf_keras.initializers.serialize(
+            "embeddings_initializer": self._initializers.serialize(
                 self.embeddings_initializer),
         })
         return config
 
 
 @tf_keras.utils.register_keras_serializable(package="cafe_tf")
-class CafeEmbedding(CafeEmbeddingCollection):
-    """CAFE embedding of a single categorical feature.
+class CafeEmbeddingCollection(CafeEmbeddingCollectionLogic, TfKerasLayer):
+    """Embeddings of several categorical features under one memory budget (CAFE).
+
+    All features share one HotSketch and one hot table: a feature whose
+    importance score reaches the threshold gets an exclusive hot row; every
+    other feature reads a row of its feature's hashed table (plus a second
+    row at the "medium" level with multi-level hashing). Scores are updated
+    from inside the layer during training (gradient norms or frequencies),
+    and `migrate` (run by the `CafeMigration` callback) promotes and demotes.
+    Lookups are unique: a call routes, reads and updates each distinct
+    (id, feature) pair and each table row once (docs/scaling.md).
 
     Args:
-      vocabulary_size: distinct ids expected (sizes the budget; ids are unbounded).
+      features: {name: vocabulary_size}, or a sequence of `FeatureConfig`.
+        Vocabulary sizes size the budget; ids are unbounded int64 (or strings).
       config: a `CafeConfig` (or its dict).
-      combiner: "sum", "mean" or "sqrtn" for multi-id inputs.
-      embeddings_initializer: initializer of the hashed table.
+      embeddings_initializer: initializer of the hashed tables.
+      **kwargs: passed to `tf_keras.layers.Layer`.
 
     Call args:
-      inputs: ids, dense [B] or [B, L], ragged or sparse [B, L]; int or string.
-      weights: optional weights shaped like the ids.
+      inputs: {name: ids} with ids dense [B] or [B, L], `tf.RaggedTensor`
+        [B, None] or `tf.SparseTensor` [B, L]; int32, int64 or string.
+      weights: optional {name: weights} shaped like the ids; pooled with the
+        feature's combiner.
       training: the sketch learns importance only when True.
 
     Returns:
-      float32 [B, embedding_dim].
+      {name: float32 [B, embedding_dim]}.
 
     Example:
-      >>> layer = CafeEmbedding(1_000_000, CafeConfig(embedding_dim=8, compression_ratio=1000))
-      >>> layer(tf.constant([[1, 2], [3, 3]])).shape
-      TensorShape([2, 8])
+      >>> layer = CafeEmbeddingCollection({"user": 1_000_000, "item": 50_000},
+      ...                                 CafeConfig(embedding_dim=16, compression_ratio=100))
+      >>> out = layer({"user": tf.constant([3, 7]), "item": tf.constant([11, 11])})
+      >>> out["user"].shape
+      TensorShape([2, 16])
+      >>> layer.memory_bytes() <= layer.budget_bytes
+      True
     """
+
+
+class CafeEmbeddingLogic(CafeEmbeddingCollectionLogic):
+    """The Keras-independent logic of `CafeEmbedding` (a mixin; keras_base)."""
 
     FEATURE = "ids"
 
@@ -423,6 +384,31 @@ class CafeEmbedding(CafeEmbeddingCollection):
         feature = config.pop("features")[0]
         config.update(vocabulary_size=feature["vocabulary_size"], combiner=feature["combiner"])
         return config
+
+
+@tf_keras.utils.register_keras_serializable(package="cafe_tf")
+class CafeEmbedding(CafeEmbeddingLogic, CafeEmbeddingCollection):
+    """CAFE embedding of a single categorical feature.
+
+    Args:
+      vocabulary_size: distinct ids expected (sizes the budget; ids are unbounded).
+      config: a `CafeConfig` (or its dict).
+      combiner: "sum", "mean" or "sqrtn" for multi-id inputs.
+      embeddings_initializer: initializer of the hashed table.
+
+    Call args:
+      inputs: ids, dense [B] or [B, L], ragged or sparse [B, L]; int or string.
+      weights: optional weights shaped like the ids.
+      training: the sketch learns importance only when True.
+
+    Returns:
+      float32 [B, embedding_dim].
+
+    Example:
+      >>> layer = CafeEmbedding(1_000_000, CafeConfig(embedding_dim=8, compression_ratio=1000))
+      >>> layer(tf.constant([[1, 2], [3, 3]])).shape
+      TensorShape([2, 8])
+    """
 
 
 def _offsets(sizes):

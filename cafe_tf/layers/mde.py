@@ -21,7 +21,8 @@ import tf_keras
 
 from cafe_tf import budget as budget_lib
 from cafe_tf.layers import initializers
-from cafe_tf.layers.baselines import EmbeddingCollectionBase, vocabulary_row
+from cafe_tf.layers.baselines import EmbeddingCollectionLogic, vocabulary_row
+from cafe_tf.layers.keras_base import TfKerasLayer
 
 # Temperature of the MDE authors' reference code (DLRM's --md-temperature).
 DEFAULT_ALPHA = 0.3
@@ -34,8 +35,63 @@ def mde_dims(vocabulary_sizes, embedding_dim: int, alpha: float) -> Tuple[int, .
                  for n in vocabulary_sizes)
 
 
+class MDEEmbeddingCollectionLogic(EmbeddingCollectionLogic):
+    """The Keras-independent logic of `MDEEmbeddingCollection` (a mixin; keras_base)."""
+
+    def __init__(self, features, embedding_dim, compression_ratio=None, budget_bytes=None,
+                 embeddings_initializer="uniform", alpha: float = DEFAULT_ALPHA,
+                 projection_initializer="glorot_uniform", **kwargs):
+        super().__init__(features, embedding_dim, compression_ratio, budget_bytes,
+                         embeddings_initializer, **kwargs)
+        if not alpha >= 0:
+            raise ValueError(f"alpha must be >= 0, got {alpha}")
+        self.alpha = float(alpha)
+        self.projection_initializer = self._initializers.get(projection_initializer)
+        sizes = list(self._vocabulary_sizes)
+        self.budget_bytes = budget_lib.resolve_budget(sizes, embedding_dim, compression_ratio,
+                                                      budget_bytes)
+        self.dims = mde_dims(sizes, embedding_dim, self.alpha)
+        self.table_rows = self._plan_rows(sizes)
+        self._embeddings, self._projections = [], []
+        for i, (rows, dim) in enumerate(zip(self.table_rows, self.dims)):
+            self._embeddings.append(self._new_weight(
+                f"embeddings_{i}", [rows, dim], initializers.clone(self.embeddings_initializer)))
+            self._projections.append(None if dim == embedding_dim else self._new_weight(
+                f"projection_{i}", [dim, embedding_dim],
+                initializers.clone(self.projection_initializer)))
+
+    def _plan_rows(self, sizes) -> Tuple[int, ...]:
+        """Rows per feature: the whole vocabulary if it fits, else hashed (module docstring)."""
+        floats = self.budget_bytes // budget_lib.FLOAT_BYTES
+        projections = sum(d * self.embedding_dim for d in self.dims if d < self.embedding_dim)
+        minimum = projections + sum(self.dims)
+        if floats < minimum:
+            raise self._too_small(self.budget_bytes, minimum * budget_lib.FLOAT_BYTES,
+                                  f"projections and one row per feature of widths {self.dims}")
+        if projections + sum(n * d for n, d in zip(sizes, self.dims)) <= floats:
+            return tuple(sizes)
+        spare = floats - minimum
+        weight = sum(n * d for n, d in zip(sizes, self.dims))
+        return tuple(min(n, 1 + spare * n // weight) for n in sizes)
+
+    def _lookup(self, keys, training):
+        del training  # the tables change only through their gradients
+        vectors = []
+        for i, (feature_keys, table, projection) in enumerate(
+                zip(keys, self._embeddings, self._projections)):
+            narrow = tf.gather(table, vocabulary_row(feature_keys, i, self.table_rows[i]))
+            vectors.append(narrow if projection is None else tf.matmul(narrow, projection))
+        return vectors
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"alpha": self.alpha, "projection_initializer":
+                       self._initializers.serialize(self.projection_initializer)})
+        return config
+
+
 @tf_keras.utils.register_keras_serializable(package="cafe_tf")
-class MDEEmbeddingCollection(EmbeddingCollectionBase):
+class MDEEmbeddingCollection(MDEEmbeddingCollectionLogic, TfKerasLayer):
     """Mixed-dimension embeddings with projections to D, hashed to fit a budget.
 
     Feature f (index i) has a table `embeddings_i` of `rows_f` rows of width
@@ -71,54 +127,3 @@ class MDEEmbeddingCollection(EmbeddingCollectionBase):
     ((16, 1), (10, 100000))
     """
 
-    def __init__(self, features, embedding_dim, compression_ratio=None, budget_bytes=None,
-                 embeddings_initializer="uniform", alpha: float = DEFAULT_ALPHA,
-                 projection_initializer="glorot_uniform", **kwargs):
-        super().__init__(features, embedding_dim, compression_ratio, budget_bytes,
-                         embeddings_initializer, **kwargs)
-        if not alpha >= 0:
-            raise ValueError(f"alpha must be >= 0, got {alpha}")
-        self.alpha = float(alpha)
-        self.projection_initializer = tf_keras.initializers.get(projection_initializer)
-        sizes = list(self._vocabulary_sizes)
-        self.budget_bytes = budget_lib.resolve_budget(sizes, embedding_dim, compression_ratio,
-                                                      budget_bytes)
-        self.dims = mde_dims(sizes, embedding_dim, self.alpha)
-        self.table_rows = self._plan_rows(sizes)
-        self._embeddings, self._projections = [], []
-        for i, (rows, dim) in enumerate(zip(self.table_rows, self.dims)):
-            self._embeddings.append(self.add_weight(
-                name=f"embeddings_{i}", shape=[rows, dim], trainable=True,
-                initializer=initializers.clone(self.embeddings_initializer)))
-            self._projections.append(None if dim == embedding_dim else self.add_weight(
-                name=f"projection_{i}", shape=[dim, embedding_dim], trainable=True,
-                initializer=initializers.clone(self.projection_initializer)))
-
-    def _plan_rows(self, sizes) -> Tuple[int, ...]:
-        """Rows per feature: the whole vocabulary if it fits, else hashed (module docstring)."""
-        floats = self.budget_bytes // budget_lib.FLOAT_BYTES
-        projections = sum(d * self.embedding_dim for d in self.dims if d < self.embedding_dim)
-        minimum = projections + sum(self.dims)
-        if floats < minimum:
-            raise self._too_small(self.budget_bytes, minimum * budget_lib.FLOAT_BYTES,
-                                  f"projections and one row per feature of widths {self.dims}")
-        if projections + sum(n * d for n, d in zip(sizes, self.dims)) <= floats:
-            return tuple(sizes)
-        spare = floats - minimum
-        weight = sum(n * d for n, d in zip(sizes, self.dims))
-        return tuple(min(n, 1 + spare * n // weight) for n in sizes)
-
-    def _lookup(self, keys, training):
-        del training  # the tables change only through their gradients
-        vectors = []
-        for i, (feature_keys, table, projection) in enumerate(
-                zip(keys, self._embeddings, self._projections)):
-            narrow = tf.gather(table, vocabulary_row(feature_keys, i, self.table_rows[i]))
-            vectors.append(narrow if projection is None else tf.matmul(narrow, projection))
-        return vectors
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"alpha": self.alpha, "projection_initializer":
-                       tf_keras.initializers.serialize(self.projection_initializer)})
-        return config

@@ -17,7 +17,8 @@ from cafe_tf import budget as budget_lib
 from cafe_tf import hashing
 from cafe_tf.data.batch import SPARSE_KEY
 from cafe_tf.layers import initializers
-from cafe_tf.layers.baselines import _ROW_SEED, EmbeddingCollectionBase
+from cafe_tf.layers.baselines import _ROW_SEED, EmbeddingCollectionLogic
+from cafe_tf.layers.keras_base import TfKerasLayer
 
 # Bytes of bookkeeping per exclusive row: its int64 key in the sorted key index.
 KEY_BYTES = 8
@@ -93,8 +94,94 @@ def _as_pairs(frequencies, names) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
     return pairs
 
 
+class OfflineSeparationEmbeddingCollectionLogic(EmbeddingCollectionLogic):
+    """The Keras-independent logic of `OfflineSeparationEmbeddingCollection` (a mixin; keras_base)."""
+
+    def __init__(self, features, embedding_dim, compression_ratio=None, budget_bytes=None,
+                 frequencies: Optional[Frequencies] = None, hot_share: float = 0.5,
+                 embeddings_initializer="uniform", **kwargs):
+        super().__init__(features, embedding_dim, compression_ratio, budget_bytes,
+                         embeddings_initializer, **kwargs)
+        names = [f.name for f in self._features]
+        if frequencies is None:
+            raise ValueError(
+                "OfflineSeparationEmbeddingCollection needs `frequencies`, the id counts of "
+                "the training data counted before training: pass "
+                "frequencies=cafe_tf.layers.offline.count_frequencies(train_dataset)")
+        if not 0 < hot_share < 1:
+            raise ValueError(f"hot_share must be in (0, 1), got {hot_share}")
+        self.hot_share = float(hot_share)
+        pairs = _as_pairs(frequencies, names)
+        sizes = list(self._vocabulary_sizes)
+        self.budget_bytes = budget_lib.resolve_budget(sizes, embedding_dim, compression_ratio,
+                                                      budget_bytes)
+        distinct = sum(len(ids) for ids, _ in pairs.values())
+        self.hot_rows, self.hashed_rows = self._plan(sizes, distinct)
+
+        # The top `hot_rows` (feature, id) by count, as field keys.
+        features_of = np.concatenate([np.full(len(pairs[n][0]), i, np.int64)
+                                      for i, n in enumerate(names) if n in pairs] or [[]])
+        ids = np.concatenate([pairs[n][0] for n in names if n in pairs] or [[]]).astype(np.int64)
+        counts = np.concatenate([pairs[n][1] for n in names if n in pairs] or [[]])
+        chosen = np.lexsort((ids, features_of, -counts))[:self.hot_rows]
+        total = counts.sum()
+        # Share of the counted lookups that exclusive rows serve (1 when nothing was counted).
+        self.hot_lookup_share = float(counts[chosen].sum() / total) if total else 1.0
+        # (feature, ids, counts) of the chosen ids, for get_config (a tuple: Keras
+        # would wrap a dict attribute in a tracking wrapper).
+        self._hot_frequencies = tuple(
+            (n, ids[chosen][features_of[chosen] == i], counts[chosen][features_of[chosen] == i])
+            for i, n in enumerate(names) if (features_of[chosen] == i).any())
+        salts = np.array([hashing.field_salt(i) for i in range(len(names))], np.int64)
+        hot_keys = np.sort(np.bitwise_xor(ids[chosen], salts[features_of[chosen]]))
+
+        self._hot_keys = self._new_weight("hot_keys", [self.hot_rows],
+                                          self._initializers.Constant(hot_keys), tf.int64,
+                                          trainable=False)
+        self._table = self._new_weight(
+            "embeddings", [self.hot_rows + sum(self.hashed_rows), embedding_dim],
+            initializers.clone(self.embeddings_initializer))
+        # Row of each feature's hashed part inside the packed table.
+        self._offsets = tuple(self.hot_rows + sum(self.hashed_rows[:i]) for i in range(len(names)))
+
+    def _plan(self, sizes, distinct) -> Tuple[int, Tuple[int, ...]]:
+        row_bytes = self._row_bytes()
+        per_hot_row = row_bytes + KEY_BYTES
+        minimum = per_hot_row + len(sizes) * row_bytes
+        if self.budget_bytes < minimum:
+            raise self._too_small(self.budget_bytes, minimum,
+                                  "one exclusive row and one hashed row per feature")
+        hot_rows = min(distinct, max(1, int(self.budget_bytes * self.hot_share) // per_hot_row),
+                       (self.budget_bytes - len(sizes) * row_bytes) // per_hot_row)
+        hashed_total = (self.budget_bytes - hot_rows * per_hot_row) // row_bytes
+        return hot_rows, budget_lib.split_rows(hashed_total, sizes)
+
+    def _lookup(self, keys, training):
+        del training  # the rows change only through their gradients
+        rows = []
+        for i, feature_keys in enumerate(keys):
+            hashed = self._offsets[i] + hashing.hashed_row(feature_keys, self.hashed_rows[i],
+                                                                 _ROW_SEED)
+            if self.hot_rows:
+                position = tf.minimum(tf.searchsorted(self._hot_keys, feature_keys,
+                                                      out_type=tf.int64),
+                                      self.hot_rows - 1)
+                hit = tf.equal(tf.gather(self._hot_keys, position), feature_keys)
+                hashed = tf.where(hit, position, hashed)
+            rows.append(hashed)
+        vectors = tf.gather(self._table, tf.concat(rows, axis=0))
+        return tf.split(vectors, [tf.size(k) for k in keys], num=len(keys))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"frequencies": {name: {"ids": ids.tolist(), "counts": counts.tolist()}
+                                       for name, ids, counts in self._hot_frequencies},
+                       "hot_share": self.hot_share})
+        return config
+
+
 @tf_keras.utils.register_keras_serializable(package="cafe_tf")
-class OfflineSeparationEmbeddingCollection(EmbeddingCollectionBase):
+class OfflineSeparationEmbeddingCollection(OfflineSeparationEmbeddingCollectionLogic, TfKerasLayer):
     """Exclusive rows for the ids most frequent in the training data, hashing for the rest.
 
     The budget is split as CAFE's: `hot_share` of it pays for the exclusive
@@ -136,84 +223,3 @@ class OfflineSeparationEmbeddingCollection(EmbeddingCollectionBase):
     (3, (95,), 1.0)
     """
 
-    def __init__(self, features, embedding_dim, compression_ratio=None, budget_bytes=None,
-                 frequencies: Optional[Frequencies] = None, hot_share: float = 0.5,
-                 embeddings_initializer="uniform", **kwargs):
-        super().__init__(features, embedding_dim, compression_ratio, budget_bytes,
-                         embeddings_initializer, **kwargs)
-        names = [f.name for f in self._features]
-        if frequencies is None:
-            raise ValueError(
-                "OfflineSeparationEmbeddingCollection needs `frequencies`, the id counts of "
-                "the training data counted before training: pass "
-                "frequencies=cafe_tf.layers.offline.count_frequencies(train_dataset)")
-        if not 0 < hot_share < 1:
-            raise ValueError(f"hot_share must be in (0, 1), got {hot_share}")
-        self.hot_share = float(hot_share)
-        pairs = _as_pairs(frequencies, names)
-        sizes = list(self._vocabulary_sizes)
-        self.budget_bytes = budget_lib.resolve_budget(sizes, embedding_dim, compression_ratio,
-                                                      budget_bytes)
-        distinct = sum(len(ids) for ids, _ in pairs.values())
-        self.hot_rows, self.hashed_rows = self._plan(sizes, distinct)
-
-        # The top `hot_rows` (feature, id) by count, as field keys.
-        features_of = np.concatenate([np.full(len(pairs[n][0]), i, np.int64)
-                                      for i, n in enumerate(names) if n in pairs] or [[]])
-        ids = np.concatenate([pairs[n][0] for n in names if n in pairs] or [[]]).astype(np.int64)
-        counts = np.concatenate([pairs[n][1] for n in names if n in pairs] or [[]])
-        chosen = np.lexsort((ids, features_of, -counts))[:self.hot_rows]
-        total = counts.sum()
-        # Share of the counted lookups that exclusive rows serve (1 when nothing was counted).
-        self.hot_lookup_share = float(counts[chosen].sum() / total) if total else 1.0
-        # (feature, ids, counts) of the chosen ids, for get_config (a tuple: Keras
-        # would wrap a dict attribute in a tracking wrapper).
-        self._hot_frequencies = tuple(
-            (n, ids[chosen][features_of[chosen] == i], counts[chosen][features_of[chosen] == i])
-            for i, n in enumerate(names) if (features_of[chosen] == i).any())
-        salts = np.array([hashing.field_salt(i) for i in range(len(names))], np.int64)
-        hot_keys = np.sort(np.bitwise_xor(ids[chosen], salts[features_of[chosen]]))
-
-        self._hot_keys = self.add_weight(
-            name="hot_keys", shape=[self.hot_rows], dtype=tf.int64, trainable=False,
-            initializer=tf_keras.initializers.Constant(hot_keys))
-        self._table = self.add_weight(
-            name="embeddings", shape=[self.hot_rows + sum(self.hashed_rows), embedding_dim],
-            initializer=initializers.clone(self.embeddings_initializer), trainable=True)
-        # Row of each feature's hashed part inside the packed table.
-        self._offsets = tuple(self.hot_rows + sum(self.hashed_rows[:i]) for i in range(len(names)))
-
-    def _plan(self, sizes, distinct) -> Tuple[int, Tuple[int, ...]]:
-        row_bytes = self._row_bytes()
-        per_hot_row = row_bytes + KEY_BYTES
-        minimum = per_hot_row + len(sizes) * row_bytes
-        if self.budget_bytes < minimum:
-            raise self._too_small(self.budget_bytes, minimum,
-                                  "one exclusive row and one hashed row per feature")
-        hot_rows = min(distinct, max(1, int(self.budget_bytes * self.hot_share) // per_hot_row),
-                       (self.budget_bytes - len(sizes) * row_bytes) // per_hot_row)
-        hashed_total = (self.budget_bytes - hot_rows * per_hot_row) // row_bytes
-        return hot_rows, budget_lib.split_rows(hashed_total, sizes)
-
-    def _lookup(self, keys, training):
-        del training  # the rows change only through their gradients
-        rows = []
-        for i, feature_keys in enumerate(keys):
-            hashed = self._offsets[i] + hashing.hashed_row(feature_keys, self.hashed_rows[i],
-                                                                 _ROW_SEED)
-            if self.hot_rows:
-                position = tf.minimum(tf.searchsorted(self._hot_keys, feature_keys,
-                                                      out_type=tf.int64),
-                                      self.hot_rows - 1)
-                hit = tf.equal(tf.gather(self._hot_keys, position), feature_keys)
-                hashed = tf.where(hit, position, hashed)
-            rows.append(hashed)
-        vectors = tf.gather(self._table, tf.concat(rows, axis=0))
-        return tf.split(vectors, [tf.size(k) for k in keys], num=len(keys))
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"frequencies": {name: {"ids": ids.tolist(), "counts": counts.tolist()}
-                                       for name, ids, counts in self._hot_frequencies},
-                       "hot_share": self.hot_share})
-        return config

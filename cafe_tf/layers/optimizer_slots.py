@@ -8,9 +8,11 @@ from typing import Optional
 
 import tensorflow as tf
 
-# The tf_keras optimizer's per-variable moving averages (use_ema=True): not a slot.
+# The optimizer's per-variable moving averages (use_ema=True): not a slot.
 _MOVING_AVERAGES = "_model_variables_moving_average"
-# Slot lists of tf_keras optimizers whose fresh value is not zero.
+# Keras 3 optimizers' lists of the trained variables themselves: not slots either.
+_TRAINED = ("_trainable_variables", "_variables")
+# Slot lists of tf_keras and Keras 3 optimizers whose fresh value is not zero.
 _NONZERO_INITIAL = {"_accumulators": "initial_accumulator_value"}
 _LEGACY_NONZERO_INITIAL = {"accumulator": "_initial_accumulator_value"}
 
@@ -20,7 +22,7 @@ def slots_for(optimizer, variable):
 
     Empty when there is no optimizer or it has not created slots for the
     variable yet (nothing to reset then). Works for tf_keras optimizers
-    (new and legacy) and under distribution strategies.
+    (new and legacy), Keras 3 optimizers, and under distribution strategies.
     """
     if optimizer is None:
         return []
@@ -41,8 +43,8 @@ def slots_for(optimizer, variable):
 
 
 def moving_average_for(optimizer, variable) -> Optional[tf.Variable]:
-    """The moving-average copy of `variable` kept by a tf_keras optimizer built
-    with `use_ema=True`, or None."""
+    """The moving-average copy of `variable` kept by a tf_keras or Keras 3 optimizer
+    built with `use_ema=True`, or None."""
     for attribute, average in _per_variable_lists(optimizer, variable):
         if attribute == _MOVING_AVERAGES:
             return average
@@ -50,18 +52,23 @@ def moving_average_for(optimizer, variable) -> Optional[tf.Variable]:
 
 
 def _per_variable_lists(optimizer, variable):
-    """(attribute, its entry for `variable`) over the new tf_keras optimizer's lists
-    that hold one variable per trained variable, in index order."""
-    index_dict = getattr(optimizer, "_index_dict", None)  # None: no optimizer, or legacy
+    """(attribute, its entry for `variable`) over the optimizer's lists that hold one
+    variable per trained variable, in index order (new tf_keras or Keras 3 optimizers)."""
+    # None: no optimizer, or a legacy one. Keras 3 names the index differently.
+    index_dict = (getattr(optimizer, "_index_dict", None)
+                  or getattr(optimizer, "_trainable_variables_indices", None))
     index = index_dict.get(optimizer._var_key(variable)) if index_dict else None
     if index is None:
         return []
     found = []
     for attribute, values in vars(optimizer).items():
-        if not (isinstance(values, list) and len(values) == len(index_dict)):
+        if not (isinstance(values, list) and len(values) == len(index_dict)) or (
+                attribute in _TRAINED):
             continue
         entry = values[index]
-        if isinstance(entry, tf.Variable) and entry.shape == variable.shape:
+        # A tf.Variable or a Keras 3 variable (which wraps one): both have a handle. The
+        # class is asked, since a distributed variable's handle raises across replicas.
+        if hasattr(type(entry), "handle") and entry.shape == variable.shape:
             found.append((attribute, entry))
     return found
 

@@ -1,0 +1,45 @@
+"""cafe_tf for Keras 3 (TensorFlow backend): CAFE and its baselines as Keras 3 layers.
+
+The same classes as at cafe_tf's top level, with the same constructor arguments,
+attributes and results (bit for bit, on the same ops), as Keras 3 layers and
+callbacks: for Keras 3 models, keras-rs and keras-tuner 1.4. `CafeConfig`,
+`FeatureConfig`, `HotSketch` and `SketchConfig` are the very same classes.
+
+Importing it leaves `TF_USE_LEGACY_KERAS` and `tf.keras` as they were: a process
+can use Keras 3 with `cafe_tf.keras3` and tf_keras (TFRS) with `cafe_tf` side by
+side. Import it as `import cafe_tf.keras3` or `from cafe_tf.keras3 import ...`
+(`from cafe_tf import keras3` first imports cafe_tf's tf_keras API, which makes
+`tf.keras` mean tf_keras). Keras must run on the TensorFlow backend.
+
+Example:
+  >>> import keras
+  >>> import cafe_tf.keras3 as cafe
+  >>> ids = keras.Input(shape=(), dtype="int64")
+  >>> vectors = cafe.CafeEmbedding(1_000_000, cafe.CafeConfig(embedding_dim=8,
+  ...                                                         compression_ratio=100))(ids)
+  >>> model = keras.Model(ids, keras.layers.Dense(1)(vectors))
+  >>> model.compile(optimizer="adam", loss="mse")
+  >>> model.fit(dataset, callbacks=[cafe.CafeMigration(every_n_steps=1)])  # doctest: +SKIP
+"""
+from cafe_tf import _compat
+
+_compat.check_keras3_environment()
+
+from cafe_tf import _ops  # noqa: E402,F401  (loads the op library; clear error if it cannot)
+from cafe_tf.keras3.callbacks import AdaEmbedReallocation, CafeMigration  # noqa: E402
+from cafe_tf.keras3.layers import (AdaEmbedEmbeddingCollection, CafeEmbedding,  # noqa: E402
+                                   CafeEmbeddingCollection, FullEmbeddingCollection,
+                                   HashEmbeddingCollection, MDEEmbeddingCollection,
+                                   OfflineSeparationEmbeddingCollection, QREmbeddingCollection)
+from cafe_tf.layers.cafe_config import CafeConfig  # noqa: E402
+from cafe_tf.layers.features import FeatureConfig  # noqa: E402
+from cafe_tf.layers.offline import count_frequencies  # noqa: E402
+from cafe_tf.sketch import HotSketch, SketchConfig  # noqa: E402
+
+__all__ = [
+    "AdaEmbedEmbeddingCollection", "AdaEmbedReallocation", "CafeConfig", "CafeEmbedding",
+    "CafeEmbeddingCollection", "CafeMigration", "FeatureConfig", "FullEmbeddingCollection",
+    "HashEmbeddingCollection", "HotSketch", "MDEEmbeddingCollection",
+    "OfflineSeparationEmbeddingCollection", "QREmbeddingCollection", "SketchConfig",
+    "count_frequencies",
+]
