@@ -25,42 +25,6 @@ INPUT_SIGNATURE = {
     "x": tf.TensorSpec([None, 1], tf.float32),
 }
 
-# Runs in a fresh interpreter that cannot import cafe_tf: the repository is not on
-# sys.path and a meta-path hook refuses the import (the editable install would
-# otherwise find it). Without cafe_tf no CafeSketch* op is registered, so loading
-# a graph that holds one fails.
-SERVING_CHILD = r"""
-import json, os, sys
-REPO = sys.argv[1]
-
-class _RefuseCafe:
-    def find_spec(self, name, path=None, target=None):
-        if name == "cafe_tf" or name.startswith("cafe_tf."):
-            raise ImportError("cafe_tf must not be imported by the serving process")
-        return None
-
-sys.meta_path.insert(0, _RefuseCafe())
-sys.path = [p for p in sys.path if p and (os.path.abspath(p).startswith(sys.prefix)
-                                         or not os.path.abspath(p).startswith(REPO))]
-os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
-import numpy as np
-import tensorflow as tf
-
-export_dir, inputs_path, out_path = sys.argv[2:5]
-loaded = tf.saved_model.load(export_dir)
-inputs = dict(np.load(inputs_path))
-signature = loaded.signatures["serving_default"]
-flat = signature(**{k: tf.constant(v) for k, v in inputs.items()})
-features = {"u": tf.constant(inputs["u"]), "c": tf.constant(inputs["c"]),
-            "x": tf.constant(inputs["x"]),
-            "v": tf.RaggedTensor.from_row_lengths(inputs["v_values"], inputs["v_row_lengths"])}
-python = loaded.serve(features)
-np.savez(out_path, signature=flat["predictions"].numpy(), serve=python["predictions"].numpy())
-print(json.dumps({"cafe_modules": sorted(m for m in sys.modules if m.startswith("cafe_tf")),
-                  "signature_inputs": sorted(signature.structured_input_signature[1])}))
-"""
-
-
 @pytest.fixture(scope="module")
 def trained_model():
     """A CafeRanker trained until both CAFE layers have hot rows (so lookups use them)."""
@@ -100,7 +64,7 @@ def test_export_serves_in_a_process_without_cafe_tf(trained_model, tmp_path):
         assert np.any(rows.numpy() >= 0)
     np.savez(tmp_path / "inputs.npz", **_flat_inputs(features))
     run = subprocess.run(
-        [sys.executable, "-I", "-c", SERVING_CHILD, str(ROOT), export_dir,
+        [sys.executable, "-I", str(ROOT / "tests" / "serving_child.py"), str(ROOT), export_dir,
          str(tmp_path / "inputs.npz"), str(tmp_path / "out.npz")],
         capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-4000:]
