@@ -178,7 +178,7 @@ class AdaEmbedEmbeddingCollection(AdaEmbedEmbeddingCollectionLogic, Keras3Layer)
       >>> from cafe_tf.keras3 import AdaEmbedEmbeddingCollection
       >>> layer = AdaEmbedEmbeddingCollection({"a": 1000}, embedding_dim=4, compression_ratio=10)
       >>> _ = layer({"a": tf.constant([3, 3, 5])}, training=True)
-      >>> layer.reallocate()["promotions"].numpy()
+      >>> int(layer.reallocate()["promotions"])  # 3 and 5 get rows
       2
     """
 

@@ -55,8 +55,9 @@ class AdaEmbedEmbeddingCollectionLogic(EmbeddingCollectionLogic):
         self.num_counters, self.num_rows = self._plan(sum(sizes))
 
         def weight(name, shape, dtype, value):
-            return self._new_weight(name, shape, self._initializers.Constant(value), dtype,
-                                    trainable=False)
+            # tf.Variables (keras_base): the reallocation slices and assigns them.
+            return self._new_state_variable(name, shape, dtype,
+                                            lambda: tf.fill(shape, tf.constant(value, dtype)))
 
         self.embeddings = self._new_weight("embeddings", [self.num_rows, embedding_dim], "zeros")
         self.resident_keys = weight("resident_keys", [self.num_rows], tf.int64, _NO_KEY)

@@ -9,7 +9,8 @@ base class that supplies the few Keras-specific pieces the mixins use:
 - `_new_weight(name, shape, initializer, dtype, trainable)`: a layer weight;
 - `_new_state_variable(name, shape, dtype, initial_value)`: a non-trainable
   weight updated identically on every replica (a checkpoint takes the first
-  replica's copy), returned as the `tf.Variable` the ops update in place.
+  replica's copy), returned as a `tf.Variable` (a Keras 3 variable wraps one),
+  which the ops update in place and the logic reads, slices and assigns.
 
 `TfKerasLayer` here is that base for tf_keras; `cafe_tf.keras3` has the Keras 3 one.
 """
