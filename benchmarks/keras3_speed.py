@@ -15,7 +15,8 @@ Needs Keras 3 beside tf_keras (TensorFlow >= 2.16 installs both).
 import argparse
 import os
 
-from train_speed import layer_timings  # sets TF_USE_LEGACY_KERAS: tf.keras is tf_keras here
+# train_speed sets TF_USE_LEGACY_KERAS: tf.keras is tf_keras here, Keras 3 is `import keras`.
+from train_speed import layer_timings, report_layer_timings
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -44,14 +45,7 @@ def main():
     print(f"CAFE layer, batch {args.batch_size} x 26 fields, D={args.embedding_dim}, budget "
           f"1/{args.ratio:g}; TensorFlow {tf.__version__}, Keras {keras.__version__}, "
           f"{os.cpu_count()} CPUs")
-    print(f"ms per call, median of {args.repeats} interleaved repeats of the median of 10 calls")
-    print(f"  {'':<9} {'forward':>8} {'fwd + bwd':>10}")
-    for name, (forward, both) in timings.items():
-        print(f"  {name:<9} {forward:>8.2f} {both:>10.2f}")
-    ratio = timings["keras3"][1] / timings["tf_keras"][1]
-    print(f"goal: Keras 3 fwd + bwd <= {GOAL}x tf_keras: {ratio:.2f}x "
-          f"({'met' if ratio <= GOAL else 'NOT met'}); forward alone "
-          f"{timings['keras3'][0] / timings['tf_keras'][0]:.2f}x")
+    report_layer_timings(timings, "keras3", "tf_keras", GOAL, args.repeats)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,8 @@
 
 `cafe_tf.tuning` (tf_keras models) and `cafe_tf.keras3.tuning` (Keras 3 models) bind
 keras-tuner to their Keras (`cafe_tf._keras_tuner`), then import this module: each
-subclasses `CafeHyperModelBase` with its Keras's `CafeMigration` and layer search, and
-makes its `tune` with `make_tune`.
+subclasses `CafeHyperModelBase` with its Keras's `CafeMigration`, and makes its `tune`
+with `make_tune`.
 
 The cap. `cap_bytes` bounds the bytes held by the model's CAFE layers (hot
 table, hashed tables, sketch and bookkeeping, as `memory_bytes()` counts them;
@@ -33,6 +33,7 @@ import tf_keras
 
 from cafe_tf import _keras_tuner
 from cafe_tf import budget as budget_lib
+from cafe_tf.callbacks import find_cafe_layers
 from cafe_tf.layers.cafe_config import CafeConfig
 from cafe_tf.layers.cafe_embedding import CafeEmbeddingCollection
 from cafe_tf.layers.features import FeaturesLike, as_feature_configs
@@ -209,12 +210,21 @@ def config_from_hp(hp: kt.HyperParameters, space: CafeSearchSpace) -> CafeConfig
     return CafeConfig(embedding_dim=space.embedding_dim, **space.fixed, **tuned)
 
 
+def cafe_bytes(model) -> int:
+    """Bytes held by every CAFE layer of `model` (tables, sketch, bookkeeping), a tf_keras
+    or a Keras 3 model.
+
+    Before the layers are built this is their planned layout, which is what
+    they allocate when built.
+    """
+    return sum(layer.memory_bytes() for layer in find_cafe_layers(model))
+
+
 class CafeHyperModelBase(kt.HyperModel):
     """A keras-tuner `HyperModel` over CAFE configurations, with a hard memory cap.
 
-    A subclass names its Keras's pieces: `migration` (the `CafeMigration` callback
-    class) and `find_layers` (model -> its CAFE layers). Usable with any keras-tuner
-    tuner. `build` turns the trial's
+    A subclass names its Keras's `CafeMigration` class (`migration`). Usable with any
+    keras-tuner tuner. `build` turns the trial's
     hyperparameters into a `CafeConfig`, calls `build_model` with it and checks
     the model's CAFE bytes against the cap (see the module docstring). `fit`
     adds a `CafeMigration` callback unless one is given (keras-tuner deep-copies
@@ -242,7 +252,6 @@ class CafeHyperModelBase(kt.HyperModel):
     """
 
     migration: type  # the CafeMigration callback class
-    find_layers: Callable  # model -> its CAFE layers
 
     def __init__(self, build_model: Callable[[CafeConfig], Any],
                  vocabulary_sizes: FeaturesLike, cap_bytes: int,
@@ -254,15 +263,6 @@ class CafeHyperModelBase(kt.HyperModel):
         self.space = (space or CafeSearchSpace()).within_cap(vocabulary_sizes, self.cap_bytes)
         self.migration_every_n_steps = migration_every_n_steps
 
-    @classmethod
-    def cafe_bytes(cls, model) -> int:
-        """Bytes held by every CAFE layer of `model` (tables, sketch, bookkeeping).
-
-        Before the layers are built this is their planned layout, which is what
-        they allocate when built.
-        """
-        return sum(layer.memory_bytes() for layer in cls.find_layers(model))
-
     def build(self, hp: kt.HyperParameters):
         """The model of `hp`'s configuration, refused before training if over the cap.
 
@@ -272,11 +272,11 @@ class CafeHyperModelBase(kt.HyperModel):
         """
         config = config_from_hp(hp, self.space)
         model = self.build_model(config)
-        if not self.find_layers(model):
+        if not find_cafe_layers(model):
             raise kt.errors.FatalValueError(
                 "the model returned by build_model holds no CafeEmbeddingCollection: the "
                 "CAFE configuration being tuned is not used")
-        held = self.cafe_bytes(model)
+        held = cafe_bytes(model)
         if held > self.cap_bytes:
             raise CapExceededError(
                 f"the model built from {config} holds {held:,} bytes in its CAFE layers, over "
@@ -292,7 +292,7 @@ class CafeHyperModelBase(kt.HyperModel):
             callbacks.append(self.migration(every_n_steps=self.migration_every_n_steps))
         history = model.fit(*args, callbacks=callbacks, **kwargs)
         # Variables exist now: this is what the trained layers really hold.
-        history.history[BYTES_METRIC] = [self.cafe_bytes(model)] * len(history.epoch)
+        history.history[BYTES_METRIC] = [cafe_bytes(model)] * len(history.epoch)
         return history
 
 

@@ -34,9 +34,9 @@ _keras_tuner.bind(tf_keras, __name__)
 
 from cafe_tf._tuning import (BYTES_METRIC, DEFAULT_OBJECTIVE, TUNERS,  # noqa: E402
                              CafeHyperModelBase, CafeSearchSpace, CapExceededError,
-                             TrialResult, TuningResult, collect_results, config_from_hp,
-                             make_tune)
-from cafe_tf.callbacks import CafeMigration, find_cafe_layers  # noqa: E402
+                             TrialResult, TuningResult, cafe_bytes, collect_results,
+                             config_from_hp, make_tune)
+from cafe_tf.callbacks import CafeMigration  # noqa: E402
 
 
 class CafeHyperModel(CafeHyperModelBase):
@@ -44,10 +44,8 @@ class CafeHyperModel(CafeHyperModelBase):
     model (e.g. TFRS); `fit` adds `cafe_tf.CafeMigration` unless one is given."""
 
     migration = CafeMigration
-    find_layers = staticmethod(find_cafe_layers)
 
 
-cafe_bytes = CafeHyperModel.cafe_bytes
 tune = make_tune(CafeHyperModel)
 
 __all__ = ["BYTES_METRIC", "DEFAULT_OBJECTIVE", "TUNERS", "CafeHyperModel", "CafeSearchSpace",

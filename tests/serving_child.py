@@ -8,11 +8,36 @@ op is registered, so loading a graph that holds one fails.
 INPUTS.npz holds the serving signature's flat inputs (`cafe_tf.serving.signature_inputs`;
 ragged features as `f_values` and `f_row_lengths`). OUT.npz gets the `predictions` of the
 signature and of the `serve` function; stdout's last line is JSON: the cafe_tf modules
-imported (none) and the signature's input names.
+imported (none) and the signature's input names. The tests call `serve_in_child`.
 """
 import json
 import os
+import subprocess
 import sys
+from pathlib import Path
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+
+
+def serve_in_child(export_dir, inputs, expected, workdir):
+    """Serves `inputs` (flat, {name: array}) with the SavedModel in `export_dir` in a child
+    process without cafe_tf, checks that the signature and `serve` both give `expected`, and
+    returns the signature's input names."""
+    import numpy as np
+
+    workdir = Path(workdir)
+    np.savez(workdir / "inputs.npz", **inputs)
+    run = subprocess.run(
+        [sys.executable, "-I", __file__, str(REPOSITORY), str(export_dir),
+         str(workdir / "inputs.npz"), str(workdir / "out.npz")],
+        capture_output=True, text=True, timeout=300, cwd=workdir)
+    assert run.returncode == 0, run.stderr[-4000:]
+    report = json.loads(run.stdout.strip().splitlines()[-1])
+    assert report["cafe_modules"] == [], report
+    served = np.load(workdir / "out.npz")
+    np.testing.assert_allclose(served["signature"], expected, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(served["serve"], expected, rtol=1e-6, atol=1e-6)
+    return report["signature_inputs"]
 
 
 class _RefuseCafe:

@@ -30,9 +30,8 @@ _keras_tuner.bind(keras, __name__)
 
 from cafe_tf._tuning import (BYTES_METRIC, DEFAULT_OBJECTIVE, TUNERS,  # noqa: E402
                              CafeHyperModelBase, CafeSearchSpace, CapExceededError,
-                             TrialResult, TuningResult, collect_results, config_from_hp,
-                             make_tune)
-from cafe_tf.callbacks import find_cafe_layers  # noqa: E402
+                             TrialResult, TuningResult, cafe_bytes, collect_results,
+                             config_from_hp, make_tune)
 from cafe_tf.keras3.callbacks import CafeMigration  # noqa: E402
 
 
@@ -44,12 +43,6 @@ class CafeHyperModel(CafeHyperModelBase):
     """
 
     migration = CafeMigration
-    find_layers = staticmethod(find_cafe_layers)
 
 
-cafe_bytes = CafeHyperModel.cafe_bytes
 tune = make_tune(CafeHyperModel)
-
-__all__ = ["BYTES_METRIC", "DEFAULT_OBJECTIVE", "TUNERS", "CafeHyperModel", "CafeSearchSpace",
-           "CapExceededError", "TrialResult", "TuningResult", "cafe_bytes", "collect_results",
-           "config_from_hp", "tune"]
