@@ -200,7 +200,7 @@ class CafeEmbeddingCollectionLogic:
         return {f.name: inputs_lib.pool(v, flat, f.combiner)
                 for f, v, flat in zip(self.features, per_feature, flats)}
 
-    def compute_output_shape(self, input_shape):
+    def _output_shapes(self, input_shape):
         return inputs_lib.output_shapes([f.name for f in self.features], input_shape,
                                         self.embedding_dim)
 
@@ -376,8 +376,8 @@ class CafeEmbeddingLogic(CafeEmbeddingCollectionLogic):
         weights = None if weights is None else {self.FEATURE: weights}
         return super().call({self.FEATURE: inputs}, weights, training)[self.FEATURE]
 
-    def compute_output_shape(self, input_shape):
-        return super().compute_output_shape({self.FEATURE: input_shape})[self.FEATURE]
+    def _output_shapes(self, input_shape):
+        return super()._output_shapes({self.FEATURE: input_shape})[self.FEATURE]
 
     def get_config(self):
         config = super().get_config()
