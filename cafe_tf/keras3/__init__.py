@@ -36,10 +36,5 @@ from cafe_tf.layers.features import FeatureConfig  # noqa: E402
 from cafe_tf.layers.offline import count_frequencies  # noqa: E402
 from cafe_tf.sketch import HotSketch, SketchConfig  # noqa: E402
 
-__all__ = [
-    "AdaEmbedEmbeddingCollection", "AdaEmbedReallocation", "CafeConfig", "CafeEmbedding",
-    "CafeEmbeddingCollection", "CafeMigration", "FeatureConfig", "FullEmbeddingCollection",
-    "HashEmbeddingCollection", "HotSketch", "MDEEmbeddingCollection",
-    "OfflineSeparationEmbeddingCollection", "QREmbeddingCollection", "SketchConfig",
-    "count_frequencies",
-]
+# The names of cafe_tf's top level.
+from cafe_tf import __all__  # noqa: E402,F401

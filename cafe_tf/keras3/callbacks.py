@@ -9,10 +9,8 @@ class CafeMigration(CafeMigrationLogic, keras.callbacks.Callback):
     """Keras 3 version of `cafe_tf.CafeMigration`: runs decay, demotion and promotion of
     every CAFE layer of the model every `every_n_steps` training batches.
 
-    Args:
-      every_n_steps: M, batches between migrations (paper: 1).
-      log_dir: optional TensorBoard log directory.
-      log_every_n_steps: batches between log points.
+    Args: as `cafe_tf.CafeMigration` (`every_n_steps`, `log_dir`, `log_every_n_steps`),
+    and the same logs.
 
     Example:
       >>> model.fit(dataset, epochs=1, callbacks=[CafeMigration(every_n_steps=1)])  # doctest: +SKIP
@@ -23,8 +21,7 @@ class AdaEmbedReallocation(AdaEmbedReallocationLogic, keras.callbacks.Callback):
     """Keras 3 version of `cafe_tf.AdaEmbedReallocation`: reallocates the rows of every
     AdaEmbed layer of the model every `every_n_steps` batches.
 
-    Args:
-      every_n_steps: batches between reallocations.
+    Args: as `cafe_tf.AdaEmbedReallocation` (`every_n_steps`), and the same logs.
 
     Example:
       >>> model.fit(dataset, callbacks=[AdaEmbedReallocation(every_n_steps=20)])  # doctest: +SKIP

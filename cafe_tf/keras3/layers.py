@@ -52,29 +52,21 @@ class CafeEmbeddingCollection(CafeEmbeddingCollectionLogic, Keras3Layer):
     """Keras 3 version of `cafe_tf.CafeEmbeddingCollection`: CAFE embeddings of several
     categorical features under one memory budget.
 
-    Args:
-      features: {name: vocabulary_size}, or a sequence of `FeatureConfig`.
-      config: a `CafeConfig` (or its dict).
-      embeddings_initializer: initializer of the hashed tables (a Keras 3 initializer).
-      **kwargs: passed to `keras.layers.Layer`.
-
-    Call args:
-      inputs: {name: ids}, dense [B] or [B, L], `tf.RaggedTensor` or `tf.SparseTensor`;
-        int32, int64 or string.
-      weights: optional {name: weights} shaped like the ids.
-      training: the sketch learns importance only when True.
-
-    Returns:
-      {name: float32 [B, embedding_dim]}.
+    Args, Call args, Returns: as `cafe_tf.CafeEmbeddingCollection` (`features`, `config`,
+    `embeddings_initializer`, a Keras 3 initializer; call with {name: ids}, optional
+    weights and training; returns {name: float32 [B, embedding_dim]}); **kwargs go to
+    `keras.layers.Layer`.
 
     Example:
       >>> from cafe_tf.keras3 import CafeConfig, CafeEmbeddingCollection
+      >>> inputs = {"user": keras.Input((), dtype="int64", name="user"),
+      ...           "item": keras.Input((3,), dtype="int64", name="item")}
       >>> layer = CafeEmbeddingCollection({"user": 1_000_000, "item": 50_000},
       ...                                 CafeConfig(embedding_dim=16, compression_ratio=100))
-      >>> out = layer({"user": tf.constant([3, 7]), "item": tf.constant([11, 11])})
-      >>> out["user"].shape
-      TensorShape([2, 16])
-      >>> layer.memory_bytes() <= layer.budget_bytes
+      >>> outputs = layer(inputs)  # a Keras 3 functional model's inputs
+      >>> outputs["item"].shape
+      (None, 16)
+      >>> layer.sketch.config.num_buckets == layer.layout.num_buckets
       True
     """
 
@@ -83,20 +75,9 @@ class CafeEmbeddingCollection(CafeEmbeddingCollectionLogic, Keras3Layer):
 class CafeEmbedding(CafeEmbeddingLogic, CafeEmbeddingCollection):
     """Keras 3 version of `cafe_tf.CafeEmbedding`: CAFE embedding of one feature.
 
-    Args:
-      vocabulary_size: distinct ids expected (sizes the budget; ids are unbounded).
-      config: a `CafeConfig` (or its dict).
-      combiner: "sum", "mean" or "sqrtn" for multi-id inputs.
-      embeddings_initializer: initializer of the hashed table.
-      **kwargs: passed to `keras.layers.Layer`.
-
-    Call args:
-      inputs: ids, dense [B] or [B, L], ragged or sparse [B, L]; int or string.
-      weights: optional weights shaped like the ids.
-      training: the sketch learns importance only when True.
-
-    Returns:
-      float32 [B, embedding_dim].
+    Args, Call args, Returns: as `cafe_tf.CafeEmbedding` (`vocabulary_size`, `config`,
+    `combiner`, `embeddings_initializer`; call with ids, optional weights and training;
+    returns float32 [B, embedding_dim]); **kwargs go to `keras.layers.Layer`.
 
     Example:
       >>> from cafe_tf.keras3 import CafeConfig, CafeEmbedding

@@ -7,6 +7,7 @@ import keras
 import tf_keras
 from absl.testing import parameterized
 from keras.src import testing
+from keras.src.trainers.trainer import model_supports_jit
 
 import cafe_tf.keras3 as k3
 from cafe_tf import layers as tk
@@ -189,6 +190,9 @@ class Keras3HarnessTest(testing.TestCase):
                          {"user": (None, 4), "item": (None, 4)})
         self.assertTrue(layer.built)
         model = keras.Model(inputs, keras.layers.Concatenate()(list(outputs.values())))
+        # With a GPU, compile's default jit_compile="auto" asks this, and XLA cannot
+        # compile the layers' ops.
+        self.assertFalse(model_supports_jit(model))
         model.compile(optimizer="sgd", loss="mse")
         batch = next(_batches(kind, 1))
         if kind == "adaembed":  # rows only for ids seen before a reallocation
