@@ -89,8 +89,10 @@ def _scratch_folder():
     return folder
 
 
+# The CPU library: the core and the TF shell, less the TF GPU kernels (custom_ops/tf/gpu_kernels.cc,
+# built with the CUDA kernels by custom_ops/cuda/build_gpu_ops.sh).
 SOURCES = sorted(str(p.relative_to(ROOT)) for d in ("core", "tf")
-                 for p in (ROOT / "custom_ops" / d).glob("*.cc"))
+                 for p in (ROOT / "custom_ops" / d).glob("*.cc") if p.name != "gpu_kernels.cc")
 
 setup(ext_modules=[Extension(OP_LIBRARY, sources=SOURCES)],
       cmdclass={"build_ext": BuildCafeOps},

@@ -3,7 +3,7 @@
 // core against a deliberately naive restatement of the insert (docs/sketch.md).
 //
 // Build (from the repository root):
-//   g++ -std=c++17 -O3 -g -pthread benchmarks/core_bench.cc custom_ops/core/hotsketch.cc
+//   g++ -std=c++17 -O3 -g -pthread benchmarks/core_bench.cc custom_ops/core/*.cc
 //       -o /tmp/core_bench
 // Run:
 //   /tmp/core_bench bench [n=1048576] [repeats=5] [threads=2] [phase=all|insert|query]
@@ -238,7 +238,7 @@ int Bench(int64_t n, int repeats, int threads, const std::string& phase) {
   return 0;
 }
 
-// ---- naive restatement of spec section 2 (the oracle of `verify`) ------------------------
+// ---- naive restatement of the batch insert (the oracle of `verify`) ----------------------
 float NaivePairwiseSum(const float* v, int64_t n) {
   if (n <= 0) return 0.f;
   int64_t padded = 1;

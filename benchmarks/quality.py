@@ -16,9 +16,11 @@ resumed: cells already stored with the same sizes are skipped, unless
 `--redo` asks to run them again; the last stored line of a cell wins. The
 table (mean +- std over seeds, `<name>.md`) and plot (`<name>.png`) are made
 from every stored cell of the selected shapes, seeds and models, whichever
-`--kinds` ran. Cells, table and plot live in benchmarks/results/ (committed).
+`--kinds` ran. They go to benchmarks/out/ (not committed) unless `--out` says otherwise;
+the committed tables were written with `--out benchmarks/results`.
 
     python benchmarks/quality.py --seeds 0 1 2                     # the whole grid
+    python benchmarks/quality.py --seeds 0 1 2 --out benchmarks/results   # the committed one
     python benchmarks/quality.py --datasets avazu --seeds 1        # one piece of it
     python benchmarks/quality.py --kinds cafe cafe_ml --seeds 0 1 2 --redo   # CAFE's cells again
     python benchmarks/quality.py --seeds 0 1 2 --table-only        # table and plot only
@@ -50,8 +52,7 @@ from cafe_tf.experiment import (EMBEDDINGS, MODELS, SMALL_MODEL_OPTIONS,  # noqa
                                 add_run_arguments, train_and_evaluate)
 
 HERE = Path(__file__).resolve().parent
-OUT = HERE / "results"
-CELLS = OUT / "quality"
+OUT = HERE / "out"  # scratch (gitignored): a run never overwrites the committed results/
 # What a cell's result depends on besides its key: cells of other sizes are neither
 # skipped nor tabled.
 SIZE_ARGS = ("rows_per_day", "days", "scale", "dim", "batch_size", "learning_rate", "test_rows")
@@ -102,7 +103,8 @@ def sizes(args) -> dict:
 
 
 def cells_path(args, shape, seed) -> Path:
-    return Path(args.cells) / f"{shape}_seed{seed}.jsonl"
+    cells = Path(args.cells) if args.cells else Path(args.out) / args.name
+    return cells / f"{shape}_seed{seed}.jsonl"
 
 
 def cell_key(cell) -> tuple:
@@ -415,12 +417,15 @@ def parse_args(argv=None):
                         help="run the selected cells even where stored (the new ones win)")
     parser.add_argument("--table-only", action="store_true",
                         help="train nothing: table and plot of the stored cells")
-    parser.add_argument("--cells", default=str(CELLS),
-                        help="folder of the cell files <shape>_seed<seed>.jsonl")
+    parser.add_argument("--cells", default=None,
+                        help="folder of the cell files <shape>_seed<seed>.jsonl (default "
+                        "<out>/<name>)")
     parser.add_argument("--load", nargs="+", default=None, metavar="JSONL",
                         help="table these cell files (merged in order, later lines winning) "
                              "instead of those of the selected shapes and seeds; trains nothing")
-    parser.add_argument("--out", default=str(OUT), help="folder of <name>.md and <name>.png")
+    parser.add_argument("--out", default=str(OUT),
+                        help="folder of <name>.md and <name>.png (default benchmarks/out; "
+                        "benchmarks/results holds the committed ones)")
     parser.add_argument("--name", default="quality", help="output files <out>/<name>.{md,png}")
     return parser.parse_args(argv)
 

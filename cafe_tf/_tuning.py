@@ -51,7 +51,7 @@ DEFAULT_OBJECTIVE = kt.Objective("val_auc", direction="max")
 TUNERS = {"random": kt.RandomSearch, "bayesian": kt.BayesianOptimization,
           "hyperband": kt.Hyperband}
 # Knobs whose range may be None: CafeConfig's default (or `fixed`) then applies.
-_OPTIONAL_KNOBS = ("hot_share", "threshold", "decay_rate")
+_OPTIONAL_KNOBS = ("hot_share", "threshold", "decay_half_life")
 # CafeConfig fields that the search space always sets itself.
 _SET_BY_SPACE = frozenset({"embedding_dim", "compression_ratio", "budget_bytes", "multi_level"})
 
@@ -74,8 +74,11 @@ class CafeSearchSpace:
         paper's value for the ratio. k is in units of normalised importance
         accumulated between decays, so it scales with how much data a feature
         sees: the paper's 10-500 suit Criteo-sized runs, small data needs less.
-      decay_rate: (low, high) rho, sampled densest near `high` ("reverse_log");
-        None: CafeConfig's default 0.99.
+      decay_half_life: (low, high) L, log-uniform: scores halve per L x hot
+        rows x k of inserted importance (docs/sketch.md); None: CafeConfig's
+        default 8. This, not `decay_rate`, sets how fast the default sketch
+        forgets: `decay_rate` only applies with `fixed={"decay_half_life":
+        None}` (the paper's decay) or `decay_rule="batches"`.
       multi_level: the choices for multi-level hashing: (False, True) tunes it,
         (False,) or (True,) fixes it.
       fixed: other `CafeConfig` fields, fixed for every trial (e.g.
@@ -91,7 +94,7 @@ class CafeSearchSpace:
     compression_ratio: Tuple[float, float] = (2.0, 1000.0)
     hot_share: Optional[Tuple[float, float]] = (0.3, 0.9)
     threshold: Optional[Tuple[float, float]] = (5.0, 500.0)
-    decay_rate: Optional[Tuple[float, float]] = (0.9, 0.999)
+    decay_half_life: Optional[Tuple[float, float]] = (4.0, 32.0)
     multi_level: Tuple[bool, ...] = (False, True)
     fixed: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
@@ -101,7 +104,7 @@ class CafeSearchSpace:
         _check_range("compression_ratio", self.compression_ratio, lambda v: v >= 1, ">= 1")
         _check_range("hot_share", self.hot_share, lambda v: 0 < v < 1, "in (0, 1)")
         _check_range("threshold", self.threshold, lambda v: v > 0, "> 0")
-        _check_range("decay_rate", self.decay_rate, lambda v: 0 < v <= 1, "in (0, 1]")
+        _check_range("decay_half_life", self.decay_half_life, lambda v: v > 0, "> 0")
         if not self.multi_level or not set(self.multi_level) <= {False, True}:
             raise ValueError(f"multi_level must be a non-empty tuple of booleans, got "
                              f"{self.multi_level!r}")
@@ -199,7 +202,7 @@ def config_from_hp(hp: kt.HyperParameters, space: CafeSearchSpace) -> CafeConfig
     """
     tuned = {"compression_ratio": _float(hp, "compression_ratio", space.compression_ratio,
                                          "log")}
-    for name, sampling in zip(_OPTIONAL_KNOBS, ("linear", "log", "reverse_log")):
+    for name, sampling in zip(_OPTIONAL_KNOBS, ("linear", "log", "log")):
         bounds = getattr(space, name)
         if bounds is not None:
             tuned[name] = _float(hp, name, bounds, sampling)
@@ -343,7 +346,7 @@ class TuningResult:
 
     def format_table(self) -> str:
         """The trials as a fixed-width text table, best first."""
-        columns = ("trial", "status", "ratio", "hot_share", "threshold", "decay", "multi",
+        columns = ("trial", "status", "ratio", "hot_share", "threshold", "half_life", "multi",
                    "bytes", self.objective)
         sign = -1.0 if self.tuner.oracle.objective.direction == "max" else 1.0
         ranked = sorted(self.trials, key=lambda t: (t.metric is None, sign * (t.metric or 0.0)))
@@ -352,7 +355,7 @@ class TuningResult:
             c = trial.config
             rows.append((trial.trial_id, trial.status, f"{c.compression_ratio:.4g}",
                          _fmt(c.hot_share, ".3f"), _fmt(c.threshold, ".3g"),
-                         _fmt(c.decay_rate, ".4f"), "on" if c.multi_level else "off",
+                         _fmt(c.decay_half_life, ".3g"), "on" if c.multi_level else "off",
                          _fmt(trial.bytes, ","), _fmt(trial.metric, ".4f")))
         widths = [max(len(str(v)) for v in column) for column in zip(columns, *rows)]
         return "\n".join("  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip()

@@ -2,7 +2,7 @@
 
 A DLRM with one CAFE embedding collection over the 26 categorical fields is
 trained for each configuration keras-tuner proposes (compression ratio, hot
-share, threshold, decay rate, multi-level on/off); every configuration keeps
+share, threshold, decay half-life, multi-level on/off); every configuration keeps
 the CAFE layer within `--cap-kib`. Prints a table of all trials, the best
 configuration with its validation AUC and bytes, and the test AUC of a model
 retrained with it (a held-out day the search never saw). The defaults run in a
@@ -89,7 +89,7 @@ def main():
     print(f"\nbest: {result.objective} {result.best_metric:.4f}, {result.best_bytes:,} bytes "
           f"(cap {cap_bytes:,}); compression_ratio={best.compression_ratio:.4g}, "
           f"hot_share={best.hot_share:.3f}, threshold={best.threshold:.3g}, "
-          f"decay_rate={best.decay_rate:.4f}, multi_level={best.multi_level}")
+          f"decay_half_life={best.decay_half_life:.3g}, multi_level={best.multi_level}")
 
     # The best validation AUC is biased upwards (it picked the winner): retrain the
     # best configuration and test it on the day the search never saw.

@@ -1,4 +1,4 @@
-"""Budget arithmetic: ratios, row splits and CAFE's layout (spec section 5)."""
+"""Budget arithmetic: ratios, row splits and CAFE's layout (docs/user_guide.md, "Memory budget")."""
 import pytest
 
 from cafe_tf import budget

@@ -10,9 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+import tf_keras
+from sklearn.metrics import roc_auc_score
 
 from cafe_tf import cli, hashing
-from cafe_tf.cli import saved_run
+from cafe_tf.cli import saved_run, vocab
 from cafe_tf.cli.inspection import hottest_ids
 from cafe_tf.data.criteo import CATEGORICAL_FIELDS, DENSE_FIELDS
 
@@ -133,6 +135,77 @@ def test_train_on_parquet_with_a_byte_budget(tmp_path, vocabulary_file, capsys):
     assert cafe["compression_ratio"] == pytest.approx(26 * IDS_PER_FIELD * 64 / 20_000)
 
 
+def test_vocab_counts_the_distinct_ids_of_every_field(tmp_path, monkeypatch, capsys):
+    days = [criteo_rows(300, seed=d) for d in range(2)]
+    days[1][5][2][1] = ""  # a missing C2: one more id of its own
+    expected = {f: len({row[2][i] for day in days for row in day})
+                for i, f in enumerate(CATEGORICAL_FIELDS)}
+    assert expected["C2"] == len({row[2][1] for row in days[0] + days[1] if row[2][1]}) + 1
+    tsv = [write_tsv(tmp_path / f"day_{d}.tsv", rows) for d, rows in enumerate(days)]
+    parquet = [write_parquet(tmp_path / f"day_{d}.parquet", rows) for d, rows in enumerate(days)]
+    # Merging every few ids exercises the merge of the sorted arrays, not only the last one.
+    monkeypatch.setattr(vocab, "MERGE_IDS", 7)
+    for data, files in (("criteo-tsv", tsv), ("criteo-parquet", parquet)):
+        out = tmp_path / f"{data}.json"
+        assert run_cli("vocab", "--data", data, "--files", *files, "--batch-size", 64,
+                       "--out", out) == 0, capsys.readouterr().err
+        assert json.loads(out.read_text()) == expected, data
+        shown = capsys.readouterr().out
+        assert f"[1/2] {files[0]}: 300 rows; 300 in all" in shown
+        assert f"[2/2] {files[1]}: 300 rows; 600 in all" in shown
+    monkeypatch.setattr(vocab, "MERGE_IDS", 1 << 22)
+    assert run_cli("vocab", "--data", "criteo-tsv", "--files", *tsv, "--out", out) == 0
+    assert json.loads(out.read_text()) == expected
+    # A malformed line is skipped and counted; its ids are not.
+    bad = days[1] + [(2, days[1][0][1], ["ffffffff"] * len(CATEGORICAL_FIELDS))]
+    malformed = write_tsv(tmp_path / "malformed.tsv", bad)
+    capsys.readouterr()
+    assert run_cli("vocab", "--data", "criteo-tsv", "--files", tsv[0], malformed, "--on-error",
+                   "skip", "--out", out) == 0
+    assert json.loads(out.read_text()) == expected
+    assert "skipped 1 malformed line(s)" in capsys.readouterr().out
+
+
+def test_vocab_then_train_then_predict_scores_as_train_evaluated(tmp_path, capsys):
+    days = [write_tsv(tmp_path / f"day_{d}.tsv", criteo_rows(500, seed=d)) for d in range(3)]
+    vocabulary, report, saved = tmp_path / "vocab.json", tmp_path / "run.json", tmp_path / "runs"
+    assert run_cli("vocab", "--data", "criteo-tsv", "--files", *days[:2], "--out",
+                   vocabulary) == 0
+    assert run_cli("train", "--data", "criteo-tsv", "--train-files", *days[:2], "--test-files",
+                   days[2], "--vocabulary-sizes", vocabulary, "--kinds", "cafe",
+                   "--compression-ratio", 4, "--batch-size", 100, "--learning-rate", 0.01,
+                   "--verbose", 0, "--json", report, "--save", saved) == 0
+    (trained,) = json.loads(report.read_text())["results"]
+    assert json.loads(report.read_text())["vocabulary_sizes"] == json.loads(vocabulary.read_text())
+    capsys.readouterr()
+
+    preds = tmp_path / "preds.csv"
+    assert run_cli("predict", saved, "--data", "criteo-tsv", "--files", days[2], "--batch-size",
+                   64, "--out", preds) == 0, capsys.readouterr().err
+    assert "[1/1]" in capsys.readouterr().out
+    lines = preds.read_text().splitlines()
+    assert lines[0] == "probability"
+    probabilities = np.array([float(v) for v in lines[1:]])
+    labels = np.array([y for y, _, _ in criteo_rows(500, seed=2)])
+    assert len(probabilities) == len(labels) and ((0 < probabilities) & (probabilities < 1)).all()
+    # The same AUC as train's evaluation (Keras's AUC, 200 thresholds) from the CSV alone...
+    auc = tf_keras.metrics.AUC()
+    auc.update_state(labels, probabilities)
+    assert float(auc.result()) == pytest.approx(trained["auc"], abs=1e-6)
+    # ...and the exact rank AUC agrees with it.
+    assert roc_auc_score(labels, probabilities) == pytest.approx(trained["auc"], abs=5e-3)
+    assert trained["auc"] > 0.9  # C1 decides the label: a model that learned it
+
+    # The served scores are the restored model's.
+    model = saved_run.load(str(saved / "cafe"))
+    rows = criteo_rows(500, seed=2)[:8]
+    dense = tf.math.log1p(tf.constant([r[1] for r in rows], tf.float32))
+    ids = {f: tf.constant([int(r[2][i], 16) for r in rows], tf.int64)
+           for i, f in enumerate(CATEGORICAL_FIELDS)}
+    expected = tf.sigmoid(model({"dense": dense, "sparse": ids}, training=False)).numpy()[:, 0]
+    np.testing.assert_allclose(probabilities[:8], expected, rtol=1e-5, atol=1e-6)
+
+
 def test_bench_lists_the_benchmarks(capsys):
     assert run_cli("bench") == 0
     names = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
@@ -202,6 +275,20 @@ CRITEO = ["train", "--data", "criteo-tsv", "--vocabulary-sizes", "{vocabulary}",
     pytest.param(["train", "--data", "criteo-parquet", "--vocabulary-sizes", "{vocabulary}",
                   "--train-files", "{no_c26}", "--test-files", "{no_c26}"],
                  r"lacks columns \['C26'\]", id="parquet_without_a_column"),
+    pytest.param(["vocab", "--data", "criteo-tsv", "--files", "{absent}", "--out",
+                  "{empty}/v.json"], "no such file: .*absent.tsv", id="vocab_missing_file"),
+    pytest.param(["vocab", "--data", "criteo-tsv", "--files", "{good}", "--out",
+                  "{absent}/v.json"], "--out .*: its directory does not exist",
+                 id="vocab_out_in_missing_dir"),
+    pytest.param(["vocab", "--data", "criteo-tsv", "--files", "{good}", "{malformed}", "--out",
+                  "{empty}/v.json"], r"malformed.tsv:21: malformed Criteo line \(label",
+                 id="vocab_malformed_line"),
+    pytest.param(["vocab", "--data", "criteo-tsv", "--files", "{good}"],
+                 "required: --out", id="vocab_without_out"),
+    pytest.param(["predict", "{empty}", "--data", "criteo-tsv", "--files", "{good}", "--out",
+                  "{empty}/p.csv"], "holds no saved CAFE model", id="predict_without_a_model"),
+    pytest.param(["predict", "{empty}", "--data", "criteo-tsv", "--out", "{empty}/p.csv"],
+                 "required: --files", id="predict_without_files"),
     pytest.param(["inspect", "{empty}"], "holds no saved CAFE model", id="inspect_empty_dir"),
     pytest.param(["inspect", "{absent}"], "no such directory", id="inspect_missing_dir"),
     pytest.param(["bench", "nosuch"], "no benchmark 'nosuch'", id="unknown_benchmark"),

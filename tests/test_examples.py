@@ -12,6 +12,7 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 CASES = {
     "checkpoint_resume": ([], ["identical: True", "does not match this model"]),
     "export_serving": ([], ["cafe_tf imported = False", "same predictions: True"]),
+    "quickstart_tfrs": ([], ["migration promoted ids: True", "test AUC"]),
     "train_mirrored": ([], ["replicas identical (sketch, mapping, tables): True",
                             "planted hot users with a hot row: 20 / 20"]),
     "train_multiworker": ([], ["sketch and hot table identical on every worker: True",

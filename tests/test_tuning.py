@@ -30,7 +30,7 @@ CAP = 12_000  # bytes; the full tables take 1,280,000, so the ratio must be >= 1
 FULL = budget_lib.full_table_bytes(list(VOCABULARY.values()), DIM)
 # The lowest ratio reaches far below what the cap allows: within_cap must raise it.
 SPACE = CafeSearchSpace(embedding_dim=DIM, compression_ratio=(2.0, 400.0),
-                        threshold=(2.0, 8.0), decay_rate=(0.9, 0.99),
+                        threshold=(2.0, 8.0), decay_half_life=(4.0, 16.0),
                         fixed={"importance": "frequency"})
 
 
@@ -134,6 +134,8 @@ def test_space_is_bounded_by_the_cap_and_validated():
     config = config_from_hp(kt.HyperParameters(), bounded)  # the defaults: lowest ratio
     assert CafeEmbeddingCollection(VOCABULARY, config).memory_bytes() <= CAP
     assert config.importance == "frequency" and config.multi_level is False
+    # The tuned decay is the half-life the default sketch uses (decay_rate it ignores).
+    assert config.decay_half_life == SPACE.decay_half_life[0]
     with pytest.raises(ValueError, match="at least 3200"):
         SPACE.within_cap(VOCABULARY, 400)  # needs ratio 3200 > 400
     with pytest.raises(ValueError, match="no CAFE layout"):

@@ -1,11 +1,15 @@
 """`cafe-tf`, the command line of cafe_tf.
 
+    cafe-tf vocab --data criteo-tsv | criteo-parquet --files FILE... --out JSON
     cafe-tf train [--data synthetic | criteo-tsv | criteo-parquet | movielens] ...
     cafe-tf inspect DIR
+    cafe-tf predict DIR --data criteo-tsv | criteo-parquet --files FILE... --out CSV
     cafe-tf bench [NAME [ARGS...]]
 
-`train` compares CAFE with other embeddings under one memory budget, `inspect` shows
-what a CAFE layer saved by `train --save` has learned, and `bench` runs the benchmarks.
+`vocab` counts the distinct ids per field of Criteo files (the vocabulary sizes `train`
+takes), `train` compares CAFE with other embeddings under one memory budget, `inspect`
+shows what a CAFE layer saved by `train --save` has learned, `predict` scores files with
+a saved model, and `bench` runs the benchmarks.
 A problem the user can fix (bad arguments, missing or malformed files, a budget too
 small) ends with one `cafe-tf <command>: error: ...` line on stderr and exit code 2
 (1 when found in the data while training), never with a traceback.
@@ -18,7 +22,7 @@ from typing import Optional, Sequence
 import tensorflow as tf
 
 from cafe_tf.checkpoints import CheckpointMismatchError
-from cafe_tf.cli import bench, inspection, train
+from cafe_tf.cli import bench, inspection, predict, train, vocab
 from cafe_tf.cli.errors import CliError
 
 __all__ = ["CliError", "build_parser", "main"]
@@ -27,10 +31,11 @@ __all__ = ["CliError", "build_parser", "main"]
 def build_parser() -> argparse.ArgumentParser:
     """The `cafe-tf` parser with its subcommands."""
     parser = argparse.ArgumentParser(
-        prog="cafe-tf", description="CAFE embeddings under a memory budget: train, inspect, "
-        "benchmark. `cafe-tf COMMAND --help` describes each command.")
+        prog="cafe-tf", description="CAFE embeddings under a memory budget: count the "
+        "vocabulary, train, inspect, predict, benchmark. `cafe-tf COMMAND --help` describes "
+        "each command.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (train, inspection, bench):
+    for module in (vocab, train, inspection, predict, bench):
         module.add_parser(commands)
     return parser
 

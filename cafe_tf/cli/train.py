@@ -14,7 +14,7 @@ import os
 from typing import List
 
 from cafe_tf import budget as budget_lib
-from cafe_tf.cli import saved_run
+from cafe_tf.cli import criteo_files, saved_run
 from cafe_tf.cli.errors import CliError
 from cafe_tf.experiment import (EMBEDDINGS, MODELS, OPTIMIZERS, SMALL_MODEL_OPTIONS,
                                 RunResult, make_embedding, train_and_evaluate)
@@ -134,13 +134,7 @@ def load_data(args: argparse.Namespace):
                                             ("--test-files", args.test_files)) if not value]
         if missing:
             raise CliError(f"--data {args.data} needs {' and '.join(missing)}")
-        absent = [f for f in args.train_files + args.test_files if not os.path.isfile(f)]
-        if absent:
-            raise CliError(f"no such file: {', '.join(absent)}")
-        # Found before training, not after it: an empty file holds no examples.
-        empty = [f for f in args.train_files + args.test_files if os.path.getsize(f) == 0]
-        if empty:
-            raise CliError(f"empty file (no examples): {', '.join(empty)}")
+        criteo_files.check_files(args.train_files + args.test_files)
     else:
         given = [flag for flag, value in (("--train-files", args.train_files),
                                           ("--test-files", args.test_files),
@@ -154,8 +148,8 @@ def load_data(args: argparse.Namespace):
     if args.save and not set(args.kinds) & set(CAFE_KINDS):
         raise CliError("--save writes CAFE models: add cafe or cafe_ml to --kinds")
     for flag, path in (("--json", args.json), ("--plot", args.plot)):
-        if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
-            raise CliError(f"{flag} {path}: its directory does not exist")
+        if path:
+            criteo_files.check_output(flag, path)
 
     from cafe_tf import data as data_lib
     if args.data == "synthetic":
@@ -165,9 +159,9 @@ def load_data(args: argparse.Namespace):
     if args.data == "movielens":
         return data_lib.MovieLens100K()
     vocabulary = _read_vocabulary(args.vocabulary_sizes) if args.vocabulary_sizes else None
-    reader = data_lib.CriteoTSV if args.data == "criteo-tsv" else data_lib.CriteoParquet
-    return TrainTestFiles(reader(args.train_files, vocabulary, args.on_error),
-                          reader(args.test_files, vocabulary, args.on_error))
+    return TrainTestFiles(
+        criteo_files.reader(args.data, args.train_files, vocabulary, args.on_error),
+        criteo_files.reader(args.data, args.test_files, vocabulary, args.on_error))
 
 
 class TrainTestFiles:

@@ -122,7 +122,7 @@ class HotSketch(tf.Module):
         return tf.cast(ids, tf.int64)
 
     def insert(self, ids, importance=None, tags=None):
-        """Inserts a batch (spec section 2, batch insert).
+        """Inserts a batch (docs/sketch.md, "Batch insert").
 
         Args:
           ids: int32/int64 vector of keys.
@@ -203,7 +203,7 @@ class HotSketch(tf.Module):
 
     # ---- migration ----------------------------------------------------------------------
     def migrate(self, force_decay=False) -> reference.MigrationResult:
-        """Decay when due (or when forced), demote, then promote (spec section 4).
+        """Decay when due (or when forced), demote, then promote (docs/sketch.md, "Migration").
 
         Returns:
           A `MigrationResult` of tensors: whether it decayed, the demoted

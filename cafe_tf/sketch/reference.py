@@ -152,7 +152,7 @@ def _rank_within_bucket(sorted_buckets):
 
 
 def insert(config: SketchConfig, state: SketchTensors, ids, importance, tags) -> SketchTensors:
-    """Batch insert (spec section 2). Inputs must already be validated."""
+    """Batch insert (docs/sketch.md, "Batch insert"). Inputs must already be validated."""
     c = config.slots_per_bucket
     n = tf.size(ids)
     importance = flush_subnormal(importance)

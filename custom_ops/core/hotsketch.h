@@ -31,6 +31,8 @@ namespace cafe {
 //    sighting rule, docs/sketch.md).
 // Slots match keys by fingerprint: two keys of one bucket with the same
 // fingerprint share a slot (a false match, docs/sketch.md).
+// A tag is the key's feature index: which of the features sharing the sketch
+// the key belongs to (the bit field of an entry that stores it).
 // An empty slot (score 0) holds kEmptySlot: fingerprint 0, entry kRowNone.
 constexpr int32_t kRowNone = -1;  // = ColdMarker(0, false); Query's "not hot"
 constexpr int32_t kMaxTagBits = 30;
@@ -109,24 +111,6 @@ inline CAFE_HOST_DEVICE int64_t BucketOf(int64_t key, int64_t num_buckets) {
 inline CAFE_HOST_DEVICE uint32_t FingerprintOf(int64_t key) {
   return static_cast<uint32_t>(Mix64(static_cast<uint64_t>(key)) >> 32);
 }
-
-// Exact x mod d without a division: q = mulhi(x, floor((2^64-1)/d)) never
-// exceeds the true quotient and falls short by at most 2, so at most two
-// subtractions fix the remainder. Same value as `x % d`, several times faster.
-class FastMod {
- public:
-  explicit FastMod(uint64_t d) : d_(d), m_(~0ULL / d) {}
-  uint64_t operator()(uint64_t x) const {
-    const uint64_t q = static_cast<uint64_t>((static_cast<unsigned __int128>(x) * m_) >> 64);
-    uint64_t r = x - q * d_;
-    while (r >= d_) r -= d_;
-    return r;
-  }
-
- private:
-  uint64_t d_;
-  uint64_t m_;
-};
 
 // Sum of values[0, n) by pairwise halving over the length padded to a power
 // of two: x[i] += x[i + half] until one element is left. This fixed tree is
@@ -211,9 +195,12 @@ std::string ValidateInsert(const float* importance, const int32_t* tags, int64_t
 // The problem with entry `index` (importance v, tag), or empty when it is valid.
 std::string InvalidInsertEntry(float v, int32_t tag, int64_t index, int32_t tag_bits);
 
-// Batch insert (spec section 2). `num_shards` splits the buckets into that
-// many contiguous ranges processed through `parallel_for`; the resulting state
-// is the same for every value.
+// Batch insert (docs/sketch.md): mass += PairwiseSum(importance), batches += 1;
+// then each distinct key, its importances summed in input order and its
+// smallest tag kept, enters its bucket by InsertBatchKey (hotsketch_rules.h),
+// a bucket's keys in ascending key order. The driver (parallel_insert.cc) runs
+// about `num_shards` tasks through `parallel_for`; the resulting state is the
+// same for every value.
 void Insert(const SketchConfig& config, const SketchState& state, const int64_t* keys,
             const float* importance, const int32_t* tags, int64_t n, int num_shards,
             const ParallelFor& parallel_for);

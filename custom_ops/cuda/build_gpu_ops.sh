@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Builds cafe_tf's op library WITH the GPU kernels (used when CAFE_TF_CUDA=1):
-#   custom_ops/core/*.cc + custom_ops/tf/*.cc   (ops + CPU kernels, as setup.py)
-#   custom_ops/cuda/tf_gpu_kernels.cc           (TF GPU kernels; g++, TF headers)
-#   custom_ops/cuda/hotsketch_kernels.cu        (CUDA kernels; nvcc, no TF headers)
-#   custom_ops/cuda/routing_kernels.cu          (CafeRoute's CUDA launcher)
+#   custom_ops/core/*.cc + custom_ops/tf/*.cc     (ops + CPU kernels, as setup.py)
+#   custom_ops/tf/gpu_kernels.cc                  (TF GPU kernels; g++, TF headers)
+#   custom_ops/cuda/kernels/hotsketch_kernels.cu  (CUDA kernels; nvcc, no TF headers)
+#   custom_ops/cuda/kernels/routing_kernels.cu    (CafeRoute's CUDA launcher)
 # linked into one shared library with the CUDA runtime linked statically
 # (libcudart_static.a), so the library needs no libcudart.so at run time, only
 # a driver new enough for the toolkit it was built with.
@@ -55,20 +55,23 @@ fi
 echo "== nvcc: $("$NVCC" --version | tail -n 2 | head -n 1)"
 # shellcheck disable=SC2086
 "$NVCC" -std=c++17 -O3 --fmad=false --threads 0 $GENCODE -Xcompiler -fPIC \
-  -Xcompiler -fvisibility=hidden -c "$HERE/hotsketch_kernels.cu" -o "$OBJ/hotsketch_kernels.o" &
+  -Xcompiler -fvisibility=hidden -c "$HERE/kernels/hotsketch_kernels.cu" \
+  -o "$OBJ/hotsketch_kernels.o" &
 nvcc_pid=$!
 # shellcheck disable=SC2086
 "$NVCC" -std=c++17 -O3 --fmad=false --threads 0 $GENCODE -Xcompiler -fPIC \
-  -Xcompiler -fvisibility=hidden -c "$HERE/routing_kernels.cu" -o "$OBJ/routing_kernels.o" &
+  -Xcompiler -fvisibility=hidden -c "$HERE/kernels/routing_kernels.cu" -o "$OBJ/routing_kernels.o" &
 routing_pid=$!
 g++ -std=c++17 -fPIC -O3 -DGOOGLE_CUDA=1 "${TF_CFLAGS[@]}" -I"$TF_CUDA_INCLUDE" \
-  -c "$HERE/tf_gpu_kernels.cc" -o "$OBJ/tf_gpu_kernels.o" &
+  -c "$ROOT/custom_ops/tf/gpu_kernels.cc" -o "$OBJ/gpu_kernels.o" &
 gxx_pid=$!
 wait $nvcc_pid
 wait $routing_pid
 wait $gxx_pid
-mapfile -t SOURCES < <(ls "$ROOT"/custom_ops/core/*.cc "$ROOT"/custom_ops/tf/*.cc)
-g++ -std=c++17 -shared -fPIC -O3 "${SOURCES[@]}" "$OBJ/tf_gpu_kernels.o" \
+# The CPU library's sources (setup.py's list: all but gpu_kernels.cc, built above).
+mapfile -t SOURCES < <(ls "$ROOT"/custom_ops/core/*.cc "$ROOT"/custom_ops/tf/*.cc |
+                       grep -v '/gpu_kernels\.cc$')
+g++ -std=c++17 -shared -fPIC -O3 "${SOURCES[@]}" "$OBJ/gpu_kernels.o" \
   "$OBJ/hotsketch_kernels.o" "$OBJ/routing_kernels.o" -o "$OUT" "${TF_CFLAGS[@]}" "${TF_LFLAGS[@]}" \
   "$CUDART_STATIC" -ldl -lrt -lpthread
 echo "== built $OUT"

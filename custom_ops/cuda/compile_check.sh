@@ -5,6 +5,7 @@
 #   custom_ops/cuda/compile_check.sh
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+source "$HERE/sources.sh"
 NVCC="${NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}"
 OUT="$HERE/build/compile_check"
 mkdir -p "$OUT"
@@ -12,16 +13,16 @@ mkdir -p "$OUT"
 # checked); host code at -O0 and ptxas at -O1, since only diagnostics matter.
 FLAGS=(-std=c++17 -O0 -Xptxas -O1 --fmad=false -gencode arch=compute_90,code=sm_90 -Xcompiler -Wall)
 start=$(date +%s)
-"$NVCC" "${FLAGS[@]}" -c "$HERE/hotsketch_kernels.cu" -o "$OUT/hotsketch_kernels.o" &
+"$NVCC" "${FLAGS[@]}" -c "$HERE/kernels/hotsketch_kernels.cu" -o "$OUT/hotsketch_kernels.o" &
 k=$!
-"$NVCC" "${FLAGS[@]}" -c "$HERE/routing_kernels.cu" -o "$OUT/routing_kernels.o" &
+"$NVCC" "${FLAGS[@]}" -c "$HERE/kernels/routing_kernels.cu" -o "$OUT/routing_kernels.o" &
 r=$!
 # harness.cu has no kernels of its own: PTX-only target is enough.
 "$NVCC" -std=c++17 -O0 -gencode arch=compute_90,code=compute_90 -Xcompiler -Wall \
-  -c "$HERE/harness.cu" -o "$OUT/harness.o" &
+  -c "$HERE/harness/harness.cu" -o "$OUT/harness.o" &
 h=$!
-g++ -std=c++17 -O0 -Wall -Wextra -fsyntax-only "$HERE/harness_common.cc" "$HERE/emulation_test.cc" \
-  "$HERE/routing_emulation_test.cc" &
+g++ -std=c++17 -O0 -Wall -Wextra -fsyntax-only "${HARNESS_SOURCES[@]}" \
+  "$HERE/harness/emulation_test.cc" "$HERE/harness/routing_emulation_test.cc" &
 g=$!
 rc=0
 wait $k || rc=1

@@ -10,6 +10,7 @@
 # sm_90 SASS plus compute_90 PTX).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+source "$HERE/sources.sh"
 NVCC="${NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}"
 GENCODE="${CAFE_CUDA_GENCODE:--gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90}"
 BUILD="$HERE/build"
@@ -19,19 +20,25 @@ mkdir -p "$BUILD"
 FLAGS=(-std=c++17 -O3 --fmad=false --threads 0 -Xcompiler -pthread)
 echo "== building with $("$NVCC" --version | tail -n 2 | head -n 1)"
 start=$(date +%s)
+pids=()
 # shellcheck disable=SC2086
-"$NVCC" "${FLAGS[@]}" $GENCODE -c "$HERE/hotsketch_kernels.cu" -o "$BUILD/hotsketch_kernels.o" &
-k=$!
+"$NVCC" "${FLAGS[@]}" $GENCODE -c "$HERE/kernels/hotsketch_kernels.cu" \
+  -o "$BUILD/hotsketch_kernels.o" &
+pids+=($!)
 # shellcheck disable=SC2086
-"$NVCC" "${FLAGS[@]}" $GENCODE -c "$HERE/harness.cu" -o "$BUILD/harness.o" &
-h=$!
-g++ -std=c++17 -O3 -pthread -c "$HERE/harness_common.cc" -o "$BUILD/harness_common.o" &
-c=$!
-g++ -std=c++17 -O3 -pthread -c "$HERE/../core/hotsketch.cc" -o "$BUILD/core_hotsketch.o" &
-s=$!
-wait $k; wait $h; wait $c; wait $s
+"$NVCC" "${FLAGS[@]}" $GENCODE -c "$HERE/harness/harness.cu" -o "$BUILD/harness.o" &
+pids+=($!)
+# The host-side pieces (harness and core), one object per source.
+HOST_OBJECTS=()
+for src in "${HARNESS_SOURCES[@]}" "${CORE_SOURCES[@]}"; do
+  obj="$BUILD/host_$(basename "$(dirname "$src")")_$(basename "${src%.cc}").o"
+  HOST_OBJECTS+=("$obj")
+  g++ -std=c++17 -O3 -pthread -c "$src" -o "$obj" &
+  pids+=($!)
+done
+for pid in "${pids[@]}"; do wait "$pid"; done
 # shellcheck disable=SC2086
 "$NVCC" "${FLAGS[@]}" $GENCODE "$BUILD/harness.o" "$BUILD/hotsketch_kernels.o" \
-  "$BUILD/harness_common.o" "$BUILD/core_hotsketch.o" -o "$BUILD/harness"
+  "${HOST_OBJECTS[@]}" -o "$BUILD/harness"
 echo "== built in $(( $(date +%s) - start )) s; running"
 exec "$BUILD/harness" "$@"

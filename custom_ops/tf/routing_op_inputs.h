@@ -1,5 +1,5 @@
 // Attributes and input checks of the CafeRoute op (routing_ops.cc), shared by
-// its CPU kernel there and its GPU kernel (../cuda/tf_gpu_kernels.cc).
+// its CPU kernel there and its GPU kernel (gpu_kernels.cc).
 #ifndef CAFE_TF_TF_ROUTING_OP_INPUTS_H_
 #define CAFE_TF_TF_ROUTING_OP_INPUTS_H_
 

@@ -1,5 +1,5 @@
 // Inputs of the HotSketch ops shared by the CPU kernels (hotsketch_ops.cc) and
-// the GPU kernels (../cuda/tf_gpu_kernels.cc): the order and dtypes of the
+// the GPU kernels (gpu_kernels.cc): the order and dtypes of the
 // state variables, the shape checks of an insert batch, and the migrate op's
 // attributes.
 #ifndef CAFE_TF_TF_SKETCH_OP_INPUTS_H_

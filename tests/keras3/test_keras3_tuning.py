@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CAP = 40_000  # bytes; the full tables take 800,000, so the ratio must be >= 20
 FULL = budget_lib.full_table_bytes(list(km.VOCABULARY.values()), km.DIM)
 SPACE = tuning.CafeSearchSpace(embedding_dim=km.DIM, compression_ratio=(2.0, 200.0),
-                               threshold=(1.0, 4.0), decay_rate=(0.9, 0.99),
+                               threshold=(1.0, 4.0), decay_half_life=(4.0, 16.0),
                                fixed={"importance": "frequency"})
 
 

@@ -1,6 +1,6 @@
 // CUDA launchers for the HotSketch ops: plain C++ API over device pointers and
 // a cudaStream_t. No TensorFlow here, and no TensorFlow in the .cu file that
-// implements it: TF's GPU kernels (tf_gpu_kernels.cc) and the standalone
+// implements it: TF's GPU kernels (../../tf/gpu_kernels.cc) and the standalone
 // harness (harness.cu) both call these functions.
 //
 // Semantics: exactly cafe::Insert / cafe::Query / cafe::Migrate of

@@ -16,9 +16,9 @@
 #include <string>
 #include <vector>
 
-#include "../core/hotsketch.h"
-#include "../core/routing.h"
-#include "routing_device_common.h"
+#include "../../core/hotsketch.h"
+#include "../../core/routing.h"
+#include "../kernels/routing_device_common.h"
 
 namespace {
 

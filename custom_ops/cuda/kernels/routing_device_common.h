@@ -1,6 +1,6 @@
 // Per-element bodies of the CafeRoute CUDA kernels (routing_kernels.cu),
 // shared verbatim with the CPU emulation of the GPU pipeline
-// (routing_emulation_test.cc). The semantics are cafe::Route
+// (../harness/routing_emulation_test.cc). The semantics are cafe::Route
 // (../core/routing.h): distinct pairs in order of first occurrence, found
 // here without any order-dependent step: every occurrence claims a hash slot
 // for its pair (compare-and-swap), the slot keeps the smallest occurrence
@@ -12,7 +12,7 @@
 
 #include <cstdint>
 
-#include "../core/routing.h"            // PairHash, TableSalt, FingerprintRow
+#include "../../core/routing.h"            // PairHash, TableSalt, FingerprintRow
 #include "hotsketch_device_common.h"  // QueryBody, CAFE_HD
 
 namespace cafe {
@@ -86,7 +86,7 @@ CAFE_HD void RowsBody(int64_t u, const int64_t* keys, const int32_t* fields,
   const uint32_t fp = FingerprintOf(keys[u]);
   hashed_rows[u] =
       hot ? -1 : hashed_offsets[f] + FingerprintRow(fp, hashed_salt, hashed_sizes[f]);
-  medium_rows[u] = multi_level && levels[u] == kMedium
+  medium_rows[u] = multi_level && levels[u] == kLevelMedium
                        ? medium_offsets[f] + FingerprintRow(fp, medium_salt, medium_sizes[f])
                        : -1;
 }

@@ -1,6 +1,6 @@
 // CUDA kernels for the HotSketch ops. Bit-identical to ../core/hotsketch.cc:
 // see hotsketch_kernels.h for the API and hotsketch_device_common.h for the
-// per-thread bodies (shared with the CPU emulation in emulation_test.cc).
+// per-thread bodies (shared with the CPU emulation in ../harness/emulation_test.cc).
 //
 // Never include TensorFlow headers here (TF 2.16 ships CUDA 12.3 headers;
 // this file may be built with another toolkit).

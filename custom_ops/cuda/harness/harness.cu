@@ -20,9 +20,13 @@
 #include <thread>
 #include <vector>
 
-#include "../core/hotsketch.h"
-#include "harness_common.h"
-#include "hotsketch_kernels.h"
+#include "../../core/hotsketch.h"
+#include "backend.h"
+#include "batches.h"
+#include "compare.h"
+#include "scenarios.h"
+#include "self_test.h"
+#include "../kernels/hotsketch_kernels.h"
 
 namespace cafe {
 namespace harness {

@@ -1,5 +1,5 @@
 // CPU-only check of the GPU algorithm: runs the launchers' exact pipeline on
-// the host -- the same per-thread bodies (hotsketch_device_common.h) in the
+// the host -- the same per-thread bodies (../kernels/hotsketch_device_common.h) in the
 // same kernel order, with std::stable_sort / exclusive scans standing in for
 // the CUB radix sorts / scans (CUB's radix sort is documented stable) -- and
 // compares it bit for bit with the CPU core on every harness scenario.
@@ -15,9 +15,13 @@
 #include <string>
 #include <vector>
 
-#include "../core/hotsketch.h"
-#include "harness_common.h"
-#include "hotsketch_device_common.h"
+#include "../../core/hotsketch.h"
+#include "backend.h"
+#include "batches.h"
+#include "compare.h"
+#include "scenarios.h"
+#include "self_test.h"
+#include "../kernels/hotsketch_device_common.h"
 
 namespace cafe {
 namespace harness {
@@ -353,7 +357,16 @@ bool SequentialAddSelfTest() {
 
 int main(int argc, char** argv) {
   using namespace cafe::harness;
-  bool include_large = argc > 1 && std::string(argv[1]) == "--large";
+  // Every scenario, as the GPU harness runs them; --no-large skips the benchmark-sized one.
+  bool include_large = true;
+  for (int i = 1; i < argc; ++i) {
+    if (std::string(argv[i]) == "--no-large") {
+      include_large = false;
+    } else {
+      std::fprintf(stderr, "usage: %s [--no-large]\n", argv[0]);
+      return 2;
+    }
+  }
   bool ok = SelfTest();
   ok = PairwiseSelfTest() && ok;
   ok = SequentialAddSelfTest() && ok;

@@ -1,6 +1,6 @@
 // Per-element bodies of the HotSketch CUDA kernels, shared verbatim between
 // the GPU (hotsketch_kernels.cu, compiled by nvcc) and the CPU emulation of the
-// GPU pipeline (emulation_test.cc, compiled by g++). Every function here is the
+// GPU pipeline (../harness/emulation_test.cc, g++). Every function here is the
 // body of one kernel thread (or one step of one), so the emulation runs exactly
 // the arithmetic the GPU runs; only the CUB sorts/scans and the block-level
 // cooperative sum of long runs are re-implemented on the host side.
@@ -14,7 +14,8 @@
 #include <cstdint>
 #include <cstring>
 
-#include "../core/hotsketch.h"  // Mix64, BucketOf: the one definition of the hashing
+#include "../../core/hotsketch.h"        // Mix64, BucketOf: the one definition of the hashing
+#include "../../core/hotsketch_rules.h"  // LookUpBucket: the one lookup rule
 
 #if defined(__CUDACC__)
 #define CAFE_HD __host__ __device__ __forceinline__
@@ -25,11 +26,6 @@
 namespace cafe {
 namespace cuda {
 namespace detail {
-
-// Levels (identical to cafe::kLevel* in ../core/hotsketch.h).
-constexpr int32_t kCold = 0;
-constexpr int32_t kMedium = 1;
-constexpr int32_t kHot = 2;
 
 // Number of partial sums of the first PairwiseSum stage (a power of two).
 constexpr int64_t kPairwisePartials = 8192;
@@ -247,26 +243,14 @@ CAFE_HD float PairwisePartialBody(const float* values, int64_t n, int64_t i, int
 // One level of the second stage: y[i] += y[i + half] (the CPU's statement).
 CAFE_HD void PairwiseLevelBody(float* y, int64_t i, int64_t half) { y[i] += y[i + half]; }
 
-// Query body: identical to the loop of cafe::Query.
+// Query body: the core's lookup rule (cafe::internal::LookUpBucket) for ids[i].
 CAFE_HD void QueryBody(int64_t i, const int64_t* ids, int64_t num_buckets, int32_t c,
                        int32_t tag_bits, float medium, const int64_t* slots,
                        const float* scores, int32_t* out_rows, int32_t* out_levels) {
   const int64_t key = ids[i];
   const int64_t base = BucketOf(key, num_buckets) * c;
-  const uint32_t fp = FingerprintOf(key);
-  int32_t row = -1;
-  int32_t level = kCold;
-  for (int32_t j = 0; j < c; ++j) {
-    const int64_t s = base + j;
-    if (scores[s] > 0.f && SlotFp(slots[s]) == fp) {
-      const int32_t e = SlotEntry(slots[s]);
-      row = e >= 0 ? EntryRow(e, tag_bits) : kRowNone;
-      level = row >= 0 ? kHot : (scores[s] >= medium ? kMedium : kCold);
-      break;
-    }
-  }
-  out_rows[i] = row;
-  out_levels[i] = level;
+  ::cafe::internal::LookUpBucket(slots + base, scores + base, c, tag_bits, medium,
+                                 FingerprintOf(key), out_rows + i, out_levels + i);
 }
 
 // Migrate, step 1 (one thread): the decay steps due, as cafe::Migrate

@@ -1,0 +1,115 @@
+#include "backend.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <thread>
+
+namespace cafe {
+namespace harness {
+
+// ------------------------------------------------------------- Snapshot ---
+
+SketchState Snapshot::view() { return {slots.data(), scores.data(), &mass, &batches}; }
+
+Snapshot EmptySnapshot(const SketchConfig& config) {
+  Snapshot s;
+  const size_t slots = static_cast<size_t>(config.num_slots());
+  s.slots.assign(slots, kEmptySlot);
+  s.scores.assign(slots, 0.f);
+  return s;
+}
+
+// --------------------------------------------------------- core backend ---
+
+ParallelFor ThreadParallelFor(int threads) {
+  return [threads](int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
+    if (n <= 0) return;
+    const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(threads, n));
+    if (parts == 1) {
+      fn(0, n);
+      return;
+    }
+    std::vector<std::thread> pool;
+    for (int64_t p = 1; p < parts; ++p)
+      pool.emplace_back([&fn, p, parts, n] { fn(p * n / parts, (p + 1) * n / parts); });
+    fn(0, n / parts);
+    for (auto& t : pool) t.join();
+  };
+}
+
+int64_t FirstInvalid(const std::vector<float>& importance, const std::vector<int32_t>& tags,
+                     int32_t tag_bits) {
+  for (size_t i = 0; i < importance.size(); ++i) {
+    const float v = importance[i];
+    if (std::isnan(v) || std::isinf(v) || v < 0.f || tags[i] < 0 ||
+        tags[i] >= (int64_t{1} << tag_bits))
+      return static_cast<int64_t>(i);
+  }
+  return -1;
+}
+
+namespace {
+
+class CoreBackend : public Backend {
+ public:
+  explicit CoreBackend(int threads)
+      : threads_(threads),
+        parallel_for_(threads > 1 ? ThreadParallelFor(threads) : ParallelFor(SerialFor)) {}
+  std::string name() const override { return "cpu-core"; }
+  void Reset(const SketchConfig& config) override {
+    config_ = config;
+    state_ = EmptySnapshot(config);
+  }
+  InsertOutcome Insert(const std::vector<int64_t>& keys, const std::vector<float>& importance,
+                       const std::vector<int32_t>& tags) override {
+    InsertOutcome out;
+    const int64_t n = static_cast<int64_t>(keys.size());
+    const std::string problem = ValidateInsert(importance.data(), tags.data(), n, config_.tag_bits);
+    out.status = FirstInvalid(importance, tags, config_.tag_bits);
+    if (problem.empty() != (out.status < 0)) {
+      std::fprintf(stderr, "harness bug: FirstInvalid disagrees with cafe::ValidateInsert\n");
+      std::abort();
+    }
+    if (out.status >= 0) return out;
+    // What the insert op passes: the sizes, tag bits and the insert rules.
+    SketchConfig c;
+    c.num_buckets = config_.num_buckets;
+    c.slots_per_bucket = config_.slots_per_bucket;
+    c.tag_bits = config_.tag_bits;
+    c.second_sighting = config_.second_sighting;
+    c.erode = config_.erode;
+    cafe::Insert(c, state_.view(), keys.data(), importance.data(), tags.data(), n, threads_,
+                 parallel_for_);
+    return out;
+  }
+  void Query(const std::vector<int64_t>& ids, std::vector<int32_t>* rows,
+             std::vector<int32_t>* levels) override {
+    rows->assign(ids.size(), 0);
+    levels->assign(ids.size(), 0);
+    const ConstSketchState view{state_.slots.data(), state_.scores.data()};
+    cafe::Query(config_, view, ids.data(), static_cast<int64_t>(ids.size()), rows->data(),
+                levels->data(), parallel_for_);
+  }
+  MigrationResult Migrate(bool force_decay) override {
+    return cafe::Migrate(config_, state_.view(), force_decay);
+  }
+  Snapshot Read() override { return state_; }
+
+ private:
+  int threads_;
+  ParallelFor parallel_for_;
+  SketchConfig config_;
+  Snapshot state_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> MakeCoreBackend(int threads) {
+  return std::unique_ptr<Backend>(new CoreBackend(threads));
+}
+
+}  // namespace harness
+}  // namespace cafe

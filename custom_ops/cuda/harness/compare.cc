@@ -1,0 +1,211 @@
+#include "compare.h"
+
+#include <cinttypes>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "batches.h"
+
+namespace cafe {
+namespace harness {
+
+namespace {
+
+template <typename T>
+bool SameBits(const T& a, const T& b) {
+  return std::memcmp(&a, &b, sizeof(T)) == 0;
+}
+
+std::string Show(int64_t v) { return std::to_string(v); }
+std::string Show(int32_t v) { return std::to_string(v); }
+std::string Show(float v) {
+  char buf[64];
+  uint32_t bits;
+  std::memcpy(&bits, &v, sizeof(bits));
+  std::snprintf(buf, sizeof(buf), "%.9g (0x%08x)", static_cast<double>(v), bits);
+  return buf;
+}
+
+template <typename T>
+bool CompareArray(const char* what, const std::vector<T>& a, const std::vector<T>& b,
+                  std::vector<std::string>* diffs, int limit) {
+  if (a.size() != b.size()) {
+    diffs->push_back(std::string(what) + ": sizes " + std::to_string(a.size()) + " vs " +
+                     std::to_string(b.size()));
+    return false;
+  }
+  bool same = true;
+  int64_t count = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (SameBits(a[i], b[i])) continue;
+    same = false;
+    if (count++ < limit)
+      diffs->push_back(std::string(what) + "[" + std::to_string(i) + "]: " + Show(a[i]) + " vs " +
+                       Show(b[i]));
+  }
+  if (count > limit)
+    diffs->push_back(std::string(what) + ": " + std::to_string(count) + " differences in all");
+  return same;
+}
+
+bool CompareEntries(const char* what, const std::vector<MigrationEntry>& a,
+                    const std::vector<MigrationEntry>& b, std::vector<std::string>* diffs,
+                    int limit) {
+  bool same = a.size() == b.size();
+  if (!same)
+    diffs->push_back(std::string(what) + ": " + std::to_string(a.size()) + " vs " +
+                     std::to_string(b.size()) + " entries");
+  int count = 0;
+  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) {
+    if (a[i].fingerprint == b[i].fingerprint && a[i].tag == b[i].tag && a[i].row == b[i].row)
+      continue;
+    same = false;
+    if (count++ < limit)
+      diffs->push_back(std::string(what) + "[" + std::to_string(i) + "]: (" + Show(static_cast<int64_t>(a[i].fingerprint)) +
+                       ", " + Show(a[i].tag) + ", " + Show(a[i].row) + ") vs (" +
+                       Show(static_cast<int64_t>(b[i].fingerprint)) + ", " + Show(b[i].tag) + ", " + Show(b[i].row) + ")");
+  }
+  return same;
+}
+
+}  // namespace
+
+bool SameSnapshot(const Snapshot& a, const Snapshot& b, std::vector<std::string>* diffs,
+                  int limit) {
+  bool same = true;
+  same &= CompareArray("slots", a.slots, b.slots, diffs, limit);
+  same &= CompareArray("scores", a.scores, b.scores, diffs, limit);
+  if (!SameBits(a.mass, b.mass)) {
+    same = false;
+    diffs->push_back("mass: " + Show(a.mass) + " vs " + Show(b.mass));
+  }
+  if (a.batches != b.batches) {
+    same = false;
+    diffs->push_back("batches: " + Show(a.batches) + " vs " + Show(b.batches));
+  }
+  return same;
+}
+
+bool SameMigration(const MigrationResult& a, const MigrationResult& b,
+                   std::vector<std::string>* diffs, int limit) {
+  bool same = true;
+  if (a.decayed != b.decayed) {
+    same = false;
+    diffs->push_back(std::string("decayed: ") + (a.decayed ? "true" : "false") + " vs " +
+                     (b.decayed ? "true" : "false"));
+  }
+  same &= CompareEntries("demoted", a.demoted, b.demoted, diffs, limit);
+  same &= CompareEntries("promoted", a.promoted, b.promoted, diffs, limit);
+  return same;
+}
+
+// ------------------------------------------------------------ scenario ---
+
+bool RunScenario(const Scenario& sc, Backend& reference, Backend& candidate) {
+  const std::string problem = sc.config.Validate();
+  if (!problem.empty()) {
+    std::printf("FAIL %-40s invalid scenario config: %s\n", sc.name.c_str(), problem.c_str());
+    return false;
+  }
+  reference.Reset(sc.config);
+  candidate.Reset(sc.config);
+  Rng rng(sc.seed);
+  const Zipf zipf(sc.batch.vocabulary, sc.batch.skew);
+  std::vector<std::string> diffs;
+  std::string where;
+  int64_t inserted = 0, invalid = 0, decays = 0, demoted = 0, promoted = 0, queried = 0;
+  int64_t dangling_seen = 0;  // hot slots emptied by an underflow (see README)
+  int migrations = 0;
+  bool ok = true;
+  std::vector<int64_t> keys, ids;
+  std::vector<float> importance;
+  std::vector<int32_t> tags, rows_a, rows_b, levels_a, levels_b;
+  for (int step = 0; step < sc.steps && ok; ++step) {
+    BatchSpec spec = sc.batch;
+    spec.rank_offset = sc.batch.rank_offset + sc.drift * step;
+    if (!sc.modes.empty()) spec.importance = sc.modes[static_cast<size_t>(step) % sc.modes.size()];
+    if (sc.vary_size && step % 3 != 0 && spec.n > 1)
+      spec.n = 1 + static_cast<int64_t>(rng.Below(static_cast<uint64_t>(spec.n)));
+    if (sc.empty_every > 0 && step % sc.empty_every == sc.empty_every - 1) spec.n = 0;
+    if (sc.corrupt_every > 0 && step % sc.corrupt_every == sc.corrupt_every - 1)
+      spec.corrupt = static_cast<int>(rng.Below(6));
+    MakeBatch(spec, rng, zipf, &keys, &importance, &tags);
+
+    where = "insert step " + std::to_string(step) + " (n=" + std::to_string(spec.n) + ")";
+    const InsertOutcome a = reference.Insert(keys, importance, tags);
+    const InsertOutcome b = candidate.Insert(keys, importance, tags);
+    if (a.status != b.status) {
+      diffs.push_back("insert status: " + Show(a.status) + " vs " + Show(b.status));
+      ok = false;
+    }
+    if (a.status >= 0) ++invalid;
+    inserted += spec.n;
+    ok = SameSnapshot(reference.Read(), candidate.Read(), &diffs) && ok;
+    if (!ok) break;
+
+    if (sc.migrate_every > 0 && (step + 1) % sc.migrate_every == 0) {
+      ++migrations;
+      const bool force = sc.force_decay_every > 0 && migrations % sc.force_decay_every == 0;
+      where = "migrate after step " + std::to_string(step) + (force ? " (forced decay)" : "");
+      const MigrationResult ma = reference.Migrate(force);
+      const MigrationResult mb = candidate.Migrate(force);
+      ok = SameMigration(ma, mb, &diffs) && ok;
+      ok = SameSnapshot(reference.Read(), candidate.Read(), &diffs) && ok;
+      {
+        const Snapshot st = reference.Read();
+        int64_t d = 0;
+        for (size_t i = 0; i < st.scores.size(); ++i)
+          d += (SlotEntry(st.slots[i]) >= 0 && !(st.scores[i] > 0.f)) ? 1 : 0;
+        dangling_seen = std::max(dangling_seen, d);
+      }
+      decays += ma.decayed ? 1 : 0;
+      demoted += static_cast<int64_t>(ma.demoted.size());
+      promoted += static_cast<int64_t>(ma.promoted.size());
+      if (!ok) break;
+    }
+
+    // Query the batch's keys plus unseen ones.
+    ids.assign(keys.begin(), keys.end());
+    for (int i = 0; i < 64; ++i)
+      ids.push_back(KeyOf(1 + static_cast<int64_t>(rng.Below(2 * static_cast<uint64_t>(
+                                  sc.batch.vocabulary))),
+                          sc.batch.key_mode));
+    where = "query after step " + std::to_string(step);
+    reference.Query(ids, &rows_a, &levels_a);
+    candidate.Query(ids, &rows_b, &levels_b);
+    ok = CompareArray("query rows", rows_a, rows_b, &diffs, 5) && ok;
+    ok = CompareArray("query levels", levels_a, levels_b, &diffs, 5) && ok;
+    queried += static_cast<int64_t>(ids.size());
+  }
+  // Occupancy figures, to show the scenario exercised what it claims.
+  const Snapshot final_state = reference.Read();
+  int64_t occupied = 0, hot = 0, pending = 0;
+  for (size_t s = 0; s < final_state.scores.size(); ++s) {
+    occupied += final_state.scores[s] > 0.f ? 1 : 0;
+    const int32_t e = SlotEntry(final_state.slots[s]);
+    hot += e >= 0 ? 1 : 0;
+    pending += e < 0 && MarkerPending(e) ? 1 : 0;
+  }
+  std::printf("%s %-40s %s vs %s: %d steps, %" PRId64 " keys inserted (%" PRId64
+              " invalid batches), %" PRId64 " queried, %d migrations (%" PRId64
+              " decays, %" PRId64 " demoted, %" PRId64 " promoted), final %" PRId64
+              "/%zu slots occupied, %" PRId64 " hot, %" PRId64 " pending; max %" PRId64
+              " empty hot slots\n",
+              ok ? "PASS" : "FAIL", sc.name.c_str(), reference.name().c_str(),
+              candidate.name().c_str(), sc.steps, inserted, invalid, queried, migrations, decays,
+              demoted, promoted, occupied, final_state.scores.size(), hot, pending,
+              dangling_seen);
+  if (!ok) {
+    std::printf("     first mismatch at %s:\n", where.c_str());
+    for (const std::string& d : diffs) std::printf("       %s\n", d.c_str());
+  }
+  std::fflush(stdout);
+  return ok;
+}
+
+}  // namespace harness
+}  // namespace cafe
