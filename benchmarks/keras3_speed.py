@@ -8,7 +8,7 @@ median of 10 calls), forward alone (inference) and forward + backward (training:
 inserted into the sketch, gradients of the tables). Prints both and the Keras 3 / tf_keras
 ratio. Goal: forward + backward within 1.1x.
 
-    python benchmarks/keras3_speed.py [--batch-size 4096] [--ratio 100] [--repeats 5]
+    python benchmarks/keras3_speed.py [--batch-size 4096] [--ratio 100] [--repeats 15]
 
 Needs Keras 3 beside tf_keras (TensorFlow >= 2.16 installs both).
 """
@@ -33,7 +33,7 @@ def main():
     parser.add_argument("--batch-size", type=int, default=4096)
     parser.add_argument("--ratio", type=float, default=100.0)
     parser.add_argument("--embedding-dim", type=int, default=16)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=15)
     args = parser.parse_args()
     data = SyntheticCriteo(SyntheticCriteoConfig(seed=0, rows_per_day=args.batch_size,
                                                  num_days=2, scale=1e-2))
