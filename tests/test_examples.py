@@ -23,6 +23,7 @@ CASES = {
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # above the example's own 600 s limit, whose failure shows its output
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_example_runs(name, tmp_path):
     arguments, expected = CASES[name]

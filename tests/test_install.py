@@ -171,6 +171,7 @@ def fresh_venv(tmp_path: Path) -> Path:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)  # above the default: the build alone may run to its own 900 s limit
 def test_build_sdist_and_wheel_then_install_into_a_fresh_venv_and_train(tmp_path):
     python = fresh_venv(tmp_path)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "TF_USE_LEGACY_KERAS")}

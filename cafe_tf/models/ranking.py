@@ -7,12 +7,24 @@ Both take any embedding collection (a layer mapping {name: ids} to
 Batches are `(features, label)` or `(features, label, sample_weight)` with
 `features = {"dense": float32 [B, n_dense], "sparse": {name: ids}}` and
 `label` float32 [B, 1] of 0/1 clicks. The models output logits [B, 1].
+With no dense fields (`n_dense` = 0, as in logs like Avazu or KDD12) the models
+use the embeddings alone: no layer multiplies a zero-width input, which some
+CPUs' oneDNN kernels cannot do (they abort the process).
 """
+import numbers
 from typing import Optional, Sequence
 
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 import tf_keras
+
+
+def _widths(name: str, units) -> tuple:
+    """`units` as a tuple, checked: a zero width would feed a matmul a zero-width input."""
+    units = tuple(units)
+    if not all(isinstance(u, numbers.Integral) and u > 0 for u in units):
+        raise ValueError(f"{name} must be positive ints, got {units}")
+    return tuple(int(u) for u in units)
 
 
 class _CTRModel(tfrs.models.Model):
@@ -35,17 +47,23 @@ class _CTRModel(tfrs.models.Model):
             metrics=[tf_keras.metrics.AUC(name="auc", from_logits=True),
                      tf_keras.metrics.BinaryCrossentropy(name="logloss", from_logits=True)])
 
-    def _logits(self, dense: tf.Tensor, embeddings: Sequence[tf.Tensor]) -> tf.Tensor:
-        """[B, 1] logits from dense features [B, n_dense] and [B, D] embeddings."""
+    def _logits(self, dense: Optional[tf.Tensor], embeddings: Sequence[tf.Tensor]) -> tf.Tensor:
+        """[B, 1] logits from dense features [B, n_dense] (None when n_dense is 0) and
+        [B, D] embeddings."""
         raise NotImplementedError
 
     def call(self, features, training=None):
         # `training` goes to the embedding layer explicitly: CAFE updates its
         # sketch only when training.
         embeddings = self.embedding_layer(features["sparse"], training=training)
+        dense = features["dense"]
+        if dense.shape.rank != 2 or dense.shape[-1] is None:
+            raise ValueError(f'features["dense"] must be [B, n_dense] with n_dense known, '
+                             f"got shape {dense.shape}")
         # Sorted by name: the layout seen by the layers after does not depend
         # on the order of a dict.
-        return self._logits(features["dense"], [embeddings[name] for name in sorted(embeddings)])
+        return self._logits(dense if dense.shape[-1] else None,
+                            [embeddings[name] for name in sorted(embeddings)])
 
     def compute_loss(self, inputs, training: bool = False) -> tf.Tensor:
         features, labels, *sample_weight = inputs
@@ -81,7 +99,9 @@ class DLRM(_CTRModel):
     The bottom MLP maps the dense features to one D-wide vector; the pairwise
     dot products of it and the embeddings (`tfrs.layers.feature_interaction.
     DotInteraction`), next to the bottom output, feed the top MLP, which ends
-    in one logit.
+    in one logit. Without dense fields (`n_dense` = 0) there is no bottom MLP:
+    the pairwise dot products of the embeddings alone feed the top MLP, which
+    needs at least two embedded features.
 
     Args:
       embedding_layer: embedding collection, {name: ids} -> {name: [B, D]}.
@@ -101,6 +121,10 @@ class DLRM(_CTRModel):
 
     Returns:
       Logits, float32 [B, 1].
+
+    Raises:
+      ValueError: a width not a positive int; at call, dense features of unknown
+        width, or no dense features and fewer than two embedded features.
 
     Example:
 
@@ -125,15 +149,20 @@ class DLRM(_CTRModel):
             if embedding_dim is None:
                 raise ValueError("give embedding_dim: the embedding layer has no "
                                  "`embedding_dim` attribute")
-        self.embedding_dim = embedding_dim
-        self.bottom_units = tuple(bottom_units)
-        self.top_units = tuple(top_units)
+        self.embedding_dim = _widths("embedding_dim", [embedding_dim])[0]
+        self.bottom_units = _widths("bottom_units", bottom_units)
+        self.top_units = _widths("top_units", top_units)
         self.bottom_mlp = tfrs.layers.blocks.MLP(
             list(self.bottom_units) + [embedding_dim], final_activation="relu")
         self.interaction = tfrs.layers.feature_interaction.DotInteraction()
         self.top_mlp = tfrs.layers.blocks.MLP(list(self.top_units) + [1])
 
     def _logits(self, dense, embeddings):
+        if dense is None:
+            if len(embeddings) < 2:
+                raise ValueError("DLRM without dense features needs at least two embedded "
+                                 f"features to interact, got {len(embeddings)}")
+            return self.top_mlp(self.interaction(embeddings))
         bottom = self.bottom_mlp(dense)
         interactions = self.interaction([bottom] + embeddings)
         return self.top_mlp(tf.concat([bottom, interactions], axis=1))
@@ -147,8 +176,9 @@ class DLRM(_CTRModel):
 class DCN(_CTRModel):
     """DCN-v2 (Wang et al. 2021), stacked: cross layers, then a deep MLP.
 
-    x0 = concat(dense features, embeddings); x_{l+1} = x0 * (W x_l + b) + x_l
-    by `tfrs.layers.dcn.Cross`; the deep MLP on the last x ends in one logit.
+    x0 = concat(dense features, embeddings) (the embeddings alone without dense
+    fields); x_{l+1} = x0 * (W x_l + b) + x_l by `tfrs.layers.dcn.Cross`; the deep
+    MLP on the last x ends in one logit.
 
     Args:
       embedding_layer: embedding collection, {name: ids} -> {name: [B, D]}.
@@ -159,7 +189,8 @@ class DCN(_CTRModel):
       global_batch_size: see `DLRM`.
       **kwargs: passed to `tf_keras.Model` (e.g. `name`).
 
-    Call args, Returns, Example: as `DLRM`.
+    Call args, Returns, Example: as `DLRM`. Raises: as `DLRM`, but one embedded feature
+    without dense features is enough.
     """
 
     def __init__(self, embedding_layer: tf_keras.layers.Layer, num_cross_layers: int = 3,
@@ -167,14 +198,15 @@ class DCN(_CTRModel):
                  global_batch_size: Optional[int] = None, **kwargs):
         super().__init__(embedding_layer, global_batch_size, **kwargs)
         self.num_cross_layers = num_cross_layers
-        self.projection_dim = projection_dim
-        self.deep_units = tuple(deep_units)
+        self.projection_dim = (None if projection_dim is None else
+                               _widths("projection_dim", [projection_dim])[0])
+        self.deep_units = _widths("deep_units", deep_units)
         self.cross_layers = [tfrs.layers.dcn.Cross(projection_dim=projection_dim)
                              for _ in range(num_cross_layers)]
         self.deep_mlp = tfrs.layers.blocks.MLP(list(self.deep_units) + [1])
 
     def _logits(self, dense, embeddings):
-        x0 = tf.concat([dense] + embeddings, axis=1)
+        x0 = tf.concat(([] if dense is None else [dense]) + embeddings, axis=1)
         x = x0
         for cross in self.cross_layers:
             x = cross(x0, x)
