@@ -108,9 +108,16 @@ class CafeMigrationLogic:
         return self._steps if iterations is None else int(iterations.numpy())
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._epoch_base = self._steps = self._trained_batches()
+        self._steps = self._trained_batches()
+        # Set by the epoch's first batch: a resumed epoch (BackupAndRestore) starts at
+        # the batch after the backed-up one, not at batch 0.
+        self._epoch_base = None
         self._epoch_start = {layer.name: self._counters(layer) for layer in self._layers}
-        self._log_start = {name: (self._epoch_base, c) for name, c in self._epoch_start.items()}
+        self._log_start = {name: (self._steps, c) for name, c in self._epoch_start.items()}
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self._epoch_base is None:
+            self._epoch_base = self._steps - batch
 
     def on_train_batch_end(self, batch, logs=None):
         if self._epoch_base is None:  # called outside fit's epochs
@@ -179,9 +186,9 @@ class CafeMigration(CafeMigrationLogic, tf_keras.callbacks.Callback):
     model's optimizer (so promoted rows get fresh optimizer slots), on every
     replica under a distribution strategy. Batches are counted from
     `model.optimizer.iterations` (read once per epoch; checkpoints hold it), so
-    a run resumed from a checkpoint migrates at the same steps as an
-    uninterrupted run. A step that logs nothing reads no value back from the
-    device: migrations run without stalling training.
+    a run resumed from a checkpoint (also mid-epoch, by `BackupAndRestore`)
+    migrates at the same steps as an uninterrupted run. A step that logs nothing
+    reads no value back from the device: migrations run without stalling training.
 
     Every `log_every_n_steps` batches it adds to the Keras batch logs, per layer,
     `<layer>_promotions` / `<layer>_demotions` since the previous point,

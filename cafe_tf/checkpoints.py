@@ -14,11 +14,17 @@ layout fails. This module adds:
 - `verify_checkpoint` / `restore`: refuse a mismatching checkpoint *before*
   touching any variable, with an error that names each mismatch (CAFE layer,
   variable, both shapes or layout fields). Works on any TF checkpoint, also those
-  of `model.save_weights` (shapes only, then);
+  of `model.save_weights` (shapes only, then). They first read every value of the
+  checkpoint once, so a truncated, corrupted or missing file is refused too
+  (`CheckpointCorruptError`, naming the file), and never half restored;
 - `PeriodicCheckpoint`: a Keras callback that saves through a
   `tf.train.CheckpointManager` every N optimizer steps (crash-safe: the manager
   only points at fully written checkpoints);
-- `restore_latest`: resume from a manager's newest checkpoint.
+- `restore_latest`: resume from a manager's newest checkpoint;
+- `ExactBackupAndRestore`: tf_keras `BackupAndRestore` (which also handles
+  `MultiWorkerMirroredStrategy`) that resumes mid-epoch exactly: it backs up after
+  every callback has finished the step, and says how many batches of the input
+  stream the backup has trained on, so the resumed run skips exactly those.
 
 Example:
   >>> checkpoint = make_checkpoint(model)                  # model + optimizer + layout  # doctest: +SKIP
@@ -28,6 +34,7 @@ Example:
   ...           callbacks=[CafeMigration(3), PeriodicCheckpoint(manager, every_n_steps=50)])
 """
 import json
+import os
 from typing import Dict, List, Optional
 
 import tensorflow as tf
@@ -52,6 +59,10 @@ _HINT = ("A CAFE layer's shapes and row mapping follow from its features (names,
 
 class CheckpointMismatchError(ValueError):
     """A checkpoint does not match the model it is restored into."""
+
+
+class CheckpointCorruptError(ValueError):
+    """A checkpoint's files cannot be read: missing, truncated or corrupted."""
 
 
 def cafe_layers(root) -> List[CafeEmbeddingCollection]:
@@ -222,6 +233,44 @@ def _variable_owners(root):
     return owners
 
 
+def read_checkpoint(save_path: str):
+    """`tf.train.load_checkpoint(save_path)`, after reading each of its values once.
+
+    TensorFlow checks each value's checksum as it reads it, so this finds a truncated or
+    corrupted file before any variable is restored, which could otherwise fail halfway
+    (or later, when a variable created after the restore reads its value). It costs one
+    read of the checkpoint's data.
+
+    Raises:
+      CheckpointCorruptError: the index file is missing or unreadable, or a value
+        cannot be read from the data files; the message names the file.
+    """
+    index = f"{save_path}.index"
+    try:
+        reader = tf.train.load_checkpoint(save_path)
+    except Exception as err:  # noqa: BLE001 (any failure to open it: missing, bad bytes)
+        what = "is unreadable" if tf.io.gfile.exists(index) else "does not exist"
+        raise CheckpointCorruptError(
+            f"checkpoint '{save_path}': its index file {index} {what} "
+            f"({_first_line(err)}); nothing was restored") from None
+    data = sorted(tf.io.gfile.glob(f"{save_path}.data-*"))
+    problem = (f"the data file {' or '.join(data)} is truncated or corrupted" if data else
+               f"its data file {save_path}.data-*-of-* is missing")
+    for key in sorted(reader.get_variable_to_shape_map()):
+        try:
+            reader.get_tensor(key)
+        except Exception as err:  # noqa: BLE001 (truncated: IndexError; bad bytes: OpError)
+            raise CheckpointCorruptError(
+                f"checkpoint '{save_path}': {problem}: reading '{key}' failed "
+                f"({_first_line(err)}); nothing was restored") from None
+    return reader
+
+
+def _first_line(err: Exception) -> str:
+    text = getattr(err, "message", None) or str(err) or type(err).__name__
+    return text.strip().splitlines()[0]
+
+
 def mismatches(root, save_path: str) -> List[str]:
     """Why the checkpoint at `save_path` cannot be restored into `root` ([] if it can).
 
@@ -229,8 +278,11 @@ def mismatches(root, save_path: str) -> List[str]:
     (for `Checkpoint.save` / `CheckpointManager`) or the model (for
     `model.save_weights`). Build the model first: unbuilt layers have no
     variables to compare.
+
+    Raises:
+      CheckpointCorruptError: the checkpoint's files cannot be read (`read_checkpoint`).
     """
-    reader = tf.train.load_checkpoint(save_path)
+    reader = read_checkpoint(save_path)
     shapes = reader.get_variable_to_shape_map()
     dtypes = reader.get_variable_to_dtype_map()
     graph = trackable_object_graph_pb2.TrackableObjectGraph()
@@ -271,7 +323,8 @@ def mismatches(root, save_path: str) -> List[str]:
 
 
 def verify_checkpoint(root, save_path: str) -> None:
-    """Raises `CheckpointMismatchError` naming every mismatch, before any restore."""
+    """Raises `CheckpointMismatchError` naming every mismatch, or `CheckpointCorruptError`
+    naming an unreadable file, before any restore."""
     problems = mismatches(root, save_path)
     if problems:
         raise CheckpointMismatchError(_message(f"checkpoint '{save_path}'", problems))
@@ -359,3 +412,112 @@ class PeriodicCheckpoint(tf_keras.callbacks.Callback):
         if self.save_at_end:
             self._save(self._step())
 
+
+class ExactBackupAndRestore(tf_keras.callbacks.BackupAndRestore):
+    """tf_keras `BackupAndRestore` whose resumed run continues on the very next batch.
+
+    Plain `BackupAndRestore(save_freq=N)` restores the model at the backed-up step but
+    `fit` reads its input from the start again, so a mid-epoch resume trains on
+    batches it has already seen. This callback adds what exact resuming needs:
+
+    - `skip_trained(dataset, steps_per_epoch)` (or `trained_batches`) reads the
+      backup before `fit` and drops the batches it has trained on, so the resumed
+      `fit` gets the batch after the backed-up step;
+    - the backup of step s is written when step s is fully done: at the start of the
+      next batch (or at the end of the epoch), after every callback's
+      `on_train_batch_end` for step s, `CafeMigration` included, whatever the
+      callback order.
+
+    What is restored is what `BackupAndRestore` restores: the model (every CAFE
+    variable: sketch, tables, bookkeeping, counters), its optimizer (slots and
+    `iterations`, which `CafeMigration` counts steps by), the epoch and the batch.
+    It works the same under `MultiWorkerMirroredStrategy`: every worker restores from
+    `backup_dir/chief`, which all workers must see (shared storage). The input must
+    be one stream for the whole `fit` call: a `.repeat()`ed dataset (before
+    `experimental_distribute_dataset`) with `steps_per_epoch`, started at epoch 0, as
+    distributed datasets require anyway. `dataset.skip` reads the skipped batches
+    once more and discards them.
+
+    Args:
+      backup_dir: directory of the backup (only this run may use it).
+      save_freq: `"epoch"`, or the number of training steps (executions) between
+        backups.
+      delete_checkpoint: delete the backup when `fit` finishes.
+
+    Example:
+      >>> backup = ExactBackupAndRestore("/tmp/backup", save_freq=50)  # doctest: +SKIP
+      >>> data = backup.skip_trained(dataset.repeat(), steps_per_epoch)  # doctest: +SKIP
+      >>> model.fit(strategy.experimental_distribute_dataset(data), epochs=epochs,  # doctest: +SKIP
+      ...           steps_per_epoch=steps_per_epoch,
+      ...           callbacks=[backup, CafeMigration(every_n_steps=3)])
+    """
+
+    def __init__(self, backup_dir: str, save_freq="epoch", delete_checkpoint: bool = True):
+        if save_freq != "epoch" and (isinstance(save_freq, bool) or not isinstance(save_freq, int)
+                                     or save_freq <= 0):
+            raise ValueError(f'save_freq must be "epoch" or a positive int, got {save_freq!r}')
+        super().__init__(backup_dir, save_freq=save_freq, delete_checkpoint=delete_checkpoint)
+        self._pending = False  # a backup is due once the current step is fully done
+
+    def trained_batches(self, steps_per_epoch: int) -> int:
+        """How many batches of `fit`'s input stream the backup has trained on.
+
+        This is where tf_keras resumes: the epoch and batch after the backed-up
+        ones, counted in batches from the start of `fit`.
+
+        Args:
+          steps_per_epoch: the `steps_per_epoch` given to `fit`.
+
+        Returns:
+          The number of batches to skip; 0 when there is no backup.
+        """
+        if isinstance(steps_per_epoch, bool) or not isinstance(steps_per_epoch, int) \
+                or steps_per_epoch <= 0:
+            raise ValueError(f"steps_per_epoch must be a positive int, got {steps_per_epoch!r}")
+        path = tf.train.latest_checkpoint(os.path.join(self.backup_dir, "chief"))
+        if path is None:
+            return 0
+        reader = tf.train.load_checkpoint(path)
+        epoch = int(reader.get_tensor("ckpt_saved_epoch/.ATTRIBUTES/VARIABLE_VALUE"))
+        batch = int(reader.get_tensor("ckpt_saved_batch/.ATTRIBUTES/VARIABLE_VALUE"))
+        if self.save_freq == "epoch":
+            return (epoch + 1) * steps_per_epoch if epoch >= 0 else 0
+        if batch >= steps_per_epoch:
+            raise ValueError(f"the backup in {self.backup_dir} was written at batch {batch} of "
+                             f"an epoch, but steps_per_epoch is {steps_per_epoch}: resume with "
+                             "the steps_per_epoch it was trained with")
+        return epoch * steps_per_epoch + batch + 1 if batch >= 0 else 0
+
+    def skip_trained(self, dataset: tf.data.Dataset, steps_per_epoch: int) -> tf.data.Dataset:
+        """`dataset` without the batches the backup has trained on.
+
+        Args:
+          dataset: the input stream of `fit` (global batches, repeated).
+          steps_per_epoch: the `steps_per_epoch` given to `fit`.
+
+        Returns:
+          `dataset.skip(self.trained_batches(steps_per_epoch))`.
+        """
+        return dataset.skip(self.trained_batches(steps_per_epoch))
+
+    def _flush(self):
+        if self._pending:
+            self._pending = False
+            self._backup(epoch=self._current_epoch)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._flush()
+
+    def on_train_batch_end(self, batch, logs=None):
+        # The position tf_keras resumes after. Set here, not at the batch's start as the
+        # base class does, since the backup is written at the next batch's start.
+        self._training_state._ckpt_saved_batch.assign(batch)
+        if self.save_freq != "epoch":
+            self._batches_count += 1
+            if self._batches_count >= self.save_freq:
+                self._batches_count = 0
+                self._pending = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._flush()
+        super().on_epoch_end(epoch, logs)

@@ -206,10 +206,17 @@ def assert_states_equal(a: dict, b: dict, what=""):
 
 
 def assert_states_close(a: dict, b: dict, rtol=1e-5, atol=1e-6, what=""):
+    """Integer state (sketch slots: fingerprints, hot rows, tags, pending marks; counters)
+    exactly, float state (weights, scores) within `rtol` / `atol`: a tolerance on int64
+    slot words near 2**62 would let a wrong hot row or tag pass."""
     assert sorted(a) == sorted(b), f"{what}: different variables"
     for name in a:
-        np.testing.assert_allclose(a[name], b[name], rtol=rtol, atol=atol,
-                                   err_msg=f"{what}: {name}")
+        value = np.asarray(a[name])
+        if np.issubdtype(value.dtype, np.floating):
+            np.testing.assert_allclose(value, b[name], rtol=rtol, atol=atol,
+                                       err_msg=f"{what}: {name}")
+        else:
+            np.testing.assert_array_equal(value, b[name], err_msg=f"{what}: {name}")
 
 
 class BatchLosses(tf_keras.callbacks.Callback):

@@ -200,17 +200,26 @@ def _variable_bytes(layer):
     return sum(v.shape.num_elements() * v.dtype.size for v in layer.weights)
 
 
+def _minimum_bytes(cls, vocabulary):
+    """The smallest budget `cls` takes, from its definition: one row per feature (hash), or
+    per feature the smallest remainder and quotient tables, min over m of m + ceil(n / m) (QR)."""
+    if cls is HashEmbeddingCollection:
+        return len(vocabulary) * ROW_BYTES
+    return sum(min(m + -(-n // m) for m in range(1, n + 1)) for n in vocabulary) * ROW_BYTES
+
+
 @pytest.mark.parametrize("vocabulary", [[50, 200, 30], [10_000], [3, 100_000, 7, 1]])
 @pytest.mark.parametrize("budget_fraction", [0.02, 0.1, 0.5, 0.99])
 @pytest.mark.parametrize("cls", [HashEmbeddingCollection, QREmbeddingCollection])
 def test_budget_bytes_is_respected_and_used(cls, vocabulary, budget_fraction):
     features = {f"f{i}": n for i, n in enumerate(vocabulary)}
     budget = int(budget_lib.full_table_bytes(vocabulary, D) * budget_fraction)
-    try:
-        layer = cls(features, D, budget_bytes=budget)
-    except ValueError as error:  # only when below the documented minimum
-        assert "too small" in str(error)
+    minimum = _minimum_bytes(cls, vocabulary)
+    if budget < minimum:  # refused exactly below the minimum, naming it
+        with pytest.raises(budget_lib.BudgetTooSmallError, match=f"at least {minimum:,} bytes"):
+            cls(features, D, budget_bytes=budget)
         return
+    layer = cls(features, D, budget_bytes=budget)
     assert layer.budget_bytes == budget
     assert layer.memory_bytes() == _variable_bytes(layer)
     # Rounding to whole rows loses less than one row per feature (and one

@@ -1,4 +1,6 @@
 """Budget arithmetic: ratios, row splits and CAFE's layout (docs/user_guide.md, "Memory budget")."""
+import functools
+
 import pytest
 
 from cafe_tf import budget
@@ -43,6 +45,15 @@ def test_split_rows_stays_within_total(total, vocab):
         assert list(rows) == sizes
 
 
+def _cafe_minimum_bytes(sizes, dim, multi_level, bookkeeping_bytes=0, slots_per_bucket=4):
+    """From the layout's definition: the sketch's scalars, the bookkeeping, one hot row with
+    its bucket, and one hashed row per feature and level."""
+    levels = 2 if multi_level else 1
+    return (sketch_config.SCALAR_BYTES + bookkeeping_bytes
+            + 4 * dim + slots_per_bucket * sketch_config.SLOT_BYTES
+            + levels * len(sizes) * 4 * dim)
+
+
 @pytest.mark.parametrize("ratio", [2, 10, 100, 1000, 10000])
 @pytest.mark.parametrize("vocab", sorted(VOCABS))
 @pytest.mark.parametrize("multi_level", [False, True])
@@ -50,18 +61,34 @@ def test_split_rows_stays_within_total(total, vocab):
 def test_cafe_layout_fits_the_budget(ratio, vocab, multi_level, dim):
     sizes = VOCABS[vocab]
     budget_bytes = budget.resolve_budget(sizes, dim, compression_ratio=ratio)
-    try:
-        layout = budget.plan_cafe_layout(sizes, dim, budget_bytes, hot_share=0.8,
-                                         multi_level=multi_level, bookkeeping_bytes=32)
-    except budget.BudgetTooSmallError as err:
-        assert "too small" in str(err) or "cannot hold" in str(err)
+    minimum = _cafe_minimum_bytes(sizes, dim, multi_level, bookkeeping_bytes=32)
+    plan = functools.partial(budget.plan_cafe_layout, sizes, dim, budget_bytes, hot_share=0.8,
+                             multi_level=multi_level, bookkeeping_bytes=32)
+    if budget_bytes < minimum:  # refused exactly below the minimum, naming it
+        with pytest.raises(budget.BudgetTooSmallError, match=f"needs at least {minimum:,} bytes"):
+            plan()
         return
+    layout = plan()
     assert layout.bytes["total"] <= budget_bytes
     assert layout.hot_rows >= 1 and all(r >= 1 for r in layout.hashed_rows)
     per_hot_row = 4 * dim + 4 * sketch_config.SLOT_BYTES
     # The hot part takes its share (within one row, or less when minimum hashed rows need it).
     assert layout.hot_rows * per_hot_row <= 0.8 * budget_bytes
     assert (sum(layout.medium_rows) > 0) == multi_level
+
+
+@pytest.mark.parametrize("multi_level", [False, True])
+@pytest.mark.parametrize("sizes", [[100, 100, 100], [10**6], [3, 2, 10**5]])
+def test_cafe_layout_at_exactly_its_minimum_fits_and_one_byte_less_is_refused(sizes,
+                                                                             multi_level):
+    dim = 16
+    minimum = _cafe_minimum_bytes(sizes, dim, multi_level)
+    layout = budget.plan_cafe_layout(sizes, dim, minimum, hot_share=0.5, multi_level=multi_level)
+    assert layout.bytes["total"] == minimum and layout.hot_rows == 1
+    assert list(layout.hashed_rows) == [1] * len(sizes)
+    assert list(layout.medium_rows) == [int(multi_level)] * len(sizes)
+    with pytest.raises(budget.BudgetTooSmallError, match=f"needs at least {minimum:,} bytes"):
+        budget.plan_cafe_layout(sizes, dim, minimum - 1, hot_share=0.5, multi_level=multi_level)
 
 
 def test_budget_too_small_names_the_minimum():

@@ -146,6 +146,36 @@ def _train_step(layer, ids, loss_fn):
     return tape.gradient(loss, layer.trainable_weights)
 
 
+@pytest.mark.parametrize("replacement, second_sighting", [
+    ("inherit", False), ("inherit", True), ("erode", True)])
+def test_replacement_and_second_sighting_reach_the_layers_sketch(replacement, second_sighting):
+    """Through the layer's own inserts into a saturated sketch: SpaceSaving's takeovers
+    inherit the scores they replace, so the scores add up to every occurrence inserted,
+    erosion loses mass; and only second_sighting marks those takeovers pending (erosion by
+    importance 1 empties a slot of score 1 rather than taking it over)."""
+    layer = _layer({"a": 5000}, budget_bytes=2000, compression_ratio=None, threshold=1e6,
+                   replacement=replacement, second_sighting=second_sighting)
+    assert layer.sketch_config.replacement == replacement
+    assert layer.sketch_config.second_sighting == second_sighting
+    slots = layer.sketch_config.num_buckets * layer.sketch_config.slots_per_bucket
+    rng = np.random.default_rng(0)
+    occurrences = 0
+    for _ in range(5):  # each id once per step, weight 1: importance 1 per occurrence
+        ids = tf.constant(rng.choice(10**9, size=4 * slots, replace=False), tf.int64)
+        _train_step(layer, {"a": ids}, lambda out: tf.reduce_sum(out["a"]))
+        occurrences += int(ids.shape[0])
+    state = layer.sketch.read_state()
+    total = float(np.sum(state.scores.numpy(), dtype=np.float64))
+    entries = state.entries.numpy()
+    pending = np.count_nonzero((entries < 0) & ((-1 - entries) % 2 == 1))
+    if replacement == "inherit":
+        assert np.all(state.scores.numpy() > 0)  # saturated: every slot taken
+        assert total == occurrences
+        assert (pending > 0) == second_sighting
+    else:
+        assert total < occurrences / 10
+
+
 def test_gradient_importance_is_normalised_per_feature():
     layer = _layer(importance="gradient", threshold=1000.0)
     ids = {"a": tf.constant([1, 2, 3], tf.int64), "b": tf.constant([7, 7, 8], tf.int64)}
@@ -262,7 +292,7 @@ def test_migration_copies_the_row_read_and_resets_optimizer_slots(multi_level, o
 
 
 @pytest.mark.parametrize("make_input, error, message", [
-    (lambda: {"a": tf.constant([1.5]), "b": tf.constant([1])}, TypeError, "int32, int64 or string"),
+    (lambda: {"a": tf.constant([1.5]), "b": tf.constant([1])}, TypeError, "got float32"),
     (lambda: {"a": tf.zeros([2, 2, 2], tf.int64), "b": tf.constant([1, 2])}, ValueError, "rank 3"),
     (lambda: {"a": tf.constant([1])}, ValueError, "lack features"),
 ])
@@ -376,6 +406,29 @@ def _planted_model():
     model = _TinyRanking(layer)
     model.compile(optimizer=tf_keras.optimizers.Adam(0.05))
     return model, layer
+
+
+def test_callback_migrates_with_the_models_optimizer_resetting_promoted_rows_slots():
+    """CafeMigration hands the layer the model's optimizer: the promoted rows' slots are
+    reset (to Adam's 0), every other row's kept."""
+    model, layer = _planted_model()
+    model.fit(_planted_dataset(n=256), verbose=0)  # importance recorded, nothing promoted yet
+    assert int(layer.sketch.hot_rows_used()) == 0
+    slots, _ = _hot_table_optimizer_variables(model.optimizer, layer)
+    assert len(slots) == 2
+    for variable in slots:
+        variable.assign(tf.fill(variable.shape, 7.0))
+    callback = CafeMigration(every_n_steps=1)
+    callback.set_model(model)
+    stats = callback.migrate_now()
+    entries = layer.sketch.read_state().entries.numpy()
+    promoted = sorted(set((entries[entries >= 0] >> layer.sketch_config.tag_bits).tolist()))
+    assert stats["cafe_promotions"] == len(promoted) > 0
+    assert stats["cafe_hot_occupancy"] == len(promoted) / layer.layout.hot_rows
+    for variable in slots:
+        value = variable.numpy()
+        np.testing.assert_array_equal(value[promoted], 0.0, err_msg=variable.name)
+        assert np.all(np.delete(value, promoted, axis=0) == 7.0), variable.name
 
 
 def test_tfrs_model_fit_converges_and_promotes_planted_hot_ids():

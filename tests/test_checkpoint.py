@@ -1,4 +1,5 @@
-"""Checkpoints: exact resume (also after SIGKILL), and refusal of mismatching checkpoints.
+"""Checkpoints: exact resume (also after SIGKILL or mid-epoch from a tf_keras backup), and
+refusal of mismatching checkpoints.
 
 Run as a script, this file is the child process of the SIGKILL test: it trains with
 periodic checkpoints, resuming from the newest one when there is one.
@@ -85,9 +86,9 @@ import tensorflow as tf  # noqa: E402
 import tf_keras  # noqa: E402
 
 import model_utils as mu  # noqa: E402
-from cafe_tf.callbacks import find_cafe_layers  # noqa: E402
-from cafe_tf.checkpoints import (CheckpointMismatchError, make_checkpoint, mismatches,  # noqa: E402
-                                 restore)
+from cafe_tf.callbacks import CafeMigration, find_cafe_layers  # noqa: E402
+from cafe_tf.checkpoints import (CheckpointCorruptError, CheckpointMismatchError,  # noqa: E402
+                                 ExactBackupAndRestore, make_checkpoint, mismatches, restore)
 from cafe_tf.layers import CafeConfig, CafeEmbeddingCollection  # noqa: E402
 
 N_STEPS, M_STEPS = 7, 6   # N is not a multiple of the migration period on purpose
@@ -140,6 +141,70 @@ def test_resume_in_a_fresh_model_equals_uninterrupted_training(method, arrays, u
     mu.assert_states_equal(mu.cafe_state(fresh), expected_cafe, "cafe")
     # The resumed part migrated (so the callback's step count resumed correctly).
     assert int(fresh.embedding.promotions.numpy()) > promotions_at_save > 0
+
+
+BACKUP_STEPS_PER_EPOCH, BACKUP_EPOCHS = 7, 2
+
+
+def fit_with_backup(model, arrays, backup_dir, save_freq, *callbacks):
+    """2 epochs of 7 steps over the repeated data (10 batches), backed up, resuming from
+    the backup."""
+    backup = ExactBackupAndRestore(str(backup_dir), save_freq=save_freq)
+    data = backup.skip_trained(mu.dataset(arrays, GLOBAL_BATCH).repeat(), BACKUP_STEPS_PER_EPOCH)
+    # The backup is listed first on purpose: it must still back up after migration.
+    model.fit(data, epochs=BACKUP_EPOCHS, steps_per_epoch=BACKUP_STEPS_PER_EPOCH, verbose=0,
+              callbacks=[backup, CafeMigration(every_n_steps=MIGRATE_EVERY), *callbacks])
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_epochs(arrays, tmp_path_factory):
+    model = mu.make_model(seed=7)
+    backup_dir = tmp_path_factory.mktemp("backup")
+    fit_with_backup(model, arrays, backup_dir, 3)
+    assert not (backup_dir / "chief").exists()  # deleted when fit finishes
+    return full_state(model), mu.cafe_state(model)
+
+
+@pytest.mark.parametrize("save_freq, position", [(3, 12), ("epoch", 7)])
+def test_backup_resumes_mid_epoch_on_the_next_batch(save_freq, position, arrays,
+                                                    uninterrupted_epochs, tmp_path):
+    """A fit that dies at step 13 resumes, in a fresh model, on the batch after its last
+    backup (step 12: epoch 1's batch 4, after the step's migration; or the end of epoch 0)
+    and ends bit-identical to an uninterrupted fit."""
+
+    class Crash(tf_keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if int(self.model.optimizer.iterations.numpy()) == 13:
+                raise RuntimeError("worker lost")
+
+    with pytest.raises(RuntimeError, match="worker lost"):
+        fit_with_backup(mu.make_model(seed=7), arrays, tmp_path, save_freq, Crash())
+    backup = ExactBackupAndRestore(str(tmp_path), save_freq=save_freq)
+    assert backup.trained_batches(BACKUP_STEPS_PER_EPOCH) == position
+
+    resumed = mu.make_model(seed=8)  # other initial weights: everything must come from the backup
+    fit_with_backup(resumed, arrays, tmp_path, save_freq)
+    expected, expected_cafe = uninterrupted_epochs
+    _assert_same(expected, resumed)
+    mu.assert_states_equal(mu.cafe_state(resumed), expected_cafe, "cafe")
+
+
+def test_backup_options_and_positions_are_checked(tmp_path):
+    for bad in (0, -2, 1.5, True, "batch"):
+        with pytest.raises(ValueError, match="save_freq must be"):
+            ExactBackupAndRestore(str(tmp_path), save_freq=bad)
+    backup = ExactBackupAndRestore(str(tmp_path), save_freq=2)
+    assert backup.trained_batches(4) == 0  # no backup yet: start afresh
+    for bad in (0, 2.0, None):
+        with pytest.raises(ValueError, match="steps_per_epoch must be"):
+            backup.trained_batches(bad)
+    # A backup of epoch 1's batch 4 (of 6): resuming with 3 steps per epoch is refused.
+    state = tf.train.Checkpoint(ckpt_saved_epoch=tf.Variable(1, dtype=tf.int64),
+                                ckpt_saved_batch=tf.Variable(4, dtype=tf.int64))
+    tf.train.CheckpointManager(state, str(tmp_path / "chief"), 1).save()
+    assert backup.trained_batches(6) == 6 + 5
+    with pytest.raises(ValueError, match="written at batch 4 .* steps_per_epoch is 3"):
+        backup.trained_batches(3)
 
 
 def test_checkpoint_holds_sketch_tables_bookkeeping_and_slots(tmp_path):
@@ -248,6 +313,78 @@ def test_layer_records_its_layout_in_every_checkpoint(tmp_path):
     wrap(c).load_weights(str(tmp_path / "weights"))
     for x, y in zip(a.weights, c.weights):
         np.testing.assert_array_equal(x.numpy(), y.numpy())
+
+
+def _flip_a_byte_of_an_optimizer_slot(path):
+    """Flips one byte inside the stored value of one of Adam's slot variables."""
+    data = Path(f"{path}.data-00000-of-00001")
+    contents = bytearray(data.read_bytes())
+    reader = tf.train.load_checkpoint(path)
+    slots = [k for k in reader.get_variable_to_shape_map() if k.startswith("optimizer/_var")]
+    for key in sorted(slots):
+        value = reader.get_tensor(key).tobytes()
+        if contents.count(value) == 1:  # found once in the file (not all zeros, say)
+            contents[contents.find(value) + len(value) // 2] ^= 0xFF
+            data.write_bytes(bytes(contents))
+            return
+    raise AssertionError("no optimizer slot to corrupt")
+
+
+def _truncate(path, suffix):
+    file = Path(f"{path}{suffix}")
+    file.write_bytes(file.read_bytes()[:file.stat().st_size // 2])
+
+
+CORRUPTIONS = {
+    # A fresh model's optimizer has no slots yet, so TF would restore everything else and
+    # read this value only at the first training step.
+    "optimizer_slot_bytes": (_flip_a_byte_of_an_optimizer_slot,
+                             r"the data file .*ckpt-1\.data-00000-of-00001 is truncated or "
+                             r"corrupted: reading 'optimizer/_variables/\d+/.*' failed "
+                             r"\(.*Checksum"),
+    "truncated_data": (lambda path: _truncate(path, ".data-00000-of-00001"),
+                       r"the data file .*ckpt-1\.data-00000-of-00001 is truncated or corrupted"),
+    "truncated_index": (lambda path: _truncate(path, ".index"),
+                        r"its index file .*ckpt-1\.index is unreadable"),
+    "missing_data": (lambda path: os.remove(f"{path}.data-00000-of-00001"),
+                     r"its data file .*ckpt-1\.data-\*-of-\* is missing"),
+}
+
+
+@pytest.mark.parametrize("corruption", sorted(CORRUPTIONS))
+def test_corrupt_checkpoint_is_refused_naming_the_file_and_restores_nothing(corruption, arrays,
+                                                                           tmp_path):
+    saved = mu.make_model(seed=7)
+    train(saved, arrays, 0, 3)
+    path = make_checkpoint(saved).save(str(tmp_path / "ckpt"))
+    corrupt, message = CORRUPTIONS[corruption]
+    corrupt(path)
+
+    tf_keras.utils.set_random_seed(8)
+    fresh = mu.CafeRanker()
+    fresh.compile(optimizer=tf_keras.optimizers.Adam(0.05))
+    fresh(mu.eval_features(4))  # the layers' variables, but no optimizer slots yet
+    assert not fresh.optimizer.variables[1:]  # so TF would defer their restore
+    before = mu.weights_state(fresh)
+    with pytest.raises(CheckpointCorruptError, match=message + ".*nothing was restored"):
+        restore(make_checkpoint(fresh), path)
+    with pytest.raises(CheckpointCorruptError, match=message):
+        mismatches(make_checkpoint(fresh), path)
+    mu.assert_states_equal(mu.weights_state(fresh), before, "nothing restored")
+    assert not fresh.optimizer.variables[1:]
+
+
+def test_corrupt_save_weights_checkpoint_is_refused(arrays, tmp_path):
+    saved = mu.make_model(seed=7)
+    train(saved, arrays, 0, 2)
+    path = str(tmp_path / "weights")
+    saved.save_weights(path)
+    _truncate(path, ".data-00000-of-00001")
+    fresh = mu.make_model(seed=8)
+    before = mu.weights_state(fresh)
+    with pytest.raises(CheckpointCorruptError, match="weights.data-00000-of-00001 is truncated"):
+        restore(fresh, path)
+    mu.assert_states_equal(mu.weights_state(fresh), before, "nothing restored")
 
 
 @pytest.mark.slow

@@ -135,6 +135,31 @@ def test_train_on_parquet_with_a_byte_budget(tmp_path, vocabulary_file, capsys):
     assert cafe["compression_ratio"] == pytest.approx(26 * IDS_PER_FIELD * 64 / 20_000)
 
 
+def test_on_error_skip_reports_the_lines_skipped_per_file(tmp_path, vocabulary_file, capsys):
+    rows = criteo_rows(300, seed=1)
+    bad_label, short = (2, rows[0][1], rows[0][2]), (0, rows[0][1][:5], rows[0][2])
+    days = [write_tsv(tmp_path / "day_0.tsv", rows[:100] + [bad_label] + rows[100:150] + [short]),
+            write_tsv(tmp_path / "day_1.tsv", rows[150:250]),
+            write_tsv(tmp_path / "day_2.tsv", rows[250:] + [bad_label])]
+    (tmp_path / "day_1.tsv").write_text((tmp_path / "day_1.tsv").read_text()
+                                        .replace("\t", "\tx", 1))  # label "0\tx..." -> bad
+    report = tmp_path / "report.json"
+    args = ["train", "--data", "criteo-tsv", "--train-files", days[0], days[1], "--test-files",
+            days[2], "--vocabulary-sizes", vocabulary_file, "--kinds", "hash", "--epochs", 2,
+            "--compression-ratio", 2, "--batch-size", 64, "--verbose", 0]
+    assert run_cli(*args, "--json", report, "--on-error", "skip") == 0
+    out = capsys.readouterr().out
+    # Each line once, though the training files are read twice (two epochs) and the first
+    # batch once more to build the model.
+    expected = {days[0]: 2, days[1]: 1, days[2]: 1}
+    assert json.loads(report.read_text())["skipped_lines"] == expected
+    assert "malformed lines skipped (--on-error skip): 4\n" in out
+    for path, count in expected.items():
+        assert re.search(rf"^  {re.escape(path)} +{count}$", out, re.M), out
+    assert run_cli(*args) == 1  # --on-error raise (the default): the first bad line
+    assert re.search(r"day_0.tsv:101: malformed Criteo line \(label", capsys.readouterr().err)
+
+
 def test_vocab_counts_the_distinct_ids_of_every_field(tmp_path, monkeypatch, capsys):
     days = [criteo_rows(300, seed=d) for d in range(2)]
     days[1][5][2][1] = ""  # a missing C2: one more id of its own

@@ -1,6 +1,7 @@
 """Readers for real Criteo files: exact parsing, missing values, malformed lines, Parquet."""
 import gzip
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -145,7 +146,7 @@ def test_malformed_lines_are_skipped_and_counted(tmp_path, rows):
     *actual, sizes = read_all(reader, batch_size=8)
     assert_rows(actual, rows)
     assert sizes == [8, 8, 8, 6]
-    assert int(reader.skipped_lines.numpy()) == len(bad)
+    assert reader.skipped() == {str(path): len(bad)}
 
 
 def test_skipping_keeps_full_batches_across_parse_blocks(tmp_path):
@@ -156,7 +157,7 @@ def test_skipping_keeps_full_batches_across_parse_blocks(tmp_path):
     (tmp_path / "big.tsv").write_text("\n".join(lines) + "\n")
     reader = CriteoTSV(str(tmp_path / "big.tsv"), on_error="skip")
     *actual, sizes = read_all(reader, batch_size=1000)
-    assert sizes == [1000] * 5 and int(reader.skipped_lines.numpy()) == 1
+    assert sizes == [1000] * 5 and reader.skipped() == {str(tmp_path / "big.tsv"): 1}
     assert_rows(actual, rows)
 
 
@@ -219,7 +220,7 @@ def test_parquet_bad_values_raise_or_are_skipped(tmp_path, rows, engine):
     reader = CriteoParquet(str(tmp_path / "bad.parquet"), on_error="skip", engine=engine)
     *actual, _ = read_all(reader)
     assert_rows(actual, rows[:3] + rows[4:5])
-    assert int(reader.skipped_rows.numpy()) == 1
+    assert list(reader.skipped().values()) == [1]
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -245,7 +246,7 @@ def test_parquet_bad_label_or_integer_raises_or_is_skipped(tmp_path, rows, colum
     reader = CriteoParquet(str(path), on_error="skip", engine=engine)
     *actual, _ = read_all(reader)
     assert_rows(actual, rows[:2] + rows[3:5])
-    assert int(reader.skipped_rows.numpy()) == 1
+    assert list(reader.skipped().values()) == [1]
 
 
 @needs_tfio
@@ -265,7 +266,7 @@ def test_parquet_engines_give_equal_batches_and_skip_counts(tmp_path, monkeypatc
     assert sizes_io == sizes_pa == [100, 100, 98]
     for from_io, from_pa in zip(batches_io, batches_pa):
         np.testing.assert_array_equal(from_io, from_pa)
-    assert [int(r.skipped_rows.numpy()) for r in readers.values()] == [2, 2]
+    assert [r.skipped() for r in readers.values()] == [{paths[0]: 1, paths[1]: 1}] * 2
 
 
 @pytest.fixture
@@ -304,6 +305,33 @@ def test_parquet_rejects_bad_engines_and_column_types(tmp_path, rows):
                   I2=pa.array([b"0", b"1", b"2"], pa.binary()))
     with pytest.raises(ValueError, match=r"unsupported types \{'I2': 'binary'\}"):
         CriteoParquet(str(tmp_path / "dates.parquet"))
+    write_parquet(tmp_path / "text_ints.parquet", rows[:3], I7=pa.array(["1", "x", ""]))
+    with pytest.raises(ValueError, match=r"text_ints.parquet: columns \['I7'\] hold strings"):
+        CriteoParquet(str(tmp_path / "text_ints.parquet"))
     write_parquet(tmp_path / "int_ids.parquet", rows[3:6], hex_strings=False)
     with pytest.raises(ValueError, match=r"int_ids.parquet: columns \['C1', .* have other types"):
         CriteoParquet([str(tmp_path / "a.parquet"), str(tmp_path / "int_ids.parquet")])
+
+
+@pytest.mark.parametrize("source", [pytest.param("tsv", id="tsv"), *ENGINES])
+def test_skips_are_counted_per_file_once_however_often_read(tmp_path, monkeypatch, source):
+    monkeypatch.setattr(criteo, "_LINES_PER_BLOCK", 16)  # several blocks per file
+    rng = np.random.default_rng(5)
+    rows = [make_row(rng) for _ in range(100)]
+    bad = {3, 20, 47, 61, 62}  # in the middle of the files: 2 in the first, 3 in the second
+    labels = [7 if i in bad else r[0] for i, r in enumerate(rows)]
+    rows = [(label, ints, cats) for label, (_, ints, cats) in zip(labels, rows)]
+    paths = [str(tmp_path / f"day_{d}.{source}") for d in range(2)]
+    for path, part in zip(paths, (rows[:40], rows[40:])):
+        if source == "tsv":
+            Path(path).write_text("".join(tsv_line(r) + "\n" for r in part))
+        else:
+            write_parquet(path, part, label=pa.array([r[0] for r in part], pa.int64()))
+    reader = (CriteoTSV(paths, on_error="skip") if source == "tsv" else
+              CriteoParquet(paths, on_error="skip", engine=source))
+    assert reader.skipped() == {paths[0]: 0, paths[1]: 0}
+    good = [r for i, r in enumerate(rows) if i not in bad]
+    for _ in range(2):  # two epochs
+        *actual, _ = read_all(reader, batch_size=32)
+        assert_rows(actual, good)
+        assert reader.skipped() == {paths[0]: 2, paths[1]: 3}

@@ -138,16 +138,30 @@ print("keras", keras.__version__, k3.predict(np.ones((1, 2)), verbose=0).shape)
     assert "keras 3." in run.stdout and "(1, 1)" in run.stdout and "bytes held" in run.stdout
 
 
+# Folders other tests write into while this one may run beside them (pytest -n):
+# tests/test_cuda_sources.py compiles the CUDA harness there.
+OTHER_TESTS_OUTPUT = {os.path.join("custom_ops", "cuda", "build")}
+
+
 def snapshot(root: Path) -> dict:
-    """Every file of the source tree (minus environments and caches): size and mtime."""
+    """Every file of the source tree (minus environments, caches and what other tests
+    write): size and mtime."""
     skip = {".git", "__pycache__", ".pytest_cache", "out"}
     files = {}
     for folder, subfolders, names in os.walk(root):
-        subfolders[:] = [d for d in subfolders if d not in skip and not d.startswith(".venv")]
+        subfolders[:] = [d for d in subfolders if d not in skip and not d.startswith(".venv")
+                         and os.path.relpath(Path(folder) / d, root) not in OTHER_TESTS_OUTPUT]
         for name in names:
             stat = (Path(folder) / name).stat()
             files[os.path.relpath(Path(folder) / name, root)] = (stat.st_size, stat.st_mtime_ns)
     return files
+
+
+def test_snapshot_leaves_out_what_tests_running_beside_the_build_write(tmp_path):
+    (tmp_path / "custom_ops" / "cuda" / "build").mkdir(parents=True)
+    (tmp_path / "custom_ops" / "cuda" / "kernels.cu").write_text("source")
+    (tmp_path / "custom_ops" / "cuda" / "build" / "harness").write_text("compiled")
+    assert list(snapshot(tmp_path)) == [os.path.join("custom_ops", "cuda", "kernels.cu")]
 
 
 def fresh_venv(tmp_path: Path) -> Path:

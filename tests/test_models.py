@@ -249,3 +249,29 @@ def test_mirrored_strategy_matches_one_device():
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5, err_msg=a.name)
     # ... and training did move the (seeded) embeddings.
     assert not np.allclose(one.embedding_layer.weights[0].numpy(), _embeddings().weights[0].numpy())
+
+
+@pytest.mark.parametrize("name, kind, bad", [("dlrm", "cafe", np.nan), ("dcn", "cafe", np.inf),
+                                             ("dlrm", "hash", -np.inf)])
+def test_nan_or_inf_dense_feature_fails_and_changes_no_state(name, kind, bad):
+    tf_keras.utils.set_random_seed(0)
+    embeddings = make_embedding(kind, VOCABULARY, D, compression_ratio=2, threshold=5.0)
+    model = MODELS[name](embeddings)
+    model.compile(optimizer=tf_keras.optimizers.Adam(0.005))
+    model.fit(_dataset(BATCH, seed=0), verbose=0)  # creates every variable, optimizer's too
+
+    def state():
+        return [v.numpy().copy() for v in model.variables + model.optimizer.variables]
+
+    before = state()
+    features, labels = _data(BATCH, seed=1)
+    features["dense"][5, 2] = bad
+    data = tf.data.Dataset.from_tensor_slices((features, labels)).batch(BATCH)
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=rf"dense features hold NaN or inf: {bad} at \[5, 2\] of the batch"):
+        model.fit(data, verbose=0)
+    for name_, old, new in zip([v.name for v in model.variables + model.optimizer.variables],
+                               before, state()):
+        np.testing.assert_array_equal(new, old, err_msg=name_)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="dense features hold NaN"):
+        model.predict(data.map(lambda f, y: f), verbose=0)

@@ -7,7 +7,7 @@ import tensorflow as tf
 import tf_keras
 
 from cafe_tf import budget as budget_lib
-from cafe_tf.experiment import make_embedding
+from cafe_tf.experiment import EMBEDDINGS, make_embedding
 from cafe_tf.layers.adaembed import AdaEmbedEmbeddingCollection
 from cafe_tf.layers.mde import MDEEmbeddingCollection
 from cafe_tf.layers.offline import OfflineSeparationEmbeddingCollection
@@ -118,3 +118,38 @@ def test_saved_model_reload_without_custom_objects(cls, tmp_path):
     for name in VOCABULARY:
         np.testing.assert_array_equal(actual[name], expected[name])
     assert np.abs(np.asarray(expected["small"])).sum() > 0  # trained rows, not all zeros
+
+
+INTEGER_DTYPES = [tf.int8, tf.int16, tf.int32, tf.uint8, tf.uint16, tf.uint32, tf.uint64]
+
+
+@pytest.mark.parametrize("kind", EMBEDDINGS)
+def test_every_integer_id_dtype_means_the_int64_of_its_value(kind):
+    """CAFE and every baseline take ids of any integer dtype, mixed across features, as
+    the int64 ids of the same values; uint64 ids >= 2**63 as the int64 of the same bits."""
+    layer = make_embedding(kind, VOCABULARY, D, 10, frequencies=FREQUENCIES)
+    small = np.array([0, 1, 7, 100, 127])  # fits every dtype
+    as_int64 = layer({name: tf.constant(small, tf.int64) for name in VOCABULARY})
+    for dtype in INTEGER_DTYPES:
+        # One feature of this dtype, the others int64 and int32: mixed in one call.
+        out = layer({"small": tf.constant(small, dtype), "medium": tf.constant(small, tf.int32),
+                     "large": tf.constant(small, tf.int64)})
+        for name in VOCABULARY:
+            np.testing.assert_array_equal(out[name], as_int64[name], err_msg=f"{dtype.name}")
+    high = np.array([2**64 - 1, 2**63, 2**63 - 1, 5], np.uint64)
+    unsigned = layer({name: tf.constant(high) for name in VOCABULARY})["large"].numpy()
+    same_bits = layer({name: tf.constant(high.view(np.int64)) for name in VOCABULARY})["large"]
+    np.testing.assert_array_equal(unsigned, same_bits)
+    if kind != "adaembed":  # AdaEmbed embeds ids it never trained on as zeros
+        assert len({row.tobytes() for row in unsigned}) == len(high)  # distinct ids stay apart
+
+
+@pytest.mark.parametrize("kind", EMBEDDINGS)
+@pytest.mark.parametrize("dtype", [tf.float32, tf.bool])
+def test_non_integer_ids_are_refused_naming_feature_and_dtype(kind, dtype):
+    layer = make_embedding(kind, VOCABULARY, D, 10, frequencies=FREQUENCIES)
+    inputs = {name: tf.constant([1, 0], tf.int64) for name in VOCABULARY}
+    inputs["medium"] = tf.cast(inputs["medium"], dtype)
+    with pytest.raises(TypeError, match=f"feature 'medium': ids must be integers .*, got "
+                                        f"{dtype.name}"):
+        layer(inputs)

@@ -18,8 +18,8 @@ def quality():
     return module
 
 
-TINY = ["--datasets", "kdd12", "--models", "dlrm", "--rows-per-day", "600", "--days", "2",
-        "--scale", "1e-4", "--batch-size", "256", "--seeds", "0"]
+TINY = ["--datasets", "kdd12", "--models", "dlrm", "--rows-per-day", "6000", "--days", "2",
+        "--scale", "1e-4", "--batch-size", "256", "--learning-rate", "0.02", "--seeds", "0"]
 
 
 def _args(tmp_path, *extra):
@@ -36,7 +36,10 @@ def test_one_cell_trains_and_one_too_small_budget_is_na(quality, tmp_path):
     table = quality.main(_args(tmp_path, "--kinds", "hash", "--ratios", "10", "1e9"))
     data, trained, too_small = _lines(tmp_path)
     assert data["record"] == "data" and data["cpu_seconds"] > 0
-    assert trained["kind"] == "hash" and 0 < trained["auc"] < 1 and trained["memory_bytes"] > 0
+    assert trained["kind"] == "hash" and trained["memory_bytes"] > 0
+    # The cell learns: 0.638 / 0.575 / 0.642 test AUC at seeds 0 / 1 / 2, while a model that
+    # learns nothing scores 0.5 +- 0.009 (one std) on these 6000 test rows.
+    assert trained["auc"] > 0.55, trained
     assert trained["seconds"] > 0 and trained["cpu_seconds"] > 0 and trained["commit"]
     assert too_small["auc"] is None and too_small["ratio"] == 1e9
     assert "| 10x | **" in table and "| 1e+09x | n/a |" in table

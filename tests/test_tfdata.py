@@ -63,8 +63,11 @@ def test_interleaved_prefetched_distributed_pipeline_trains_like_one_device():
     replicas = mu.per_replica_cafe_state(mirrored)
     mu.assert_states_equal(replicas[0], replicas[1], "replicas")
     np.testing.assert_allclose(mirrored_losses.losses, losses.losses, rtol=1e-5, atol=1e-6)
-    mu.assert_states_close(mu.weights_state(mirrored), mu.weights_state(single), rtol=1e-4,
-                           atol=1e-5, what="weights")
+    # The sketch's slots and counters exactly; float state within a few float32 rounding
+    # steps: the all-reduce sums the replicas' gradients in another order than one device,
+    # which moved scores by up to 3e-6 relative and table entries by up to 3e-7 here.
+    mu.assert_states_close(mu.weights_state(mirrored), mu.weights_state(single), rtol=1e-5,
+                           atol=1e-6, what="weights and sketch")
     assert int(mirrored.embedding.lookups.numpy()) == arrays["u"].size + arrays["v_values"].size
 
 

@@ -81,8 +81,7 @@ def read_batches(args: argparse.Namespace) -> Iterator[Tuple[np.ndarray, dict, n
             if rows - shown >= PROGRESS_ROWS:
                 shown = rows
                 print(f"  {path}: {rows:,} rows ({time.time() - start:.0f} s)", flush=True)
-        counter = files.skipped_lines if args.data == "criteo-tsv" else files.skipped_rows
-        skipped += int(counter.numpy())
+        skipped += sum(files.skipped().values())
         total += rows
         print(f"[{number}/{len(args.files)}] {path}: {rows:,} rows; {total:,} in all "
               f"({time.time() - start:.0f} s)", flush=True)

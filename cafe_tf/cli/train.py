@@ -46,7 +46,9 @@ def add_parser(commands) -> None:
                       help="criteo-*: a JSON file {field: distinct ids} for C1..C26; it sizes "
                       "the budget (default: Criteo Kaggle's counts, 33.8M ids)")
     data.add_argument("--on-error", choices=("raise", "skip"), default="raise",
-                      help="criteo-*: stop at a malformed line (default), or skip and count it")
+                      help="criteo-*: stop at a malformed line, naming file and line "
+                      "(default), or skip it; the lines skipped per file are reported at the "
+                      "end")
     data.add_argument("--rows-per-day", type=_positive(int), default=SYNTHETIC["rows_per_day"],
                       help="synthetic: rows per day (default %(default)s)")
     data.add_argument("--days", type=_at_least(2), default=SYNTHETIC["days"],
@@ -116,6 +118,8 @@ def run(args: argparse.Namespace) -> int:
             verbose=args.verbose, seed=args.seed,
             model_options=SMALL_MODEL_OPTIONS[args.model], on_trained=save))
     print("\n" + format_table(results))
+    if isinstance(data, TrainTestFiles) and args.on_error == "skip":
+        print(format_skipped(data.skipped()))
     if args.json:
         _write_json(args, data, budget, results)
     if args.plot:
@@ -178,6 +182,18 @@ class TrainTestFiles:
 
     def test_dataset(self, batch_size: int):
         return self.test.dataset(batch_size)
+
+    def skipped(self) -> dict:
+        """{file: malformed lines skipped}, training files first (`CriteoTSV.skipped`)."""
+        return {**self.train.skipped(), **self.test.skipped()}
+
+
+def format_skipped(skipped: dict) -> str:
+    """The `--on-error skip` report: lines skipped in all, and per file."""
+    total = sum(skipped.values())
+    width = max(len(f) for f in skipped)
+    return "\n".join([f"malformed lines skipped (--on-error skip): {total:,}"]
+                     + [f"  {f:<{width}}  {n:,}" for f, n in skipped.items()])
 
 
 def describe_data(args: argparse.Namespace, data) -> str:
@@ -243,6 +259,8 @@ def _write_json(args, data, budget, results) -> None:
     settings = {k: v for k, v in vars(args).items() if k not in ("run", "command")}
     report = {"settings": settings, "vocabulary_sizes": data.vocabulary_sizes,
               "budget_bytes": budget, "results": [dataclasses.asdict(r) for r in results]}
+    if isinstance(data, TrainTestFiles):
+        report["skipped_lines"] = data.skipped()
     with open(args.json, "w") as f:
         json.dump(report, f, indent=2)
     print(f"wrote {args.json}")

@@ -19,10 +19,11 @@ Malformed lines (wrong column count, label other than 0/1, non-integer or out-of
 column, categorical value that is not 8 hex digits) are never turned into a row silently:
 `on_error="raise"` (default) stops with an `InvalidArgumentError` whose message names the
 file, the line number, the problem and the line; `on_error="skip"` drops the line and counts
-it in `CriteoTSV.skipped_lines`.
+it per file (`skipped()`). Either way the dense features are finite: integers become finite
+floats, and Parquet's NaN means missing.
 """
 import os
-from typing import Literal, Mapping, Optional, Sequence, Union, get_args
+from typing import Callable, Dict, Literal, Mapping, Optional, Sequence, Union, get_args
 
 import numpy as np
 import tensorflow as tf
@@ -45,6 +46,9 @@ _HEX_DIGITS = 8
 _INT_PATTERN = "-?[0-9]{1,18}"  # 18 digits always fit in int64, so parsing cannot overflow
 _HEX_PATTERN = f"[0-9a-fA-F]{{{_HEX_DIGITS}}}"
 _LINES_PER_BLOCK = 4096  # lines (rows) parsed together: vectorised string ops, then rebatched
+# Skipped lines are recorded per block under the key (file index << _LINE_BITS) + the number of
+# its first line.
+_LINE_BITS = 40
 ErrorPolicy = Literal["raise", "skip"]
 ParquetEngine = Literal["auto", "tensorflow_io", "pyarrow"]
 PathLike = Union[str, os.PathLike]
@@ -107,8 +111,18 @@ def transform_integers(values: tf.Tensor) -> tf.Tensor:
     return tf.math.log1p(tf.cast(tf.maximum(values, 0), tf.float32))
 
 
+def _numbered_blocks(lines: tf.data.Dataset, path, file_index) -> tf.data.Dataset:
+    """The blocks of one file's lines (rows): (path, file index, first line's number, lines)."""
+    return lines.batch(_LINES_PER_BLOCK).enumerate().map(
+        lambda index, block: (path, file_index, index * _LINES_PER_BLOCK + 1, block))
+
+
 class _CriteoFiles(CTRData):
-    """What both readers share: Criteo's fields, the files in order and the error policy."""
+    """What both readers share: Criteo's fields, the files in order and the error policy.
+
+    Both read each file in blocks of `_LINES_PER_BLOCK` lines (rows), given to `_parse_block`
+    with the file's path and index and the number of the block's first line (from 1).
+    """
 
     def __init__(self, files: Union[PathLike, Sequence[PathLike]],
                  vocabulary_sizes: Optional[Mapping[str, int]], on_error: ErrorPolicy):
@@ -117,6 +131,39 @@ class _CriteoFiles(CTRData):
                          len(DENSE_FIELDS))
         self.files = _as_file_list(files)
         self.on_error = on_error
+        # Block key -> lines of the block skipped. A block read again (the next epoch)
+        # overwrites its entry, so the counts do not grow with the passes over the files.
+        self._skipped = tf.lookup.experimental.MutableHashTable(tf.int64, tf.int64, 0)
+
+    def skipped(self) -> Dict[str, int]:
+        """Malformed lines (rows) skipped with `on_error="skip"`, per file.
+
+        Each line counts once however often it was read (epochs, or several datasets of
+        this reader). The counts grow as the datasets are iterated: read them after.
+
+        Returns:
+            {file: lines skipped} for every file, 0 for a file without skips.
+        """
+        keys, counts = self._skipped.export()
+        totals = np.bincount(keys.numpy() >> _LINE_BITS, weights=counts.numpy(),
+                             minlength=len(self.files))
+        result = dict.fromkeys(self.files, 0)
+        for path, count in zip(self.files, totals):
+            result[path] += int(count)
+        return result
+
+    def _enforce(self, valid: tf.Tensor, file_index: tf.Tensor, first_number: tf.Tensor,
+                 describe: Callable[[tf.Tensor], tf.Tensor]) -> tf.Operation:
+        """An op that fails naming the first invalid line of a block (`on_error="raise"`;
+        `describe(its index in the block)` says where and why) or records the block's
+        invalid lines (`"skip"`)."""
+        if self.on_error == "raise":
+            first = tf.argmin(tf.cast(valid, tf.int32))  # the first invalid line, if any
+            return tf.debugging.Assert(tf.reduce_all(valid), [describe(first)], summarize=1)
+        count = tf.reduce_sum(tf.cast(~valid, tf.int64))
+        key = tf.bitwise.left_shift(tf.cast(file_index, tf.int64), _LINE_BITS) + first_number
+        keys = tf.boolean_mask(key[None], count[None] > 0)  # only blocks with skips
+        return self._skipped.insert(keys, tf.fill(tf.shape(keys), count))
 
 
 class CriteoTSV(_CriteoFiles):
@@ -127,25 +174,20 @@ class CriteoTSV(_CriteoFiles):
             Files ending in `.gz` are decompressed on the fly.
         vocabulary_sizes: field -> distinct values, used only for memory budgets (the files do
             not tell); defaults to Criteo Kaggle's `KAGGLE_CARDINALITIES`.
-        on_error: `"raise"` or `"skip"`, see the module docstring.
-
-    Attributes:
-        skipped_lines: int64 `tf.Variable` counting the lines skipped with `on_error="skip"`;
-            it is updated as batches are produced, so read it after iterating.
+        on_error: `"raise"` or `"skip"`, see the module docstring; `skipped()` counts the
+            lines skipped per file.
 
     Example:
         >>> reader = CriteoTSV(["day_0.gz", "day_1.gz"], on_error="skip")  # doctest: +SKIP
         >>> model.fit(reader.dataset(batch_size=128))  # doctest: +SKIP
-        >>> int(reader.skipped_lines.numpy())  # doctest: +SKIP
-        0
+        >>> reader.skipped()  # doctest: +SKIP
+        {'day_0.gz': 0, 'day_1.gz': 2}
     """
 
     def __init__(self, files: Union[PathLike, Sequence[PathLike]],
                  vocabulary_sizes: Optional[Mapping[str, int]] = None,
                  on_error: ErrorPolicy = "raise"):
         super().__init__(files, vocabulary_sizes, on_error)
-        self.skipped_lines = tf.Variable(0, dtype=tf.int64, trainable=False,
-                                         name="criteo_skipped_lines")
 
     def dataset(self, batch_size: int) -> tf.data.Dataset:
         """All examples of `files`, in order, as `(features, label)` batches.
@@ -158,14 +200,15 @@ class CriteoTSV(_CriteoFiles):
         """
         compressions = ["GZIP" if f.endswith(".gz") else "" for f in self.files]
 
-        def blocks(path, compression):
-            """(path, number of the block's first line, lines): per-block, not per-line, work."""
+        def blocks(path, compression, file_index):
+            """(path, file index, number of the block's first line, lines): per-block, not
+            per-line, work."""
             lines = tf.data.TextLineDataset(path, compression_type=compression)
-            return lines.batch(_LINES_PER_BLOCK).enumerate().map(
-                lambda index, block: (path, index * _LINES_PER_BLOCK + 1, block))
+            return _numbered_blocks(lines, path, file_index)
 
         names = self.field_names
-        return (tf.data.Dataset.from_tensor_slices((self.files, compressions))
+        return (tf.data.Dataset.from_tensor_slices(
+                    (self.files, compressions, tf.range(len(self.files), dtype=tf.int64)))
                 .flat_map(blocks)
                 .map(self._parse_block, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
                 .rebatch(batch_size)
@@ -173,7 +216,7 @@ class CriteoTSV(_CriteoFiles):
                      num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
                 .prefetch(tf.data.AUTOTUNE))
 
-    def _parse_block(self, path, first_number, lines):
+    def _parse_block(self, path, file_index, first_number, lines):
         """Parses a block of lines of `path` to (dense, ids, label), enforcing `on_error`."""
         lines = tf.strings.regex_replace(lines, "\r$", "")  # tolerate CRLF files
         columns = tf.strings.split(lines, "\t")
@@ -190,18 +233,16 @@ class CriteoTSV(_CriteoFiles):
         }
         valid = (checks["count"] & checks["label"] & tf.reduce_all(checks["ints"], 1)
                  & tf.reduce_all(checks["cats"], 1))
-        if self.on_error == "raise":
-            first = tf.argmin(tf.cast(valid, tf.int32))  # the first invalid line, if any
+
+        def describe(first):
             problem = _describe_problem(counts[first], label[first], ints[first], cats[first],
                                         {k: v[first] for k, v in checks.items()})
-            message = tf.strings.join([
+            return tf.strings.join([
                 path, ":", tf.strings.as_string(first_number + first),
                 ": malformed Criteo line (", problem, "): ",
                 tf.strings.substr(lines[first], 0, 200)])
-            guard = tf.debugging.Assert(tf.reduce_all(valid), [message], summarize=1)
-        else:
-            guard = self.skipped_lines.assign_add(tf.reduce_sum(tf.cast(~valid, tf.int64)))
-        with tf.control_dependencies([guard]):
+
+        with tf.control_dependencies([self._enforce(valid, file_index, first_number, describe)]):
             label, ints, cats = (tf.boolean_mask(t, valid) for t in (label, ints, cats))
         int_values = tf.strings.to_number(tf.where(ints == "", "0", ints), tf.int64)
         return (transform_integers(int_values), parse_hex_ids(cats),
@@ -259,16 +300,16 @@ class CriteoParquet(_CriteoFiles):
         vocabulary_sizes: as for `CriteoTSV`.
         on_error: `"raise"` or `"skip"`; applies to labels other than 0/1, to integers that
             are inf or beyond int64 and to categorical strings that are not empty or 8 hex
-            digits.
+            digits. `skipped()` counts the rows skipped per file.
         engine: `"auto"`, `"tensorflow_io"` or `"pyarrow"`, see above.
 
     Attributes:
         engine: the engine in use, `"tensorflow_io"` or `"pyarrow"`.
-        skipped_rows: int64 `tf.Variable` counting rows skipped with `on_error="skip"`.
 
     Raises:
-        ValueError: a file lacks a column, holds a null, or has a column type other than
-            integer, float or string (or differs in types from the first file);
+        ValueError: a file lacks a column, holds a null, has a column type other than
+            integer, float or string, a string label or I column, or differs in types from
+            the first file;
             `engine="tensorflow_io"` where tensorflow_io cannot read Parquet (the message
             says which TensorFlow it supports); an unknown engine.
         ImportError: pyarrow is not installed.
@@ -284,8 +325,6 @@ class CriteoParquet(_CriteoFiles):
         super().__init__(files, vocabulary_sizes, on_error)
         self._column_types = _check_parquet_files(self.files)
         self.engine = _choose_engine(engine)
-        self.skipped_rows = tf.Variable(0, dtype=tf.int64, trainable=False,
-                                        name="criteo_skipped_rows")
 
     def dataset(self, batch_size: int) -> tf.data.Dataset:
         """All rows of `files`, in order, as `(features, label)` batches.
@@ -307,18 +346,16 @@ class CriteoParquet(_CriteoFiles):
                 .prefetch(tf.data.AUTOTUNE))
 
     def _tensorflow_io_blocks(self) -> tf.data.Dataset:
-        """(paths, row numbers, {column: values}) blocks, read by tensorflow_io."""
+        """(path, file index, number of the first row, {column: values}) blocks, read by
+        tensorflow_io."""
         import tensorflow_io as tfio  # imported here: it is slow to load and only Parquet needs it
 
-        def numbered_rows(path):
-            rows = tfio.IODataset.from_parquet(path, columns=_PARQUET_COLUMNS)
-            return rows.enumerate(start=1).map(lambda number, row: (path, number, row))
-
-        streams = [numbered_rows(path) for path in self.files]
+        streams = [_numbered_blocks(tfio.IODataset.from_parquet(path, columns=_PARQUET_COLUMNS),
+                                    path, index) for index, path in enumerate(self.files)]
         stream = streams[0]
         for more in streams[1:]:
             stream = stream.concatenate(more)
-        return stream.batch(_LINES_PER_BLOCK)
+        return stream
 
     def _pyarrow_blocks(self) -> tf.data.Dataset:
         """The same blocks as `_tensorflow_io_blocks`, read by pyarrow."""
@@ -327,22 +364,20 @@ class CriteoParquet(_CriteoFiles):
         files, types = self.files, self._column_types
 
         def blocks():
-            for path in files:
+            for index, path in enumerate(files):
                 first = 1
                 for batch in pq.ParquetFile(path).iter_batches(_LINES_PER_BLOCK,
                                                                columns=_PARQUET_COLUMNS):
-                    count = batch.num_rows
-                    yield (np.full(count, path, dtype=object),
-                           np.arange(first, first + count, dtype=np.int64),
-                           {c: _column_values(batch.column(c), types[c])
-                            for c in _PARQUET_COLUMNS})
-                    first += count
+                    yield (path, index, first, {c: _column_values(batch.column(c), types[c])
+                                                for c in _PARQUET_COLUMNS})
+                    first += batch.num_rows
 
-        block = tf.TensorSpec([None], tf.string), tf.TensorSpec([None], tf.int64)
+        block = (tf.TensorSpec([], tf.string), tf.TensorSpec([], tf.int64),
+                 tf.TensorSpec([], tf.int64))
         columns = {c: tf.TensorSpec([None], types[c]) for c in _PARQUET_COLUMNS}
         return tf.data.Dataset.from_generator(blocks, output_signature=(*block, columns))
 
-    def _parse_block(self, paths, numbers, row):
+    def _parse_block(self, path, file_index, first_number, row):
         """Converts a block of rows to (dense, ids, label), enforcing `on_error`."""
         # tensorflow_io keys the columns by name, as bytes or str depending on the version.
         row = {k.decode() if isinstance(k, bytes) else k: v for k, v in row.items()}
@@ -365,8 +400,8 @@ class CriteoParquet(_CriteoFiles):
         label_ok = (label == 0) | (label == 1)
         valid = label_ok & dense_ok & tf.reduce_all(hex_ok, axis=1)
 
-        if self.on_error == "raise":
-            first = tf.argmin(tf.cast(valid, tf.int32))
+
+        def describe(first):
             bad_field = tf.gather(CATEGORICAL_FIELDS, tf.argmin(tf.cast(hex_ok[first], tf.int32)))
             bad_dense = tf.gather(DENSE_FIELDS, tf.argmin(tf.cast(finite[first], tf.int32)))
             problem = tf.where(
@@ -375,17 +410,16 @@ class CriteoParquet(_CriteoFiles):
                          tf.strings.join(["column ", bad_dense, " is inf or beyond int64"]),
                          tf.strings.join(["column ", bad_field,
                                           " is not empty or 8 hex digits"])))
-            message = tf.strings.join([paths[first], ": row ", tf.strings.as_string(numbers[first]),
-                                       ": malformed Criteo row (", problem, ")"])
-            checks = [tf.debugging.Assert(tf.reduce_all(valid), [message], summarize=1)]
-        else:
-            checks = [self.skipped_rows.assign_add(tf.reduce_sum(tf.cast(~valid, tf.int64)))]
-        with tf.control_dependencies(checks):
+            return tf.strings.join([path, ": row ", tf.strings.as_string(first_number + first),
+                                    ": malformed Criteo row (", problem, ")"])
+
+        with tf.control_dependencies([self._enforce(valid, file_index, first_number, describe)]):
             return tuple(tf.boolean_mask(t, valid) for t in (dense, ids, label))
 
 
 _PARQUET_COLUMNS = [LABEL_COLUMN] + DENSE_FIELDS + CATEGORICAL_FIELDS
 _ENGINES = get_args(ParquetEngine)
+
 
 
 def _tensorflow_io_problem() -> Optional[str]:
@@ -464,6 +498,10 @@ def _check_parquet_files(files: Sequence[str]) -> dict:
         if unsupported:
             raise ValueError(f"{path}: columns of unsupported types {unsupported}; use "
                              "integer, float or string columns")
+        text = [c for c in [LABEL_COLUMN] + DENSE_FIELDS if these[c] == tf.string]
+        if text:
+            raise ValueError(f"{path}: columns {text} hold strings; the label and I1..I13 must "
+                             "be integer or float columns (NaN for a missing integer)")
         if types is not None and these != types:
             differ = sorted(c for c in _PARQUET_COLUMNS if these[c] != types[c])
             raise ValueError(f"{path}: columns {differ} have other types than in {files[0]}")

@@ -102,8 +102,8 @@ class EmbeddingCollectionLogic:
         Args:
           inputs: {feature name: ids} for every feature of the collection (other
             keys are ignored). Ids of one feature are dense `[B]` or `[B, L]`,
-            `tf.RaggedTensor` `[B, None]` or `tf.SparseTensor` `[B, L]`, int32,
-            int64 or string (see `cafe_tf.layers.inputs.flatten`).
+            `tf.RaggedTensor` `[B, None]` or `tf.SparseTensor` `[B, L]`, of any
+            integer dtype or string (see `cafe_tf.layers.inputs.flatten`).
           weights: optional {feature name: weights}, of the same structure as that
             feature's ids; features left out weigh 1 per id.
           training: whether the layer may update its bookkeeping (only the

@@ -342,7 +342,7 @@ class CafeEmbeddingCollection(CafeEmbeddingCollectionLogic, TfKerasLayer):
 
     Call args:
       inputs: {name: ids} with ids dense [B] or [B, L], `tf.RaggedTensor`
-        [B, None] or `tf.SparseTensor` [B, L]; int32, int64 or string.
+        [B, None] or `tf.SparseTensor` [B, L]; any integer dtype or string.
       weights: optional {name: weights} shaped like the ids; pooled with the
         feature's combiner.
       training: the sketch learns importance only when True.

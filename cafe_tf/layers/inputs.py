@@ -2,8 +2,11 @@
 
 Supported per feature: dense `[B]` (one id per example) or `[B, L]` (L ids per
 example, all valid), `tf.RaggedTensor` `[B, None]`, `tf.SparseTensor`
-`[B, L]`; int32/int64 ids (any int64 value is valid) or strings (fingerprinted
-to int64). Optional weights with the same structure. All embedding layers of
+`[B, L]`; ids of any integer dtype (any int64 value is valid) or strings
+(fingerprinted to int64). An integer id is the int64 of the same value, whatever its
+dtype, except uint64 ids of 2**63 and above: those are the int64 with the same 64 bits
+(value - 2**64), so distinct uint64 ids stay distinct. Features of one call may differ
+in dtype. Optional weights with the same structure. All embedding layers of
 cafe_tf (CAFE and the baselines) share this, and `pool` below.
 """
 import collections
@@ -22,10 +25,13 @@ weights float32 [N] or None, batch_size (scalar int32 tensor)."""
 def _as_int64_ids(values, feature):
     if values.dtype == tf.string:
         return hashing.string_ids(values)
-    if values.dtype in (tf.int32, tf.int64):
+    if values.dtype == tf.uint64:
+        # A cast would be implementation-defined above 2**63; the bits are the id.
+        return tf.bitcast(values, tf.int64)
+    if values.dtype.is_integer:
         return tf.cast(values, tf.int64)
-    raise TypeError(f"feature '{feature}': ids must be int32, int64 or string, got "
-                    f"{values.dtype.name}")
+    raise TypeError(f"feature '{feature}': ids must be integers (any int or uint dtype) or "
+                    f"strings, got {values.dtype.name}")
 
 
 def _check_weights_type(weights, kind, feature):
@@ -51,7 +57,7 @@ def flatten(feature: str, ids, weights=None) -> FlatIds:
     """Flattens one feature's ids (and weights) into a `FlatIds`.
 
     Raises:
-      TypeError: unsupported id dtype, or weights of another kind than ids.
+      TypeError: ids neither integer nor string (e.g. float or bool), or weights of another kind than ids.
       ValueError: unsupported rank (ids must be [B], [B, L] or ragged/sparse [B, L]).
       InvalidArgumentError: (at run time) weights whose shape does not match ids.
     """

@@ -10,13 +10,37 @@ Batches are `(features, label)` or `(features, label, sample_weight)` with
 With no dense fields (`n_dense` = 0, as in logs like Avazu or KDD12) the models
 use the embeddings alone: no layer multiplies a zero-width input, which some
 CPUs' oneDNN kernels cannot do (they abort the process).
+Dense features must be finite: a batch holding NaN or inf fails with an
+`InvalidArgumentError` that names the value's place, before it changes any state.
 """
 import numbers
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence
 
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 import tf_keras
+
+
+def check_finite_dense(dense: tf.Tensor) -> List[tf.Operation]:
+    """The op that fails with `InvalidArgumentError` if `dense` holds NaN or inf, as a
+    list for `tf.control_dependencies` (empty for a zero-width `dense`: nothing reads it).
+
+    The message gives the first such value and its index `[example, column]` in the
+    batch. A NaN input would turn the loss, every gradient and (through CAFE's gradient
+    importance) the sketch's scores into NaN without an error: the models refuse it.
+    """
+    dense = tf.convert_to_tensor(dense)
+    if dense.shape.rank == 2 and dense.shape[-1] == 0:
+        return []
+    finite = tf.math.is_finite(dense)
+    # The first bad value and its index (zeros where there is none; then nothing fails).
+    index = tf.concat([tf.where(~finite), tf.zeros([1, tf.rank(dense)], tf.int64)], 0)[0]
+    value = tf.concat([tf.boolean_mask(dense, ~finite), tf.zeros([1], dense.dtype)], 0)[0]
+    message = tf.strings.join([
+        "dense features hold NaN or inf: ", tf.strings.as_string(value), " at [",
+        tf.strings.reduce_join(tf.strings.as_string(index), separator=", "),
+        "] of the batch (clean or impute the data before training)"])
+    return [tf.debugging.Assert(tf.reduce_all(finite), [message], summarize=1)]
 
 
 def _widths(name: str, units) -> tuple:
@@ -53,17 +77,26 @@ class _CTRModel(tfrs.models.Model):
         raise NotImplementedError
 
     def call(self, features, training=None):
-        # `training` goes to the embedding layer explicitly: CAFE updates its
-        # sketch only when training.
-        embeddings = self.embedding_layer(features["sparse"], training=training)
-        dense = features["dense"]
+        dense = tf.convert_to_tensor(features["dense"])
         if dense.shape.rank != 2 or dense.shape[-1] is None:
             raise ValueError(f'features["dense"] must be [B, n_dense] with n_dense known, '
                              f"got shape {dense.shape}")
-        # Sorted by name: the layout seen by the layers after does not depend
-        # on the order of a dict.
-        return self._logits(dense if dense.shape[-1] else None,
-                            [embeddings[name] for name in sorted(embeddings)])
+        # Everything else of the step waits for the check: a batch with NaN or inf stops
+        # training before it changes any state (sketch, counters, weights, optimizer).
+        with tf.control_dependencies(check_finite_dense(dense)):
+            # `training` goes to the embedding layer explicitly: CAFE updates its
+            # sketch only when training.
+            embeddings = self.embedding_layer(features["sparse"], training=training)
+            # Sorted by name: the layout seen by the layers after does not depend
+            # on the order of a dict.
+            return self._logits(tf.identity(dense) if dense.shape[-1] else None,
+                                [embeddings[name] for name in sorted(embeddings)])
+
+    def train_step(self, inputs):
+        # `call` checks too, but the optimizer's step counter does not wait for it: a
+        # failing batch would still count as a step.
+        with tf.control_dependencies(check_finite_dense(inputs[0]["dense"])):
+            return super().train_step(inputs)
 
     def compute_loss(self, inputs, training: bool = False) -> tf.Tensor:
         features, labels, *sample_weight = inputs
