@@ -22,7 +22,8 @@ from typing import Dict, List, Mapping, Union
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
-from cafe_tf.layers.cafe_embedding import CafeEmbeddingCollection
+from cafe_tf.callbacks import find_cafe_layers
+from cafe_tf.layers.cafe_embedding import CafeEmbeddingCollectionLogic
 
 # Op types of cafe_tf's op library; none may appear in a serving SavedModel.
 CAFE_OP_PREFIX = "Cafe"
@@ -34,9 +35,9 @@ class ServingExportError(RuntimeError):
     """The exported graph is not servable without cafe_tf (it holds a cafe_tf op)."""
 
 
-def _cafe_layers(model) -> List[CafeEmbeddingCollection]:
-    layers = [m for m in model.submodules if isinstance(m, CafeEmbeddingCollection)]
-    if isinstance(model, CafeEmbeddingCollection):
+def _cafe_layers(model) -> List[CafeEmbeddingCollectionLogic]:
+    layers = find_cafe_layers(model)
+    if isinstance(model, CafeEmbeddingCollectionLogic):
         layers.append(model)
     return layers
 
@@ -120,7 +121,8 @@ def export_for_serving(model, export_dir: str, input_signature: Union[Mapping[st
 
     Args:
       model: a built Keras model (or layer) containing CAFE layers, called as
-        `model(features, training=False)`.
+        `model(features, training=False)`: tf_keras, or Keras 3 with `cafe_tf.keras3`
+        layers (import `cafe_tf.keras3` before this module in a Keras 3 process).
       export_dir: where to write the SavedModel.
       input_signature: `{feature: spec}` for a model taking a dict of features
         (`tf.TensorSpec`, `tf.RaggedTensorSpec` [B, None] or `tf.SparseTensorSpec`),
@@ -173,5 +175,5 @@ def export_for_serving(model, export_dir: str, input_signature: Union[Mapping[st
     if found:
         raise ServingExportError(f"the SavedModel in {export_dir} holds cafe_tf ops {found}; "
                                  "it would not load without cafe_tf. Are all CAFE layers "
-                                 "reachable from model.submodules?")
+                                 "among the model's layers?")
     return export_dir
