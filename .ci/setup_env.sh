@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 profile=${1:-tf2.16}
 case "$profile" in
   tf2.16) venv=.venv extras=parquet-tfio,tune,bench,test ;;
-  tf2.21) venv=.venv-tf2.21 extras=tune,test ;;
+  tf2.21) venv=.venv-tf2.21 extras=tune,test,keras3 ;;
   *) echo "setup_env.sh: unknown environment '$profile' (tf2.16 or tf2.21)" >&2; exit 2 ;;
 esac
 lock=.ci/constraints-$profile.txt

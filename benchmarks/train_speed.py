@@ -29,10 +29,6 @@ from pathlib import Path
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import matplotlib  # noqa: E402
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tf_keras  # noqa: E402
@@ -82,36 +78,56 @@ def _median_ms(fn, calls):
     return 1000 * float(np.median(times))
 
 
-def embedding_profile(data, batches, args):
-    """{kind: (forward ms, forward + backward ms)} of the embedding layer alone:
-    per kind, the median over interleaved repeats of the median of 10 calls."""
-    features, _ = next(iter(batches))
-    sparse = features["sparse"]
+def layer_timings(layers, ids, repeats):
+    """{name: (forward ms, forward + backward ms)} of each embedding layer alone on the
+    batch `ids`: per layer, the median over `repeats` interleaved repeats of the median of
+    10 calls."""
     functions = {}
-    for kind in ("hash", "cafe"):
-        layer = make_embedding(kind, data.vocabulary_sizes, args.embedding_dim, args.ratio)
+    for name, layer in layers.items():
 
         def forward(layer=layer):
-            return layer(sparse, training=False)
+            return layer(ids, training=False)
 
         def forward_backward(layer=layer):
             # A loss that depends on the vectors, returned with the gradients: with a
             # linear loss, TF prunes the forward gathers (the gradient needs no vector).
             with tf.GradientTape() as tape:
                 loss = tf.add_n([tf.reduce_sum(tf.square(v))
-                                 for v in layer(sparse, training=True).values()])
+                                 for v in layer(ids, training=True).values()])
             return loss, tape.gradient(loss, layer.trainable_weights)
 
-        functions[kind] = (tf.function(forward), tf.function(forward_backward))
-        for fn in functions[kind]:
+        functions[name] = (tf.function(forward), tf.function(forward_backward))
+        for fn in functions[name]:
             for _ in range(3):  # trace and warm up
                 fn()
-    runs = {kind: ([], []) for kind in functions}
-    for _ in range(args.repeats):
-        for kind, fns in functions.items():
-            for fn, times in zip(fns, runs[kind]):
+    runs = {name: ([], []) for name in functions}
+    for _ in range(repeats):
+        for name, fns in functions.items():
+            for fn, times in zip(fns, runs[name]):
                 times.append(_median_ms(fn, 10))
-    return {kind: tuple(float(np.median(t)) for t in times) for kind, times in runs.items()}
+    return {name: tuple(float(np.median(t)) for t in times) for name, times in runs.items()}
+
+
+def report_layer_timings(timings, layer, baseline, goal, repeats):
+    """Prints `layer_timings`' figures and whether `layer`'s forward + backward takes at
+    most `goal` times `baseline`'s."""
+    print(f"ms per call, median of {repeats} interleaved repeats of the median of 10 calls")
+    width = max(len(name) for name in timings)
+    print(f"  {'':<{width}} {'forward':>8} {'fwd + bwd':>10}")
+    for name, (forward, both) in timings.items():
+        print(f"  {name:<{width}} {forward:>8.2f} {both:>10.2f}")
+    ratio = timings[layer][1] / timings[baseline][1]
+    print(f"goal: {layer} fwd + bwd <= {goal}x {baseline}: {ratio:.2f}x "
+          f"({'met' if ratio <= goal else 'NOT met'}); forward alone "
+          f"{timings[layer][0] / timings[baseline][0]:.2f}x")
+
+
+def embedding_profile(data, batches, args):
+    """`layer_timings` of the hash and CAFE layers on the first batch."""
+    features, _ = next(iter(batches))
+    layers = {kind: make_embedding(kind, data.vocabulary_sizes, args.embedding_dim, args.ratio)
+              for kind in ("hash", "cafe")}
+    return layer_timings(layers, features["sparse"], args.repeats)
 
 
 def main():
@@ -154,19 +170,17 @@ def main():
     print(f"  gradient-norm importance       {step['cafe'] - step['cafe, frequency importance']:8.1f}")
     print(f"  C++ op saves vs pure-TF sketch {step['cafe, pure-TF sketch'] - step['cafe']:8.1f}")
     profile = embedding_profile(data, batches, args)
-    print(f"\nThe embedding layer alone on one batch (ms per call, median of {args.repeats} "
-          "interleaved repeats of the median of 10 calls):")
-    print(f"  {'':<6} {'forward':>8} {'fwd + bwd':>10}")
-    for kind, (forward, both) in profile.items():
-        print(f"  {kind:<6} {forward:>8.2f} {both:>10.2f}")
-    ratio = profile["cafe"][1] / profile["hash"][1]
-    print(f"goal: embedding fwd + bwd CAFE <= {GOALS['fwd+bwd']}x hash: {ratio:.2f}x "
-          f"({'met' if ratio <= GOALS['fwd+bwd'] else 'NOT met'}); forward alone "
-          f"{profile['cafe'][0] / profile['hash'][0]:.2f}x")
+    print("\nThe embedding layer alone on one batch:")
+    report_layer_timings(profile, "cafe", "hash", GOALS["fwd+bwd"], args.repeats)
     plot(figures, args)
 
 
 def plot(figures, args):
+    import matplotlib  # the bench extra; layer_timings runs without it (keras3_speed.py)
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     out = Path(__file__).resolve().parent / "out" / "train_speed.png"
     out.parent.mkdir(parents=True, exist_ok=True)
     names = list(figures)

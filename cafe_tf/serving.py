@@ -113,7 +113,8 @@ def export_for_serving(model, export_dir: str, input_signature: Union[Mapping[st
 
     Args:
       model: a built Keras model (or layer) containing CAFE layers, called as
-        `model(features, training=False)`.
+        `model(features, training=False)`: tf_keras, or Keras 3 with `cafe_tf.keras3`
+        layers (import `cafe_tf.keras3` before this module in a Keras 3 process).
       export_dir: where to write the SavedModel.
       input_signature: `{feature: spec}` for a model taking a dict of features
         (`tf.TensorSpec`, `tf.RaggedTensorSpec` [B, None] or `tf.SparseTensorSpec`),
@@ -166,5 +167,5 @@ def export_for_serving(model, export_dir: str, input_signature: Union[Mapping[st
     if found:
         raise ServingExportError(f"the SavedModel in {export_dir} holds cafe_tf ops {found}; "
                                  "it would not load without cafe_tf. Are all CAFE layers "
-                                 "tracked by the model?")
+                                 "among the model's layers?")
     return export_dir

@@ -1,22 +1,16 @@
 """Serving export: a SavedModel that serves without cafe_tf, and Keras model.save round trips."""
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import tensorflow as tf
 import tf_keras
 
 import model_utils as mu
+import serving_child
 from cafe_tf import hashing
 from cafe_tf.callbacks import CafeMigration
 from cafe_tf.layers import CafeConfig, CafeEmbedding, CafeEmbeddingCollection
 from cafe_tf.serving import (ServingExportError, cafe_ops_in_saved_model, export_for_serving,
                              signature_inputs)
-
-ROOT = Path(__file__).resolve().parents[1]
 
 INPUT_SIGNATURE = {
     "u": tf.TensorSpec([None], tf.int64),
@@ -24,41 +18,6 @@ INPUT_SIGNATURE = {
     "c": tf.TensorSpec([None], tf.string),
     "x": tf.TensorSpec([None, 1], tf.float32),
 }
-
-# Runs in a fresh interpreter that cannot import cafe_tf: the repository is not on
-# sys.path and a meta-path hook refuses the import (the editable install would
-# otherwise find it). Without cafe_tf no CafeSketch* op is registered, so loading
-# a graph that holds one fails.
-SERVING_CHILD = r"""
-import json, os, sys
-REPO = sys.argv[1]
-
-class _RefuseCafe:
-    def find_spec(self, name, path=None, target=None):
-        if name == "cafe_tf" or name.startswith("cafe_tf."):
-            raise ImportError("cafe_tf must not be imported by the serving process")
-        return None
-
-sys.meta_path.insert(0, _RefuseCafe())
-sys.path = [p for p in sys.path if p and (os.path.abspath(p).startswith(sys.prefix)
-                                         or not os.path.abspath(p).startswith(REPO))]
-os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
-import numpy as np
-import tensorflow as tf
-
-export_dir, inputs_path, out_path = sys.argv[2:5]
-loaded = tf.saved_model.load(export_dir)
-inputs = dict(np.load(inputs_path))
-signature = loaded.signatures["serving_default"]
-flat = signature(**{k: tf.constant(v) for k, v in inputs.items()})
-features = {"u": tf.constant(inputs["u"]), "c": tf.constant(inputs["c"]),
-            "x": tf.constant(inputs["x"]),
-            "v": tf.RaggedTensor.from_row_lengths(inputs["v_values"], inputs["v_row_lengths"])}
-python = loaded.serve(features)
-np.savez(out_path, signature=flat["predictions"].numpy(), serve=python["predictions"].numpy())
-print(json.dumps({"cafe_modules": sorted(m for m in sys.modules if m.startswith("cafe_tf")),
-                  "signature_inputs": sorted(signature.structured_input_signature[1])}))
-"""
 
 
 @pytest.fixture(scope="module")
@@ -98,18 +57,8 @@ def test_export_serves_in_a_process_without_cafe_tf(trained_model, tmp_path):
     for layer, ids in ((model.embedding, features["u"]), (model.c_embedding, features["c"])):
         rows, _ = layer.sketch.query(_sketch_keys(ids))
         assert np.any(rows.numpy() >= 0)
-    np.savez(tmp_path / "inputs.npz", **_flat_inputs(features))
-    run = subprocess.run(
-        [sys.executable, "-I", "-c", SERVING_CHILD, str(ROOT), export_dir,
-         str(tmp_path / "inputs.npz"), str(tmp_path / "out.npz")],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path)
-    assert run.returncode == 0, run.stderr[-4000:]
-    report = json.loads(run.stdout.strip().splitlines()[-1])
-    assert report["cafe_modules"] == []
-    assert report["signature_inputs"] == sorted(["u", "c", "x", "v_values", "v_row_lengths"])
-    served = np.load(tmp_path / "out.npz")
-    np.testing.assert_allclose(served["signature"], expected, rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(served["serve"], expected, rtol=1e-6, atol=1e-6)
+    inputs = serving_child.serve_in_child(export_dir, _flat_inputs(features), expected, tmp_path)
+    assert inputs == sorted(["u", "c", "x", "v_values", "v_row_lengths"])
 
 
 def test_graph_without_pure_lookups_would_hold_the_custom_op(trained_model, tmp_path):

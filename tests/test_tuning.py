@@ -1,17 +1,28 @@
-"""cafe_tf.tuning: keras-tuner searches of CAFE configurations under a memory cap."""
-import keras_tuner as kt
-import numpy as np
-import pytest
-import tf_keras
+"""cafe_tf.tuning: keras-tuner searches of CAFE configurations under a memory cap, with
+keras-tuner 1.3 (TF 2.16 lock) or 1.4 (TF 2.21 lock) bound to tf_keras."""
+import importlib.metadata
+import os
+import subprocess
+import sys
 
-import model_utils as mu
-from cafe_tf import budget as budget_lib
-from cafe_tf.callbacks import CafeMigration
-from cafe_tf.data import dataset_from_arrays
-from cafe_tf.layers import CafeEmbeddingCollection
-from cafe_tf.models import DLRM
-from cafe_tf.tuning import (CafeHyperModel, CafeSearchSpace, CapExceededError, cafe_bytes,
-                            config_from_hp, tune)
+from cafe_tf import tuning  # binds keras-tuner to tf_keras: before keras_tuner
+
+import keras_tuner as kt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import tf_keras  # noqa: E402
+
+import model_utils as mu  # noqa: E402
+from cafe_tf import _keras_tuner  # noqa: E402
+from cafe_tf import budget as budget_lib  # noqa: E402
+from cafe_tf.callbacks import CafeMigration  # noqa: E402
+from cafe_tf.data import dataset_from_arrays  # noqa: E402
+from cafe_tf.layers import CafeEmbeddingCollection  # noqa: E402
+from cafe_tf.models import DLRM  # noqa: E402
+from cafe_tf.tuning import (CafeHyperModel, CafeSearchSpace, CapExceededError,  # noqa: E402
+                            cafe_bytes, config_from_hp, tune)
+
+KERAS_TUNER = tuple(int(p) for p in importlib.metadata.version("keras-tuner").split(".")[:2])
 
 VOCABULARY = {"u": 20_000, "v": 20_000}
 DIM = 8
@@ -155,3 +166,26 @@ def test_a_search_where_no_trial_completes_raises(tmp_path):
             pytest.warns(UserWarning, match="ended FAILED"):
         tune(uncompiled, TRAIN, VALIDATION, vocabulary_sizes=VOCABULARY, cap_bytes=CAP,
              space=SPACE, directory=str(tmp_path), max_trials=1)
+
+
+def test_keras_tuner_is_bound_to_tf_keras_and_the_process_keeps_its_keras():
+    assert _keras_tuner.model_class(kt) is tf_keras.Model
+    assert tuning.CafeHyperModel.migration is CafeMigration
+    # keras-tuner 1.4 was imported with sys.modules["keras"] lent to tf_keras, then given back.
+    assert sys.modules.get("keras") is not tf_keras
+    import keras
+    assert keras.version().startswith("3.")
+
+
+def test_keras_tuner_imported_for_keras_3_first_is_refused_with_the_fix():
+    run = subprocess.run([sys.executable, "-c", "import keras_tuner, cafe_tf.tuning"],
+                         capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "TF_USE_LEGACY_KERAS": "1"},
+                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    if KERAS_TUNER < (1, 4):  # 1.3 follows tf.keras, tf_keras here: nothing to refuse
+        assert run.returncode == 0, run.stderr
+    else:
+        assert run.returncode != 0
+        assert ("cafe_tf.tuning tunes tf_keras models, but keras-tuner 1." in run.stderr
+                and "accepts Keras 3 models only" in run.stderr
+                and "import cafe_tf.tuning before keras_tuner" in run.stderr), run.stderr

@@ -128,6 +128,10 @@ class EmbeddingCollectionLogic:
         return {f.name: inputs_lib.pool(vectors[i], flats[i], f.combiner)
                 for i, f in enumerate(self._features)}
 
+    def _output_shapes(self, input_shape):
+        return inputs_lib.output_shapes([f.name for f in self._features], input_shape,
+                                        self.embedding_dim)
+
     def get_config(self):
         config = super().get_config()
         config.update({

@@ -202,6 +202,10 @@ class CafeEmbeddingCollectionLogic:
         return {f.name: inputs_lib.pool(v, flat, f.combiner)
                 for f, v, flat in zip(self.features, per_feature, flats)}
 
+    def _output_shapes(self, input_shape):
+        return inputs_lib.output_shapes([f.name for f in self.features], input_shape,
+                                        self.embedding_dim)
+
     # ---- importance -------------------------------------------------------------------
     def _importance_tap(self, vectors: tf.Tensor, route: routing.Route,
                         id_weights: tf.Tensor) -> tf.Tensor:
@@ -385,6 +389,9 @@ class CafeEmbeddingLogic(CafeEmbeddingCollectionLogic):
              training: Optional[bool] = None) -> tf.Tensor:
         weights = None if weights is None else {self.FEATURE: weights}
         return super().call({self.FEATURE: inputs}, weights, training)[self.FEATURE]
+
+    def _output_shapes(self, input_shape):
+        return super()._output_shapes({self.FEATURE: input_shape})[self.FEATURE]
 
     def get_config(self) -> Dict[str, Any]:
         config = super().get_config()

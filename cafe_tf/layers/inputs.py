@@ -130,6 +130,21 @@ def check_features(layer: str, names: Sequence[str], inputs: Any,
                          f"{list(names)})")
 
 
+def output_shapes(names, input_shape, embedding_dim: int):
+    """{name: TensorShape [B, embedding_dim]}: the pooled outputs of a collection's features,
+    B taken from each feature's ids shape (`input_shape`, {name: shape})."""
+    missing = [name for name in names if name not in input_shape]
+    if missing:
+        raise ValueError(f"input shapes lack features {missing}; got {sorted(input_shape)}")
+    shapes = {}
+    for name in names:
+        shape = tf.TensorShape(input_shape[name])
+        if shape.rank is not None and shape.rank not in (1, 2):
+            raise ValueError(f"feature '{name}': ids must be [B] or [B, L], got shape {shape}")
+        shapes[name] = tf.TensorShape([shape[0] if shape.rank else None, embedding_dim])
+    return shapes
+
+
 def pool(vectors: tf.Tensor, flat: FlatIds, combiner: str) -> tf.Tensor:
     """Combines per-id vectors [N, D] into per-example vectors [B, D].
 

@@ -23,6 +23,12 @@ class TfKerasLayer(tf_keras.layers.Layer):
 
     _initializers = tf_keras.initializers
 
+    def compute_output_shape(self, input_shape):
+        # tf_keras cannot infer it (it calls the layer on float placeholders; ids are ints).
+        # Keras 3 traces the call instead, which also gives the outputs' dtype, float32
+        # under any dtype policy.
+        return self._output_shapes(input_shape)
+
     def _new_weight(self, name, shape, initializer, dtype=tf.float32, trainable=True):
         return self.add_weight(name=name, shape=shape, dtype=dtype, initializer=initializer,
                                trainable=trainable)
