@@ -1,16 +1,19 @@
 """cafe_tf: CAFE compact, adaptive and fast embeddings for TensorFlow / Keras.
 
-The main names are available at the top level:
+The top level exports (`__all__`):
 
-- layers: `CafeEmbeddingCollection`, `CafeEmbedding` and their `CafeConfig` and
-  `FeatureConfig`; the baselines `FullEmbeddingCollection`, `HashEmbeddingCollection`
-  and `QREmbeddingCollection`;
+- the CAFE layers `CafeEmbeddingCollection` and `CafeEmbedding`, configured by a
+  `CafeConfig`, with a `FeatureConfig` per feature;
 - `CafeMigration`, the Keras callback that promotes and demotes during `fit`;
+- the baselines `FullEmbeddingCollection`, `HashEmbeddingCollection`,
+  `QREmbeddingCollection`, `MDEEmbeddingCollection`, `AdaEmbedEmbeddingCollection`
+  (with its callback `AdaEmbedReallocation`) and `OfflineSeparationEmbeddingCollection`
+  (with `count_frequencies`);
 - `HotSketch` and `SketchConfig`, the sketch on its own.
 
 Data readers, models, checkpoints, serving and tuning live in the submodules
 `cafe_tf.data`, `cafe_tf.models`, `cafe_tf.checkpoints`, `cafe_tf.serving` and
-`cafe_tf.tuning`.
+`cafe_tf.tuning`. `cafe_tf.__version__` is the package's version.
 
 These are tf_keras (Keras 2) layers and callbacks: `import cafe_tf` makes `tf.keras`
 mean tf_keras (it sets `TF_USE_LEGACY_KERAS=1`, for TFRS). Their Keras 3 versions are
@@ -47,7 +50,7 @@ def _imported_for_keras3() -> bool:
     return False
 
 
-__version__ = "0.1.0"
+from cafe_tf._version import __version__  # noqa: E402,F401
 
 __all__ = [
     "AdaEmbedEmbeddingCollection", "AdaEmbedReallocation", "CafeConfig", "CafeEmbedding",

@@ -33,9 +33,8 @@ import tf_keras
 
 from cafe_tf import _keras_tuner
 from cafe_tf import budget as budget_lib
-from cafe_tf.callbacks import find_cafe_layers
 from cafe_tf.layers.cafe_config import CafeConfig
-from cafe_tf.layers.cafe_embedding import CafeEmbeddingCollection
+from cafe_tf.layers.cafe_embedding import CafeEmbeddingCollection, find_cafe_layers
 from cafe_tf.layers.features import FeaturesLike, as_feature_configs
 
 if "keras_tuner" not in sys.modules:

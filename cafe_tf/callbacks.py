@@ -4,22 +4,7 @@ from typing import Dict, List, Optional
 import tensorflow as tf
 import tf_keras
 
-from cafe_tf.layers.cafe_embedding import CafeEmbeddingCollectionLogic
-
-
-def find_layers(model, layer_class) -> list:
-    """Every layer of `layer_class` inside `model`, nested models and layers included
-    (a tf_keras or a Keras 3 model)."""
-    # tf_keras layers are tf.Modules; Keras 3 layers are not, and list their own layers.
-    layers = (model.submodules if hasattr(model, "submodules")
-              else model._flatten_layers(include_self=False))
-    return [layer for layer in layers if isinstance(layer, layer_class)]
-
-
-def find_cafe_layers(model) -> List[CafeEmbeddingCollectionLogic]:
-    """Every CAFE layer inside `model` (tf_keras or Keras 3), nested models and layers
-    included."""
-    return find_layers(model, CafeEmbeddingCollectionLogic)
+from cafe_tf.layers.cafe_embedding import CafeEmbeddingCollectionLogic, find_cafe_layers
 
 
 class CafeMigrationLogic:
@@ -79,11 +64,34 @@ class CafeMigrationLogic:
                 layer.layout.hot_rows for layer, result in zip(self._layers, self._last_results)}
 
     def migrate_now(self, force_decay: bool = False) -> Dict[str, float]:
-        """Runs one migration of every CAFE layer now.
+        """Runs one migration of every CAFE layer now, outside `fit`: in a custom
+        training loop, or before evaluating.
+
+        It migrates as the callback does during `fit`: on every replica of the
+        model's distribution strategy, resetting the promoted rows' slots of
+        `model.optimizer` (so compile the model with the optimizer the loop applies).
+
+        Args:
+          force_decay: decay now even if the decay rule does not say so.
 
         Returns:
-          Per layer: promotions and demotions of this migration, hot occupancy after it.
+          Per layer: `<layer>_promotions` and `<layer>_demotions` of this migration,
+          `<layer>_hot_occupancy` after it.
+
+        Raises:
+          RuntimeError: no model yet (call `set_model(model)` first; `fit` does).
+
+        Example:
+          >>> migration = CafeMigration()                       # doctest: +SKIP
+          >>> migration.set_model(model)                        # doctest: +SKIP
+          >>> for step, batch in enumerate(dataset):            # doctest: +SKIP
+          ...     train_step(batch)
+          ...     if step % 10 == 9:
+          ...         stats = migration.migrate_now()
         """
+        if self.model is None:
+            raise RuntimeError("CafeMigration.migrate_now needs the model: call "
+                               "set_model(model) first (model.fit does)")
         if not self._layers:
             return {}
         stats = {}

@@ -4,8 +4,8 @@ Everything a CAFE layer learns is in `tf.Variable`s (hot table, hashed tables,
 sketch slots (fingerprint and hot row or cold marker) and scores, decay bookkeeping, counters),
 so a plain `tf.train.Checkpoint(model=..., optimizer=...)` or `model.save_weights`
 already captures it, optimizer slots included, and each layer also checkpoints
-its own layout (`LayerLayoutRecord`), so restoring into a layer of another
-layout fails. This module adds:
+its own layout (`cafe_tf.layers.layout_record.LayerLayoutRecord`), so restoring
+into a layer of another layout fails. This module adds:
 
 - `make_checkpoint`: such a checkpoint plus a record of every CAFE layer's layout,
   so a checkpoint written by a layer of another shape *or* another split of the
@@ -42,91 +42,25 @@ import tf_keras
 from tensorflow.core.protobuf import trackable_object_graph_pb2
 
 from cafe_tf.layers import optimizer_slots
-from cafe_tf.layers.cafe_embedding import CafeEmbeddingCollection
+from cafe_tf.layers.cafe_embedding import find_cafe_layers
+from cafe_tf.layers.layout_record import (SKETCH_STATE_VERSION, CheckpointMismatchError,
+                                          LayoutRecord, layer_layout, layout_differences,
+                                          mismatch_message)
 
 _OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
-# What the sketch's variables mean (docs/sketch.md). 1: separate rows/tags/row_slot
-# variables; 2: keys, and one packed int32 word per slot plus an owner and a tag per
-# hot row (16-byte slots); 3: one int64 word per slot (32-bit fingerprint, int32 hot
-# row and tag or cold marker) and a float32 score (12-byte slots).
-SKETCH_STATE_VERSION = 3
 _LAYOUT_ATTRIBUTE = "cafe_layout"
-_HINT = ("A CAFE layer's shapes and row mapping follow from its features (names, order, "
-         "vocabulary sizes) and its CafeConfig (embedding_dim, compression_ratio or "
-         "budget_bytes, hot_share, slots_per_bucket, multi_level, medium_share): build the "
-         "model with the values the checkpoint was written with.")
-
-
-class CheckpointMismatchError(ValueError):
-    """A checkpoint does not match the model it is restored into."""
 
 
 class CheckpointCorruptError(ValueError):
     """A checkpoint's files cannot be read: missing, truncated or corrupted."""
 
 
-def cafe_layers(root) -> List[CafeEmbeddingCollection]:
-    """Every CAFE layer reachable from `root` (a model, a layer or a tf.train.Checkpoint)."""
-    found = {}
-    candidates = [root] + list(tf.train.TrackableView(root).descendants())
-    for obj in candidates:
-        if isinstance(obj, CafeEmbeddingCollection):
-            found[id(obj)] = obj
-    return list(found.values())
-
-
-def layer_layout(layer: CafeEmbeddingCollection) -> Dict:
-    """What a CAFE layer's state means: changing any of these invalidates its checkpoint."""
-    sketch = layer.sketch_config
-    return {
-        "class": type(layer).__name__,
-        "features": [[f.name, f.vocabulary_size] for f in layer.features],
-        "embedding_dim": layer.config.embedding_dim,
-        "hot_rows": layer.layout.hot_rows,
-        "hashed_rows": list(layer.layout.hashed_rows),
-        "medium_rows": list(layer.layout.medium_rows),
-        "multi_level": bool(layer.config.multi_level),
-        "num_buckets": sketch.num_buckets,
-        "slots_per_bucket": sketch.slots_per_bucket,
-        # What the sketch's variables mean (SKETCH_STATE_VERSION).
-        "sketch_state_version": SKETCH_STATE_VERSION,
-    }
-
-
 def layout_signature(root) -> Dict[str, Dict]:
     """{layer name: layer_layout} of every CAFE layer under `root`."""
-    return {layer.name: layer_layout(layer) for layer in cafe_layers(root)}
+    return {layer.name: layer_layout(layer) for layer in find_cafe_layers(root)}
 
 
-def _layout_differences(saved: Dict, current: Dict) -> List[str]:
-    problems = []
-    for name in sorted(set(saved) | set(current)):
-        if name not in current:
-            problems.append(f"CAFE layer '{name}' is in the checkpoint but not in this model "
-                            f"(this model has {sorted(current)})")
-            continue
-        if name not in saved:
-            problems.append(f"CAFE layer '{name}' of this model is not in the checkpoint "
-                            f"(the checkpoint has {sorted(saved)})")
-            continue
-        saved_version = saved[name].get("sketch_state_version", 1)
-        if saved_version != current[name].get("sketch_state_version"):
-            problems.append(
-                f"CAFE layer '{name}': sketch_state_version is {saved_version} in the checkpoint "
-                f"but {current[name].get('sketch_state_version')} in this model: the checkpoint "
-                f"holds an older sketch layout (version {saved_version}; this cafe_tf reads "
-                f"version {SKETCH_STATE_VERSION}, 12-byte fingerprint slots) and cannot be "
-                f"restored; retrain, or restore it with the cafe_tf release that wrote it")
-        for field in sorted(set(saved[name]) | set(current[name])):
-            if field == "sketch_state_version":
-                continue
-            if saved[name].get(field) != current[name].get(field):
-                problems.append(f"CAFE layer '{name}': {field} is {saved[name].get(field)} in "
-                                f"the checkpoint but {current[name].get(field)} in this model")
-    return problems
-
-
-class CafeLayoutRecord(tf.train.experimental.PythonState):
+class CafeLayoutRecord(LayoutRecord):
     """Checkpointed record of the CAFE layouts of a model.
 
     Restoring it (directly through `tf.train.Checkpoint.restore`, too) raises
@@ -137,37 +71,14 @@ class CafeLayoutRecord(tf.train.experimental.PythonState):
     def __init__(self, root):
         self._root = root
 
-    def _current(self) -> Dict:
+    def current(self) -> Dict[str, Dict]:
         return layout_signature(self._root)
 
-    def serialize(self):
-        return json.dumps(self._current(), sort_keys=True)
+    def serialize(self) -> str:
+        return json.dumps(self.current(), sort_keys=True)
 
     def problems(self, saved: str) -> List[str]:
-        """How the serialized layouts `saved` differ from the model's now."""
-        return _layout_differences(json.loads(saved), self._current())
-
-    def deserialize(self, string_value):
-        problems = self.problems(string_value.decode() if isinstance(string_value, bytes)
-                                 else string_value)
-        if problems:
-            raise CheckpointMismatchError(_message("a checkpoint", problems))
-
-
-class LayerLayoutRecord(CafeLayoutRecord):
-    """The layout of one CAFE layer, tracked by the layer itself, so that every
-    checkpoint of it (`save_weights`, a plain `tf.train.Checkpoint`) carries it and
-    restoring it into a layer of another layout fails. Keyed by the layer's current
-    name: Keras matches checkpointed layers by position, not by name."""
-
-    def _current(self) -> Dict:
-        return {self._root.name: layer_layout(self._root)}
-
-    def serialize(self):
-        return json.dumps(layer_layout(self._root), sort_keys=True)
-
-    def problems(self, saved: str) -> List[str]:
-        return _layout_differences({self._root.name: json.loads(saved)}, self._current())
+        return layout_differences(json.loads(saved), self.current())
 
 
 def make_checkpoint(model, optimizer="model", **objects) -> tf.train.Checkpoint:
@@ -184,11 +95,6 @@ def make_checkpoint(model, optimizer="model", **objects) -> tf.train.Checkpoint:
         objects["optimizer"] = optimizer
     return tf.train.Checkpoint(model=model, **{_LAYOUT_ATTRIBUTE: CafeLayoutRecord(model)},
                                **objects)
-
-
-def _message(where, problems):
-    return (f"{where} does not match this model; nothing was restored:\n  - "
-            + "\n  - ".join(problems) + "\n" + _HINT)
 
 
 def _checkpoint_objects(root, graph):
@@ -221,7 +127,7 @@ def _variable_owners(root):
                   if isinstance(obj, (tf_keras.optimizers.Optimizer,
                                       tf_keras.optimizers.legacy.Optimizer))]
     owners = {}
-    for layer in cafe_layers(root):
+    for layer in find_cafe_layers(root):
         for v in layer.weights:
             short = v.name.split("/")[-1].split(":")[0]
             owners[id(v)] = (1, f"CAFE layer '{layer.name}', {short}")
@@ -291,7 +197,7 @@ def mismatches(root, save_path: str) -> List[str]:
     problems = []  # (rank, text)
     found = set()
     for obj, attribute, key in _checkpoint_objects(root, graph):
-        if isinstance(obj, CafeLayoutRecord) and key in shapes:
+        if isinstance(obj, LayoutRecord) and key in shapes:
             problems.extend((0, p) for p in obj.problems(reader.get_tensor(key).decode()))
             continue
         if attribute != "VARIABLE_VALUE" or key not in shapes:
@@ -310,7 +216,7 @@ def mismatches(root, save_path: str) -> List[str]:
     # A CAFE layer's state the checkpoint lacks would silently keep its fresh value.
     old_layout = any(k.endswith(f"/{name}/.ATTRIBUTES/VARIABLE_VALUE") for k in shapes
                      for name in ("row_slot", "packed_int32"))
-    for layer in cafe_layers(root):
+    for layer in find_cafe_layers(root):
         for v in layer.weights:
             if id(v) not in found:
                 hint = (" (the checkpoint has the keys/packed_int32 or rows/tags/row_slot "
@@ -327,7 +233,7 @@ def verify_checkpoint(root, save_path: str) -> None:
     naming an unreadable file, before any restore."""
     problems = mismatches(root, save_path)
     if problems:
-        raise CheckpointMismatchError(_message(f"checkpoint '{save_path}'", problems))
+        raise CheckpointMismatchError(mismatch_message(f"checkpoint '{save_path}'", problems))
 
 
 def restore(root, save_path: str):

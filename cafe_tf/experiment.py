@@ -10,8 +10,8 @@ import tensorflow as tf
 import tf_keras
 
 from cafe_tf import budget as budget_lib
-from cafe_tf.callbacks import CafeMigration, find_cafe_layers
-from cafe_tf.layers import CafeConfig, CafeEmbeddingCollection
+from cafe_tf.callbacks import CafeMigration
+from cafe_tf.layers import CafeConfig, CafeEmbeddingCollection, find_cafe_layers
 from cafe_tf.layers.adaembed import AdaEmbedEmbeddingCollection
 from cafe_tf.layers.baselines import (FullEmbeddingCollection, HashEmbeddingCollection,
                                       QREmbeddingCollection)

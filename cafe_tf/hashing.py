@@ -52,19 +52,21 @@ def mix64_mod(x: tf.Tensor, modulus) -> tf.Tensor:
     return tf.cast(tf.math.floormod(mix64(x), modulus), tf.int64)
 
 
-def field_salt(field_index: int) -> int:
-    """The int64 XORed into a field's ids to form its sketch keys."""
-    return as_signed64(mix64_int(field_index + 1))
+def field_salt(feature_index: int) -> int:
+    """The int64 XORed into the ids of the feature (field) `feature_index` to form their
+    sketch keys."""
+    return as_signed64(mix64_int(feature_index + 1))
 
 
-def field_keys(ids: tf.Tensor, field_index: int) -> tf.Tensor:
-    """Sketch keys of a field's int64 ids: `ids XOR salt(field)`.
+def field_keys(ids: tf.Tensor, feature_index: int) -> tf.Tensor:
+    """Sketch keys of the int64 ids of the feature (field) `feature_index`:
+    `ids XOR salt(feature_index)`.
 
-    XOR with a per-field constant keeps ids of one field distinct (it is a
-    bijection) and makes equal ids of different fields different keys.
+    XOR with a per-feature constant keeps ids of one feature distinct (it is a
+    bijection) and makes equal ids of different features different keys.
     """
     return tf.bitwise.bitwise_xor(tf.convert_to_tensor(ids, tf.int64),
-                                  tf.constant(field_salt(field_index), tf.int64))
+                                  tf.constant(field_salt(feature_index), tf.int64))
 
 
 def hashed_row(keys: tf.Tensor, num_rows, table_seed: int) -> tf.Tensor:

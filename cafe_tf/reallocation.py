@@ -4,7 +4,7 @@ from typing import Dict, List
 import tensorflow as tf
 import tf_keras
 
-from cafe_tf.callbacks import find_layers
+from cafe_tf.layers.keras_base import find_layers
 from cafe_tf.layers.adaembed import AdaEmbedEmbeddingCollectionLogic
 
 

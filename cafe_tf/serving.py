@@ -22,8 +22,7 @@ from typing import Dict, List, Mapping, Union
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
-from cafe_tf.callbacks import find_cafe_layers
-from cafe_tf.layers.cafe_embedding import CafeEmbeddingCollectionLogic
+from cafe_tf.layers.cafe_embedding import find_cafe_layers
 
 # Op types of cafe_tf's op library; none may appear in a serving SavedModel.
 CAFE_OP_PREFIX = "Cafe"
@@ -33,13 +32,6 @@ Spec = Union[tf.TensorSpec, tf.RaggedTensorSpec, tf.SparseTensorSpec]
 
 class ServingExportError(RuntimeError):
     """The exported graph is not servable without cafe_tf (it holds a cafe_tf op)."""
-
-
-def _cafe_layers(model) -> List[CafeEmbeddingCollectionLogic]:
-    layers = find_cafe_layers(model)
-    if isinstance(model, CafeEmbeddingCollectionLogic):
-        layers.append(model)
-    return layers
 
 
 def signature_inputs(input_signature: Mapping[str, Spec]) -> Dict[str, tf.TensorSpec]:
@@ -144,7 +136,7 @@ def export_for_serving(model, export_dir: str, input_signature: Union[Mapping[st
     single = not isinstance(input_signature, Mapping)
     specs = {"input": input_signature} if single else dict(input_signature)
     flat_specs = signature_inputs(specs)
-    layers = _cafe_layers(model)
+    layers = find_cafe_layers(model)
     previous = [layer.pure_tf_lookups for layer in layers]
 
     def infer(features):

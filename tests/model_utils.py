@@ -13,7 +13,7 @@ import tensorflow as tf  # noqa: E402
 import tensorflow_recommenders as tfrs  # noqa: E402
 import tf_keras  # noqa: E402
 
-from cafe_tf.callbacks import find_cafe_layers  # noqa: E402
+from cafe_tf.layers import find_cafe_layers  # noqa: E402
 from cafe_tf.layers import (CafeConfig, CafeEmbedding, CafeEmbeddingCollection,  # noqa: E402
                             FeatureConfig)
 

@@ -6,7 +6,7 @@ from cafe_tf import hashing
 from cafe_tf.sketch import HotSketch
 
 
-def zipf_batch(rng, n, distinct, alpha=1.1, importance="random", tags=1):
+def zipf_batch(rng, n, distinct, alpha=1.1, importance="random", num_features=1):
     """n ids drawn from Zipf(alpha) over `distinct` ids, spread over int64."""
     ranks = np.minimum(rng.zipf(alpha, size=n), distinct) - 1
     # Map ranks to scattered signed int64 ids (negative ones included).
@@ -16,8 +16,8 @@ def zipf_batch(rng, n, distinct, alpha=1.1, importance="random", tags=1):
         values[rng.random(n) < 0.05] = 0.0
     else:
         values = np.ones(n, np.float32)
-    tag_values = (ranks % tags).astype(np.int32)
-    return ids, values, tag_values
+    feature_index = (ranks % num_features).astype(np.int32)
+    return ids, values, feature_index
 
 
 def state_arrays(sketch: HotSketch):

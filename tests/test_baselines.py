@@ -159,14 +159,6 @@ def test_features_differ_and_call_is_deterministic(name):
     np.testing.assert_array_equal(out["x"], layer({"x": ids, "y": ids})["x"])
 
 
-def test_input_errors():
-    layer = HashEmbeddingCollection({"a": 10, "b": 10}, D, compression_ratio=2)
-    with pytest.raises(KeyError, match=r"lack the features \['b'\]"):
-        layer({"a": tf.constant([1])})
-    with pytest.raises(ValueError, match=r"unknown features \['z'\]"):
-        layer({"a": tf.constant([1]), "b": tf.constant([1])}, weights={"z": tf.constant([1.0])})
-
-
 def test_works_in_tf_function_and_functional_model():
     layer = HashEmbeddingCollection({"a": 100, "b": 10}, D, compression_ratio=4)
     inputs = {"a": tf_keras.Input(shape=(), dtype=tf.int64, name="a"),

@@ -86,9 +86,10 @@ import tensorflow as tf  # noqa: E402
 import tf_keras  # noqa: E402
 
 import model_utils as mu  # noqa: E402
-from cafe_tf.callbacks import CafeMigration, find_cafe_layers  # noqa: E402
+from cafe_tf.callbacks import CafeMigration  # noqa: E402
 from cafe_tf.checkpoints import (CheckpointCorruptError, CheckpointMismatchError,  # noqa: E402
                                  ExactBackupAndRestore, make_checkpoint, mismatches, restore)
+from cafe_tf.layers import find_cafe_layers  # noqa: E402
 from cafe_tf.layers import CafeConfig, CafeEmbeddingCollection  # noqa: E402
 
 N_STEPS, M_STEPS = 7, 6   # N is not a multiple of the migration period on purpose
@@ -434,12 +435,12 @@ def test_sigkill_mid_training_resumes_from_last_checkpoint_with_nothing_lost(tmp
 def test_checkpoint_of_an_older_sketch_layout_is_refused_naming_the_versions(tmp_path,
                                                                            monkeypatch):
     """A checkpoint written with sketch_state_version 2 (16-byte slots) cannot be read."""
-    from cafe_tf import checkpoints
+    from cafe_tf.layers import layout_record
 
-    monkeypatch.setattr(checkpoints, "SKETCH_STATE_VERSION", 2)
+    monkeypatch.setattr(layout_record, "SKETCH_STATE_VERSION", 2)
     _, old = _layer_checkpoint({"x": 1000, "y": 500})
     path = old.save(str(tmp_path / "ckpt"))
-    monkeypatch.setattr(checkpoints, "SKETCH_STATE_VERSION", 3)
+    monkeypatch.setattr(layout_record, "SKETCH_STATE_VERSION", 3)
     _, current = _layer_checkpoint({"x": 1000, "y": 500})
     message = r"sketch_state_version is 2 in the checkpoint but 3 in this model"
     assert any("sketch_state_version is 2 in the checkpoint but 3" in p

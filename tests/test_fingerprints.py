@@ -91,16 +91,16 @@ def test_false_match_in_one_batch_merges_in_the_slot():
     assert_same_state(*sketches)
 
 
-@pytest.mark.parametrize("num_tags, tag_bits", [(1, 0), (2, 1), (3, 2), (4, 2), (5, 3),
+@pytest.mark.parametrize("num_features, tag_bits", [(1, 0), (2, 1), (3, 2), (4, 2), (5, 3),
                                                 (2**30, 30)])
-def test_tag_bits_from_the_number_of_tags(num_tags, tag_bits):
-    assert SketchConfig(num_buckets=1, hot_rows=1, num_tags=num_tags).tag_bits == tag_bits
+def test_tag_bits_from_the_number_of_features(num_features, tag_bits):
+    assert SketchConfig(num_buckets=1, hot_rows=1, num_features=num_features).tag_bits == tag_bits
 
 
 def test_hot_entry_packs_the_largest_row_and_tag():
     """hot_rows * 2**tag_bits = 2**31 exactly: the largest entry is INT32_MAX."""
     config = SketchConfig(num_buckets=1, hot_rows=2, slots_per_bucket=2, threshold=1.0,
-                          num_tags=2**30)
+                          num_features=2**30)
     sketches = []
     for backend in ("op", "reference"):
         sketch = HotSketch(config, backend=backend)
@@ -108,7 +108,7 @@ def test_hot_entry_packs_the_largest_row_and_tag():
                       tf.constant([5, 2**30 - 1]))
         result = sketch.migrate()
         assert result.promoted_rows.numpy().tolist() == [0, 1]
-        assert result.promoted_tags.numpy().tolist() == [5, 2**30 - 1]
+        assert result.promoted_feature_index.numpy().tolist() == [5, 2**30 - 1]
         assert sorted(sketch.read_state().entries.numpy().tolist()) == [5, 2**31 - 1]
         rows, _ = sketch.query(tf.constant([1, 2], tf.int64))
         assert rows.numpy().tolist() == [0, 1]
@@ -126,4 +126,4 @@ def test_layer_too_many_hot_rows_for_its_features_is_a_clear_error():
                                                      hot_share=0.5))
     layer = CafeEmbeddingCollection(features, CafeConfig(embedding_dim=4,
                                                          compression_ratio=10**6))
-    assert layer.sketch_config.num_tags == 3 and layer.sketch_config.tag_bits == 2
+    assert layer.sketch_config.num_features == 3 and layer.sketch_config.tag_bits == 2

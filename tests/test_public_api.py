@@ -6,7 +6,7 @@ import tensorflow as tf
 import tf_keras
 
 import cafe_tf
-from cafe_tf import layers
+from cafe_tf import layers, sketch
 
 MAIN_NAMES = {
     "CafeEmbeddingCollection", "CafeEmbedding", "CafeConfig", "FeatureConfig", "CafeMigration",
@@ -20,7 +20,8 @@ LAYERS = [cafe_tf.CafeEmbeddingCollection, cafe_tf.CafeEmbedding,
           cafe_tf.AdaEmbedEmbeddingCollection, cafe_tf.OfflineSeparationEmbeddingCollection]
 
 
-@pytest.mark.parametrize("module", [cafe_tf, layers], ids=["cafe_tf", "cafe_tf.layers"])
+@pytest.mark.parametrize("module", [cafe_tf, layers, sketch],
+                         ids=["cafe_tf", "cafe_tf.layers", "cafe_tf.sketch"])
 def test_all_lists_exactly_what_the_module_exports(module):
     assert len(module.__all__) == len(set(module.__all__))
     for name in module.__all__:

@@ -18,7 +18,7 @@ def _sketch(rng, multi_level):
     """A sketch with hot, medium and cold keys (drawn from a pool the calls reuse)."""
     sketch = HotSketch(SketchConfig(num_buckets=97, hot_rows=40, slots_per_bucket=4,
                                     threshold=6.0, medium_threshold=2.0 if multi_level else None,
-                                    num_tags=5))
+                                    num_features=5))
     pool = np.concatenate([rng.integers(-2**63, 2**63 - 1, 300, dtype=np.int64), EXTREMES])
     for _ in range(3):
         ranks = np.minimum(rng.zipf(1.3, 3000), len(pool)) - 1
@@ -37,9 +37,9 @@ def _tables(rng, num_features, multi_level):
     return (offsets, sizes, np.concatenate([[0], np.cumsum(medium)[:-1]]).tolist(), medium)
 
 
-def _assert_routes_equal(sketch, keys, fields, tables):
-    got = routing.route_op(sketch, keys, fields, *tables)
-    expected = routing.route_reference(keys, fields, lambda k: sketch.query(k, pure_tf=True),
+def _assert_routes_equal(sketch, keys, feature_index, tables):
+    got = routing.route_op(sketch, keys, feature_index, *tables)
+    expected = routing.route_reference(keys, feature_index, lambda k: sketch.query(k, pure_tf=True),
                                        *tables)
     for name, a, b in zip(routing.Route._fields, got, expected):
         assert a.dtype == b.dtype, name
@@ -47,20 +47,20 @@ def _assert_routes_equal(sketch, keys, fields, tables):
     return got
 
 
-def _check_route_meaning(route, keys, fields):
+def _check_route_meaning(route, keys, feature_index):
     """Whatever the implementation: pairs distinct, inverse exact, rows read once."""
-    pairs = list(zip(route.keys.numpy().tolist(), route.fields.numpy().tolist()))
+    pairs = list(zip(route.keys.numpy().tolist(), route.feature_index.numpy().tolist()))
     assert len(set(pairs)) == len(pairs)
     inverse = route.inverse.numpy()
     np.testing.assert_array_equal(route.keys.numpy()[inverse], keys)
-    np.testing.assert_array_equal(route.fields.numpy()[inverse], fields)
+    np.testing.assert_array_equal(route.feature_index.numpy()[inverse], feature_index)
     for read in (route.read_hot, route.read_hashed, route.read_medium):
         assert len(np.unique(read.numpy())) == len(read.numpy())
-    hot = route.hot_rows.numpy()
+    hot = route.hot_row.numpy()
     reads = np.concatenate([route.read_hot.numpy(), route.read_hashed.numpy()])
     first = reads[route.first_index.numpy()]
     np.testing.assert_array_equal(first[hot >= 0], hot[hot >= 0])
-    np.testing.assert_array_equal(first[hot < 0], route.hashed_rows.numpy()[hot < 0])
+    np.testing.assert_array_equal(first[hot < 0], route.hashed_row.numpy()[hot < 0])
 
 
 @pytest.mark.parametrize("multi_level", [pytest.param(False, id="one-level"),
@@ -82,20 +82,20 @@ def test_route_op_equals_reference_fuzz(num_features, multi_level):
                 keys = np.full(length, pool[0])
             else:
                 keys = rng.choice(EXTREMES, length)
-            fields = rng.integers(0, num_features, length).astype(np.int32)
+            feature_index = rng.integers(0, num_features, length).astype(np.int32)
             if kind == "all-duplicates":
-                fields[:] = num_features - 1
+                feature_index[:] = num_features - 1
             route = _assert_routes_equal(sketch, tf.constant(keys, tf.int64),
-                                         tf.constant(fields), tables)
-            _check_route_meaning(route, keys, fields)
-            levels_seen.update(route.levels.numpy().tolist())
+                                         tf.constant(feature_index), tables)
+            _check_route_meaning(route, keys, feature_index)
+            levels_seen.update(route.level.numpy().tolist())
     assert levels_seen == ({0, 1, 2} if multi_level else {0, 2})
 
 
 def test_route_op_rejects_bad_input():
     sketch, _ = _sketch(np.random.default_rng(0), False)
     tables = ([0, 10], [10, 10], (), ())
-    with pytest.raises(tf.errors.InvalidArgumentError, match=r"fields must be in \[0, 2\)"):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"feature_index must be in \[0, 2\)"):
         routing.route_op(sketch, tf.constant([1, 2], tf.int64), tf.constant([0, 2]), *tables)
     with pytest.raises(tf.errors.InvalidArgumentError, match="one length|must be equal"):
         routing.route_op(sketch, tf.constant([1, 2], tf.int64), tf.constant([0]), *tables)
@@ -115,9 +115,9 @@ def test_hashed_rows_are_a_function_of_fingerprint_and_feature():
     sketch, pool = _sketch(np.random.default_rng(3), False)
     tables = ([0, 30], [30, 17], (), ())
     keys = tf.constant(pool[:50], tf.int64)
-    fields = tf.constant(np.arange(50) % 2, tf.int32)
-    route = routing.route_op(sketch, keys, fields, *tables)
-    expected = routing.packed_rows(hashing.fingerprint(route.keys), route.fields, *tables[:2],
-                                   routing.HASHED_SEED).numpy()
-    hot = route.hot_rows.numpy() >= 0
-    np.testing.assert_array_equal(route.hashed_rows.numpy()[~hot], expected[~hot])
+    feature_index = tf.constant(np.arange(50) % 2, tf.int32)
+    route = routing.route_op(sketch, keys, feature_index, *tables)
+    expected = routing.packed_rows(hashing.fingerprint(route.keys), route.feature_index,
+                                   *tables[:2], routing.HASHED_SEED).numpy()
+    hot = route.hot_row.numpy() >= 0
+    np.testing.assert_array_equal(route.hashed_row.numpy()[~hot], expected[~hot])

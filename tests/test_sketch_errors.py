@@ -14,7 +14,7 @@ BAD_INSERTS = {
     "rank-2 ids": (lambda: (tf.constant([[1, 2]], tf.int64), None, None), "rank 1"),
     "short importance": (lambda: (tf.constant([1, 2, 3], tf.int64), tf.constant([1.0, 2.0]),
                                   None), "same length"),
-    "short tags": (lambda: (tf.constant([1, 2], tf.int64), None, tf.constant([0])),
+    "short feature_index": (lambda: (tf.constant([1, 2], tf.int64), None, tf.constant([0])),
                    "same length"),
     "int importance": (lambda: (tf.constant([1], tf.int64), tf.constant([1]), None),
                        "importance must be a float"),
@@ -24,19 +24,19 @@ BAD_INSERTS = {
                        "finite"),
     "negative importance": (lambda: (tf.constant([1, 2], tf.int64), tf.constant([1.0, -0.5]),
                                      None), ">= 0"),
-    "negative tags": (lambda: (tf.constant([1, 2], tf.int64), None, tf.constant([0, -1])),
-                      "tags must be in"),
+    "negative feature_index": (lambda: (tf.constant([1, 2], tf.int64), None,
+                                        tf.constant([0, -1])), "feature_index must be in"),
     "tag above 2**tag_bits - 1": (lambda: (tf.constant([1, 2], tf.int64), None,
-                                           tf.constant([4, 0])), r"tags must be in \[0, 2(\*\*|\^)tag_bits\) = \[0, 4\)"),
+                                           tf.constant([4, 0])), r"feature_index must be in \[0, 2\^tag_bits\) = \[0, 4\)"),
     "tag above 2**30 - 1": (lambda: (tf.constant([1, 2], tf.int64), None,
-                                     tf.constant([2**30, 0])), "tags must be in"),
+                                     tf.constant([2**30, 0])), "feature_index must be in"),
 }
 
 
 def _warm_sketch(backend):
-    # 3 tags: 2 tag bits, tags in [0, 4).
+    # 3 features: 2 tag bits, feature indices in [0, 4).
     sketch = HotSketch(SketchConfig(num_buckets=8, hot_rows=4, slots_per_bucket=2,
-                                    threshold=2.0, num_tags=3), backend=backend)
+                                    threshold=2.0, num_features=3), backend=backend)
     sketch.insert(tf.constant([1, 1, 2, 3, 4, 5], tf.int64))
     sketch.migrate()
     return sketch
@@ -102,10 +102,10 @@ def test_empty_batch_changes_nothing(backend):
     (dict(num_buckets=8, hot_rows=4, threshold=1e-39), "threshold"),
     (dict(num_buckets=8, hot_rows=4, threshold=2.0, medium_threshold=1e-40), "medium_threshold"),
     (dict(num_buckets=8, hot_rows=4, threshold=2.0, demote_threshold=1e-40), "demote_threshold"),
-    (dict(num_buckets=8, hot_rows=4, num_tags=0), "num_tags"),
-    (dict(num_buckets=8, hot_rows=4, num_tags=2**30 + 1), "num_tags"),
+    (dict(num_buckets=8, hot_rows=4, num_features=0), "num_features"),
+    (dict(num_buckets=8, hot_rows=4, num_features=2**30 + 1), "num_features"),
     # A hot entry is (row << tag_bits) | tag in an int32: 3 tags (2 bits) allow 2**29 rows.
-    (dict(num_buckets=8, hot_rows=2**29 + 1, num_tags=3),
+    (dict(num_buckets=8, hot_rows=2**29 + 1, num_features=3),
      r"hot_rows \* 2\*\*tag_bits must be <= 2\*\*31.*at most 536870912 hot rows"),
 ])
 def test_bad_config_is_a_value_error(kwargs, message):
@@ -149,11 +149,11 @@ def test_op_rejects_state_variables_not_matching_the_layout():
     sketch = _warm_sketch("op")
     before = state_arrays(sketch)
     handles = [v.handle for v in sketch.state_variables]
-    ids, ones, tags = tf.constant([1], tf.int64), tf.constant([1.0]), tf.constant([0])
+    ids, ones, index = tf.constant([1], tf.int64), tf.constant([1.0]), tf.constant([0])
     wrong_dtype = tf.Variable(tf.zeros(sketch.slots.shape, tf.int32))
     with pytest.raises(tf.errors.InvalidArgumentError, match="slots' must be int64"):
         _ops.ops.cafe_sketch_insert(wrong_dtype.handle, *handles[1:], ids=ids,
-                                    importance=ones, tags=tags, tag_bits=2)
+                                    importance=ones, feature_index=index, tag_bits=2)
     wrong_shape = tf.Variable(tf.zeros([4, 2]))
     with pytest.raises(tf.errors.InvalidArgumentError, match="scores must have the shape"):
         _ops.ops.cafe_sketch_migrate(handles[0], wrong_shape.handle, *handles[2:],

@@ -61,9 +61,10 @@ def test_op_matches_reference_bit_for_bit(scenario):
     """The reference runs once; the op runs with every thread count (its state must not
     depend on how insert and query split the work)."""
     kwargs, n, distinct, alpha, *num_batches = SCENARIOS[scenario]
-    config = SketchConfig(**kwargs, num_tags=3)
+    config = SketchConfig(**kwargs, num_features=3)
     rng = np.random.default_rng(zlib.crc32(scenario.encode()))
-    batches = [zipf_batch(rng, n, distinct, alpha, tags=3) for _ in range(*num_batches or [12])]
+    batches = [zipf_batch(rng, n, distinct, alpha, num_features=3)
+               for _ in range(*num_batches or [12])]
     batches.append(zipf_batch(rng, 0, distinct, alpha))  # an empty batch changes nothing
     forced = {4, 9}
     ref, ref_results = _run(config, batches, lambda c: HotSketch(c, backend="reference"), forced)
@@ -114,11 +115,11 @@ def test_state_is_independent_of_batch_order_within_a_batch():
 
 def test_invariants_hold_after_every_step():
     config = SketchConfig(num_buckets=32, hot_rows=20, slots_per_bucket=4, threshold=3.0,
-                          decay_rate=0.6, decay_mass_factor=0.5, num_tags=5)
+                          decay_rate=0.6, decay_mass_factor=0.5, num_features=5)
     sketch = HotSketch(config, backend="op")
     rng = np.random.default_rng(11)
     for _ in range(30):
-        sketch.insert(*zipf_batch(rng, 500, 3000, 1.1, tags=5))
+        sketch.insert(*zipf_batch(rng, 500, 3000, 1.1, num_features=5))
         check_invariants(sketch)
         sketch.migrate()
         check_invariants(sketch)

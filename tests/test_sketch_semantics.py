@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from cafe_tf import hashing
 from cafe_tf.sketch import LEVEL_COLD, LEVEL_HOT, LEVEL_MEDIUM, HotSketch, SketchConfig
+from cafe_tf.sketch import config as sketch_config
 from cafe_tf.sketch import reference
 from cafe_tf.sketch.reference import ROW_NONE
 
@@ -237,9 +238,9 @@ def test_tags_are_kept_while_pending_hot_and_demoted(backend):
     """A slot's int32 entry holds (row, tag) or (tag, pending): the tag must survive each
     state, up to the largest tag (30 tag bits leave room for 2 hot rows)."""
     sketch = HotSketch(SketchConfig(replacement="inherit", num_buckets=1, hot_rows=2, slots_per_bucket=2,
-                                    threshold=5.0, decay_rate=0.5, num_tags=2**30),
+                                    threshold=5.0, decay_rate=0.5, num_features=2**30),
                        backend=backend)
-    top = reference.MAX_TAG
+    top = sketch_config.MAX_TAG
     for key in (10, 20, 30):
         _fp(key)
 
@@ -255,14 +256,15 @@ def test_tags_are_kept_while_pending_hot_and_demoted(backend):
     assert tags_by_key() == {20: 3, 30: top - 1}
     result = sketch.migrate()
     assert _keys(result.promoted_fingerprints) == [20]
-    assert result.promoted_tags.numpy().tolist() == [3]
+    assert result.promoted_feature_index.numpy().tolist() == [3]
     sketch.insert(tf.constant([30], tf.int64), tf.constant([1.0]), tf.constant([0]))
     result = sketch.migrate()
-    assert result.promoted_tags.numpy().tolist() == [top - 1]  # the tag it claimed the slot with
+    # The feature index it claimed the slot with.
+    assert result.promoted_feature_index.numpy().tolist() == [top - 1]
     assert tags_by_key() == {20: 3, 30: top - 1}
     result = sketch.decay()  # 30 -> 4 and 20 -> 3.5: both below k, demoted in slot order
     assert _keys(result.demoted_fingerprints) == [30, 20]
-    assert result.demoted_tags.numpy().tolist() == [top - 1, 3]
+    assert result.demoted_feature_index.numpy().tolist() == [top - 1, 3]
     assert tags_by_key() == {20: 3, 30: top - 1}
     assert int(sketch.hot_rows_used()) == 0
 

@@ -27,9 +27,10 @@ class PerOccurrenceCollection(CafeEmbeddingCollection):
         flats = [inputs_lib.flatten(f.name, inputs[f.name], weights.get(f.name))
                  for f in self.features]
         keys = tf.concat([hashing.field_keys(flat.ids, i) for i, flat in enumerate(flats)], 0)
-        fields = tf.concat([tf.fill(tf.shape(flat.ids), i) for i, flat in enumerate(flats)], 0)
+        feature_index = tf.concat([tf.fill(tf.shape(flat.ids), i)
+                                   for i, flat in enumerate(flats)], 0)
         hot_rows, levels = self.sketch.query(keys, pure_tf=self.pure_tf_lookups)
-        hashed, medium = self._hashed_indices(hashing.fingerprint(keys), fields)
+        hashed, medium = self._hashed_indices(hashing.fingerprint(keys), feature_index)
         n = tf.shape(hot_rows)[0]
         parts = tf.where(hot_rows >= 0, 0, tf.where(levels == LEVEL_MEDIUM, 1, 2))
         positions = tf.dynamic_partition(tf.range(n), parts, 3)
@@ -47,7 +48,7 @@ class PerOccurrenceCollection(CafeEmbeddingCollection):
             @tf.custom_gradient
             def tap(x):
                 def backward(dy):
-                    self._insert_per_occurrence(keys, fields, id_weights, dy)
+                    self._insert_per_occurrence(keys, feature_index, id_weights, dy)
                     return tf.identity(dy)
                 return tf.identity(x), backward
 
@@ -56,17 +57,17 @@ class PerOccurrenceCollection(CafeEmbeddingCollection):
         return {f.name: inputs_lib.pool(v, flat, f.combiner)
                 for f, v, flat in zip(self.features, per_feature, flats)}
 
-    def _insert_per_occurrence(self, keys, fields, id_weights, gradients):
+    def _insert_per_occurrence(self, keys, feature_index, id_weights, gradients):
         if self.config.importance == "gradient":
             values = tf.norm(gradients, axis=1)
             count = len(self.features)
-            totals = tf.math.unsorted_segment_sum(values, fields, count)
-            occurrences = tf.math.unsorted_segment_sum(tf.ones_like(values), fields, count)
-            values = values * tf.gather(occurrences, fields) / (tf.gather(totals, fields) +
-                                                                 NORMALISATION_EPS)
+            totals = tf.math.unsorted_segment_sum(values, feature_index, count)
+            occurrences = tf.math.unsorted_segment_sum(tf.ones_like(values), feature_index, count)
+            values = values * tf.gather(occurrences, feature_index) / (
+                tf.gather(totals, feature_index) + NORMALISATION_EPS)
         else:
             values = tf.abs(id_weights)
-        return self.sketch.insert(keys, values, fields)
+        return self.sketch.insert(keys, values, feature_index)
 
 
 FEATURES = [FeatureConfig("user", 3000), FeatureConfig("item", 800, "mean"),
@@ -174,7 +175,7 @@ def test_keys_of_two_features_that_collide_stay_two_pairs():
     for pure_tf in (False, True):
         layer.pure_tf_lookups = pure_tf
         route = layer.route(tf.stack([key, key, key]), tf.constant([0, 1, 0]))
-        np.testing.assert_array_equal(route.fields, [0, 1])
+        np.testing.assert_array_equal(route.feature_index, [0, 1])
         np.testing.assert_array_equal(route.inverse, [0, 1, 0])
         out, expected = layer(ids), oracle(ids)
         for name in ids:

@@ -11,9 +11,8 @@ from typing import Dict, List, NamedTuple
 
 import numpy as np
 
-from cafe_tf.callbacks import find_cafe_layers
 from cafe_tf.cli import saved_run
-from cafe_tf.layers import CafeEmbeddingCollection
+from cafe_tf.layers import CafeEmbeddingCollection, find_cafe_layers
 from cafe_tf.sketch import reference
 
 

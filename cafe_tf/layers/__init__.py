@@ -6,7 +6,8 @@
   `MDEEmbeddingCollection`, `AdaEmbedEmbeddingCollection`,
   `OfflineSeparationEmbeddingCollection` (with `count_frequencies`): the baselines, with
   the same call interface and budget accounting;
-- `FeatureConfig`: one categorical feature (name, vocabulary size, combiner).
+- `FeatureConfig`: one categorical feature (name, vocabulary size, combiner);
+- `find_cafe_layers`: the CAFE layers of a model (callbacks, checkpoints and serving use it).
 
 Every layer here is registered as Keras-serializable under the package `cafe_tf`, so
 a saved model reloads without `custom_objects`.
@@ -24,7 +25,8 @@ from cafe_tf.layers.adaembed import AdaEmbedEmbeddingCollection
 from cafe_tf.layers.baselines import (FullEmbeddingCollection, HashEmbeddingCollection,
                                       QREmbeddingCollection)
 from cafe_tf.layers.cafe_config import CafeConfig
-from cafe_tf.layers.cafe_embedding import CafeEmbedding, CafeEmbeddingCollection
+from cafe_tf.layers.cafe_embedding import (CafeEmbedding, CafeEmbeddingCollection,
+                                           find_cafe_layers)
 from cafe_tf.layers.features import FeatureConfig
 from cafe_tf.layers.mde import MDEEmbeddingCollection
 from cafe_tf.layers.offline import OfflineSeparationEmbeddingCollection, count_frequencies
@@ -33,5 +35,5 @@ __all__ = [
     "AdaEmbedEmbeddingCollection", "CafeConfig", "CafeEmbedding", "CafeEmbeddingCollection",
     "FeatureConfig", "FullEmbeddingCollection", "HashEmbeddingCollection",
     "MDEEmbeddingCollection", "OfflineSeparationEmbeddingCollection", "QREmbeddingCollection",
-    "count_frequencies",
+    "count_frequencies", "find_cafe_layers",
 ]

@@ -112,15 +112,14 @@ class EmbeddingCollectionLogic:
         Returns:
           {feature name: float32 [B, embedding_dim]}, each id's vector pooled per
           example with the feature's combiner.
+
+        Raises:
+          TypeError, ValueError: inputs that break the contract of
+            `cafe_tf.layers.inputs.check_features` (missing features, weights of
+            unknown features) or of `flatten` (id dtypes and shapes).
         """
+        inputs_lib.check_features(self.name, [f.name for f in self._features], inputs, weights)
         weights = weights or {}
-        names = [f.name for f in self._features]
-        missing = [name for name in names if name not in inputs]
-        if missing:
-            raise KeyError(f"inputs lack the features {missing} (expected {names})")
-        unknown = sorted(set(weights) - set(names))
-        if unknown:
-            raise ValueError(f"weights given for unknown features {unknown} (expected {names})")
 
         flats = [inputs_lib.flatten(f.name, inputs[f.name], weights.get(f.name))
                  for f in self._features]

@@ -1,5 +1,5 @@
 """CAFE embedding layers: hot rows from a HotSketch, hashed rows for the rest."""
-from typing import Dict, Optional
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import tensorflow as tf
 import tf_keras
@@ -12,9 +12,12 @@ from cafe_tf.layers import occurrences as occurrences_lib
 from cafe_tf.layers import optimizer_slots
 from cafe_tf.layers import routing
 from cafe_tf.layers.cafe_config import CafeConfig
-from cafe_tf.layers.features import FeatureConfig, as_feature_configs, features_to_config
-from cafe_tf.layers.keras_base import (TfKerasLayer, assign_add, scatter_update,
+from cafe_tf.layers.features import (FeatureConfig, FeaturesLike, as_feature_configs,
+                                     features_to_config)
+from cafe_tf.layers.inputs import IdsLike
+from cafe_tf.layers.keras_base import (TfKerasLayer, assign_add, find_layers, scatter_update,
                                        variable_bytes)
+from cafe_tf.layers.layout_record import LayerLayoutRecord
 from cafe_tf.layers.routing import HASHED_SEED, MEDIUM_SEED
 from cafe_tf.sketch import HotSketch, SketchConfig
 
@@ -24,13 +27,14 @@ STATS_BYTES = 5 * 8
 NORMALISATION_EPS = 1e-12
 
 
-def _multi_replica_context():
+def _multi_replica_context() -> Optional[tf.distribute.ReplicaContext]:
     """The replica context when several replicas run in sync, else None."""
     context = tf.distribute.get_replica_context()
     return context if context is not None and context.num_replicas_in_sync > 1 else None
 
 
-def _all_gather_vectors(context, tensors):
+def _all_gather_vectors(context: tf.distribute.ReplicaContext,
+                        tensors: Sequence[tf.Tensor]) -> List[tf.Tensor]:
     """All-gathers this replica's equal-length vectors along axis 0, in replica order.
 
     Lengths may differ between replicas and be 0. TF 2.16's collective
@@ -46,7 +50,7 @@ def _all_gather_vectors(context, tensors):
         tf.concat([t, tf.zeros([width - n], t.dtype)], 0), axis=0), keep) for t in tensors]
 
 
-def _sparse_read(table, indices):
+def _sparse_read(table: tf.Variable, indices: tf.Tensor) -> tf.Tensor:
     """`tf.gather(table, indices)`; under several replicas the IndexedSlices gradient
     also holds row 0 with a zero gradient, so it is never empty on every replica
     (TF 2.16's all-reduce of IndexedSlices that are empty everywhere segfaults)."""
@@ -58,7 +62,8 @@ def _sparse_read(table, indices):
 class CafeEmbeddingCollectionLogic:
     """The Keras-independent logic of `CafeEmbeddingCollection` (a mixin; keras_base)."""
 
-    def __init__(self, features, config, embeddings_initializer="uniform", **kwargs):
+    def __init__(self, features: FeaturesLike, config: Union[CafeConfig, Dict[str, Any]],
+                 embeddings_initializer: Any = "uniform", **kwargs):
         super().__init__(**kwargs)
         self.features = as_feature_configs(features)
         self.config = config if isinstance(config, CafeConfig) else CafeConfig(**config)
@@ -78,7 +83,7 @@ class CafeEmbeddingCollectionLogic:
             decay_rule=resolved.decay_rule, decay_period=resolved.decay_period,
             decay_half_life=resolved.decay_half_life if resolved.decay_rule == "mass" else None,
             swap_margin=resolved.swap_margin, replacement=resolved.replacement,
-            second_sighting=resolved.second_sighting, num_tags=len(self.features))
+            second_sighting=resolved.second_sighting, num_features=len(self.features))
         self.embeddings_initializer = self._initializers.get(embeddings_initializer)
         # When True, lookups use only stock TF ops (for a SavedModel served
         # without cafe_tf's op library); same results.
@@ -92,7 +97,7 @@ class CafeEmbeddingCollectionLogic:
         return self.config.embedding_dim
 
     # ---- state ------------------------------------------------------------------------
-    def build(self, input_shape=None):
+    def build(self, input_shape: Any = None) -> None:
         dim = self.config.embedding_dim
         # Hot rows are overwritten at promotion, so their initial value is never read.
         self.hot_table = self._new_weight("hot_table", [self.layout.hot_rows, dim], "zeros")
@@ -115,8 +120,6 @@ class CafeEmbeddingCollectionLogic:
         self.lookups = counter("lookups")
         # (key, feature) pairs all-gathered for the importance exchange (0 on one device).
         self.exchanged_pairs = counter("exchanged_pairs")
-        # Imported here: the checkpoints module imports this one.
-        from cafe_tf.checkpoints import LayerLayoutRecord
         self.layout_record = LayerLayoutRecord(self)
         super().build(input_shape)
 
@@ -127,12 +130,13 @@ class CafeEmbeddingCollectionLogic:
         return variable_bytes(self.weights)
 
     # ---- lookup -----------------------------------------------------------------------
-    def _hashed_indices(self, fingerprints, fields):
-        """Rows of each key, given by its fingerprint, in the packed hashed (and medium)
-        tables."""
-        hashed = routing.packed_rows(fingerprints, fields, self._hashed_offsets,
+    def _hashed_indices(self, fingerprints: tf.Tensor, feature_index: tf.Tensor
+                        ) -> Tuple[tf.Tensor, Optional[tf.Tensor]]:
+        """Rows of each key, given by its fingerprint and feature index, in the packed
+        hashed (and medium) tables."""
+        hashed = routing.packed_rows(fingerprints, feature_index, self._hashed_offsets,
                                      self.layout.hashed_rows, HASHED_SEED)
-        medium = (routing.packed_rows(fingerprints, fields, self._medium_offsets,
+        medium = (routing.packed_rows(fingerprints, feature_index, self._medium_offsets,
                                       self.layout.medium_rows, MEDIUM_SEED)
                   if self.config.multi_level else None)
         return hashed, medium
@@ -142,19 +146,19 @@ class CafeEmbeddingCollectionLogic:
         """Whether lookups run the op library's fused ops (else their stock-TF twins)."""
         return self.sketch.backend == "op" and not self.pure_tf_lookups
 
-    def route(self, keys, fields) -> routing.Route:
+    def route(self, keys: tf.Tensor, feature_index: tf.Tensor) -> routing.Route:
         """The `routing.Route` of a call's sketch keys [N] and feature indices [N]:
         the fused op, or stock TF ops with `pure_tf_lookups` or without the op library."""
         medium = ((self._medium_offsets, self.layout.medium_rows) if self.config.multi_level
                   else ((), ()))
         if self._fused:
-            return routing.route_op(self.sketch, keys, fields, self._hashed_offsets,
+            return routing.route_op(self.sketch, keys, feature_index, self._hashed_offsets,
                                     self.layout.hashed_rows, *medium)
         return routing.route_reference(
-            keys, fields, lambda k: self.sketch.query(k, pure_tf=True), self._hashed_offsets,
+            keys, feature_index, lambda k: self.sketch.query(k, pure_tf=True), self._hashed_offsets,
             self.layout.hashed_rows, *medium)
 
-    def _embed(self, route):
+    def _embed(self, route: routing.Route) -> Tuple[tf.Tensor, tf.Tensor]:
         """Per-occurrence vectors, and the number of occurrences that read a hot row.
 
         Each table's distinct rows are read once and expanded by the route's
@@ -173,18 +177,16 @@ class CafeEmbeddingCollectionLogic:
                 medium, tf.gather(route.medium_index, route.inverse) + 1, self._fused)
         return vectors, hot_lookups
 
-    def call(self, inputs: Dict[str, tf.Tensor], weights: Optional[Dict[str, tf.Tensor]] = None,
-             training=None):
-        missing = [f.name for f in self.features if f.name not in inputs]
-        if missing:
-            raise ValueError(f"{self.name}: inputs lack features {missing}; got "
-                             f"{sorted(inputs)}")
+    def call(self, inputs: Mapping[str, IdsLike], weights: Optional[Mapping[str, IdsLike]] = None,
+             training: Optional[bool] = None) -> Dict[str, tf.Tensor]:
+        inputs_lib.check_features(self.name, [f.name for f in self.features], inputs, weights)
         weights = weights or {}
         flats = [inputs_lib.flatten(f.name, inputs[f.name], weights.get(f.name))
                  for f in self.features]
         keys = tf.concat([hashing.field_keys(flat.ids, i) for i, flat in enumerate(flats)], 0)
-        fields = tf.concat([tf.fill(tf.shape(flat.ids), i) for i, flat in enumerate(flats)], 0)
-        route = self.route(keys, fields)
+        feature_index = tf.concat([tf.fill(tf.shape(flat.ids), i)
+                                   for i, flat in enumerate(flats)], 0)
+        route = self.route(keys, feature_index)
         vectors, hot_lookups = self._embed(route)
         if training:
             id_weights = tf.concat([tf.ones_like(flat.ids, tf.float32) if flat.weights is None
@@ -205,7 +207,8 @@ class CafeEmbeddingCollectionLogic:
                                         self.embedding_dim)
 
     # ---- importance -------------------------------------------------------------------
-    def _importance_tap(self, vectors, route, id_weights):
+    def _importance_tap(self, vectors: tf.Tensor, route: routing.Route,
+                        id_weights: tf.Tensor) -> tf.Tensor:
         """Identity whose backward pass inserts the occurrences' importance into the sketch."""
 
         @tf.custom_gradient
@@ -220,7 +223,8 @@ class CafeEmbeddingCollectionLogic:
 
         return tap(vectors)
 
-    def _record_importance(self, route, id_weights, gradients):
+    def _record_importance(self, route: routing.Route, id_weights: tf.Tensor,
+                           gradients: tf.Tensor) -> Optional[tf.Operation]:
         """Inserts this call's importance, summed per distinct (key, feature) pair.
 
         Importance is per occurrence (gradient norm, or |weight|). Each replica
@@ -238,34 +242,35 @@ class CafeEmbeddingCollectionLogic:
             tf.size(route.keys), norm, self._fused)
         context = _multi_replica_context()
         if norm:
-            stats = tf.math.unsorted_segment_sum(tf.stack([sums, occurrences], 1), route.fields,
-                                                 len(self.features))
+            stats = tf.math.unsorted_segment_sum(tf.stack([sums, occurrences], 1),
+                                                 route.feature_index, len(self.features))
             if context is not None:
                 stats = context.all_reduce(tf.distribute.ReduceOp.SUM, stats)
-            totals, field_occurrences = stats[:, 0], stats[:, 1]
-            sums = sums * tf.gather(field_occurrences, route.fields) / (
-                tf.gather(totals, route.fields) + NORMALISATION_EPS)
+            totals, feature_occurrences = stats[:, 0], stats[:, 1]
+            sums = sums * tf.gather(feature_occurrences, route.feature_index) / (
+                tf.gather(totals, route.feature_index) + NORMALISATION_EPS)
         # The sketch's second sighting counts a key seen twice in one batch as sighted,
         # but it sees each pair once: a pair that occurs more than once here travels
-        # with its field as -1 - field, and is inserted a second time with importance 0
-        # (same sum, and the sketch sees the repeat).
+        # with its feature index as -1 - index, and is inserted a second time with importance
+        # 0 (same sum, and the sketch sees the repeat).
         repeated = occurrences > 1
-        exchange = [route.keys, tf.where(repeated, -1 - route.fields, route.fields),
+        exchange = [route.keys,
+                    tf.where(repeated, -1 - route.feature_index, route.feature_index),
                     tf.cast(sums, tf.float32)]
         if context is not None:
             exchange = _all_gather_vectors(context, exchange)
             assign_add(self.exchanged_pairs, tf.size(exchange[0], tf.int64))
-        keys, marked_fields, importance = exchange
-        repeated = marked_fields < 0
-        pair_fields = tf.where(repeated, -1 - marked_fields, marked_fields)
+        keys, marked_index, importance = exchange
+        repeated = marked_index < 0
+        feature_index = tf.where(repeated, -1 - marked_index, marked_index)
         keys = tf.concat([keys, tf.boolean_mask(keys, repeated)], 0)
-        pair_fields = tf.concat([pair_fields, tf.boolean_mask(pair_fields, repeated)], 0)
+        feature_index = tf.concat([feature_index, tf.boolean_mask(feature_index, repeated)], 0)
         importance = tf.concat(
             [importance, tf.zeros([tf.math.count_nonzero(repeated, dtype=tf.int32)])], 0)
-        return self.sketch.insert(keys, importance, pair_fields)
+        return self.sketch.insert(keys, importance, feature_index)
 
     # ---- migration --------------------------------------------------------------------
-    def migrate(self, optimizer=None, force_decay=False) -> Dict[str, tf.Tensor]:
+    def migrate(self, optimizer: Any = None, force_decay: bool = False) -> Dict[str, tf.Tensor]:
         """Decay (when due), demote and promote; copy promoted features' vectors.
 
         A promoted feature's new hot row starts as the vector it reads at its
@@ -279,7 +284,8 @@ class CafeEmbeddingCollectionLogic:
         under a strategy (the `CafeMigration` callback does).
 
         Args:
-          optimizer: the model's optimizer, whose hot-table slots are reset.
+          optimizer: the model's optimizer (tf_keras or Keras 3), whose hot-table
+            slots are reset.
           force_decay: decay now even if the decay rule does not say so.
 
         Returns:
@@ -287,10 +293,10 @@ class CafeEmbeddingCollectionLogic:
            "hot_rows_used": int32 rows in use}.
         """
         result = self.sketch.migrate(force_decay)
-        # A key's hashed rows are a function of its fingerprint and feature (its tag),
-        # which is all the sketch keeps of it.
+        # A key's hashed rows are a function of its fingerprint and feature index, which
+        # is all the sketch keeps of it.
         hashed, medium = self._hashed_indices(result.promoted_fingerprints,
-                                              result.promoted_tags)
+                                              result.promoted_feature_index)
         vectors = tf.gather(self.hashed_tables, hashed)
         if self.medium_tables is not None:
             vectors += tf.gather(self.medium_tables, medium)
@@ -309,7 +315,7 @@ class CafeEmbeddingCollectionLogic:
             return {"promotions": tf.identity(promoted), "demotions": tf.identity(demoted),
                     "decayed": tf.identity(result.decayed), "hot_rows_used": used}
 
-    def get_config(self):
+    def get_config(self) -> Dict[str, Any]:
         config = super().get_config()
         config.update({
             "features": features_to_config(self.features),
@@ -341,14 +347,21 @@ class CafeEmbeddingCollection(CafeEmbeddingCollectionLogic, TfKerasLayer):
       **kwargs: passed to `tf_keras.layers.Layer`.
 
     Call args:
-      inputs: {name: ids} with ids dense [B] or [B, L], `tf.RaggedTensor`
-        [B, None] or `tf.SparseTensor` [B, L]; any integer dtype or string.
-      weights: optional {name: weights} shaped like the ids; pooled with the
-        feature's combiner.
+      inputs: {name: ids} for every feature (other keys are ignored), with ids
+        dense [B] or [B, L], `tf.RaggedTensor` [B, None] or `tf.SparseTensor`
+        [B, L]; any integer dtype or string.
+      weights: optional {name: weights} shaped like the ids, for some of the
+        features; pooled with the feature's combiner.
       training: the sketch learns importance only when True.
 
     Returns:
       {name: float32 [B, embedding_dim]}.
+
+    Raises:
+      TypeError, ValueError: inputs that break the contract of
+        `cafe_tf.layers.inputs.check_features` (missing features, weights of
+        unknown features) or of `flatten` (id dtypes and shapes), as every
+        collection of cafe_tf does.
 
     Example:
       >>> layer = CafeEmbeddingCollection({"user": 1_000_000, "item": 50_000},
@@ -366,20 +379,21 @@ class CafeEmbeddingLogic(CafeEmbeddingCollectionLogic):
 
     FEATURE = "ids"
 
-    def __init__(self, vocabulary_size: int, config, combiner: str = "sum",
-                 embeddings_initializer="uniform", **kwargs):
+    def __init__(self, vocabulary_size: int, config: Union[CafeConfig, Dict[str, Any]],
+                 combiner: str = "sum", embeddings_initializer: Any = "uniform", **kwargs):
         kwargs.pop("features", None)
         super().__init__([FeatureConfig(self.FEATURE, vocabulary_size, combiner)], config,
                          embeddings_initializer, **kwargs)
 
-    def call(self, inputs, weights=None, training=None):
+    def call(self, inputs: IdsLike, weights: Optional[IdsLike] = None,
+             training: Optional[bool] = None) -> tf.Tensor:
         weights = None if weights is None else {self.FEATURE: weights}
         return super().call({self.FEATURE: inputs}, weights, training)[self.FEATURE]
 
     def _output_shapes(self, input_shape):
         return super()._output_shapes({self.FEATURE: input_shape})[self.FEATURE]
 
-    def get_config(self):
+    def get_config(self) -> Dict[str, Any]:
         config = super().get_config()
         feature = config.pop("features")[0]
         config.update(vocabulary_size=feature["vocabulary_size"], combiner=feature["combiner"])
@@ -411,7 +425,24 @@ class CafeEmbedding(CafeEmbeddingLogic, CafeEmbeddingCollection):
     """
 
 
-def _offsets(sizes):
+def find_cafe_layers(root: Any) -> List[CafeEmbeddingCollectionLogic]:
+    """Every CAFE layer reachable from `root`, `root` included, each once (tf_keras or
+    Keras 3): the one function callbacks, checkpoints, serving and tuning use.
+
+    Args:
+      root: a model or layer (nested models and layers included), or any trackable
+        holding tf_keras layers, such as a `tf.train.Checkpoint`.
+
+    Example:
+      >>> layer = CafeEmbedding(1000, CafeConfig(embedding_dim=4, compression_ratio=10))
+      >>> model = tf_keras.Sequential([layer])
+      >>> find_cafe_layers(model) == [layer]
+      True
+    """
+    return find_layers(root, CafeEmbeddingCollectionLogic)
+
+
+def _offsets(sizes: Sequence[int]) -> List[int]:
     offsets, total = [], 0
     for size in sizes:
         offsets.append(total)

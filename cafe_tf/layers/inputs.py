@@ -10,6 +10,7 @@ in dtype. Optional weights with the same structure. All embedding layers of
 cafe_tf (CAFE and the baselines) share this, and `pool` below.
 """
 import collections
+from typing import Any, Callable, Mapping, Optional, Sequence, Type, Union
 
 import tensorflow as tf
 
@@ -22,7 +23,11 @@ FlatIds.__doc__ = """ids int64 [N], examples int32 [N] (row of each id in the ba
 weights float32 [N] or None, batch_size (scalar int32 tensor)."""
 
 
-def _as_int64_ids(values, feature):
+# Dense, ragged or sparse ids (or weights) of one feature.
+IdsLike = Union[tf.Tensor, tf.RaggedTensor, tf.SparseTensor]
+
+
+def _as_int64_ids(values: tf.Tensor, feature: str) -> tf.Tensor:
     if values.dtype == tf.string:
         return hashing.string_ids(values)
     if values.dtype == tf.uint64:
@@ -34,13 +39,15 @@ def _as_int64_ids(values, feature):
                     f"strings, got {values.dtype.name}")
 
 
-def _check_weights_type(weights, kind, feature):
+def _check_weights_type(weights: Optional[IdsLike], kind: Type, feature: str) -> None:
     if weights is not None and not isinstance(weights, kind):
         raise TypeError(f"feature '{feature}': weights must be a {kind.__name__} like its ids, "
                         f"got {type(weights).__name__}")
 
 
-def _weight_values(feature, weights, kind, layout, ids, what):
+def _weight_values(feature: str, weights: Optional[IdsLike], kind: Type,
+                   layout: Callable[[IdsLike], tf.Tensor], ids: IdsLike,
+                   what: str) -> Optional[tf.Tensor]:
     """The values of ragged or sparse `weights`, checked (at run time) to have the
     `layout` (row splits or indices) of `ids`; None without weights."""
     _check_weights_type(weights, kind, feature)
@@ -53,7 +60,7 @@ def _weight_values(feature, weights, kind, layout, ids, what):
         return tf.identity(weights.values)
 
 
-def flatten(feature: str, ids, weights=None) -> FlatIds:
+def flatten(feature: str, ids: IdsLike, weights: Optional[IdsLike] = None) -> FlatIds:
     """Flattens one feature's ids (and weights) into a `FlatIds`.
 
     Raises:
@@ -98,6 +105,31 @@ def flatten(feature: str, ids, weights=None) -> FlatIds:
     return FlatIds(_as_int64_ids(tf.reshape(ids, [-1]), feature), examples, weights, batch_size)
 
 
+def check_features(layer: str, names: Sequence[str], inputs: Any,
+                   weights: Optional[Mapping[str, Any]]) -> None:
+    """The input contract of every embedding collection of cafe_tf: `inputs` maps every
+    feature name to its ids (other keys are ignored: a model may pass all its inputs),
+    and `weights`, when given, maps some of those features to their weights.
+
+    Raises:
+      TypeError: `inputs` or `weights` is not a mapping of feature names.
+      ValueError: `inputs` lacks features, or `weights` names features the layer
+        does not have (a misspelt name would otherwise silently weigh 1 per id).
+    """
+    for what, value in (("inputs", inputs), ("weights", weights)):
+        if value is not None and not isinstance(value, Mapping):
+            raise TypeError(f"{layer}: {what} must be a dict of feature name to tensor, got "
+                            f"{type(value).__name__} (features: {list(names)})")
+    missing = [name for name in names if name not in inputs]
+    if missing:
+        raise ValueError(f"{layer}: inputs lack the features {missing} (features: "
+                         f"{list(names)}, inputs: {sorted(inputs)})")
+    unknown = sorted(set(weights or {}) - set(names))
+    if unknown:
+        raise ValueError(f"{layer}: weights given for unknown features {unknown} (features: "
+                         f"{list(names)})")
+
+
 def output_shapes(names, input_shape, embedding_dim: int):
     """{name: TensorShape [B, embedding_dim]}: the pooled outputs of a collection's features,
     B taken from each feature's ids shape (`input_shape`, {name: shape})."""
@@ -113,7 +145,7 @@ def output_shapes(names, input_shape, embedding_dim: int):
     return shapes
 
 
-def pool(vectors, flat: FlatIds, combiner: str):
+def pool(vectors: tf.Tensor, flat: FlatIds, combiner: str) -> tf.Tensor:
     """Combines per-id vectors [N, D] into per-example vectors [B, D].
 
     sum: sum of w * v; mean: divided by the sum of weights; sqrtn: divided by

@@ -66,3 +66,22 @@ def assign_add(variable, value):
     """Adds `value` to this replica's own copy of `variable`."""
     return tf.raw_ops.AssignAddVariableOp(resource=variable.handle,
                                           value=tf.cast(value, variable.dtype))
+
+
+def find_layers(root, layer_class) -> list:
+    """Every `layer_class` layer reachable from `root`, `root` included, each once.
+
+    `root` is a tf_keras or Keras 3 model or layer (nested models and layers
+    included), or any trackable holding tf_keras layers, such as a
+    `tf.train.Checkpoint`.
+    """
+    if isinstance(root, tf.Module) or not hasattr(root, "_flatten_layers"):
+        # tf_keras layers are tf.Modules, reached the way a checkpoint reaches them.
+        candidates = [root] + list(tf.train.TrackableView(root).descendants())
+    else:  # Keras 3 layers are not tf.Modules, and list their own layers
+        candidates = list(root._flatten_layers(include_self=True))
+    found = {}
+    for obj in candidates:
+        if isinstance(obj, layer_class):
+            found.setdefault(id(obj), obj)
+    return list(found.values())

@@ -11,10 +11,16 @@ matching op of cafe_tf's library (custom_ops/core/occurrences.h), which
 returns the same values bit for bit. Sums run in occurrence order per output,
 as TensorFlow's CPU `unsorted_segment_sum` does.
 """
+from typing import Tuple, Union
+
 import tensorflow as tf
 
+# A count given as a Python int or a scalar int32 tensor.
+TensorLike = Union[int, tf.Tensor]
 
-def segment_row_sums(rows, segment_ids, num_segments, fused: bool):
+
+def segment_row_sums(rows: tf.Tensor, segment_ids: tf.Tensor, num_segments: TensorLike,
+                     fused: bool) -> tf.Tensor:
     """float32 [num_segments, D]: the sum of the rows [N, D] of each segment."""
     if fused:
         from cafe_tf import _ops
@@ -22,7 +28,7 @@ def segment_row_sums(rows, segment_ids, num_segments, fused: bool):
     return tf.math.unsorted_segment_sum(rows, segment_ids, num_segments)
 
 
-def row_norms(rows):
+def row_norms(rows: tf.Tensor) -> tf.Tensor:
     """float32 [N]: the Euclidean norm of each row [N, D], summing the squares in column
     order (a fixed order, which the op library repeats)."""
     squares = tf.square(rows)
@@ -32,7 +38,8 @@ def row_norms(rows):
     return tf.sqrt(total)
 
 
-def pair_importance(rows, pairs, num_pairs, norm: bool, fused: bool):
+def pair_importance(rows: tf.Tensor, pairs: tf.Tensor, num_pairs: TensorLike, norm: bool,
+                    fused: bool) -> Tuple[tf.Tensor, tf.Tensor]:
     """Per distinct pair, (float64 [num_pairs] sum of its occurrences' values, float64
     [num_pairs] number of occurrences).
 
@@ -54,7 +61,7 @@ def pair_importance(rows, pairs, num_pairs, norm: bool, fused: bool):
     return per_pair[:, 0], per_pair[:, 1]
 
 
-def expand(rows, index, fused: bool):
+def expand(rows: tf.Tensor, index: tf.Tensor, fused: bool) -> tf.Tensor:
     """`tf.gather(rows, index)` of a few distinct rows to many occurrences, whose
     gradient is the dense per-row sum (`segment_row_sums`). Stock gather's
     IndexedSlices gradient would carry one row per occurrence through the

@@ -15,6 +15,7 @@ SCALAR_BYTES = 4 + 8
 MAX_HOT_ENTRIES = 2**31
 # Cold markers (-1 - 2*tag - pending) hold tags below 2**30.
 MAX_TAG_BITS = 30
+MAX_TAG = 2**MAX_TAG_BITS - 1
 # Smallest normal float32. Subnormal importances and scores count as 0 everywhere.
 FLOAT32_MIN_NORMAL = 1.1754943508222875e-38
 
@@ -61,9 +62,11 @@ class SketchConfig:
         outscore by this factor, so the hot set follows the top scores; None
         is the paper's rule (hot keys leave only by decaying below
         demote_threshold).
-      num_tags: tags (a CAFE layer's feature indices) are in [0, num_tags). A hot
-        slot packs (row << tag_bits) | tag into one int32, tag_bits =
-        ceil(log2(num_tags)), so hot_rows * 2**tag_bits must be <= 2**31.
+      num_features: every key is inserted with a feature index in
+        [0, num_features) (a CAFE layer's features; 1 for a sketch of one kind of
+        key). A slot's entry keeps it in its tag field: a hot slot packs
+        (row << tag_bits) | feature index into one int32, tag_bits =
+        ceil(log2(num_features)), so hot_rows * 2**tag_bits must be <= 2**31.
     """
 
     num_buckets: int
@@ -80,7 +83,7 @@ class SketchConfig:
     second_sighting: bool = True
     decay_half_life: Optional[float] = None
     swap_margin: Optional[float] = None
-    num_tags: int = 1
+    num_features: int = 1
 
     def __post_init__(self):
         problems = []
@@ -130,14 +133,16 @@ class SketchConfig:
                             f"{self.replacement!r}")
         if not isinstance(self.second_sighting, bool):
             problems.append(f"second_sighting must be a bool, got {self.second_sighting!r}")
-        if not isinstance(self.num_tags, int) or self.num_tags <= 0:
-            problems.append(f"num_tags must be a positive int, got {self.num_tags!r}")
+        if not isinstance(self.num_features, int) or self.num_features <= 0:
+            problems.append(f"num_features must be a positive int, got {self.num_features!r}")
         elif self.tag_bits > MAX_TAG_BITS:
-            problems.append(f"num_tags must be <= 2**{MAX_TAG_BITS}, got {self.num_tags}")
+            problems.append(f"num_features must be <= 2**{MAX_TAG_BITS}, got "
+                            f"{self.num_features}")
         elif isinstance(self.hot_rows, int) and self.hot_rows << self.tag_bits > MAX_HOT_ENTRIES:
             problems.append(
                 f"hot_rows * 2**tag_bits must be <= 2**31 (a hot slot packs (row << tag_bits) "
-                f"| tag into an int32): {self.num_tags} tags need tag_bits {self.tag_bits}, "
+                f"| tag into an int32): {self.num_features} features need tag_bits "
+                f"{self.tag_bits}, "
                 f"which allows at most {MAX_HOT_ENTRIES >> self.tag_bits} hot rows, got "
                 f"{self.hot_rows}")
         if problems:
@@ -145,8 +150,9 @@ class SketchConfig:
 
     @property
     def tag_bits(self) -> int:
-        """Bits of a tag in a hot entry: ceil(log2(num_tags)) (0 for one tag)."""
-        return max(0, int(self.num_tags) - 1).bit_length()
+        """Bits of the feature index in a hot entry: ceil(log2(num_features)) (0 for one
+        feature)."""
+        return max(0, int(self.num_features) - 1).bit_length()
 
     @property
     def effective_demote_threshold(self) -> float:

@@ -121,23 +121,24 @@ class HotSketch(tf.Module):
             raise _invalid(f"{what} must be a vector (rank 1), got shape {ids.shape}")
         return tf.cast(ids, tf.int64)
 
-    def insert(self, ids, importance=None, tags=None):
+    def insert(self, ids, importance=None, feature_index=None):
         """Inserts a batch (docs/sketch.md, "Batch insert").
 
         Args:
           ids: int32/int64 vector of keys.
           importance: float vector of the same length, finite and >= 0
             (default: 1 per id, i.e. frequency).
-          tags: int32 vector in [0, 2**tag_bits) of the same length (tag_bits
-            from `config.num_tags`), carried with each key (the feature index in
-            CAFE layers; default 0).
+          feature_index: int32 vector in [0, 2**tag_bits) of the same length
+            (tag_bits from `config.num_features`), the feature of each key, kept
+            in its slot's tag field (default 0).
 
         Returns:
           The update op in graph mode, None eagerly.
 
         Raises:
           InvalidArgumentError: wrong dtype or rank, mismatched lengths,
-            NaN/inf/negative importance or tags outside [0, 2**tag_bits). The
+            NaN/inf/negative importance or a feature index outside
+            [0, 2**tag_bits). The
             state is unchanged.
         """
         ids = self._check_ids(ids)
@@ -148,11 +149,12 @@ class HotSketch(tf.Module):
         if not importance.dtype.is_floating:
             raise _invalid(f"importance must be a float tensor, got {importance.dtype.name}")
         importance = tf.cast(importance, tf.float32)
-        tags = tf.zeros_like(ids, tf.int32) if tags is None else tf.convert_to_tensor(tags)
-        if tags.dtype not in (tf.int32, tf.int64):
-            raise _invalid(f"tags must be int32, got {tags.dtype.name}")
-        tags = tf.cast(tags, tf.int32)
-        for tensor, what in ((importance, "importance"), (tags, "tags")):
+        feature_index = (tf.zeros_like(ids, tf.int32) if feature_index is None
+                         else tf.convert_to_tensor(feature_index))
+        if feature_index.dtype not in (tf.int32, tf.int64):
+            raise _invalid(f"feature_index must be int32, got {feature_index.dtype.name}")
+        feature_index = tf.cast(feature_index, tf.int32)
+        for tensor, what in ((importance, "importance"), (feature_index, "feature_index")):
             if tensor.shape.rank is not None and tensor.shape.rank != 1:
                 raise _invalid(f"{what} must be a vector (rank 1), got shape {tensor.shape}")
             if (tensor.shape[0] is not None and ids.shape[0] is not None
@@ -161,25 +163,28 @@ class HotSketch(tf.Module):
                                f"{ids.shape[0]} and {tensor.shape[0]}")
         if self._ops is not None:
             return self._ops.cafe_sketch_insert(*self._handles(), ids=ids, importance=importance,
-                                                tags=tags, tag_bits=self.config.tag_bits,
+                                                feature_index=feature_index,
+                                                tag_bits=self.config.tag_bits,
                                                 second_sighting=self.config.second_sighting,
                                                 replacement=self.config.replacement,
                                                 num_threads=self.num_threads)
-        tag_message = (f"tags must be in [0, 2**tag_bits) = [0, {1 << self.config.tag_bits}) "
-                       f"(tag_bits {self.config.tag_bits}, from num_tags "
-                       f"{self.config.num_tags})")
+        index_message = (f"feature_index must be in [0, 2^tag_bits) = "
+                         f"[0, {1 << self.config.tag_bits}) (tag_bits {self.config.tag_bits}, "
+                         f"from num_features {self.config.num_features})")
         checks = [
             tf.debugging.assert_equal(tf.size(importance), n, message="ids and importance must "
                                       "have the same length"),
-            tf.debugging.assert_equal(tf.size(tags), n, message="ids and tags must have the "
-                                      "same length"),
+            tf.debugging.assert_equal(tf.size(feature_index), n, message="ids and "
+                                      "feature_index must have the same length"),
             tf.debugging.assert_all_finite(importance, "importance must be finite (no NaN/inf)"),
             tf.debugging.assert_non_negative(importance, message="importance must be >= 0"),
-            tf.debugging.assert_non_negative(tags, message=tag_message),
-            tf.debugging.assert_less(tags, 1 << self.config.tag_bits, message=tag_message),
+            tf.debugging.assert_non_negative(feature_index, message=index_message),
+            tf.debugging.assert_less(feature_index, 1 << self.config.tag_bits,
+                                     message=index_message),
         ]
         with tf.control_dependencies(checks):
-            new_state = reference.insert(self.config, self.read_state(), ids, importance, tags)
+            new_state = reference.insert(self.config, self.read_state(), ids, importance,
+                                         feature_index)
             return self._assign_state(new_state)
 
     # ---- query --------------------------------------------------------------------------
@@ -207,8 +212,8 @@ class HotSketch(tf.Module):
 
         Returns:
           A `MigrationResult` of tensors: whether it decayed, the demoted
-          (fingerprints, tags, rows), the decay's in slot order then the
-          displaced ones, and the promoted (fingerprints, tags, rows) in
+          (fingerprints, feature index, rows), the decay's in slot order then the
+          displaced ones, and the promoted (fingerprints, feature index, rows) in
           promotion order.
         """
         cfg = self.config

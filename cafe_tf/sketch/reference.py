@@ -15,10 +15,8 @@ from cafe_tf.sketch.config import SketchConfig
 
 LEVEL_COLD, LEVEL_MEDIUM, LEVEL_HOT = 0, 1, 2
 # A slot's int32 entry holds, for a hot key, (row << tag_bits) | tag, and for a
-# key that is not hot, cold_marker(tag, pending). Cold markers hold tags up to
-# MAX_TAG; a sketch's tags are in [0, 2**tag_bits).
-MAX_TAG_BITS = 30
-MAX_TAG = 2**MAX_TAG_BITS - 1
+# key that is not hot, cold_marker(tag, pending); the tag is the key's feature index.
+# Cold markers hold tags up to config.MAX_TAG; a sketch's tags are in [0, 2**tag_bits).
 # The entry of an empty slot (and Query's "not hot").
 ROW_NONE = -1
 # At most this many decay steps (rho each) in one migration.
@@ -86,10 +84,12 @@ def marker_pending(marker):
 
 
 MigrationResult = collections.namedtuple(
-    "MigrationResult", ["decayed", "demoted_fingerprints", "demoted_tags", "demoted_rows",
-                        "promoted_fingerprints", "promoted_tags", "promoted_rows"])
+    "MigrationResult", ["decayed", "demoted_fingerprints", "demoted_feature_index",
+                        "demoted_rows", "promoted_fingerprints", "promoted_feature_index",
+                        "promoted_rows"])
 MigrationResult.__doc__ = """What a migration did: whether it decayed, and per demoted and per
-promoted key its fingerprint (int64 in [0, 2**32)), tag (int32) and hot row (int32)."""
+promoted key its fingerprint (int64 in [0, 2**32)), feature index (int32, its entry's tag)
+and hot row (int32)."""
 
 
 def pairwise_sum(values: tf.Tensor) -> tf.Tensor:
@@ -125,13 +125,13 @@ def flush_subnormal(values):
     return tf.where(values < np.finfo(np.float32).tiny, tf.zeros_like(values), values)
 
 
-def _dedup(ids, importance, tags):
-    """Distinct ids with their importance summed in input order, their min tag and
-    whether they occur more than once."""
+def _dedup(ids, importance, feature_index):
+    """Distinct ids with their importance summed in input order, their min feature index
+    (their tag) and whether they occur more than once."""
     unique, index = tf.unique(ids, out_idx=tf.int32)
     count = tf.size(unique)
     sums = tf.math.unsorted_segment_sum(importance, index, count)
-    min_tags = tf.math.unsorted_segment_min(tags, index, count)
+    min_tags = tf.math.unsorted_segment_min(feature_index, index, count)
     repeated = tf.math.unsorted_segment_sum(tf.ones_like(index), index, count) > 1
     keep = sums > 0  # a key whose summed importance is 0 changes nothing
     return tuple(tf.boolean_mask(t, keep) for t in (unique, sums, min_tags, repeated))
@@ -151,7 +151,8 @@ def _rank_within_bucket(sorted_buckets):
     return tf.range(n) - tf.gather(start_positions, run)
 
 
-def insert(config: SketchConfig, state: SketchTensors, ids, importance, tags) -> SketchTensors:
+def insert(config: SketchConfig, state: SketchTensors, ids, importance,
+           feature_index) -> SketchTensors:
     """Batch insert (docs/sketch.md, "Batch insert"). Inputs must already be validated."""
     c = config.slots_per_bucket
     n = tf.size(ids)
@@ -159,7 +160,7 @@ def insert(config: SketchConfig, state: SketchTensors, ids, importance, tags) ->
     mass = state.mass + pairwise_sum(importance)
     batches = state.batches + tf.cast(n > 0, tf.int64)
 
-    keys_in, sums, key_tags, repeated = _dedup(ids, importance, tags)
+    keys_in, sums, key_tags, repeated = _dedup(ids, importance, feature_index)
     buckets = hashing.mix64_mod(keys_in, config.num_buckets)
     order = _order_by_bucket_then_key(keys_in, buckets)
     keys_in, sums, key_tags, repeated, buckets = (tf.gather(t, order) for t in

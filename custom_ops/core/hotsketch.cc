@@ -100,8 +100,8 @@ std::string InvalidInsertEntry(float v, int32_t tag, int64_t index, int32_t tag_
   if (std::isnan(v) || std::isinf(v) || v < 0.f) {
     err << "importance must be finite and >= 0, got " << v << " at index " << index;
   } else if (tag < 0 || (static_cast<uint32_t>(tag) >> tag_bits) != 0) {
-    err << "tags must be in [0, 2^tag_bits) = [0, " << (int64_t{1} << tag_bits) << ") (tag_bits "
-        << tag_bits << ", from the number of tags: a CAFE layer's features), got " << tag
+    err << "feature_index must be in [0, 2^tag_bits) = [0, " << (int64_t{1} << tag_bits)
+        << ") (tag_bits " << tag_bits << ", from the number of features), got " << tag
         << " at index " << index;
   }
   return err.str();

@@ -6,13 +6,13 @@ namespace cafe {
 
 namespace {
 
-// Open-addressing table of distinct (key, field) pairs, at most half full;
+// Open-addressing table of distinct (key, feature index) pairs, at most half full;
 // each slot holds its pair, so a probe touches one cache line.
 class PairTable {
  public:
   struct Slot {
     int64_t key;
-    int32_t field;
+    int32_t feature;
     int32_t index;  // -1: empty
   };
 
@@ -23,15 +23,15 @@ class PairTable {
     slots_.assign(static_cast<size_t>(capacity), Slot{0, 0, -1});
   }
 
-  // The index of (key, field): its existing one, else `next` (then stored).
-  int32_t Insert(int64_t key, int32_t field, int32_t next) {
-    for (uint64_t h = PairHash(key, field);; h = (h + 1) & mask_) {
+  // The index of (key, feature): its existing one, else `next` (then stored).
+  int32_t Insert(int64_t key, int32_t feature, int32_t next) {
+    for (uint64_t h = PairHash(key, feature);; h = (h + 1) & mask_) {
       Slot& slot = slots_[h & mask_];
       if (slot.index < 0) {
-        slot = Slot{key, field, next};
+        slot = Slot{key, feature, next};
         return next;
       }
-      if (slot.key == key && slot.field == field) return slot.index;
+      if (slot.key == key && slot.feature == feature) return slot.index;
     }
   }
 
@@ -80,17 +80,21 @@ std::string RouteTables::Validate() const {
   return err.str();
 }
 
-std::string ValidateRouteInput(const int32_t* fields, int64_t n, int32_t num_features) {
+std::string ValidateRouteInput(const int32_t* feature_index, int64_t n, int32_t num_features) {
   if (n >= (int64_t{1} << 31)) return "a call must hold fewer than 2^31 ids";
   for (int64_t i = 0; i < n; ++i) {
-    if (fields[i] < 0 || fields[i] >= num_features) {
-      std::ostringstream err;
-      err << "fields must be in [0, " << num_features << "), got " << fields[i] << " at index "
-          << i;
-      return err.str();
+    if (feature_index[i] < 0 || feature_index[i] >= num_features) {
+      return InvalidFeatureIndex(feature_index[i], i, num_features);
     }
   }
   return "";
+}
+
+std::string InvalidFeatureIndex(int32_t value, int64_t index, int32_t num_features) {
+  std::ostringstream err;
+  err << "feature_index must be in [0, " << num_features << "), got " << value << " at index "
+      << index;
+  return err.str();
 }
 
 std::vector<int64_t> DistinctPairs(const int64_t* a, const int32_t* b, int64_t n,
@@ -107,16 +111,16 @@ std::vector<int64_t> DistinctPairs(const int64_t* a, const int32_t* b, int64_t n
 }
 
 void Route(const SketchConfig& config, const ConstSketchState& state, const RouteTables& tables,
-           const int64_t* keys, const int32_t* fields, int64_t n, int32_t* inverse,
+           const int64_t* keys, const int32_t* feature_index, int64_t n, int32_t* inverse,
            RouteResult* result, const ParallelFor& parallel_for) {
   RouteResult& r = *result;
-  const std::vector<int64_t> first = DistinctPairs(keys, fields, n, inverse);
+  const std::vector<int64_t> first = DistinctPairs(keys, feature_index, n, inverse);
   const int64_t u_count = static_cast<int64_t>(first.size());
   r.keys.resize(u_count);
   r.fields.resize(u_count);
   for (int64_t u = 0; u < u_count; ++u) {
     r.keys[u] = keys[first[u]];
-    r.fields[u] = fields[first[u]];
+    r.fields[u] = feature_index[first[u]];
   }
   r.hot_rows.resize(u_count);
   r.levels.resize(u_count);

@@ -36,10 +36,10 @@ inline CAFE_HOST_DEVICE int64_t FingerprintRow(uint32_t fp, uint64_t salt, int64
 // Tables of CAFE's hashed rows hold fewer rows than this: there are only 2^32 fingerprints.
 constexpr int64_t kMaxFingerprintTableRows = int64_t{1} << 32;
 
-// Hash of a (key, field) pair for the dedup tables (the key mixed first, so
-// pairs whose key and field sum alike do not collide).
-inline CAFE_HOST_DEVICE uint64_t PairHash(int64_t key, int32_t field) {
-  return Mix64(Mix64(static_cast<uint64_t>(key)) + static_cast<uint32_t>(field));
+// Hash of a (key, feature index) pair for the dedup tables (the key mixed first,
+// so pairs whose key and feature index sum alike do not collide).
+inline CAFE_HOST_DEVICE uint64_t PairHash(int64_t key, int32_t feature_index) {
+  return Mix64(Mix64(static_cast<uint64_t>(key)) + static_cast<uint32_t>(feature_index));
 }
 
 // Per feature, the first row and the number of rows of its table inside
@@ -67,8 +67,12 @@ struct RouteResult {
   std::vector<int32_t> first_index, medium_index;
 };
 
-// Empty when every field is in [0, num_features) and n < 2^31, else the problem.
-std::string ValidateRouteInput(const int32_t* fields, int64_t n, int32_t num_features);
+// Empty when every feature index is in [0, num_features) and n < 2^31, else the problem.
+std::string ValidateRouteInput(const int32_t* feature_index, int64_t n, int32_t num_features);
+
+// The problem of feature_index[index] = value outside [0, num_features) (the CPU and
+// GPU kernels report it alike).
+std::string InvalidFeatureIndex(int32_t value, int64_t index, int32_t num_features);
 
 // Distinct values of (a[i], b[i]) for i < n (b may be null: all 0), in order
 // of first occurrence; writes the pair index of each i to `inverse` and
@@ -76,12 +80,12 @@ std::string ValidateRouteInput(const int32_t* fields, int64_t n, int32_t num_fea
 std::vector<int64_t> DistinctPairs(const int64_t* a, const int32_t* b, int64_t n,
                                    int32_t* inverse);
 
-// The route of keys[n] of features fields[n] (validated) in the sketch
+// The route of keys[n] of features feature_index[n] (validated) in the sketch
 // `state` (read-only; `config` gives W, c, tag_bits and the medium
 // threshold). A non-hot key's rows are FingerprintRow of its fingerprint.
 // `inverse` has room for n entries.
 void Route(const SketchConfig& config, const ConstSketchState& state, const RouteTables& tables,
-           const int64_t* keys, const int32_t* fields, int64_t n, int32_t* inverse,
+           const int64_t* keys, const int32_t* feature_index, int64_t n, int32_t* inverse,
            RouteResult* result, const ParallelFor& parallel_for);
 
 }  // namespace cafe

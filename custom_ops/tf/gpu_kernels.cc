@@ -157,8 +157,8 @@ class CafeSketchInsertGpuOp : public OpKernel {
   void Compute(OpKernelContext* ctx) override {
     const Tensor& ids = ctx->input(kNumStateInputs);
     const Tensor& importance = ctx->input(kNumStateInputs + 1);
-    const Tensor& tags = ctx->input(kNumStateInputs + 2);
-    OP_REQUIRES_OK(ctx, cafe_ops::CheckInsertShapes(ids, importance, tags));
+    const Tensor& feature_index = ctx->input(kNumStateInputs + 2);
+    OP_REQUIRES_OK(ctx, cafe_ops::CheckInsertShapes(ids, importance, feature_index));
     const int64_t n = ids.NumElements();
     OP_REQUIRES(ctx, n <= std::numeric_limits<int32_t>::max(),
                 errors::InvalidArgument("the GPU insert supports at most 2^31 - 1 ids, got ", n));
@@ -178,7 +178,7 @@ class CafeSketchInsertGpuOp : public OpKernel {
                             locked.num_buckets(), locked.slots_per_bucket(), tag_bits_,
                             locked.state(),
                             ids.flat<int64_t>().data(), importance.flat<float>().data(),
-                            tags.flat<int32_t>().data(), n, second_sighting_, erode_,
+                            feature_index.flat<int32_t>().data(), n, second_sighting_, erode_,
                             DevicePtr<int64_t>(status), workspace.data(), bytes, stream),
                         "CafeSketchInsert", "launch"));
     // The CPU op rejects an invalid batch with InvalidArgument; the GPU
@@ -197,7 +197,8 @@ class CafeSketchInsertGpuOp : public OpKernel {
                                          stream),
                                      "CafeSketchInsert", "status read"));
       OP_REQUIRES_OK(ctx, CudaStatus(cafe::cuda::CopyDeviceToHostSync(
-                                         &t, tags.flat<int32_t>().data() + bad, sizeof(t), stream),
+                                         &t, feature_index.flat<int32_t>().data() + bad,
+                                         sizeof(t), stream),
                                      "CafeSketchInsert", "status read"));
       // Same text as the CPU op.
       ctx->SetStatus(errors::InvalidArgument("CafeSketchInsert: ",
@@ -355,8 +356,8 @@ class CafeRouteGpuOp : public OpKernel {
     const Tensor& slots = ctx->input(0);
     const Tensor& scores = ctx->input(1);
     const Tensor& ids = ctx->input(2);
-    const Tensor& fields = ctx->input(3);
-    OP_REQUIRES_OK(ctx, CheckRouteInputs(slots, scores, ids, fields));
+    const Tensor& feature_index = ctx->input(3);
+    OP_REQUIRES_OK(ctx, CheckRouteInputs(slots, scores, ids, feature_index));
     const int64_t n = ids.NumElements();
     OP_REQUIRES(ctx, n <= std::numeric_limits<int32_t>::max() / 2,
                 errors::InvalidArgument("CafeRoute: a call must hold at most 2^30 ids on a "
@@ -424,21 +425,24 @@ class CafeRouteGpuOp : public OpKernel {
                                        attrs_.tag_bits, attrs_.medium_threshold,
                                        slots.flat<int64_t>().data(), scores.flat<float>().data(),
                                        tables,
-                                       ids.flat<int64_t>().data(), fields.flat<int32_t>().data(),
+                                       ids.flat<int64_t>().data(),
+                                       feature_index.flat<int32_t>().data(),
                                        n, out, workspace.data(), bytes, stream),
                                    "CafeRoute", "launch"));
     int64_t host_counts[5] = {0, 0, 0, 0, -1};
     OP_REQUIRES_OK(ctx, CudaStatus(cafe::cuda::CopyDeviceToHostSync(
                                        host_counts, out.counts, sizeof(host_counts), stream),
                                    "CafeRoute", "count read"));
-    if (host_counts[4] >= 0) {  // the first field outside [0, features), as the CPU kernel says
+    if (host_counts[4] >= 0) {  // the first feature index outside [0, features)
       int32_t bad = 0;
-      OP_REQUIRES_OK(ctx, CudaStatus(cafe::cuda::CopyDeviceToHostSync(
-                                         &bad, fields.flat<int32_t>().data() + host_counts[4],
-                                         sizeof(bad), stream),
-                                     "CafeRoute", "field read"));
-      ctx->SetStatus(errors::InvalidArgument("CafeRoute: fields must be in [0, ", features,
-                                             "), got ", bad, " at index ", host_counts[4]));
+      const int32_t* first_bad = feature_index.flat<int32_t>().data() + host_counts[4];
+      OP_REQUIRES_OK(ctx, CudaStatus(cafe::cuda::CopyDeviceToHostSync(&bad, first_bad,
+                                                                      sizeof(bad), stream),
+                                     "CafeRoute", "feature index read"));
+      // Same text as the CPU op.
+      ctx->SetStatus(errors::InvalidArgument(
+          "CafeRoute: ", cafe::InvalidFeatureIndex(bad, host_counts[4],
+                                                   static_cast<int32_t>(features))));
       return;
     }
     // Output k holds U entries, or the rows read of its table.

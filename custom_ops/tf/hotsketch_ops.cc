@@ -169,7 +169,7 @@ REGISTER_OP("CafeSketchInsert")
     .Input("batches_var: resource")
     .Input("ids: int64")
     .Input("importance: float")
-    .Input("tags: int32")
+    .Input("feature_index: int32")
     .Attr("tag_bits: int = 0")
     .Attr("second_sighting: bool = true")
     .Attr("replacement: {'erode', 'inherit'} = 'erode'")
@@ -177,19 +177,21 @@ REGISTER_OP("CafeSketchInsert")
     .SetIsStateful()
     .SetShapeFn([](InferenceContext* c) {
       TF_RETURN_IF_ERROR(StateShapes(c));
-      ShapeHandle ids, importance, tags;
+      ShapeHandle ids, importance, feature_index;
       TF_RETURN_IF_ERROR(c->WithRank(c->input(kNumStateInputs), 1, &ids));
       TF_RETURN_IF_ERROR(c->WithRank(c->input(kNumStateInputs + 1), 1, &importance));
-      TF_RETURN_IF_ERROR(c->WithRank(c->input(kNumStateInputs + 2), 1, &tags));
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(kNumStateInputs + 2), 1, &feature_index));
       TF_RETURN_IF_ERROR(c->Merge(ids, importance, &ids));
-      return c->Merge(ids, tags, &ids);
+      return c->Merge(ids, feature_index, &ids);
     })
     .Doc(R"doc(
-Inserts a batch of (id, importance, tag) into a HotSketch held in variables,
-in place. Duplicate ids are summed; each bucket processes its distinct ids in
-ascending order, so the state does not depend on the thread count. Slots
-match ids by their 32-bit fingerprint. Tags must be in [0, 2^tag_bits). A miss in a full bucket erodes its smallest non-hot score
-and takes the slot with what is left (replacement 'erode'), or takes the slot
+Inserts a batch of (id, importance, feature index) into a HotSketch held in
+variables, in place. Duplicate ids are summed; each bucket processes its
+distinct ids in ascending order, so the state does not depend on the thread
+count. Slots match ids by their 32-bit fingerprint. Feature indices must be in
+[0, 2^tag_bits): a slot keeps its key's in its entry's tag field. A miss in a
+full bucket erodes its smallest non-hot score and takes the slot with what is
+left (replacement 'erode'), or takes the slot
 and inherits the score ('inherit', SpaceSaving as in the paper). With
 second_sighting, an id that takes a slot over is not promotable until it is
 seen again (docs/sketch.md).
@@ -211,12 +213,12 @@ class CafeSketchInsertOp : public OpKernel {
   void Compute(OpKernelContext* ctx) override {
     const Tensor& ids = ctx->input(kNumStateInputs);
     const Tensor& importance = ctx->input(kNumStateInputs + 1);
-    const Tensor& tags = ctx->input(kNumStateInputs + 2);
-    OP_REQUIRES_OK(ctx, cafe_ops::CheckInsertShapes(ids, importance, tags));
+    const Tensor& feature_index = ctx->input(kNumStateInputs + 2);
+    OP_REQUIRES_OK(ctx, cafe_ops::CheckInsertShapes(ids, importance, feature_index));
     const int64_t n = ids.NumElements();
     const std::string problem =
-        cafe::ValidateInsert(importance.flat<float>().data(), tags.flat<int32_t>().data(), n,
-                             tag_bits_);
+        cafe::ValidateInsert(importance.flat<float>().data(),
+                             feature_index.flat<int32_t>().data(), n, tag_bits_);
     OP_REQUIRES(ctx, problem.empty(), errors::InvalidArgument("CafeSketchInsert: ", problem));
     LockedState locked(ctx);
     if (!locked.ok() || n == 0) return;
@@ -231,7 +233,8 @@ class CafeSketchInsertOp : public OpKernel {
     // The core splits the batch into `threads` tasks itself (fewer for small batches),
     // which share out its work dynamically.
     cafe::Insert(config, locked.state(), ids.flat<int64_t>().data(), importance.flat<float>().data(),
-                 tags.flat<int32_t>().data(), n, threads, MakeParallelFor(ctx, threads, 1));
+                 feature_index.flat<int32_t>().data(), n, threads,
+                 MakeParallelFor(ctx, threads, 1));
   }
 
  private:
@@ -311,10 +314,10 @@ REGISTER_OP("CafeSketchMigrate")
     .Input("force_decay: bool")
     .Output("decayed: bool")
     .Output("demoted_fingerprints: int64")
-    .Output("demoted_tags: int32")
+    .Output("demoted_feature_index: int32")
     .Output("demoted_rows: int32")
     .Output("promoted_fingerprints: int64")
-    .Output("promoted_tags: int32")
+    .Output("promoted_feature_index: int32")
     .Output("promoted_rows: int32")
     .Attr("hot_rows: int")
     .Attr("tag_bits: int = 0")
@@ -339,7 +342,8 @@ demoting hot keys whose score fell below demote_threshold; with swap_margin
 outscore by that factor; then promotes non-hot keys seen since they took their
 slot (not pending) with score >= threshold (score descending, fingerprint
 ascending, slot ascending) into free hot rows in ascending order.
-Returns what it did: (fingerprint, tag, row) per demoted and promoted key.
+Returns what it did: (fingerprint, feature index (the entry's tag), row) per
+demoted and promoted key.
 )doc");
 
 class CafeSketchMigrateOp : public OpKernel {

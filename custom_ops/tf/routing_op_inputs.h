@@ -30,14 +30,14 @@ inline Status ReadRouteAttrs(OpKernelConstruction* ctx, RouteAttrs* attrs) {
   return OkStatus();
 }
 
-// The sketch state a route reads, and ids and fields: vectors of one length.
+// The sketch state a route reads, and ids and feature_index: vectors of one length.
 inline Status CheckRouteInputs(const Tensor& slots, const Tensor& scores, const Tensor& ids,
-                               const Tensor& fields) {
+                               const Tensor& feature_index) {
   TF_RETURN_IF_ERROR(CheckQueryState(slots, scores));
-  if (ids.dims() != 1 || fields.shape() != ids.shape()) {
-    return errors::InvalidArgument("ids and fields must be vectors of one length, got ",
+  if (ids.dims() != 1 || feature_index.shape() != ids.shape()) {
+    return errors::InvalidArgument("ids and feature_index must be vectors of one length, got ",
                                    ids.shape().DebugString(), " and ",
-                                   fields.shape().DebugString());
+                                   feature_index.shape().DebugString());
   }
   return OkStatus();
 }

@@ -19,14 +19,14 @@ REGISTER_OP("CafeRoute")
     .Input("slots: int64")
     .Input("scores: float")
     .Input("ids: int64")
-    .Input("fields: int32")
+    .Input("feature_index: int32")
     .Output("unique_ids: int64")
-    .Output("unique_fields: int32")
+    .Output("unique_feature_index: int32")
     .Output("inverse: int32")
-    .Output("hot_rows: int32")
-    .Output("levels: int32")
-    .Output("hashed_rows: int64")
-    .Output("medium_rows: int64")
+    .Output("hot_row: int32")
+    .Output("level: int32")
+    .Output("hashed_row: int64")
+    .Output("medium_row: int64")
     .Output("read_hot: int32")
     .Output("read_hashed: int64")
     .Output("read_medium: int64")
@@ -51,10 +51,10 @@ REGISTER_OP("CafeRoute")
     })
     .Doc(R"doc(
 Routes a CAFE lookup (cafe_tf/layers/routing.py `Route`): the distinct
-(id, field) pairs in order of first occurrence, the inverse index, per pair
-its hot row and level from the sketch (read-only) or its row in the packed
+(id, feature index) pairs in order of first occurrence, the inverse index, per
+pair its hot row and level from the sketch (read-only) or its row in the packed
 hashed (and medium) tables (a function of the id's 32-bit fingerprint and its
-field), and each table's distinct rows read.
+feature index), and each table's distinct rows read.
 )doc");
 
 template <typename T>
@@ -76,12 +76,12 @@ class CafeRouteOp : public OpKernel {
     const Tensor& slots = ctx->input(0);
     const Tensor& scores = ctx->input(1);
     const Tensor& ids = ctx->input(2);
-    const Tensor& fields = ctx->input(3);
-    OP_REQUIRES_OK(ctx, cafe_ops::CheckRouteInputs(slots, scores, ids, fields));
+    const Tensor& feature_index = ctx->input(3);
+    OP_REQUIRES_OK(ctx, cafe_ops::CheckRouteInputs(slots, scores, ids, feature_index));
     const int64_t n = ids.NumElements();
-    const int32_t* field_data = fields.flat<int32_t>().data();
+    const int32_t* feature_data = feature_index.flat<int32_t>().data();
     const std::string problem =
-        cafe::ValidateRouteInput(field_data, n, attrs_.tables.num_features());
+        cafe::ValidateRouteInput(feature_data, n, attrs_.tables.num_features());
     OP_REQUIRES(ctx, problem.empty(), errors::InvalidArgument("CafeRoute: ", problem));
     Tensor* inverse = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(2, ids.shape(), &inverse));
@@ -93,7 +93,7 @@ class CafeRouteOp : public OpKernel {
     cafe::RouteResult r;
     // The distinct pairs are few and cheap to look up: one thread.
     cafe::Route(config, cafe_ops::QueryStateOf(slots, scores), attrs_.tables,
-                ids.flat<int64_t>().data(), field_data, n, inverse->flat<int32_t>().data(), &r,
+                ids.flat<int64_t>().data(), feature_data, n, inverse->flat<int32_t>().data(), &r,
                 cafe::SerialFor);
     OP_REQUIRES_OK(ctx, Output(ctx, 0, r.keys));
     OP_REQUIRES_OK(ctx, Output(ctx, 1, r.fields));

@@ -85,16 +85,17 @@ inline Status ReadTagBits(OpKernelConstruction* ctx, int32_t* tag_bits) {
   return OkStatus();
 }
 
-// An insert batch is three vectors of one length: ids, importance, tags.
-inline Status CheckInsertShapes(const Tensor& ids, const Tensor& importance, const Tensor& tags) {
+// An insert batch is three vectors of one length: ids, importance, feature_index.
+inline Status CheckInsertShapes(const Tensor& ids, const Tensor& importance,
+                                const Tensor& feature_index) {
   if (ids.dims() != 1) {
     return errors::InvalidArgument("ids must be a vector, got shape ", ids.shape().DebugString());
   }
-  if (importance.shape() != ids.shape() || tags.shape() != ids.shape()) {
-    return errors::InvalidArgument("ids, importance and tags must have the same length, got ",
-                                   ids.shape().DebugString(), ", ",
+  if (importance.shape() != ids.shape() || feature_index.shape() != ids.shape()) {
+    return errors::InvalidArgument("ids, importance and feature_index must have the same "
+                                   "length, got ", ids.shape().DebugString(), ", ",
                                    importance.shape().DebugString(), " and ",
-                                   tags.shape().DebugString());
+                                   feature_index.shape().DebugString());
   }
   return OkStatus();
 }
