@@ -30,7 +30,7 @@ from setuptools.command.build_ext import build_ext
 
 ROOT = Path(__file__).resolve().parent
 OP_LIBRARY = "cafe_tf._cafe_ops"
-# cafe_tf/_ops.py looks for this name; tests/test_ops_loading.py checks the two agree.
+# cafe_tf/_ops.py looks for this name; tests/ops/test_ops_loading.py checks the two agree.
 LIBRARY_NAME = "_cafe_ops_tf{version}.so"
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import tensorflow as tf
 
 _HERE = Path(__file__).resolve().parent
-# setup.py builds the library under this name (tests/test_ops_loading.py checks they agree).
+# setup.py builds the library under this name (tests/ops/test_ops_loading.py checks they agree).
 LIBRARY_NAME = "_cafe_ops_tf{version}.so"
 _REBUILD = ("Rebuild it against the installed TensorFlow: in a cafe_tf checkout run `pip install "
             "--no-build-isolation -e .`; otherwise reinstall cafe_tf from source with `pip "

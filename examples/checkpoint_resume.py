@@ -4,7 +4,7 @@
 
 1. Trains 60 steps with a checkpoint every 10 (`PeriodicCheckpoint` + a
    `tf.train.CheckpointManager`); the run "crashes" after step 34 (a real crash
-   is tested in tests/test_checkpoint.py, with SIGKILL).
+   is tested in tests/training/test_checkpoint.py, with SIGKILL).
 2. A fresh process would rebuild the model and call `restore_latest`: it gets
    step 30 back (weights, sketch, hot table, mapping, optimizer slots, step
    counter) and trains on from batch 30 (`dataset.skip(30)`).

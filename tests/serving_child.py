@@ -1,4 +1,4 @@
-"""Serves a SavedModel in a fresh interpreter that cannot import cafe_tf (tests/test_serving.py,
+"""Serves a SavedModel in a fresh interpreter that cannot import cafe_tf (tests/tools/test_serving.py,
 tests/keras3/test_keras3_serving.py): the repository is not on sys.path and a meta-path hook
 refuses the import (an editable install would otherwise find it). Without cafe_tf no cafe_tf
 op is registered, so loading a graph that holds one fails.

@@ -1,7 +1,7 @@
 // The rules of the C++ HotSketch core (docs/sketch.md), checked one by one on
 // sketches small enough to reason about slot by slot. Plain C++17, no test
 // framework: every failed CHECK prints its line, and the exit status is the
-// number of failures (0: all pass). tests/test_core_rules.py runs it; by hand:
+// number of failures (0: all pass). tests/sketch/test_core_rules.py runs it; by hand:
 //
 //   g++ -std=c++17 -O2 -pthread custom_ops/tests/hotsketch_rules_test.cc custom_ops/core/*.cc -o /tmp/t && /tmp/t
 #include <cstdint>

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
+TESTS = Path(__file__).resolve().parents[1]  # model_utils.py, sketch_utils.py
+ROOT = TESTS.parent
 NUM_WORKERS = 2
 GLOBAL_BATCH = 64
 NUM_EXAMPLES = 64 * 12 + 20   # 13 global batches, the last one partial (20 examples)
@@ -71,7 +71,7 @@ class Cluster:
         cluster = {"worker": [f"127.0.0.1:{p}" for p in self.ports]}
         env_base = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
         env_base.update(TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2",
-                        PYTHONPATH=os.pathsep.join([str(ROOT), str(HERE)]))
+                        PYTHONPATH=os.pathsep.join([str(ROOT), str(TESTS)]))
         try:
             for index in range(len(self.ports)):
                 env = dict(env_base, TF_CONFIG=json.dumps(

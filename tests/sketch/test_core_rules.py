@@ -3,7 +3,7 @@ No TensorFlow needed."""
 import subprocess
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_core_rules(tmp_path):

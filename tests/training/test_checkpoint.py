@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
+TESTS = Path(__file__).resolve().parents[1]  # model_utils.py, sketch_utils.py
+ROOT = TESTS.parent
 GLOBAL_BATCH = 64
 MIGRATE_EVERY = 3
 
@@ -71,7 +71,7 @@ def child_main(args):
 if __name__ == "__main__":
     import argparse
 
-    sys.path[:0] = [str(ROOT), str(HERE)]
+    sys.path[:0] = [str(ROOT), str(TESTS)]
     parser = argparse.ArgumentParser()
     for name, kind in (("--dir", str), ("--out", str), ("--steps", int), ("--every", int),
                        ("--slow-after", int), ("--examples", int)):

@@ -335,7 +335,7 @@ def test_erode_lowers_the_smallest_score_before_taking_the_slot(backend):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_keys_equal_in_one_half_have_unrelated_fingerprints(backend):
     """Slots match fingerprints of Mix64(key): keys equal in either 32-bit half do not
-    share them (a real false match: tests/test_fingerprints.py)."""
+    share them (a real false match: tests/sketch/test_fingerprints.py)."""
     sketch = HotSketch(SketchConfig(num_buckets=1, hot_rows=1, slots_per_bucket=4,
                                     threshold=2.0), backend=backend)
     keys = [5, 5 + 2**32, 5 - 2**40, 7 * 2**32]  # equal low halves / equal high halves

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
+TESTS = Path(__file__).resolve().parents[1]  # model_utils.py, sketch_utils.py
+ROOT = TESTS.parent
 
 
 # ---- child: all-gather edge cases ----------------------------------------------------------
@@ -97,7 +97,7 @@ def edge_cases_main():
 
 
 if __name__ == "__main__":
-    sys.path[:0] = [str(ROOT), str(HERE)]
+    sys.path[:0] = [str(ROOT), str(TESTS)]
     edge_cases_main()
     sys.exit(0)
 

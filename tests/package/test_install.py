@@ -14,7 +14,7 @@ from packaging.requirements import Requirement
 
 from cafe_tf import _compat, _ops
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 
 
@@ -139,7 +139,7 @@ print("keras", keras.__version__, k3.predict(np.ones((1, 2)), verbose=0).shape)
 
 
 # Folders other tests write into while this one may run beside them (pytest -n):
-# tests/test_cuda_sources.py compiles the CUDA harness there.
+# tests/ops/test_cuda_sources.py compiles the CUDA harness there.
 OTHER_TESTS_OUTPUT = {os.path.join("custom_ops", "cuda", "build")}
 
 
