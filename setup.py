@@ -16,6 +16,7 @@ scratch folder is a temporary one. With CAFE_TF_CUDA=1 the library also gets the
 CUDA kernels (custom_ops/cuda/build_gpu_ops.sh; needs nvcc, see
 custom_ops/cuda/README.md).
 """
+
 import atexit
 import os
 import shlex
@@ -62,12 +63,16 @@ class BuildCafeOps(build_ext):
                 "cafe_tf compiles its op library against the TensorFlow it will run with, and "
                 "this build cannot import TensorFlow. Install a supported TensorFlow and its "
                 "tf-keras first (docs/install.md), then build without isolation: `pip install "
-                "--no-build-isolation cafe_tf` (or `python -m build --no-isolation`).")
+                "--no-build-isolation cafe_tf` (or `python -m build --no-isolation`)."
+            )
         target = Path(self.get_ext_fullpath(ext.name))
         target.parent.mkdir(parents=True, exist_ok=True)
         if os.environ.get("CAFE_TF_CUDA") == "1":
-            subprocess.run(["bash", str(ROOT / "custom_ops" / "cuda" / "build_gpu_ops.sh"),
-                            str(target)], check=True, env={**os.environ, "PYTHON": sys.executable})
+            subprocess.run(
+                ["bash", str(ROOT / "custom_ops" / "cuda" / "build_gpu_ops.sh"), str(target)],
+                check=True,
+                env={**os.environ, "PYTHON": sys.executable},
+            )
         else:
             self._build_cpu(ext, target, tf)
 
@@ -75,8 +80,18 @@ class BuildCafeOps(build_ext):
     def _build_cpu(ext, target, tf):
         sources = [str(ROOT / s) for s in ext.sources]
         compile_flags = [f for f in tf.sysconfig.get_compile_flags() if f != "--std=c++17"]
-        cmd = ["g++", "-std=c++17", "-shared", "-fPIC", "-O3", *sources, "-o", str(target),
-               *compile_flags, *tf.sysconfig.get_link_flags()]
+        cmd = [
+            "g++",
+            "-std=c++17",
+            "-shared",
+            "-fPIC",
+            "-O3",
+            *sources,
+            "-o",
+            str(target),
+            *compile_flags,
+            *tf.sysconfig.get_link_flags(),
+        ]
         print(" ".join(shlex.quote(c) for c in cmd), flush=True)
         subprocess.run(cmd, check=True)
 
@@ -91,10 +106,18 @@ def _scratch_folder():
 
 # The CPU library: the core and the TF shell, less the TF GPU kernels (custom_ops/tf/gpu_kernels.cc,
 # built with the CUDA kernels by custom_ops/cuda/build_gpu_ops.sh).
-SOURCES = sorted(str(p.relative_to(ROOT)) for d in ("core", "tf")
-                 for p in (ROOT / "custom_ops" / d).glob("*.cc") if p.name != "gpu_kernels.cc")
+SOURCES = sorted(
+    str(p.relative_to(ROOT))
+    for d in ("core", "tf")
+    for p in (ROOT / "custom_ops" / d).glob("*.cc")
+    if p.name != "gpu_kernels.cc"
+)
 
-setup(ext_modules=[Extension(OP_LIBRARY, sources=SOURCES)],
-      cmdclass={"build_ext": BuildCafeOps},
-      options={"build": {"build_base": _scratch_folder()},
-               "egg_info": {"egg_base": _scratch_folder()}})
+setup(
+    ext_modules=[Extension(OP_LIBRARY, sources=SOURCES)],
+    cmdclass={"build_ext": BuildCafeOps},
+    options={
+        "build": {"build_base": _scratch_folder()},
+        "egg_info": {"egg_base": _scratch_folder()},
+    },
+)

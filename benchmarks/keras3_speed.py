@@ -12,18 +12,19 @@ ratio. Goal: forward + backward within 1.1x.
 
 Needs Keras 3 beside tf_keras (TensorFlow >= 2.16 installs both).
 """
+
 import argparse
 import os
+
+import keras
+import tensorflow as tf
 
 # train_speed sets TF_USE_LEGACY_KERAS: tf.keras is tf_keras here, Keras 3 is `import keras`.
 from train_speed import layer_timings, report_layer_timings
 
-import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-import cafe_tf  # noqa: E402  (the tf_keras layers)
-import cafe_tf.keras3  # noqa: E402  (the Keras 3 layers)
-from cafe_tf.data import SyntheticCriteo, SyntheticCriteoConfig  # noqa: E402
+import cafe_tf
+import cafe_tf.keras3
+from cafe_tf.data import SyntheticCriteo, SyntheticCriteoConfig
 
 GOAL = 1.1
 
@@ -35,16 +36,21 @@ def main():
     parser.add_argument("--embedding-dim", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=15)
     args = parser.parse_args()
-    data = SyntheticCriteo(SyntheticCriteoConfig(seed=0, rows_per_day=args.batch_size,
-                                                 num_days=2, scale=1e-2))
+    data = SyntheticCriteo(
+        SyntheticCriteoConfig(seed=0, rows_per_day=args.batch_size, num_days=2, scale=1e-2)
+    )
     features, _ = next(iter(data.day_dataset(0, args.batch_size)))
     config = cafe_tf.CafeConfig(embedding_dim=args.embedding_dim, compression_ratio=args.ratio)
-    layers = {"tf_keras": cafe_tf.CafeEmbeddingCollection(data.vocabulary_sizes, config),
-              "keras3": cafe_tf.keras3.CafeEmbeddingCollection(data.vocabulary_sizes, config)}
+    layers = {
+        "tf_keras": cafe_tf.CafeEmbeddingCollection(data.vocabulary_sizes, config),
+        "keras3": cafe_tf.keras3.CafeEmbeddingCollection(data.vocabulary_sizes, config),
+    }
     timings = layer_timings(layers, features["sparse"], args.repeats)
-    print(f"CAFE layer, batch {args.batch_size} x 26 fields, D={args.embedding_dim}, budget "
-          f"1/{args.ratio:g}; TensorFlow {tf.__version__}, Keras {keras.__version__}, "
-          f"{os.cpu_count()} CPUs")
+    print(
+        f"CAFE layer, batch {args.batch_size} x 26 fields, D={args.embedding_dim}, budget "
+        f"1/{args.ratio:g}; TensorFlow {tf.__version__}, Keras {keras.__version__}, "
+        f"{os.cpu_count()} CPUs"
+    )
     report_layer_timings(timings, "keras3", "tf_keras", GOAL, args.repeats)
 
 

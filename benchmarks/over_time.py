@@ -9,6 +9,7 @@ drift online. Prints AUC per day, and writes benchmarks/out/<name>.{json,md,png}
     python benchmarks/over_time.py                         # Criteo shape, 1000x, DLRM
     python benchmarks/over_time.py --seeds 0 1 2 --ratio 100
 """
+
 import argparse
 import json
 import os
@@ -18,67 +19,107 @@ from pathlib import Path
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import matplotlib  # noqa: E402
+import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import tensorflow as tf
 
-from cafe_tf.data import SHAPES, SyntheticCriteo, SyntheticCriteoConfig  # noqa: E402
-from cafe_tf.experiment import (EMBEDDINGS, MODELS, SMALL_MODEL_OPTIONS,  # noqa: E402
-                                add_run_arguments, train_day_by_day)
+from cafe_tf.data import SHAPES, SyntheticCriteo, SyntheticCriteoConfig
+from cafe_tf.experiment import (
+    EMBEDDINGS,
+    MODELS,
+    SMALL_MODEL_OPTIONS,
+    add_run_arguments,
+    train_day_by_day,
+)
 
 OUT = Path(__file__).resolve().parent / "out"
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--kinds", nargs="+", default=["cafe", "hash", "adaembed", "offline"],
-                        choices=EMBEDDINGS)
+    parser.add_argument(
+        "--kinds", nargs="+", default=["cafe", "hash", "adaembed", "offline"], choices=EMBEDDINGS
+    )
     parser.add_argument("--ratio", type=float, default=1000)
     parser.add_argument("--shape", default="criteo_kaggle", choices=list(SHAPES))
     parser.add_argument("--model", default="dlrm", choices=list(MODELS))
     add_run_arguments(parser)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--offline-hot-share", type=float, default=None,
-                        help="budget share of offline's exclusive rows (default: CAFE's)")
-    parser.add_argument("--name", default="over_time",
-                        help="output files benchmarks/out/<name>.{json,md,png}")
+    parser.add_argument(
+        "--offline-hot-share",
+        type=float,
+        default=None,
+        help="budget share of offline's exclusive rows (default: CAFE's)",
+    )
+    parser.add_argument(
+        "--name", default="over_time", help="output files benchmarks/out/<name>.{json,md,png}"
+    )
     args = parser.parse_args()
 
     results = {}  # kind -> [per seed: [AUC on day d + 1 for each d]]
     for seed in args.seeds:
-        data = SyntheticCriteo(SyntheticCriteoConfig(
-            seed=seed, rows_per_day=args.rows_per_day, num_days=args.days, scale=args.scale,
-            shape=args.shape))
+        data = SyntheticCriteo(
+            SyntheticCriteoConfig(
+                seed=seed,
+                rows_per_day=args.rows_per_day,
+                num_days=args.days,
+                scale=args.scale,
+                shape=args.shape,
+            )
+        )
         for kind in args.kinds:
             start = time.perf_counter()
             tf.keras.backend.clear_session()
-            days = train_day_by_day(kind, data, args.ratio, embedding_dim=args.dim,
-                                    batch_size=args.batch_size, model=args.model,
-                                    learning_rate=args.learning_rate, seed=seed,
-                                    model_options=SMALL_MODEL_OPTIONS[args.model],
-                                    **({"hot_share": args.offline_hot_share}
-                                       if kind == "offline" and args.offline_hot_share else {}))
+            days = train_day_by_day(
+                kind,
+                data,
+                args.ratio,
+                embedding_dim=args.dim,
+                batch_size=args.batch_size,
+                model=args.model,
+                learning_rate=args.learning_rate,
+                seed=seed,
+                model_options=SMALL_MODEL_OPTIONS[args.model],
+                **(
+                    {"hot_share": args.offline_hot_share}
+                    if kind == "offline" and args.offline_hot_share
+                    else {}
+                ),
+            )
             results.setdefault(kind, []).append([d["auc"] for d in days])
-            print(f"seed {seed} {kind:>8}: " + " ".join(f"{d['auc']:.4f}" for d in days)
-                  + f"  ({time.perf_counter() - start:.0f} s)", flush=True)
+            print(
+                f"seed {seed} {kind:>8}: "
+                + " ".join(f"{d['auc']:.4f}" for d in days)
+                + f"  ({time.perf_counter() - start:.0f} s)",
+                flush=True,
+            )
 
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / f"{args.name}.json").write_text(json.dumps({"args": vars(args), "auc": results},
-                                                   indent=2))
+    (OUT / f"{args.name}.json").write_text(
+        json.dumps({"args": vars(args), "auc": results}, indent=2)
+    )
     test_days = list(range(1, args.days))
-    lines = [f"Test AUC on day d + 1 after training on days 0..d, {args.shape}, "
-             f"{args.model.upper()}, {args.ratio:g}x (mean +- std over seeds "
-             f"{', '.join(map(str, args.seeds))})", "",
-             "| kind | " + " | ".join(f"day {d}" for d in test_days) + " |",
-             "|---" * (len(test_days) + 1) + "|"]
+    lines = [
+        f"Test AUC on day d + 1 after training on days 0..d, {args.shape}, "
+        f"{args.model.upper()}, {args.ratio:g}x (mean +- std over seeds "
+        f"{', '.join(map(str, args.seeds))})",
+        "",
+        "| kind | " + " | ".join(f"day {d}" for d in test_days) + " |",
+        "|---" * (len(test_days) + 1) + "|",
+    ]
     for kind, runs in results.items():
         runs = np.array(runs)
-        lines.append(f"| {kind} | " + " | ".join(
-            f"{m:.4f}" + (f" +- {s:.4f}" if len(runs) > 1 else "")
-            for m, s in zip(runs.mean(0), runs.std(0))) + " |")
+        lines.append(
+            f"| {kind} | "
+            + " | ".join(
+                f"{m:.4f}" + (f" +- {s:.4f}" if len(runs) > 1 else "")
+                for m, s in zip(runs.mean(0), runs.std(0))
+            )
+            + " |"
+        )
     table = "\n".join(lines)
     (OUT / f"{args.name}.md").write_text(table)
     print("\n" + table)

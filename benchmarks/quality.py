@@ -26,6 +26,7 @@ the committed tables were written with `--out benchmarks/results`.
     python benchmarks/quality.py --seeds 0 1 2 --table-only        # table and plot only
     python benchmarks/quality.py --datasets movielens --ratios 10 100 --models dlrm
 """
+
 import argparse
 import dataclasses
 import json
@@ -38,18 +39,23 @@ from pathlib import Path
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import matplotlib  # noqa: E402
+import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import tensorflow as tf
 
-from cafe_tf.data import SHAPES, MovieLens100K, SyntheticCriteo, SyntheticCriteoConfig  # noqa: E402
-from cafe_tf.data.batch import CTRData, dataset_from_arrays  # noqa: E402
-from cafe_tf.budget import BudgetTooSmallError  # noqa: E402
-from cafe_tf.experiment import (EMBEDDINGS, MODELS, SMALL_MODEL_OPTIONS,  # noqa: E402
-                                add_run_arguments, train_and_evaluate)
+from cafe_tf.budget import BudgetTooSmallError
+from cafe_tf.data import SHAPES, MovieLens100K, SyntheticCriteo, SyntheticCriteoConfig
+from cafe_tf.data.batch import CTRData, dataset_from_arrays
+from cafe_tf.experiment import (
+    EMBEDDINGS,
+    MODELS,
+    SMALL_MODEL_OPTIONS,
+    add_run_arguments,
+    train_and_evaluate,
+)
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"  # scratch (gitignored): a run never overwrites the committed results/
@@ -81,14 +87,16 @@ class InMemoryData(CTRData):
     @staticmethod
     def _arrays(data, days):
         chunks = [chunk for day in days for chunk in data.chunks(day)]
-        return tuple(np.concatenate([getattr(c, name) for c in chunks])
-                     for name in ("dense", "ids", "label"))
+        return tuple(
+            np.concatenate([getattr(c, name) for c in chunks]) for name in ("dense", "ids", "label")
+        )
 
     def _dataset(self, split, batch_size):
         if (split, batch_size) not in self._datasets:
             arrays = self._train if split == "train" else self._test
-            self._datasets[split, batch_size] = dataset_from_arrays(*arrays, self.field_names,
-                                                                    batch_size)
+            self._datasets[split, batch_size] = dataset_from_arrays(
+                *arrays, self.field_names, batch_size
+            )
         return self._datasets[split, batch_size]
 
     def train_dataset(self, batch_size):
@@ -141,11 +149,18 @@ def _commit() -> str:
     """The checkout's commit (+ "-dirty" with uncommitted changes), so that a cell says
     which code measured it."""
     try:
-        run = lambda *cmd: subprocess.run(cmd, cwd=HERE, capture_output=True, text=True,  # noqa
-                                          check=True).stdout.strip()
+
+        def run(*cmd):
+            return subprocess.run(
+                cmd, cwd=HERE, capture_output=True, text=True, check=True
+            ).stdout.strip()
+
         commit = run("git", "rev-parse", "--short", "HEAD")
-        return commit + ("-dirty" if run("git", "status", "--porcelain", "--", "cafe_tf",
-                                         "benchmarks/quality.py") else "")
+        return commit + (
+            "-dirty"
+            if run("git", "status", "--porcelain", "--", "cafe_tf", "benchmarks/quality.py")
+            else ""
+        )
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
@@ -154,11 +169,16 @@ def load_data(args, shape, seed):
     """(data, training options) of a shape and seed."""
     if shape == "movielens":  # small: a few passes, each user's latest 20% as test
         return MovieLens100K(split="per_user"), {"epochs": 3, "batch_size": 256}
-    generated = SyntheticCriteo(SyntheticCriteoConfig(
-        seed=seed, rows_per_day=args.rows_per_day, num_days=args.days, scale=args.scale,
-        shape=shape))
-    return (InMemoryData(generated, args.test_rows),
-            {"epochs": 1, "batch_size": args.batch_size})
+    generated = SyntheticCriteo(
+        SyntheticCriteoConfig(
+            seed=seed,
+            rows_per_day=args.rows_per_day,
+            num_days=args.days,
+            scale=args.scale,
+            shape=shape,
+        )
+    )
+    return (InMemoryData(generated, args.test_rows), {"epochs": 1, "batch_size": args.batch_size})
 
 
 def run_grid(args) -> None:
@@ -169,20 +189,34 @@ def run_grid(args) -> None:
         for shape in args.datasets:
             path = cells_path(args, shape, seed)
             done = {} if args.redo else read_cells([path], args)
-            todo = [(model, ratio, kind) for model in args.models for ratio in args.ratios
-                    for kind in args.kinds
-                    if (shape, seed, model, kind, 1.0 if kind == "full" else float(ratio))
-                    not in done and (kind != "full" or ratio == args.ratios[0])]
+            todo = [
+                (model, ratio, kind)
+                for model in args.models
+                for ratio in args.ratios
+                for kind in args.kinds
+                if (shape, seed, model, kind, 1.0 if kind == "full" else float(ratio)) not in done
+                and (kind != "full" or ratio == args.ratios[0])
+            ]
             if not todo:
                 continue
             start, cpu = time.perf_counter(), cpu_seconds()
             data, options = load_data(args, shape, seed)
-            _append(path, {"record": "data", "shape": shape, "seed": seed, "sizes": sizes(args),
-                           "seconds": time.perf_counter() - start,
-                           "cpu_seconds": cpu_seconds() - cpu})
-            print(f"\n### {shape}, seed {seed}: {sum(data.vocabulary_sizes.values()):,} "
-                  f"distinct ids in {len(data.field_names)} fields; {len(todo)} cells to run",
-                  flush=True)
+            _append(
+                path,
+                {
+                    "record": "data",
+                    "shape": shape,
+                    "seed": seed,
+                    "sizes": sizes(args),
+                    "seconds": time.perf_counter() - start,
+                    "cpu_seconds": cpu_seconds() - cpu,
+                },
+            )
+            print(
+                f"\n### {shape}, seed {seed}: {sum(data.vocabulary_sizes.values()):,} "
+                f"distinct ids in {len(data.field_names)} fields; {len(todo)} cells to run",
+                flush=True,
+            )
             for model, ratio, kind in todo:
                 cell = run_one(args, seed, shape, data, options, model, ratio, kind)
                 _append(path, {**cell, "sizes": sizes(args), "commit": commit})
@@ -193,41 +227,72 @@ def run_one(args, seed, shape, data, options, model, ratio, kind) -> dict:
     start, cpu = time.perf_counter(), cpu_seconds()
     tf.keras.backend.clear_session()
     label = f"{shape:>13} s{seed} {model:>4} {kind:>8} {ratio:>7g}x"
-    cell = {"record": "cell", "shape": shape, "seed": seed, "model": model, "kind": kind,
-            "ratio": 1.0 if kind == "full" else float(ratio), "auc": None, "logloss": None,
-            "memory_bytes": None, "exclusive_rows": None, "hot_lookup_share": None,
-            "train_samples_per_sec": None}
+    cell = {
+        "record": "cell",
+        "shape": shape,
+        "seed": seed,
+        "model": model,
+        "kind": kind,
+        "ratio": 1.0 if kind == "full" else float(ratio),
+        "auc": None,
+        "logloss": None,
+        "memory_bytes": None,
+        "exclusive_rows": None,
+        "hot_lookup_share": None,
+        "train_samples_per_sec": None,
+    }
     try:
-        result = train_and_evaluate(kind, data, ratio, embedding_dim=args.dim, model=model,
-                                    learning_rate=args.learning_rate, verbose=0, seed=seed,
-                                    model_options=SMALL_MODEL_OPTIONS[model], **options,
-                                    **_cafe_options(args))
+        result = train_and_evaluate(
+            kind,
+            data,
+            ratio,
+            embedding_dim=args.dim,
+            model=model,
+            learning_rate=args.learning_rate,
+            verbose=0,
+            seed=seed,
+            model_options=SMALL_MODEL_OPTIONS[model],
+            **options,
+            **_cafe_options(args),
+        )
     except BudgetTooSmallError as err:  # this kind's minimum layout does not fit
         print(f"{label}   n/a ({str(err)[:70]}...)", flush=True)
     else:
-        cell.update({name: value for name, value in dataclasses.asdict(result).items()
-                     if name in cell})
-        print(f"{label}  AUC {result.auc:.4f}  logloss {result.logloss:.4f}  "
-              f"{result.memory_bytes:>11,} B  rows {result.exclusive_rows}  "
-              f"({time.perf_counter() - start:.0f} s, CPU {cpu_seconds() - cpu:.0f} s)",
-              flush=True)
+        cell.update(
+            {name: value for name, value in dataclasses.asdict(result).items() if name in cell}
+        )
+        print(
+            f"{label}  AUC {result.auc:.4f}  logloss {result.logloss:.4f}  "
+            f"{result.memory_bytes:>11,} B  rows {result.exclusive_rows}  "
+            f"({time.perf_counter() - start:.0f} s, CPU {cpu_seconds() - cpu:.0f} s)",
+            flush=True,
+        )
     cell.update(seconds=time.perf_counter() - start, cpu_seconds=cpu_seconds() - cpu)
     return cell
 
 
 def _cafe_options(args):
     """CafeConfig overrides from the command line (the paper's settings otherwise)."""
-    return {name: value for name, value in (("threshold", args.threshold),
-                                            ("hot_share", args.hot_share)) if value is not None}
+    return {
+        name: value
+        for name, value in (("threshold", args.threshold), ("hot_share", args.hot_share))
+        if value is not None
+    }
 
 
 # ----- table and plot ---------------------------------------------------------------------
 
+
 def mean_std(cells, kind, ratio, metric="auc"):
     """(mean, std, n) of `metric` over the seeds' cells of (kind, ratio); None if no cell
     has it. The full table has no ratio: its cells count at every ratio."""
-    values = [c[metric] for c in cells if c["kind"] == kind and c.get(metric) is not None
-              and (kind == "full" or c["ratio"] == float(ratio))]
+    values = [
+        c[metric]
+        for c in cells
+        if c["kind"] == kind
+        and c.get(metric) is not None
+        and (kind == "full" or c["ratio"] == float(ratio))
+    ]
     return (float(np.mean(values)), float(np.std(values)), len(values)) if values else None
 
 
@@ -275,14 +340,22 @@ def markdown_table(cells, args) -> str:
     """Per (shape, model): AUC (mean +- std over the seeds stored) of every kind and
     ratio; the best compressed kind of each ratio in bold."""
     kinds = [k for k in EMBEDDINGS if k != "full" and any(c["kind"] == k for c in cells)]
-    lines = ["Test AUC, mean +- std over the seeds (population std); n/a: the budget cannot "
-             "hold the kind's smallest layout; best compressed kind in bold.", ""]
+    lines = [
+        "Test AUC, mean +- std over the seeds (population std); n/a: the budget cannot "
+        "hold the kind's smallest layout; best compressed kind in bold.",
+        "",
+    ]
     for (shape, model), subset in panels(cells, args):
         seeds = sorted({c["seed"] for c in subset})
         full = mean_std(subset, "full", None)
-        lines += [f"**{shape}, {model.upper()}** (seeds {', '.join(map(str, seeds))}"
-                  + (f"; full: AUC {_fmt(full)}" if full else "") + ")", "",
-                  "| ratio | " + " | ".join(kinds) + " |", "|---" * (len(kinds) + 1) + "|"]
+        lines += [
+            f"**{shape}, {model.upper()}** (seeds {', '.join(map(str, seeds))}"
+            + (f"; full: AUC {_fmt(full)}" if full else "")
+            + ")",
+            "",
+            "| ratio | " + " | ".join(kinds) + " |",
+            "|---" * (len(kinds) + 1) + "|",
+        ]
         for ratio in args.ratios:
             best = best_kinds(subset, ratio, kinds)
             ran = {c["kind"] for c in subset if c["ratio"] == float(ratio)}
@@ -302,20 +375,31 @@ def exclusive_table(cells, args) -> str:
     """Per (shape, ratio), DLRM cells: exclusive rows of offline separation, CAFE and
     AdaEmbed, and the share of lookups they serve (offline: of the counted training
     lookups; CAFE: measured during training), means over seeds."""
+
     def stat(subset, kind, ratio, metric, fmt):
         stats = mean_std(subset, kind, ratio, metric)
         return "" if stats is None else fmt.format(stats[0])
 
-    lines = ["| shape | ratio | offline rows | offline share | CAFE hot rows | CAFE share "
-             "| CAFE ML hot rows | CAFE ML share | AdaEmbed rows |", "|---" * 9 + "|"]
+    lines = [
+        "| shape | ratio | offline rows | offline share | CAFE hot rows | CAFE share "
+        "| CAFE ML hot rows | CAFE ML share | AdaEmbed rows |",
+        "|---" * 9 + "|",
+    ]
     for shape in args.datasets:
         subset = [c for c in cells if c["shape"] == shape and c["model"] == "dlrm"]
         for ratio in args.ratios:
-            row = [stat(subset, kind, ratio, metric, fmt) for kind, metric, fmt in (
-                ("offline", "exclusive_rows", "{:,.0f}"), ("offline", "hot_lookup_share", "{:.3f}"),
-                ("cafe", "exclusive_rows", "{:,.0f}"), ("cafe", "hot_lookup_share", "{:.3f}"),
-                ("cafe_ml", "exclusive_rows", "{:,.0f}"), ("cafe_ml", "hot_lookup_share", "{:.3f}"),
-                ("adaembed", "exclusive_rows", "{:,.0f}"))]
+            row = [
+                stat(subset, kind, ratio, metric, fmt)
+                for kind, metric, fmt in (
+                    ("offline", "exclusive_rows", "{:,.0f}"),
+                    ("offline", "hot_lookup_share", "{:.3f}"),
+                    ("cafe", "exclusive_rows", "{:,.0f}"),
+                    ("cafe", "hot_lookup_share", "{:.3f}"),
+                    ("cafe_ml", "exclusive_rows", "{:,.0f}"),
+                    ("cafe_ml", "hot_lookup_share", "{:.3f}"),
+                    ("adaembed", "exclusive_rows", "{:,.0f}"),
+                )
+            ]
             if any(row):
                 lines.append(f"| {shape} | {ratio:g}x | " + " | ".join(row) + " |")
     return "\n".join(lines)
@@ -323,11 +407,16 @@ def exclusive_table(cells, args) -> str:
 
 def cost_table(paths, args) -> str:
     """Per (shape, seed): cells stored, wall and CPU seconds of data generation and cells."""
-    lines = ["| shape | seed | cells | wall (min) | CPU (min) | CPU / 2 (min) |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "| shape | seed | cells | wall (min) | CPU (min) | CPU / 2 (min) |",
+        "|---|---|---|---|---|---|",
+    ]
     for path in paths:
-        records = [json.loads(line) for line in Path(path).read_text().splitlines()
-                   if line.strip()] if Path(path).exists() else []
+        records = (
+            [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+            if Path(path).exists()
+            else []
+        )
         records = [r for r in records if r.get("sizes") == sizes(args)]
         if not records:
             continue
@@ -336,17 +425,22 @@ def cost_table(paths, args) -> str:
             latest[cell_key(record) if record["record"] == "cell" else "data"] = record
         wall = sum(r["seconds"] for r in latest.values()) / 60
         cpu = sum(r["cpu_seconds"] for r in latest.values()) / 60
-        lines.append(f"| {records[0]['shape']} | {records[0]['seed']} | {len(latest) - 1} | "
-                     f"{wall:.1f} | {cpu:.1f} | {cpu / 2:.1f} |")
+        lines.append(
+            f"| {records[0]['shape']} | {records[0]['seed']} | {len(latest) - 1} | "
+            f"{wall:.1f} | {cpu:.1f} | {cpu / 2:.1f} |"
+        )
     return "\n".join(lines)
 
 
 def plot(cells, args, path: Path) -> None:
     """AUC vs ratio (mean, std as error bars) per shape (rows) and model (columns)."""
     shapes = [s for s in args.datasets if any(c["shape"] == s for c in cells)]
-    fig, axes = plt.subplots(max(1, len(shapes)), len(args.models),
-                             figsize=(5.5 * len(args.models), 4 * max(1, len(shapes))),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        max(1, len(shapes)),
+        len(args.models),
+        figsize=(5.5 * len(args.models), 4 * max(1, len(shapes))),
+        squeeze=False,
+    )
     for i, shape in enumerate(shapes):
         for j, model in enumerate(args.models):
             ax = axes[i][j]
@@ -373,19 +467,35 @@ def plot(cells, args, path: Path) -> None:
 def write_outputs(args, paths) -> str:
     """Table (`<out>/<name>.md`) and plot (`.png`) of the stored cells of the selected
     shapes, seeds and models (every kind stored, not only those run); returns the table."""
-    cells = [c for c in read_cells(paths, args).values()
-             if c["shape"] in args.datasets and c["seed"] in args.seeds
-             and c["model"] in args.models]
+    cells = [
+        c
+        for c in read_cells(paths, args).values()
+        if c["shape"] in args.datasets and c["seed"] in args.seeds and c["model"] in args.models
+    ]
     cells, partial = complete_seeds(cells)
-    left_out = [f"{shape}, {model.upper()}, seed {seed}: {held} of {expected} cells"
-                for (shape, model), seeds in partial.items() for seed, held, expected in seeds]
-    text = "\n".join([markdown_table(cells, args),
-                      *(["Seeds left out of the table, not fully run: " + "; ".join(left_out)
-                         + ".", ""] if left_out else []),
-                      "Exclusive rows (DLRM, mean over seeds):", "",
-                      exclusive_table(cells, args), "",
-                      "Cost of the stored cells (data generation included):", "",
-                      cost_table(paths, args), ""])
+    left_out = [
+        f"{shape}, {model.upper()}, seed {seed}: {held} of {expected} cells"
+        for (shape, model), seeds in partial.items()
+        for seed, held, expected in seeds
+    ]
+    text = "\n".join(
+        [
+            markdown_table(cells, args),
+            *(
+                ["Seeds left out of the table, not fully run: " + "; ".join(left_out) + ".", ""]
+                if left_out
+                else []
+            ),
+            "Exclusive rows (DLRM, mean over seeds):",
+            "",
+            exclusive_table(cells, args),
+            "",
+            "Cost of the stored cells (data generation included):",
+            "",
+            cost_table(paths, args),
+            "",
+        ]
+    )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{args.name}.md").write_text(text)
@@ -396,36 +506,72 @@ def write_outputs(args, paths) -> str:
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", nargs="+", default=list(SHAPES),
-                        choices=list(SHAPES) + ["movielens"],
-                        help="synthetic data shapes, and MovieLens-100K")
+    parser.add_argument(
+        "--datasets",
+        nargs="+",
+        default=list(SHAPES),
+        choices=list(SHAPES) + ["movielens"],
+        help="synthetic data shapes, and MovieLens-100K",
+    )
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--ratios", type=float, nargs="+", default=[10, 100, 1000, 10000])
     parser.add_argument("--kinds", nargs="+", default=list(EMBEDDINGS), choices=EMBEDDINGS)
     add_run_arguments(parser)
     parser.set_defaults(rows_per_day=25_000)
-    parser.add_argument("--test-rows", type=int, default=None,
-                        help="evaluate on the test day's first rows only (default: all)")
-    parser.add_argument("--threshold", type=float, default=None,
-                        help="CAFE's k for every ratio (default: the paper's per ratio)")
-    parser.add_argument("--hot-share", type=float, default=None,
-                        help="CAFE's hot share for every ratio (default: the paper's 1 - h)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0],
-                        help="one run per seed (synthetic data and model weights); the table "
-                             "gives mean +- std")
-    parser.add_argument("--redo", action="store_true",
-                        help="run the selected cells even where stored (the new ones win)")
-    parser.add_argument("--table-only", action="store_true",
-                        help="train nothing: table and plot of the stored cells")
-    parser.add_argument("--cells", default=None,
-                        help="folder of the cell files <shape>_seed<seed>.jsonl (default "
-                        "<out>/<name>)")
-    parser.add_argument("--load", nargs="+", default=None, metavar="JSONL",
-                        help="table these cell files (merged in order, later lines winning) "
-                             "instead of those of the selected shapes and seeds; trains nothing")
-    parser.add_argument("--out", default=str(OUT),
-                        help="folder of <name>.md and <name>.png (default benchmarks/out; "
-                        "benchmarks/results holds the committed ones)")
+    parser.add_argument(
+        "--test-rows",
+        type=int,
+        default=None,
+        help="evaluate on the test day's first rows only (default: all)",
+    )
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="CAFE's k for every ratio (default: the paper's per ratio)",
+    )
+    parser.add_argument(
+        "--hot-share",
+        type=float,
+        default=None,
+        help="CAFE's hot share for every ratio (default: the paper's 1 - h)",
+    )
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=[0],
+        help="one run per seed (synthetic data and model weights); the table gives mean +- std",
+    )
+    parser.add_argument(
+        "--redo",
+        action="store_true",
+        help="run the selected cells even where stored (the new ones win)",
+    )
+    parser.add_argument(
+        "--table-only",
+        action="store_true",
+        help="train nothing: table and plot of the stored cells",
+    )
+    parser.add_argument(
+        "--cells",
+        default=None,
+        help="folder of the cell files <shape>_seed<seed>.jsonl (default <out>/<name>)",
+    )
+    parser.add_argument(
+        "--load",
+        nargs="+",
+        default=None,
+        metavar="JSONL",
+        help="table these cell files (merged in order, later lines winning) "
+        "instead of those of the selected shapes and seeds; trains nothing",
+    )
+    parser.add_argument(
+        "--out",
+        default=str(OUT),
+        help="folder of <name>.md and <name>.png (default benchmarks/out; "
+        "benchmarks/results holds the committed ones)",
+    )
     parser.add_argument("--name", default="quality", help="output files <out>/<name>.{md,png}")
     return parser.parse_args(argv)
 
@@ -436,8 +582,9 @@ def main(argv=None):
         return write_outputs(args, args.load)
     if not args.table_only:
         run_grid(args)
-    return write_outputs(args, [cells_path(args, shape, seed)
-                                for seed in args.seeds for shape in args.datasets])
+    return write_outputs(
+        args, [cells_path(args, shape, seed) for seed in args.seeds for shape in args.datasets]
+    )
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ Also printed: the distinct ratio of Zipf(1.1) batches (ids over 10M values).
 
     python benchmarks/scaling.py [--replicas 1 2 4 8] [--batch-per-replica 512] [--steps 8]
 """
+
 import argparse
 import json
 import os
@@ -42,9 +43,11 @@ def child(args):
     """One replica count: samples/s of CAFE and hash, CAFE's exchange counters. Prints JSON."""
     import numpy as np
     import tensorflow as tf
+
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(
-        cpu, [tf.config.LogicalDeviceConfiguration()] * args.child)
+        cpu, [tf.config.LogicalDeviceConfiguration()] * args.child
+    )
     import tf_keras
 
     from cafe_tf.data import SyntheticCriteo, SyntheticCriteoConfig
@@ -54,8 +57,11 @@ def child(args):
     replicas = args.child
     strategy = tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(replicas)])
     global_batch = replicas * args.batch_per_replica
-    data = SyntheticCriteo(SyntheticCriteoConfig(seed=0, rows_per_day=global_batch * args.steps,
-                                                 num_days=2, scale=1e-2))
+    data = SyntheticCriteo(
+        SyntheticCriteoConfig(
+            seed=0, rows_per_day=global_batch * args.steps, num_days=2, scale=1e-2
+        )
+    )
     batches = data.day_dataset(0, global_batch).take(args.steps).cache()
     for _ in batches:  # materialise the cache
         pass
@@ -67,8 +73,12 @@ def child(args):
             model = DLRM(embedding, bottom_units=(256, 64), top_units=(256, 64))
             model.compile(optimizer=tf_keras.optimizers.Adagrad(0.05))
         model.fit(distributed, epochs=1, steps_per_epoch=2, verbose=0)  # trace and warm up
-        counters = lambda: (int(embedding.lookups.numpy()),  # noqa: E731
-                            int(embedding.exchanged_pairs.numpy())) if kind == "cafe" else (0, 0)
+
+        def counters(embedding=embedding, kind=kind):
+            if kind != "cafe":
+                return (0, 0)
+            return int(embedding.lookups.numpy()), int(embedding.exchanged_pairs.numpy())
+
         before = counters()
         rates = []
         for _ in range(args.repeats):
@@ -80,12 +90,19 @@ def child(args):
             after = counters()
             steps = args.repeats * args.steps
             result["occurrences_per_step"] = (after[0] - before[0]) / steps
-            result["pairs_per_step"] = ((after[1] - before[1]) / steps if replicas > 1 else
-                                        _distinct_pairs(batches, steps=args.steps))
+            result["pairs_per_step"] = (
+                (after[1] - before[1]) / steps
+                if replicas > 1
+                else _distinct_pairs(batches, steps=args.steps)
+            )
             embedding_weights = {id(w) for w in embedding.weights}
-            result["dense_parameters"] = int(sum(
-                w.shape.num_elements() for w in model.trainable_weights
-                if id(w) not in embedding_weights))
+            result["dense_parameters"] = int(
+                sum(
+                    w.shape.num_elements()
+                    for w in model.trainable_weights
+                    if id(w) not in embedding_weights
+                )
+            )
             result["features"] = len(data.vocabulary_sizes)
     print(json.dumps(result), flush=True)
 
@@ -93,6 +110,7 @@ def child(args):
 def _distinct_pairs(batches, steps):
     """Mean distinct (id, field) pairs per batch (what one replica would send)."""
     import numpy as np
+
     total = 0
     for features, _ in batches:
         ids = features["sparse"]
@@ -106,6 +124,7 @@ def insert_ns_per_key(sizes, rng):
     import tensorflow as tf
 
     from cafe_tf.sketch import HotSketch, SketchConfig
+
     out = {}
     for n in sizes:
         sketch = HotSketch(SketchConfig(num_buckets=65_536, hot_rows=65_536, threshold=500.0))
@@ -124,6 +143,7 @@ def insert_ns_per_key(sizes, rng):
 def zipf_ids(rng, n, alpha=1.1, distinct=10_000_000):
     """n ids from the finite Zipf(alpha) over `distinct` ranks, scattered over int64."""
     import numpy as np
+
     cdf = np.cumsum(np.arange(1, distinct + 1, dtype=np.float64) ** -alpha)
     ranks = np.searchsorted(cdf, rng.random(n) * cdf[-1]).astype(np.uint64) + np.uint64(1)
     return (ranks * np.uint64(0x9E3779B97F4A7C15)).view(np.int64)
@@ -141,12 +161,26 @@ def main():
         return child(args)
 
     import numpy as np
+
     rows = []
     for replicas in args.replicas:
-        run = subprocess.run([sys.executable, __file__, "--child", str(replicas),
-                              "--batch-per-replica", str(args.batch_per_replica),
-                              "--steps", str(args.steps), "--repeats", str(args.repeats)],
-                             capture_output=True, text=True, check=False)
+        run = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                str(replicas),
+                "--batch-per-replica",
+                str(args.batch_per_replica),
+                "--steps",
+                str(args.steps),
+                "--repeats",
+                str(args.repeats),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if run.returncode != 0:
             sys.exit(f"{replicas} replicas failed:\n{run.stderr[-3000:]}")
         rows.append(json.loads(run.stdout.strip().splitlines()[-1]))
@@ -156,17 +190,23 @@ def main():
     features, dense = first["features"], first["dense_parameters"]
     occurrences_per_replica = first["occurrences_per_step"] / first["replicas"]
     pairs_per_replica = np.median([r["pairs_per_step"] / r["replicas"] for r in rows])
-    print(f"\nDLRM, {b} examples x {features} fields per replica, D=16, budget 1/100, "
-          f"{os.cpu_count()} CPU cores shared by all replicas (logical CPU devices)")
-    print(f"{'replicas':>8} {'CAFE/s':>9} {'hash/s':>9} {'ratio':>6} {'pairs/step':>11} "
-          f"{'before B/step':>14} {'after B/step':>13} {'after/before':>12}")
+    print(
+        f"\nDLRM, {b} examples x {features} fields per replica, D=16, budget 1/100, "
+        f"{os.cpu_count()} CPU cores shared by all replicas (logical CPU devices)"
+    )
+    print(
+        f"{'replicas':>8} {'CAFE/s':>9} {'hash/s':>9} {'ratio':>6} {'pairs/step':>11} "
+        f"{'before B/step':>14} {'after B/step':>13} {'after/before':>12}"
+    )
     for r in rows:
         before = r["occurrences_per_step"] * BYTES_PER_PAIR
         after = r["pairs_per_step"] * BYTES_PER_PAIR + 16 * features
         rates = r["samples_per_s"]
-        print(f"{r['replicas']:>8} {rates['cafe']:>9,.0f} {rates['hash']:>9,.0f} "
-              f"{rates['cafe'] / rates['hash']:>5.2f}x {r['pairs_per_step']:>11,.0f} "
-              f"{before:>14,.0f} {after:>13,.0f} {after / before:>11.2f}x")
+        print(
+            f"{r['replicas']:>8} {rates['cafe']:>9,.0f} {rates['hash']:>9,.0f} "
+            f"{rates['cafe'] / rates['hash']:>5.2f}x {r['pairs_per_step']:>11,.0f} "
+            f"{before:>14,.0f} {after:>13,.0f} {after / before:>11.2f}x"
+        )
 
     rng = np.random.default_rng(0)
     zipf = zipf_ids(rng, b * features)
@@ -175,15 +215,22 @@ def main():
     cost = insert_ns_per_key([c for c in counts if c <= 4_000_000], rng)
     slope = cost[max(cost)]  # ns/key at the largest measured batch, for the extrapolation
     dense_bytes = 4 * dense
-    print(f"\ndistinct pairs per replica batch: {pairs_per_replica:,.0f} of "
-          f"{occurrences_per_replica:,.0f} ids ({pairs_per_replica / occurrences_per_replica:.2f});"
-          f" Zipf(1.1) over 10M ids, same batch: {zipf_ratio:.2f}")
-    print(f"dense gradient all-reduce: {dense:,} parameters = {dense_bytes:,} bytes "
-          f"(a ring moves ~2x per replica)")
-    print(f"sketch insert ns/key by batch: " +
-          ", ".join(f"{n:,}: {ns:.1f}" for n, ns in cost.items()))
-    print(f"\n{'replicas':>8} {'before MB':>10} {'after MB':>9} {'dense MB':>9} "
-          f"{'after/dense':>11} {'insert ms':>10}")
+    print(
+        f"\ndistinct pairs per replica batch: {pairs_per_replica:,.0f} of "
+        f"{occurrences_per_replica:,.0f} ids ({pairs_per_replica / occurrences_per_replica:.2f});"
+        f" Zipf(1.1) over 10M ids, same batch: {zipf_ratio:.2f}"
+    )
+    print(
+        f"dense gradient all-reduce: {dense:,} parameters = {dense_bytes:,} bytes "
+        f"(a ring moves ~2x per replica)"
+    )
+    print(
+        "sketch insert ns/key by batch: " + ", ".join(f"{n:,}: {ns:.1f}" for n, ns in cost.items())
+    )
+    print(
+        f"\n{'replicas':>8} {'before MB':>10} {'after MB':>9} {'dense MB':>9} "
+        f"{'after/dense':>11} {'insert ms':>10}"
+    )
     projection = []
     for replicas in (*args.replicas, *PROJECTED):
         before = replicas * occurrences_per_replica * BYTES_PER_PAIR / 1e6
@@ -193,15 +240,18 @@ def main():
         insert_ms = keys * cost.get(int(keys), slope) / 1e6
         projection.append((replicas, before, after, ring, insert_ms))
         versus = f"{after / ring:>10.1f}x" if replicas > 1 else f"{'-':>11}"
-        print(f"{replicas:>8} {before:>10.2f} {after:>9.2f} {ring:>9.2f} {versus} "
-              f"{insert_ms:>10.2f}")
+        print(
+            f"{replicas:>8} {before:>10.2f} {after:>9.2f} {ring:>9.2f} {versus} {insert_ms:>10.2f}"
+        )
     plot(rows, projection, b)
 
 
 def plot(rows, projection, batch):
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     OUT.mkdir(parents=True, exist_ok=True)
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     replicas = [r["replicas"] for r in rows]

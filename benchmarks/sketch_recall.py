@@ -33,6 +33,7 @@ Prints a table and writes benchmarks/out/sketch_recall.{png,json}.
     python benchmarks/sketch_recall.py --rows 200000 --bytes 48 --slots 4
     python benchmarks/sketch_recall.py --half-lives 4 8 16 32   # choose the schedule
 """
+
 import argparse
 import dataclasses
 import json
@@ -43,16 +44,16 @@ from pathlib import Path
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import matplotlib  # noqa: E402
+import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import tensorflow as tf
 
-from cafe_tf import hashing  # noqa: E402
-from cafe_tf.sketch import HotSketch, SketchConfig  # noqa: E402
-from cafe_tf.sketch import config as sketch_config  # noqa: E402
+from cafe_tf import hashing
+from cafe_tf.sketch import HotSketch, SketchConfig
+from cafe_tf.sketch import config as sketch_config
 
 OUT = Path(__file__).resolve().parent / "out"
 FIELDS = 26
@@ -89,8 +90,10 @@ class Stream:
         num_batches = rows // batch
         redraw_batch = None if redraw_at is None else int(num_batches * redraw_at)
         maps = [rng.permutation(n) for n in self.sizes]
-        cdfs = [np.cumsum(np.arange(1, n + 1, dtype=np.float64) ** -s)
-                for n, s in zip(self.sizes, skews)]
+        cdfs = [
+            np.cumsum(np.arange(1, n + 1, dtype=np.float64) ** -s)
+            for n, s in zip(self.sizes, skews)
+        ]
         salts = np.array([hashing.field_salt(f) for f in range(FIELDS)], np.int64)
         for b in range(num_batches):
             if b == redraw_batch:
@@ -133,10 +136,16 @@ def buckets_for(rules, bytes_per_hot_row, hot_rows, slots):
 def run(stream, rules, bytes_per_hot_row, slots, hot_rows, threshold, checkpoints):
     """Feeds the stream; returns the hot set at each checkpoint batch and the promotions."""
     buckets = buckets_for(rules, bytes_per_hot_row, hot_rows, slots)
-    config = SketchConfig(num_buckets=buckets, hot_rows=hot_rows, slots_per_bucket=slots,
-                          threshold=threshold, second_sighting=rules.second_sighting,
-                          replacement=rules.replacement,
-                          decay_half_life=rules.half_life, swap_margin=rules.swap_margin)
+    config = SketchConfig(
+        num_buckets=buckets,
+        hot_rows=hot_rows,
+        slots_per_bucket=slots,
+        threshold=threshold,
+        second_sighting=rules.second_sighting,
+        replacement=rules.replacement,
+        decay_half_life=rules.half_life,
+        swap_margin=rules.swap_margin,
+    )
     sketch = HotSketch(config, backend="op")
     snapshots, promoted = {}, []
     for b, keys in enumerate(stream.batches):
@@ -151,8 +160,7 @@ def measure(stationary, drift, rules, bytes_per_hot_row, slots, args):
     h = args.hot_rows
     n = len(stationary.batches)
     sixth = n // 6
-    s_snap, s_promoted = run(stationary, rules, bytes_per_hot_row, slots, h, args.threshold,
-                             {n})
+    s_snap, s_promoted = run(stationary, rules, bytes_per_hot_row, slots, h, args.threshold, {n})
     w = buckets_for(rules, bytes_per_hot_row, h, slots)
     top_h, top_10h = identities(stationary.top_h, w), identities(stationary.top_10h, w)
     top_10h_fingerprints = {fp for _, fp in top_10h}
@@ -160,14 +168,19 @@ def measure(stationary, drift, rules, bytes_per_hot_row, slots, args):
     after = drift.redraw_batch + sixth
     d_snap, _ = run(drift, rules, bytes_per_hot_row, slots, h, args.threshold, {after})
     return {
-        "rules": rules.name, "half_life": rules.half_life, "swap_margin": rules.swap_margin,
-        "bytes_per_hot_row": bytes_per_hot_row, "slots": slots, "buckets": w,
+        "rules": rules.name,
+        "half_life": rules.half_life,
+        "swap_margin": rules.swap_margin,
+        "bytes_per_hot_row": bytes_per_hot_row,
+        "slots": slots,
+        "buckets": w,
         "recall": len(hot & top_h) / h,
         "recent_recall": len(hot & identities(stationary.top_recent, w)) / h,
         "hot_outside_10h": len(hot - top_10h) / max(1, len(hot)),
         # (a promotion reports a fingerprint: one of the top-10H's counts as inside)
-        "promotions_outside_10h": (sum(fp not in top_10h_fingerprints for fp in s_promoted)
-                                   / max(1, len(s_promoted))),
+        "promotions_outside_10h": (
+            sum(fp not in top_10h_fingerprints for fp in s_promoted) / max(1, len(s_promoted))
+        ),
         "redraw_recent_recall": len(d_snap[after] & identities(drift.top_after, w)) / h,
     }
 
@@ -180,10 +193,20 @@ def main():
     parser.add_argument("--threshold", type=float, default=50.0)
     parser.add_argument("--bytes", type=int, nargs="+", default=[12, 24, 48, 96])
     parser.add_argument("--slots", type=int, nargs="+", default=[2, 4, 8])
-    parser.add_argument("--half-lives", type=float, nargs="+", default=[DEFAULT_HALF_LIFE],
-                        help="half-lives (in hot_rows * k of importance) of the cafe_tf rules")
-    parser.add_argument("--swap-margins", type=float, nargs="+", default=[DEFAULT_SWAP_MARGIN],
-                        help="swap margins of the cafe_tf rules (0: no swaps)")
+    parser.add_argument(
+        "--half-lives",
+        type=float,
+        nargs="+",
+        default=[DEFAULT_HALF_LIFE],
+        help="half-lives (in hot_rows * k of importance) of the cafe_tf rules",
+    )
+    parser.add_argument(
+        "--swap-margins",
+        type=float,
+        nargs="+",
+        default=[DEFAULT_SWAP_MARGIN],
+        help="swap margins of the cafe_tf rules (0: no swaps)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -193,19 +216,33 @@ def main():
     n = len(stationary.batches)
     stationary.top_h = top_keys(stationary.batches, args.hot_rows)
     stationary.top_10h = top_keys(stationary.batches, 10 * args.hot_rows)
-    stationary.top_recent = top_keys(stationary.batches[n - n // 6:], args.hot_rows)
-    drift.top_after = top_keys(drift.batches[drift.redraw_batch:drift.redraw_batch + n // 6],
-                               args.hot_rows)
-    print(f"stream: {args.rows:,} rows x {FIELDS} fields = {args.rows * FIELDS:,} ids in "
-          f"{n} batches, {DISTINCT:,} distinct; H = {args.hot_rows}, k = {args.threshold:g} "
-          f"({time.perf_counter() - start:.0f} s to draw)", flush=True)
+    stationary.top_recent = top_keys(stationary.batches[n - n // 6 :], args.hot_rows)
+    drift.top_after = top_keys(
+        drift.batches[drift.redraw_batch : drift.redraw_batch + n // 6], args.hot_rows
+    )
+    print(
+        f"stream: {args.rows:,} rows x {FIELDS} fields = {args.rows * FIELDS:,} ids in "
+        f"{n} batches, {DISTINCT:,} distinct; H = {args.hot_rows}, k = {args.threshold:g} "
+        f"({time.perf_counter() - start:.0f} s to draw)",
+        flush=True,
+    )
     rule_sets = [Rules("paper", False, "inherit"), Rules("before", False, "inherit")]
     variants = [(hl, m) for hl in args.half_lives for m in args.swap_margins]
-    rule_sets += [Rules("cafe_tf" if len(variants) == 1 else f"cafe_tf L={hl:g} m={m:g}", True,
-                        "erode", hl, m or None) for hl, m in variants]
+    rule_sets += [
+        Rules(
+            "cafe_tf" if len(variants) == 1 else f"cafe_tf L={hl:g} m={m:g}",
+            True,
+            "erode",
+            hl,
+            m or None,
+        )
+        for hl, m in variants
+    ]
     results = []
-    print(f"{'rules':>14} {'B/row':>5} {'c':>2} {'W':>6} {'recall':>6} {'recent':>6} "
-          f"{'out10H':>6} {'prom>10H':>8} {'re-draw':>7}")
+    print(
+        f"{'rules':>14} {'B/row':>5} {'c':>2} {'W':>6} {'recall':>6} {'recent':>6} "
+        f"{'out10H':>6} {'prom>10H':>8} {'re-draw':>7}"
+    )
     for bytes_per_hot_row in args.bytes:
         for slots in args.slots:
             for rules in rule_sets:
@@ -213,33 +250,48 @@ def main():
                     continue
                 r = measure(stationary, drift, rules, bytes_per_hot_row, slots, args)
                 results.append(r)
-                print(f"{r['rules']:>14} {bytes_per_hot_row:>5} {slots:>2} {r['buckets']:>6} "
-                      f"{r['recall']:>6.3f} {r['recent_recall']:>6.3f} "
-                      f"{r['hot_outside_10h']:>6.3f} {r['promotions_outside_10h']:>8.3f} "
-                      f"{r['redraw_recent_recall']:>7.3f}", flush=True)
+                print(
+                    f"{r['rules']:>14} {bytes_per_hot_row:>5} {slots:>2} {r['buckets']:>6} "
+                    f"{r['recall']:>6.3f} {r['recent_recall']:>6.3f} "
+                    f"{r['hot_outside_10h']:>6.3f} {r['promotions_outside_10h']:>8.3f} "
+                    f"{r['redraw_recent_recall']:>7.3f}",
+                    flush=True,
+                )
     print(f"({time.perf_counter() - start:.0f} s in all)")
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "sketch_recall.json").write_text(json.dumps({"args": vars(args), "rows": results},
-                                                       indent=2))
+    (OUT / "sketch_recall.json").write_text(
+        json.dumps({"args": vars(args), "rows": results}, indent=2)
+    )
     plot(results, args)
 
 
 def plot(results, args):
-    metrics = [("recall", "recall of the true top-H (stationary)"),
-               ("redraw_recent_recall", "recent recall, 1/6 of the stream after a re-draw"),
-               ("hot_outside_10h", "hot rows outside the true top-10H")]
+    metrics = [
+        ("recall", "recall of the true top-H (stationary)"),
+        ("redraw_recent_recall", "recent recall, 1/6 of the stream after a re-draw"),
+        ("hot_outside_10h", "hot rows outside the true top-10H"),
+    ]
     fig, axes = plt.subplots(1, len(metrics), figsize=(6 * len(metrics), 4.5))
     names = list(dict.fromkeys(r["rules"] for r in results))
     styles = ["-", "--", ":", "-."]
     for ax, (metric, title) in zip(axes, metrics):
         for i, name in enumerate(names):
             for j, slots in enumerate(args.slots):
-                points = [(r["bytes_per_hot_row"], r[metric]) for r in results
-                          if r["rules"] == name and r["slots"] == slots]
+                points = [
+                    (r["bytes_per_hot_row"], r[metric])
+                    for r in results
+                    if r["rules"] == name and r["slots"] == slots
+                ]
                 if points:
                     x, y = zip(*points)
-                    ax.plot(x, y, styles[i % len(styles)], marker="o", color=f"C{j}",
-                            label=f"{name}, c={slots}")
+                    ax.plot(
+                        x,
+                        y,
+                        styles[i % len(styles)],
+                        marker="o",
+                        color=f"C{j}",
+                        label=f"{name}, c={slots}",
+                    )
         if metric == "recall":
             for b, goal in GOALS.items():
                 ax.plot([b], [goal], "k*", markersize=10)

@@ -8,6 +8,7 @@ noisier), and draws them into benchmarks/out/sketch_throughput.png.
 
     python benchmarks/sketch_throughput.py [--repeats 5] [--sizes 4096 65536 1048576]
 """
+
 import argparse
 import os
 import time
@@ -16,14 +17,14 @@ from pathlib import Path
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import matplotlib  # noqa: E402
+import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import tensorflow as tf
 
-from cafe_tf.sketch import HotSketch, SketchConfig  # noqa: E402
+from cafe_tf.sketch import HotSketch, SketchConfig
 
 DISTINCT = 10_000_000
 BUCKETS = 65_536
@@ -81,11 +82,21 @@ def plot(results, title, path):
         ax.bar(x - width / 2, op, width, label="C++ op", color="tab:blue")
         ax.bar(x + width / 2, ref, width, label="pure-TF reference", color="tab:gray")
         for i, (a, b) in enumerate(zip(op, ref)):
-            ax.annotate(f"{a / 1e6:.1f}M/s\n{a / b:.0f}x ref", (x[i] - width / 2, a),
-                        ha="center", va="bottom", fontsize=8)
+            ax.annotate(
+                f"{a / 1e6:.1f}M/s\n{a / b:.0f}x ref",
+                (x[i] - width / 2, a),
+                ha="center",
+                va="bottom",
+                fontsize=8,
+            )
         if (1 << 20) in sizes:
-            ax.axhline(GOALS[what], color="tab:red", linestyle="--", linewidth=1,
-                       label=f"goal at 1M ids: {GOALS[what] / 1e6:.0f}M/s")
+            ax.axhline(
+                GOALS[what],
+                color="tab:red",
+                linestyle="--",
+                linewidth=1,
+                label=f"goal at 1M ids: {GOALS[what] / 1e6:.0f}M/s",
+            )
         ax.set_yscale("log")
         top = max(op + ref + ([GOALS[what]] if (1 << 20) in sizes else []))
         ax.set_ylim(top=top * 8)  # room for the labels and the legend
@@ -108,8 +119,10 @@ def main():
     parser.add_argument("--sizes", type=int, nargs="+", default=[4096, 65536, 1 << 20])
     args = parser.parse_args()
     rng = np.random.default_rng(0)
-    title = (f"TF {tf.__version__}, {os.cpu_count()} CPUs, sketch W={BUCKETS} c=4, "
-             f"Zipf(1.1) over {DISTINCT:,} ids")
+    title = (
+        f"TF {tf.__version__}, {os.cpu_count()} CPUs, sketch W={BUCKETS} c=4, "
+        f"Zipf(1.1) over {DISTINCT:,} ids"
+    )
     print(title)
     print(f"{'batch':>9} {'backend':>10} {'insert keys/s':>15} {'query keys/s':>15}")
     results = {}

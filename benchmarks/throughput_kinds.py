@@ -11,6 +11,7 @@ to hash, and writes benchmarks/out/throughput_kinds.{json,png}.
 
     python benchmarks/throughput_kinds.py [--ratio 5] [--batch-size 4096] [--steps 20]
 """
+
 import argparse
 import json
 import os
@@ -20,32 +21,35 @@ from pathlib import Path
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import matplotlib  # noqa: E402
+import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import tf_keras  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import tf_keras
 
-from cafe_tf.callbacks import CafeMigration  # noqa: E402
-from cafe_tf.data import SyntheticCriteo, SyntheticCriteoConfig  # noqa: E402
-from cafe_tf.experiment import EMBEDDINGS, SMALL_MODEL_OPTIONS, make_embedding  # noqa: E402
-from cafe_tf.layers.offline import count_frequencies  # noqa: E402
-from cafe_tf.models import DLRM  # noqa: E402
-from cafe_tf.reallocation import AdaEmbedReallocation  # noqa: E402
+from cafe_tf.callbacks import CafeMigration
+from cafe_tf.data import SyntheticCriteo, SyntheticCriteoConfig
+from cafe_tf.experiment import EMBEDDINGS, SMALL_MODEL_OPTIONS, make_embedding
+from cafe_tf.layers.offline import count_frequencies
+from cafe_tf.models import DLRM
+from cafe_tf.reallocation import AdaEmbedReallocation
 
 OUT = Path(__file__).resolve().parent / "out"
 PAPER_GPU = {"hash": 8015, "qr": 4757, "mde": 5740, "adaembed": 4571, "cafe": 4589}
 
 
 def build(kind, data, batches, frequencies, args):
-    embedding = make_embedding(kind, data.vocabulary_sizes, args.dim, args.ratio,
-                               frequencies=frequencies)
+    embedding = make_embedding(
+        kind, data.vocabulary_sizes, args.dim, args.ratio, frequencies=frequencies
+    )
     model = DLRM(embedding, **SMALL_MODEL_OPTIONS["dlrm"])
     model.compile(optimizer=tf_keras.optimizers.Adam(1e-3))
-    callbacks = {"cafe": [CafeMigration(every_n_steps=1)],
-                 "cafe_ml": [CafeMigration(every_n_steps=1)],
-                 "adaembed": [AdaEmbedReallocation(every_n_steps=20)]}.get(kind, [])
+    callbacks = {
+        "cafe": [CafeMigration(every_n_steps=1)],
+        "cafe_ml": [CafeMigration(every_n_steps=1)],
+        "adaembed": [AdaEmbedReallocation(every_n_steps=20)],
+    }.get(kind, [])
     model.fit(batches.take(3), epochs=1, verbose=0, callbacks=callbacks)  # trace and warm up
     return model, callbacks
 
@@ -63,8 +67,11 @@ def main():
     if "hash" not in args.kinds:
         parser.error("--kinds must include hash, the reference of the ratios")
 
-    data = SyntheticCriteo(SyntheticCriteoConfig(
-        seed=0, rows_per_day=args.batch_size * args.steps, num_days=2, scale=args.scale))
+    data = SyntheticCriteo(
+        SyntheticCriteoConfig(
+            seed=0, rows_per_day=args.batch_size * args.steps, num_days=2, scale=args.scale
+        )
+    )
     batches = data.day_dataset(0, args.batch_size).cache()
     frequencies = count_frequencies(batches, data.field_names)
     models = {kind: build(kind, data, batches, frequencies, args) for kind in args.kinds}
@@ -76,21 +83,28 @@ def main():
             rates[kind].append(args.batch_size * args.steps / (time.perf_counter() - start))
     median = {kind: float(np.median(values)) for kind, values in rates.items()}
 
-    print(f"DLRM training, batch {args.batch_size}, {args.ratio:g}x, median of {args.repeats} "
-          "(2-core CPU)")
+    print(
+        f"DLRM training, batch {args.batch_size}, {args.ratio:g}x, median of {args.repeats} "
+        "(2-core CPU)"
+    )
     print(f"{'kind':>9} {'samples/s':>10} {'vs hash':>8} {'paper GPU vs hash':>18}")
     for kind, rate in median.items():
-        paper = (f"{PAPER_GPU[kind] / PAPER_GPU['hash']:.2f}" if kind in PAPER_GPU else "")
+        paper = f"{PAPER_GPU[kind] / PAPER_GPU['hash']:.2f}" if kind in PAPER_GPU else ""
         print(f"{kind:>9} {rate:>10,.0f} {rate / median['hash']:>8.2f} {paper:>18}")
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "throughput_kinds.json").write_text(json.dumps(
-        {"args": vars(args), "samples_per_sec": rates, "median": median}, indent=2))
+    (OUT / "throughput_kinds.json").write_text(
+        json.dumps({"args": vars(args), "samples_per_sec": rates, "median": median}, indent=2)
+    )
     fig, ax = plt.subplots(figsize=(7, 3.5))
     kinds = list(median)
     x = np.arange(len(kinds))
     ax.bar(x - 0.2, [median[k] / median["hash"] for k in kinds], 0.4, label="cafe_tf, 2-core CPU")
-    ax.bar(x + 0.2, [PAPER_GPU.get(k, np.nan) / PAPER_GPU["hash"] for k in kinds], 0.4,
-           label="paper, GPU")
+    ax.bar(
+        x + 0.2,
+        [PAPER_GPU.get(k, np.nan) / PAPER_GPU["hash"] for k in kinds],
+        0.4,
+        label="paper, GPU",
+    )
     ax.set_xticks(x, kinds)
     ax.set_ylabel("training throughput / hash")
     ax.set_title(f"DLRM, {args.ratio:g}x, batch {args.batch_size}")

@@ -21,6 +21,7 @@ migration >= 0.95x hash samples/s.
 
     python benchmarks/train_speed.py [--batch-size 4096] [--steps 30] [--ratio 100] [--repeats 5]
 """
+
 import argparse
 import os
 import time
@@ -29,14 +30,14 @@ from pathlib import Path
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-import tf_keras  # noqa: E402
+import numpy as np
+import tensorflow as tf
+import tf_keras
 
-from cafe_tf.callbacks import CafeMigration  # noqa: E402
-from cafe_tf.data import SyntheticCriteo, SyntheticCriteoConfig  # noqa: E402
-from cafe_tf.experiment import make_embedding  # noqa: E402
-from cafe_tf.models import DLRM  # noqa: E402
+from cafe_tf.callbacks import CafeMigration
+from cafe_tf.data import SyntheticCriteo, SyntheticCriteoConfig
+from cafe_tf.experiment import make_embedding
+from cafe_tf.models import DLRM
 
 CONFIGS = {
     # name: (kind, CafeConfig overrides, migrate every)
@@ -54,8 +55,9 @@ GOALS = {"fwd+bwd": 1.5, "dlrm": 0.95}
 def build_model(name, data, batches, args):
     """A compiled DLRM of configuration `name`, traced and warmed up, with its callbacks."""
     kind, overrides, every = CONFIGS[name]
-    embedding = make_embedding(kind, data.vocabulary_sizes, args.embedding_dim, args.ratio,
-                               **overrides)
+    embedding = make_embedding(
+        kind, data.vocabulary_sizes, args.embedding_dim, args.ratio, **overrides
+    )
     model = DLRM(embedding, bottom_units=(256, 64), top_units=(256, 64))
     model.compile(optimizer=tf_keras.optimizers.Adagrad(0.05))
     callbacks = [CafeMigration(every_n_steps=every)] if every else []
@@ -92,8 +94,9 @@ def layer_timings(layers, ids, repeats):
             # A loss that depends on the vectors, returned with the gradients: with a
             # linear loss, TF prunes the forward gathers (the gradient needs no vector).
             with tf.GradientTape() as tape:
-                loss = tf.add_n([tf.reduce_sum(tf.square(v))
-                                 for v in layer(ids, training=True).values()])
+                loss = tf.add_n(
+                    [tf.reduce_sum(tf.square(v)) for v in layer(ids, training=True).values()]
+                )
             return loss, tape.gradient(loss, layer.trainable_weights)
 
         functions[name] = (tf.function(forward), tf.function(forward_backward))
@@ -117,16 +120,20 @@ def report_layer_timings(timings, layer, baseline, goal, repeats):
     for name, (forward, both) in timings.items():
         print(f"  {name:<{width}} {forward:>8.2f} {both:>10.2f}")
     ratio = timings[layer][1] / timings[baseline][1]
-    print(f"goal: {layer} fwd + bwd <= {goal}x {baseline}: {ratio:.2f}x "
-          f"({'met' if ratio <= goal else 'NOT met'}); forward alone "
-          f"{timings[layer][0] / timings[baseline][0]:.2f}x")
+    print(
+        f"goal: {layer} fwd + bwd <= {goal}x {baseline}: {ratio:.2f}x "
+        f"({'met' if ratio <= goal else 'NOT met'}); forward alone "
+        f"{timings[layer][0] / timings[baseline][0]:.2f}x"
+    )
 
 
 def embedding_profile(data, batches, args):
     """`layer_timings` of the hash and CAFE layers on the first batch."""
     features, _ = next(iter(batches))
-    layers = {kind: make_embedding(kind, data.vocabulary_sizes, args.embedding_dim, args.ratio)
-              for kind in ("hash", "cafe")}
+    layers = {
+        kind: make_embedding(kind, data.vocabulary_sizes, args.embedding_dim, args.ratio)
+        for kind in ("hash", "cafe")
+    }
     return layer_timings(layers, features["sparse"], args.repeats)
 
 
@@ -138,13 +145,18 @@ def main():
     parser.add_argument("--embedding-dim", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    data = SyntheticCriteo(SyntheticCriteoConfig(seed=0, rows_per_day=args.batch_size *
-                                                 args.steps, num_days=2, scale=1e-2))
+    data = SyntheticCriteo(
+        SyntheticCriteoConfig(
+            seed=0, rows_per_day=args.batch_size * args.steps, num_days=2, scale=1e-2
+        )
+    )
     batches = data.day_dataset(0, args.batch_size).take(args.steps).cache()
     for _ in batches:  # materialise the cache
         pass
-    print(f"DLRM, batch {args.batch_size}, D={args.embedding_dim}, budget 1/{args.ratio:g} of "
-          f"{sum(data.vocabulary_sizes.values()):,} ids x 26 fields, {os.cpu_count()} CPUs")
+    print(
+        f"DLRM, batch {args.batch_size}, D={args.embedding_dim}, budget 1/{args.ratio:g} of "
+        f"{sum(data.vocabulary_sizes.values()):,} ids x 26 fields, {os.cpu_count()} CPUs"
+    )
     models = {name: build_model(name, data, batches, args) for name in CONFIGS}
     runs = {name: [] for name in CONFIGS}
     for _ in range(args.repeats):  # interleaved repeats
@@ -154,20 +166,25 @@ def main():
     spread = {name: (min(rates), max(rates)) for name, rates in runs.items()}
     hash_rate = figures["hash"]
     print(f"median of {args.repeats} interleaved repeats of {args.steps} steps")
-    print(f"{'configuration':<30} {'samples/s':>10} {'min-max':>15} {'vs hash':>8} "
-          f"{'ms/step':>8}")
+    print(f"{'configuration':<30} {'samples/s':>10} {'min-max':>15} {'vs hash':>8} {'ms/step':>8}")
     for name, rate in figures.items():
         low, high = spread[name]
-        print(f"{name:<30} {rate:>10,.0f} {low:>7,.0f}-{high:<7,.0f} {rate / hash_rate:>7.2f}x "
-              f"{1000 * args.batch_size / rate:>8.1f}")
+        print(
+            f"{name:<30} {rate:>10,.0f} {low:>7,.0f}-{high:<7,.0f} {rate / hash_rate:>7.2f}x "
+            f"{1000 * args.batch_size / rate:>8.1f}"
+        )
     ratio = figures["cafe"] / hash_rate
-    print(f"goal: DLRM step with per-step migration >= {GOALS['dlrm']}x hash: {ratio:.2f}x "
-          f"({'met' if ratio >= GOALS['dlrm'] else 'NOT met'})")
+    print(
+        f"goal: DLRM step with per-step migration >= {GOALS['dlrm']}x hash: {ratio:.2f}x "
+        f"({'met' if ratio >= GOALS['dlrm'] else 'NOT met'})"
+    )
     step = {name: 1000 * args.batch_size / rate for name, rate in figures.items()}
     print("\nWhere CAFE's extra time per step goes (ms, from the ablations above):")
     print(f"  total extra over hash          {step['cafe'] - step['hash']:8.1f}")
     print(f"  per-step migration (vs /100)   {step['cafe'] - step['cafe, migrate every 100']:8.1f}")
-    print(f"  gradient-norm importance       {step['cafe'] - step['cafe, frequency importance']:8.1f}")
+    print(
+        f"  gradient-norm importance       {step['cafe'] - step['cafe, frequency importance']:8.1f}"
+    )
     print(f"  C++ op saves vs pure-TF sketch {step['cafe, pure-TF sketch'] - step['cafe']:8.1f}")
     profile = embedding_profile(data, batches, args)
     print("\nThe embedding layer alone on one batch:")
@@ -185,13 +202,24 @@ def plot(figures, args):
     out.parent.mkdir(parents=True, exist_ok=True)
     names = list(figures)
     fig, ax = plt.subplots(figsize=(8, 3.5))
-    bars = ax.barh(names[::-1], [figures[n] for n in names[::-1]],
-                   color=["gray" if n == "hash" else "tab:blue" for n in names[::-1]])
+    bars = ax.barh(
+        names[::-1],
+        [figures[n] for n in names[::-1]],
+        color=["gray" if n == "hash" else "tab:blue" for n in names[::-1]],
+    )
     for bar, name in zip(bars, names[::-1]):
-        ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2,
-                f" {figures[name]:,.0f}/s ({figures[name] / figures['hash']:.2f}x)", va="center")
-    ax.axvline(GOALS["dlrm"] * figures["hash"], color="red", linestyle="--",
-               label=f"goal: {GOALS['dlrm']}x hash")
+        ax.text(
+            bar.get_width(),
+            bar.get_y() + bar.get_height() / 2,
+            f" {figures[name]:,.0f}/s ({figures[name] / figures['hash']:.2f}x)",
+            va="center",
+        )
+    ax.axvline(
+        GOALS["dlrm"] * figures["hash"],
+        color="red",
+        linestyle="--",
+        label=f"goal: {GOALS['dlrm']}x hash",
+    )
     ax.set_xlabel("training samples/s")
     ax.set_title(f"DLRM, batch {args.batch_size}, budget 1/{args.ratio:g}")
     ax.set_xlim(0, 1.35 * max(figures.values()))

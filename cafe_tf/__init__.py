@@ -27,6 +27,7 @@ Example:
   ...     cafe_tf.CafeConfig(embedding_dim=16, compression_ratio=100))
   >>> migration = cafe_tf.CafeMigration(every_n_steps=1)
 """
+
 import sys as _sys
 
 
@@ -41,8 +42,10 @@ def _imported_for_keras3() -> bool:
     """
     frame = _sys._getframe(1)
     while frame is not None:
-        if (frame.f_code.co_name == "_find_and_load"
-                and frame.f_globals.get("__name__") == "importlib._bootstrap"):
+        if (
+            frame.f_code.co_name == "_find_and_load"
+            and frame.f_globals.get("__name__") == "importlib._bootstrap"
+        ):
             name = frame.f_locals.get("name") or ""
             if name == f"{__name__}.keras3" or name.startswith(f"{__name__}.keras3."):
                 return True
@@ -53,25 +56,47 @@ def _imported_for_keras3() -> bool:
 from cafe_tf._version import __version__  # noqa: E402,F401
 
 __all__ = [
-    "AdaEmbedEmbeddingCollection", "AdaEmbedReallocation", "CafeConfig", "CafeEmbedding",
-    "CafeEmbeddingCollection", "CafeMigration", "FeatureConfig", "FullEmbeddingCollection",
-    "HashEmbeddingCollection", "HotSketch", "MDEEmbeddingCollection",
-    "OfflineSeparationEmbeddingCollection", "QREmbeddingCollection", "SketchConfig",
+    "AdaEmbedEmbeddingCollection",
+    "AdaEmbedReallocation",
+    "CafeConfig",
+    "CafeEmbedding",
+    "CafeEmbeddingCollection",
+    "CafeMigration",
+    "FeatureConfig",
+    "FullEmbeddingCollection",
+    "HashEmbeddingCollection",
+    "HotSketch",
+    "MDEEmbeddingCollection",
+    "OfflineSeparationEmbeddingCollection",
+    "QREmbeddingCollection",
+    "SketchConfig",
     "count_frequencies",
 ]
 
 if _imported_for_keras3():
+
     def __getattr__(name):
         """The tf_keras API, loaded (making tf.keras mean tf_keras) on first use."""
         if name in __all__:
             from cafe_tf import _tf_keras_api
+
             return getattr(_tf_keras_api, name)
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 else:  # sets TF_USE_LEGACY_KERAS and checks the environment (_tf_keras_api.py)
-    from cafe_tf._tf_keras_api import (AdaEmbedEmbeddingCollection,  # noqa: F401
-                                       AdaEmbedReallocation, CafeConfig, CafeEmbedding,
-                                       CafeEmbeddingCollection, CafeMigration, FeatureConfig,
-                                       FullEmbeddingCollection, HashEmbeddingCollection,
-                                       HotSketch, MDEEmbeddingCollection,
-                                       OfflineSeparationEmbeddingCollection,
-                                       QREmbeddingCollection, SketchConfig, count_frequencies)
+    from cafe_tf._tf_keras_api import (
+        AdaEmbedEmbeddingCollection,
+        AdaEmbedReallocation,
+        CafeConfig,
+        CafeEmbedding,
+        CafeEmbeddingCollection,
+        CafeMigration,
+        FeatureConfig,
+        FullEmbeddingCollection,
+        HashEmbeddingCollection,
+        HotSketch,
+        MDEEmbeddingCollection,
+        OfflineSeparationEmbeddingCollection,
+        QREmbeddingCollection,
+        SketchConfig,
+        count_frequencies,
+    )

@@ -5,6 +5,7 @@ first `fit()` in a process spends 14-24 s converting tf_keras code that needs
 no conversion. Adding the rule gives
 identical results in under a second. User code is still converted.
 """
+
 from tensorflow.python.autograph.core import config as _config
 
 

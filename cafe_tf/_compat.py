@@ -16,6 +16,7 @@ naming the problem and the fix:
 - for `cafe_tf.keras3`: Keras other than 3, or a Keras backend other than TensorFlow.
   `cafe_tf.keras3` leaves `TF_USE_LEGACY_KERAS` and `tf.keras` as they are.
 """
+
 import importlib.metadata
 import os
 
@@ -24,8 +25,9 @@ import tensorflow as tf
 # The TensorFlow versions cafe_tf is built and tested with, as in pyproject.toml (a test
 # keeps the two equal): (major, minor) from, inclusive, to, exclusive.
 TENSORFLOW_FROM, TENSORFLOW_BELOW = (2, 16), (2, 22)
-TENSORFLOW_RANGE = (f">={TENSORFLOW_FROM[0]}.{TENSORFLOW_FROM[1]},"
-                    f"<{TENSORFLOW_BELOW[0]}.{TENSORFLOW_BELOW[1]}")
+TENSORFLOW_RANGE = (
+    f">={TENSORFLOW_FROM[0]}.{TENSORFLOW_FROM[1]},<{TENSORFLOW_BELOW[0]}.{TENSORFLOW_BELOW[1]}"
+)
 
 
 class UnsupportedEnvironmentError(ImportError):
@@ -49,13 +51,15 @@ def check_versions(tensorflow_version: str, tf_keras_version) -> None:
             f"cafe_tf supports TensorFlow {TENSORFLOW_RANGE}, but TensorFlow "
             f"{tensorflow_version} is installed. Install a supported one with its tf-keras, "
             f"e.g. `pip install 'tensorflow{TENSORFLOW_RANGE}' 'tf-keras{TENSORFLOW_RANGE}'`, "
-            "then rebuild cafe_tf's op library (docs/install.md).")
+            "then rebuild cafe_tf's op library (docs/install.md)."
+        )
     major, minor = _major_minor(tensorflow_version)
     if tf_keras_version is None or _major_minor(tf_keras_version) != (major, minor):
         found = f"tf-keras {tf_keras_version}" if tf_keras_version else "no tf-keras"
         raise UnsupportedEnvironmentError(
             f"cafe_tf needs the tf-keras matching TensorFlow {tensorflow_version}, but "
-            f"{found} is installed: `pip install 'tf-keras=={major}.{minor}.*'`.")
+            f"{found} is installed: `pip install 'tf-keras=={major}.{minor}.*'`."
+        )
 
 
 def check_tf_keras_binding() -> None:
@@ -70,7 +74,8 @@ def check_tf_keras_binding() -> None:
             + (", and tf.keras was used before cafe_tf was imported" if setting == "1" else "")
             + "). Set TF_USE_LEGACY_KERAS=1 in the environment before Python starts, or import "
             "cafe_tf before anything uses tf.keras. Keras 3 itself (`import keras`) may stay in "
-            "use beside cafe_tf.")
+            "use beside cafe_tf."
+        )
 
 
 def _tf_keras_version():
@@ -90,12 +95,14 @@ def check_keras3(keras_version: str, backend: str) -> None:
     if _major_minor(keras_version)[0] != 3:
         raise UnsupportedEnvironmentError(
             f"cafe_tf.keras3 needs Keras 3, but Keras {keras_version} is installed: "
-            "`pip install 'keras>=3'` (cafe_tf's tf_keras layers are `import cafe_tf`).")
+            "`pip install 'keras>=3'` (cafe_tf's tf_keras layers are `import cafe_tf`)."
+        )
     if backend != "tensorflow":
         raise UnsupportedEnvironmentError(
             f"cafe_tf.keras3 runs on Keras 3's TensorFlow backend (its layers use TensorFlow "
             f"ops), but Keras uses the {backend!r} backend in this process. Set "
-            "KERAS_BACKEND=tensorflow before keras is first imported.")
+            "KERAS_BACKEND=tensorflow before keras is first imported."
+        )
 
 
 def check_tf_keras_environment() -> None:

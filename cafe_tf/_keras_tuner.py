@@ -11,6 +11,7 @@ the fix instead of letting every trial fail. For tf_keras, keras-tuner 1.4 is im
 `tensorflow.keras` like 1.3 (tf_keras has no Keras 3 `version()`), and the process's own
 `keras` is put back untouched.
 """
+
 import importlib.metadata
 import sys
 
@@ -23,8 +24,10 @@ def model_class(keras_tuner):
     """The Keras `Model` class `keras_tuner` accepts models of."""
     if hasattr(keras_tuner, "src"):  # 1.4: the Keras of keras_tuner.src.backend
         from keras_tuner.src.backend import keras as bound
+
         return bound.models.Model
     from keras_tuner.engine import tuner as tuner_engine  # 1.3: tensorflow.keras
+
     return tuner_engine.keras.models.Model
 
 
@@ -48,7 +51,8 @@ def bind(keras_module, user: str):
         raise ImportError(
             f"{user} needs keras-tuner >= 1.4 for Keras 3 models (found "
             f"{importlib.metadata.version('keras-tuner')}, which only serves tf.keras): "
-            "pip install 'keras-tuner>=1.4,<1.5'")
+            "pip install 'keras-tuner>=1.4,<1.5'"
+        )
     first = "keras_tuner" not in sys.modules
     if first and legacy and _version("keras-tuner") >= (1, 4):
         keras = sys.modules.get("keras")
@@ -63,12 +67,16 @@ def bind(keras_module, user: str):
     else:
         import keras_tuner
     if model_class(keras_tuner) is not keras_module.Model:
-        fix = (f"import {user} before keras_tuner, and tune models of one Keras per process"
-               if not first else
-               "set TF_USE_LEGACY_KERAS=1 (or import cafe_tf) before tf.keras is first used"
-               if legacy else "leave TF_USE_LEGACY_KERAS unset")
+        fix = (
+            f"import {user} before keras_tuner, and tune models of one Keras per process"
+            if not first
+            else "set TF_USE_LEGACY_KERAS=1 (or import cafe_tf) before tf.keras is first used"
+            if legacy
+            else "leave TF_USE_LEGACY_KERAS unset"
+        )
         raise ImportError(
             f"{user} tunes {wants} models, but keras-tuner {keras_tuner.__version__} in this "
             f"process accepts {'Keras 3' if legacy else 'tf_keras'} models only and would fail "
-            f"every trial: {fix}")
+            f"every trial: {fix}"
+        )
     return keras_tuner

@@ -7,6 +7,7 @@ error naming both versions and the rebuild command, unless the environment sets
 CAFE_TF_ALLOW_REFERENCE=1: then cafe_tf warns and runs on the pure-TF reference
 (same results, slower).
 """
+
 import os
 import warnings
 from pathlib import Path
@@ -16,10 +17,12 @@ import tensorflow as tf
 _HERE = Path(__file__).resolve().parent
 # setup.py builds the library under this name (tests/ops/test_ops_loading.py checks they agree).
 LIBRARY_NAME = "_cafe_ops_tf{version}.so"
-_REBUILD = ("Rebuild it against the installed TensorFlow: in a cafe_tf checkout run `pip install "
-            "--no-build-isolation -e .`; otherwise reinstall cafe_tf from source with `pip "
-            "install --no-build-isolation --no-binary cafe_tf --no-cache-dir --force-reinstall "
-            "--no-deps cafe_tf` (docs/install.md).")
+_REBUILD = (
+    "Rebuild it against the installed TensorFlow: in a cafe_tf checkout run `pip install "
+    "--no-build-isolation -e .`; otherwise reinstall cafe_tf from source with `pip "
+    "install --no-build-isolation --no-binary cafe_tf --no-cache-dir --force-reinstall "
+    "--no-deps cafe_tf` (docs/install.md)."
+)
 
 
 class OpLibraryError(ImportError):
@@ -34,7 +37,7 @@ def library_path(folder: Path, tf_version: str) -> Path:
 def _built_for(folder: Path) -> list:
     """TensorFlow versions of the op libraries present in `folder`."""
     prefix, suffix = LIBRARY_NAME.split("{version}")
-    return sorted(p.name[len(prefix):-len(suffix)] for p in folder.glob(f"{prefix}*{suffix}"))
+    return sorted(p.name[len(prefix) : -len(suffix)] for p in folder.glob(f"{prefix}*{suffix}"))
 
 
 def _load():
@@ -45,14 +48,19 @@ def _load():
             raise OpLibraryError(
                 f"cafe_tf's op library in {_HERE} was built for TensorFlow {', '.join(others)}, "
                 f"but TensorFlow {tf.__version__} is installed ({path.name} is missing). "
-                + _REBUILD)
-        raise OpLibraryError(f"cafe_tf's op library {path.name} (for TensorFlow "
-                             f"{tf.__version__}) is missing in {_HERE}. " + _REBUILD)
+                + _REBUILD
+            )
+        raise OpLibraryError(
+            f"cafe_tf's op library {path.name} (for TensorFlow "
+            f"{tf.__version__}) is missing in {_HERE}. " + _REBUILD
+        )
     try:
         return tf.load_op_library(str(path))
     except tf.errors.NotFoundError as err:
-        raise OpLibraryError(f"cafe_tf's op library {path.name} failed to load in TensorFlow "
-                             f"{tf.__version__}: {err}. " + _REBUILD) from err
+        raise OpLibraryError(
+            f"cafe_tf's op library {path.name} failed to load in TensorFlow "
+            f"{tf.__version__}: {err}. " + _REBUILD
+        ) from err
 
 
 load_error = None
@@ -61,7 +69,9 @@ try:
 except OpLibraryError as err:
     if os.environ.get("CAFE_TF_ALLOW_REFERENCE") != "1":
         raise
-    warnings.warn(f"{err} Running on the pure-TF reference (CAFE_TF_ALLOW_REFERENCE=1).")
+    warnings.warn(
+        f"{err} Running on the pure-TF reference (CAFE_TF_ALLOW_REFERENCE=1).", stacklevel=2
+    )
     ops, load_error = None, err
 else:
     tf.no_gradient("CafeSketchInsert")

@@ -24,10 +24,12 @@ both times before any training:
    search stops at once with the reason, instead of keras-tuner quietly
    marking the trial FAILED and moving on.
 """
+
 import dataclasses
 import sys
 import warnings
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import tf_keras
 
@@ -40,15 +42,14 @@ from cafe_tf.layers.features import FeaturesLike, as_feature_configs
 if "keras_tuner" not in sys.modules:
     # Imported before either entry module (pytest's doctest collection): serve tf_keras.
     _keras_tuner.bind(tf_keras, "cafe_tf.tuning")
-import keras_tuner as kt  # noqa: E402
-from keras_tuner.engine.trial import TrialStatus  # noqa: E402
+import keras_tuner as kt
+from keras_tuner.engine.trial import TrialStatus
 
 # The per-trial metric (best epoch) recording the bytes of the model's CAFE layers.
 BYTES_METRIC = "cafe_bytes"
 # keras-tuner cannot infer the direction of "auc" metrics.
 DEFAULT_OBJECTIVE = kt.Objective("val_auc", direction="max")
-TUNERS = {"random": kt.RandomSearch, "bayesian": kt.BayesianOptimization,
-          "hyperband": kt.Hyperband}
+TUNERS = {"random": kt.RandomSearch, "bayesian": kt.BayesianOptimization, "hyperband": kt.Hyperband}
 # Knobs whose range may be None: CafeConfig's default (or `fixed`) then applies.
 _OPTIONAL_KNOBS = ("hot_share", "threshold", "decay_half_life")
 # CafeConfig fields that the search space always sets itself.
@@ -90,11 +91,11 @@ class CafeSearchSpace:
     """
 
     embedding_dim: int = 16
-    compression_ratio: Tuple[float, float] = (2.0, 1000.0)
-    hot_share: Optional[Tuple[float, float]] = (0.3, 0.9)
-    threshold: Optional[Tuple[float, float]] = (5.0, 500.0)
-    decay_half_life: Optional[Tuple[float, float]] = (4.0, 32.0)
-    multi_level: Tuple[bool, ...] = (False, True)
+    compression_ratio: tuple[float, float] = (2.0, 1000.0)
+    hot_share: tuple[float, float] | None = (0.3, 0.9)
+    threshold: tuple[float, float] | None = (5.0, 500.0)
+    decay_half_life: tuple[float, float] | None = (4.0, 32.0)
+    multi_level: tuple[bool, ...] = (False, True)
     fixed: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
@@ -105,14 +106,16 @@ class CafeSearchSpace:
         _check_range("threshold", self.threshold, lambda v: v > 0, "> 0")
         _check_range("decay_half_life", self.decay_half_life, lambda v: v > 0, "> 0")
         if not self.multi_level or not set(self.multi_level) <= {False, True}:
-            raise ValueError(f"multi_level must be a non-empty tuple of booleans, got "
-                             f"{self.multi_level!r}")
+            raise ValueError(
+                f"multi_level must be a non-empty tuple of booleans, got {self.multi_level!r}"
+            )
         fields = {f.name for f in dataclasses.fields(CafeConfig)}
         for name in self.fixed:
             if name not in fields:
                 raise ValueError(f"fixed: {name!r} is not a CafeConfig field")
-            if name in _SET_BY_SPACE or (name in _OPTIONAL_KNOBS and
-                                         getattr(self, name) is not None):
+            if name in _SET_BY_SPACE or (
+                name in _OPTIONAL_KNOBS and getattr(self, name) is not None
+            ):
                 raise ValueError(f"fixed: {name!r} is set by the search space, not by `fixed`")
 
     def within_cap(self, vocabulary_sizes: FeaturesLike, cap_bytes: int) -> "CafeSearchSpace":
@@ -134,15 +137,17 @@ class CafeSearchSpace:
         if cap_bytes <= 0:
             raise ValueError(f"cap_bytes must be > 0, got {cap_bytes}")
         features = as_feature_configs(vocabulary_sizes)
-        full = budget_lib.full_table_bytes([f.vocabulary_size for f in features],
-                                           self.embedding_dim)
+        full = budget_lib.full_table_bytes(
+            [f.vocabulary_size for f in features], self.embedding_dim
+        )
         lowest, highest = self.compression_ratio
         needed = full / cap_bytes  # the budget, full // ratio, is then <= cap_bytes
         if needed > highest:
             raise ValueError(
                 f"a cap of {cap_bytes:,} bytes needs a compression ratio of at least "
                 f"{needed:.4g} (the full tables take {full:,} bytes), above the highest ratio "
-                f"searched ({highest}): raise compression_ratio[1] or the cap")
+                f"searched ({highest}): raise compression_ratio[1] or the cap"
+            )
         bounded = dataclasses.replace(self, compression_ratio=(max(lowest, needed), highest))
         bounded._check_corners(features)
         return bounded
@@ -162,17 +167,20 @@ class CafeSearchSpace:
                     try:
                         CafeEmbeddingCollection(features, config, name="cafe_tuning_probe")
                     except ValueError as error:
-                        raise ValueError(f"the search space's corner compression_ratio="
-                                         f"{ratio:.4g}, hot_share={share}, multi_level="
-                                         f"{multi_level} has no CAFE layout: {error}") from error
+                        raise ValueError(
+                            f"the search space's corner compression_ratio="
+                            f"{ratio:.4g}, hot_share={share}, multi_level="
+                            f"{multi_level} has no CAFE layout: {error}"
+                        ) from error
 
 
 def _check_range(name, bounds, valid, rule):
     if bounds is None:
         return
     if len(bounds) != 2 or not bounds[0] <= bounds[1] or not all(valid(v) for v in bounds):
-        raise ValueError(f"{name} must be None or (low, high) with low <= high, both {rule}; "
-                         f"got {bounds!r}")
+        raise ValueError(
+            f"{name} must be None or (low, high) with low <= high, both {rule}; got {bounds!r}"
+        )
 
 
 def _float(hp: kt.HyperParameters, name: str, bounds, sampling: str) -> float:
@@ -199,8 +207,7 @@ def config_from_hp(hp: kt.HyperParameters, space: CafeSearchSpace) -> CafeConfig
       >>> def build(hp):
       ...     return make_model(config_from_hp(hp, space))
     """
-    tuned = {"compression_ratio": _float(hp, "compression_ratio", space.compression_ratio,
-                                         "log")}
+    tuned = {"compression_ratio": _float(hp, "compression_ratio", space.compression_ratio, "log")}
     for name, sampling in zip(_OPTIONAL_KNOBS, ("linear", "log", "log")):
         bounds = getattr(space, name)
         if bounds is not None:
@@ -255,10 +262,15 @@ class CafeHyperModelBase(kt.HyperModel):
 
     migration: type  # the CafeMigration callback class
 
-    def __init__(self, build_model: Callable[[CafeConfig], Any],
-                 vocabulary_sizes: FeaturesLike, cap_bytes: int,
-                 space: Optional[CafeSearchSpace] = None, migration_every_n_steps: int = 1,
-                 name: str = "cafe"):
+    def __init__(
+        self,
+        build_model: Callable[[CafeConfig], Any],
+        vocabulary_sizes: FeaturesLike,
+        cap_bytes: int,
+        space: CafeSearchSpace | None = None,
+        migration_every_n_steps: int = 1,
+        name: str = "cafe",
+    ):
         super().__init__(name=name)
         self.build_model = build_model
         self.cap_bytes = int(cap_bytes)
@@ -277,14 +289,16 @@ class CafeHyperModelBase(kt.HyperModel):
         if not find_cafe_layers(model):
             raise kt.errors.FatalValueError(
                 "the model returned by build_model holds no CafeEmbeddingCollection: the "
-                "CAFE configuration being tuned is not used")
+                "CAFE configuration being tuned is not used"
+            )
         held = cafe_bytes(model)
         if held > self.cap_bytes:
             raise CapExceededError(
                 f"the model built from {config} holds {held:,} bytes in its CAFE layers, over "
                 f"the cap of {self.cap_bytes:,} bytes. The search space keeps every layer "
                 "within the cap only if vocabulary_sizes lists the features of every CAFE "
-                "layer the model builds from the config")
+                "layer the model builds from the config"
+            )
         return model
 
     def fit(self, hp, model, *args, callbacks=None, **kwargs):
@@ -315,10 +329,10 @@ class TrialResult:
     trial_id: str
     status: str
     config: CafeConfig
-    metric: Optional[float]
-    bytes: Optional[int]
-    metrics: Dict[str, float]
-    message: Optional[str] = None
+    metric: float | None
+    bytes: int | None
+    metrics: dict[str, float]
+    message: str | None = None
 
 
 @dataclasses.dataclass
@@ -340,25 +354,45 @@ class TuningResult:
     best_bytes: int
     objective: str
     cap_bytes: int
-    trials: List[TrialResult]
+    trials: list[TrialResult]
     tuner: kt.Tuner
 
     def format_table(self) -> str:
         """The trials as a fixed-width text table, best first."""
-        columns = ("trial", "status", "ratio", "hot_share", "threshold", "half_life", "multi",
-                   "bytes", self.objective)
+        columns = (
+            "trial",
+            "status",
+            "ratio",
+            "hot_share",
+            "threshold",
+            "half_life",
+            "multi",
+            "bytes",
+            self.objective,
+        )
         sign = -1.0 if self.tuner.oracle.objective.direction == "max" else 1.0
         ranked = sorted(self.trials, key=lambda t: (t.metric is None, sign * (t.metric or 0.0)))
         rows = []
         for trial in ranked:
             c = trial.config
-            rows.append((trial.trial_id, trial.status, f"{c.compression_ratio:.4g}",
-                         _fmt(c.hot_share, ".3f"), _fmt(c.threshold, ".3g"),
-                         _fmt(c.decay_half_life, ".3g"), "on" if c.multi_level else "off",
-                         _fmt(trial.bytes, ","), _fmt(trial.metric, ".4f")))
+            rows.append(
+                (
+                    trial.trial_id,
+                    trial.status,
+                    f"{c.compression_ratio:.4g}",
+                    _fmt(c.hot_share, ".3f"),
+                    _fmt(c.threshold, ".3g"),
+                    _fmt(c.decay_half_life, ".3g"),
+                    "on" if c.multi_level else "off",
+                    _fmt(trial.bytes, ","),
+                    _fmt(trial.metric, ".4f"),
+                )
+            )
         widths = [max(len(str(v)) for v in column) for column in zip(columns, *rows)]
-        return "\n".join("  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip()
-                         for row in [columns, *rows])
+        return "\n".join(
+            "  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip()
+            for row in [columns, *rows]
+        )
 
 
 def _fmt(value, spec: str) -> str:
@@ -369,15 +403,29 @@ def make_tune(hypermodel_class: type) -> Callable[..., TuningResult]:
     """The `tune` function of a Keras: searches with `hypermodel_class` (a
     `CafeHyperModelBase` subclass)."""
 
-    def tune(build_model: Callable[[CafeConfig], Any], train_data,
-             validation_data=None, *, vocabulary_sizes: FeaturesLike, cap_bytes: int,
-             space: Optional[CafeSearchSpace] = None, tuner: str = "random", max_trials: int = 10,
-             epochs: int = 1, objective: Union[str, kt.Objective] = DEFAULT_OBJECTIVE,
-             distribution_strategy=None, callbacks: Sequence = (),
-             migration_every_n_steps: int = 1, directory: str = "cafe_tuning",
-             project_name: str = "cafe", overwrite: bool = True, seed: Optional[int] = None,
-             verbose: int = 0, tuner_options: Optional[Mapping[str, Any]] = None,
-             **fit_kwargs) -> TuningResult:
+    def tune(
+        build_model: Callable[[CafeConfig], Any],
+        train_data,
+        validation_data=None,
+        *,
+        vocabulary_sizes: FeaturesLike,
+        cap_bytes: int,
+        space: CafeSearchSpace | None = None,
+        tuner: str = "random",
+        max_trials: int = 10,
+        epochs: int = 1,
+        objective: str | kt.Objective = DEFAULT_OBJECTIVE,
+        distribution_strategy=None,
+        callbacks: Sequence = (),
+        migration_every_n_steps: int = 1,
+        directory: str = "cafe_tuning",
+        project_name: str = "cafe",
+        overwrite: bool = True,
+        seed: int | None = None,
+        verbose: int = 0,
+        tuner_options: Mapping[str, Any] | None = None,
+        **fit_kwargs,
+    ) -> TuningResult:
         """Searches CAFE configurations under a memory cap and returns the best one.
 
         Args:
@@ -434,19 +482,32 @@ def make_tune(hypermodel_class: type) -> Callable[..., TuningResult]:
         if validation_data is None and str(objective_name).startswith("val_"):
             # Otherwise every trial would fail to report it and end FAILED.
             raise ValueError(f"the objective {objective_name!r} needs validation_data")
-        hypermodel = hypermodel_class(build_model, vocabulary_sizes, cap_bytes, space,
-                                      migration_every_n_steps)
+        hypermodel = hypermodel_class(
+            build_model, vocabulary_sizes, cap_bytes, space, migration_every_n_steps
+        )
         options = dict(tuner_options or {})
         if tuner == "hyperband":
             options.setdefault("max_epochs", epochs)
         else:
             options.setdefault("max_trials", max_trials)
-        keras_tuner = TUNERS[tuner](hypermodel, objective=objective, seed=seed,
-                                    distribution_strategy=distribution_strategy,
-                                    directory=directory, project_name=project_name,
-                                    overwrite=overwrite, **options)
-        keras_tuner.search(train_data, validation_data=validation_data, epochs=epochs,
-                           callbacks=list(callbacks), verbose=verbose, **fit_kwargs)
+        keras_tuner = TUNERS[tuner](
+            hypermodel,
+            objective=objective,
+            seed=seed,
+            distribution_strategy=distribution_strategy,
+            directory=directory,
+            project_name=project_name,
+            overwrite=overwrite,
+            **options,
+        )
+        keras_tuner.search(
+            train_data,
+            validation_data=validation_data,
+            epochs=epochs,
+            callbacks=list(callbacks),
+            verbose=verbose,
+            **fit_kwargs,
+        )
         return collect_results(keras_tuner, hypermodel)
 
     return tune
@@ -467,21 +528,36 @@ def collect_results(keras_tuner: kt.Tuner, hypermodel: CafeHyperModelBase) -> Tu
     for trial in oracle.trials.values():
         metrics = {name: trial.metrics.get_last_value(name) for name in trial.metrics.metrics}
         done = trial.status == TrialStatus.COMPLETED
-        trials.append(TrialResult(
-            trial_id=trial.trial_id, status=trial.status,
-            config=config_from_hp(trial.hyperparameters.copy(), hypermodel.space),
-            metric=float(trial.score) if done else None,
-            bytes=int(metrics[BYTES_METRIC]) if done else None,
-            metrics=metrics, message=trial.message))
+        trials.append(
+            TrialResult(
+                trial_id=trial.trial_id,
+                status=trial.status,
+                config=config_from_hp(trial.hyperparameters.copy(), hypermodel.space),
+                metric=float(trial.score) if done else None,
+                bytes=int(metrics[BYTES_METRIC]) if done else None,
+                metrics=metrics,
+                message=trial.message,
+            )
+        )
     failed = [t for t in trials if t.status != TrialStatus.COMPLETED]
     for trial in failed:
         last_line = (trial.message or "").strip().splitlines()[-1:] or ["no message"]
-        warnings.warn(f"tuning trial {trial.trial_id} ended {trial.status}: {last_line[0]}")
+        warnings.warn(
+            f"tuning trial {trial.trial_id} ended {trial.status}: {last_line[0]}", stacklevel=2
+        )
     if len(failed) == len(trials):
-        raise RuntimeError("no tuning trial completed; the first failure was:\n"
-                           + str(failed[0].message if failed else "no trial ran"))
+        raise RuntimeError(
+            "no tuning trial completed; the first failure was:\n"
+            + str(failed[0].message if failed else "no trial ran")
+        )
     best_id = oracle.get_best_trials(1)[0].trial_id
     best = next(t for t in trials if t.trial_id == best_id)
-    return TuningResult(best_config=best.config, best_metric=best.metric,
-                        best_bytes=best.bytes, objective=objective,
-                        cap_bytes=hypermodel.cap_bytes, trials=trials, tuner=keras_tuner)
+    return TuningResult(
+        best_config=best.config,
+        best_metric=best.metric,
+        best_bytes=best.bytes,
+        objective=objective,
+        cap_bytes=hypermodel.cap_bytes,
+        trials=trials,
+        tuner=keras_tuner,
+    )

@@ -4,9 +4,10 @@ A budget is in bytes of embedding state (tables, sketch and bookkeeping;
 optimizer slots are not counted, as in the paper). Compression ratio =
 full table bytes / budget bytes (docs/sketch.md; CAFE paper, section on the memory budget).
 """
+
 import dataclasses
 import math
-from typing import Optional, Sequence, Tuple
+from collections.abc import Sequence
 
 from cafe_tf.sketch import config as sketch_config
 
@@ -21,13 +22,22 @@ class BudgetTooSmallError(ValueError):
 
 # Paper settings per compression ratio (Criteo Kaggle): threshold k and hash share h.
 PAPER_SETTINGS = {
-    2: (10.0, 0.7), 5: (10.0, 0.5), 10: (20.0, 0.5), 20: (30.0, 0.5), 50: (50.0, 0.3),
-    100: (100.0, 0.3), 200: (200.0, 0.2), 500: (500.0, 0.2), 1000: (500.0, 0.2),
-    2000: (500.0, 0.1), 5000: (500.0, 0.1), 10000: (500.0, 0.1),
+    2: (10.0, 0.7),
+    5: (10.0, 0.5),
+    10: (20.0, 0.5),
+    20: (30.0, 0.5),
+    50: (50.0, 0.3),
+    100: (100.0, 0.3),
+    200: (200.0, 0.2),
+    500: (500.0, 0.2),
+    1000: (500.0, 0.2),
+    2000: (500.0, 0.1),
+    5000: (500.0, 0.1),
+    10000: (500.0, 0.1),
 }
 
 
-def paper_settings(compression_ratio: float) -> Tuple[float, float]:
+def paper_settings(compression_ratio: float) -> tuple[float, float]:
     """(threshold k, hash share h) of the paper for the nearest tabulated ratio at or below."""
     if compression_ratio < 1:
         raise ValueError(f"compression_ratio must be >= 1, got {compression_ratio}")
@@ -40,13 +50,18 @@ def full_table_bytes(vocabulary_sizes: Sequence[int], embedding_dim: int) -> int
     return int(sum(vocabulary_sizes)) * embedding_dim * FLOAT_BYTES
 
 
-def resolve_budget(vocabulary_sizes: Sequence[int], embedding_dim: int,
-                   compression_ratio: Optional[float] = None,
-                   budget_bytes: Optional[int] = None) -> int:
+def resolve_budget(
+    vocabulary_sizes: Sequence[int],
+    embedding_dim: int,
+    compression_ratio: float | None = None,
+    budget_bytes: int | None = None,
+) -> int:
     """The budget in bytes from exactly one of a compression ratio or a byte count."""
     if (compression_ratio is None) == (budget_bytes is None):
-        raise ValueError("give exactly one of compression_ratio and budget_bytes, got "
-                         f"compression_ratio={compression_ratio}, budget_bytes={budget_bytes}")
+        raise ValueError(
+            "give exactly one of compression_ratio and budget_bytes, got "
+            f"compression_ratio={compression_ratio}, budget_bytes={budget_bytes}"
+        )
     if any(v <= 0 for v in vocabulary_sizes):
         raise ValueError(f"vocabulary sizes must be > 0, got {list(vocabulary_sizes)}")
     if embedding_dim <= 0:
@@ -59,14 +74,19 @@ def resolve_budget(vocabulary_sizes: Sequence[int], embedding_dim: int,
         raise ValueError(f"compression_ratio must be >= 1, got {compression_ratio}")
     budget = int(full_table_bytes(vocabulary_sizes, embedding_dim) // compression_ratio)
     if budget <= 0:
-        raise BudgetTooSmallError(f"compression_ratio={compression_ratio} leaves a budget of "
-                                  "0 bytes: too small for any layout")
+        raise BudgetTooSmallError(
+            f"compression_ratio={compression_ratio} leaves a budget of "
+            "0 bytes: too small for any layout"
+        )
     return budget
 
 
-def split_rows(total_rows: int, vocabulary_sizes: Sequence[int],
-               minimum_rows: Optional[Sequence[int]] = None,
-               maximum_rows: Optional[Sequence[int]] = None) -> Tuple[int, ...]:
+def split_rows(
+    total_rows: int,
+    vocabulary_sizes: Sequence[int],
+    minimum_rows: Sequence[int] | None = None,
+    maximum_rows: Sequence[int] | None = None,
+) -> tuple[int, ...]:
     """Rows per field: its minimum (default 1) plus a share of the spare rows in
     proportion to its vocabulary, capped at its maximum (default: its
     vocabulary); never more than `total_rows` in all.
@@ -78,11 +98,15 @@ def split_rows(total_rows: int, vocabulary_sizes: Sequence[int],
     maximum_rows = list(vocabulary_sizes) if maximum_rows is None else list(maximum_rows)
     spare = total_rows - sum(minimum_rows)
     if spare < 0:
-        raise ValueError(f"{total_rows} rows cannot give each of {len(vocabulary_sizes)} fields "
-                         f"its minimum ({sum(minimum_rows)} rows in all)")
+        raise ValueError(
+            f"{total_rows} rows cannot give each of {len(vocabulary_sizes)} fields "
+            f"its minimum ({sum(minimum_rows)} rows in all)"
+        )
     vocabulary_total = sum(vocabulary_sizes)
-    return tuple(min(high, low + spare * size // vocabulary_total)
-                 for size, low, high in zip(vocabulary_sizes, minimum_rows, maximum_rows))
+    return tuple(
+        min(high, low + spare * size // vocabulary_total)
+        for size, low, high in zip(vocabulary_sizes, minimum_rows, maximum_rows)
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,8 +123,8 @@ class CafeLayout:
     """
 
     hot_rows: int
-    hashed_rows: Tuple[int, ...]
-    medium_rows: Tuple[int, ...]
+    hashed_rows: tuple[int, ...]
+    medium_rows: tuple[int, ...]
     bytes: dict
 
     @property
@@ -108,9 +132,16 @@ class CafeLayout:
         return self.hot_rows
 
 
-def plan_cafe_layout(vocabulary_sizes: Sequence[int], embedding_dim: int, budget_bytes: int,
-                     hot_share: float, slots_per_bucket: int = 4, multi_level: bool = False,
-                     medium_share: float = 0.3, bookkeeping_bytes: int = 0) -> CafeLayout:
+def plan_cafe_layout(
+    vocabulary_sizes: Sequence[int],
+    embedding_dim: int,
+    budget_bytes: int,
+    hot_share: float,
+    slots_per_bucket: int = 4,
+    multi_level: bool = False,
+    medium_share: float = 0.3,
+    bookkeeping_bytes: int = 0,
+) -> CafeLayout:
     """Sizes CAFE's tables and sketch to fit `budget_bytes` (docs/sketch.md).
 
     The hot part gets `hot_share` of the budget and pays for its sketch: each
@@ -138,7 +169,8 @@ def plan_cafe_layout(vocabulary_sizes: Sequence[int], embedding_dim: int, budget
             f"budget of {budget_bytes:,} bytes is too small for a CAFE layout of "
             f"{len(vocabulary_sizes)} features with embedding_dim={embedding_dim}: it needs at "
             f"least {minimum:,} bytes (one hot row with its sketch bucket and "
-            f"{levels} hashed row(s) per feature)")
+            f"{levels} hashed row(s) per feature)"
+        )
     hot_rows = max(1, int((budget_bytes * hot_share - fixed) // per_hot_row))
     hashed_total = int((budget_bytes - fixed - hot_rows * per_hot_row) // row_bytes)
     fields = len(vocabulary_sizes)
@@ -149,26 +181,34 @@ def plan_cafe_layout(vocabulary_sizes: Sequence[int], embedding_dim: int, budget
     else:
         medium_rows = tuple(0 for _ in vocabulary_sizes)
         hashed_rows = split_rows(max(fields, hashed_total), vocabulary_sizes)
-    overflow = (fixed + hot_rows * per_hot_row
-                + (sum(hashed_rows) + sum(medium_rows)) * row_bytes - budget_bytes)
+    overflow = (
+        fixed
+        + hot_rows * per_hot_row
+        + (sum(hashed_rows) + sum(medium_rows)) * row_bytes
+        - budget_bytes
+    )
     if overflow > 0:  # the minimum rows per field overshot: give up hot rows instead
         hot_rows -= math.ceil(overflow / per_hot_row)
         if hot_rows < 1:
             raise BudgetTooSmallError(
                 f"budget of {budget_bytes:,} bytes cannot hold one hot row besides the minimum "
-                f"hashed rows of {len(vocabulary_sizes)} features")
+                f"hashed rows of {len(vocabulary_sizes)} features"
+            )
     if max(hashed_rows + medium_rows) >= MAX_FINGERPRINT_TABLE_ROWS:
         raise ValueError(
             f"a hashed table of {max(hashed_rows + medium_rows):,} rows: CAFE's hashed rows are "
-            f"hashed from 32-bit key fingerprints, so each table must have fewer than 2**32 rows")
+            f"hashed from 32-bit key fingerprints, so each table must have fewer than 2**32 rows"
+        )
     parts = {
         "hot_table": hot_rows * row_bytes,
-        "sketch": sketch_config.SketchConfig(num_buckets=hot_rows, hot_rows=hot_rows,
-                                             slots_per_bucket=slots_per_bucket).memory_bytes(),
+        "sketch": sketch_config.SketchConfig(
+            num_buckets=hot_rows, hot_rows=hot_rows, slots_per_bucket=slots_per_bucket
+        ).memory_bytes(),
         "hashed_tables": sum(hashed_rows) * row_bytes,
         "medium_tables": sum(medium_rows) * row_bytes,
         "bookkeeping": bookkeeping_bytes,
     }
     parts["total"] = sum(parts.values())
-    return CafeLayout(hot_rows=hot_rows, hashed_rows=hashed_rows, medium_rows=medium_rows,
-                      bytes=parts)
+    return CafeLayout(
+        hot_rows=hot_rows, hashed_rows=hashed_rows, medium_rows=medium_rows, bytes=parts
+    )

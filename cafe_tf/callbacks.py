@@ -1,5 +1,4 @@
 """The Keras callback that runs CAFE migration during `model.fit`."""
-from typing import Dict, List, Optional
 
 import tensorflow as tf
 import tf_keras
@@ -10,8 +9,9 @@ from cafe_tf.layers.cafe_embedding import CafeEmbeddingCollectionLogic, find_caf
 class CafeMigrationLogic:
     """The Keras-independent logic of `CafeMigration` (a mixin; layers/keras_base.py)."""
 
-    def __init__(self, every_n_steps: int = 1, log_dir: Optional[str] = None,
-                 log_every_n_steps: int = 100):
+    def __init__(
+        self, every_n_steps: int = 1, log_dir: str | None = None, log_every_n_steps: int = 100
+    ):
         super().__init__()
         # Batch logs stay tensors: otherwise Keras copies them to the host after every
         # batch for this callback, a stall per step that it never reads.
@@ -23,7 +23,7 @@ class CafeMigrationLogic:
         self.every_n_steps = every_n_steps
         self.log_dir = log_dir
         self.log_every_n_steps = log_every_n_steps
-        self._layers: List[CafeEmbeddingCollectionLogic] = []
+        self._layers: list[CafeEmbeddingCollectionLogic] = []
 
     def set_model(self, model):
         super().set_model(model)
@@ -43,8 +43,7 @@ class CafeMigrationLogic:
 
         @tf.function
         def migrate_all(force_decay):
-            return strategy.run(
-                lambda: [layer.migrate(optimizer, force_decay) for layer in layers])
+            return strategy.run(lambda: [layer.migrate(optimizer, force_decay) for layer in layers])
 
         return migrate_all
 
@@ -53,17 +52,20 @@ class CafeMigrationLogic:
         if self._migration_fn is None:
             self._migration_fn = self._build_migration_fn()
         per_replica = self._migration_fn(tf.constant(force_decay))
-        self._last_results = self.model.distribute_strategy.experimental_local_results(
-            per_replica)[0]
+        self._last_results = self.model.distribute_strategy.experimental_local_results(per_replica)[
+            0
+        ]
         return self._last_results
 
-    def _occupancy(self) -> Dict[str, float]:
+    def _occupancy(self) -> dict[str, float]:
         if self._last_results is None:
             return {}
-        return {f"{layer.name}_hot_occupancy": int(result["hot_rows_used"]) /
-                layer.layout.hot_rows for layer, result in zip(self._layers, self._last_results)}
+        return {
+            f"{layer.name}_hot_occupancy": int(result["hot_rows_used"]) / layer.layout.hot_rows
+            for layer, result in zip(self._layers, self._last_results)
+        }
 
-    def migrate_now(self, force_decay: bool = False) -> Dict[str, float]:
+    def migrate_now(self, force_decay: bool = False) -> dict[str, float]:
         """Runs one migration of every CAFE layer now, outside `fit`: in a custom
         training loop, or before evaluating.
 
@@ -90,8 +92,10 @@ class CafeMigrationLogic:
           ...         stats = migration.migrate_now()
         """
         if self.model is None:
-            raise RuntimeError("CafeMigration.migrate_now needs the model: call "
-                               "set_model(model) first (model.fit does)")
+            raise RuntimeError(
+                "CafeMigration.migrate_now needs the model: call "
+                "set_model(model) first (model.fit does)"
+            )
         if not self._layers:
             return {}
         stats = {}
@@ -106,9 +110,16 @@ class CafeMigrationLogic:
         """promotions, demotions, hot lookups, lookups, exchanged pairs (a device read)."""
         if not layer.built:  # subclassed models build their layers on the first batch
             return (0, 0, 0, 0, 0)
-        return tuple(int(v.numpy()) for v in (layer.promotions, layer.demotions,
-                                               layer.hot_lookups, layer.lookups,
-                                               layer.exchanged_pairs))
+        return tuple(
+            int(v.numpy())
+            for v in (
+                layer.promotions,
+                layer.demotions,
+                layer.hot_lookups,
+                layer.lookups,
+                layer.exchanged_pairs,
+            )
+        )
 
     def _trained_batches(self) -> int:
         """The optimizer's iteration count (checkpoints hold it)."""
@@ -137,8 +148,7 @@ class CafeMigrationLogic:
             self._migrate()
         if step // self.log_every_n_steps == previous // self.log_every_n_steps:
             return
-        stats = {**self._occupancy(), **self._since_log_point(step),
-                 **self._since_epoch_start()}
+        stats = {**self._occupancy(), **self._since_log_point(step), **self._since_epoch_start()}
         if logs is not None:
             logs.update(stats)
         if self._writer is not None:
@@ -146,7 +156,7 @@ class CafeMigrationLogic:
                 for name, value in stats.items():
                     tf.summary.scalar(f"cafe/{name}", value)
 
-    def _since_log_point(self, step) -> Dict[str, float]:
+    def _since_log_point(self, step) -> dict[str, float]:
         """Promotions, demotions and exchanged pairs per step since the last log point."""
         stats = {}
         for layer in self._layers:
@@ -156,11 +166,12 @@ class CafeMigrationLogic:
             stats[f"{layer.name}_promotions"] = now[0] - start[0]
             stats[f"{layer.name}_demotions"] = now[1] - start[1]
             if self.model.distribute_strategy.num_replicas_in_sync > 1 and step > start_step:
-                stats[f"{layer.name}_exchanged_pairs_per_step"] = (
-                    (now[4] - start[4]) / (step - start_step))
+                stats[f"{layer.name}_exchanged_pairs_per_step"] = (now[4] - start[4]) / (
+                    step - start_step
+                )
         return stats
 
-    def _since_epoch_start(self) -> Dict[str, float]:
+    def _since_epoch_start(self) -> dict[str, float]:
         """Promotions, demotions and the share of lookups served hot this epoch."""
         stats = {}
         for layer in self._layers:

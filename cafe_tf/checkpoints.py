@@ -33,9 +33,9 @@ Example:
   >>> model.fit(dataset.skip(step), steps_per_epoch=total - step,  # doctest: +SKIP
   ...           callbacks=[CafeMigration(3), PeriodicCheckpoint(manager, every_n_steps=50)])
 """
+
 import json
 import os
-from typing import Dict, List, Optional
 
 import tensorflow as tf
 import tf_keras
@@ -43,9 +43,14 @@ from tensorflow.core.protobuf import trackable_object_graph_pb2
 
 from cafe_tf.layers import optimizer_slots
 from cafe_tf.layers.cafe_embedding import find_cafe_layers
-from cafe_tf.layers.layout_record import (SKETCH_STATE_VERSION, CheckpointMismatchError,
-                                          LayoutRecord, layer_layout, layout_differences,
-                                          mismatch_message)
+from cafe_tf.layers.layout_record import (
+    SKETCH_STATE_VERSION,
+    CheckpointMismatchError,
+    LayoutRecord,
+    layer_layout,
+    layout_differences,
+    mismatch_message,
+)
 
 _OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 _LAYOUT_ATTRIBUTE = "cafe_layout"
@@ -55,7 +60,7 @@ class CheckpointCorruptError(ValueError):
     """A checkpoint's files cannot be read: missing, truncated or corrupted."""
 
 
-def layout_signature(root) -> Dict[str, Dict]:
+def layout_signature(root) -> dict[str, dict]:
     """{layer name: layer_layout} of every CAFE layer under `root`."""
     return {layer.name: layer_layout(layer) for layer in find_cafe_layers(root)}
 
@@ -71,13 +76,13 @@ class CafeLayoutRecord(LayoutRecord):
     def __init__(self, root):
         self._root = root
 
-    def current(self) -> Dict[str, Dict]:
+    def current(self) -> dict[str, dict]:
         return layout_signature(self._root)
 
     def serialize(self) -> str:
         return json.dumps(self.current(), sort_keys=True)
 
-    def problems(self, saved: str) -> List[str]:
+    def problems(self, saved: str) -> list[str]:
         return layout_differences(json.loads(saved), self.current())
 
 
@@ -93,8 +98,9 @@ def make_checkpoint(model, optimizer="model", **objects) -> tf.train.Checkpoint:
         optimizer = getattr(model, "optimizer", None)
     if optimizer is not None:
         objects["optimizer"] = optimizer
-    return tf.train.Checkpoint(model=model, **{_LAYOUT_ATTRIBUTE: CafeLayoutRecord(model)},
-                               **objects)
+    return tf.train.Checkpoint(
+        model=model, **{_LAYOUT_ATTRIBUTE: CafeLayoutRecord(model)}, **objects
+    )
 
 
 def _checkpoint_objects(root, graph):
@@ -111,7 +117,7 @@ def _checkpoint_objects(root, graph):
         matched.extend((obj, a.name, a.checkpoint_key) for a in node.attributes)
         try:
             children = tf.train.TrackableView.children(obj)
-        except Exception:  # noqa: BLE001 (an object that cannot list its children)
+        except Exception:
             continue
         for ref in node.children:
             child = children.get(ref.local_name)
@@ -123,9 +129,11 @@ def _checkpoint_objects(root, graph):
 def _variable_owners(root):
     """id(variable) -> (rank, description) for CAFE layers' variables and their
     optimizer slots (rank orders the error lines: layer state first)."""
-    optimizers = [obj for obj in tf.train.TrackableView(root).descendants()
-                  if isinstance(obj, (tf_keras.optimizers.Optimizer,
-                                      tf_keras.optimizers.legacy.Optimizer))]
+    optimizers = [
+        obj
+        for obj in tf.train.TrackableView(root).descendants()
+        if isinstance(obj, (tf_keras.optimizers.Optimizer, tf_keras.optimizers.legacy.Optimizer))
+    ]
     owners = {}
     for layer in find_cafe_layers(root):
         for v in layer.weights:
@@ -134,8 +142,10 @@ def _variable_owners(root):
             for optimizer in optimizers if v.trainable else ():
                 for slot, _ in optimizer_slots.slots_for(optimizer, v):
                     slot_name = slot.name.split("/")[0]
-                    owners[id(slot)] = (2, f"CAFE layer '{layer.name}', {short}: optimizer "
-                                           f"slot '{slot_name}'")
+                    owners[id(slot)] = (
+                        2,
+                        f"CAFE layer '{layer.name}', {short}: optimizer slot '{slot_name}'",
+                    )
     return owners
 
 
@@ -154,21 +164,26 @@ def read_checkpoint(save_path: str):
     index = f"{save_path}.index"
     try:
         reader = tf.train.load_checkpoint(save_path)
-    except Exception as err:  # noqa: BLE001 (any failure to open it: missing, bad bytes)
+    except Exception as err:
         what = "is unreadable" if tf.io.gfile.exists(index) else "does not exist"
         raise CheckpointCorruptError(
             f"checkpoint '{save_path}': its index file {index} {what} "
-            f"({_first_line(err)}); nothing was restored") from None
+            f"({_first_line(err)}); nothing was restored"
+        ) from None
     data = sorted(tf.io.gfile.glob(f"{save_path}.data-*"))
-    problem = (f"the data file {' or '.join(data)} is truncated or corrupted" if data else
-               f"its data file {save_path}.data-*-of-* is missing")
+    problem = (
+        f"the data file {' or '.join(data)} is truncated or corrupted"
+        if data
+        else f"its data file {save_path}.data-*-of-* is missing"
+    )
     for key in sorted(reader.get_variable_to_shape_map()):
         try:
             reader.get_tensor(key)
-        except Exception as err:  # noqa: BLE001 (truncated: IndexError; bad bytes: OpError)
+        except Exception as err:
             raise CheckpointCorruptError(
                 f"checkpoint '{save_path}': {problem}: reading '{key}' failed "
-                f"({_first_line(err)}); nothing was restored") from None
+                f"({_first_line(err)}); nothing was restored"
+            ) from None
     return reader
 
 
@@ -177,7 +192,7 @@ def _first_line(err: Exception) -> str:
     return text.strip().splitlines()[0]
 
 
-def mismatches(root, save_path: str) -> List[str]:
+def mismatches(root, save_path: str) -> list[str]:
     """Why the checkpoint at `save_path` cannot be restored into `root` ([] if it can).
 
     `root` is what the checkpoint was written from: a `tf.train.Checkpoint`
@@ -208,22 +223,38 @@ def mismatches(root, save_path: str) -> List[str]:
             continue
         rank, what = owners.get(id(obj), (3, f"variable '{getattr(obj, 'name', key)}'"))
         if list(shape) != list(shapes[key]):
-            problems.append((rank, f"{what}: shape {list(shapes[key])} in the checkpoint but "
-                                   f"{shape.as_list()} in this model"))
+            problems.append(
+                (
+                    rank,
+                    f"{what}: shape {list(shapes[key])} in the checkpoint but "
+                    f"{shape.as_list()} in this model",
+                )
+            )
         elif tf.as_dtype(dtype).base_dtype != dtypes[key]:
-            problems.append((rank, f"{what}: dtype {dtypes[key].name} in the checkpoint but "
-                                   f"{tf.as_dtype(dtype).name} in this model"))
+            problems.append(
+                (
+                    rank,
+                    f"{what}: dtype {dtypes[key].name} in the checkpoint but "
+                    f"{tf.as_dtype(dtype).name} in this model",
+                )
+            )
     # A CAFE layer's state the checkpoint lacks would silently keep its fresh value.
-    old_layout = any(k.endswith(f"/{name}/.ATTRIBUTES/VARIABLE_VALUE") for k in shapes
-                     for name in ("row_slot", "packed_int32"))
+    old_layout = any(
+        k.endswith(f"/{name}/.ATTRIBUTES/VARIABLE_VALUE")
+        for k in shapes
+        for name in ("row_slot", "packed_int32")
+    )
     for layer in find_cafe_layers(root):
         for v in layer.weights:
             if id(v) not in found:
-                hint = (" (the checkpoint has the keys/packed_int32 or rows/tags/row_slot "
-                        "variables of an older sketch layout, sketch_state_version 1 or 2; "
-                        f"this cafe_tf reads version {SKETCH_STATE_VERSION}: it cannot be "
-                        "restored)"
-                        if old_layout and "/slots:" in v.name else "")
+                hint = (
+                    " (the checkpoint has the keys/packed_int32 or rows/tags/row_slot "
+                    "variables of an older sketch layout, sketch_state_version 1 or 2; "
+                    f"this cafe_tf reads version {SKETCH_STATE_VERSION}: it cannot be "
+                    "restored)"
+                    if old_layout and "/slots:" in v.name
+                    else ""
+                )
                 problems.append((1, f"{owners[id(v)][1]}: not in the checkpoint{hint}"))
     return list(dict.fromkeys(text for _, text in sorted(problems)))
 
@@ -285,15 +316,16 @@ class PeriodicCheckpoint(tf_keras.callbacks.Callback):
       save_at_end: also save when training ends.
     """
 
-    def __init__(self, manager: tf.train.CheckpointManager, every_n_steps: int,
-                 save_at_end: bool = True):
+    def __init__(
+        self, manager: tf.train.CheckpointManager, every_n_steps: int, save_at_end: bool = True
+    ):
         super().__init__()
         if every_n_steps <= 0:
             raise ValueError(f"every_n_steps must be > 0, got {every_n_steps}")
         self.manager = manager
         self.every_n_steps = every_n_steps
         self.save_at_end = save_at_end
-        self.saved_steps: List[int] = []
+        self.saved_steps: list[int] = []
         self._last_saved = None
 
     def _step(self) -> int:
@@ -359,8 +391,9 @@ class ExactBackupAndRestore(tf_keras.callbacks.BackupAndRestore):
     """
 
     def __init__(self, backup_dir: str, save_freq="epoch", delete_checkpoint: bool = True):
-        if save_freq != "epoch" and (isinstance(save_freq, bool) or not isinstance(save_freq, int)
-                                     or save_freq <= 0):
+        if save_freq != "epoch" and (
+            isinstance(save_freq, bool) or not isinstance(save_freq, int) or save_freq <= 0
+        ):
             raise ValueError(f'save_freq must be "epoch" or a positive int, got {save_freq!r}')
         super().__init__(backup_dir, save_freq=save_freq, delete_checkpoint=delete_checkpoint)
         self._pending = False  # a backup is due once the current step is fully done
@@ -377,8 +410,11 @@ class ExactBackupAndRestore(tf_keras.callbacks.BackupAndRestore):
         Returns:
           The number of batches to skip; 0 when there is no backup.
         """
-        if isinstance(steps_per_epoch, bool) or not isinstance(steps_per_epoch, int) \
-                or steps_per_epoch <= 0:
+        if (
+            isinstance(steps_per_epoch, bool)
+            or not isinstance(steps_per_epoch, int)
+            or steps_per_epoch <= 0
+        ):
             raise ValueError(f"steps_per_epoch must be a positive int, got {steps_per_epoch!r}")
         path = tf.train.latest_checkpoint(os.path.join(self.backup_dir, "chief"))
         if path is None:
@@ -389,9 +425,11 @@ class ExactBackupAndRestore(tf_keras.callbacks.BackupAndRestore):
         if self.save_freq == "epoch":
             return (epoch + 1) * steps_per_epoch if epoch >= 0 else 0
         if batch >= steps_per_epoch:
-            raise ValueError(f"the backup in {self.backup_dir} was written at batch {batch} of "
-                             f"an epoch, but steps_per_epoch is {steps_per_epoch}: resume with "
-                             "the steps_per_epoch it was trained with")
+            raise ValueError(
+                f"the backup in {self.backup_dir} was written at batch {batch} of "
+                f"an epoch, but steps_per_epoch is {steps_per_epoch}: resume with "
+                "the steps_per_epoch it was trained with"
+            )
         return epoch * steps_per_epoch + batch + 1 if batch >= 0 else 0
 
     def skip_trained(self, dataset: tf.data.Dataset, steps_per_epoch: int) -> tf.data.Dataset:

@@ -2,19 +2,22 @@
 
 Shared by `cafe-tf train` (`cafe_tf.cli`) and the benchmarks.
 """
+
 import dataclasses
 import time
-from typing import Callable, Dict, List, Optional
+from collections.abc import Callable
 
-import tensorflow as tf
 import tf_keras
 
 from cafe_tf import budget as budget_lib
 from cafe_tf.callbacks import CafeMigration
 from cafe_tf.layers import CafeConfig, CafeEmbeddingCollection, find_cafe_layers
 from cafe_tf.layers.adaembed import AdaEmbedEmbeddingCollection
-from cafe_tf.layers.baselines import (FullEmbeddingCollection, HashEmbeddingCollection,
-                                      QREmbeddingCollection)
+from cafe_tf.layers.baselines import (
+    FullEmbeddingCollection,
+    HashEmbeddingCollection,
+    QREmbeddingCollection,
+)
 from cafe_tf.layers.mde import MDEEmbeddingCollection
 from cafe_tf.layers.offline import OfflineSeparationEmbeddingCollection, count_frequencies
 from cafe_tf.models import DCN, DLRM
@@ -23,10 +26,15 @@ from cafe_tf.reallocation import AdaEmbedReallocation
 EMBEDDINGS = ("full", "hash", "qr", "mde", "adaembed", "offline", "cafe", "cafe_ml")
 MODELS = {"dlrm": DLRM, "dcn": DCN}
 # Small MLPs, so that the embeddings make the difference (the benchmarks' models).
-SMALL_MODEL_OPTIONS = {"dlrm": dict(bottom_units=(64, 32), top_units=(64, 32)),
-                       "dcn": dict(num_cross_layers=2, deep_units=(64, 32))}
-OPTIMIZERS = {"adagrad": tf_keras.optimizers.Adagrad, "adam": tf_keras.optimizers.Adam,
-              "sgd": tf_keras.optimizers.SGD}
+SMALL_MODEL_OPTIONS = {
+    "dlrm": dict(bottom_units=(64, 32), top_units=(64, 32)),
+    "dcn": dict(num_cross_layers=2, deep_units=(64, 32)),
+}
+OPTIMIZERS = {
+    "adagrad": tf_keras.optimizers.Adagrad,
+    "adam": tf_keras.optimizers.Adam,
+    "sgd": tf_keras.optimizers.SGD,
+}
 
 
 def add_run_arguments(parser) -> None:
@@ -34,17 +42,26 @@ def add_run_arguments(parser) -> None:
     `argparse` parser: --rows-per-day, --days, --scale, --dim, --batch-size, --learning-rate."""
     parser.add_argument("--rows-per-day", type=int, default=50_000)
     parser.add_argument("--days", type=int, default=7)
-    parser.add_argument("--scale", type=float, default=2e-2,
-                        help="synthetic cardinalities = the real log's times this")
+    parser.add_argument(
+        "--scale",
+        type=float,
+        default=2e-2,
+        help="synthetic cardinalities = the real log's times this",
+    )
     parser.add_argument("--dim", type=int, default=16, help="embedding dimension D")
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
 
 
-def make_embedding(kind: str, vocabulary_sizes: Dict[str, int], embedding_dim: int,
-                   compression_ratio: Optional[float] = None,
-                   budget_bytes: Optional[int] = None, frequencies=None,
-                   **cafe_options) -> tf_keras.layers.Layer:
+def make_embedding(
+    kind: str,
+    vocabulary_sizes: dict[str, int],
+    embedding_dim: int,
+    compression_ratio: float | None = None,
+    budget_bytes: int | None = None,
+    frequencies=None,
+    **cafe_options,
+) -> tf_keras.layers.Layer:
     """An embedding collection of `kind` sized to full bytes / `compression_ratio`
     (or to `budget_bytes`).
 
@@ -64,37 +81,49 @@ def make_embedding(kind: str, vocabulary_sizes: Dict[str, int], embedding_dim: i
       BudgetTooSmallError: the kind's minimum layout does not fit the budget.
       ValueError: an unknown kind, or "offline" without `frequencies`.
     """
-    budget = ({"compression_ratio": compression_ratio} if budget_bytes is None
-              else {"budget_bytes": budget_bytes})
+    budget = (
+        {"compression_ratio": compression_ratio}
+        if budget_bytes is None
+        else {"budget_bytes": budget_bytes}
+    )
     if kind == "full":
         return FullEmbeddingCollection(vocabulary_sizes, embedding_dim, name="full")
     if kind == "hash":
         # The byte budget, not the per-field ceil(n_f / ratio) rows, which overshoots it
         # where fields are small.
-        budget = budget_lib.resolve_budget(list(vocabulary_sizes.values()), embedding_dim,
-                                           **budget)
-        return HashEmbeddingCollection(vocabulary_sizes, embedding_dim, budget_bytes=budget,
-                                       name="hash")
+        budget = budget_lib.resolve_budget(list(vocabulary_sizes.values()), embedding_dim, **budget)
+        return HashEmbeddingCollection(
+            vocabulary_sizes, embedding_dim, budget_bytes=budget, name="hash"
+        )
     if kind == "qr":
         return QREmbeddingCollection(vocabulary_sizes, embedding_dim, name="qr", **budget)
     if kind == "mde":
         return MDEEmbeddingCollection(vocabulary_sizes, embedding_dim, name="mde", **budget)
     if kind == "adaembed":
-        return AdaEmbedEmbeddingCollection(vocabulary_sizes, embedding_dim, name="adaembed",
-                                           **budget)
+        return AdaEmbedEmbeddingCollection(
+            vocabulary_sizes, embedding_dim, name="adaembed", **budget
+        )
     if kind == "offline":
         # By default the hot share CAFE gets at this ratio, so that the two differ
         # only in how the hot ids are found (and in what finding them costs).
         ratio = budget_lib.full_table_bytes(list(vocabulary_sizes.values()), embedding_dim) / (
-            budget_lib.resolve_budget(list(vocabulary_sizes.values()), embedding_dim, **budget))
+            budget_lib.resolve_budget(list(vocabulary_sizes.values()), embedding_dim, **budget)
+        )
         hot_share = cafe_options.get("hot_share") or (
-            1.0 - budget_lib.paper_settings(max(1.0, ratio))[1])
+            1.0 - budget_lib.paper_settings(max(1.0, ratio))[1]
+        )
         return OfflineSeparationEmbeddingCollection(
-            vocabulary_sizes, embedding_dim, frequencies=frequencies, hot_share=hot_share,
-            name="offline", **budget)
+            vocabulary_sizes,
+            embedding_dim,
+            frequencies=frequencies,
+            hot_share=hot_share,
+            name="offline",
+            **budget,
+        )
     if kind in ("cafe", "cafe_ml"):
-        config = CafeConfig(embedding_dim=embedding_dim, multi_level=kind == "cafe_ml",
-                            **budget, **cafe_options)
+        config = CafeConfig(
+            embedding_dim=embedding_dim, multi_level=kind == "cafe_ml", **budget, **cafe_options
+        )
         return CafeEmbeddingCollection(vocabulary_sizes, config, name=kind)
     raise ValueError(f"kind must be one of {EMBEDDINGS}, got {kind!r}")
 
@@ -109,11 +138,11 @@ class RunResult:
     logloss: float
     memory_bytes: int
     train_samples_per_sec: float
-    hot_lookup_share: Optional[float] = None
-    exclusive_rows: Optional[int] = None
+    hot_lookup_share: float | None = None
+    exclusive_rows: int | None = None
 
 
-def exclusive_rows(embedding) -> Optional[int]:
+def exclusive_rows(embedding) -> int | None:
     """Rows the layer gives one id alone: CAFE's hot rows, offline separation's
     counted ids, AdaEmbed's resident rows; None for the other kinds."""
     if isinstance(embedding, CafeEmbeddingCollection):
@@ -159,17 +188,37 @@ class _Throughput(tf_keras.callbacks.Callback):
 _COUNTING_BATCH = 1 << 16
 
 
-def _build(kind, data, compression_ratio, budget_bytes, embedding_dim, model, learning_rate,
-           optimizer, migrate_every, reallocate_every, batch_size, seed, model_options,
-           cafe_options):
+def _build(
+    kind,
+    data,
+    compression_ratio,
+    budget_bytes,
+    embedding_dim,
+    model,
+    learning_rate,
+    optimizer,
+    migrate_every,
+    reallocate_every,
+    batch_size,
+    seed,
+    model_options,
+    cafe_options,
+):
     """(compiled model, its embedding layer, fit callbacks, throughput meter) of one run."""
     if seed is not None:
         tf_keras.utils.set_random_seed(seed)
     frequencies = None
     if kind == "offline":  # the oracle's pass over the training data, before training
         frequencies = count_frequencies(data.train_dataset(_COUNTING_BATCH), data.field_names)
-    embedding = make_embedding(kind, data.vocabulary_sizes, embedding_dim, compression_ratio,
-                               budget_bytes, frequencies=frequencies, **cafe_options)
+    embedding = make_embedding(
+        kind,
+        data.vocabulary_sizes,
+        embedding_dim,
+        compression_ratio,
+        budget_bytes,
+        frequencies=frequencies,
+        **cafe_options,
+    )
     network = MODELS[model](embedding, **(model_options or {}))
     network.compile(optimizer=OPTIMIZERS[optimizer](learning_rate))
     throughput = _Throughput(batch_size)
@@ -181,14 +230,25 @@ def _build(kind, data, compression_ratio, budget_bytes, embedding_dim, model, le
     return network, embedding, callbacks, throughput
 
 
-def train_and_evaluate(kind: str, data, compression_ratio: float, embedding_dim: int = 16,
-                       batch_size: int = 1024, model: str = "dlrm", learning_rate: float = 1e-3,
-                       epochs: int = 1, verbose: int = 1, migrate_every: int = 1,
-                       optimizer: str = "adam", seed: Optional[int] = 0,
-                       model_options: Optional[dict] = None, reallocate_every: int = 20,
-                       budget_bytes: Optional[int] = None,
-                       on_trained: Optional[Callable[[tf_keras.Model], None]] = None,
-                       **cafe_options) -> RunResult:
+def train_and_evaluate(
+    kind: str,
+    data,
+    compression_ratio: float,
+    embedding_dim: int = 16,
+    batch_size: int = 1024,
+    model: str = "dlrm",
+    learning_rate: float = 1e-3,
+    epochs: int = 1,
+    verbose: int = 1,
+    migrate_every: int = 1,
+    optimizer: str = "adam",
+    seed: int | None = 0,
+    model_options: dict | None = None,
+    reallocate_every: int = 20,
+    budget_bytes: int | None = None,
+    on_trained: Callable[[tf_keras.Model], None] | None = None,
+    **cafe_options,
+) -> RunResult:
     """Trains one model on `data.train_dataset` in time order, evaluates on `data.test_dataset`.
 
     Args:
@@ -215,9 +275,21 @@ def train_and_evaluate(kind: str, data, compression_ratio: float, embedding_dim:
       A `RunResult`.
     """
     network, embedding, callbacks, throughput = _build(
-        kind, data, compression_ratio, budget_bytes, embedding_dim, model, learning_rate,
-        optimizer, migrate_every, reallocate_every, batch_size, seed, model_options,
-        cafe_options)
+        kind,
+        data,
+        compression_ratio,
+        budget_bytes,
+        embedding_dim,
+        model,
+        learning_rate,
+        optimizer,
+        migrate_every,
+        reallocate_every,
+        batch_size,
+        seed,
+        model_options,
+        cafe_options,
+    )
     train = data.train_dataset(batch_size)
     _build_variables(network, train)
     history = network.fit(train, epochs=epochs, verbose=verbose, callbacks=callbacks)
@@ -234,18 +306,33 @@ def train_and_evaluate(kind: str, data, compression_ratio: float, embedding_dim:
     share = getattr(embedding, "hot_lookup_share", None)
     for layer in find_cafe_layers(network):
         share = history.history.get(f"{layer.name}_hot_lookup_share", [None])[-1]
-    return RunResult(kind=kind, compression_ratio=1.0 if kind == "full" else compression_ratio,
-                     auc=float(metrics["auc"]), logloss=float(metrics["logloss"]),
-                     memory_bytes=int(embedding.memory_bytes()),
-                     train_samples_per_sec=throughput.samples_per_sec,
-                     hot_lookup_share=share, exclusive_rows=exclusive_rows(embedding))
+    return RunResult(
+        kind=kind,
+        compression_ratio=1.0 if kind == "full" else compression_ratio,
+        auc=float(metrics["auc"]),
+        logloss=float(metrics["logloss"]),
+        memory_bytes=int(embedding.memory_bytes()),
+        train_samples_per_sec=throughput.samples_per_sec,
+        hot_lookup_share=share,
+        exclusive_rows=exclusive_rows(embedding),
+    )
 
 
-def train_day_by_day(kind: str, data, compression_ratio: float, embedding_dim: int = 16,
-                     batch_size: int = 1024, model: str = "dlrm", learning_rate: float = 1e-3,
-                     migrate_every: int = 1, optimizer: str = "adam", seed: Optional[int] = 0,
-                     model_options: Optional[dict] = None, reallocate_every: int = 20,
-                     **cafe_options) -> List[Dict[str, float]]:
+def train_day_by_day(
+    kind: str,
+    data,
+    compression_ratio: float,
+    embedding_dim: int = 16,
+    batch_size: int = 1024,
+    model: str = "dlrm",
+    learning_rate: float = 1e-3,
+    migrate_every: int = 1,
+    optimizer: str = "adam",
+    seed: int | None = 0,
+    model_options: dict | None = None,
+    reallocate_every: int = 20,
+    **cafe_options,
+) -> list[dict[str, float]]:
     """Trains on day d, then evaluates on day d + 1, for every day d but the last.
 
     One model goes through the days in time order (one pass each), so each
@@ -258,13 +345,28 @@ def train_day_by_day(kind: str, data, compression_ratio: float, embedding_dim: i
       Per training day: {"day": d, "auc": AUC on day d + 1, "logloss": ...}.
     """
     network, _, callbacks, _ = _build(
-        kind, data, compression_ratio, None, embedding_dim, model, learning_rate, optimizer,
-        migrate_every, reallocate_every, batch_size, seed, model_options, cafe_options)
+        kind,
+        data,
+        compression_ratio,
+        None,
+        embedding_dim,
+        model,
+        learning_rate,
+        optimizer,
+        migrate_every,
+        reallocate_every,
+        batch_size,
+        seed,
+        model_options,
+        cafe_options,
+    )
     results = []
     for day in range(data.config.num_days - 1):
         network.fit(data.day_dataset(day, batch_size), epochs=1, verbose=0, callbacks=callbacks)
-        metrics = network.evaluate(data.day_dataset(day + 1, batch_size), verbose=0,
-                                   return_dict=True)
-        results.append({"day": day, "auc": float(metrics["auc"]),
-                        "logloss": float(metrics["logloss"])})
+        metrics = network.evaluate(
+            data.day_dataset(day + 1, batch_size), verbose=0, return_dict=True
+        )
+        results.append(
+            {"day": day, "auc": float(metrics["auc"]), "logloss": float(metrics["logloss"])}
+        )
     return results

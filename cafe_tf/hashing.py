@@ -4,6 +4,7 @@ Everything here is stock TensorFlow, so a SavedModel that uses it needs no
 custom op. `mix64` is the splitmix64 finaliser, the same function as
 `cafe::Mix64` in custom_ops/core/hotsketch.h.
 """
+
 import tensorflow as tf
 
 _MASK64 = (1 << 64) - 1
@@ -65,14 +66,17 @@ def field_keys(ids: tf.Tensor, feature_index: int) -> tf.Tensor:
     XOR with a per-feature constant keeps ids of one feature distinct (it is a
     bijection) and makes equal ids of different features different keys.
     """
-    return tf.bitwise.bitwise_xor(tf.convert_to_tensor(ids, tf.int64),
-                                  tf.constant(field_salt(feature_index), tf.int64))
+    return tf.bitwise.bitwise_xor(
+        tf.convert_to_tensor(ids, tf.int64), tf.constant(field_salt(feature_index), tf.int64)
+    )
 
 
 def hashed_row(keys: tf.Tensor, num_rows, table_seed: int) -> tf.Tensor:
     """Row of a key in a hashed table of `num_rows` rows (int or per-key tensor);
     tables differ by seed."""
-    salted = tf.bitwise.bitwise_xor(keys, tf.constant(as_signed64(mix64_int(~table_seed)), tf.int64))
+    salted = tf.bitwise.bitwise_xor(
+        keys, tf.constant(as_signed64(mix64_int(~table_seed)), tf.int64)
+    )
     return mix64_mod(salted, num_rows)
 
 

@@ -1,14 +1,15 @@
 """The main job, `cafe-tf train` on the built-in synthetic data (what `bash .ci/main` runs).
 
-    python -m cafe_tf.main [cafe-tf train options]
+python -m cafe_tf.main [cafe-tf train options]
 """
+
 import sys
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from cafe_tf import cli
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Runs `cafe-tf train` with `argv` (default: the process arguments)."""
     return cli.main(["train", *(sys.argv[1:] if argv is None else argv)])
 

@@ -1,14 +1,13 @@
 """The Keras callback that runs AdaEmbed's periodic row reallocation during `model.fit`."""
-from typing import Dict, List
 
 import tensorflow as tf
 import tf_keras
 
-from cafe_tf.layers.keras_base import find_layers
 from cafe_tf.layers.adaembed import AdaEmbedEmbeddingCollectionLogic
+from cafe_tf.layers.keras_base import find_layers
 
 
-def find_adaembed_layers(model) -> List[AdaEmbedEmbeddingCollectionLogic]:
+def find_adaembed_layers(model) -> list[AdaEmbedEmbeddingCollectionLogic]:
     """Every AdaEmbed layer inside `model` (tf_keras or Keras 3), nested models and layers
     included."""
     return find_layers(model, AdaEmbedEmbeddingCollectionLogic)
@@ -22,21 +21,20 @@ class AdaEmbedReallocationLogic:
         if every_n_steps <= 0:
             raise ValueError(f"every_n_steps must be > 0, got {every_n_steps}")
         self.every_n_steps = every_n_steps
-        self._layers: List[AdaEmbedEmbeddingCollectionLogic] = []
+        self._layers: list[AdaEmbedEmbeddingCollectionLogic] = []
 
     def set_model(self, model):
         super().set_model(model)
         self._layers = find_adaembed_layers(model)
         self._function = None
 
-    def reallocate_now(self) -> Dict[str, int]:
+    def reallocate_now(self) -> dict[str, int]:
         """Reallocates every AdaEmbed layer now; returns promotions and demotions per layer."""
         if not self._layers:
             return {}
         if self._function is None:
             layers, optimizer = self._layers, getattr(self.model, "optimizer", None)
-            self._function = tf.function(
-                lambda: [layer.reallocate(optimizer) for layer in layers])
+            self._function = tf.function(lambda: [layer.reallocate(optimizer) for layer in layers])
         stats = {}
         for layer, result in zip(self._layers, self._function()):
             stats[f"{layer.name}_promotions"] = int(result["promotions"])

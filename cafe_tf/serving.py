@@ -16,8 +16,9 @@ Example:
   >>> served.signatures["serving_default"](user=..., tags_values=..., tags_row_lengths=...)  # doctest: +SKIP
   >>> served.serve({"user": ..., "tags": tf.ragged.constant(...)})  # from Python  # doctest: +SKIP
 """
+
 import os
-from typing import Dict, List, Mapping, Union
+from collections.abc import Mapping
 
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
@@ -27,14 +28,14 @@ from cafe_tf.layers.cafe_embedding import find_cafe_layers
 # Op types of cafe_tf's op library; none may appear in a serving SavedModel.
 CAFE_OP_PREFIX = "Cafe"
 
-Spec = Union[tf.TensorSpec, tf.RaggedTensorSpec, tf.SparseTensorSpec]
+Spec = tf.TensorSpec | tf.RaggedTensorSpec | tf.SparseTensorSpec
 
 
 class ServingExportError(RuntimeError):
     """The exported graph is not servable without cafe_tf (it holds a cafe_tf op)."""
 
 
-def signature_inputs(input_signature: Mapping[str, Spec]) -> Dict[str, tf.TensorSpec]:
+def signature_inputs(input_signature: Mapping[str, Spec]) -> dict[str, tf.TensorSpec]:
     """The flat tensor inputs of the serving signature for `input_signature`.
 
     A dense feature `f` stays `f`; a ragged one (`[B, None]`, ragged_rank 1)
@@ -45,15 +46,19 @@ def signature_inputs(input_signature: Mapping[str, Spec]) -> Dict[str, tf.Tensor
 
     def add(key, spec):
         if key in flat:
-            raise ValueError(f"serving input '{key}' is defined twice: rename the feature "
-                             f"(features: {sorted(input_signature)})")
+            raise ValueError(
+                f"serving input '{key}' is defined twice: rename the feature "
+                f"(features: {sorted(input_signature)})"
+            )
         flat[key] = tf.TensorSpec(spec.shape, spec.dtype, key)
 
     for name, spec in input_signature.items():
         if isinstance(spec, tf.RaggedTensorSpec):
             if spec.ragged_rank != 1 or spec.shape.rank != 2:
-                raise ValueError(f"feature '{name}': only [B, None] ragged inputs (ragged_rank "
-                                 f"1) are supported, got {spec}")
+                raise ValueError(
+                    f"feature '{name}': only [B, None] ragged inputs (ragged_rank "
+                    f"1) are supported, got {spec}"
+                )
             add(f"{name}_values", tf.TensorSpec([None], spec.dtype))
             add(f"{name}_row_lengths", tf.TensorSpec([None], spec.row_splits_dtype))
         elif isinstance(spec, tf.SparseTensorSpec):
@@ -64,8 +69,10 @@ def signature_inputs(input_signature: Mapping[str, Spec]) -> Dict[str, tf.Tensor
         elif isinstance(spec, tf.TensorSpec):
             add(name, spec)
         else:
-            raise TypeError(f"feature '{name}': expected a TensorSpec, RaggedTensorSpec or "
-                            f"SparseTensorSpec, got {type(spec).__name__}")
+            raise TypeError(
+                f"feature '{name}': expected a TensorSpec, RaggedTensorSpec or "
+                f"SparseTensorSpec, got {type(spec).__name__}"
+            )
     return flat
 
 
@@ -74,10 +81,12 @@ def _rebuild(input_signature, flat):
     for name, spec in input_signature.items():
         if isinstance(spec, tf.RaggedTensorSpec):
             features[name] = tf.RaggedTensor.from_row_lengths(
-                flat[f"{name}_values"], flat[f"{name}_row_lengths"], validate=True)
+                flat[f"{name}_values"], flat[f"{name}_row_lengths"], validate=True
+            )
         elif isinstance(spec, tf.SparseTensorSpec):
-            features[name] = tf.SparseTensor(flat[f"{name}_indices"], flat[f"{name}_values"],
-                                             flat[f"{name}_dense_shape"])
+            features[name] = tf.SparseTensor(
+                flat[f"{name}_indices"], flat[f"{name}_values"], flat[f"{name}_dense_shape"]
+            )
         else:
             features[name] = flat[name]
     return features
@@ -91,7 +100,7 @@ def _as_output_dict(outputs, output_name):
     return {output_name: outputs}
 
 
-def cafe_ops_in_saved_model(export_dir: str) -> List[str]:
+def cafe_ops_in_saved_model(export_dir: str) -> list[str]:
     """Sorted op types of cafe_tf's library found anywhere in a SavedModel's graphs."""
     proto = saved_model_pb2.SavedModel()
     with tf.io.gfile.GFile(os.path.join(export_dir, "saved_model.pb"), "rb") as f:
@@ -106,9 +115,13 @@ def cafe_ops_in_saved_model(export_dir: str) -> List[str]:
     return sorted(found)
 
 
-def export_for_serving(model, export_dir: str, input_signature: Union[Mapping[str, Spec], Spec],
-                       output_name: str = "predictions",
-                       signature_key: str = "serving_default") -> str:
+def export_for_serving(
+    model,
+    export_dir: str,
+    input_signature: Mapping[str, Spec] | Spec,
+    output_name: str = "predictions",
+    signature_key: str = "serving_default",
+) -> str:
     """Writes `model`'s inference function as a SavedModel that needs only stock TF.
 
     Args:
@@ -157,15 +170,20 @@ def export_for_serving(model, export_dir: str, input_signature: Union[Mapping[st
         # paths (sketch updates, custom gradients) hold cafe_tf ops.
         root.model_variables = list(model.variables)
         serve.get_concrete_function()  # trace with pure-TF lookups now
-        tf.saved_model.save(root, export_dir, signatures={signature_key: signature},
-                            options=tf.saved_model.SaveOptions(
-                                experimental_custom_gradients=False))
+        tf.saved_model.save(
+            root,
+            export_dir,
+            signatures={signature_key: signature},
+            options=tf.saved_model.SaveOptions(experimental_custom_gradients=False),
+        )
     finally:
         for layer, value in zip(layers, previous):
             layer.pure_tf_lookups = value
     found = cafe_ops_in_saved_model(export_dir)
     if found:
-        raise ServingExportError(f"the SavedModel in {export_dir} holds cafe_tf ops {found}; "
-                                 "it would not load without cafe_tf. Are all CAFE layers "
-                                 "among the model's layers?")
+        raise ServingExportError(
+            f"the SavedModel in {export_dir} holds cafe_tf ops {found}; "
+            "it would not load without cafe_tf. Are all CAFE layers "
+            "among the model's layers?"
+        )
     return export_dir

@@ -26,16 +26,27 @@ Example:
   ...               directory="/tmp/cafe_tuning", max_trials=8)
   >>> result.best_config.compression_ratio, result.best_metric, result.best_bytes  # doctest: +SKIP
 """
+
 import tf_keras
 
 from cafe_tf import _keras_tuner
 
 _keras_tuner.bind(tf_keras, __name__)
 
-from cafe_tf._tuning import (BYTES_METRIC, DEFAULT_OBJECTIVE, TUNERS,  # noqa: E402
-                             CafeHyperModelBase, CafeSearchSpace, CapExceededError,
-                             TrialResult, TuningResult, cafe_bytes, collect_results,
-                             config_from_hp, make_tune)
+from cafe_tf._tuning import (  # noqa: E402
+    BYTES_METRIC,
+    DEFAULT_OBJECTIVE,
+    TUNERS,
+    CafeHyperModelBase,
+    CafeSearchSpace,
+    CapExceededError,
+    TrialResult,
+    TuningResult,
+    cafe_bytes,
+    collect_results,
+    config_from_hp,
+    make_tune,
+)
 from cafe_tf.callbacks import CafeMigration  # noqa: E402
 
 
@@ -48,6 +59,17 @@ class CafeHyperModel(CafeHyperModelBase):
 
 tune = make_tune(CafeHyperModel)
 
-__all__ = ["BYTES_METRIC", "DEFAULT_OBJECTIVE", "TUNERS", "CafeHyperModel", "CafeSearchSpace",
-           "CapExceededError", "TrialResult", "TuningResult", "cafe_bytes", "collect_results",
-           "config_from_hp", "tune"]
+__all__ = [
+    "BYTES_METRIC",
+    "DEFAULT_OBJECTIVE",
+    "TUNERS",
+    "CafeHyperModel",
+    "CafeSearchSpace",
+    "CapExceededError",
+    "TrialResult",
+    "TuningResult",
+    "cafe_bytes",
+    "collect_results",
+    "config_from_hp",
+    "tune",
+]

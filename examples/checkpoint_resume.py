@@ -12,21 +12,26 @@
 4. Restoring into a model with another CAFE configuration is refused, with
    the mismatches named.
 """
+
 import os
 import tempfile
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-import tensorflow_recommenders as tfrs  # noqa: E402
-import tf_keras  # noqa: E402
+import numpy as np
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
+import tf_keras
 
-from cafe_tf.callbacks import CafeMigration  # noqa: E402
-from cafe_tf.checkpoints import (CheckpointMismatchError, PeriodicCheckpoint,  # noqa: E402
-                                 make_checkpoint, restore_latest)
-from cafe_tf.layers import CafeConfig, CafeEmbeddingCollection  # noqa: E402
+from cafe_tf.callbacks import CafeMigration
+from cafe_tf.checkpoints import (
+    CheckpointMismatchError,
+    PeriodicCheckpoint,
+    make_checkpoint,
+    restore_latest,
+)
+from cafe_tf.layers import CafeConfig, CafeEmbeddingCollection
 
 TOTAL_STEPS, EVERY, CRASH_AFTER = 60, 10, 34
 
@@ -47,7 +52,8 @@ class Ranker(tfrs.models.Model):
         self.embedding = CafeEmbeddingCollection(
             {"user": 1_000_000, "item": 1_000_000},
             CafeConfig(embedding_dim=8, compression_ratio=compression_ratio, threshold=10.0),
-            name="cafe")
+            name="cafe",
+        )
         self.top = tf_keras.layers.Dense(1)
         self.task = tfrs.tasks.Ranking(loss=tf_keras.losses.BinaryCrossentropy(from_logits=True))
 
@@ -80,11 +86,18 @@ def train(model, manager, crash=False):
     start = restore_latest(manager)  # 0 when the directory holds no checkpoint
     callbacks = [CafeMigration(every_n_steps=3), PeriodicCheckpoint(manager, EVERY)]
     try:
-        model.fit(make_data().skip(start), epochs=1, steps_per_epoch=TOTAL_STEPS - start,
-                  verbose=0, callbacks=callbacks + ([Crash()] if crash else []))
+        model.fit(
+            make_data().skip(start),
+            epochs=1,
+            steps_per_epoch=TOTAL_STEPS - start,
+            verbose=0,
+            callbacks=callbacks + ([Crash()] if crash else []),
+        )
     except KeyboardInterrupt:
-        print(f"  crashed after step {CRASH_AFTER}; newest checkpoint: "
-              f"{os.path.basename(manager.latest_checkpoint)}")
+        print(
+            f"  crashed after step {CRASH_AFTER}; newest checkpoint: "
+            f"{os.path.basename(manager.latest_checkpoint)}"
+        )
     return start
 
 
@@ -92,25 +105,41 @@ def main():
     directory = tempfile.mkdtemp(prefix="cafe_ckpt_")
     print("1. training with a checkpoint every", EVERY, "steps")
     first = new_model(seed=1)
-    train(first, tf.train.CheckpointManager(make_checkpoint(first), directory, max_to_keep=2),
-          crash=True)
+    train(
+        first,
+        tf.train.CheckpointManager(make_checkpoint(first), directory, max_to_keep=2),
+        crash=True,
+    )
 
     print("2. a fresh model resumes from the newest checkpoint")
     resumed = new_model(seed=2)  # other initial values: everything comes from the checkpoint
     manager = tf.train.CheckpointManager(make_checkpoint(resumed), directory, max_to_keep=2)
     start = train(resumed, manager)
-    print(f"  resumed at step {start}, trained to step {int(resumed.optimizer.iterations)}; "
-          f"promotions {int(resumed.embedding.promotions.numpy())}")
+    print(
+        f"  resumed at step {start}, trained to step {int(resumed.optimizer.iterations)}; "
+        f"promotions {int(resumed.embedding.promotions.numpy())}"
+    )
 
     print("3. compare with uninterrupted training")
     reference = new_model(seed=1)
-    reference.fit(make_data(), epochs=1, steps_per_epoch=TOTAL_STEPS, verbose=0,
-                  callbacks=[CafeMigration(every_n_steps=3)])
-    pairs = list(zip(reference.weights + reference.optimizer.variables,
-                     resumed.weights + resumed.optimizer.variables))
+    reference.fit(
+        make_data(),
+        epochs=1,
+        steps_per_epoch=TOTAL_STEPS,
+        verbose=0,
+        callbacks=[CafeMigration(every_n_steps=3)],
+    )
+    pairs = list(
+        zip(
+            reference.weights + reference.optimizer.variables,
+            resumed.weights + resumed.optimizer.variables,
+        )
+    )
     identical = all(np.array_equal(a.numpy(), b.numpy()) for a, b in pairs)
-    print(f"  {len(pairs)} variables (weights, sketch, mapping, optimizer slots) identical: "
-          f"{identical}")
+    print(
+        f"  {len(pairs)} variables (weights, sketch, mapping, optimizer slots) identical: "
+        f"{identical}"
+    )
 
     print("4. a checkpoint of another configuration is refused")
     other = new_model(seed=3, compression_ratio=500)

@@ -9,6 +9,7 @@ Serving or any TF runtime would) and compares its predictions with the Keras
 model's. Ragged features become two signature inputs: `<name>_values` and
 `<name>_row_lengths`.
 """
+
 import json
 import os
 import subprocess
@@ -18,14 +19,14 @@ import tempfile
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-import tensorflow_recommenders as tfrs  # noqa: E402
-import tf_keras  # noqa: E402
+import numpy as np
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
+import tf_keras
 
-from cafe_tf.callbacks import CafeMigration  # noqa: E402
-from cafe_tf.layers import CafeConfig, CafeEmbeddingCollection, FeatureConfig  # noqa: E402
-from cafe_tf.serving import export_for_serving  # noqa: E402
+from cafe_tf.callbacks import CafeMigration
+from cafe_tf.layers import CafeConfig, CafeEmbeddingCollection, FeatureConfig
+from cafe_tf.serving import export_for_serving
 
 SIGNATURE = {
     "user": tf.TensorSpec([None], tf.int64),
@@ -60,8 +61,11 @@ def make_data(n, seed):
     lengths = rng.integers(0, 4, n)
     history = rng.integers(0, 10**5, lengths.sum()).astype(np.int64)
     label = np.where(hot, user % 2 == 0, rng.random(n) < 0.3).astype(np.float32)[:, None]
-    features = {"user": user, "city": city,
-                "history": tf.RaggedTensor.from_row_lengths(history, lengths)}
+    features = {
+        "user": user,
+        "city": city,
+        "history": tf.RaggedTensor.from_row_lengths(history, lengths),
+    }
     return tf.data.Dataset.from_tensor_slices((features, label)).batch(128)
 
 
@@ -69,11 +73,17 @@ class Ranker(tfrs.models.Model):
     def __init__(self):
         super().__init__()
         self.embedding = CafeEmbeddingCollection(
-            [FeatureConfig("user", 1_000_000), FeatureConfig("city", 10_000),
-             FeatureConfig("history", 100_000, "mean")],
-            CafeConfig(embedding_dim=8, compression_ratio=500, threshold=10.0), name="cafe")
-        self.top = tf_keras.Sequential([tf_keras.layers.Dense(16, activation="relu"),
-                                        tf_keras.layers.Dense(1)])
+            [
+                FeatureConfig("user", 1_000_000),
+                FeatureConfig("city", 10_000),
+                FeatureConfig("history", 100_000, "mean"),
+            ],
+            CafeConfig(embedding_dim=8, compression_ratio=500, threshold=10.0),
+            name="cafe",
+        )
+        self.top = tf_keras.Sequential(
+            [tf_keras.layers.Dense(16, activation="relu"), tf_keras.layers.Dense(1)]
+        )
         self.task = tfrs.tasks.Ranking(loss=tf_keras.losses.BinaryCrossentropy(from_logits=True))
 
     def call(self, features, training=False):
@@ -88,8 +98,9 @@ class Ranker(tfrs.models.Model):
 def main(export_dir):
     model = Ranker()
     model.compile(optimizer=tf_keras.optimizers.Adam(0.02))
-    model.fit(make_data(8_000, seed=0), epochs=2, verbose=0,
-              callbacks=[CafeMigration(every_n_steps=1)])
+    model.fit(
+        make_data(8_000, seed=0), epochs=2, verbose=0, callbacks=[CafeMigration(every_n_steps=1)]
+    )
     print(f"trained; hot rows in use: {int(model.embedding.sketch.hot_rows_used())}")
 
     export_for_serving(model, export_dir, SIGNATURE)
@@ -98,17 +109,28 @@ def main(export_dir):
     features, _ = next(iter(make_data(8, seed=1)))
     expected = model(features).numpy()[:, 0]
     inputs_path = os.path.join(export_dir, "example_inputs.npz")
-    np.savez(inputs_path, user=features["user"].numpy(), city=features["city"].numpy().astype(str),
-             history_values=features["history"].values.numpy(),
-             history_row_lengths=features["history"].row_lengths().numpy())
-    run = subprocess.run([sys.executable, "-I", "-c", SERVER, export_dir, inputs_path],
-                         capture_output=True, text=True, timeout=120, cwd=tempfile.gettempdir())
+    np.savez(
+        inputs_path,
+        user=features["user"].numpy(),
+        city=features["city"].numpy().astype(str),
+        history_values=features["history"].values.numpy(),
+        history_row_lengths=features["history"].row_lengths().numpy(),
+    )
+    run = subprocess.run(
+        [sys.executable, "-I", "-c", SERVER, export_dir, inputs_path],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tempfile.gettempdir(),
+    )
     if run.returncode != 0:
         print(run.stderr[-3000:])
         return False
     served = json.loads(run.stdout.strip().splitlines()[-1])
-    print(f"serving process: cafe_tf imported = {served['cafe_tf_imported']}; "
-          f"signature inputs = {served['inputs']}")
+    print(
+        f"serving process: cafe_tf imported = {served['cafe_tf_imported']}; "
+        f"signature inputs = {served['inputs']}"
+    )
     print("keras  :", [round(float(x), 4) for x in expected])
     print("served :", [round(float(x), 4) for x in served["predictions"]])
     same = np.allclose(served["predictions"], expected, rtol=1e-6, atol=1e-6)

@@ -15,18 +15,20 @@ What it shows:
   `steps_per_epoch`, and the `CafeMigration` callback;
 - after training, every replica's sketch, hot table and mapping are identical.
 """
+
 import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import numpy as np
+import tensorflow as tf
 
 GPUS = tf.config.list_physical_devices("GPU")
 if not GPUS:  # must happen before TensorFlow initialises its devices
     tf.config.set_logical_device_configuration(
-        tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * 2)
+        tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * 2
+    )
 
 import tensorflow_recommenders as tfrs  # noqa: E402
 import tf_keras  # noqa: E402
@@ -46,8 +48,10 @@ def make_data(n, seed):
     lengths = rng.integers(0, 4, n)  # a bag of 0..3 tags per example (ragged)
     tags = rng.integers(0, 10**6, lengths.sum())
     label = np.where(hot, user % 2 == 0, rng.random(n) < 0.3).astype(np.float32)[:, None]
-    features = {"user": user.astype(np.int64),
-                "tags": tf.RaggedTensor.from_row_lengths(tags.astype(np.int64), lengths)}
+    features = {
+        "user": user.astype(np.int64),
+        "tags": tf.RaggedTensor.from_row_lengths(tags.astype(np.int64), lengths),
+    }
     return tf.data.Dataset.from_tensor_slices((features, label)).batch(GLOBAL_BATCH)
 
 
@@ -65,11 +69,17 @@ class Ranker(tfrs.models.Model):
         super().__init__()
         self.embedding = CafeEmbeddingCollection(
             [FeatureConfig("user", 1_000_000), FeatureConfig("tags", 1_000_000, "mean")],
-            CafeConfig(embedding_dim=8, compression_ratio=2000, threshold=10.0), name="cafe")
-        self.top = tf_keras.Sequential([tf_keras.layers.Dense(16, activation="relu"),
-                                        tf_keras.layers.Dense(1)])
-        self.task = tfrs.tasks.Ranking(loss=tf_keras.losses.BinaryCrossentropy(
-            from_logits=True, reduction=tf_keras.losses.Reduction.NONE))
+            CafeConfig(embedding_dim=8, compression_ratio=2000, threshold=10.0),
+            name="cafe",
+        )
+        self.top = tf_keras.Sequential(
+            [tf_keras.layers.Dense(16, activation="relu"), tf_keras.layers.Dense(1)]
+        )
+        self.task = tfrs.tasks.Ranking(
+            loss=tf_keras.losses.BinaryCrossentropy(
+                from_logits=True, reduction=tf_keras.losses.Reduction.NONE
+            )
+        )
 
     def call(self, features, training=False):
         embedded = self.embedding(features, training=training)
@@ -77,8 +87,9 @@ class Ranker(tfrs.models.Model):
 
     def compute_loss(self, inputs, training=False):
         features, labels = inputs
-        return global_average(self.task(labels=labels,
-                                        predictions=self(features, training=training)))
+        return global_average(
+            self.task(labels=labels, predictions=self(features, training=training))
+        )
 
 
 def main():
@@ -90,27 +101,36 @@ def main():
     with strategy.scope():
         model = Ranker()
         model.compile(optimizer=tf_keras.optimizers.Adam(0.02))
-    history = model.fit(strategy.experimental_distribute_dataset(train.repeat()),
-                        epochs=EPOCHS, steps_per_epoch=steps, verbose=0,
-                        callbacks=[CafeMigration(every_n_steps=1)])
+    history = model.fit(
+        strategy.experimental_distribute_dataset(train.repeat()),
+        epochs=EPOCHS,
+        steps_per_epoch=steps,
+        verbose=0,
+        callbacks=[CafeMigration(every_n_steps=1)],
+    )
     layer = model.embedding
     for epoch in range(EPOCHS):
-        print(f"epoch {epoch + 1}: mean loss {history.history['loss'][epoch]:.4f}, "
-              f"promotions "
-              f"{history.history['cafe_epoch_promotions'][epoch]}, hot lookups "
-              f"{history.history['cafe_hot_lookup_share'][epoch]:.1%}")
+        print(
+            f"epoch {epoch + 1}: mean loss {history.history['loss'][epoch]:.4f}, "
+            f"promotions "
+            f"{history.history['cafe_epoch_promotions'][epoch]}, hot lookups "
+            f"{history.history['cafe_hot_lookup_share'][epoch]:.1%}"
+        )
 
     # The trained model also runs outside strategy.run (e.g. for evaluation or export).
     auc = tf_keras.metrics.AUC(from_logits=True)
     for features, labels in test:
         auc.update_state(labels, model(features))
-    print(f"test AUC {auc.result().numpy():.3f}; memory {layer.memory_bytes()} bytes "
-          f"(budget {layer.budget_bytes})")
+    print(
+        f"test AUC {auc.result().numpy():.3f}; memory {layer.memory_bytes()} bytes "
+        f"(budget {layer.budget_bytes})"
+    )
 
     # Each replica holds its own copy of the CAFE state: all identical.
     identical = all(
         all(np.array_equal(copies[0].numpy(), c.numpy()) for c in copies[1:])
-        for copies in (getattr(v, "values", (v,)) for v in layer.weights))
+        for copies in (getattr(v, "values", (v,)) for v in layer.weights)
+    )
     print(f"replicas identical (sketch, mapping, tables): {identical}")
     rows, _ = layer.sketch.query(hashing.field_keys(tf.range(20, dtype=tf.int64), 0))
     print(f"planted hot users with a hot row: {int(np.sum(rows.numpy() >= 0))} / 20")

@@ -10,6 +10,7 @@ worker. Each worker trains on its half of every global batch; the CAFE layer
 all-gathers the ids and importance of the whole global batch, so both workers'
 sketches stay identical, which the launcher checks from their fingerprints.
 """
+
 import hashlib
 import json
 import os
@@ -43,12 +44,14 @@ def worker():
 
     rng = np.random.default_rng(0)  # every worker builds the same data, then shards it
     hot = rng.random(NUM_EXAMPLES) < 0.6
-    user = np.where(hot, rng.integers(0, 20, NUM_EXAMPLES),
-                    rng.integers(10**3, 10**9, NUM_EXAMPLES)).astype(np.int64)
+    user = np.where(
+        hot, rng.integers(0, 20, NUM_EXAMPLES), rng.integers(10**3, 10**9, NUM_EXAMPLES)
+    ).astype(np.int64)
     item = rng.integers(0, 10**6, NUM_EXAMPLES).astype(np.int64)
     label = np.where(hot, user % 2 == 0, rng.random(NUM_EXAMPLES) < 0.3)
     data = tf.data.Dataset.from_tensor_slices(
-        ({"user": user, "item": item}, label.astype(np.float32)[:, None])).batch(GLOBAL_BATCH)
+        ({"user": user, "item": item}, label.astype(np.float32)[:, None])
+    ).batch(GLOBAL_BATCH)
 
     class Ranker(tfrs.models.Model):
         def __init__(self):
@@ -56,11 +59,16 @@ def worker():
             self.embedding = CafeEmbeddingCollection(
                 {"user": 1_000_000, "item": 1_000_000},
                 CafeConfig(embedding_dim=8, compression_ratio=2000, threshold=10.0),
-                name="cafe")
-            self.top = tf_keras.Sequential([tf_keras.layers.Dense(16, activation="relu"),
-                                            tf_keras.layers.Dense(1)])
-            self.task = tfrs.tasks.Ranking(loss=tf_keras.losses.BinaryCrossentropy(
-                from_logits=True, reduction=tf_keras.losses.Reduction.NONE))
+                name="cafe",
+            )
+            self.top = tf_keras.Sequential(
+                [tf_keras.layers.Dense(16, activation="relu"), tf_keras.layers.Dense(1)]
+            )
+            self.task = tfrs.tasks.Ranking(
+                loss=tf_keras.losses.BinaryCrossentropy(
+                    from_logits=True, reduction=tf_keras.losses.Reduction.NONE
+                )
+            )
 
         def call(self, features, training=False):
             embedded = self.embedding(features, training=training)
@@ -70,26 +78,39 @@ def worker():
             features, labels = inputs
             per_example = self.task(labels=labels, predictions=self(features, training=training))
             count = tf.distribute.get_replica_context().all_reduce(
-                tf.distribute.ReduceOp.SUM, tf.shape(per_example)[0])  # the global batch
+                tf.distribute.ReduceOp.SUM, tf.shape(per_example)[0]
+            )  # the global batch
             return tf.nn.compute_average_loss(per_example, global_batch_size=count)
 
     with strategy.scope():
         model = Ranker()
         model.compile(optimizer=tf_keras.optimizers.Adam(0.02))
     steps = int(data.cardinality())
-    history = model.fit(strategy.experimental_distribute_dataset(data.repeat()),
-                        epochs=EPOCHS, steps_per_epoch=steps, verbose=0,
-                        callbacks=[CafeMigration(every_n_steps=1)])
+    history = model.fit(
+        strategy.experimental_distribute_dataset(data.repeat()),
+        epochs=EPOCHS,
+        steps_per_epoch=steps,
+        verbose=0,
+        callbacks=[CafeMigration(every_n_steps=1)],
+    )
     layer = model.embedding
     fingerprint = hashlib.sha256()
     for v in layer.sketch.state_variables + [layer.hot_table]:
         fingerprint.update(v.numpy().tobytes())
-    print(json.dumps({
-        "worker": task, "replicas": strategy.num_replicas_in_sync,
-        "epoch_mean_loss": [round(x, 4) for x in history.history["loss"]],
-        "promotions": int(layer.promotions.numpy()),
-        "lookups": int(layer.lookups.numpy()), "ids_in_data": 2 * NUM_EXAMPLES * EPOCHS,
-        "sketch_fingerprint": fingerprint.hexdigest()[:16]}), flush=True)
+    print(
+        json.dumps(
+            {
+                "worker": task,
+                "replicas": strategy.num_replicas_in_sync,
+                "epoch_mean_loss": [round(x, 4) for x in history.history["loss"]],
+                "promotions": int(layer.promotions.numpy()),
+                "lookups": int(layer.lookups.numpy()),
+                "ids_in_data": 2 * NUM_EXAMPLES * EPOCHS,
+                "sketch_fingerprint": fingerprint.hexdigest()[:16],
+            }
+        ),
+        flush=True,
+    )
 
 
 # ---- launcher ---------------------------------------------------------------------------
@@ -109,11 +130,20 @@ def launch():
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     procs = []
     for index in range(NUM_WORKERS):
-        env = dict(os.environ, PYTHONPATH=repo + os.pathsep + os.environ.get("PYTHONPATH", ""),
-                   TF_CONFIG=json.dumps({"cluster": cluster,
-                                         "task": {"type": "worker", "index": index}}))
-        procs.append(subprocess.Popen([sys.executable, os.path.abspath(__file__)], env=env,
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        env = dict(
+            os.environ,
+            PYTHONPATH=repo + os.pathsep + os.environ.get("PYTHONPATH", ""),
+            TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
+        )
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, os.path.abspath(__file__)],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     deadline = time.monotonic() + TIMEOUT_S
     try:
         while any(p.poll() is None for p in procs):
@@ -134,8 +164,10 @@ def launch():
         print(json.dumps(reports[-1]))
     same = len({r["sketch_fingerprint"] for r in reports}) == 1
     print(f"sketch and hot table identical on every worker: {same}")
-    print(f"every worker's sketch counted all {reports[0]['ids_in_data']} ids: "
-          f"{all(r['lookups'] == r['ids_in_data'] for r in reports)}")
+    print(
+        f"every worker's sketch counted all {reports[0]['ids_in_data']} ids: "
+        f"{all(r['lookups'] == r['ids_in_data'] for r in reports)}"
+    )
     return same
 
 

@@ -4,18 +4,23 @@ Shared by the distribution, checkpoint, serving and tf.data tests, and importabl
 by their child processes (multi-worker, SIGKILL, serving), so it must not depend
 on pytest or on tests/conftest.py.
 """
+
 import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-import tensorflow_recommenders as tfrs  # noqa: E402
-import tf_keras  # noqa: E402
+import numpy as np
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
+import tf_keras
 
-from cafe_tf.layers import find_cafe_layers  # noqa: E402
-from cafe_tf.layers import (CafeConfig, CafeEmbedding, CafeEmbeddingCollection,  # noqa: E402
-                            FeatureConfig)
+from cafe_tf.layers import (
+    CafeConfig,
+    CafeEmbedding,
+    CafeEmbeddingCollection,
+    FeatureConfig,
+    find_cafe_layers,
+)
 
 # "u": one id per example; "v": a ragged bag of 0..3 ids per example (unequal
 # per-replica id counts under a strategy); "c": one string id per example, in a
@@ -25,8 +30,14 @@ C_VOCABULARY = 10_000
 
 
 def cafe_config(**overrides) -> CafeConfig:
-    config = dict(embedding_dim=8, compression_ratio=500, threshold=8.0, decay_rate=0.9,
-                  decay_rule="batches", decay_period=5)
+    config = dict(
+        embedding_dim=8,
+        compression_ratio=500,
+        threshold=8.0,
+        decay_rate=0.9,
+        decay_rule="batches",
+        decay_period=5,
+    )
     config.update(overrides)
     return CafeConfig(**config)
 
@@ -77,12 +88,19 @@ class CafeRanker(tfrs.models.Model):
     def __init__(self, config=None, c_config=None, name="ranker", **kwargs):
         super().__init__(name=name, **kwargs)
         self.embedding = CafeEmbeddingCollection(FEATURES, config or cafe_config(), name="cafe")
-        self.c_embedding = CafeEmbedding(C_VOCABULARY, c_config or cafe_config(
-            embedding_dim=4, compression_ratio=50), name="cafe_c")
-        self.top = tf_keras.Sequential([tf_keras.layers.Dense(8, activation="relu"),
-                                        tf_keras.layers.Dense(1)], name="top")
-        self.task = tfrs.tasks.Ranking(loss=tf_keras.losses.BinaryCrossentropy(
-            from_logits=True, reduction=tf_keras.losses.Reduction.NONE))
+        self.c_embedding = CafeEmbedding(
+            C_VOCABULARY,
+            c_config or cafe_config(embedding_dim=4, compression_ratio=50),
+            name="cafe_c",
+        )
+        self.top = tf_keras.Sequential(
+            [tf_keras.layers.Dense(8, activation="relu"), tf_keras.layers.Dense(1)], name="top"
+        )
+        self.task = tfrs.tasks.Ranking(
+            loss=tf_keras.losses.BinaryCrossentropy(
+                from_logits=True, reduction=tf_keras.losses.Reduction.NONE
+            )
+        )
 
     def call(self, features, training=False):
         embedded = self.embedding({"u": features["u"], "v": features["v"]}, training=training)
@@ -91,8 +109,9 @@ class CafeRanker(tfrs.models.Model):
 
     def compute_loss(self, inputs, training=False):
         features, labels = inputs
-        return global_average(self.task(labels=labels,
-                                        predictions=self(features, training=training)))
+        return global_average(
+            self.task(labels=labels, predictions=self(features, training=training))
+        )
 
 
 def build(model, batch_size=4):
@@ -108,8 +127,11 @@ def make_model(config=None, learning_rate=0.05, seed=7, optimizer="adam", c_conf
     """A compiled, built CafeRanker whose initial weights depend on `seed` only."""
     tf_keras.utils.set_random_seed(seed)
     model = CafeRanker(config, c_config)
-    opt = (tf_keras.optimizers.Adam(learning_rate) if optimizer == "adam"
-           else tf_keras.optimizers.Adagrad(learning_rate))
+    opt = (
+        tf_keras.optimizers.Adam(learning_rate)
+        if optimizer == "adam"
+        else tf_keras.optimizers.Adagrad(learning_rate)
+    )
     model.compile(optimizer=opt)
     return build(model)
 
@@ -120,8 +142,11 @@ def make_arrays(n, seed=0):
     hot = rng.random(n) < 0.6
     u = np.where(hot, rng.integers(0, 20, n), rng.integers(1000, 10**9, n)).astype(np.int64)
     lengths = rng.integers(0, 4, n)
-    v_values = np.where(rng.random(lengths.sum()) < 0.5, rng.integers(0, 30, lengths.sum()),
-                        rng.integers(1000, 10**6, lengths.sum())).astype(np.int64)
+    v_values = np.where(
+        rng.random(lengths.sum()) < 0.5,
+        rng.integers(0, 30, lengths.sum()),
+        rng.integers(1000, 10**6, lengths.sum()),
+    ).astype(np.int64)
     c = np.array([f"c{k}" for k in np.minimum(rng.zipf(1.5, n), 5000)])
     x = rng.normal(size=(n, 1)).astype(np.float32)
     label = np.where(hot, u % 2 == 0, rng.random(n) < 0.3).astype(np.float32)[:, None]
@@ -132,7 +157,8 @@ def dataset(arrays, batch_size, drop_remainder=False):
     """(features, labels) batches with a ragged "v"; same batches for every consumer."""
     v = tf.RaggedTensor.from_row_lengths(arrays["v_values"], arrays["v_lengths"])
     ds = tf.data.Dataset.from_tensor_slices(
-        ({"u": arrays["u"], "v": v, "c": arrays["c"], "x": arrays["x"]}, arrays["label"]))
+        ({"u": arrays["u"], "v": v, "c": arrays["c"], "x": arrays["x"]}, arrays["label"])
+    )
     return ds.batch(batch_size, drop_remainder=drop_remainder)
 
 
@@ -170,8 +196,11 @@ def is_exchange_counter(name: str) -> bool:
 
 def weights_state(model) -> dict:
     """key -> value of every model variable (trainable and not) but the exchange counter."""
-    return {_key(i, v): v.numpy() for i, v in enumerate(model.weights)
-            if not is_exchange_counter(v.name)}
+    return {
+        _key(i, v): v.numpy()
+        for i, v in enumerate(model.weights)
+        if not is_exchange_counter(v.name)
+    }
 
 
 def optimizer_state(model) -> dict:
@@ -213,8 +242,9 @@ def assert_states_close(a: dict, b: dict, rtol=1e-5, atol=1e-6, what=""):
     for name in a:
         value = np.asarray(a[name])
         if np.issubdtype(value.dtype, np.floating):
-            np.testing.assert_allclose(value, b[name], rtol=rtol, atol=atol,
-                                       err_msg=f"{what}: {name}")
+            np.testing.assert_allclose(
+                value, b[name], rtol=rtol, atol=atol, err_msg=f"{what}: {name}"
+            )
         else:
             np.testing.assert_array_equal(value, b[name], err_msg=f"{what}: {name}")
 

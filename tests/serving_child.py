@@ -10,6 +10,7 @@ ragged features as `f_values` and `f_row_lengths`). OUT.npz gets the `prediction
 signature and of the `serve` function; stdout's last line is JSON: the cafe_tf modules
 imported (none) and the signature's input names. The tests call `serve_in_child`.
 """
+
 import json
 import os
 import subprocess
@@ -28,9 +29,20 @@ def serve_in_child(export_dir, inputs, expected, workdir):
     workdir = Path(workdir)
     np.savez(workdir / "inputs.npz", **inputs)
     run = subprocess.run(
-        [sys.executable, "-I", __file__, str(REPOSITORY), str(export_dir),
-         str(workdir / "inputs.npz"), str(workdir / "out.npz")],
-        capture_output=True, text=True, timeout=300, cwd=workdir)
+        [
+            sys.executable,
+            "-I",
+            __file__,
+            str(REPOSITORY),
+            str(export_dir),
+            str(workdir / "inputs.npz"),
+            str(workdir / "out.npz"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=workdir,
+    )
     assert run.returncode == 0, run.stderr[-4000:]
     report = json.loads(run.stdout.strip().splitlines()[-1])
     assert report["cafe_modules"] == [], report
@@ -50,8 +62,15 @@ class _RefuseCafe:
 def main(repository, export_dir, inputs_path, out_path):
     repository = os.path.abspath(repository)
     sys.meta_path.insert(0, _RefuseCafe())
-    sys.path[:] = [p for p in sys.path if p and (os.path.abspath(p).startswith(sys.prefix) or
-                                                 not os.path.abspath(p).startswith(repository))]
+    sys.path[:] = [
+        p
+        for p in sys.path
+        if p
+        and (
+            os.path.abspath(p).startswith(sys.prefix)
+            or not os.path.abspath(p).startswith(repository)
+        )
+    ]
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
     import numpy as np
     import tensorflow as tf
@@ -63,16 +82,20 @@ def main(repository, export_dir, inputs_path, out_path):
     features = {}
     for key, value in inputs.items():
         if key.endswith("_values"):
-            name = key[:-len("_values")]
-            features[name] = tf.RaggedTensor.from_row_lengths(value,
-                                                              inputs[f"{name}_row_lengths"])
+            name = key[: -len("_values")]
+            features[name] = tf.RaggedTensor.from_row_lengths(value, inputs[f"{name}_row_lengths"])
         elif not key.endswith("_row_lengths"):
             features[key] = tf.constant(value)
     python = loaded.serve(features)
-    np.savez(out_path, signature=flat["predictions"].numpy(),
-             serve=python["predictions"].numpy())
-    print(json.dumps({"cafe_modules": sorted(m for m in sys.modules if m.startswith("cafe_tf")),
-                      "signature_inputs": sorted(signature.structured_input_signature[1])}))
+    np.savez(out_path, signature=flat["predictions"].numpy(), serve=python["predictions"].numpy())
+    print(
+        json.dumps(
+            {
+                "cafe_modules": sorted(m for m in sys.modules if m.startswith("cafe_tf")),
+                "signature_inputs": sorted(signature.structured_input_signature[1]),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":  # pytest's doctest collection imports this file too

@@ -1,4 +1,5 @@
 """Shared helpers for the sketch tests: random skewed batches and exact state comparison."""
+
 import numpy as np
 import tensorflow as tf
 
@@ -10,7 +11,9 @@ def zipf_batch(rng, n, distinct, alpha=1.1, importance="random", num_features=1)
     """n ids drawn from Zipf(alpha) over `distinct` ids, spread over int64."""
     ranks = np.minimum(rng.zipf(alpha, size=n), distinct) - 1
     # Map ranks to scattered signed int64 ids (negative ones included).
-    ids = ((ranks.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) ^ np.uint64(0x5555)).view(np.int64)
+    ids = ((ranks.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) ^ np.uint64(0x5555)).view(
+        np.int64
+    )
     if importance == "random":
         values = rng.exponential(1.0, size=n).astype(np.float32)
         values[rng.random(n) < 0.05] = 0.0

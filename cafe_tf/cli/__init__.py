@@ -14,10 +14,11 @@ A problem the user can fix (bad arguments, missing or malformed files, a budget 
 small) ends with one `cafe-tf <command>: error: ...` line on stderr and exit code 2
 (1 when found in the data while training), never with a traceback.
 """
+
 import argparse
 import re
 import sys
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import tensorflow as tf
 
@@ -31,16 +32,18 @@ __all__ = ["CliError", "build_parser", "main"]
 def build_parser() -> argparse.ArgumentParser:
     """The `cafe-tf` parser with its subcommands."""
     parser = argparse.ArgumentParser(
-        prog="cafe-tf", description="CAFE embeddings under a memory budget: count the "
+        prog="cafe-tf",
+        description="CAFE embeddings under a memory budget: count the "
         "vocabulary, train, inspect, predict, benchmark. `cafe-tf COMMAND --help` describes "
-        "each command.")
+        "each command.",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in (vocab, train, inspection, predict, bench):
         module.add_parser(commands)
     return parser
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Runs `cafe-tf` with `argv` (default: the process arguments); returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)  # a usage error exits with code 2 here

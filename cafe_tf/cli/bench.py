@@ -4,12 +4,12 @@ Each benchmark is a script `benchmarks/NAME.py` with its own options (`cafe-tf b
 NAME --help`); it prints its figures and writes plots under `benchmarks/out/`. Without
 NAME, lists the benchmarks. They ship with the repository, not with an installed wheel.
 """
+
 import argparse
 import ast
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict
 
 from cafe_tf.cli.errors import CliError
 
@@ -18,19 +18,24 @@ BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 def add_parser(commands) -> None:
     parser = commands.add_parser(
-        "bench", help="run a benchmark by name (no name: list them)",
-        description=__doc__.split("\n\n")[0].replace("\n", " "))
+        "bench",
+        help="run a benchmark by name (no name: list them)",
+        description=__doc__.split("\n\n")[0].replace("\n", " "),
+    )
     parser.add_argument("name", nargs="?", metavar="NAME")
-    parser.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS",
-                        help="passed to the benchmark")
+    parser.add_argument(
+        "args", nargs=argparse.REMAINDER, metavar="ARGS", help="passed to the benchmark"
+    )
     parser.set_defaults(run=run)
 
 
-def available() -> Dict[str, str]:
+def available() -> dict[str, str]:
     """{name: first line of its docstring} of every benchmark script."""
     if not BENCHMARKS.is_dir():
-        raise CliError(f"no benchmarks/ next to the cafe_tf package ({BENCHMARKS}): the "
-                       "benchmarks ship with the source tree; run from a clone")
+        raise CliError(
+            f"no benchmarks/ next to the cafe_tf package ({BENCHMARKS}): the "
+            "benchmarks ship with the source tree; run from a clone"
+        )
     found = {}
     for script in sorted(BENCHMARKS.glob("*.py")):
         doc = ast.get_docstring(ast.parse(script.read_text())) or ""

@@ -4,10 +4,12 @@ file-by-file reading with progress that `vocab` and `predict` share.
 Every command reads through `cafe_tf.data.CriteoTSV` / `CriteoParquet`, so they parse,
 validate and skip (`--on-error`) exactly as training does.
 """
+
 import argparse
 import os
 import time
-from typing import Iterator, Mapping, Optional, Sequence, Tuple, get_args
+from collections.abc import Iterator, Mapping, Sequence
+from typing import get_args
 
 import numpy as np
 
@@ -22,14 +24,26 @@ PROGRESS_ROWS = 1_000_000
 
 def add_arguments(parser: argparse.ArgumentParser, files_help: str, batch_size: int) -> None:
     """`--data`, `--files`, `--on-error` and `--batch-size`, as `vocab` and `predict` take them."""
-    parser.add_argument("--data", choices=FORMATS, required=True,
-                        help="criteo-tsv: Criteo's tab-separated lines (plain or .gz); "
-                        "criteo-parquet: Parquet with Criteo's columns")
+    parser.add_argument(
+        "--data",
+        choices=FORMATS,
+        required=True,
+        help="criteo-tsv: Criteo's tab-separated lines (plain or .gz); "
+        "criteo-parquet: Parquet with Criteo's columns",
+    )
     parser.add_argument("--files", nargs="+", required=True, metavar="FILE", help=files_help)
-    parser.add_argument("--on-error", choices=get_args(ErrorPolicy), default="raise",
-                        help="stop at a malformed line (default), or skip and count it")
-    parser.add_argument("--batch-size", type=int, default=batch_size,
-                        help="rows read at a time (default %(default)s)")
+    parser.add_argument(
+        "--on-error",
+        choices=get_args(ErrorPolicy),
+        default="raise",
+        help="stop at a malformed line (default), or skip and count it",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=batch_size,
+        help="rows read at a time (default %(default)s)",
+    )
 
 
 def check_files(files: Sequence[str]) -> None:
@@ -49,15 +63,17 @@ def check_output(flag: str, path: str) -> None:
         raise CliError(f"{flag} {path}: its directory does not exist")
 
 
-def reader(data: str, files: Sequence[str], vocabulary_sizes: Optional[Mapping[str, int]],
-           on_error: str):
+def reader(
+    data: str, files: Sequence[str], vocabulary_sizes: Mapping[str, int] | None, on_error: str
+):
     """The `CriteoTSV` or `CriteoParquet` reader of `files`, for `--data` `data`."""
     from cafe_tf import data as data_lib
+
     readers = {"criteo-tsv": data_lib.CriteoTSV, "criteo-parquet": data_lib.CriteoParquet}
     return readers[data](files, vocabulary_sizes, on_error)
 
 
-def read_batches(args: argparse.Namespace) -> Iterator[Tuple[np.ndarray, dict, np.ndarray]]:
+def read_batches(args: argparse.Namespace) -> Iterator[tuple[np.ndarray, dict, np.ndarray]]:
     """The batches of `args.files`, file by file and in order, as numpy arrays.
 
     Prints a line per `PROGRESS_ROWS` rows and per file, and at the end the rows
@@ -83,8 +99,11 @@ def read_batches(args: argparse.Namespace) -> Iterator[Tuple[np.ndarray, dict, n
                 print(f"  {path}: {rows:,} rows ({time.time() - start:.0f} s)", flush=True)
         skipped += sum(files.skipped().values())
         total += rows
-        print(f"[{number}/{len(args.files)}] {path}: {rows:,} rows; {total:,} in all "
-              f"({time.time() - start:.0f} s)", flush=True)
+        print(
+            f"[{number}/{len(args.files)}] {path}: {rows:,} rows; {total:,} in all "
+            f"({time.time() - start:.0f} s)",
+            flush=True,
+        )
     if args.on_error == "skip":
         print(f"skipped {skipped:,} malformed line(s)")
     if not total:

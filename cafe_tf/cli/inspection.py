@@ -6,8 +6,9 @@ of each feature with their sketch scores. The sketch keeps a 32-bit fingerprint 
 key, not the id, so keys are shown as fingerprints in hex. State is read through the
 layer's API (`layer.sketch.read_state()`), never from raw checkpoint variables.
 """
+
 import argparse
-from typing import Dict, List, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
@@ -27,13 +28,18 @@ class HotId(NamedTuple):
 
 def add_parser(commands) -> None:
     parser = commands.add_parser(
-        "inspect", help="show a saved CAFE model's layout, bytes and hottest keys",
-        description=__doc__.split("\n\n")[0].replace("\n", " "))
-    parser.add_argument("directory", metavar="DIR",
-                        help="a directory written by `cafe-tf train --save` (or one of its "
-                        "<kind> subdirectories)")
-    parser.add_argument("--top", type=int, default=5, metavar="N",
-                        help="hottest keys shown per feature (default 5)")
+        "inspect",
+        help="show a saved CAFE model's layout, bytes and hottest keys",
+        description=__doc__.split("\n\n")[0].replace("\n", " "),
+    )
+    parser.add_argument(
+        "directory",
+        metavar="DIR",
+        help="a directory written by `cafe-tf train --save` (or one of its <kind> subdirectories)",
+    )
+    parser.add_argument(
+        "--top", type=int, default=5, metavar="N", help="hottest keys shown per feature (default 5)"
+    )
     parser.set_defaults(run=run)
 
 
@@ -46,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def hottest_ids(layer: CafeEmbeddingCollection, top: int) -> Dict[str, List[HotId]]:
+def hottest_ids(layer: CafeEmbeddingCollection, top: int) -> dict[str, list[HotId]]:
     """The `top` keys of each feature with the highest sketch scores, highest first
     (ties: fingerprint ascending).
 
@@ -63,8 +69,9 @@ def hottest_ids(layer: CafeEmbeddingCollection, top: int) -> Dict[str, List[HotI
     for index, feature in enumerate(layer.features):
         slots = np.flatnonzero(occupied & (tags == index))
         slots = slots[np.lexsort((fingerprints[slots], -scores[slots]))][:top]
-        result[feature.name] = [HotId(int(fingerprints[s]), float(scores[s]), int(rows[s]))
-                                for s in slots]
+        result[feature.name] = [
+            HotId(int(fingerprints[s]), float(scores[s]), int(rows[s])) for s in slots
+        ]
     return result
 
 
@@ -75,8 +82,9 @@ def _decay(sketch) -> str:
     elif sketch.decay_half_life is not None:
         schedule = f"scores halve per {sketch.decay_half_life:g} x hot rows x k of importance"
     else:
-        schedule = (f"decay x{sketch.decay_rate:g} per {sketch.decay_mass_factor:g} x W x k "
-                    "of importance")
+        schedule = (
+            f"decay x{sketch.decay_rate:g} per {sketch.decay_mass_factor:g} x W x k of importance"
+        )
     swaps = "no swaps" if sketch.swap_margin is None else f"swap margin {sketch.swap_margin:g}"
     return f"{schedule}, {swaps}"
 
@@ -88,8 +96,11 @@ def describe(layer: CafeEmbeddingCollection, top: int) -> str:
     used = int(layer.sketch.hot_rows_used())
     lookups, hot_lookups = int(layer.lookups.numpy()), int(layer.hot_lookups.numpy())
     share = f"{hot_lookups / lookups:.1%}" if lookups else "n/a"
-    medium = (f"; medium level {sum(layout.medium_rows):,} rows ({parts['medium_tables']:,} B)"
-              if config.multi_level else "")
+    medium = (
+        f"; medium level {sum(layout.medium_rows):,} rows ({parts['medium_tables']:,} B)"
+        if config.multi_level
+        else ""
+    )
     lines = [
         f"  features      {len(layer.features)}, embedding_dim {config.embedding_dim}, "
         f"importance {config.importance}",
@@ -108,7 +119,8 @@ def describe(layer: CafeEmbeddingCollection, top: int) -> str:
         "it: score, * = hot):",
     ]
     for name, ids in hottest_ids(layer, top).items():
-        entries = ", ".join(f"{h.fingerprint:#010x}: {h.score:.4g}{'*' if h.hot_row >= 0 else ''}"
-                            for h in ids)
+        entries = ", ".join(
+            f"{h.fingerprint:#010x}: {h.score:.4g}{'*' if h.hot_row >= 0 else ''}" for h in ids
+        )
         lines.append(f"    {name:<12} {entries or '(none tracked)'}")
     return "\n".join(lines)

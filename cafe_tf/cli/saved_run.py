@@ -10,9 +10,10 @@
 - `cafe_run.json`: the model's Keras config and the data's fields, from which `load`
   rebuilds the model before restoring the checkpoint.
 """
+
 import json
 import os
-from typing import List, Sequence
+from collections.abc import Sequence
 
 import tensorflow as tf
 import tf_keras
@@ -36,9 +37,13 @@ class FlatInputs(tf_keras.Model):
         self.field_names = list(field_names)
 
     def call(self, features, training=False):
-        return self.model({DENSE_KEY: features[DENSE_KEY],
-                           SPARSE_KEY: {f: features[f] for f in self.field_names}},
-                          training=training)
+        return self.model(
+            {
+                DENSE_KEY: features[DENSE_KEY],
+                SPARSE_KEY: {f: features[f] for f in self.field_names},
+            },
+            training=training,
+        )
 
 
 def save(directory: str, model: tf_keras.Model, data) -> None:
@@ -52,31 +57,42 @@ def save(directory: str, model: tf_keras.Model, data) -> None:
     """
     os.makedirs(directory, exist_ok=True)
     prefix = checkpoints.make_checkpoint(model).write(os.path.join(directory, "checkpoint", "ckpt"))
-    signature = {DENSE_KEY: tf.TensorSpec([None, data.num_dense], tf.float32),
-                 **{f: tf.TensorSpec([None], tf.int64) for f in data.field_names}}
+    signature = {
+        DENSE_KEY: tf.TensorSpec([None, data.num_dense], tf.float32),
+        **{f: tf.TensorSpec([None], tf.int64) for f in data.field_names},
+    }
     flat = FlatInputs(model, data.field_names)
     flat(_example_batch(data.field_names, data.num_dense, flat=True))  # builds the wrapper
     export_for_serving(flat, os.path.join(directory, "serving"), signature)
     config = tf_keras.layers.serialize(model)
     config.pop("build_config", None)  # load() builds the model on a batch of its own
-    record = {"format": FORMAT, "model": config,
-              "field_names": list(data.field_names), "num_dense": data.num_dense,
-              "checkpoint": os.path.relpath(prefix, directory)}
+    record = {
+        "format": FORMAT,
+        "model": config,
+        "field_names": list(data.field_names),
+        "num_dense": data.num_dense,
+        "checkpoint": os.path.relpath(prefix, directory),
+    }
     with open(os.path.join(directory, RUN_FILE), "w") as f:
         json.dump(record, f, indent=1)
 
 
-def run_directories(directory: str) -> List[str]:
+def run_directories(directory: str) -> list[str]:
     """`directory` itself if it holds a saved run, else its subdirectories that do."""
     if not os.path.isdir(directory):
         raise CliError(f"no such directory: {directory}")
     if os.path.isfile(os.path.join(directory, RUN_FILE)):
         return [directory]
-    found = sorted(os.path.join(directory, d) for d in os.listdir(directory)
-                   if os.path.isfile(os.path.join(directory, d, RUN_FILE)))
+    found = sorted(
+        os.path.join(directory, d)
+        for d in os.listdir(directory)
+        if os.path.isfile(os.path.join(directory, d, RUN_FILE))
+    )
     if not found:
-        raise CliError(f"{directory} holds no saved CAFE model (no {RUN_FILE} in it or in its "
-                       "subdirectories; `cafe-tf train --save DIR` writes them)")
+        raise CliError(
+            f"{directory} holds no saved CAFE model (no {RUN_FILE} in it or in its "
+            "subdirectories; `cafe-tf train --save DIR` writes them)"
+        )
     return found
 
 
@@ -90,8 +106,10 @@ def load(directory: str) -> tf_keras.Model:
         config, fields, num_dense = record["model"], record["field_names"], record["num_dense"]
         prefix = os.path.join(directory, record["checkpoint"])
     except (json.JSONDecodeError, KeyError, TypeError) as err:
-        raise CliError(f"{path} is not a run record written by `cafe-tf train --save` "
-                       f"({type(err).__name__}: {err})") from None
+        raise CliError(
+            f"{path} is not a run record written by `cafe-tf train --save` "
+            f"({type(err).__name__}: {err})"
+        ) from None
     if record.get("format") != FORMAT:
         raise CliError(f"{path}: unknown format {record.get('format')!r} (expected {FORMAT})")
     model = tf_keras.layers.deserialize(config)

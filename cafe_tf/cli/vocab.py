@@ -7,9 +7,9 @@ sorted int64 array, 8 bytes per distinct id (Criteo Kaggle's 33.8M ids: about 27
 plus, while a batch of new ids is merged in, up to three times its largest field
 (Criteo Kaggle's C3, 10.1M ids: about 240 MB).
 """
+
 import argparse
 import json
-from typing import Dict, List
 
 import numpy as np
 
@@ -22,13 +22,17 @@ MERGE_IDS = 1 << 22
 
 def add_parser(commands) -> None:
     parser = commands.add_parser(
-        "vocab", help="count the distinct ids per field of Criteo files (for train "
-        "--vocabulary-sizes)", description=__doc__.split("\n\n")[0].replace("\n", " "),
-        epilog=" ".join(__doc__.split("\n\n")[1].split()))
-    criteo_files.add_arguments(parser, "the files to count, e.g. every training day",
-                               batch_size=65_536)
-    parser.add_argument("--out", required=True, metavar="JSON",
-                        help="where to write {field: distinct ids}")
+        "vocab",
+        help="count the distinct ids per field of Criteo files (for train --vocabulary-sizes)",
+        description=__doc__.split("\n\n")[0].replace("\n", " "),
+        epilog=" ".join(__doc__.split("\n\n")[1].split()),
+    )
+    criteo_files.add_arguments(
+        parser, "the files to count, e.g. every training day", batch_size=65_536
+    )
+    parser.add_argument(
+        "--out", required=True, metavar="JSON", help="where to write {field: distinct ids}"
+    )
     parser.set_defaults(run=run)
 
 
@@ -43,12 +47,12 @@ class DistinctIds:
         {'C1': 3}
     """
 
-    def __init__(self, fields: List[str]):
+    def __init__(self, fields: list[str]):
         self._sorted = {f: np.empty(0, np.int64) for f in fields}
-        self._new: Dict[str, List[np.ndarray]] = {f: [] for f in fields}
+        self._new: dict[str, list[np.ndarray]] = {f: [] for f in fields}
         self._new_size = {f: 0 for f in fields}
 
-    def add(self, ids: Dict[str, np.ndarray]) -> None:
+    def add(self, ids: dict[str, np.ndarray]) -> None:
         """Adds one batch: `{field: int64 ids}`."""
         for field, values in ids.items():
             values = np.unique(values)
@@ -57,7 +61,7 @@ class DistinctIds:
             if self._new_size[field] >= MERGE_IDS:
                 self._merge(field)
 
-    def counts(self) -> Dict[str, int]:
+    def counts(self) -> dict[str, int]:
         """{field: number of distinct ids added}."""
         for field in self._sorted:
             self._merge(field)
@@ -83,7 +87,9 @@ def run(args: argparse.Namespace) -> int:
     counts = distinct.counts()
     with open(args.out, "w") as f:
         json.dump(counts, f, indent=1)
-    print(f"{len(counts)} fields, {sum(counts.values()):,} distinct ids: "
-          + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+    print(
+        f"{len(counts)} fields, {sum(counts.values()):,} distinct ids: "
+        + ", ".join(f"{k} {v:,}" for k, v in counts.items())
+    )
     print(f"wrote {args.out} (cafe-tf train --vocabulary-sizes {args.out})")
     return 0

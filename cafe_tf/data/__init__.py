@@ -12,6 +12,7 @@ Example:
     >>> features["sparse"]["C3"].shape, label.shape
     (TensorShape([128]), TensorShape([128, 1]))
 """
+
 from cafe_tf.data.batch import DENSE_KEY, SPARSE_KEY, CTRData, dataset_from_arrays, pack_batch
 from cafe_tf.data.criteo import KAGGLE_CARDINALITIES, MISSING_ID, CriteoParquet, CriteoTSV
 from cafe_tf.data.movielens import MovieLens100K
@@ -19,9 +20,20 @@ from cafe_tf.data.shapes import SHAPES, DataShape, get_shape
 from cafe_tf.data.synthetic import SyntheticChunk, SyntheticCriteo, SyntheticCriteoConfig
 
 __all__ = [
-    "DENSE_KEY", "SPARSE_KEY", "CTRData", "dataset_from_arrays", "pack_batch",
-    "KAGGLE_CARDINALITIES", "MISSING_ID", "CriteoParquet", "CriteoTSV",
+    "DENSE_KEY",
+    "SPARSE_KEY",
+    "CTRData",
+    "dataset_from_arrays",
+    "pack_batch",
+    "KAGGLE_CARDINALITIES",
+    "MISSING_ID",
+    "CriteoParquet",
+    "CriteoTSV",
     "MovieLens100K",
-    "SHAPES", "DataShape", "get_shape",
-    "SyntheticChunk", "SyntheticCriteo", "SyntheticCriteoConfig",
+    "SHAPES",
+    "DataShape",
+    "get_shape",
+    "SyntheticChunk",
+    "SyntheticCriteo",
+    "SyntheticCriteoConfig",
 ]

@@ -11,7 +11,8 @@ Readers work on an id matrix `[B, num_fields]` internally because one matrix is 
 to generate, parse and batch than 26 separate tensors; `pack_batch` splits it into the
 per-field dict at the very end of the pipeline.
 """
-from typing import Dict, Mapping, Sequence, Tuple
+
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -31,8 +32,9 @@ class CTRData:
         num_dense: width of `features["dense"]`.
     """
 
-    def __init__(self, field_names: Sequence[str], vocabulary_sizes: Mapping[str, int],
-                 num_dense: int):
+    def __init__(
+        self, field_names: Sequence[str], vocabulary_sizes: Mapping[str, int], num_dense: int
+    ):
         missing = [f for f in field_names if f not in vocabulary_sizes]
         if missing:
             raise ValueError(f"vocabulary_sizes lacks fields {missing}")
@@ -40,7 +42,7 @@ class CTRData:
         self.vocabulary_sizes = {f: int(vocabulary_sizes[f]) for f in field_names}
         self.num_dense = int(num_dense)
 
-    def element_spec(self) -> Tuple[Dict, tf.TensorSpec]:
+    def element_spec(self) -> tuple[dict, tf.TensorSpec]:
         """The `tf.TensorSpec` structure of one batch (batch dimension unknown).
 
         Returns:
@@ -53,8 +55,9 @@ class CTRData:
         return features, tf.TensorSpec([None, 1], tf.float32)
 
 
-def pack_batch(dense: tf.Tensor, ids: tf.Tensor, label: tf.Tensor,
-               field_names: Sequence[str]) -> Tuple[Dict, tf.Tensor]:
+def pack_batch(
+    dense: tf.Tensor, ids: tf.Tensor, label: tf.Tensor, field_names: Sequence[str]
+) -> tuple[dict, tf.Tensor]:
     """Turns matrix-form tensors into the cafe_tf batch format.
 
     Args:
@@ -77,8 +80,13 @@ def pack_batch(dense: tf.Tensor, ids: tf.Tensor, label: tf.Tensor,
     return features, tf.reshape(tf.cast(label, tf.float32), [-1, 1])
 
 
-def dataset_from_arrays(dense: np.ndarray, ids: np.ndarray, label: np.ndarray,
-                        field_names: Sequence[str], batch_size: int) -> tf.data.Dataset:
+def dataset_from_arrays(
+    dense: np.ndarray,
+    ids: np.ndarray,
+    label: np.ndarray,
+    field_names: Sequence[str],
+    batch_size: int,
+) -> tf.data.Dataset:
     """An in-memory dataset in the cafe_tf batch format, in the arrays' row order.
 
     Args:
@@ -93,8 +101,13 @@ def dataset_from_arrays(dense: np.ndarray, ids: np.ndarray, label: np.ndarray,
     """
     arrays = (dense.astype(np.float32), ids.astype(np.int64), label.astype(np.float32))
     names = list(field_names)
-    return (tf.data.Dataset.from_tensor_slices(arrays)
-            .batch(batch_size)
-            .map(lambda d, i, y: pack_batch(d, i, y, names),
-                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-            .prefetch(tf.data.AUTOTUNE))
+    return (
+        tf.data.Dataset.from_tensor_slices(arrays)
+        .batch(batch_size)
+        .map(
+            lambda d, i, y: pack_batch(d, i, y, names),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
+        .prefetch(tf.data.AUTOTUNE)
+    )

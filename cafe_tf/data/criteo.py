@@ -22,8 +22,10 @@ file, the line number, the problem and the line; `on_error="skip"` drops the lin
 it per file (`skipped()`). Either way the dense features are finite: integers become finite
 floats, and Parquet's NaN means missing.
 """
+
 import os
-from typing import Callable, Dict, Literal, Mapping, Optional, Sequence, Union, get_args
+from collections.abc import Callable, Mapping, Sequence
+from typing import Literal, get_args
 
 import numpy as np
 import tensorflow as tf
@@ -36,9 +38,39 @@ LABEL_COLUMN = "label"
 NUM_COLUMNS = 1 + len(DENSE_FIELDS) + len(CATEGORICAL_FIELDS)
 
 # Distinct values per field of Criteo Kaggle (DLRM's counts, no frequency threshold).
-KAGGLE_CARDINALITIES = dict(zip(CATEGORICAL_FIELDS, [
-    1460, 583, 10131227, 2202608, 305, 24, 12517, 633, 3, 93145, 5683, 8351593, 3194,
-    27, 14992, 5461306, 10, 5652, 2173, 4, 7046547, 18, 15, 286181, 105, 142572]))
+KAGGLE_CARDINALITIES = dict(
+    zip(
+        CATEGORICAL_FIELDS,
+        [
+            1460,
+            583,
+            10131227,
+            2202608,
+            305,
+            24,
+            12517,
+            633,
+            3,
+            93145,
+            5683,
+            8351593,
+            3194,
+            27,
+            14992,
+            5461306,
+            10,
+            5652,
+            2173,
+            4,
+            7046547,
+            18,
+            15,
+            286181,
+            105,
+            142572,
+        ],
+    )
+)
 
 MISSING_ID = 1 << 32
 
@@ -51,7 +83,7 @@ _LINES_PER_BLOCK = 4096  # lines (rows) parsed together: vectorised string ops, 
 _LINE_BITS = 40
 ErrorPolicy = Literal["raise", "skip"]
 ParquetEngine = Literal["auto", "tensorflow_io", "pyarrow"]
-PathLike = Union[str, os.PathLike]
+PathLike = str | os.PathLike
 
 
 def _check_on_error(on_error: ErrorPolicy) -> None:
@@ -59,7 +91,7 @@ def _check_on_error(on_error: ErrorPolicy) -> None:
         raise ValueError(f'on_error must be "raise" or "skip", got {on_error!r}')
 
 
-def _as_file_list(files: Union[PathLike, Sequence[PathLike]]) -> list:
+def _as_file_list(files: PathLike | Sequence[PathLike]) -> list:
     files = [files] if isinstance(files, (str, os.PathLike)) else files
     files = [os.fspath(f) for f in files]
     if not files:
@@ -113,8 +145,11 @@ def transform_integers(values: tf.Tensor) -> tf.Tensor:
 
 def _numbered_blocks(lines: tf.data.Dataset, path, file_index) -> tf.data.Dataset:
     """The blocks of one file's lines (rows): (path, file index, first line's number, lines)."""
-    return lines.batch(_LINES_PER_BLOCK).enumerate().map(
-        lambda index, block: (path, file_index, index * _LINES_PER_BLOCK + 1, block))
+    return (
+        lines.batch(_LINES_PER_BLOCK)
+        .enumerate()
+        .map(lambda index, block: (path, file_index, index * _LINES_PER_BLOCK + 1, block))
+    )
 
 
 class _CriteoFiles(CTRData):
@@ -124,18 +159,23 @@ class _CriteoFiles(CTRData):
     with the file's path and index and the number of the block's first line (from 1).
     """
 
-    def __init__(self, files: Union[PathLike, Sequence[PathLike]],
-                 vocabulary_sizes: Optional[Mapping[str, int]], on_error: ErrorPolicy):
+    def __init__(
+        self,
+        files: PathLike | Sequence[PathLike],
+        vocabulary_sizes: Mapping[str, int] | None,
+        on_error: ErrorPolicy,
+    ):
         _check_on_error(on_error)
-        super().__init__(CATEGORICAL_FIELDS, vocabulary_sizes or KAGGLE_CARDINALITIES,
-                         len(DENSE_FIELDS))
+        super().__init__(
+            CATEGORICAL_FIELDS, vocabulary_sizes or KAGGLE_CARDINALITIES, len(DENSE_FIELDS)
+        )
         self.files = _as_file_list(files)
         self.on_error = on_error
         # Block key -> lines of the block skipped. A block read again (the next epoch)
         # overwrites its entry, so the counts do not grow with the passes over the files.
         self._skipped = tf.lookup.experimental.MutableHashTable(tf.int64, tf.int64, 0)
 
-    def skipped(self) -> Dict[str, int]:
+    def skipped(self) -> dict[str, int]:
         """Malformed lines (rows) skipped with `on_error="skip"`, per file.
 
         Each line counts once however often it was read (epochs, or several datasets of
@@ -145,15 +185,21 @@ class _CriteoFiles(CTRData):
             {file: lines skipped} for every file, 0 for a file without skips.
         """
         keys, counts = self._skipped.export()
-        totals = np.bincount(keys.numpy() >> _LINE_BITS, weights=counts.numpy(),
-                             minlength=len(self.files))
+        totals = np.bincount(
+            keys.numpy() >> _LINE_BITS, weights=counts.numpy(), minlength=len(self.files)
+        )
         result = dict.fromkeys(self.files, 0)
         for path, count in zip(self.files, totals):
             result[path] += int(count)
         return result
 
-    def _enforce(self, valid: tf.Tensor, file_index: tf.Tensor, first_number: tf.Tensor,
-                 describe: Callable[[tf.Tensor], tf.Tensor]) -> tf.Operation:
+    def _enforce(
+        self,
+        valid: tf.Tensor,
+        file_index: tf.Tensor,
+        first_number: tf.Tensor,
+        describe: Callable[[tf.Tensor], tf.Tensor],
+    ) -> tf.Operation:
         """An op that fails naming the first invalid line of a block (`on_error="raise"`;
         `describe(its index in the block)` says where and why) or records the block's
         invalid lines (`"skip"`)."""
@@ -184,9 +230,12 @@ class CriteoTSV(_CriteoFiles):
         {'day_0.gz': 0, 'day_1.gz': 2}
     """
 
-    def __init__(self, files: Union[PathLike, Sequence[PathLike]],
-                 vocabulary_sizes: Optional[Mapping[str, int]] = None,
-                 on_error: ErrorPolicy = "raise"):
+    def __init__(
+        self,
+        files: PathLike | Sequence[PathLike],
+        vocabulary_sizes: Mapping[str, int] | None = None,
+        on_error: ErrorPolicy = "raise",
+    ):
         super().__init__(files, vocabulary_sizes, on_error)
 
     def dataset(self, batch_size: int) -> tf.data.Dataset:
@@ -207,14 +256,20 @@ class CriteoTSV(_CriteoFiles):
             return _numbered_blocks(lines, path, file_index)
 
         names = self.field_names
-        return (tf.data.Dataset.from_tensor_slices(
-                    (self.files, compressions, tf.range(len(self.files), dtype=tf.int64)))
-                .flat_map(blocks)
-                .map(self._parse_block, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-                .rebatch(batch_size)
-                .map(lambda d, i, y: pack_batch(d, i, y, names),
-                     num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-                .prefetch(tf.data.AUTOTUNE))
+        return (
+            tf.data.Dataset.from_tensor_slices(
+                (self.files, compressions, tf.range(len(self.files), dtype=tf.int64))
+            )
+            .flat_map(blocks)
+            .map(self._parse_block, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            .rebatch(batch_size)
+            .map(
+                lambda d, i, y: pack_batch(d, i, y, names),
+                num_parallel_calls=tf.data.AUTOTUNE,
+                deterministic=True,
+            )
+            .prefetch(tf.data.AUTOTUNE)
+        )
 
     def _parse_block(self, path, file_index, first_number, lines):
         """Parses a block of lines of `path` to (dense, ids, label), enforcing `on_error`."""
@@ -231,43 +286,77 @@ class CriteoTSV(_CriteoFiles):
             "ints": tf.strings.regex_full_match(ints, f"({_INT_PATTERN})?"),
             "cats": is_valid_hex(cats),
         }
-        valid = (checks["count"] & checks["label"] & tf.reduce_all(checks["ints"], 1)
-                 & tf.reduce_all(checks["cats"], 1))
+        valid = (
+            checks["count"]
+            & checks["label"]
+            & tf.reduce_all(checks["ints"], 1)
+            & tf.reduce_all(checks["cats"], 1)
+        )
 
         def describe(first):
-            problem = _describe_problem(counts[first], label[first], ints[first], cats[first],
-                                        {k: v[first] for k, v in checks.items()})
-            return tf.strings.join([
-                path, ":", tf.strings.as_string(first_number + first),
-                ": malformed Criteo line (", problem, "): ",
-                tf.strings.substr(lines[first], 0, 200)])
+            problem = _describe_problem(
+                counts[first],
+                label[first],
+                ints[first],
+                cats[first],
+                {k: v[first] for k, v in checks.items()},
+            )
+            return tf.strings.join(
+                [
+                    path,
+                    ":",
+                    tf.strings.as_string(first_number + first),
+                    ": malformed Criteo line (",
+                    problem,
+                    "): ",
+                    tf.strings.substr(lines[first], 0, 200),
+                ]
+            )
 
         with tf.control_dependencies([self._enforce(valid, file_index, first_number, describe)]):
             label, ints, cats = (tf.boolean_mask(t, valid) for t in (label, ints, cats))
         int_values = tf.strings.to_number(tf.where(ints == "", "0", ints), tf.int64)
-        return (transform_integers(int_values), parse_hex_ids(cats),
-                tf.strings.to_number(label, tf.float32))
+        return (
+            transform_integers(int_values),
+            parse_hex_ids(cats),
+            tf.strings.to_number(label, tf.float32),
+        )
 
 
 def _describe_problem(count, label, ints, cats, ok):
     """A short text naming the first problem of one line (meaningless for a valid line)."""
+
     def first_bad(column_ok, names, values, what):
         index = tf.argmin(tf.cast(column_ok, tf.int32))
-        return tf.strings.join(["column ", tf.gather(names, index), " is not ", what, ": [",
-                                tf.strings.substr(values[index], 0, 40), "]"])
+        return tf.strings.join(
+            [
+                "column ",
+                tf.gather(names, index),
+                " is not ",
+                what,
+                ": [",
+                tf.strings.substr(values[index], 0, 40),
+                "]",
+            ]
+        )
 
     return tf.where(
         ~ok["count"],
-        tf.strings.join([f"expected {NUM_COLUMNS} tab-separated columns, got ",
-                         tf.strings.as_string(count)]),
+        tf.strings.join(
+            [f"expected {NUM_COLUMNS} tab-separated columns, got ", tf.strings.as_string(count)]
+        ),
         tf.where(
             ~ok["label"],
             tf.strings.join(["label is not 0 or 1: [", tf.strings.substr(label, 0, 40), "]"]),
             tf.where(
                 ~tf.reduce_all(ok["ints"]),
                 first_bad(ok["ints"], DENSE_FIELDS, ints, "an integer"),
-                first_bad(ok["cats"], CATEGORICAL_FIELDS, cats,
-                          f"empty or {_HEX_DIGITS} hex digits"))))
+                first_bad(
+                    ok["cats"], CATEGORICAL_FIELDS, cats, f"empty or {_HEX_DIGITS} hex digits"
+                ),
+            ),
+        ),
+    )
 
 
 class CriteoParquet(_CriteoFiles):
@@ -319,9 +408,13 @@ class CriteoParquet(_CriteoFiles):
         >>> test = reader.dataset(batch_size=4096)  # doctest: +SKIP
     """
 
-    def __init__(self, files: Union[PathLike, Sequence[PathLike]],
-                 vocabulary_sizes: Optional[Mapping[str, int]] = None,
-                 on_error: ErrorPolicy = "raise", engine: ParquetEngine = "auto"):
+    def __init__(
+        self,
+        files: PathLike | Sequence[PathLike],
+        vocabulary_sizes: Mapping[str, int] | None = None,
+        on_error: ErrorPolicy = "raise",
+        engine: ParquetEngine = "auto",
+    ):
         super().__init__(files, vocabulary_sizes, on_error)
         self._column_types = _check_parquet_files(self.files)
         self.engine = _choose_engine(engine)
@@ -335,23 +428,34 @@ class CriteoParquet(_CriteoFiles):
         Returns:
             A `tf.data.Dataset` in the batch format of `cafe_tf.data.batch`.
         """
-        blocks = (self._tensorflow_io_blocks() if self.engine == "tensorflow_io"
-                  else self._pyarrow_blocks())
+        blocks = (
+            self._tensorflow_io_blocks()
+            if self.engine == "tensorflow_io"
+            else self._pyarrow_blocks()
+        )
         names = self.field_names
-        return (blocks
-                .map(self._parse_block, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-                .rebatch(batch_size)
-                .map(lambda d, i, y: pack_batch(d, i, y, names),
-                     num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-                .prefetch(tf.data.AUTOTUNE))
+        return (
+            blocks.map(self._parse_block, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            .rebatch(batch_size)
+            .map(
+                lambda d, i, y: pack_batch(d, i, y, names),
+                num_parallel_calls=tf.data.AUTOTUNE,
+                deterministic=True,
+            )
+            .prefetch(tf.data.AUTOTUNE)
+        )
 
     def _tensorflow_io_blocks(self) -> tf.data.Dataset:
         """(path, file index, number of the first row, {column: values}) blocks, read by
         tensorflow_io."""
         import tensorflow_io as tfio  # imported here: it is slow to load and only Parquet needs it
 
-        streams = [_numbered_blocks(tfio.IODataset.from_parquet(path, columns=_PARQUET_COLUMNS),
-                                    path, index) for index, path in enumerate(self.files)]
+        streams = [
+            _numbered_blocks(
+                tfio.IODataset.from_parquet(path, columns=_PARQUET_COLUMNS), path, index
+            )
+            for index, path in enumerate(self.files)
+        ]
         stream = streams[0]
         for more in streams[1:]:
             stream = stream.concatenate(more)
@@ -366,14 +470,22 @@ class CriteoParquet(_CriteoFiles):
         def blocks():
             for index, path in enumerate(files):
                 first = 1
-                for batch in pq.ParquetFile(path).iter_batches(_LINES_PER_BLOCK,
-                                                               columns=_PARQUET_COLUMNS):
-                    yield (path, index, first, {c: _column_values(batch.column(c), types[c])
-                                                for c in _PARQUET_COLUMNS})
+                for batch in pq.ParquetFile(path).iter_batches(
+                    _LINES_PER_BLOCK, columns=_PARQUET_COLUMNS
+                ):
+                    yield (
+                        path,
+                        index,
+                        first,
+                        {c: _column_values(batch.column(c), types[c]) for c in _PARQUET_COLUMNS},
+                    )
                     first += batch.num_rows
 
-        block = (tf.TensorSpec([], tf.string), tf.TensorSpec([], tf.int64),
-                 tf.TensorSpec([], tf.int64))
+        block = (
+            tf.TensorSpec([], tf.string),
+            tf.TensorSpec([], tf.int64),
+            tf.TensorSpec([], tf.int64),
+        )
         columns = {c: tf.TensorSpec([None], types[c]) for c in _PARQUET_COLUMNS}
         return tf.data.Dataset.from_generator(blocks, output_signature=(*block, columns))
 
@@ -400,18 +512,28 @@ class CriteoParquet(_CriteoFiles):
         label_ok = (label == 0) | (label == 1)
         valid = label_ok & dense_ok & tf.reduce_all(hex_ok, axis=1)
 
-
         def describe(first):
             bad_field = tf.gather(CATEGORICAL_FIELDS, tf.argmin(tf.cast(hex_ok[first], tf.int32)))
             bad_dense = tf.gather(DENSE_FIELDS, tf.argmin(tf.cast(finite[first], tf.int32)))
             problem = tf.where(
-                ~label_ok[first], "label is not 0 or 1",
-                tf.where(~dense_ok[first],
-                         tf.strings.join(["column ", bad_dense, " is inf or beyond int64"]),
-                         tf.strings.join(["column ", bad_field,
-                                          " is not empty or 8 hex digits"])))
-            return tf.strings.join([path, ": row ", tf.strings.as_string(first_number + first),
-                                    ": malformed Criteo row (", problem, ")"])
+                ~label_ok[first],
+                "label is not 0 or 1",
+                tf.where(
+                    ~dense_ok[first],
+                    tf.strings.join(["column ", bad_dense, " is inf or beyond int64"]),
+                    tf.strings.join(["column ", bad_field, " is not empty or 8 hex digits"]),
+                ),
+            )
+            return tf.strings.join(
+                [
+                    path,
+                    ": row ",
+                    tf.strings.as_string(first_number + first),
+                    ": malformed Criteo row (",
+                    problem,
+                    ")",
+                ]
+            )
 
         with tf.control_dependencies([self._enforce(valid, file_index, first_number, describe)]):
             return tuple(tf.boolean_mask(t, valid) for t in (dense, ids, label))
@@ -421,8 +543,7 @@ _PARQUET_COLUMNS = [LABEL_COLUMN] + DENSE_FIELDS + CATEGORICAL_FIELDS
 _ENGINES = get_args(ParquetEngine)
 
 
-
-def _tensorflow_io_problem() -> Optional[str]:
+def _tensorflow_io_problem() -> str | None:
     """Why tensorflow_io cannot read Parquet in this TensorFlow, or None if it can."""
     try:
         import tensorflow_io  # noqa: F401
@@ -450,10 +571,11 @@ def _choose_engine(engine: str) -> str:
     raise ValueError(
         f"CriteoParquet(engine='tensorflow_io') cannot run with TensorFlow {tf.__version__}: "
         f"tensorflow-io 0.37 has compiled ops for TensorFlow 2.16 only ({problem}). Use "
-        "engine='pyarrow' (or 'auto'), which reads the same batches with any TensorFlow.")
+        "engine='pyarrow' (or 'auto'), which reads the same batches with any TensorFlow."
+    )
 
 
-def _tf_dtype(arrow_type) -> Optional[tf.DType]:
+def _tf_dtype(arrow_type) -> tf.DType | None:
     """The dtype a Parquet column of `arrow_type` is read as, or None if unsupported."""
     import pyarrow as pa
 
@@ -484,8 +606,9 @@ def _check_parquet_files(files: Sequence[str]) -> dict:
     try:
         import pyarrow.parquet as pq
     except ImportError as err:
-        raise ImportError("CriteoParquet needs pyarrow: `pip install cafe_tf[parquet]` (or "
-                          "`pip install pyarrow`)") from err
+        raise ImportError(
+            "CriteoParquet needs pyarrow: `pip install cafe_tf[parquet]` (or `pip install pyarrow`)"
+        ) from err
     types = None
     for path in files:
         parquet = pq.ParquetFile(path)
@@ -496,12 +619,16 @@ def _check_parquet_files(files: Sequence[str]) -> dict:
         these = {c: _tf_dtype(schema.field(c).type) for c in _PARQUET_COLUMNS}
         unsupported = {c: str(schema.field(c).type) for c, t in these.items() if t is None}
         if unsupported:
-            raise ValueError(f"{path}: columns of unsupported types {unsupported}; use "
-                             "integer, float or string columns")
+            raise ValueError(
+                f"{path}: columns of unsupported types {unsupported}; use "
+                "integer, float or string columns"
+            )
         text = [c for c in [LABEL_COLUMN] + DENSE_FIELDS if these[c] == tf.string]
         if text:
-            raise ValueError(f"{path}: columns {text} hold strings; the label and I1..I13 must "
-                             "be integer or float columns (NaN for a missing integer)")
+            raise ValueError(
+                f"{path}: columns {text} hold strings; the label and I1..I13 must "
+                "be integer or float columns (NaN for a missing integer)"
+            )
         if types is not None and these != types:
             differ = sorted(c for c in _PARQUET_COLUMNS if these[c] != types[c])
             raise ValueError(f"{path}: columns {differ} have other types than in {files[0]}")
@@ -526,4 +653,5 @@ def _check_no_nulls(path: str, parquet) -> None:
                 raise ValueError(
                     f"{path}: column {column} holds {nulls} null(s) in row group {group}; "
                     "tensorflow_io would misplace the following values, so neither engine "
-                    "takes nulls: fill them first (0 or NaN for I columns, \"\" for C columns)")
+                    'takes nulls: fill them first (0 or NaN for I columns, "" for C columns)'
+                )

@@ -17,6 +17,7 @@ paper's Criteo protocol). Categorical fields, each id in `[0, vocabulary_size)`:
 Dense features (`DENSE_NAMES`): user age / 100 and `log1p` of the movie's age in years when
 rated (0 if its release year is unknown).
 """
+
 import importlib.resources
 from typing import NamedTuple
 
@@ -25,8 +26,16 @@ import tensorflow as tf
 
 from cafe_tf.data.batch import CTRData, dataset_from_arrays
 
-FIELD_NAMES = ["user_id", "item_id", "age_bucket", "gender", "occupation", "zip_prefix",
-               "release_year", "first_genre"]
+FIELD_NAMES = [
+    "user_id",
+    "item_id",
+    "age_bucket",
+    "gender",
+    "occupation",
+    "zip_prefix",
+    "release_year",
+    "first_genre",
+]
 DENSE_NAMES = ["user_age", "log1p_movie_age_years"]
 AGE_BUCKET_NAMES = ["<18", "18-24", "25-34", "35-44", "45-49", "50-55", "56+"]
 AGE_BUCKET_STARTS = [18, 25, 35, 45, 50, 56]  # bucket i holds ages in [start_{i-1}, start_i)
@@ -42,6 +51,7 @@ class MovieLensSplit(NamedTuple):
         label: float32 `[n]`, 1 for rating >= the positive threshold.
         timestamp: int64 `[n]`, Unix seconds.
     """
+
     dense: np.ndarray
     ids: np.ndarray
     label: np.ndarray
@@ -54,7 +64,8 @@ def _read_table(name: str) -> list:
         folder = importlib.resources.files("recbole") / "dataset_example" / "ml-100k"
     except ModuleNotFoundError as err:
         raise ImportError(
-            f"MovieLens-100K is read from the recbole wheel: {_INSTALL_HINT}") from err
+            f"MovieLens-100K is read from the recbole wheel: {_INSTALL_HINT}"
+        ) from err
     resource = folder / name
     if not resource.is_file():
         raise FileNotFoundError(f"{name} is not in the installed recbole; {_INSTALL_HINT}")
@@ -98,19 +109,22 @@ class MovieLens100K(CTRData):
         >>> model.evaluate(data.test_dataset(batch_size=4096))  # doctest: +SKIP
     """
 
-    def __init__(self, test_fraction: float = 0.2, positive_rating: float = 4.0,
-                 split: str = "global"):
+    def __init__(
+        self, test_fraction: float = 0.2, positive_rating: float = 4.0, split: str = "global"
+    ):
         if not 0.0 < test_fraction < 1.0:
             raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
         if split not in ("global", "per_user"):
             raise ValueError(f"split must be 'global' or 'per_user', got {split!r}")
-        users, items, ratings = (_read_table(f"ml-100k.{kind}")
-                                 for kind in ("user", "item", "inter"))
+        users, items, ratings = (
+            _read_table(f"ml-100k.{kind}") for kind in ("user", "item", "inter")
+        )
         user_ids, user_vocabularies, user_age = _user_features(users)
         item_ids, item_vocabularies, release_year = _item_features(items)
         self.vocabularies = {**user_vocabularies, **item_vocabularies}
-        super().__init__(FIELD_NAMES, {f: len(v) for f, v in self.vocabularies.items()},
-                         len(DENSE_NAMES))
+        super().__init__(
+            FIELD_NAMES, {f: len(v) for f, v in self.vocabularies.items()}, len(DENSE_NAMES)
+        )
 
         user, item, rating, timestamp = (np.array(column) for column in zip(*ratings))
         timestamp = timestamp.astype(np.int64)
@@ -119,8 +133,10 @@ class MovieLens100K(CTRData):
         user_row = _lookup(user_vocabularies["user_id"], user[order].astype(np.int64))
         item_row = _lookup(item_vocabularies["item_id"], item[order].astype(np.int64))
 
-        side = {**{f: v[user_row] for f, v in user_ids.items()},
-                **{f: v[item_row] for f, v in item_ids.items()}}
+        side = {
+            **{f: v[user_row] for f, v in user_ids.items()},
+            **{f: v[item_row] for f, v in item_ids.items()},
+        }
         ids = np.stack([side[f] for f in FIELD_NAMES], axis=1).astype(np.int64)
         rated_year = 1970 + timestamp.astype("datetime64[s]").astype("datetime64[Y]").astype(int)
         release = release_year[item_row]
@@ -145,8 +161,9 @@ class MovieLens100K(CTRData):
         return self._dataset(self.test, batch_size)
 
     def _dataset(self, split: MovieLensSplit, batch_size: int) -> tf.data.Dataset:
-        return dataset_from_arrays(split.dense, split.ids, split.label, self.field_names,
-                                   batch_size)
+        return dataset_from_arrays(
+            split.dense, split.ids, split.label, self.field_names, batch_size
+        )
 
 
 def _latest_per_user(user_row: np.ndarray, fraction: float) -> np.ndarray:
@@ -188,10 +205,15 @@ def _user_features(users: list) -> tuple:
     keys, (age, gender, occupation, zip_code) = _by_key(users)
     age = age.astype(np.int64)
     vocabularies = {"user_id": keys, "age_bucket": np.array(AGE_BUCKET_NAMES)}
-    ids = {"user_id": np.arange(len(keys)),
-           "age_bucket": np.searchsorted(AGE_BUCKET_STARTS, age, side="right")}
-    for field, tokens in (("gender", gender), ("occupation", occupation),
-                          ("zip_prefix", np.array([z[:1] for z in zip_code]))):
+    ids = {
+        "user_id": np.arange(len(keys)),
+        "age_bucket": np.searchsorted(AGE_BUCKET_STARTS, age, side="right"),
+    }
+    for field, tokens in (
+        ("gender", gender),
+        ("occupation", occupation),
+        ("zip_prefix", np.array([z[:1] for z in zip_code])),
+    ):
         vocabularies[field], ids[field] = _encode(tokens)
     return ids, vocabularies, age
 
@@ -204,8 +226,10 @@ def _item_features(items: list) -> tuple:
     keys, (_title, year, genres) = _by_key(items)
     vocabularies, ids = {"item_id": keys}, {"item_id": np.arange(len(keys))}
     first_genre = np.array([g.split(" ")[0] if g else "unknown" for g in genres])
-    for field, tokens in (("release_year", np.where(year == "", "unknown", year)),
-                          ("first_genre", first_genre)):
+    for field, tokens in (
+        ("release_year", np.where(year == "", "unknown", year)),
+        ("first_genre", first_genre),
+    ):
         vocabularies[field], ids[field] = _encode(tokens)
     release = np.array([int(y) if y.isdigit() else 0 for y in year])
     return ids, vocabularies, release

@@ -14,7 +14,8 @@ dense fields.
   split over fields follows the track's id tables (query and user ids hold
   most values), scaled to that total: approximate per field.
 """
-from typing import Dict, NamedTuple, Tuple
+
+from typing import NamedTuple
 
 from cafe_tf.data.criteo import CATEGORICAL_FIELDS, DENSE_FIELDS, KAGGLE_CARDINALITIES
 
@@ -27,28 +28,67 @@ class DataShape(NamedTuple):
         cardinalities: categorical field -> distinct values, in field order.
         num_dense: how many dense (count) fields.
     """
+
     name: str
-    cardinalities: Dict[str, int]
+    cardinalities: dict[str, int]
     num_dense: int
 
     @property
-    def categorical_fields(self) -> Tuple[str, ...]:
+    def categorical_fields(self) -> tuple[str, ...]:
         return tuple(self.cardinalities)
 
 
-SHAPES = {shape.name: shape for shape in [
-    DataShape("criteo_kaggle", dict(KAGGLE_CARDINALITIES), len(DENSE_FIELDS)),
-    DataShape("avazu", {
-        "hour": 240, "C1": 7, "banner_pos": 7, "site_id": 4737, "site_domain": 7745,
-        "site_category": 26, "app_id": 8552, "app_domain": 559, "app_category": 36,
-        "device_id": 2686408, "device_ip": 6729486, "device_model": 8251, "device_type": 5,
-        "device_conn_type": 4, "C14": 2626, "C15": 8, "C16": 9, "C17": 435, "C18": 4,
-        "C19": 68, "C20": 172, "C21": 60}, 0),
-    DataShape("kdd12", {
-        "DisplayURL": 26283, "AdID": 641707, "AdvertiserID": 14847, "Depth": 3,
-        "Position": 3, "QueryID": 23921187, "KeywordID": 1249785, "TitleID": 3835856,
-        "DescriptionID": 3171830, "UserID": 21838496, "Gender": 3}, 0),
-]}
+SHAPES = {
+    shape.name: shape
+    for shape in [
+        DataShape("criteo_kaggle", dict(KAGGLE_CARDINALITIES), len(DENSE_FIELDS)),
+        DataShape(
+            "avazu",
+            {
+                "hour": 240,
+                "C1": 7,
+                "banner_pos": 7,
+                "site_id": 4737,
+                "site_domain": 7745,
+                "site_category": 26,
+                "app_id": 8552,
+                "app_domain": 559,
+                "app_category": 36,
+                "device_id": 2686408,
+                "device_ip": 6729486,
+                "device_model": 8251,
+                "device_type": 5,
+                "device_conn_type": 4,
+                "C14": 2626,
+                "C15": 8,
+                "C16": 9,
+                "C17": 435,
+                "C18": 4,
+                "C19": 68,
+                "C20": 172,
+                "C21": 60,
+            },
+            0,
+        ),
+        DataShape(
+            "kdd12",
+            {
+                "DisplayURL": 26283,
+                "AdID": 641707,
+                "AdvertiserID": 14847,
+                "Depth": 3,
+                "Position": 3,
+                "QueryID": 23921187,
+                "KeywordID": 1249785,
+                "TitleID": 3835856,
+                "DescriptionID": 3171830,
+                "UserID": 21838496,
+                "Gender": 3,
+            },
+            0,
+        ),
+    ]
+}
 assert tuple(SHAPES["criteo_kaggle"].categorical_fields) == tuple(CATEGORICAL_FIELDS)
 
 

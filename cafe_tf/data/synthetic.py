@@ -27,14 +27,16 @@ The stream is produced chunk by chunk with vectorised numpy, each chunk determin
 (seed, day, chunk index) alone, so the data is reproducible from the seed and never held
 in memory as a whole. Batching does not change the data: any `batch_size` yields the same rows.
 """
+
 import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, NamedTuple, Optional, Sequence, Tuple
+from typing import NamedTuple
 
 import numpy as np
 import tensorflow as tf
 
-from cafe_tf.data.batch import CTRData, SPARSE_KEY, DENSE_KEY, pack_batch
+from cafe_tf.data.batch import DENSE_KEY, SPARSE_KEY, CTRData, pack_batch
 from cafe_tf.data.shapes import get_shape
 
 # Independent random streams, keyed (seed, purpose, ...) through numpy's SeedSequence.
@@ -74,6 +76,7 @@ class SyntheticCriteoConfig:
         >>> config.cardinalities()["C3"]
         1013
     """
+
     seed: int = 0
     rows_per_day: int = 100_000
     num_days: int = 7
@@ -106,8 +109,10 @@ class SyntheticCriteoConfig:
 
     def cardinalities(self) -> dict:
         """Field -> number of distinct ids, the shape's scaled as described under `scale`."""
-        return {f: max(min(self.min_cardinality, n), int(round(n * self.scale)))
-                for f, n in get_shape(self.shape).cardinalities.items()}
+        return {
+            f: max(min(self.min_cardinality, n), int(round(n * self.scale)))
+            for f, n in get_shape(self.shape).cardinalities.items()
+        }
 
 
 class SyntheticChunk(NamedTuple):
@@ -120,6 +125,7 @@ class SyntheticChunk(NamedTuple):
         probability: float64 `[n]`, the hidden model's click probability (Bayes-optimal
             prediction) from which `label` was drawn.
     """
+
     dense: np.ndarray
     ids: np.ndarray
     label: np.ndarray
@@ -174,13 +180,14 @@ class SyntheticCriteo(CTRData):
         # Fields with more distinct values carry more signal, as user and ad ids do in real
         # logs: weight spread grows with log(Kaggle cardinality), at id_weight_std on average.
         log_sizes = np.log(list(self.shape.cardinalities.values()))
-        spreads = config.id_weight_std * log_sizes / np.sqrt(np.mean(log_sizes ** 2))
+        spreads = config.id_weight_std * log_sizes / np.sqrt(np.mean(log_sizes**2))
         for field, (size, spread) in enumerate(zip(self._sizes, spreads)):
             rng = self._rng(_STREAM_MODEL, field)
             weight = rng.normal(0.0, spread, (size, 1))
             factors = rng.normal(0.0, config.factor_std, (size, config.factor_dim))
-            rows.append(np.hstack([weight, factors, (factors ** 2).sum(1, keepdims=True)])
-                        .astype(np.float32))
+            rows.append(
+                np.hstack([weight, factors, (factors**2).sum(1, keepdims=True)]).astype(np.float32)
+            )
         return np.concatenate(rows)
 
     def _hidden_dense_params(self) -> dict:
@@ -257,8 +264,12 @@ class SyntheticCriteo(CTRData):
 
     def _first_day_permutation(self) -> np.ndarray:
         """Flat rank -> id table of day 0 (entry offset_i + r is the id of rank r in field i)."""
-        return np.concatenate([self._rng(_STREAM_DRIFT, field, 0).permutation(size)
-                               for field, size in enumerate(self._sizes)])
+        return np.concatenate(
+            [
+                self._rng(_STREAM_DRIFT, field, 0).permutation(size)
+                for field, size in enumerate(self._sizes)
+            ]
+        )
 
     def _next_day_permutation(self, permutation: np.ndarray, day: int) -> np.ndarray:
         """Day `day`'s table: a `drift` fraction of each field's ranks trade their ids."""
@@ -293,7 +304,7 @@ class SyntheticCriteo(CTRData):
 
     # ----- generation ---------------------------------------------------------------------
 
-    def _draw_features(self, rng: np.random.Generator, rows: int) -> Tuple[np.ndarray, np.ndarray]:
+    def _draw_features(self, rng: np.random.Generator, rows: int) -> tuple[np.ndarray, np.ndarray]:
         """Dense features `[rows, num_dense]` and 0-based popularity ranks `[rows, fields]`."""
         exponent = self.config.zipf_exponent
         # float64: a float32 uniform has 2**24 values, too few to reach every tail rank of
@@ -304,7 +315,7 @@ class SyntheticCriteo(CTRData):
             ranks = low * (high / low) ** uniform
         else:  # inverse CDF of the density x^-exponent on [low, high)
             power = 1.0 - exponent
-            ranks = (low ** power + uniform * (high ** power - low ** power)) ** (1.0 / power)
+            ranks = (low**power + uniform * (high**power - low**power)) ** (1.0 / power)
         ranks = np.clip(np.floor(ranks - _RANK_OFFSET).astype(np.int64), 0, self._sizes - 1)
 
         params = self._dense_params
@@ -332,8 +343,7 @@ class SyntheticCriteo(CTRData):
             rng = self._rng(_STREAM_CHUNK, day, index)
             dense, ranks = self._draw_features(rng, min(size, self.config.rows_per_day - start))
             ids = np.take(table, ranks + self._offsets)  # np.take: 5x faster than [...]
-            probability = _sigmoid(
-                self._logit_without_bias(dense, ids + self._offsets) + bias)
+            probability = _sigmoid(self._logit_without_bias(dense, ids + self._offsets) + bias)
             label = (rng.random(len(probability)) < probability).astype(np.float32)
             yield SyntheticChunk(dense, ids, label, probability)
 
@@ -356,18 +366,25 @@ class SyntheticCriteo(CTRData):
                 for chunk in self.chunks(day):
                     yield chunk.dense, chunk.ids, chunk.label
 
-        signature = (tf.TensorSpec([None, self.num_dense], tf.float32),
-                     tf.TensorSpec([None, len(self.field_names)], tf.int64),
-                     tf.TensorSpec([None], tf.float32))
+        signature = (
+            tf.TensorSpec([None, self.num_dense], tf.float32),
+            tf.TensorSpec([None, len(self.field_names)], tf.int64),
+            tf.TensorSpec([None], tf.float32),
+        )
         names = self.field_names
         batches = self.steps(batch_size, len(days))
-        return (tf.data.Dataset.from_generator(generate, output_signature=signature)
-                .rebatch(batch_size)
-                # A known length gives Keras progress bars their total.
-                .apply(tf.data.experimental.assert_cardinality(batches))
-                .map(lambda d, i, y: pack_batch(d, i, y, names),
-                     num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-                .prefetch(tf.data.AUTOTUNE))
+        return (
+            tf.data.Dataset.from_generator(generate, output_signature=signature)
+            .rebatch(batch_size)
+            # A known length gives Keras progress bars their total.
+            .apply(tf.data.experimental.assert_cardinality(batches))
+            .map(
+                lambda d, i, y: pack_batch(d, i, y, names),
+                num_parallel_calls=tf.data.AUTOTUNE,
+                deterministic=True,
+            )
+            .prefetch(tf.data.AUTOTUNE)
+        )
 
     def day_dataset(self, day: int, batch_size: int) -> tf.data.Dataset:
         """One day as `(features, label)` batches (see `days_dataset`)."""
@@ -381,7 +398,7 @@ class SyntheticCriteo(CTRData):
         """The last day (see `days_dataset`)."""
         return self.days_dataset([self.config.num_days - 1], batch_size)
 
-    def steps(self, batch_size: int, num_days: Optional[int] = None) -> int:
+    def steps(self, batch_size: int, num_days: int | None = None) -> int:
         """Batches in `num_days` days (default: all training days) at `batch_size`
         (the datasets above declare it as their cardinality)."""
         num_days = self.config.num_days - 1 if num_days is None else num_days

@@ -21,20 +21,28 @@ Example:
   >>> model.compile(optimizer="adam", loss="mse")
   >>> model.fit(dataset, callbacks=[cafe.CafeMigration(every_n_steps=1)])  # doctest: +SKIP
 """
+
 from cafe_tf import _compat
 
 _compat.check_keras3_environment()
 
-from cafe_tf import _ops  # noqa: E402,F401  (loads the op library; clear error if it cannot)
-from cafe_tf.keras3.callbacks import AdaEmbedReallocation, CafeMigration  # noqa: E402
-from cafe_tf.keras3.layers import (AdaEmbedEmbeddingCollection, CafeEmbedding,  # noqa: E402
-                                   CafeEmbeddingCollection, FullEmbeddingCollection,
-                                   HashEmbeddingCollection, MDEEmbeddingCollection,
-                                   OfflineSeparationEmbeddingCollection, QREmbeddingCollection)
-from cafe_tf.layers.cafe_config import CafeConfig  # noqa: E402
-from cafe_tf.layers.features import FeatureConfig  # noqa: E402
-from cafe_tf.layers.offline import count_frequencies  # noqa: E402
-from cafe_tf.sketch import HotSketch, SketchConfig  # noqa: E402
-
 # The names of cafe_tf's top level.
-from cafe_tf import __all__  # noqa: E402,F401
+from cafe_tf import (
+    __all__,
+    _ops,
+)
+from cafe_tf.keras3.callbacks import AdaEmbedReallocation, CafeMigration
+from cafe_tf.keras3.layers import (
+    AdaEmbedEmbeddingCollection,
+    CafeEmbedding,
+    CafeEmbeddingCollection,
+    FullEmbeddingCollection,
+    HashEmbeddingCollection,
+    MDEEmbeddingCollection,
+    OfflineSeparationEmbeddingCollection,
+    QREmbeddingCollection,
+)
+from cafe_tf.layers.cafe_config import CafeConfig
+from cafe_tf.layers.features import FeatureConfig
+from cafe_tf.layers.offline import count_frequencies
+from cafe_tf.sketch import HotSketch, SketchConfig

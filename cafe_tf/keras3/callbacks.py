@@ -1,4 +1,5 @@
 """Keras 3 versions of cafe_tf's callbacks: CAFE migration and AdaEmbed reallocation."""
+
 import keras
 
 from cafe_tf.callbacks import CafeMigrationLogic

@@ -7,12 +7,16 @@ constructor arguments, call, attributes (`sketch`, `layout`, `memory_bytes()`,
 layer is registered as Keras-serializable under the package `cafe_tf`, so a
 `.keras` file reloads without `custom_objects`.
 """
+
 import keras
 import tensorflow as tf
 
 from cafe_tf.layers.adaembed import AdaEmbedEmbeddingCollectionLogic
-from cafe_tf.layers.baselines import (FullEmbeddingCollectionLogic,
-                                      HashEmbeddingCollectionLogic, QREmbeddingCollectionLogic)
+from cafe_tf.layers.baselines import (
+    FullEmbeddingCollectionLogic,
+    HashEmbeddingCollectionLogic,
+    QREmbeddingCollectionLogic,
+)
 from cafe_tf.layers.cafe_embedding import CafeEmbeddingCollectionLogic, CafeEmbeddingLogic
 from cafe_tf.layers.mde import MDEEmbeddingCollectionLogic
 from cafe_tf.layers.offline import OfflineSeparationEmbeddingCollectionLogic
@@ -35,14 +39,25 @@ class Keras3Layer(keras.layers.Layer):
     def _new_weight(self, name, shape, initializer, dtype=tf.float32, trainable=True):
         # Never autocast: the layers gather float32 rows and write them through their
         # handles, also under a mixed-precision policy (the outputs stay float32).
-        return self.add_weight(name=name, shape=shape, initializer=initializer, dtype=dtype,
-                               trainable=trainable, autocast=False)
+        return self.add_weight(
+            name=name,
+            shape=shape,
+            initializer=initializer,
+            dtype=dtype,
+            trainable=trainable,
+            autocast=False,
+        )
 
     def _new_state_variable(self, name, shape, dtype, initial_value):
-        weight = self.add_weight(name=name, shape=shape, dtype=dtype,
-                                 initializer=lambda *_, **__: initial_value(),
-                                 trainable=False, autocast=False,
-                                 aggregation="only_first_replica")
+        weight = self.add_weight(
+            name=name,
+            shape=shape,
+            dtype=dtype,
+            initializer=lambda *_, **__: initial_value(),
+            trainable=False,
+            autocast=False,
+            aggregation="only_first_replica",
+        )
         # The tf.Variable it wraps: the sketch reads and updates tf.Variables.
         return weight.value
 
@@ -165,8 +180,7 @@ class AdaEmbedEmbeddingCollection(AdaEmbedEmbeddingCollectionLogic, Keras3Layer)
 
 
 @_register
-class OfflineSeparationEmbeddingCollection(OfflineSeparationEmbeddingCollectionLogic,
-                                           Keras3Layer):
+class OfflineSeparationEmbeddingCollection(OfflineSeparationEmbeddingCollectionLogic, Keras3Layer):
     """Keras 3 version of `cafe_tf.OfflineSeparationEmbeddingCollection`: exclusive rows
     for the ids most frequent in the training data (`cafe_tf.keras3.count_frequencies`).
 

@@ -9,8 +9,17 @@ Example:
   ...     "user": tf.TensorSpec([None], tf.int64), "numeric": tf.TensorSpec([None, 2])})
   >>> tf.saved_model.load("/tmp/ranker").serve(features)  # in any TF process  # doctest: +SKIP
 """
-from cafe_tf.serving import (ServingExportError, cafe_ops_in_saved_model,  # noqa: F401
-                             export_for_serving, signature_inputs)
 
-__all__ = ["ServingExportError", "cafe_ops_in_saved_model", "export_for_serving",
-           "signature_inputs"]
+from cafe_tf.serving import (
+    ServingExportError,
+    cafe_ops_in_saved_model,
+    export_for_serving,
+    signature_inputs,
+)
+
+__all__ = [
+    "ServingExportError",
+    "cafe_ops_in_saved_model",
+    "export_for_serving",
+    "signature_inputs",
+]

@@ -22,16 +22,27 @@ Example:
   >>> result = tune(build_model, train, validation, vocabulary_sizes=vocabulary,  # doctest: +SKIP
   ...               cap_bytes=256 * 1024, directory="/tmp/cafe_tuning", max_trials=8)
 """
+
 import keras
 
 from cafe_tf import _keras_tuner
 
 _keras_tuner.bind(keras, __name__)
 
-from cafe_tf._tuning import (BYTES_METRIC, DEFAULT_OBJECTIVE, TUNERS,  # noqa: E402
-                             CafeHyperModelBase, CafeSearchSpace, CapExceededError,
-                             TrialResult, TuningResult, cafe_bytes, collect_results,
-                             config_from_hp, make_tune)
+from cafe_tf._tuning import (
+    BYTES_METRIC,
+    DEFAULT_OBJECTIVE,
+    TUNERS,
+    CafeHyperModelBase,
+    CafeSearchSpace,
+    CapExceededError,
+    TrialResult,
+    TuningResult,
+    cafe_bytes,
+    collect_results,
+    config_from_hp,
+    make_tune,
+)
 from cafe_tf.keras3.callbacks import CafeMigration  # noqa: E402
 
 

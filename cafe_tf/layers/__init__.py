@@ -21,19 +21,30 @@ Example:
   >>> cafe.memory_bytes() <= cafe.budget_bytes
   True
 """
+
 from cafe_tf.layers.adaembed import AdaEmbedEmbeddingCollection
-from cafe_tf.layers.baselines import (FullEmbeddingCollection, HashEmbeddingCollection,
-                                      QREmbeddingCollection)
+from cafe_tf.layers.baselines import (
+    FullEmbeddingCollection,
+    HashEmbeddingCollection,
+    QREmbeddingCollection,
+)
 from cafe_tf.layers.cafe_config import CafeConfig
-from cafe_tf.layers.cafe_embedding import (CafeEmbedding, CafeEmbeddingCollection,
-                                           find_cafe_layers)
+from cafe_tf.layers.cafe_embedding import CafeEmbedding, CafeEmbeddingCollection, find_cafe_layers
 from cafe_tf.layers.features import FeatureConfig
 from cafe_tf.layers.mde import MDEEmbeddingCollection
 from cafe_tf.layers.offline import OfflineSeparationEmbeddingCollection, count_frequencies
 
 __all__ = [
-    "AdaEmbedEmbeddingCollection", "CafeConfig", "CafeEmbedding", "CafeEmbeddingCollection",
-    "FeatureConfig", "FullEmbeddingCollection", "HashEmbeddingCollection",
-    "MDEEmbeddingCollection", "OfflineSeparationEmbeddingCollection", "QREmbeddingCollection",
-    "count_frequencies", "find_cafe_layers",
+    "AdaEmbedEmbeddingCollection",
+    "CafeConfig",
+    "CafeEmbedding",
+    "CafeEmbeddingCollection",
+    "FeatureConfig",
+    "FullEmbeddingCollection",
+    "HashEmbeddingCollection",
+    "MDEEmbeddingCollection",
+    "OfflineSeparationEmbeddingCollection",
+    "QREmbeddingCollection",
+    "count_frequencies",
+    "find_cafe_layers",
 ]

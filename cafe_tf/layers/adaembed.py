@@ -11,7 +11,6 @@ bytes / D of memory); here the scores live in a table of counters indexed by
 hash, sized to a share of the budget, so the layer fits every compression
 ratio (ids colliding in it share a score).
 """
-from typing import Dict
 
 import tensorflow as tf
 import tf_keras
@@ -38,11 +37,20 @@ _SCALAR_BYTES = 2 * _INT64
 class AdaEmbedEmbeddingCollectionLogic(EmbeddingCollectionLogic):
     """The Keras-independent logic of `AdaEmbedEmbeddingCollection` (a mixin; keras_base)."""
 
-    def __init__(self, features, embedding_dim, compression_ratio=None, budget_bytes=None,
-                 importance_share: float = 0.3, importance_decay: float = 1.0, **kwargs):
+    def __init__(
+        self,
+        features,
+        embedding_dim,
+        compression_ratio=None,
+        budget_bytes=None,
+        importance_share: float = 0.3,
+        importance_decay: float = 1.0,
+        **kwargs,
+    ):
         kwargs.pop("embeddings_initializer", None)  # rows always start at zero
-        super().__init__(features, embedding_dim, compression_ratio, budget_bytes,
-                         "zeros", **kwargs)
+        super().__init__(
+            features, embedding_dim, compression_ratio, budget_bytes, "zeros", **kwargs
+        )
         if not 0 < importance_share < 1:
             raise ValueError(f"importance_share must be in (0, 1), got {importance_share}")
         if not 0 < importance_decay <= 1:
@@ -50,14 +58,16 @@ class AdaEmbedEmbeddingCollectionLogic(EmbeddingCollectionLogic):
         self.importance_share = float(importance_share)
         self.importance_decay = float(importance_decay)
         sizes = list(self._vocabulary_sizes)
-        self.budget_bytes = budget_lib.resolve_budget(sizes, embedding_dim, compression_ratio,
-                                                      budget_bytes)
+        self.budget_bytes = budget_lib.resolve_budget(
+            sizes, embedding_dim, compression_ratio, budget_bytes
+        )
         self.num_counters, self.num_rows = self._plan(sum(sizes))
 
         def weight(name, shape, dtype, value):
             # tf.Variables (keras_base): the reallocation slices and assigns them.
-            return self._new_state_variable(name, shape, dtype,
-                                            lambda: tf.fill(shape, tf.constant(value, dtype)))
+            return self._new_state_variable(
+                name, shape, dtype, lambda: tf.fill(shape, tf.constant(value, dtype))
+            )
 
         self.embeddings = self._new_weight("embeddings", [self.num_rows, embedding_dim], "zeros")
         self.resident_keys = weight("resident_keys", [self.num_rows], tf.int64, _NO_KEY)
@@ -72,8 +82,10 @@ class AdaEmbedEmbeddingCollectionLogic(EmbeddingCollectionLogic):
         minimum = _SCALAR_BYTES + budget_lib.FLOAT_BYTES + per_row
         if self.budget_bytes < minimum:
             raise self._too_small(self.budget_bytes, minimum, "one importance counter and one row")
-        counters = min(vocabulary_total, max(
-            1, int(self.budget_bytes * self.importance_share) // budget_lib.FLOAT_BYTES))
+        counters = min(
+            vocabulary_total,
+            max(1, int(self.budget_bytes * self.importance_share) // budget_lib.FLOAT_BYTES),
+        )
         rows = (self.budget_bytes - _SCALAR_BYTES - counters * budget_lib.FLOAT_BYTES) // per_row
         return counters, rows
 
@@ -82,10 +94,12 @@ class AdaEmbedEmbeddingCollectionLogic(EmbeddingCollectionLogic):
 
     def _resident_row(self, keys):
         """(is resident, row) of each key, from the sorted key index."""
-        position = tf.minimum(tf.searchsorted(self.resident_keys, keys, out_type=tf.int64),
-                              self.num_rows - 1)
-        hit = tf.logical_and(tf.equal(tf.gather(self.resident_keys, position), keys),
-                             position < self.num_resident)
+        position = tf.minimum(
+            tf.searchsorted(self.resident_keys, keys, out_type=tf.int64), self.num_rows - 1
+        )
+        hit = tf.logical_and(
+            tf.equal(tf.gather(self.resident_keys, position), keys), position < self.num_resident
+        )
         return hit, tf.gather(self.resident_rows, position)
 
     def _lookup(self, keys, training):
@@ -93,9 +107,11 @@ class AdaEmbedEmbeddingCollectionLogic(EmbeddingCollectionLogic):
         hit, rows = self._resident_row(flat)
         where = tf.where(hit)
         # Only resident rows are read, so the gradient touches nothing else.
-        vectors = tf.scatter_nd(where, tf.gather(self.embeddings, tf.gather_nd(rows, where)),
-                                tf.stack([tf.size(flat, out_type=tf.int64),
-                                          tf.constant(self.embedding_dim, tf.int64)]))
+        vectors = tf.scatter_nd(
+            where,
+            tf.gather(self.embeddings, tf.gather_nd(rows, where)),
+            tf.stack([tf.size(flat, out_type=tf.int64), tf.constant(self.embedding_dim, tf.int64)]),
+        )
         if training:
             self._count(flat, hit)
         return tf.split(vectors, [tf.size(k) for k in keys], num=len(keys))
@@ -104,7 +120,7 @@ class AdaEmbedEmbeddingCollectionLogic(EmbeddingCollectionLogic):
         """Adds the lookups to importance; keeps the top non-resident keys as candidates."""
         scatter_add(self.importance, self._counter(keys), tf.ones_like(keys, tf.float32))
         fresh, _ = tf.unique(tf.boolean_mask(keys, tf.logical_not(hit)))
-        pool, _ = tf.unique(tf.concat([self.candidate_keys[:self.num_candidates], fresh], 0))
+        pool, _ = tf.unique(tf.concat([self.candidate_keys[: self.num_candidates], fresh], 0))
         best = self._top(pool, self.num_rows)
         self.candidate_keys.assign(_pad(best, self.num_rows, 0))
         self.num_candidates.assign(tf.size(best, out_type=tf.int64))
@@ -115,7 +131,7 @@ class AdaEmbedEmbeddingCollectionLogic(EmbeddingCollectionLogic):
         _, index = tf.math.top_k(scores, k=tf.minimum(count, tf.size(keys)))
         return tf.gather(keys, index)
 
-    def reallocate(self, optimizer=None) -> Dict[str, tf.Tensor]:
+    def reallocate(self, optimizer=None) -> dict[str, tf.Tensor]:
         """Gives the rows to the most important of the resident and candidate ids.
 
         Resident ids come first in the ranking, so they keep their rows on ties.
@@ -130,18 +146,17 @@ class AdaEmbedEmbeddingCollectionLogic(EmbeddingCollectionLogic):
         Returns:
           {"promotions": ids given a row, "demotions": ids that lost theirs}, int64.
         """
-        residents = self.resident_keys[:self.num_resident]
-        rows = self.resident_rows[:self.num_resident]
-        pool = tf.concat([residents, self.candidate_keys[:self.num_candidates]], 0)
+        residents = self.resident_keys[: self.num_resident]
+        rows = self.resident_rows[: self.num_resident]
+        pool = tf.concat([residents, self.candidate_keys[: self.num_candidates]], 0)
         scores = tf.gather(self.importance, self._counter(pool))
         _, chosen = tf.math.top_k(scores, k=tf.minimum(self.num_rows, tf.size(pool)))
         chosen = tf.cast(chosen, tf.int64)
         kept = tf.boolean_mask(chosen, chosen < self.num_resident)
         newcomers = tf.boolean_mask(chosen, chosen >= self.num_resident)
         kept_rows = tf.gather(rows, kept)
-        used = tf.scatter_nd(kept_rows[:, None], tf.ones_like(kept_rows, tf.bool),
-                             [self.num_rows])
-        new_rows = tf.where(tf.logical_not(used))[:tf.size(newcomers), 0]
+        used = tf.scatter_nd(kept_rows[:, None], tf.ones_like(kept_rows, tf.bool), [self.num_rows])
+        new_rows = tf.where(tf.logical_not(used))[: tf.size(newcomers), 0]
         self._reset_rows(new_rows, tf.gather(pool, newcomers), optimizer)
 
         keys = tf.concat([tf.gather(residents, kept), tf.gather(pool, newcomers)], 0)
@@ -154,20 +169,28 @@ class AdaEmbedEmbeddingCollectionLogic(EmbeddingCollectionLogic):
         if self.importance_decay != 1:
             self.importance.assign(self.importance * self.importance_decay)
         promotions = tf.size(newcomers, out_type=tf.int64)
-        return {"promotions": promotions,
-                "demotions": tf.size(residents, out_type=tf.int64) - tf.size(kept,
-                                                                               out_type=tf.int64)}
+        return {
+            "promotions": promotions,
+            "demotions": tf.size(residents, out_type=tf.int64) - tf.size(kept, out_type=tf.int64),
+        }
 
     def start_vectors(self, keys):
         """The start of the rows given to `keys` (int64 [n]): float32 [n, D], uniform in
         [-0.05, 0.05), a fixed function of each key (splitmix64 of the key XOR a salt
         per column; 24 bits per value)."""
-        salts = tf.constant([hashing.as_signed64(hashing.mix64_int(_START_SALT + j))
-                             for j in range(self.embedding_dim)], tf.int64)
-        bits = hashing.mix64(tf.bitwise.bitwise_xor(tf.cast(keys, tf.int64)[:, None],
-                                                    salts[None, :]))
-        unit = tf.cast(tf.bitwise.right_shift(bits, tf.constant(40, tf.uint64)),
-                       tf.float32) / float(1 << 24)
+        salts = tf.constant(
+            [
+                hashing.as_signed64(hashing.mix64_int(_START_SALT + j))
+                for j in range(self.embedding_dim)
+            ],
+            tf.int64,
+        )
+        bits = hashing.mix64(
+            tf.bitwise.bitwise_xor(tf.cast(keys, tf.int64)[:, None], salts[None, :])
+        )
+        unit = tf.cast(
+            tf.bitwise.right_shift(bits, tf.constant(40, tf.uint64)), tf.float32
+        ) / float(1 << 24)
         return (unit - 0.5) * 0.1
 
     def _reset_rows(self, rows, keys, optimizer):
@@ -186,8 +209,9 @@ class AdaEmbedEmbeddingCollectionLogic(EmbeddingCollectionLogic):
     def get_config(self):
         config = super().get_config()
         del config["embeddings_initializer"]
-        config.update({"importance_share": self.importance_share,
-                       "importance_decay": self.importance_decay})
+        config.update(
+            {"importance_share": self.importance_share, "importance_decay": self.importance_decay}
+        )
         return config
 
 
@@ -245,8 +269,12 @@ class AdaEmbedEmbeddingCollection(AdaEmbedEmbeddingCollectionLogic, TfKerasLayer
     """
 
 
-
 def _pad(values, length, fill):
     """`values` padded with `fill` to `length` entries."""
-    return tf.concat([values, tf.fill([length - tf.size(values, out_type=tf.int64)],
-                                      tf.cast(fill, values.dtype))], 0)
+    return tf.concat(
+        [
+            values,
+            tf.fill([length - tf.size(values, out_type=tf.int64)], tf.cast(fill, values.dtype)),
+        ],
+        0,
+    )

@@ -22,9 +22,10 @@ table kind lives in ONE packed variable holding the rows of all features one
 after another, and each call reads it with one `tf.gather`, so its gradient is
 a `tf.IndexedSlices` over exactly the rows read.
 """
+
 import itertools
 import math
-from typing import Dict, Optional, Sequence, Tuple
+from collections.abc import Sequence
 
 import tensorflow as tf
 import tf_keras
@@ -53,9 +54,15 @@ class EmbeddingCollectionLogic:
     (every variable the layer holds) and the shared config are done here.
     """
 
-    def __init__(self, features: features_lib.FeaturesLike, embedding_dim: int,
-                 compression_ratio: Optional[float] = None, budget_bytes: Optional[int] = None,
-                 embeddings_initializer="uniform", **kwargs):
+    def __init__(
+        self,
+        features: features_lib.FeaturesLike,
+        embedding_dim: int,
+        compression_ratio: float | None = None,
+        budget_bytes: int | None = None,
+        embeddings_initializer="uniform",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self._features = features_lib.as_feature_configs(features)
         if not isinstance(embedding_dim, int) or embedding_dim <= 0:
@@ -71,22 +78,24 @@ class EmbeddingCollectionLogic:
         raise NotImplementedError
 
     @property
-    def features(self) -> Tuple[features_lib.FeatureConfig, ...]:
+    def features(self) -> tuple[features_lib.FeatureConfig, ...]:
         return self._features
 
     @property
-    def _vocabulary_sizes(self) -> Tuple[int, ...]:
+    def _vocabulary_sizes(self) -> tuple[int, ...]:
         return tuple(f.vocabulary_size for f in self._features)
 
     def _row_bytes(self) -> int:
         return self.embedding_dim * budget_lib.FLOAT_BYTES
 
-    def _too_small(self, budget_bytes: int, minimum_bytes: int,
-                   what: str) -> budget_lib.BudgetTooSmallError:
+    def _too_small(
+        self, budget_bytes: int, minimum_bytes: int, what: str
+    ) -> budget_lib.BudgetTooSmallError:
         return budget_lib.BudgetTooSmallError(
             f"budget of {budget_bytes:,} bytes is too small for {type(self).__name__} of "
             f"{len(self._features)} features with embedding_dim={self.embedding_dim}: it needs "
-            f"at least {minimum_bytes:,} bytes ({what})")
+            f"at least {minimum_bytes:,} bytes ({what})"
+        )
 
     def memory_bytes(self) -> int:
         """Bytes of the state this layer holds (the sum of its variables' sizes,
@@ -121,27 +130,33 @@ class EmbeddingCollectionLogic:
         inputs_lib.check_features(self.name, [f.name for f in self._features], inputs, weights)
         weights = weights or {}
 
-        flats = [inputs_lib.flatten(f.name, inputs[f.name], weights.get(f.name))
-                 for f in self._features]
-        vectors = self._lookup([hashing.field_keys(flat.ids, i) for i, flat in enumerate(flats)],
-                               training)
-        return {f.name: inputs_lib.pool(vectors[i], flats[i], f.combiner)
-                for i, f in enumerate(self._features)}
+        flats = [
+            inputs_lib.flatten(f.name, inputs[f.name], weights.get(f.name)) for f in self._features
+        ]
+        vectors = self._lookup(
+            [hashing.field_keys(flat.ids, i) for i, flat in enumerate(flats)], training
+        )
+        return {
+            f.name: inputs_lib.pool(vectors[i], flats[i], f.combiner)
+            for i, f in enumerate(self._features)
+        }
 
     def _output_shapes(self, input_shape):
-        return inputs_lib.output_shapes([f.name for f in self._features], input_shape,
-                                        self.embedding_dim)
+        return inputs_lib.output_shapes(
+            [f.name for f in self._features], input_shape, self.embedding_dim
+        )
 
     def get_config(self):
         config = super().get_config()
-        config.update({
-            "features": features_lib.features_to_config(self._features),
-            "embedding_dim": self.embedding_dim,
-            "compression_ratio": self._compression_ratio,
-            "budget_bytes": self._budget_bytes,
-            "embeddings_initializer": self._initializers.serialize(
-                self.embeddings_initializer),
-        })
+        config.update(
+            {
+                "features": features_lib.features_to_config(self._features),
+                "embedding_dim": self.embedding_dim,
+                "compression_ratio": self._compression_ratio,
+                "budget_bytes": self._budget_bytes,
+                "embeddings_initializer": self._initializers.serialize(self.embeddings_initializer),
+            }
+        )
         return config
 
 
@@ -153,13 +168,26 @@ class PackedEmbeddingCollectionLogic(EmbeddingCollectionLogic):
     id make its vector (`_combine`). Everything else is shared.
     """
 
-    def __init__(self, features: features_lib.FeaturesLike, embedding_dim: int,
-                 compression_ratio: Optional[float] = None, budget_bytes: Optional[int] = None,
-                 embeddings_initializer="uniform", **kwargs):
-        super().__init__(features, embedding_dim, compression_ratio, budget_bytes,
-                         embeddings_initializer, **kwargs)
+    def __init__(
+        self,
+        features: features_lib.FeaturesLike,
+        embedding_dim: int,
+        compression_ratio: float | None = None,
+        budget_bytes: int | None = None,
+        embeddings_initializer="uniform",
+        **kwargs,
+    ):
+        super().__init__(
+            features,
+            embedding_dim,
+            compression_ratio,
+            budget_bytes,
+            embeddings_initializer,
+            **kwargs,
+        )
         self.budget_bytes, table_rows = self._plan(
-            list(self._vocabulary_sizes), compression_ratio, budget_bytes)
+            list(self._vocabulary_sizes), compression_ratio, budget_bytes
+        )
         self._table_rows = {kind: tuple(rows) for kind, rows in table_rows.items()}
         # Shapes do not depend on the inputs, so the tables are created here:
         # memory_bytes(), checkpoints and optimizers see them before any call.
@@ -167,25 +195,30 @@ class PackedEmbeddingCollectionLogic(EmbeddingCollectionLogic):
         self._offsets = {}
         for kind, rows in self._table_rows.items():
             self._tables[kind] = self._new_weight(
-                kind, [sum(rows), embedding_dim], initializers.clone(self.embeddings_initializer))
+                kind, [sum(rows), embedding_dim], initializers.clone(self.embeddings_initializer)
+            )
             # Row offset of each feature inside the packed table.
             self._offsets[kind] = tuple(itertools.accumulate(rows[:-1], initial=0))
 
     # -- subclass hooks -----------------------------------------------------
 
-    def _plan(self, vocabulary_sizes: Sequence[int], compression_ratio: Optional[float],
-              budget_bytes: Optional[int]) -> Tuple[int, Dict[str, Sequence[int]]]:
+    def _plan(
+        self,
+        vocabulary_sizes: Sequence[int],
+        compression_ratio: float | None,
+        budget_bytes: int | None,
+    ) -> tuple[int, dict[str, Sequence[int]]]:
         """Returns (budget in bytes, {table kind: rows per feature}) fitting the budget.
 
         Raises `BudgetTooSmallError` (via `_too_small`) when the budget cannot hold the minimum.
         """
         raise NotImplementedError
 
-    def _rows(self, feature_index: int, keys: tf.Tensor) -> Dict[str, tf.Tensor]:
+    def _rows(self, feature_index: int, keys: tf.Tensor) -> dict[str, tf.Tensor]:
         """{table kind: int64 row inside the feature's part of that table} per key."""
         raise NotImplementedError
 
-    def _combine(self, vectors: Dict[str, tf.Tensor]) -> tf.Tensor:
+    def _combine(self, vectors: dict[str, tf.Tensor]) -> tf.Tensor:
         """The [N, D] embeddings from the [N, D] rows read from each table kind."""
         (only,) = vectors.values()
         return only
@@ -193,7 +226,7 @@ class PackedEmbeddingCollectionLogic(EmbeddingCollectionLogic):
     # -- shared machinery ---------------------------------------------------
 
     @property
-    def table_rows(self) -> Dict[str, Tuple[int, ...]]:
+    def table_rows(self) -> dict[str, tuple[int, ...]]:
         """{table kind: rows of each feature}, in feature order."""
         return dict(self._table_rows)
 
@@ -205,8 +238,13 @@ class PackedEmbeddingCollectionLogic(EmbeddingCollectionLogic):
         # gradient per table, touching only the rows read.
         read = {}
         for kind, table in self._tables.items():
-            packed_rows = tf.concat([feature_rows[kind] + offset for feature_rows, offset
-                                     in zip(rows, self._offsets[kind])], axis=0)
+            packed_rows = tf.concat(
+                [
+                    feature_rows[kind] + offset
+                    for feature_rows, offset in zip(rows, self._offsets[kind])
+                ],
+                axis=0,
+            )
             read[kind] = tf.split(tf.gather(table, packed_rows), sizes, num=len(keys))
         return [self._combine({kind: read[kind][i] for kind in read}) for i in range(len(keys))]
 
@@ -215,8 +253,9 @@ class HashEmbeddingCollectionLogic(PackedEmbeddingCollectionLogic):
     """The Keras-independent logic of `HashEmbeddingCollection` (a mixin; keras_base)."""
 
     def _plan(self, vocabulary_sizes, compression_ratio, budget_bytes):
-        budget = budget_lib.resolve_budget(vocabulary_sizes, self.embedding_dim,
-                                           compression_ratio, budget_bytes)
+        budget = budget_lib.resolve_budget(
+            vocabulary_sizes, self.embedding_dim, compression_ratio, budget_bytes
+        )
         if compression_ratio is not None:
             rows = tuple(math.ceil(size / compression_ratio) for size in vocabulary_sizes)
             return sum(rows) * self._row_bytes(), {"embeddings": rows}
@@ -224,12 +263,18 @@ class HashEmbeddingCollectionLogic(PackedEmbeddingCollectionLogic):
         if budget < sum(minimum) * self._row_bytes():
             raise self._too_small(budget, sum(minimum) * self._row_bytes(), "one row per feature")
         total_rows = budget // self._row_bytes()
-        return budget, {"embeddings": budget_lib.split_rows(total_rows, vocabulary_sizes,
-                                                            minimum, vocabulary_sizes)}
+        return budget, {
+            "embeddings": budget_lib.split_rows(
+                total_rows, vocabulary_sizes, minimum, vocabulary_sizes
+            )
+        }
 
     def _rows(self, feature_index, keys):
-        return {"embeddings": hashing.hashed_row(
-            keys, self._table_rows["embeddings"][feature_index], _ROW_SEED)}
+        return {
+            "embeddings": hashing.hashed_row(
+                keys, self._table_rows["embeddings"][feature_index], _ROW_SEED
+            )
+        }
 
 
 @tf_keras.utils.register_keras_serializable(package="cafe_tf")
@@ -277,7 +322,6 @@ class HashEmbeddingCollection(HashEmbeddingCollectionLogic, TfKerasLayer):
     """
 
 
-
 class FullEmbeddingCollectionLogic(HashEmbeddingCollectionLogic):
     """The Keras-independent logic of `FullEmbeddingCollection` (a mixin; keras_base)."""
 
@@ -285,15 +329,19 @@ class FullEmbeddingCollectionLogic(HashEmbeddingCollectionLogic):
         full = budget_lib.full_table_bytes(vocabulary_sizes, self.embedding_dim)
         budget = full
         if compression_ratio is not None or budget_bytes is not None:
-            budget = budget_lib.resolve_budget(vocabulary_sizes, self.embedding_dim,
-                                               compression_ratio, budget_bytes)
+            budget = budget_lib.resolve_budget(
+                vocabulary_sizes, self.embedding_dim, compression_ratio, budget_bytes
+            )
         if budget < full:
             raise self._too_small(budget, full, "one row per vocabulary entry")
         return budget, {"embeddings": tuple(vocabulary_sizes)}
 
     def _rows(self, feature_index, keys):
-        return {"embeddings": vocabulary_row(keys, feature_index,
-                                             self._table_rows["embeddings"][feature_index])}
+        return {
+            "embeddings": vocabulary_row(
+                keys, feature_index, self._table_rows["embeddings"][feature_index]
+            )
+        }
 
 
 @tf_keras.utils.register_keras_serializable(package="cafe_tf")
@@ -326,7 +374,6 @@ class FullEmbeddingCollection(FullEmbeddingCollectionLogic, HashEmbeddingCollect
     >>> layer.memory_bytes()
     1760
     """
-
 
 
 def vocabulary_row(keys: tf.Tensor, feature_index: int, num_rows: int) -> tf.Tensor:
@@ -367,25 +414,48 @@ def _smallest_remainder_rows(size: int, share: int) -> int:
 class QREmbeddingCollectionLogic(PackedEmbeddingCollectionLogic):
     """The Keras-independent logic of `QREmbeddingCollection` (a mixin; keras_base)."""
 
-    def __init__(self, features, embedding_dim, compression_ratio=None, budget_bytes=None,
-                 embeddings_initializer="uniform", operation="mult", **kwargs):
+    def __init__(
+        self,
+        features,
+        embedding_dim,
+        compression_ratio=None,
+        budget_bytes=None,
+        embeddings_initializer="uniform",
+        operation="mult",
+        **kwargs,
+    ):
         if operation not in QR_OPERATIONS:
             raise ValueError(f"operation must be one of {QR_OPERATIONS}, got {operation!r}")
         self.operation = operation
-        super().__init__(features, embedding_dim, compression_ratio, budget_bytes,
-                         embeddings_initializer, **kwargs)
+        super().__init__(
+            features,
+            embedding_dim,
+            compression_ratio,
+            budget_bytes,
+            embeddings_initializer,
+            **kwargs,
+        )
 
     def _plan(self, vocabulary_sizes, compression_ratio, budget_bytes):
-        budget = budget_lib.resolve_budget(vocabulary_sizes, self.embedding_dim,
-                                           compression_ratio, budget_bytes)
+        budget = budget_lib.resolve_budget(
+            vocabulary_sizes, self.embedding_dim, compression_ratio, budget_bytes
+        )
         minimum = [_qr_minimum_rows(size) for size in vocabulary_sizes]
         if budget < sum(minimum) * self._row_bytes():
-            raise self._too_small(budget, sum(minimum) * self._row_bytes(),
-                                  "ceil(2 sqrt(n)) rows per feature of n ids")
-        shares = budget_lib.split_rows(budget // self._row_bytes(), vocabulary_sizes, minimum,
-                                       [size + 1 for size in vocabulary_sizes])
-        remainder = tuple(_smallest_remainder_rows(size, share)
-                          for size, share in zip(vocabulary_sizes, shares))
+            raise self._too_small(
+                budget,
+                sum(minimum) * self._row_bytes(),
+                "ceil(2 sqrt(n)) rows per feature of n ids",
+            )
+        shares = budget_lib.split_rows(
+            budget // self._row_bytes(),
+            vocabulary_sizes,
+            minimum,
+            [size + 1 for size in vocabulary_sizes],
+        )
+        remainder = tuple(
+            _smallest_remainder_rows(size, share) for size, share in zip(vocabulary_sizes, shares)
+        )
         quotient = tuple(share - m for share, m in zip(shares, remainder))
         return budget, {"quotient": quotient, "remainder": remainder}
 
@@ -452,4 +522,3 @@ class QREmbeddingCollection(QREmbeddingCollectionLogic, TfKerasLayer):
     >>> layer.table_rows   # the 500 rows of the budget; 21 * 479 >= 10000 hashed values
     {'quotient': (479,), 'remainder': (21,)}
     """
-

@@ -1,8 +1,8 @@
 """CafeConfig: everything that sizes and drives a CAFE embedding collection."""
+
 import dataclasses
 import math
 import numbers
-from typing import Optional
 
 from cafe_tf import budget as budget_lib
 from cafe_tf.sketch.config import DECAY_RULES, FLOAT32_MIN_NORMAL, REPLACEMENTS
@@ -80,10 +80,10 @@ class CafeConfig:
     """
 
     embedding_dim: int
-    compression_ratio: Optional[float] = None
-    budget_bytes: Optional[int] = None
-    hot_share: Optional[float] = None
-    threshold: Optional[float] = None
+    compression_ratio: float | None = None
+    budget_bytes: int | None = None
+    hot_share: float | None = None
+    threshold: float | None = None
     decay_rate: float = 0.99
     slots_per_bucket: int = 4
     importance: str = "gradient"
@@ -92,11 +92,11 @@ class CafeConfig:
     medium_share: float = 0.3
     decay_rule: str = "mass"
     decay_period: int = 0
-    decay_half_life: Optional[float] = 8.0
-    swap_margin: Optional[float] = 1.5
+    decay_half_life: float | None = 8.0
+    swap_margin: float | None = 1.5
     replacement: str = "erode"
     second_sighting: bool = True
-    demote_threshold: Optional[float] = None
+    demote_threshold: float | None = None
     backend: str = "auto"
 
     def __post_init__(self):
@@ -112,73 +112,119 @@ class CafeConfig:
             if not ok:
                 problems.append(f"`{field}` must be {expected}, got {getattr(self, field)!r}")
 
-        check("embedding_dim", _is_int(self.embedding_dim) and self.embedding_dim > 0,
-              "a positive int")
+        check(
+            "embedding_dim",
+            _is_int(self.embedding_dim) and self.embedding_dim > 0,
+            "a positive int",
+        )
         if (self.compression_ratio is None) == (self.budget_bytes is None):
-            problems.append("give exactly one of `compression_ratio` and `budget_bytes`, got "
-                            f"compression_ratio={self.compression_ratio!r}, "
-                            f"budget_bytes={self.budget_bytes!r}")
+            problems.append(
+                "give exactly one of `compression_ratio` and `budget_bytes`, got "
+                f"compression_ratio={self.compression_ratio!r}, "
+                f"budget_bytes={self.budget_bytes!r}"
+            )
         if self.compression_ratio is not None:
-            check("compression_ratio", _is_real(self.compression_ratio)
-                  and math.isfinite(self.compression_ratio) and self.compression_ratio >= 1,
-                  "a finite number >= 1")
+            check(
+                "compression_ratio",
+                _is_real(self.compression_ratio)
+                and math.isfinite(self.compression_ratio)
+                and self.compression_ratio >= 1,
+                "a finite number >= 1",
+            )
         if self.budget_bytes is not None:
-            check("budget_bytes", _is_int(self.budget_bytes) and self.budget_bytes > 0,
-                  "a positive int")
+            check(
+                "budget_bytes",
+                _is_int(self.budget_bytes) and self.budget_bytes > 0,
+                "a positive int",
+            )
         if self.hot_share is not None:
-            check("hot_share", _is_real(self.hot_share) and 0 < self.hot_share < 1,
-                  "None or in (0, 1)")
+            check(
+                "hot_share",
+                _is_real(self.hot_share) and 0 < self.hot_share < 1,
+                "None or in (0, 1)",
+            )
         threshold_ok = self.threshold is None or (
-            _is_real(self.threshold) and math.isfinite(self.threshold)
-            and self.threshold >= FLOAT32_MIN_NORMAL)
-        check("threshold", threshold_ok,
-              "None or finite and >= the smallest normal float32 (1.17549e-38)")
+            _is_real(self.threshold)
+            and math.isfinite(self.threshold)
+            and self.threshold >= FLOAT32_MIN_NORMAL
+        )
+        check(
+            "threshold",
+            threshold_ok,
+            "None or finite and >= the smallest normal float32 (1.17549e-38)",
+        )
         check("decay_rate", _is_real(self.decay_rate) and 0 < self.decay_rate <= 1, "in (0, 1]")
-        check("slots_per_bucket", _is_int(self.slots_per_bucket) and self.slots_per_bucket > 0,
-              "a positive int")
+        check(
+            "slots_per_bucket",
+            _is_int(self.slots_per_bucket) and self.slots_per_bucket > 0,
+            "a positive int",
+        )
         check("importance", self.importance in IMPORTANCES, f"one of {IMPORTANCES}")
         check("multi_level", isinstance(self.multi_level, bool), "a bool")
-        check("medium_threshold_ratio", _is_real(self.medium_threshold_ratio)
-              and 0 < self.medium_threshold_ratio <= 1, "in (0, 1]")
-        check("medium_share", _is_real(self.medium_share) and 0 < self.medium_share < 1,
-              "in (0, 1)")
+        check(
+            "medium_threshold_ratio",
+            _is_real(self.medium_threshold_ratio) and 0 < self.medium_threshold_ratio <= 1,
+            "in (0, 1]",
+        )
+        check(
+            "medium_share", _is_real(self.medium_share) and 0 < self.medium_share < 1, "in (0, 1)"
+        )
         check("decay_rule", self.decay_rule in DECAY_RULES, f"one of {DECAY_RULES}")
         if self.decay_rule == "batches":
-            check("decay_period", _is_int(self.decay_period) and self.decay_period > 0,
-                  'a positive int with decay_rule="batches"')
+            check(
+                "decay_period",
+                _is_int(self.decay_period) and self.decay_period > 0,
+                'a positive int with decay_rule="batches"',
+            )
         else:
-            check("decay_period", _is_int(self.decay_period) and self.decay_period >= 0,
-                  "an int >= 0")
+            check(
+                "decay_period", _is_int(self.decay_period) and self.decay_period >= 0, "an int >= 0"
+            )
         if self.decay_half_life is not None:
-            check("decay_half_life", _is_real(self.decay_half_life)
-                  and math.isfinite(self.decay_half_life) and self.decay_half_life > 0,
-                  "None or finite and > 0")
+            check(
+                "decay_half_life",
+                _is_real(self.decay_half_life)
+                and math.isfinite(self.decay_half_life)
+                and self.decay_half_life > 0,
+                "None or finite and > 0",
+            )
         if self.swap_margin is not None:
-            check("swap_margin", _is_real(self.swap_margin) and math.isfinite(self.swap_margin)
-                  and self.swap_margin >= 1, "None or finite and >= 1")
+            check(
+                "swap_margin",
+                _is_real(self.swap_margin)
+                and math.isfinite(self.swap_margin)
+                and self.swap_margin >= 1,
+                "None or finite and >= 1",
+            )
         check("replacement", self.replacement in REPLACEMENTS, f"one of {REPLACEMENTS}")
         check("second_sighting", isinstance(self.second_sighting, bool), "a bool")
         if self.demote_threshold is not None:
             demote = self.demote_threshold
-            ok = _is_real(demote) and math.isfinite(demote) and (
-                demote == 0 or demote >= FLOAT32_MIN_NORMAL)
+            ok = (
+                _is_real(demote)
+                and math.isfinite(demote)
+                and (demote == 0 or demote >= FLOAT32_MIN_NORMAL)
+            )
             if ok and threshold_ok and self.threshold is not None:
                 ok = demote <= self.threshold
-            check("demote_threshold", ok,
-                  "None, 0 or in [smallest normal float32, threshold]")
+            check("demote_threshold", ok, "None, 0 or in [smallest normal float32, threshold]")
         check("backend", self.backend in BACKENDS, f"one of {BACKENDS}")
         return problems
 
     def resolved(self, vocabulary_sizes) -> "CafeConfig":
         """This config with the budget, threshold and hot share made concrete."""
-        budget = budget_lib.resolve_budget(vocabulary_sizes, self.embedding_dim,
-                                           self.compression_ratio, self.budget_bytes)
+        budget = budget_lib.resolve_budget(
+            vocabulary_sizes, self.embedding_dim, self.compression_ratio, self.budget_bytes
+        )
         ratio = budget_lib.full_table_bytes(vocabulary_sizes, self.embedding_dim) / budget
         paper_k, paper_h = budget_lib.paper_settings(max(1.0, ratio))
         return dataclasses.replace(
-            self, compression_ratio=None, budget_bytes=budget,
+            self,
+            compression_ratio=None,
+            budget_bytes=budget,
             threshold=paper_k if self.threshold is None else self.threshold,
-            hot_share=1.0 - paper_h if self.hot_share is None else self.hot_share)
+            hot_share=1.0 - paper_h if self.hot_share is None else self.hot_share,
+        )
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -1,22 +1,31 @@
 """CAFE embedding layers: hot rows from a HotSketch, hashed rows for the rest."""
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import tensorflow as tf
 import tf_keras
 
 from cafe_tf import budget as budget_lib
 from cafe_tf import hashing
-from cafe_tf.layers import initializers
+from cafe_tf.layers import initializers, optimizer_slots, routing
 from cafe_tf.layers import inputs as inputs_lib
 from cafe_tf.layers import occurrences as occurrences_lib
-from cafe_tf.layers import optimizer_slots
-from cafe_tf.layers import routing
 from cafe_tf.layers.cafe_config import CafeConfig
-from cafe_tf.layers.features import (FeatureConfig, FeaturesLike, as_feature_configs,
-                                     features_to_config)
+from cafe_tf.layers.features import (
+    FeatureConfig,
+    FeaturesLike,
+    as_feature_configs,
+    features_to_config,
+)
 from cafe_tf.layers.inputs import IdsLike
-from cafe_tf.layers.keras_base import (TfKerasLayer, assign_add, find_layers, scatter_update,
-                                       variable_bytes)
+from cafe_tf.layers.keras_base import (
+    TfKerasLayer,
+    assign_add,
+    find_layers,
+    scatter_update,
+    variable_bytes,
+)
 from cafe_tf.layers.layout_record import LayerLayoutRecord
 from cafe_tf.layers.routing import HASHED_SEED, MEDIUM_SEED
 from cafe_tf.sketch import HotSketch, SketchConfig
@@ -27,14 +36,15 @@ STATS_BYTES = 5 * 8
 NORMALISATION_EPS = 1e-12
 
 
-def _multi_replica_context() -> Optional[tf.distribute.ReplicaContext]:
+def _multi_replica_context() -> tf.distribute.ReplicaContext | None:
     """The replica context when several replicas run in sync, else None."""
     context = tf.distribute.get_replica_context()
     return context if context is not None and context.num_replicas_in_sync > 1 else None
 
 
-def _all_gather_vectors(context: tf.distribute.ReplicaContext,
-                        tensors: Sequence[tf.Tensor]) -> List[tf.Tensor]:
+def _all_gather_vectors(
+    context: tf.distribute.ReplicaContext, tensors: Sequence[tf.Tensor]
+) -> list[tf.Tensor]:
     """All-gathers this replica's equal-length vectors along axis 0, in replica order.
 
     Lengths may differ between replicas and be 0. TF 2.16's collective
@@ -46,8 +56,12 @@ def _all_gather_vectors(context: tf.distribute.ReplicaContext,
     lengths = context.all_gather(tf.reshape(n, [1]), axis=0)
     width = tf.maximum(tf.reduce_max(lengths), 1)
     keep = tf.reshape(tf.sequence_mask(lengths, width), [-1])
-    return [tf.boolean_mask(context.all_gather(
-        tf.concat([t, tf.zeros([width - n], t.dtype)], 0), axis=0), keep) for t in tensors]
+    return [
+        tf.boolean_mask(
+            context.all_gather(tf.concat([t, tf.zeros([width - n], t.dtype)], 0), axis=0), keep
+        )
+        for t in tensors
+    ]
 
 
 def _sparse_read(table: tf.Variable, indices: tf.Tensor) -> tf.Tensor:
@@ -62,8 +76,13 @@ def _sparse_read(table: tf.Variable, indices: tf.Tensor) -> tf.Tensor:
 class CafeEmbeddingCollectionLogic:
     """The Keras-independent logic of `CafeEmbeddingCollection` (a mixin; keras_base)."""
 
-    def __init__(self, features: FeaturesLike, config: Union[CafeConfig, Dict[str, Any]],
-                 embeddings_initializer: Any = "uniform", **kwargs):
+    def __init__(
+        self,
+        features: FeaturesLike,
+        config: CafeConfig | dict[str, Any],
+        embeddings_initializer: Any = "uniform",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.features = as_feature_configs(features)
         self.config = config if isinstance(config, CafeConfig) else CafeConfig(**config)
@@ -71,19 +90,35 @@ class CafeEmbeddingCollectionLogic:
         resolved = self.config.resolved(vocabulary)
         self.budget_bytes = resolved.budget_bytes
         self.layout = budget_lib.plan_cafe_layout(
-            vocabulary, resolved.embedding_dim, resolved.budget_bytes, resolved.hot_share,
-            resolved.slots_per_bucket, resolved.multi_level, resolved.medium_share,
-            bookkeeping_bytes=STATS_BYTES)
+            vocabulary,
+            resolved.embedding_dim,
+            resolved.budget_bytes,
+            resolved.hot_share,
+            resolved.slots_per_bucket,
+            resolved.multi_level,
+            resolved.medium_share,
+            bookkeeping_bytes=STATS_BYTES,
+        )
         self.sketch_config = SketchConfig(
-            num_buckets=self.layout.num_buckets, hot_rows=self.layout.hot_rows,
-            slots_per_bucket=resolved.slots_per_bucket, threshold=resolved.threshold,
-            decay_rate=resolved.decay_rate, demote_threshold=resolved.demote_threshold,
-            medium_threshold=(resolved.medium_threshold_ratio * resolved.threshold
-                              if resolved.multi_level else None),
-            decay_rule=resolved.decay_rule, decay_period=resolved.decay_period,
+            num_buckets=self.layout.num_buckets,
+            hot_rows=self.layout.hot_rows,
+            slots_per_bucket=resolved.slots_per_bucket,
+            threshold=resolved.threshold,
+            decay_rate=resolved.decay_rate,
+            demote_threshold=resolved.demote_threshold,
+            medium_threshold=(
+                resolved.medium_threshold_ratio * resolved.threshold
+                if resolved.multi_level
+                else None
+            ),
+            decay_rule=resolved.decay_rule,
+            decay_period=resolved.decay_period,
             decay_half_life=resolved.decay_half_life if resolved.decay_rule == "mass" else None,
-            swap_margin=resolved.swap_margin, replacement=resolved.replacement,
-            second_sighting=resolved.second_sighting, num_features=len(self.features))
+            swap_margin=resolved.swap_margin,
+            replacement=resolved.replacement,
+            second_sighting=resolved.second_sighting,
+            num_features=len(self.features),
+        )
         self.embeddings_initializer = self._initializers.get(embeddings_initializer)
         # When True, lookups use only stock TF ops (for a SavedModel served
         # without cafe_tf's op library); same results.
@@ -102,18 +137,26 @@ class CafeEmbeddingCollectionLogic:
         # Hot rows are overwritten at promotion, so their initial value is never read.
         self.hot_table = self._new_weight("hot_table", [self.layout.hot_rows, dim], "zeros")
         self.hashed_tables = self._new_weight(
-            "hashed_tables", [sum(self.layout.hashed_rows), dim],
-            initializers.clone(self.embeddings_initializer))
+            "hashed_tables",
+            [sum(self.layout.hashed_rows), dim],
+            initializers.clone(self.embeddings_initializer),
+        )
         self.medium_tables = None
         if self.config.multi_level:
             self.medium_tables = self._new_weight(
-                "medium_tables", [sum(self.layout.medium_rows), dim],
-                initializers.clone(self.embeddings_initializer))
-        self.sketch = HotSketch(self.sketch_config, backend=self.config.backend,
-                                variable_creator=self._new_state_variable,
-                                name=f"{self.name}_sketch")
+                "medium_tables",
+                [sum(self.layout.medium_rows), dim],
+                initializers.clone(self.embeddings_initializer),
+            )
+        self.sketch = HotSketch(
+            self.sketch_config,
+            backend=self.config.backend,
+            variable_creator=self._new_state_variable,
+            name=f"{self.name}_sketch",
+        )
         counter = lambda name: self._new_state_variable(  # noqa: E731
-            name, [], tf.int64, lambda: tf.zeros([], tf.int64))
+            name, [], tf.int64, lambda: tf.zeros([], tf.int64)
+        )
         self.promotions = counter("promotions")
         self.demotions = counter("demotions")
         self.hot_lookups = counter("hot_lookups")
@@ -130,15 +173,25 @@ class CafeEmbeddingCollectionLogic:
         return variable_bytes(self.weights)
 
     # ---- lookup -----------------------------------------------------------------------
-    def _hashed_indices(self, fingerprints: tf.Tensor, feature_index: tf.Tensor
-                        ) -> Tuple[tf.Tensor, Optional[tf.Tensor]]:
+    def _hashed_indices(
+        self, fingerprints: tf.Tensor, feature_index: tf.Tensor
+    ) -> tuple[tf.Tensor, tf.Tensor | None]:
         """Rows of each key, given by its fingerprint and feature index, in the packed
         hashed (and medium) tables."""
-        hashed = routing.packed_rows(fingerprints, feature_index, self._hashed_offsets,
-                                     self.layout.hashed_rows, HASHED_SEED)
-        medium = (routing.packed_rows(fingerprints, feature_index, self._medium_offsets,
-                                      self.layout.medium_rows, MEDIUM_SEED)
-                  if self.config.multi_level else None)
+        hashed = routing.packed_rows(
+            fingerprints, feature_index, self._hashed_offsets, self.layout.hashed_rows, HASHED_SEED
+        )
+        medium = (
+            routing.packed_rows(
+                fingerprints,
+                feature_index,
+                self._medium_offsets,
+                self.layout.medium_rows,
+                MEDIUM_SEED,
+            )
+            if self.config.multi_level
+            else None
+        )
         return hashed, medium
 
     @property
@@ -149,48 +202,83 @@ class CafeEmbeddingCollectionLogic:
     def route(self, keys: tf.Tensor, feature_index: tf.Tensor) -> routing.Route:
         """The `routing.Route` of a call's sketch keys [N] and feature indices [N]:
         the fused op, or stock TF ops with `pure_tf_lookups` or without the op library."""
-        medium = ((self._medium_offsets, self.layout.medium_rows) if self.config.multi_level
-                  else ((), ()))
+        medium = (
+            (self._medium_offsets, self.layout.medium_rows) if self.config.multi_level else ((), ())
+        )
         if self._fused:
-            return routing.route_op(self.sketch, keys, feature_index, self._hashed_offsets,
-                                    self.layout.hashed_rows, *medium)
+            return routing.route_op(
+                self.sketch,
+                keys,
+                feature_index,
+                self._hashed_offsets,
+                self.layout.hashed_rows,
+                *medium,
+            )
         return routing.route_reference(
-            keys, feature_index, lambda k: self.sketch.query(k, pure_tf=True), self._hashed_offsets,
-            self.layout.hashed_rows, *medium)
+            keys,
+            feature_index,
+            lambda k: self.sketch.query(k, pure_tf=True),
+            self._hashed_offsets,
+            self.layout.hashed_rows,
+            *medium,
+        )
 
-    def _embed(self, route: routing.Route) -> Tuple[tf.Tensor, tf.Tensor]:
+    def _embed(self, route: routing.Route) -> tuple[tf.Tensor, tf.Tensor]:
         """Per-occurrence vectors, and the number of occurrences that read a hot row.
 
         Each table's distinct rows are read once and expanded by the route's
         indices, so every table's gradient holds distinct rows only."""
-        read = tf.concat([_sparse_read(self.hot_table, route.read_hot),
-                          _sparse_read(self.hashed_tables, route.read_hashed)], 0)
+        read = tf.concat(
+            [
+                _sparse_read(self.hot_table, route.read_hot),
+                _sparse_read(self.hashed_tables, route.read_hashed),
+            ],
+            0,
+        )
         read_index = tf.gather(route.first_index, route.inverse)
         vectors = occurrences_lib.expand(read, read_index, self._fused)
         # Hot rows come first in `read`.
-        hot_lookups = tf.math.count_nonzero(read_index < tf.size(route.read_hot),
-                                            dtype=tf.int64)
+        hot_lookups = tf.math.count_nonzero(read_index < tf.size(route.read_hot), dtype=tf.int64)
         if self.medium_tables is not None:  # index -1 (not medium) reads the zero row
-            medium = tf.concat([tf.zeros([1, self.config.embedding_dim]),
-                                _sparse_read(self.medium_tables, route.read_medium)], 0)
+            medium = tf.concat(
+                [
+                    tf.zeros([1, self.config.embedding_dim]),
+                    _sparse_read(self.medium_tables, route.read_medium),
+                ],
+                0,
+            )
             vectors += occurrences_lib.expand(
-                medium, tf.gather(route.medium_index, route.inverse) + 1, self._fused)
+                medium, tf.gather(route.medium_index, route.inverse) + 1, self._fused
+            )
         return vectors, hot_lookups
 
-    def call(self, inputs: Mapping[str, IdsLike], weights: Optional[Mapping[str, IdsLike]] = None,
-             training: Optional[bool] = None) -> Dict[str, tf.Tensor]:
+    def call(
+        self,
+        inputs: Mapping[str, IdsLike],
+        weights: Mapping[str, IdsLike] | None = None,
+        training: bool | None = None,
+    ) -> dict[str, tf.Tensor]:
         inputs_lib.check_features(self.name, [f.name for f in self.features], inputs, weights)
         weights = weights or {}
-        flats = [inputs_lib.flatten(f.name, inputs[f.name], weights.get(f.name))
-                 for f in self.features]
+        flats = [
+            inputs_lib.flatten(f.name, inputs[f.name], weights.get(f.name)) for f in self.features
+        ]
         keys = tf.concat([hashing.field_keys(flat.ids, i) for i, flat in enumerate(flats)], 0)
-        feature_index = tf.concat([tf.fill(tf.shape(flat.ids), i)
-                                   for i, flat in enumerate(flats)], 0)
+        feature_index = tf.concat(
+            [tf.fill(tf.shape(flat.ids), i) for i, flat in enumerate(flats)], 0
+        )
         route = self.route(keys, feature_index)
         vectors, hot_lookups = self._embed(route)
         if training:
-            id_weights = tf.concat([tf.ones_like(flat.ids, tf.float32) if flat.weights is None
-                                    else tf.cast(flat.weights, tf.float32) for flat in flats], 0)
+            id_weights = tf.concat(
+                [
+                    tf.ones_like(flat.ids, tf.float32)
+                    if flat.weights is None
+                    else tf.cast(flat.weights, tf.float32)
+                    for flat in flats
+                ],
+                0,
+            )
             vectors = self._importance_tap(vectors, route, id_weights)
             counts = tf.stack([hot_lookups, tf.size(route.inverse, tf.int64)])
             context = _multi_replica_context()
@@ -199,16 +287,20 @@ class CafeEmbeddingCollectionLogic:
             assign_add(self.hot_lookups, counts[0])
             assign_add(self.lookups, counts[1])
         per_feature = tf.split(vectors, [tf.size(flat.ids) for flat in flats], 0)
-        return {f.name: inputs_lib.pool(v, flat, f.combiner)
-                for f, v, flat in zip(self.features, per_feature, flats)}
+        return {
+            f.name: inputs_lib.pool(v, flat, f.combiner)
+            for f, v, flat in zip(self.features, per_feature, flats)
+        }
 
     def _output_shapes(self, input_shape):
-        return inputs_lib.output_shapes([f.name for f in self.features], input_shape,
-                                        self.embedding_dim)
+        return inputs_lib.output_shapes(
+            [f.name for f in self.features], input_shape, self.embedding_dim
+        )
 
     # ---- importance -------------------------------------------------------------------
-    def _importance_tap(self, vectors: tf.Tensor, route: routing.Route,
-                        id_weights: tf.Tensor) -> tf.Tensor:
+    def _importance_tap(
+        self, vectors: tf.Tensor, route: routing.Route, id_weights: tf.Tensor
+    ) -> tf.Tensor:
         """Identity whose backward pass inserts the occurrences' importance into the sketch."""
 
         @tf.custom_gradient
@@ -223,8 +315,9 @@ class CafeEmbeddingCollectionLogic:
 
         return tap(vectors)
 
-    def _record_importance(self, route: routing.Route, id_weights: tf.Tensor,
-                           gradients: tf.Tensor) -> Optional[tf.Operation]:
+    def _record_importance(
+        self, route: routing.Route, id_weights: tf.Tensor, gradients: tf.Tensor
+    ) -> tf.Operation | None:
         """Inserts this call's importance, summed per distinct (key, feature) pair.
 
         Importance is per occurrence (gradient norm, or |weight|). Each replica
@@ -238,25 +331,35 @@ class CafeEmbeddingCollectionLogic:
         """
         norm = self.config.importance == "gradient"
         sums, occurrences = occurrences_lib.pair_importance(
-            gradients if norm else id_weights[:, None], route.inverse,
-            tf.size(route.keys), norm, self._fused)
+            gradients if norm else id_weights[:, None],
+            route.inverse,
+            tf.size(route.keys),
+            norm,
+            self._fused,
+        )
         context = _multi_replica_context()
         if norm:
-            stats = tf.math.unsorted_segment_sum(tf.stack([sums, occurrences], 1),
-                                                 route.feature_index, len(self.features))
+            stats = tf.math.unsorted_segment_sum(
+                tf.stack([sums, occurrences], 1), route.feature_index, len(self.features)
+            )
             if context is not None:
                 stats = context.all_reduce(tf.distribute.ReduceOp.SUM, stats)
             totals, feature_occurrences = stats[:, 0], stats[:, 1]
-            sums = sums * tf.gather(feature_occurrences, route.feature_index) / (
-                tf.gather(totals, route.feature_index) + NORMALISATION_EPS)
+            sums = (
+                sums
+                * tf.gather(feature_occurrences, route.feature_index)
+                / (tf.gather(totals, route.feature_index) + NORMALISATION_EPS)
+            )
         # The sketch's second sighting counts a key seen twice in one batch as sighted,
         # but it sees each pair once: a pair that occurs more than once here travels
         # with its feature index as -1 - index, and is inserted a second time with importance
         # 0 (same sum, and the sketch sees the repeat).
         repeated = occurrences > 1
-        exchange = [route.keys,
-                    tf.where(repeated, -1 - route.feature_index, route.feature_index),
-                    tf.cast(sums, tf.float32)]
+        exchange = [
+            route.keys,
+            tf.where(repeated, -1 - route.feature_index, route.feature_index),
+            tf.cast(sums, tf.float32),
+        ]
         if context is not None:
             exchange = _all_gather_vectors(context, exchange)
             assign_add(self.exchanged_pairs, tf.size(exchange[0], tf.int64))
@@ -266,11 +369,12 @@ class CafeEmbeddingCollectionLogic:
         keys = tf.concat([keys, tf.boolean_mask(keys, repeated)], 0)
         feature_index = tf.concat([feature_index, tf.boolean_mask(feature_index, repeated)], 0)
         importance = tf.concat(
-            [importance, tf.zeros([tf.math.count_nonzero(repeated, dtype=tf.int32)])], 0)
+            [importance, tf.zeros([tf.math.count_nonzero(repeated, dtype=tf.int32)])], 0
+        )
         return self.sketch.insert(keys, importance, feature_index)
 
     # ---- migration --------------------------------------------------------------------
-    def migrate(self, optimizer: Any = None, force_decay: bool = False) -> Dict[str, tf.Tensor]:
+    def migrate(self, optimizer: Any = None, force_decay: bool = False) -> dict[str, tf.Tensor]:
         """Decay (when due), demote and promote; copy promoted features' vectors.
 
         A promoted feature's new hot row starts as the vector it reads at its
@@ -295,8 +399,9 @@ class CafeEmbeddingCollectionLogic:
         result = self.sketch.migrate(force_decay)
         # A key's hashed rows are a function of its fingerprint and feature index, which
         # is all the sketch keeps of it.
-        hashed, medium = self._hashed_indices(result.promoted_fingerprints,
-                                              result.promoted_feature_index)
+        hashed, medium = self._hashed_indices(
+            result.promoted_fingerprints, result.promoted_feature_index
+        )
         vectors = tf.gather(self.hashed_tables, hashed)
         if self.medium_tables is not None:
             vectors += tf.gather(self.medium_tables, medium)
@@ -312,17 +417,22 @@ class CafeEmbeddingCollectionLogic:
         updates += [assign_add(self.promotions, promoted), assign_add(self.demotions, demoted)]
         with tf.control_dependencies(updates):
             used = self.sketch.hot_rows_used()
-            return {"promotions": tf.identity(promoted), "demotions": tf.identity(demoted),
-                    "decayed": tf.identity(result.decayed), "hot_rows_used": used}
+            return {
+                "promotions": tf.identity(promoted),
+                "demotions": tf.identity(demoted),
+                "decayed": tf.identity(result.decayed),
+                "hot_rows_used": used,
+            }
 
-    def get_config(self) -> Dict[str, Any]:
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update({
-            "features": features_to_config(self.features),
-            "config": self.config.to_dict(),
-            "embeddings_initializer": self._initializers.serialize(
-                self.embeddings_initializer),
-        })
+        config.update(
+            {
+                "features": features_to_config(self.features),
+                "config": self.config.to_dict(),
+                "embeddings_initializer": self._initializers.serialize(self.embeddings_initializer),
+            }
+        )
         return config
 
 
@@ -379,21 +489,32 @@ class CafeEmbeddingLogic(CafeEmbeddingCollectionLogic):
 
     FEATURE = "ids"
 
-    def __init__(self, vocabulary_size: int, config: Union[CafeConfig, Dict[str, Any]],
-                 combiner: str = "sum", embeddings_initializer: Any = "uniform", **kwargs):
+    def __init__(
+        self,
+        vocabulary_size: int,
+        config: CafeConfig | dict[str, Any],
+        combiner: str = "sum",
+        embeddings_initializer: Any = "uniform",
+        **kwargs,
+    ):
         kwargs.pop("features", None)
-        super().__init__([FeatureConfig(self.FEATURE, vocabulary_size, combiner)], config,
-                         embeddings_initializer, **kwargs)
+        super().__init__(
+            [FeatureConfig(self.FEATURE, vocabulary_size, combiner)],
+            config,
+            embeddings_initializer,
+            **kwargs,
+        )
 
-    def call(self, inputs: IdsLike, weights: Optional[IdsLike] = None,
-             training: Optional[bool] = None) -> tf.Tensor:
+    def call(
+        self, inputs: IdsLike, weights: IdsLike | None = None, training: bool | None = None
+    ) -> tf.Tensor:
         weights = None if weights is None else {self.FEATURE: weights}
         return super().call({self.FEATURE: inputs}, weights, training)[self.FEATURE]
 
     def _output_shapes(self, input_shape):
         return super()._output_shapes({self.FEATURE: input_shape})[self.FEATURE]
 
-    def get_config(self) -> Dict[str, Any]:
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         feature = config.pop("features")[0]
         config.update(vocabulary_size=feature["vocabulary_size"], combiner=feature["combiner"])
@@ -425,7 +546,7 @@ class CafeEmbedding(CafeEmbeddingLogic, CafeEmbeddingCollection):
     """
 
 
-def find_cafe_layers(root: Any) -> List[CafeEmbeddingCollectionLogic]:
+def find_cafe_layers(root: Any) -> list[CafeEmbeddingCollectionLogic]:
     """Every CAFE layer reachable from `root`, `root` included, each once (tf_keras or
     Keras 3): the one function callbacks, checkpoints, serving and tuning use.
 
@@ -442,7 +563,7 @@ def find_cafe_layers(root: Any) -> List[CafeEmbeddingCollectionLogic]:
     return find_layers(root, CafeEmbeddingCollectionLogic)
 
 
-def _offsets(sizes: Sequence[int]) -> List[int]:
+def _offsets(sizes: Sequence[int]) -> list[int]:
     offsets, total = [], 0
     for size in sizes:
         offsets.append(total)

@@ -1,6 +1,7 @@
 """Per-feature configuration shared by every embedding collection."""
+
 import dataclasses
-from typing import Mapping, Sequence, Tuple, Union
+from collections.abc import Mapping, Sequence
 
 from cafe_tf.layers.inputs import COMBINERS
 
@@ -24,23 +25,25 @@ class FeatureConfig:
         if not isinstance(self.name, str) or not self.name:
             raise ValueError(f"feature name must be a non-empty string, got {self.name!r}")
         if not isinstance(self.vocabulary_size, int) or self.vocabulary_size <= 0:
-            raise ValueError(f"feature '{self.name}': vocabulary_size must be a positive int, "
-                             f"got {self.vocabulary_size!r}")
+            raise ValueError(
+                f"feature '{self.name}': vocabulary_size must be a positive int, "
+                f"got {self.vocabulary_size!r}"
+            )
         if self.combiner not in COMBINERS:
-            raise ValueError(f"feature '{self.name}': combiner must be one of {COMBINERS}, got "
-                             f"{self.combiner!r}")
+            raise ValueError(
+                f"feature '{self.name}': combiner must be one of {COMBINERS}, got {self.combiner!r}"
+            )
 
 
-FeaturesLike = Union[Mapping[str, int], Sequence[Union[FeatureConfig, Mapping]]]
+FeaturesLike = Mapping[str, int] | Sequence[FeatureConfig | Mapping]
 
 
-def as_feature_configs(features: FeaturesLike) -> Tuple[FeatureConfig, ...]:
+def as_feature_configs(features: FeaturesLike) -> tuple[FeatureConfig, ...]:
     """Accepts {name: vocabulary_size}, FeatureConfigs, or their dicts (from get_config)."""
     if isinstance(features, Mapping):
         configs = tuple(FeatureConfig(name, int(size)) for name, size in features.items())
     else:
-        configs = tuple(f if isinstance(f, FeatureConfig) else FeatureConfig(**f)
-                        for f in features)
+        configs = tuple(f if isinstance(f, FeatureConfig) else FeatureConfig(**f) for f in features)
     if not configs:
         raise ValueError("an embedding collection needs at least one feature")
     names = [f.name for f in configs]

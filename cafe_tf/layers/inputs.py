@@ -9,8 +9,10 @@ dtype, except uint64 ids of 2**63 and above: those are the int64 with the same 6
 in dtype. Optional weights with the same structure. All embedding layers of
 cafe_tf (CAFE and the baselines) share this, and `pool` below.
 """
+
 import collections
-from typing import Any, Callable, Mapping, Optional, Sequence, Type, Union
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import tensorflow as tf
 
@@ -24,7 +26,7 @@ weights float32 [N] or None, batch_size (scalar int32 tensor)."""
 
 
 # Dense, ragged or sparse ids (or weights) of one feature.
-IdsLike = Union[tf.Tensor, tf.RaggedTensor, tf.SparseTensor]
+IdsLike = tf.Tensor | tf.RaggedTensor | tf.SparseTensor
 
 
 def _as_int64_ids(values: tf.Tensor, feature: str) -> tf.Tensor:
@@ -35,32 +37,43 @@ def _as_int64_ids(values: tf.Tensor, feature: str) -> tf.Tensor:
         return tf.bitcast(values, tf.int64)
     if values.dtype.is_integer:
         return tf.cast(values, tf.int64)
-    raise TypeError(f"feature '{feature}': ids must be integers (any int or uint dtype) or "
-                    f"strings, got {values.dtype.name}")
+    raise TypeError(
+        f"feature '{feature}': ids must be integers (any int or uint dtype) or "
+        f"strings, got {values.dtype.name}"
+    )
 
 
-def _check_weights_type(weights: Optional[IdsLike], kind: Type, feature: str) -> None:
+def _check_weights_type(weights: IdsLike | None, kind: type, feature: str) -> None:
     if weights is not None and not isinstance(weights, kind):
-        raise TypeError(f"feature '{feature}': weights must be a {kind.__name__} like its ids, "
-                        f"got {type(weights).__name__}")
+        raise TypeError(
+            f"feature '{feature}': weights must be a {kind.__name__} like its ids, "
+            f"got {type(weights).__name__}"
+        )
 
 
-def _weight_values(feature: str, weights: Optional[IdsLike], kind: Type,
-                   layout: Callable[[IdsLike], tf.Tensor], ids: IdsLike,
-                   what: str) -> Optional[tf.Tensor]:
+def _weight_values(
+    feature: str,
+    weights: IdsLike | None,
+    kind: type,
+    layout: Callable[[IdsLike], tf.Tensor],
+    ids: IdsLike,
+    what: str,
+) -> tf.Tensor | None:
     """The values of ragged or sparse `weights`, checked (at run time) to have the
     `layout` (row splits or indices) of `ids`; None without weights."""
     _check_weights_type(weights, kind, feature)
     if weights is None:
         return None
     check = tf.debugging.assert_equal(
-        tf.cast(layout(weights), tf.int64), tf.cast(layout(ids), tf.int64),
-        message=f"feature '{feature}': weights must have the {what} of ids")
+        tf.cast(layout(weights), tf.int64),
+        tf.cast(layout(ids), tf.int64),
+        message=f"feature '{feature}': weights must have the {what} of ids",
+    )
     with tf.control_dependencies([check]):
         return tf.identity(weights.values)
 
 
-def flatten(feature: str, ids: IdsLike, weights: Optional[IdsLike] = None) -> FlatIds:
+def flatten(feature: str, ids: IdsLike, weights: IdsLike | None = None) -> FlatIds:
     """Flattens one feature's ids (and weights) into a `FlatIds`.
 
     Raises:
@@ -70,33 +83,51 @@ def flatten(feature: str, ids: IdsLike, weights: Optional[IdsLike] = None) -> Fl
     """
     if isinstance(ids, tf.RaggedTensor):
         if ids.ragged_rank != 1 or ids.shape.rank != 2:
-            raise ValueError(f"feature '{feature}': ragged ids must be [B, None], got shape "
-                             f"{ids.shape}")
-        flat_weights = _weight_values(feature, weights, tf.RaggedTensor,
-                                      lambda t: t.row_splits, ids, "row lengths")
-        return FlatIds(_as_int64_ids(ids.values, feature),
-                       tf.cast(ids.value_rowids(), tf.int32), flat_weights,
-                       tf.cast(ids.nrows(), tf.int32))
+            raise ValueError(
+                f"feature '{feature}': ragged ids must be [B, None], got shape {ids.shape}"
+            )
+        flat_weights = _weight_values(
+            feature, weights, tf.RaggedTensor, lambda t: t.row_splits, ids, "row lengths"
+        )
+        return FlatIds(
+            _as_int64_ids(ids.values, feature),
+            tf.cast(ids.value_rowids(), tf.int32),
+            flat_weights,
+            tf.cast(ids.nrows(), tf.int32),
+        )
     if isinstance(ids, tf.SparseTensor):
         if ids.shape.rank != 2:
-            raise ValueError(f"feature '{feature}': sparse ids must be [B, L], got rank "
-                             f"{ids.shape.rank}")
-        flat_weights = _weight_values(feature, weights, tf.SparseTensor,
-                                      lambda t: t.indices, ids, "indices")
-        return FlatIds(_as_int64_ids(ids.values, feature), tf.cast(ids.indices[:, 0], tf.int32),
-                       flat_weights, tf.cast(ids.dense_shape[0], tf.int32))
+            raise ValueError(
+                f"feature '{feature}': sparse ids must be [B, L], got rank {ids.shape.rank}"
+            )
+        flat_weights = _weight_values(
+            feature, weights, tf.SparseTensor, lambda t: t.indices, ids, "indices"
+        )
+        return FlatIds(
+            _as_int64_ids(ids.values, feature),
+            tf.cast(ids.indices[:, 0], tf.int32),
+            flat_weights,
+            tf.cast(ids.dense_shape[0], tf.int32),
+        )
     ids = tf.convert_to_tensor(ids)
     if ids.shape.rank not in (1, 2):
-        raise ValueError(f"feature '{feature}': dense ids must be [B] or [B, L], got rank "
-                         f"{ids.shape.rank} (shape {ids.shape})")
+        raise ValueError(
+            f"feature '{feature}': dense ids must be [B] or [B, L], got rank "
+            f"{ids.shape.rank} (shape {ids.shape})"
+        )
     if weights is not None:
         _check_weights_type(weights, tf.Tensor, feature)
         weights = tf.convert_to_tensor(weights)
         if weights.shape.rank is not None and weights.shape.rank != ids.shape.rank:
-            raise ValueError(f"feature '{feature}': weights must have the shape of ids "
-                             f"{ids.shape}, got {weights.shape}")
-        check = tf.debugging.assert_equal(tf.shape(weights), tf.shape(ids), message=(
-            f"feature '{feature}': weights must have the shape of ids"))
+            raise ValueError(
+                f"feature '{feature}': weights must have the shape of ids "
+                f"{ids.shape}, got {weights.shape}"
+            )
+        check = tf.debugging.assert_equal(
+            tf.shape(weights),
+            tf.shape(ids),
+            message=(f"feature '{feature}': weights must have the shape of ids"),
+        )
         with tf.control_dependencies([check]):
             weights = tf.reshape(weights, [-1])
     batch_size = tf.shape(ids)[0]
@@ -105,8 +136,9 @@ def flatten(feature: str, ids: IdsLike, weights: Optional[IdsLike] = None) -> Fl
     return FlatIds(_as_int64_ids(tf.reshape(ids, [-1]), feature), examples, weights, batch_size)
 
 
-def check_features(layer: str, names: Sequence[str], inputs: Any,
-                   weights: Optional[Mapping[str, Any]]) -> None:
+def check_features(
+    layer: str, names: Sequence[str], inputs: Any, weights: Mapping[str, Any] | None
+) -> None:
     """The input contract of every embedding collection of cafe_tf: `inputs` maps every
     feature name to its ids (other keys are ignored: a model may pass all its inputs),
     and `weights`, when given, maps some of those features to their weights.
@@ -118,16 +150,21 @@ def check_features(layer: str, names: Sequence[str], inputs: Any,
     """
     for what, value in (("inputs", inputs), ("weights", weights)):
         if value is not None and not isinstance(value, Mapping):
-            raise TypeError(f"{layer}: {what} must be a dict of feature name to tensor, got "
-                            f"{type(value).__name__} (features: {list(names)})")
+            raise TypeError(
+                f"{layer}: {what} must be a dict of feature name to tensor, got "
+                f"{type(value).__name__} (features: {list(names)})"
+            )
     missing = [name for name in names if name not in inputs]
     if missing:
-        raise ValueError(f"{layer}: inputs lack the features {missing} (features: "
-                         f"{list(names)}, inputs: {sorted(inputs)})")
+        raise ValueError(
+            f"{layer}: inputs lack the features {missing} (features: "
+            f"{list(names)}, inputs: {sorted(inputs)})"
+        )
     unknown = sorted(set(weights or {}) - set(names))
     if unknown:
-        raise ValueError(f"{layer}: weights given for unknown features {unknown} (features: "
-                         f"{list(names)})")
+        raise ValueError(
+            f"{layer}: weights given for unknown features {unknown} (features: {list(names)})"
+        )
 
 
 def output_shapes(names, input_shape, embedding_dim: int):
@@ -154,10 +191,14 @@ def pool(vectors: tf.Tensor, flat: FlatIds, combiner: str) -> tf.Tensor:
     """
     if combiner not in COMBINERS:
         raise ValueError(f"combiner must be one of {COMBINERS}, got {combiner!r}")
-    weights = (tf.ones([tf.shape(vectors)[0]], vectors.dtype) if flat.weights is None
-               else tf.cast(flat.weights, vectors.dtype))
-    summed = tf.math.unsorted_segment_sum(vectors * weights[:, None], flat.examples,
-                                          flat.batch_size)
+    weights = (
+        tf.ones([tf.shape(vectors)[0]], vectors.dtype)
+        if flat.weights is None
+        else tf.cast(flat.weights, vectors.dtype)
+    )
+    summed = tf.math.unsorted_segment_sum(
+        vectors * weights[:, None], flat.examples, flat.batch_size
+    )
     if combiner == "sum":
         return summed
     scale = weights if combiner == "mean" else tf.square(weights)

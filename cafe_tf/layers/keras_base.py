@@ -14,6 +14,7 @@ base class that supplies the few Keras-specific pieces the mixins use:
 
 `TfKerasLayer` here is that base for tf_keras; `cafe_tf.keras3` has the Keras 3 one.
 """
+
 import tensorflow as tf
 import tf_keras
 
@@ -30,15 +31,20 @@ class TfKerasLayer(tf_keras.layers.Layer):
         return self._output_shapes(input_shape)
 
     def _new_weight(self, name, shape, initializer, dtype=tf.float32, trainable=True):
-        return self.add_weight(name=name, shape=shape, dtype=dtype, initializer=initializer,
-                               trainable=trainable)
+        return self.add_weight(
+            name=name, shape=shape, dtype=dtype, initializer=initializer, trainable=trainable
+        )
 
     def _new_state_variable(self, name, shape, dtype, initial_value):
         return self.add_weight(
-            name=name, shape=shape, dtype=dtype,
-            initializer=lambda *_, **__: initial_value(), trainable=False,
+            name=name,
+            shape=shape,
+            dtype=dtype,
+            initializer=lambda *_, **__: initial_value(),
+            trainable=False,
             synchronization=tf.VariableSynchronization.ON_WRITE,
-            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+        )
 
 
 def variable_bytes(variables) -> int:
@@ -52,20 +58,23 @@ def scatter_update(variable, indices, updates):
     Migration computes the same update on every replica, so each writes its
     copy directly; `variable.handle` is the local copy in a replica context.
     """
-    return tf.raw_ops.ResourceScatterUpdate(resource=variable.handle, indices=indices,
-                                            updates=tf.cast(updates, variable.dtype))
+    return tf.raw_ops.ResourceScatterUpdate(
+        resource=variable.handle, indices=indices, updates=tf.cast(updates, variable.dtype)
+    )
 
 
 def scatter_add(variable, indices, updates):
     """Adds `updates` to rows `indices` of this replica's own copy of `variable`."""
-    return tf.raw_ops.ResourceScatterAdd(resource=variable.handle, indices=indices,
-                                         updates=tf.cast(updates, variable.dtype))
+    return tf.raw_ops.ResourceScatterAdd(
+        resource=variable.handle, indices=indices, updates=tf.cast(updates, variable.dtype)
+    )
 
 
 def assign_add(variable, value):
     """Adds `value` to this replica's own copy of `variable`."""
-    return tf.raw_ops.AssignAddVariableOp(resource=variable.handle,
-                                          value=tf.cast(value, variable.dtype))
+    return tf.raw_ops.AssignAddVariableOp(
+        resource=variable.handle, value=tf.cast(value, variable.dtype)
+    )
 
 
 def find_layers(root, layer_class) -> list:

@@ -7,8 +7,9 @@ sizes, rows per feature, sketch buckets and slot format). Each layer tracks a
 layout raises `CheckpointMismatchError`. `cafe_tf.checkpoints` builds on this for whole
 models.
 """
+
 import json
-from typing import Any, Dict, List
+from typing import Any
 
 import tensorflow as tf
 
@@ -17,17 +18,19 @@ import tensorflow as tf
 # hot row (16-byte slots); 3: one int64 word per slot (32-bit fingerprint, int32 hot
 # row and tag or cold marker) and a float32 score (12-byte slots).
 SKETCH_STATE_VERSION = 3
-_HINT = ("A CAFE layer's shapes and row mapping follow from its features (names, order, "
-         "vocabulary sizes) and its CafeConfig (embedding_dim, compression_ratio or "
-         "budget_bytes, hot_share, slots_per_bucket, multi_level, medium_share): build the "
-         "model with the values the checkpoint was written with.")
+_HINT = (
+    "A CAFE layer's shapes and row mapping follow from its features (names, order, "
+    "vocabulary sizes) and its CafeConfig (embedding_dim, compression_ratio or "
+    "budget_bytes, hot_share, slots_per_bucket, multi_level, medium_share): build the "
+    "model with the values the checkpoint was written with."
+)
 
 
 class CheckpointMismatchError(ValueError):
     """A checkpoint does not match the model it is restored into."""
 
 
-def layer_layout(layer: Any) -> Dict[str, Any]:
+def layer_layout(layer: Any) -> dict[str, Any]:
     """What a CAFE layer's state means: changing any of these invalidates its checkpoint."""
     sketch = layer.sketch_config
     return {
@@ -45,17 +48,21 @@ def layer_layout(layer: Any) -> Dict[str, Any]:
     }
 
 
-def layout_differences(saved: Dict[str, Dict], current: Dict[str, Dict]) -> List[str]:
+def layout_differences(saved: dict[str, dict], current: dict[str, dict]) -> list[str]:
     """How the layouts `saved` ({layer name: layer_layout}) differ from `current`."""
     problems = []
     for name in sorted(set(saved) | set(current)):
         if name not in current:
-            problems.append(f"CAFE layer '{name}' is in the checkpoint but not in this model "
-                            f"(this model has {sorted(current)})")
+            problems.append(
+                f"CAFE layer '{name}' is in the checkpoint but not in this model "
+                f"(this model has {sorted(current)})"
+            )
             continue
         if name not in saved:
-            problems.append(f"CAFE layer '{name}' of this model is not in the checkpoint "
-                            f"(the checkpoint has {sorted(saved)})")
+            problems.append(
+                f"CAFE layer '{name}' of this model is not in the checkpoint "
+                f"(the checkpoint has {sorted(saved)})"
+            )
             continue
         saved_version = saved[name].get("sketch_state_version", 1)
         if saved_version != current[name].get("sketch_state_version"):
@@ -64,20 +71,27 @@ def layout_differences(saved: Dict[str, Dict], current: Dict[str, Dict]) -> List
                 f"but {current[name].get('sketch_state_version')} in this model: the checkpoint "
                 f"holds an older sketch layout (version {saved_version}; this cafe_tf reads "
                 f"version {SKETCH_STATE_VERSION}, 12-byte fingerprint slots) and cannot be "
-                f"restored; retrain, or restore it with the cafe_tf release that wrote it")
+                f"restored; retrain, or restore it with the cafe_tf release that wrote it"
+            )
         for field in sorted(set(saved[name]) | set(current[name])):
             if field == "sketch_state_version":
                 continue
             if saved[name].get(field) != current[name].get(field):
-                problems.append(f"CAFE layer '{name}': {field} is {saved[name].get(field)} in "
-                                f"the checkpoint but {current[name].get(field)} in this model")
+                problems.append(
+                    f"CAFE layer '{name}': {field} is {saved[name].get(field)} in "
+                    f"the checkpoint but {current[name].get(field)} in this model"
+                )
     return problems
 
 
-def mismatch_message(where: str, problems: List[str]) -> str:
+def mismatch_message(where: str, problems: list[str]) -> str:
     """The text of a `CheckpointMismatchError` for `problems` found in `where`."""
-    return (f"{where} does not match this model; nothing was restored:\n  - "
-            + "\n  - ".join(problems) + "\n" + _HINT)
+    return (
+        f"{where} does not match this model; nothing was restored:\n  - "
+        + "\n  - ".join(problems)
+        + "\n"
+        + _HINT
+    )
 
 
 class LayoutRecord(tf.train.experimental.PythonState):
@@ -85,17 +99,18 @@ class LayoutRecord(tf.train.experimental.PythonState):
     `tf.train.Checkpoint.restore`, too) raises `CheckpointMismatchError` when the
     checkpoint's layouts differ from the current ones."""
 
-    def current(self) -> Dict[str, Dict]:
+    def current(self) -> dict[str, dict]:
         """{layer name: layer_layout} of the layers recorded, as they are now."""
         raise NotImplementedError
 
-    def problems(self, saved: str) -> List[str]:
+    def problems(self, saved: str) -> list[str]:
         """How the serialized layouts `saved` differ from the current ones."""
         raise NotImplementedError
 
     def deserialize(self, string_value):
-        problems = self.problems(string_value.decode() if isinstance(string_value, bytes)
-                                 else string_value)
+        problems = self.problems(
+            string_value.decode() if isinstance(string_value, bytes) else string_value
+        )
         if problems:
             raise CheckpointMismatchError(mismatch_message("a checkpoint", problems))
 
@@ -107,11 +122,11 @@ class LayerLayoutRecord(LayoutRecord):
     def __init__(self, layer: Any):
         self._layer = layer
 
-    def current(self) -> Dict[str, Dict]:
+    def current(self) -> dict[str, dict]:
         return {self._layer.name: layer_layout(self._layer)}
 
     def serialize(self) -> str:
         return json.dumps(layer_layout(self._layer), sort_keys=True)
 
-    def problems(self, saved: str) -> List[str]:
+    def problems(self, saved: str) -> list[str]:
         return layout_differences({self._layer.name: json.loads(saved)}, self.current())

@@ -14,7 +14,6 @@ is compressed by the same factor. Mixed dimensions alone cannot go below one
 float per value (about full bytes / D); hashing is what lets MDE reach the
 ratios of the CAFE paper's comparison.
 """
-from typing import Tuple
 
 import tensorflow as tf
 import tf_keras
@@ -28,46 +27,75 @@ from cafe_tf.layers.keras_base import TfKerasLayer
 DEFAULT_ALPHA = 0.3
 
 
-def mde_dims(vocabulary_sizes, embedding_dim: int, alpha: float) -> Tuple[int, ...]:
+def mde_dims(vocabulary_sizes, embedding_dim: int, alpha: float) -> tuple[int, ...]:
     """Per-feature widths `round(D (n_min / n_f)^alpha)`, clipped to [1, D]."""
     smallest = min(vocabulary_sizes)
-    return tuple(max(1, min(embedding_dim, round(embedding_dim * (smallest / n) ** alpha)))
-                 for n in vocabulary_sizes)
+    return tuple(
+        max(1, min(embedding_dim, round(embedding_dim * (smallest / n) ** alpha)))
+        for n in vocabulary_sizes
+    )
 
 
 class MDEEmbeddingCollectionLogic(EmbeddingCollectionLogic):
     """The Keras-independent logic of `MDEEmbeddingCollection` (a mixin; keras_base)."""
 
-    def __init__(self, features, embedding_dim, compression_ratio=None, budget_bytes=None,
-                 embeddings_initializer="uniform", alpha: float = DEFAULT_ALPHA,
-                 projection_initializer="glorot_uniform", **kwargs):
-        super().__init__(features, embedding_dim, compression_ratio, budget_bytes,
-                         embeddings_initializer, **kwargs)
+    def __init__(
+        self,
+        features,
+        embedding_dim,
+        compression_ratio=None,
+        budget_bytes=None,
+        embeddings_initializer="uniform",
+        alpha: float = DEFAULT_ALPHA,
+        projection_initializer="glorot_uniform",
+        **kwargs,
+    ):
+        super().__init__(
+            features,
+            embedding_dim,
+            compression_ratio,
+            budget_bytes,
+            embeddings_initializer,
+            **kwargs,
+        )
         if not alpha >= 0:
             raise ValueError(f"alpha must be >= 0, got {alpha}")
         self.alpha = float(alpha)
         self.projection_initializer = self._initializers.get(projection_initializer)
         sizes = list(self._vocabulary_sizes)
-        self.budget_bytes = budget_lib.resolve_budget(sizes, embedding_dim, compression_ratio,
-                                                      budget_bytes)
+        self.budget_bytes = budget_lib.resolve_budget(
+            sizes, embedding_dim, compression_ratio, budget_bytes
+        )
         self.dims = mde_dims(sizes, embedding_dim, self.alpha)
         self.table_rows = self._plan_rows(sizes)
         self._embeddings, self._projections = [], []
         for i, (rows, dim) in enumerate(zip(self.table_rows, self.dims)):
-            self._embeddings.append(self._new_weight(
-                f"embeddings_{i}", [rows, dim], initializers.clone(self.embeddings_initializer)))
-            self._projections.append(None if dim == embedding_dim else self._new_weight(
-                f"projection_{i}", [dim, embedding_dim],
-                initializers.clone(self.projection_initializer)))
+            self._embeddings.append(
+                self._new_weight(
+                    f"embeddings_{i}", [rows, dim], initializers.clone(self.embeddings_initializer)
+                )
+            )
+            self._projections.append(
+                None
+                if dim == embedding_dim
+                else self._new_weight(
+                    f"projection_{i}",
+                    [dim, embedding_dim],
+                    initializers.clone(self.projection_initializer),
+                )
+            )
 
-    def _plan_rows(self, sizes) -> Tuple[int, ...]:
+    def _plan_rows(self, sizes) -> tuple[int, ...]:
         """Rows per feature: the whole vocabulary if it fits, else hashed (module docstring)."""
         floats = self.budget_bytes // budget_lib.FLOAT_BYTES
         projections = sum(d * self.embedding_dim for d in self.dims if d < self.embedding_dim)
         minimum = projections + sum(self.dims)
         if floats < minimum:
-            raise self._too_small(self.budget_bytes, minimum * budget_lib.FLOAT_BYTES,
-                                  f"projections and one row per feature of widths {self.dims}")
+            raise self._too_small(
+                self.budget_bytes,
+                minimum * budget_lib.FLOAT_BYTES,
+                f"projections and one row per feature of widths {self.dims}",
+            )
         if projections + sum(n * d for n, d in zip(sizes, self.dims)) <= floats:
             return tuple(sizes)
         spare = floats - minimum
@@ -78,15 +106,20 @@ class MDEEmbeddingCollectionLogic(EmbeddingCollectionLogic):
         del training  # the tables change only through their gradients
         vectors = []
         for i, (feature_keys, table, projection) in enumerate(
-                zip(keys, self._embeddings, self._projections)):
+            zip(keys, self._embeddings, self._projections)
+        ):
             narrow = tf.gather(table, vocabulary_row(feature_keys, i, self.table_rows[i]))
             vectors.append(narrow if projection is None else tf.matmul(narrow, projection))
         return vectors
 
     def get_config(self):
         config = super().get_config()
-        config.update({"alpha": self.alpha, "projection_initializer":
-                       self._initializers.serialize(self.projection_initializer)})
+        config.update(
+            {
+                "alpha": self.alpha,
+                "projection_initializer": self._initializers.serialize(self.projection_initializer),
+            }
+        )
         return config
 
 
@@ -126,4 +159,3 @@ class MDEEmbeddingCollection(MDEEmbeddingCollectionLogic, TfKerasLayer):
     >>> layer.dims, layer.table_rows
     ((16, 1), (10, 100000))
     """
-

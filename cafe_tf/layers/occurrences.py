@@ -11,19 +11,20 @@ matching op of cafe_tf's library (custom_ops/core/occurrences.h), which
 returns the same values bit for bit. Sums run in occurrence order per output,
 as TensorFlow's CPU `unsorted_segment_sum` does.
 """
-from typing import Tuple, Union
 
 import tensorflow as tf
 
 # A count given as a Python int or a scalar int32 tensor.
-TensorLike = Union[int, tf.Tensor]
+TensorLike = int | tf.Tensor
 
 
-def segment_row_sums(rows: tf.Tensor, segment_ids: tf.Tensor, num_segments: TensorLike,
-                     fused: bool) -> tf.Tensor:
+def segment_row_sums(
+    rows: tf.Tensor, segment_ids: tf.Tensor, num_segments: TensorLike, fused: bool
+) -> tf.Tensor:
     """float32 [num_segments, D]: the sum of the rows [N, D] of each segment."""
     if fused:
         from cafe_tf import _ops
+
         return _ops.ops.cafe_segment_row_sums(rows, segment_ids, num_segments)
     return tf.math.unsorted_segment_sum(rows, segment_ids, num_segments)
 
@@ -38,8 +39,9 @@ def row_norms(rows: tf.Tensor) -> tf.Tensor:
     return tf.sqrt(total)
 
 
-def pair_importance(rows: tf.Tensor, pairs: tf.Tensor, num_pairs: TensorLike, norm: bool,
-                    fused: bool) -> Tuple[tf.Tensor, tf.Tensor]:
+def pair_importance(
+    rows: tf.Tensor, pairs: tf.Tensor, num_pairs: TensorLike, norm: bool, fused: bool
+) -> tuple[tf.Tensor, tf.Tensor]:
     """Per distinct pair, (float64 [num_pairs] sum of its occurrences' values, float64
     [num_pairs] number of occurrences).
 
@@ -53,11 +55,13 @@ def pair_importance(rows: tf.Tensor, pairs: tf.Tensor, num_pairs: TensorLike, no
     """
     if fused:
         from cafe_tf import _ops
+
         return _ops.ops.cafe_pair_importance(rows, pairs, num_pairs, norm=norm)
     values = row_norms(rows) if norm else tf.abs(rows[:, 0])
     values = tf.cast(values, tf.float64)
-    per_pair = tf.math.unsorted_segment_sum(tf.stack([values, tf.ones_like(values)], 1),
-                                            pairs, num_pairs)
+    per_pair = tf.math.unsorted_segment_sum(
+        tf.stack([values, tf.ones_like(values)], 1), pairs, num_pairs
+    )
     return per_pair[:, 0], per_pair[:, 1]
 
 
@@ -66,6 +70,7 @@ def expand(rows: tf.Tensor, index: tf.Tensor, fused: bool) -> tf.Tensor:
     gradient is the dense per-row sum (`segment_row_sums`). Stock gather's
     IndexedSlices gradient would carry one row per occurrence through the
     tables' concat."""
+
     @tf.custom_gradient
     def expand_rows(distinct_rows):
         def gradient(dy):

@@ -7,7 +7,8 @@ table of its feature. It needs a pass over the data before training and cannot
 follow popularity that changes later; CAFE's sketch finds the hot ids on the
 fly.
 """
-from typing import Dict, Iterable, Mapping, Optional, Tuple
+
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 import tensorflow as tf
@@ -25,11 +26,12 @@ KEY_BYTES = 8
 # Values gathered per field before they are merged into (ids, counts).
 _MERGE_EVERY = 1 << 22
 
-Frequencies = Mapping[str, Tuple[np.ndarray, np.ndarray]]
+Frequencies = Mapping[str, tuple[np.ndarray, np.ndarray]]
 
 
-def count_frequencies(batches: Iterable,
-                      field_names=None) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
+def count_frequencies(
+    batches: Iterable, field_names=None
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Exact id counts per field over a dataset (a pass before training).
 
     Args:
@@ -48,21 +50,22 @@ def count_frequencies(batches: Iterable,
     if isinstance(batches, tf.data.Dataset):
         batches = batches.as_numpy_iterator()
     # Per field: (ids, counts) arrays not merged yet, and how many values they hold.
-    parts: Dict[str, list] = {}
-    held: Dict[str, int] = {}
+    parts: dict[str, list] = {}
+    held: dict[str, int] = {}
 
     def merge(field):
         ids = np.concatenate([p[0] for p in parts[field]])
         unique, inverse = np.unique(ids, return_inverse=True)
-        counts = np.bincount(inverse, weights=np.concatenate([p[1] for p in parts[field]]),
-                             minlength=len(unique))
+        counts = np.bincount(
+            inverse, weights=np.concatenate([p[1] for p in parts[field]]), minlength=len(unique)
+        )
         parts[field] = [(unique.astype(np.int64), counts.astype(np.int64))]
         held[field] = len(unique)
 
     for batch in batches:
         sparse = batch[0] if isinstance(batch, tuple) else batch
         sparse = sparse.get(SPARSE_KEY, sparse)
-        for field in (sparse if field_names is None else field_names):
+        for field in sparse if field_names is None else field_names:
             ids = np.asarray(sparse[field], np.int64).reshape(-1)
             parts.setdefault(field, []).append((ids, np.ones(len(ids), np.int64)))
             held[field] = held.get(field, 0) + len(ids)
@@ -73,7 +76,7 @@ def count_frequencies(batches: Iterable,
     return {field: parts[field][0] for field in parts}
 
 
-def _as_pairs(frequencies, names) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
+def _as_pairs(frequencies, names) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """{field: (int64 ids, int64 counts)} from pairs or {"ids", "counts"} dicts."""
     pairs = {}
     for name in names:
@@ -97,33 +100,51 @@ def _as_pairs(frequencies, names) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
 class OfflineSeparationEmbeddingCollectionLogic(EmbeddingCollectionLogic):
     """The Keras-independent logic of `OfflineSeparationEmbeddingCollection` (a mixin; keras_base)."""
 
-    def __init__(self, features, embedding_dim, compression_ratio=None, budget_bytes=None,
-                 frequencies: Optional[Frequencies] = None, hot_share: float = 0.5,
-                 embeddings_initializer="uniform", **kwargs):
-        super().__init__(features, embedding_dim, compression_ratio, budget_bytes,
-                         embeddings_initializer, **kwargs)
+    def __init__(
+        self,
+        features,
+        embedding_dim,
+        compression_ratio=None,
+        budget_bytes=None,
+        frequencies: Frequencies | None = None,
+        hot_share: float = 0.5,
+        embeddings_initializer="uniform",
+        **kwargs,
+    ):
+        super().__init__(
+            features,
+            embedding_dim,
+            compression_ratio,
+            budget_bytes,
+            embeddings_initializer,
+            **kwargs,
+        )
         names = [f.name for f in self._features]
         if frequencies is None:
             raise ValueError(
                 "OfflineSeparationEmbeddingCollection needs `frequencies`, the id counts of "
                 "the training data counted before training: pass "
-                "frequencies=cafe_tf.layers.offline.count_frequencies(train_dataset)")
+                "frequencies=cafe_tf.layers.offline.count_frequencies(train_dataset)"
+            )
         if not 0 < hot_share < 1:
             raise ValueError(f"hot_share must be in (0, 1), got {hot_share}")
         self.hot_share = float(hot_share)
         pairs = _as_pairs(frequencies, names)
         sizes = list(self._vocabulary_sizes)
-        self.budget_bytes = budget_lib.resolve_budget(sizes, embedding_dim, compression_ratio,
-                                                      budget_bytes)
+        self.budget_bytes = budget_lib.resolve_budget(
+            sizes, embedding_dim, compression_ratio, budget_bytes
+        )
         distinct = sum(len(ids) for ids, _ in pairs.values())
         self.hot_rows, self.hashed_rows = self._plan(sizes, distinct)
 
         # The top `hot_rows` (feature, id) by count, as field keys.
-        features_of = np.concatenate([np.full(len(pairs[n][0]), i, np.int64)
-                                      for i, n in enumerate(names) if n in pairs] or [[]])
+        features_of = np.concatenate(
+            [np.full(len(pairs[n][0]), i, np.int64) for i, n in enumerate(names) if n in pairs]
+            or [[]]
+        )
         ids = np.concatenate([pairs[n][0] for n in names if n in pairs] or [[]]).astype(np.int64)
         counts = np.concatenate([pairs[n][1] for n in names if n in pairs] or [[]])
-        chosen = np.lexsort((ids, features_of, -counts))[:self.hot_rows]
+        chosen = np.lexsort((ids, features_of, -counts))[: self.hot_rows]
         total = counts.sum()
         # Share of the counted lookups that exclusive rows serve (1 when nothing was counted).
         self.hot_lookup_share = float(counts[chosen].sum() / total) if total else 1.0
@@ -131,28 +152,40 @@ class OfflineSeparationEmbeddingCollectionLogic(EmbeddingCollectionLogic):
         # would wrap a dict attribute in a tracking wrapper).
         self._hot_frequencies = tuple(
             (n, ids[chosen][features_of[chosen] == i], counts[chosen][features_of[chosen] == i])
-            for i, n in enumerate(names) if (features_of[chosen] == i).any())
+            for i, n in enumerate(names)
+            if (features_of[chosen] == i).any()
+        )
         salts = np.array([hashing.field_salt(i) for i in range(len(names))], np.int64)
         hot_keys = np.sort(np.bitwise_xor(ids[chosen], salts[features_of[chosen]]))
 
-        self._hot_keys = self._new_weight("hot_keys", [self.hot_rows],
-                                          self._initializers.Constant(hot_keys), tf.int64,
-                                          trainable=False)
+        self._hot_keys = self._new_weight(
+            "hot_keys",
+            [self.hot_rows],
+            self._initializers.Constant(hot_keys),
+            tf.int64,
+            trainable=False,
+        )
         self._table = self._new_weight(
-            "embeddings", [self.hot_rows + sum(self.hashed_rows), embedding_dim],
-            initializers.clone(self.embeddings_initializer))
+            "embeddings",
+            [self.hot_rows + sum(self.hashed_rows), embedding_dim],
+            initializers.clone(self.embeddings_initializer),
+        )
         # Row of each feature's hashed part inside the packed table.
         self._offsets = tuple(self.hot_rows + sum(self.hashed_rows[:i]) for i in range(len(names)))
 
-    def _plan(self, sizes, distinct) -> Tuple[int, Tuple[int, ...]]:
+    def _plan(self, sizes, distinct) -> tuple[int, tuple[int, ...]]:
         row_bytes = self._row_bytes()
         per_hot_row = row_bytes + KEY_BYTES
         minimum = per_hot_row + len(sizes) * row_bytes
         if self.budget_bytes < minimum:
-            raise self._too_small(self.budget_bytes, minimum,
-                                  "one exclusive row and one hashed row per feature")
-        hot_rows = min(distinct, max(1, int(self.budget_bytes * self.hot_share) // per_hot_row),
-                       (self.budget_bytes - len(sizes) * row_bytes) // per_hot_row)
+            raise self._too_small(
+                self.budget_bytes, minimum, "one exclusive row and one hashed row per feature"
+            )
+        hot_rows = min(
+            distinct,
+            max(1, int(self.budget_bytes * self.hot_share) // per_hot_row),
+            (self.budget_bytes - len(sizes) * row_bytes) // per_hot_row,
+        )
         hashed_total = (self.budget_bytes - hot_rows * per_hot_row) // row_bytes
         return hot_rows, budget_lib.split_rows(hashed_total, sizes)
 
@@ -160,12 +193,14 @@ class OfflineSeparationEmbeddingCollectionLogic(EmbeddingCollectionLogic):
         del training  # the rows change only through their gradients
         rows = []
         for i, feature_keys in enumerate(keys):
-            hashed = self._offsets[i] + hashing.hashed_row(feature_keys, self.hashed_rows[i],
-                                                                 _ROW_SEED)
+            hashed = self._offsets[i] + hashing.hashed_row(
+                feature_keys, self.hashed_rows[i], _ROW_SEED
+            )
             if self.hot_rows:
-                position = tf.minimum(tf.searchsorted(self._hot_keys, feature_keys,
-                                                      out_type=tf.int64),
-                                      self.hot_rows - 1)
+                position = tf.minimum(
+                    tf.searchsorted(self._hot_keys, feature_keys, out_type=tf.int64),
+                    self.hot_rows - 1,
+                )
                 hit = tf.equal(tf.gather(self._hot_keys, position), feature_keys)
                 hashed = tf.where(hit, position, hashed)
             rows.append(hashed)
@@ -174,9 +209,15 @@ class OfflineSeparationEmbeddingCollectionLogic(EmbeddingCollectionLogic):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"frequencies": {name: {"ids": ids.tolist(), "counts": counts.tolist()}
-                                       for name, ids, counts in self._hot_frequencies},
-                       "hot_share": self.hot_share})
+        config.update(
+            {
+                "frequencies": {
+                    name: {"ids": ids.tolist(), "counts": counts.tolist()}
+                    for name, ids, counts in self._hot_frequencies
+                },
+                "hot_share": self.hot_share,
+            }
+        )
         return config
 
 
@@ -222,4 +263,3 @@ class OfflineSeparationEmbeddingCollection(OfflineSeparationEmbeddingCollectionL
     >>> layer.hot_rows, layer.hashed_rows, layer.hot_lookup_share
     (3, (95,), 1.0)
     """
-

@@ -4,7 +4,6 @@ Migration resets the slot rows of a newly promoted hot row (Adam m/v,
 Adagrad accumulators, momentum...) to the value a fresh slot starts from, and
 sets its moving-average copy (`use_ema=True`) to the row's new value.
 """
-from typing import Optional
 
 import tensorflow as tf
 
@@ -42,7 +41,7 @@ def slots_for(optimizer, variable):
     return found
 
 
-def moving_average_for(optimizer, variable) -> Optional[tf.Variable]:
+def moving_average_for(optimizer, variable) -> tf.Variable | None:
     """The moving-average copy of `variable` kept by a tf_keras or Keras 3 optimizer
     built with `use_ema=True`, or None."""
     for attribute, average in _per_variable_lists(optimizer, variable):
@@ -55,15 +54,17 @@ def _per_variable_lists(optimizer, variable):
     """(attribute, its entry for `variable`) over the optimizer's lists that hold one
     variable per trained variable, in index order (new tf_keras or Keras 3 optimizers)."""
     # None: no optimizer, or a legacy one. Keras 3 names the index differently.
-    index_dict = (getattr(optimizer, "_index_dict", None)
-                  or getattr(optimizer, "_trainable_variables_indices", None))
+    index_dict = getattr(optimizer, "_index_dict", None) or getattr(
+        optimizer, "_trainable_variables_indices", None
+    )
     index = index_dict.get(optimizer._var_key(variable)) if index_dict else None
     if index is None:
         return []
     found = []
     for attribute, values in vars(optimizer).items():
         if not (isinstance(values, list) and len(values) == len(index_dict)) or (
-                attribute in _TRAINED):
+            attribute in _TRAINED
+        ):
             continue
         entry = values[index]
         # A tf.Variable or a Keras 3 variable (which wraps one): both have a handle. The

@@ -13,15 +13,16 @@ CPUs' oneDNN kernels cannot do (they abort the process).
 Dense features must be finite: a batch holding NaN or inf fails with an
 `InvalidArgumentError` that names the value's place, before it changes any state.
 """
+
 import numbers
-from typing import List, Optional, Sequence
+from collections.abc import Sequence
 
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 import tf_keras
 
 
-def check_finite_dense(dense: tf.Tensor) -> List[tf.Operation]:
+def check_finite_dense(dense: tf.Tensor) -> list[tf.Operation]:
     """The op that fails with `InvalidArgumentError` if `dense` holds NaN or inf, as a
     list for `tf.control_dependencies` (empty for a zero-width `dense`: nothing reads it).
 
@@ -36,10 +37,15 @@ def check_finite_dense(dense: tf.Tensor) -> List[tf.Operation]:
     # The first bad value and its index (zeros where there is none; then nothing fails).
     index = tf.concat([tf.where(~finite), tf.zeros([1, tf.rank(dense)], tf.int64)], 0)[0]
     value = tf.concat([tf.boolean_mask(dense, ~finite), tf.zeros([1], dense.dtype)], 0)[0]
-    message = tf.strings.join([
-        "dense features hold NaN or inf: ", tf.strings.as_string(value), " at [",
-        tf.strings.reduce_join(tf.strings.as_string(index), separator=", "),
-        "] of the batch (clean or impute the data before training)"])
+    message = tf.strings.join(
+        [
+            "dense features hold NaN or inf: ",
+            tf.strings.as_string(value),
+            " at [",
+            tf.strings.reduce_join(tf.strings.as_string(index), separator=", "),
+            "] of the batch (clean or impute the data before training)",
+        ]
+    )
     return [tf.debugging.Assert(tf.reduce_all(finite), [message], summarize=1)]
 
 
@@ -60,18 +66,26 @@ class _CTRModel(tfrs.models.Model):
     loss that reduces by itself is rejected there or averages per replica.
     """
 
-    def __init__(self, embedding_layer: tf_keras.layers.Layer,
-                 global_batch_size: Optional[int] = None, **kwargs):
+    def __init__(
+        self,
+        embedding_layer: tf_keras.layers.Layer,
+        global_batch_size: int | None = None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.embedding_layer = embedding_layer
         self.global_batch_size = global_batch_size
         self.task = tfrs.tasks.Ranking(
             loss=tf_keras.losses.BinaryCrossentropy(
-                from_logits=True, reduction=tf_keras.losses.Reduction.NONE),
-            metrics=[tf_keras.metrics.AUC(name="auc", from_logits=True),
-                     tf_keras.metrics.BinaryCrossentropy(name="logloss", from_logits=True)])
+                from_logits=True, reduction=tf_keras.losses.Reduction.NONE
+            ),
+            metrics=[
+                tf_keras.metrics.AUC(name="auc", from_logits=True),
+                tf_keras.metrics.BinaryCrossentropy(name="logloss", from_logits=True),
+            ],
+        )
 
-    def _logits(self, dense: Optional[tf.Tensor], embeddings: Sequence[tf.Tensor]) -> tf.Tensor:
+    def _logits(self, dense: tf.Tensor | None, embeddings: Sequence[tf.Tensor]) -> tf.Tensor:
         """[B, 1] logits from dense features [B, n_dense] (None when n_dense is 0) and
         [B, D] embeddings."""
         raise NotImplementedError
@@ -79,8 +93,10 @@ class _CTRModel(tfrs.models.Model):
     def call(self, features, training=None):
         dense = tf.convert_to_tensor(features["dense"])
         if dense.shape.rank != 2 or dense.shape[-1] is None:
-            raise ValueError(f'features["dense"] must be [B, n_dense] with n_dense known, '
-                             f"got shape {dense.shape}")
+            raise ValueError(
+                f'features["dense"] must be [B, n_dense] with n_dense known, '
+                f"got shape {dense.shape}"
+            )
         # Everything else of the step waits for the check: a batch with NaN or inf stops
         # training before it changes any state (sketch, counters, weights, optimizer).
         with tf.control_dependencies(check_finite_dense(dense)):
@@ -89,8 +105,10 @@ class _CTRModel(tfrs.models.Model):
             embeddings = self.embedding_layer(features["sparse"], training=training)
             # Sorted by name: the layout seen by the layers after does not depend
             # on the order of a dict.
-            return self._logits(tf.identity(dense) if dense.shape[-1] else None,
-                                [embeddings[name] for name in sorted(embeddings)])
+            return self._logits(
+                tf.identity(dense) if dense.shape[-1] else None,
+                [embeddings[name] for name in sorted(embeddings)],
+            )
 
     def train_step(self, inputs):
         # `call` checks too, but the optimizer's step counter does not wait for it: a
@@ -100,8 +118,11 @@ class _CTRModel(tfrs.models.Model):
 
     def compute_loss(self, inputs, training: bool = False) -> tf.Tensor:
         features, labels, *sample_weight = inputs
-        per_example = self.task(labels=labels, predictions=self(features, training=training),
-                                sample_weight=sample_weight[0] if sample_weight else None)
+        per_example = self.task(
+            labels=labels,
+            predictions=self(features, training=training),
+            sample_weight=sample_weight[0] if sample_weight else None,
+        )
         count = self.global_batch_size
         if count is None:
             # The global batch at hand, summed over replicas: right for a short last
@@ -113,15 +134,18 @@ class _CTRModel(tfrs.models.Model):
         return tf.nn.compute_average_loss(per_example, global_batch_size=count)
 
     def get_config(self):
-        return {"name": self.name,
-                "embedding_layer": tf_keras.layers.serialize(self.embedding_layer),
-                "global_batch_size": self.global_batch_size}
+        return {
+            "name": self.name,
+            "embedding_layer": tf_keras.layers.serialize(self.embedding_layer),
+            "global_batch_size": self.global_batch_size,
+        }
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
         config = dict(config)
         config["embedding_layer"] = tf_keras.layers.deserialize(
-            config["embedding_layer"], custom_objects=custom_objects)
+            config["embedding_layer"], custom_objects=custom_objects
+        )
         return cls(**config)
 
 
@@ -171,38 +195,50 @@ class DLRM(_CTRModel):
     ```
     """
 
-    def __init__(self, embedding_layer: tf_keras.layers.Layer,
-                 embedding_dim: Optional[int] = None,
-                 bottom_units: Sequence[int] = (512, 256, 64),
-                 top_units: Sequence[int] = (512, 256),
-                 global_batch_size: Optional[int] = None, **kwargs):
+    def __init__(
+        self,
+        embedding_layer: tf_keras.layers.Layer,
+        embedding_dim: int | None = None,
+        bottom_units: Sequence[int] = (512, 256, 64),
+        top_units: Sequence[int] = (512, 256),
+        global_batch_size: int | None = None,
+        **kwargs,
+    ):
         super().__init__(embedding_layer, global_batch_size, **kwargs)
         if embedding_dim is None:
             embedding_dim = getattr(embedding_layer, "embedding_dim", None)
             if embedding_dim is None:
-                raise ValueError("give embedding_dim: the embedding layer has no "
-                                 "`embedding_dim` attribute")
+                raise ValueError(
+                    "give embedding_dim: the embedding layer has no `embedding_dim` attribute"
+                )
         self.embedding_dim = _widths("embedding_dim", [embedding_dim])[0]
         self.bottom_units = _widths("bottom_units", bottom_units)
         self.top_units = _widths("top_units", top_units)
         self.bottom_mlp = tfrs.layers.blocks.MLP(
-            list(self.bottom_units) + [embedding_dim], final_activation="relu")
+            list(self.bottom_units) + [embedding_dim], final_activation="relu"
+        )
         self.interaction = tfrs.layers.feature_interaction.DotInteraction()
         self.top_mlp = tfrs.layers.blocks.MLP(list(self.top_units) + [1])
 
     def _logits(self, dense, embeddings):
         if dense is None:
             if len(embeddings) < 2:
-                raise ValueError("DLRM without dense features needs at least two embedded "
-                                 f"features to interact, got {len(embeddings)}")
+                raise ValueError(
+                    "DLRM without dense features needs at least two embedded "
+                    f"features to interact, got {len(embeddings)}"
+                )
             return self.top_mlp(self.interaction(embeddings))
         bottom = self.bottom_mlp(dense)
         interactions = self.interaction([bottom] + embeddings)
         return self.top_mlp(tf.concat([bottom, interactions], axis=1))
 
     def get_config(self):
-        return {**super().get_config(), "embedding_dim": self.embedding_dim,
-                "bottom_units": self.bottom_units, "top_units": self.top_units}
+        return {
+            **super().get_config(),
+            "embedding_dim": self.embedding_dim,
+            "bottom_units": self.bottom_units,
+            "top_units": self.top_units,
+        }
 
 
 @tf_keras.utils.register_keras_serializable(package="cafe_tf")
@@ -226,16 +262,24 @@ class DCN(_CTRModel):
     without dense features is enough.
     """
 
-    def __init__(self, embedding_layer: tf_keras.layers.Layer, num_cross_layers: int = 3,
-                 projection_dim: Optional[int] = None, deep_units: Sequence[int] = (512, 256),
-                 global_batch_size: Optional[int] = None, **kwargs):
+    def __init__(
+        self,
+        embedding_layer: tf_keras.layers.Layer,
+        num_cross_layers: int = 3,
+        projection_dim: int | None = None,
+        deep_units: Sequence[int] = (512, 256),
+        global_batch_size: int | None = None,
+        **kwargs,
+    ):
         super().__init__(embedding_layer, global_batch_size, **kwargs)
         self.num_cross_layers = num_cross_layers
-        self.projection_dim = (None if projection_dim is None else
-                               _widths("projection_dim", [projection_dim])[0])
+        self.projection_dim = (
+            None if projection_dim is None else _widths("projection_dim", [projection_dim])[0]
+        )
         self.deep_units = _widths("deep_units", deep_units)
-        self.cross_layers = [tfrs.layers.dcn.Cross(projection_dim=projection_dim)
-                             for _ in range(num_cross_layers)]
+        self.cross_layers = [
+            tfrs.layers.dcn.Cross(projection_dim=projection_dim) for _ in range(num_cross_layers)
+        ]
         self.deep_mlp = tfrs.layers.blocks.MLP(list(self.deep_units) + [1])
 
     def _logits(self, dense, embeddings):
@@ -246,5 +290,9 @@ class DCN(_CTRModel):
         return self.deep_mlp(x)
 
     def get_config(self):
-        return {**super().get_config(), "num_cross_layers": self.num_cross_layers,
-                "projection_dim": self.projection_dim, "deep_units": self.deep_units}
+        return {
+            **super().get_config(),
+            "num_cross_layers": self.num_cross_layers,
+            "projection_dim": self.projection_dim,
+            "deep_units": self.deep_units,
+        }

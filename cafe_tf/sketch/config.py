@@ -1,8 +1,8 @@
 """Configuration of a HotSketch and its size in bytes."""
+
 import dataclasses
 import math
 import struct
-from typing import Optional
 
 # Bytes per sketch slot: one int64 word (the key's 32-bit fingerprint, and an int32
 # entry holding the hot row and tag, or the tag and second-sighting mark of a key that
@@ -74,15 +74,15 @@ class SketchConfig:
     slots_per_bucket: int = 4
     threshold: float = 500.0
     decay_rate: float = 0.99
-    demote_threshold: Optional[float] = None
-    medium_threshold: Optional[float] = None
+    demote_threshold: float | None = None
+    medium_threshold: float | None = None
     decay_rule: str = "mass"
     decay_mass_factor: float = 10.0
     decay_period: int = 0
     replacement: str = "erode"
     second_sighting: bool = True
-    decay_half_life: Optional[float] = None
-    swap_margin: Optional[float] = None
+    decay_half_life: float | None = None
+    swap_margin: float | None = None
     num_features: int = 1
 
     def __post_init__(self):
@@ -92,59 +92,78 @@ class SketchConfig:
         if not isinstance(self.hot_rows, int) or self.hot_rows <= 0:
             problems.append(f"hot_rows must be a positive int, got {self.hot_rows!r}")
         if not isinstance(self.slots_per_bucket, int) or self.slots_per_bucket <= 0:
-            problems.append(f"slots_per_bucket must be a positive int, got {self.slots_per_bucket!r}")
-        elif isinstance(self.num_buckets, int) and self.num_buckets * self.slots_per_bucket >= 2**31:
+            problems.append(
+                f"slots_per_bucket must be a positive int, got {self.slots_per_bucket!r}"
+            )
+        elif (
+            isinstance(self.num_buckets, int) and self.num_buckets * self.slots_per_bucket >= 2**31
+        ):
             problems.append("num_buckets * slots_per_bucket must be < 2**31")
         # Thresholds are compared with float32 scores: a subnormal one would be 0 to TF's
         # flush-to-zero CPU kernels and not to CUDA (see FLOAT32_MIN_NORMAL).
         if not (math.isfinite(self.threshold) and self.threshold >= FLOAT32_MIN_NORMAL):
-            problems.append(f"threshold must be finite and >= {FLOAT32_MIN_NORMAL:.6g} (the "
-                            f"smallest normal float32), got {self.threshold!r}")
+            problems.append(
+                f"threshold must be finite and >= {FLOAT32_MIN_NORMAL:.6g} (the "
+                f"smallest normal float32), got {self.threshold!r}"
+            )
         if not 0 < self.decay_rate <= 1:
             problems.append(f"decay_rate must be in (0, 1], got {self.decay_rate!r}")
         if self.demote_threshold is not None and not (
-                math.isfinite(self.demote_threshold) and self.demote_threshold <= self.threshold
-                and (self.demote_threshold == 0 or self.demote_threshold >= FLOAT32_MIN_NORMAL)):
-            problems.append("demote_threshold must be 0 or in [smallest normal float32, "
-                            f"threshold], got {self.demote_threshold!r}")
+            math.isfinite(self.demote_threshold)
+            and self.demote_threshold <= self.threshold
+            and (self.demote_threshold == 0 or self.demote_threshold >= FLOAT32_MIN_NORMAL)
+        ):
+            problems.append(
+                "demote_threshold must be 0 or in [smallest normal float32, "
+                f"threshold], got {self.demote_threshold!r}"
+            )
         if self.medium_threshold is not None and not (
-                math.isfinite(self.medium_threshold)
-                and FLOAT32_MIN_NORMAL <= self.medium_threshold <= self.threshold):
-            problems.append("medium_threshold must be in [smallest normal float32, threshold], "
-                            f"got {self.medium_threshold!r}")
+            math.isfinite(self.medium_threshold)
+            and FLOAT32_MIN_NORMAL <= self.medium_threshold <= self.threshold
+        ):
+            problems.append(
+                "medium_threshold must be in [smallest normal float32, threshold], "
+                f"got {self.medium_threshold!r}"
+            )
         if self.decay_rule not in DECAY_RULES:
             problems.append(f"decay_rule must be one of {DECAY_RULES}, got {self.decay_rule!r}")
         elif self.decay_rule == "mass" and not self.decay_mass_factor > 0:
             problems.append(f"decay_mass_factor must be > 0, got {self.decay_mass_factor!r}")
         elif self.decay_rule == "batches" and not (
-                isinstance(self.decay_period, int) and self.decay_period > 0):
+            isinstance(self.decay_period, int) and self.decay_period > 0
+        ):
             problems.append(f"decay_period must be a positive int, got {self.decay_period!r}")
         if self.decay_half_life is not None and not (
-                self.decay_rule == "mass" and math.isfinite(self.decay_half_life)
-                and self.decay_half_life > 0):
-            problems.append("decay_half_life must be finite and > 0, with decay_rule 'mass', "
-                            f"got {self.decay_half_life!r} with {self.decay_rule!r}")
+            self.decay_rule == "mass"
+            and math.isfinite(self.decay_half_life)
+            and self.decay_half_life > 0
+        ):
+            problems.append(
+                "decay_half_life must be finite and > 0, with decay_rule 'mass', "
+                f"got {self.decay_half_life!r} with {self.decay_rule!r}"
+            )
         if self.swap_margin is not None and not (
-                math.isfinite(self.swap_margin) and self.swap_margin >= 1):
-            problems.append(f"swap_margin must be None or finite and >= 1, got "
-                            f"{self.swap_margin!r}")
+            math.isfinite(self.swap_margin) and self.swap_margin >= 1
+        ):
+            problems.append(
+                f"swap_margin must be None or finite and >= 1, got {self.swap_margin!r}"
+            )
         if self.replacement not in REPLACEMENTS:
-            problems.append(f"replacement must be one of {REPLACEMENTS}, got "
-                            f"{self.replacement!r}")
+            problems.append(f"replacement must be one of {REPLACEMENTS}, got {self.replacement!r}")
         if not isinstance(self.second_sighting, bool):
             problems.append(f"second_sighting must be a bool, got {self.second_sighting!r}")
         if not isinstance(self.num_features, int) or self.num_features <= 0:
             problems.append(f"num_features must be a positive int, got {self.num_features!r}")
         elif self.tag_bits > MAX_TAG_BITS:
-            problems.append(f"num_features must be <= 2**{MAX_TAG_BITS}, got "
-                            f"{self.num_features}")
+            problems.append(f"num_features must be <= 2**{MAX_TAG_BITS}, got {self.num_features}")
         elif isinstance(self.hot_rows, int) and self.hot_rows << self.tag_bits > MAX_HOT_ENTRIES:
             problems.append(
                 f"hot_rows * 2**tag_bits must be <= 2**31 (a hot slot packs (row << tag_bits) "
                 f"| tag into an int32): {self.num_features} features need tag_bits "
                 f"{self.tag_bits}, "
                 f"which allows at most {MAX_HOT_ENTRIES >> self.tag_bits} hot rows, got "
-                f"{self.hot_rows}")
+                f"{self.hot_rows}"
+            )
         if problems:
             raise ValueError("Invalid SketchConfig: " + "; ".join(problems))
 
@@ -184,8 +203,9 @@ class SketchConfig:
     @property
     def decay_mass_limit(self) -> float:
         # The ops receive factor and k as float32 attributes and multiply in double.
-        return (_float32(self.effective_decay_mass_factor) * self.num_buckets
-                * _float32(self.threshold))
+        return (
+            _float32(self.effective_decay_mass_factor) * self.num_buckets * _float32(self.threshold)
+        )
 
     def memory_bytes(self) -> int:
         """Bytes of sketch state: 12 per slot, and the scalars."""

@@ -1,5 +1,6 @@
 """HotSketch: the sketch state in tf.Variables, updated by the C++ op or the pure-TF reference."""
-from typing import Callable, Optional
+
+from collections.abc import Callable
 
 import tensorflow as tf
 
@@ -18,6 +19,7 @@ def _plain_variable(name, shape, dtype, initial_value):
 def _op_library():
     """The loaded op library, or None when running on the reference by choice."""
     from cafe_tf import _ops
+
     return _ops.ops
 
 
@@ -57,14 +59,21 @@ class HotSketch(tf.Module):
       >>> rows, levels = sketch.query(tf.constant([7, 9], tf.int64))
     """
 
-    def __init__(self, config: SketchConfig, backend: str = "auto", num_threads: int = 0,
-                 variable_creator: Optional[VariableCreator] = None, name: str = "hot_sketch"):
+    def __init__(
+        self,
+        config: SketchConfig,
+        backend: str = "auto",
+        num_threads: int = 0,
+        variable_creator: VariableCreator | None = None,
+        name: str = "hot_sketch",
+    ):
         super().__init__(name=name)
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         ops = _op_library() if backend != "reference" else None
         if backend == "op" and ops is None:
             from cafe_tf import _ops
+
             raise _ops.load_error
         self.config = config
         self.backend = "op" if ops is not None else "reference"
@@ -72,8 +81,11 @@ class HotSketch(tf.Module):
         self.num_threads = num_threads
         make = variable_creator or _plain_variable
         w, c = config.num_buckets, config.slots_per_bucket
-        empty_slots = lambda: tf.reshape(reference.pack_slots(  # noqa: E731
-            tf.zeros([w * c], tf.int64), tf.fill([w * c], reference.ROW_NONE)), [w, c])
+
+        def empty_slots():
+            entries = tf.fill([w * c], reference.ROW_NONE)
+            return tf.reshape(reference.pack_slots(tf.zeros([w * c], tf.int64), entries), [w, c])
+
         with tf.name_scope(name):
             self.slots = make("slots", [w, c], tf.int64, empty_slots)
             self.scores = make("scores", [w, c], tf.float32, lambda: tf.zeros([w, c]))
@@ -87,17 +99,23 @@ class HotSketch(tf.Module):
 
     def read_state(self) -> reference.SketchTensors:
         """The current state as flat tensors (the slot words unpacked)."""
-        fingerprints, entries = reference.unpack_slots(
-            tf.reshape(self.slots.read_value(), [-1]))
+        fingerprints, entries = reference.unpack_slots(tf.reshape(self.slots.read_value(), [-1]))
         return reference.SketchTensors(
-            fingerprints, tf.reshape(self.scores.read_value(), [-1]), entries,
-            self.mass.read_value(), self.batches.read_value())
+            fingerprints,
+            tf.reshape(self.scores.read_value(), [-1]),
+            entries,
+            self.mass.read_value(),
+            self.batches.read_value(),
+        )
 
     def _assign_state(self, state: reference.SketchTensors):
         slots = reference.pack_slots(state.fingerprints, state.entries)
-        return tf.group(self.slots.assign(tf.reshape(slots, self.slots.shape)),
-                        self.scores.assign(tf.reshape(state.scores, self.scores.shape)),
-                        self.mass.assign(state.mass), self.batches.assign(state.batches))
+        return tf.group(
+            self.slots.assign(tf.reshape(slots, self.slots.shape)),
+            self.scores.assign(tf.reshape(state.scores, self.scores.shape)),
+            self.mass.assign(state.mass),
+            self.batches.assign(state.batches),
+        )
 
     def hot_rows_used(self) -> tf.Tensor:
         """Number of hot rows in use (int32): one per hot slot."""
@@ -149,42 +167,60 @@ class HotSketch(tf.Module):
         if not importance.dtype.is_floating:
             raise _invalid(f"importance must be a float tensor, got {importance.dtype.name}")
         importance = tf.cast(importance, tf.float32)
-        feature_index = (tf.zeros_like(ids, tf.int32) if feature_index is None
-                         else tf.convert_to_tensor(feature_index))
+        feature_index = (
+            tf.zeros_like(ids, tf.int32)
+            if feature_index is None
+            else tf.convert_to_tensor(feature_index)
+        )
         if feature_index.dtype not in (tf.int32, tf.int64):
             raise _invalid(f"feature_index must be int32, got {feature_index.dtype.name}")
         feature_index = tf.cast(feature_index, tf.int32)
         for tensor, what in ((importance, "importance"), (feature_index, "feature_index")):
             if tensor.shape.rank is not None and tensor.shape.rank != 1:
                 raise _invalid(f"{what} must be a vector (rank 1), got shape {tensor.shape}")
-            if (tensor.shape[0] is not None and ids.shape[0] is not None
-                    and tensor.shape[0] != ids.shape[0]):
-                raise _invalid(f"ids and {what} must have the same length, got "
-                               f"{ids.shape[0]} and {tensor.shape[0]}")
+            if (
+                tensor.shape[0] is not None
+                and ids.shape[0] is not None
+                and tensor.shape[0] != ids.shape[0]
+            ):
+                raise _invalid(
+                    f"ids and {what} must have the same length, got "
+                    f"{ids.shape[0]} and {tensor.shape[0]}"
+                )
         if self._ops is not None:
-            return self._ops.cafe_sketch_insert(*self._handles(), ids=ids, importance=importance,
-                                                feature_index=feature_index,
-                                                tag_bits=self.config.tag_bits,
-                                                second_sighting=self.config.second_sighting,
-                                                replacement=self.config.replacement,
-                                                num_threads=self.num_threads)
-        index_message = (f"feature_index must be in [0, 2^tag_bits) = "
-                         f"[0, {1 << self.config.tag_bits}) (tag_bits {self.config.tag_bits}, "
-                         f"from num_features {self.config.num_features})")
+            return self._ops.cafe_sketch_insert(
+                *self._handles(),
+                ids=ids,
+                importance=importance,
+                feature_index=feature_index,
+                tag_bits=self.config.tag_bits,
+                second_sighting=self.config.second_sighting,
+                replacement=self.config.replacement,
+                num_threads=self.num_threads,
+            )
+        index_message = (
+            f"feature_index must be in [0, 2^tag_bits) = "
+            f"[0, {1 << self.config.tag_bits}) (tag_bits {self.config.tag_bits}, "
+            f"from num_features {self.config.num_features})"
+        )
         checks = [
-            tf.debugging.assert_equal(tf.size(importance), n, message="ids and importance must "
-                                      "have the same length"),
-            tf.debugging.assert_equal(tf.size(feature_index), n, message="ids and "
-                                      "feature_index must have the same length"),
+            tf.debugging.assert_equal(
+                tf.size(importance), n, message="ids and importance must have the same length"
+            ),
+            tf.debugging.assert_equal(
+                tf.size(feature_index), n, message="ids and feature_index must have the same length"
+            ),
             tf.debugging.assert_all_finite(importance, "importance must be finite (no NaN/inf)"),
             tf.debugging.assert_non_negative(importance, message="importance must be >= 0"),
             tf.debugging.assert_non_negative(feature_index, message=index_message),
-            tf.debugging.assert_less(feature_index, 1 << self.config.tag_bits,
-                                     message=index_message),
+            tf.debugging.assert_less(
+                feature_index, 1 << self.config.tag_bits, message=index_message
+            ),
         ]
         with tf.control_dependencies(checks):
-            new_state = reference.insert(self.config, self.read_state(), ids, importance,
-                                         feature_index)
+            new_state = reference.insert(
+                self.config, self.read_state(), ids, importance, feature_index
+            )
             return self._assign_state(new_state)
 
     # ---- query --------------------------------------------------------------------------
@@ -200,11 +236,14 @@ class HotSketch(tf.Module):
         ids = tf.cast(ids, tf.int64)
         if self._ops is not None and not pure_tf:
             return self._ops.cafe_sketch_query(
-                self.slots.read_value(), self.scores.read_value(), ids,
+                self.slots.read_value(),
+                self.scores.read_value(),
+                ids,
                 medium_threshold=self.config.effective_medium_threshold,
-                tag_bits=self.config.tag_bits, num_threads=self.num_threads)
-        return reference.query(self.config, self.slots.read_value(), self.scores.read_value(),
-                               ids)
+                tag_bits=self.config.tag_bits,
+                num_threads=self.num_threads,
+            )
+        return reference.query(self.config, self.slots.read_value(), self.scores.read_value(), ids)
 
     # ---- migration ----------------------------------------------------------------------
     def migrate(self, force_decay=False) -> reference.MigrationResult:
@@ -218,12 +257,21 @@ class HotSketch(tf.Module):
         """
         cfg = self.config
         if self._ops is not None:
-            return reference.MigrationResult(*self._ops.cafe_sketch_migrate(
-                *self._handles(), force_decay=tf.convert_to_tensor(force_decay, tf.bool),
-                hot_rows=cfg.hot_rows, tag_bits=cfg.tag_bits, threshold=cfg.threshold, demote_threshold=cfg.effective_demote_threshold,
-                decay_rate=cfg.effective_decay_rate, decay_rule=cfg.decay_rule,
-                decay_mass_factor=cfg.effective_decay_mass_factor,
-                decay_period=cfg.decay_period, swap_margin=cfg.swap_margin or 0.0))
+            return reference.MigrationResult(
+                *self._ops.cafe_sketch_migrate(
+                    *self._handles(),
+                    force_decay=tf.convert_to_tensor(force_decay, tf.bool),
+                    hot_rows=cfg.hot_rows,
+                    tag_bits=cfg.tag_bits,
+                    threshold=cfg.threshold,
+                    demote_threshold=cfg.effective_demote_threshold,
+                    decay_rate=cfg.effective_decay_rate,
+                    decay_rule=cfg.decay_rule,
+                    decay_mass_factor=cfg.effective_decay_mass_factor,
+                    decay_period=cfg.decay_period,
+                    swap_margin=cfg.swap_margin or 0.0,
+                )
+            )
         state, result = reference.migrate(cfg, self.read_state(), force_decay)
         with tf.control_dependencies([self._assign_state(state)]):
             return reference.MigrationResult(*[tf.identity(t) for t in result])

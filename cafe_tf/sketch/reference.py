@@ -5,6 +5,7 @@ when the op library is unavailable, and the query path that a SavedModel can
 carry without cafe_tf's `.so`. Functions take and return `SketchTensors`
 (flat state), never variables.
 """
+
 import collections
 
 import numpy as np
@@ -23,7 +24,8 @@ ROW_NONE = -1
 MAX_DECAY_STEPS = 64
 
 SketchTensors = collections.namedtuple(
-    "SketchTensors", ["fingerprints", "scores", "entries", "mass", "batches"])
+    "SketchTensors", ["fingerprints", "scores", "entries", "mass", "batches"]
+)
 SketchTensors.__doc__ = """Sketch state, unpacked: fingerprints (int64 in [0, 2**32)), scores
 (float32) and entries (int32: hot row and tag, or a cold marker) are flat
 [W*c] (slot = bucket*c + j); mass (float32) and batches (int64) are scalars.
@@ -32,8 +34,9 @@ SketchTensors.__doc__ = """Sketch state, unpacked: fingerprints (int64 in [0, 2*
 
 def pack_slots(fingerprints, entries):
     """The int64 slot words: fingerprint in the high 32 bits, the int32 entry in the low."""
-    high = tf.bitwise.left_shift(tf.bitcast(tf.cast(fingerprints, tf.int64), tf.uint64),
-                                 tf.constant(32, tf.uint64))
+    high = tf.bitwise.left_shift(
+        tf.bitcast(tf.cast(fingerprints, tf.int64), tf.uint64), tf.constant(32, tf.uint64)
+    )
     low = tf.cast(tf.bitcast(tf.cast(entries, tf.int32), tf.uint32), tf.uint64)
     return tf.bitcast(tf.bitwise.bitwise_or(high, low), tf.int64)
 
@@ -69,8 +72,11 @@ def entry_rows(entries, tag_bits: int):
 
 def entry_tags(entries, tag_bits: int):
     """The tag of each entry (hot or cold; 0 for an empty slot)."""
-    return tf.where(entries >= 0, tf.bitwise.bitwise_and(entries, (1 << tag_bits) - 1),
-                    marker_tag(tf.minimum(entries, ROW_NONE)))
+    return tf.where(
+        entries >= 0,
+        tf.bitwise.bitwise_and(entries, (1 << tag_bits) - 1),
+        marker_tag(tf.minimum(entries, ROW_NONE)),
+    )
 
 
 def slot_tags(state: "SketchTensors", tag_bits: int) -> tf.Tensor:
@@ -84,9 +90,17 @@ def marker_pending(marker):
 
 
 MigrationResult = collections.namedtuple(
-    "MigrationResult", ["decayed", "demoted_fingerprints", "demoted_feature_index",
-                        "demoted_rows", "promoted_fingerprints", "promoted_feature_index",
-                        "promoted_rows"])
+    "MigrationResult",
+    [
+        "decayed",
+        "demoted_fingerprints",
+        "demoted_feature_index",
+        "demoted_rows",
+        "promoted_fingerprints",
+        "promoted_feature_index",
+        "promoted_rows",
+    ],
+)
 MigrationResult.__doc__ = """What a migration did: whether it decayed, and per demoted and per
 promoted key its fingerprint (int64 in [0, 2**32)), feature index (int32, its entry's tag)
 and hot row (int32)."""
@@ -102,9 +116,12 @@ def pairwise_sum(values: tf.Tensor) -> tf.Tensor:
     (padded,) = tf.while_loop(lambda p: p < n, lambda p: (p * 2,), (tf.constant(1),))
     x = tf.concat([values, tf.zeros([padded - n], tf.float32)], 0)
 
-    (x,) = tf.while_loop(lambda x: tf.size(x) > 1,
-                         lambda x: (x[:tf.size(x) // 2] + x[tf.size(x) // 2:],), (x,),
-                         shape_invariants=(tf.TensorShape([None]),))
+    (x,) = tf.while_loop(
+        lambda x: tf.size(x) > 1,
+        lambda x: (x[: tf.size(x) // 2] + x[tf.size(x) // 2 :],),
+        (x,),
+        shape_invariants=(tf.TensorShape([None]),),
+    )
     return x[0]
 
 
@@ -151,8 +168,9 @@ def _rank_within_bucket(sorted_buckets):
     return tf.range(n) - tf.gather(start_positions, run)
 
 
-def insert(config: SketchConfig, state: SketchTensors, ids, importance,
-           feature_index) -> SketchTensors:
+def insert(
+    config: SketchConfig, state: SketchTensors, ids, importance, feature_index
+) -> SketchTensors:
     """Batch insert (docs/sketch.md, "Batch insert"). Inputs must already be validated."""
     c = config.slots_per_bucket
     n = tf.size(ids)
@@ -163,8 +181,9 @@ def insert(config: SketchConfig, state: SketchTensors, ids, importance,
     keys_in, sums, key_tags, repeated = _dedup(ids, importance, feature_index)
     buckets = hashing.mix64_mod(keys_in, config.num_buckets)
     order = _order_by_bucket_then_key(keys_in, buckets)
-    keys_in, sums, key_tags, repeated, buckets = (tf.gather(t, order) for t in
-                                                  (keys_in, sums, key_tags, repeated, buckets))
+    keys_in, sums, key_tags, repeated, buckets = (
+        tf.gather(t, order) for t in (keys_in, sums, key_tags, repeated, buckets)
+    )
     fps_in = hashing.fingerprint(keys_in)
     rank = _rank_within_bucket(buckets)
     rounds = tf.reduce_max(tf.concat([rank, [-1]], 0)) + 1
@@ -188,10 +207,12 @@ def insert(config: SketchConfig, state: SketchTensors, ids, importance,
         evictable = slot_entries < 0
         has_evictable = tf.reduce_any(evictable, 1)
         masked = tf.where(evictable, slot_scores, tf.fill(tf.shape(slot_scores), float("inf")))
-        smallest = tf.logical_and(evictable, tf.equal(masked, tf.reduce_min(masked, 1,
-                                                                              keepdims=True)))
-        j = tf.where(has_hit, _first_true(hit),
-                     tf.where(has_empty, _first_true(empty), _last_true(smallest)))
+        smallest = tf.logical_and(
+            evictable, tf.equal(masked, tf.reduce_min(masked, 1, keepdims=True))
+        )
+        j = tf.where(
+            has_hit, _first_true(hit), tf.where(has_empty, _first_true(empty), _last_true(smallest))
+        )
         acts = tf.logical_or(tf.logical_or(has_hit, has_empty), has_evictable)
         old_score = tf.gather(slot_scores, j, batch_dims=1)
         old_entry = tf.gather(slot_entries, j, batch_dims=1)
@@ -205,14 +226,17 @@ def insert(config: SketchConfig, state: SketchTensors, ids, importance,
             eroded = ~has_hit & ~has_empty & ~(gain > 0)
             new_score = tf.where(has_hit | has_empty, new_score, tf.where(eroded, left, gain))
             kept = eroded & (left > 0)
-            new_fp = tf.where(kept, tf.gather(slot_fps, j, batch_dims=1),
-                              tf.where(eroded, tf.zeros_like(fp), fp))
+            new_fp = tf.where(
+                kept, tf.gather(slot_fps, j, batch_dims=1), tf.where(eroded, tf.zeros_like(fp), fp)
+            )
         # A hit keeps the slot's tag and clears a pending mark; a takeover is
         # pending unless sighted (seen twice in this batch, or the rule is off).
         sighted = tf.logical_or(tf.gather(repeated, pick), not config.second_sighting)
-        new_entry = tf.where(has_hit,
-                             tf.where(marker_pending(old_entry), old_entry + 1, old_entry),
-                             cold_marker(tag, tf.logical_not(has_empty | sighted)))
+        new_entry = tf.where(
+            has_hit,
+            tf.where(marker_pending(old_entry), old_entry + 1, old_entry),
+            cold_marker(tag, tf.logical_not(has_empty | sighted)),
+        )
         if config.replacement == "erode":
             new_entry = tf.where(kept, old_entry, tf.where(eroded, ROW_NONE, new_entry))
         slot = tf.boolean_mask(bucket * c + tf.cast(j, tf.int64), acts)[:, None]
@@ -222,10 +246,13 @@ def insert(config: SketchConfig, state: SketchTensors, ids, importance,
         return r + 1, fps, scores, entries
 
     _, fps, scores, entries = tf.while_loop(
-        lambda r, *_: r < rounds, body, (tf.constant(0, tf.int32), state.fingerprints,
-                                         state.scores, state.entries))
-    return state._replace(fingerprints=fps, scores=scores, entries=entries, mass=mass,
-                          batches=batches)
+        lambda r, *_: r < rounds,
+        body,
+        (tf.constant(0, tf.int32), state.fingerprints, state.scores, state.entries),
+    )
+    return state._replace(
+        fingerprints=fps, scores=scores, entries=entries, mass=mass, batches=batches
+    )
 
 
 def query(config: SketchConfig, slots, scores, ids):
@@ -235,19 +262,28 @@ def query(config: SketchConfig, slots, scores, ids):
     ids = tf.convert_to_tensor(ids, tf.int64)
     flat_ids = tf.reshape(ids, [-1])
     fps, entries = unpack_slots(tf.reshape(slots, [-1]))
-    slot_ids = (hashing.mix64_mod(flat_ids, config.num_buckets)[:, None] * c +
-                tf.range(c, dtype=tf.int64)[None, :])
+    slot_ids = (
+        hashing.mix64_mod(flat_ids, config.num_buckets)[:, None] * c
+        + tf.range(c, dtype=tf.int64)[None, :]
+    )
     slot_scores = tf.gather(tf.reshape(scores, [-1]), slot_ids)
-    match = tf.logical_and(slot_scores > 0, tf.equal(tf.gather(fps, slot_ids),
-                                                     hashing.fingerprint(flat_ids)[:, None]))
+    match = tf.logical_and(
+        slot_scores > 0, tf.equal(tf.gather(fps, slot_ids), hashing.fingerprint(flat_ids)[:, None])
+    )
     # Not found or not hot (a cold marker): -1.
     entry = tf.reduce_max(tf.where(match, tf.gather(entries, slot_ids), ROW_NONE), 1)
     row = entry_rows(entry, config.tag_bits)
     score = tf.reduce_max(tf.where(match, slot_scores, -1.0), 1)
     found = tf.reduce_any(match, 1)
-    level = tf.where(row >= 0, LEVEL_HOT,
-                     tf.where(tf.logical_and(found, score >= config.effective_medium_threshold),
-                              LEVEL_MEDIUM, LEVEL_COLD))
+    level = tf.where(
+        row >= 0,
+        LEVEL_HOT,
+        tf.where(
+            tf.logical_and(found, score >= config.effective_medium_threshold),
+            LEVEL_MEDIUM,
+            LEVEL_COLD,
+        ),
+    )
     shape = tf.shape(ids)
     return tf.reshape(row, shape), tf.reshape(tf.cast(level, tf.int32), shape)
 
@@ -270,9 +306,11 @@ def _decay_steps(config: SketchConfig, state: SketchTensors, force):
         mass_left = tf.where(due, left, state.mass)
         batches_left = tf.zeros_like(state.batches)
     forced = tf.logical_and(tf.convert_to_tensor(force, tf.bool), steps == 0)
-    return (tf.where(forced, tf.constant(1, tf.int64), steps),
-            tf.where(forced, tf.zeros_like(mass_left), mass_left),
-            tf.where(forced, tf.zeros_like(batches_left), batches_left))
+    return (
+        tf.where(forced, tf.constant(1, tf.int64), steps),
+        tf.where(forced, tf.zeros_like(mass_left), mass_left),
+        tf.where(forced, tf.zeros_like(batches_left), batches_left),
+    )
 
 
 def decay_factor(rate: float, steps) -> tf.Tensor:
@@ -283,7 +321,8 @@ def decay_factor(rate: float, steps) -> tf.Tensor:
     _, factor = tf.while_loop(
         lambda i, f: tf.logical_and(i < steps, tf.logical_and(f > 0, rate < 1)),
         lambda i, f: (i + 1, flush_subnormal(f * rate)),
-        (tf.constant(0, tf.int64), tf.constant(1.0, tf.float32)))
+        (tf.constant(0, tf.int64), tf.constant(1.0, tf.float32)),
+    )
     return factor
 
 
@@ -292,20 +331,25 @@ def _decay(config: SketchConfig, state: SketchTensors, steps, mass_left, batches
     factor = decay_factor(config.effective_decay_rate, steps)
     scores = tf.where(state.scores > 0, flush_subnormal(state.scores * factor), state.scores)
     # Demoted below the threshold, and always when the score underflowed to 0.
-    demote = tf.logical_and(state.entries >= 0, tf.logical_or(
-        scores < config.effective_demote_threshold, tf.logical_not(scores > 0)))
+    demote = tf.logical_and(
+        state.entries >= 0,
+        tf.logical_or(scores < config.effective_demote_threshold, tf.logical_not(scores > 0)),
+    )
     demoted_slots = tf.where(demote)[:, 0]
     demoted_entries = tf.gather(state.entries, demoted_slots)
     demoted_rows = entry_rows(demoted_entries, tag_bits)
     demoted_tags = entry_tags(demoted_entries, tag_bits)
-    entries = tf.tensor_scatter_nd_update(state.entries, demoted_slots[:, None],
-                                          cold_marker(demoted_tags, False))
+    entries = tf.tensor_scatter_nd_update(
+        state.entries, demoted_slots[:, None], cold_marker(demoted_tags, False)
+    )
     emptied = tf.logical_not(scores > 0)
     state_out = state._replace(
         fingerprints=tf.where(emptied, tf.zeros_like(state.fingerprints), state.fingerprints),
         scores=tf.where(emptied, tf.zeros_like(scores), scores),
         entries=tf.where(emptied, tf.fill(tf.shape(entries), ROW_NONE), entries),
-        mass=mass_left, batches=batches_left)
+        mass=mass_left,
+        batches=batches_left,
+    )
     return state_out, (tf.gather(state.fingerprints, demoted_slots), demoted_tags, demoted_rows)
 
 
@@ -313,8 +357,9 @@ def _by_score_then_fingerprint(state: SketchTensors, slots, direction):
     """`slots` (ascending) ordered by score (`direction`), ties by fingerprint
     ascending, then slot ascending."""
     by_fp = tf.gather(slots, tf.argsort(tf.gather(state.fingerprints, slots), stable=True))
-    return tf.gather(by_fp, tf.argsort(tf.gather(state.scores, by_fp), direction=direction,
-                                       stable=True))
+    return tf.gather(
+        by_fp, tf.argsort(tf.gather(state.scores, by_fp), direction=direction, stable=True)
+    )
 
 
 def _swap(config: SketchConfig, state: SketchTensors, candidates):
@@ -328,23 +373,25 @@ def _swap(config: SketchConfig, state: SketchTensors, candidates):
     challengers = candidates[free:]
     pairs = tf.minimum(tf.size(hot), tf.size(challengers))
     hot = hot[:pairs]
-    wins = (tf.gather(state.scores, challengers[:pairs]) >
-            tf.constant(config.swap_margin, tf.float32) * tf.gather(state.scores, hot))
+    wins = tf.gather(state.scores, challengers[:pairs]) > tf.constant(
+        config.swap_margin, tf.float32
+    ) * tf.gather(state.scores, hot)
     swaps = tf.reduce_sum(tf.cast(tf.math.cumprod(tf.cast(wins, tf.int32)), tf.int32))
     slots = hot[:swaps]
     entries = tf.gather(state.entries, slots)
     rows, tags = entry_rows(entries, tag_bits), entry_tags(entries, tag_bits)
     state = state._replace(
-        entries=tf.tensor_scatter_nd_update(state.entries, slots[:, None],
-                                            cold_marker(tags, False)))
+        entries=tf.tensor_scatter_nd_update(state.entries, slots[:, None], cold_marker(tags, False))
+    )
     return state, (tf.gather(state.fingerprints, slots), tags, rows)
 
 
 def free_rows(config: SketchConfig, entries) -> tf.Tensor:
     """Hot rows held by no slot's entry, ascending (int32)."""
     hot = tf.boolean_mask(entries, entries >= 0)
-    used = tf.scatter_nd(entry_rows(hot, config.tag_bits)[:, None], tf.ones_like(hot),
-                         [config.hot_rows])
+    used = tf.scatter_nd(
+        entry_rows(hot, config.tag_bits)[:, None], tf.ones_like(hot), [config.hot_rows]
+    )
     return tf.cast(tf.where(tf.equal(used, 0))[:, 0], tf.int32)
 
 
@@ -353,14 +400,19 @@ def migrate(config: SketchConfig, state: SketchTensors, force_decay=False):
     steps, mass_left, batches_left = _decay_steps(config, state, force_decay)
     decayed = steps > 0
     empty = (tf.zeros([0], tf.int64), tf.zeros([0], tf.int32), tf.zeros([0], tf.int32))
-    state, demoted = tf.cond(decayed,
-                             lambda: _decay(config, state, steps, mass_left, batches_left),
-                             lambda: (state, empty))
+    state, demoted = tf.cond(
+        decayed,
+        lambda: _decay(config, state, steps, mass_left, batches_left),
+        lambda: (state, empty),
+    )
 
     # Pending keys (not seen since they took their slot over) wait.
-    candidates = tf.where(tf.logical_and(
-        tf.logical_and(state.entries < 0, tf.logical_not(marker_pending(state.entries))),
-        tf.logical_and(state.scores > 0, state.scores >= config.threshold)))[:, 0]
+    candidates = tf.where(
+        tf.logical_and(
+            tf.logical_and(state.entries < 0, tf.logical_not(marker_pending(state.entries))),
+            tf.logical_and(state.scores > 0, state.scores >= config.threshold),
+        )
+    )[:, 0]
     ordered = _by_score_then_fingerprint(state, candidates, "DESCENDING")
     if config.swap_margin is not None:
         state, swapped = _swap(config, state, ordered)
@@ -370,7 +422,9 @@ def migrate(config: SketchConfig, state: SketchTensors, force_decay=False):
     slots, rows = ordered[:count], free[:count]
     tags = marker_tag(tf.gather(state.entries, slots))
     state = state._replace(
-        entries=tf.tensor_scatter_nd_update(state.entries, slots[:, None],
-                                            hot_entry(rows, tags, config.tag_bits)))
+        entries=tf.tensor_scatter_nd_update(
+            state.entries, slots[:, None], hot_entry(rows, tags, config.tag_bits)
+        )
+    )
     result = MigrationResult(decayed, *demoted, tf.gather(state.fingerprints, slots), tags, rows)
     return state, result

@@ -1,4 +1,5 @@
 """Readers for real Criteo files: exact parsing, missing values, malformed lines, Parquet."""
+
 import gzip
 import sys
 from pathlib import Path
@@ -15,18 +16,22 @@ pq = pytest.importorskip("pyarrow.parquet")
 
 # tensorflow-io 0.37 reads Parquet with TensorFlow 2.16 only; pyarrow with every TensorFlow.
 TFIO_PROBLEM = criteo._tensorflow_io_problem()
-needs_tfio = pytest.mark.skipif(TFIO_PROBLEM is not None,
-                                reason=f"tensorflow_io cannot read Parquet here: {TFIO_PROBLEM}")
-ENGINES = [pytest.param("pyarrow", id="pyarrow"),
-           pytest.param("tensorflow_io", id="tensorflow_io", marks=needs_tfio)]
+needs_tfio = pytest.mark.skipif(
+    TFIO_PROBLEM is not None, reason=f"tensorflow_io cannot read Parquet here: {TFIO_PROBLEM}"
+)
+ENGINES = [
+    pytest.param("pyarrow", id="pyarrow"),
+    pytest.param("tensorflow_io", id="tensorflow_io", marks=needs_tfio),
+]
 
 
 def make_row(rng, label=None):
     """A random valid example: (label, ints with None = missing, hex strings with "" = missing)."""
     label = int(rng.integers(2)) if label is None else label
     ints = [None if rng.random() < 0.2 else int(rng.integers(-3, 10**6)) for _ in DENSE_FIELDS]
-    cats = ["" if rng.random() < 0.2 else f"{int(rng.integers(2**32)):08x}"
-            for _ in CATEGORICAL_FIELDS]
+    cats = [
+        "" if rng.random() < 0.2 else f"{int(rng.integers(2**32)):08x}" for _ in CATEGORICAL_FIELDS
+    ]
     cats[0] = cats[0].upper()  # both cases occur in the wild
     return label, ints, cats
 
@@ -68,8 +73,9 @@ def rows():
 
 def test_parse_hex_ids_is_exact():
     values = tf.constant([["68fd1e64", "FFFFFFFF"], ["00000000", ""]])
-    np.testing.assert_array_equal(parse_hex_ids(values).numpy(),
-                                  [[0x68FD1E64, 0xFFFFFFFF], [0, MISSING_ID]])
+    np.testing.assert_array_equal(
+        parse_hex_ids(values).numpy(), [[0x68FD1E64, 0xFFFFFFFF], [0, MISSING_ID]]
+    )
 
 
 def test_tsv_values_are_parsed_exactly(tmp_path, rows):
@@ -98,10 +104,11 @@ def test_missing_and_negative_values(tmp_path):
 def test_gzip_crlf_and_several_files_in_order(tmp_path, rows):
     with gzip.open(tmp_path / "day_0.tsv.gz", "wt") as f:
         f.write("".join(tsv_line(r) + "\n" for r in rows[:10]))
-    (tmp_path / "day_1.tsv").write_bytes("".join(tsv_line(r) + "\r\n" for r in rows[10:])
-                                         .encode())
-    reader = CriteoTSV([tmp_path / "day_0.tsv.gz", tmp_path / "day_1.tsv"],
-                       vocabulary_sizes={f: 1000 for f in CATEGORICAL_FIELDS})
+    (tmp_path / "day_1.tsv").write_bytes("".join(tsv_line(r) + "\r\n" for r in rows[10:]).encode())
+    reader = CriteoTSV(
+        [tmp_path / "day_0.tsv.gz", tmp_path / "day_1.tsv"],
+        vocabulary_sizes={f: 1000 for f in CATEGORICAL_FIELDS},
+    )
     assert reader.vocabulary_sizes["C3"] == 1000
     *actual, sizes = read_all(reader, batch_size=8)
     assert sizes == [8, 8, 8, 6]  # batches straddle the file boundary
@@ -109,17 +116,27 @@ def test_gzip_crlf_and_several_files_in_order(tmp_path, rows):
 
 
 MALFORMED = {
-    "too few columns": ("\t".join(["1"] + ["1"] * 13 + ["00000000"] * 25),
-                        "expected 40 tab-separated columns, got 39"),
-    "too many columns": ("\t".join(["1"] + ["1"] * 13 + ["00000000"] * 27),
-                         "expected 40 tab-separated columns, got 41"),
+    "too few columns": (
+        "\t".join(["1"] + ["1"] * 13 + ["00000000"] * 25),
+        "expected 40 tab-separated columns, got 39",
+    ),
+    "too many columns": (
+        "\t".join(["1"] + ["1"] * 13 + ["00000000"] * 27),
+        "expected 40 tab-separated columns, got 41",
+    ),
     "bad label": ("\t".join(["2"] + ["1"] * 13 + ["00000000"] * 26), "label is not 0 or 1"),
-    "non-numeric integer": ("\t".join(["1", "1", "1.5"] + ["1"] * 11 + ["00000000"] * 26),
-                            r"column I2 is not an integer: \[1.5\]"),
-    "short hex": ("\t".join(["1"] + ["1"] * 13 + ["00000000"] * 4 + ["abc"] + ["00000000"] * 21),
-                  r"column C5 is not empty or 8 hex digits: \[abc\]"),
-    "non-hex": ("\t".join(["1"] + ["1"] * 13 + ["0000000g"] + ["00000000"] * 25),
-                "column C1 is not empty or 8 hex digits"),
+    "non-numeric integer": (
+        "\t".join(["1", "1", "1.5"] + ["1"] * 11 + ["00000000"] * 26),
+        r"column I2 is not an integer: \[1.5\]",
+    ),
+    "short hex": (
+        "\t".join(["1"] + ["1"] * 13 + ["00000000"] * 4 + ["abc"] + ["00000000"] * 21),
+        r"column C5 is not empty or 8 hex digits: \[abc\]",
+    ),
+    "non-hex": (
+        "\t".join(["1"] + ["1"] * 13 + ["0000000g"] + ["00000000"] * 25),
+        "column C1 is not empty or 8 hex digits",
+    ),
     "blank line": ("", "expected 40 tab-separated columns, got 1"),
 }
 
@@ -130,8 +147,9 @@ def test_malformed_line_raises_naming_file_line_and_problem(tmp_path, rows, prob
     path = tmp_path / "bad.tsv"
     lines = [tsv_line(rows[0]), tsv_line(rows[1]), bad, tsv_line(rows[2])]
     path.write_text("\n".join(lines) + "\n")
-    with pytest.raises(tf.errors.InvalidArgumentError,
-                       match=f"bad.tsv:3: malformed Criteo line .*{message}"):
+    with pytest.raises(
+        tf.errors.InvalidArgumentError, match=f"bad.tsv:3: malformed Criteo line .*{message}"
+    ):
         read_all(CriteoTSV(str(path)))
 
 
@@ -173,20 +191,25 @@ def write_parquet(path, rows, hex_strings=True, statistics=True, **columns):
         table[field] = pa.array([np.nan if r[i] is None else float(r[i]) for r in ints])
     for i, field in enumerate(CATEGORICAL_FIELDS):
         values = [r[i] for r in cats]
-        table[field] = (pa.array(values) if hex_strings else
-                        pa.array([int(v, 16) if v else MISSING_ID for v in values], pa.int64()))
+        table[field] = (
+            pa.array(values)
+            if hex_strings
+            else pa.array([int(v, 16) if v else MISSING_ID for v in values], pa.int64())
+        )
     table.update(columns)
     pq.write_table(pa.table(table), path, row_group_size=8, write_statistics=statistics)
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-@pytest.mark.parametrize("hex_strings", [pytest.param(True, id="hex"),
-                                         pytest.param(False, id="int_ids")])
+@pytest.mark.parametrize(
+    "hex_strings", [pytest.param(True, id="hex"), pytest.param(False, id="int_ids")]
+)
 def test_parquet_values_match_the_tsv_mapping(tmp_path, rows, hex_strings, engine):
     write_parquet(tmp_path / "a.parquet", rows[:20], hex_strings)
     write_parquet(tmp_path / "b.parquet", rows[20:], hex_strings)
-    reader = CriteoParquet([str(tmp_path / "a.parquet"), str(tmp_path / "b.parquet")],
-                           engine=engine)
+    reader = CriteoParquet(
+        [str(tmp_path / "a.parquet"), str(tmp_path / "b.parquet")], engine=engine
+    )
     assert reader.engine == engine
     *actual, sizes = read_all(reader, batch_size=7)
     assert sizes == [7, 7, 7, 7, 2]
@@ -195,8 +218,12 @@ def test_parquet_values_match_the_tsv_mapping(tmp_path, rows, hex_strings, engin
 
 @pytest.mark.parametrize("statistics", [True, False])
 def test_parquet_rejects_nulls(tmp_path, rows, statistics):
-    write_parquet(tmp_path / "nulls.parquet", rows[:3], statistics=statistics,
-                  C7=pa.array(["00000001", None, ""]))
+    write_parquet(
+        tmp_path / "nulls.parquet",
+        rows[:3],
+        statistics=statistics,
+        C7=pa.array(["00000001", None, ""]),
+    )
     with pytest.raises(ValueError, match="column C7 holds 1 null"):
         CriteoParquet(str(tmp_path / "nulls.parquet"))
 
@@ -214,8 +241,9 @@ def test_parquet_bad_values_raise_or_are_skipped(tmp_path, rows, engine):
     bad_hex = [c[4] for _, _, c in rows[:5]]
     bad_hex[3] = "xyz"
     write_parquet(tmp_path / "bad.parquet", rows[:5], C5=pa.array(bad_hex))
-    with pytest.raises(tf.errors.InvalidArgumentError,
-                       match="bad.parquet: row 4: malformed Criteo row .column C5"):
+    with pytest.raises(
+        tf.errors.InvalidArgumentError, match="bad.parquet: row 4: malformed Criteo row .column C5"
+    ):
         read_all(CriteoParquet(str(tmp_path / "bad.parquet"), engine=engine))
     reader = CriteoParquet(str(tmp_path / "bad.parquet"), on_error="skip", engine=engine)
     *actual, _ = read_all(reader)
@@ -224,13 +252,17 @@ def test_parquet_bad_values_raise_or_are_skipped(tmp_path, rows, engine):
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-@pytest.mark.parametrize("column, value, message", [
-    pytest.param("label", 2, "label is not 0 or 1", id="label_2"),
-    pytest.param("I3", np.inf, "column I3 is inf or beyond int64", id="I3_inf"),
-    pytest.param("I5", 2.0**63, "column I5 is inf or beyond int64", id="I5_2pow63"),
-])
-def test_parquet_bad_label_or_integer_raises_or_is_skipped(tmp_path, rows, column, value,
-                                                           message, engine):
+@pytest.mark.parametrize(
+    "column, value, message",
+    [
+        pytest.param("label", 2, "label is not 0 or 1", id="label_2"),
+        pytest.param("I3", np.inf, "column I3 is inf or beyond int64", id="I3_inf"),
+        pytest.param("I5", 2.0**63, "column I5 is inf or beyond int64", id="I5_2pow63"),
+    ],
+)
+def test_parquet_bad_label_or_integer_raises_or_is_skipped(
+    tmp_path, rows, column, value, message, engine
+):
     path = tmp_path / "bad.parquet"
     if column == "label":
         labels = [r[0] for r in rows[:5]]
@@ -259,10 +291,11 @@ def test_parquet_engines_give_equal_batches_and_skip_counts(tmp_path, monkeypatc
     paths = [str(tmp_path / "a.parquet"), str(tmp_path / "b.parquet")]
     write_parquet(paths[0], rows[:200], label=pa.array(labels[:200], pa.int64()))
     write_parquet(paths[1], rows[200:], label=pa.array(labels[200:], pa.int64()))
-    readers = {engine: CriteoParquet(paths, on_error="skip", engine=engine)
-               for engine in ("tensorflow_io", "pyarrow")}
-    (*batches_io, sizes_io), (*batches_pa, sizes_pa) = (read_all(r, 100)
-                                                        for r in readers.values())
+    readers = {
+        engine: CriteoParquet(paths, on_error="skip", engine=engine)
+        for engine in ("tensorflow_io", "pyarrow")
+    }
+    (*batches_io, sizes_io), (*batches_pa, sizes_pa) = (read_all(r, 100) for r in readers.values())
     assert sizes_io == sizes_pa == [100, 100, 98]
     for from_io, from_pa in zip(batches_io, batches_pa):
         np.testing.assert_array_equal(from_io, from_pa)
@@ -283,11 +316,15 @@ def test_auto_engine_falls_back_to_pyarrow(tmp_path, rows, without_tensorflow_io
     assert_rows(actual, rows)
 
 
-def test_tensorflow_io_engine_fails_at_construction_where_it_cannot_run(tmp_path, rows,
-                                                                          without_tensorflow_io):
+def test_tensorflow_io_engine_fails_at_construction_where_it_cannot_run(
+    tmp_path, rows, without_tensorflow_io
+):
     write_parquet(tmp_path / "a.parquet", rows)
-    with pytest.raises(ValueError, match=r"compiled ops for TensorFlow 2.16 only .*"
-                                         r"engine='pyarrow'"):
+    with pytest.raises(
+        ValueError,
+        match=r"compiled ops for TensorFlow 2.16 only .*"
+        r"engine='pyarrow'",
+    ):
         CriteoParquet(str(tmp_path / "a.parquet"), engine="tensorflow_io")
 
 
@@ -301,8 +338,9 @@ def test_parquet_rejects_bad_engines_and_column_types(tmp_path, rows):
     write_parquet(tmp_path / "a.parquet", rows[:3])
     with pytest.raises(ValueError, match="engine must be one of"):
         CriteoParquet(str(tmp_path / "a.parquet"), engine="pandas")
-    write_parquet(tmp_path / "dates.parquet", rows[:3],
-                  I2=pa.array([b"0", b"1", b"2"], pa.binary()))
+    write_parquet(
+        tmp_path / "dates.parquet", rows[:3], I2=pa.array([b"0", b"1", b"2"], pa.binary())
+    )
     with pytest.raises(ValueError, match=r"unsupported types \{'I2': 'binary'\}"):
         CriteoParquet(str(tmp_path / "dates.parquet"))
     write_parquet(tmp_path / "text_ints.parquet", rows[:3], I7=pa.array(["1", "x", ""]))
@@ -327,8 +365,11 @@ def test_skips_are_counted_per_file_once_however_often_read(tmp_path, monkeypatc
             Path(path).write_text("".join(tsv_line(r) + "\n" for r in part))
         else:
             write_parquet(path, part, label=pa.array([r[0] for r in part], pa.int64()))
-    reader = (CriteoTSV(paths, on_error="skip") if source == "tsv" else
-              CriteoParquet(paths, on_error="skip", engine=source))
+    reader = (
+        CriteoTSV(paths, on_error="skip")
+        if source == "tsv"
+        else CriteoParquet(paths, on_error="skip", engine=source)
+    )
     assert reader.skipped() == {paths[0]: 0, paths[1]: 0}
     good = [r for i, r in enumerate(rows) if i not in bad]
     for _ in range(2):  # two epochs

@@ -1,15 +1,16 @@
 """MovieLens-100K as a CTR task, read from the recbole wheel."""
+
 import importlib.util
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from cafe_tf.data import MovieLens100K
-from cafe_tf.data import movielens
+from cafe_tf.data import MovieLens100K, movielens
 
-needs_recbole = pytest.mark.skipif(importlib.util.find_spec("recbole") is None,
-                                   reason="pip install --no-deps recbole==1.2.1")
+needs_recbole = pytest.mark.skipif(
+    importlib.util.find_spec("recbole") is None, reason="pip install --no-deps recbole==1.2.1"
+)
 
 
 @pytest.fixture(scope="module")
@@ -48,10 +49,15 @@ def test_side_features_follow_the_raw_files(data):
     # user 1 is a 24-year-old male technician from zip 85711 (first line of ml-100k.user)
     user = np.flatnonzero(data.vocabularies["user_id"] == 1)[0]
     rows = data.train.ids[:, 0] == user
-    names = {f: data.vocabularies[f][data.train.ids[rows, i][0]]
-             for i, f in enumerate(data.field_names)}
-    assert (names["age_bucket"], names["gender"], names["occupation"], names["zip_prefix"]) == \
-        ("18-24", "M", "technician", "8")
+    names = {
+        f: data.vocabularies[f][data.train.ids[rows, i][0]] for i, f in enumerate(data.field_names)
+    }
+    assert (names["age_bucket"], names["gender"], names["occupation"], names["zip_prefix"]) == (
+        "18-24",
+        "M",
+        "technician",
+        "8",
+    )
     np.testing.assert_allclose(data.train.dense[rows, 0], 0.24)
     # movie 1 is Toy Story (1995), first genre Animation
     movie = data.train.ids[:, 1] == np.flatnonzero(data.vocabularies["item_id"] == 1)[0]

@@ -1,4 +1,5 @@
 """The synthetic Criteo-like generator: format, reproducibility, statistics, drift, signal."""
+
 import dataclasses
 
 import numpy as np
@@ -22,8 +23,10 @@ def small():
 
 def day_arrays(data, day):
     chunks = list(data.chunks(day))
-    return tuple(np.concatenate([getattr(c, name) for c in chunks])
-                 for name in ("dense", "ids", "label", "probability"))
+    return tuple(
+        np.concatenate([getattr(c, name) for c in chunks])
+        for name in ("dense", "ids", "label", "probability")
+    )
 
 
 def rows_of(dataset, batches):
@@ -77,13 +80,18 @@ def test_same_seed_same_batches_other_seed_other_batches(small):
 
 def test_train_and_test_days_and_steps(small):
     def count(dataset):
-        return int(dataset.reduce(tf.constant(0, tf.int64),
-                                  lambda n, batch: n + tf.shape(batch[1], out_type=tf.int64)[0]))
+        return int(
+            dataset.reduce(
+                tf.constant(0, tf.int64),
+                lambda n, batch: n + tf.shape(batch[1], out_type=tf.int64)[0],
+            )
+        )
 
     assert count(small.train_dataset(4096)) == 6 * SMALL.rows_per_day
     assert count(small.test_dataset(4096)) == SMALL.rows_per_day
-    np.testing.assert_array_equal(rows_of(small.test_dataset(500), 1)[1],
-                                  rows_of(small.day_dataset(6, 500), 1)[1])
+    np.testing.assert_array_equal(
+        rows_of(small.test_dataset(500), 1)[1], rows_of(small.day_dataset(6, 500), 1)[1]
+    )
     assert small.steps(4096) == -(-6 * SMALL.rows_per_day // 4096)
     with pytest.raises(ValueError, match="day"):
         small.day_dataset(7, 10)
@@ -113,8 +121,10 @@ def test_ids_are_zipf_skewed_and_not_the_rank():
 def test_drift_changes_popular_ids_only_when_enabled():
     def top_overlap(drift):
         data = SyntheticCriteo(dataclasses.replace(SMALL, rows_per_day=50_000, drift=drift))
-        top = [set(np.argsort(np.bincount(day_arrays(data, day)[1][:, BIG_FIELD]))[-100:])
-               for day in (0, 5)]
+        top = [
+            set(np.argsort(np.bincount(day_arrays(data, day)[1][:, BIG_FIELD]))[-100:])
+            for day in (0, 5)
+        ]
         return len(top[0] & top[1]) / 100
 
     assert top_overlap(0.1) < 0.75
@@ -128,7 +138,7 @@ def test_drift_changes_popular_ids_only_when_enabled():
     start, size = 0, 0
     for field in CATEGORICAL_FIELDS:  # each field's table stays a permutation of its ids
         start, size = start + size, drifting.vocabulary_sizes[field]
-        np.testing.assert_array_equal(np.sort(table[start:start + size]), np.arange(size))
+        np.testing.assert_array_equal(np.sort(table[start : start + size]), np.arange(size))
 
 
 @pytest.mark.parametrize("seed", [3, 4])
@@ -150,8 +160,10 @@ def test_ids_carry_the_signal_and_hashing_them_hurts(seed):
 
     full = id_click_rate_auc(sizes)
     hashed = id_click_rate_auc(np.where(sizes > 1000, sizes // 100, sizes))  # 100x on big fields
-    dense_only = roc_auc_score(label_test, LogisticRegression().fit(dense_train, label_train)
-                               .predict_proba(dense_test)[:, 1])
+    dense_only = roc_auc_score(
+        label_test,
+        LogisticRegression().fit(dense_train, label_train).predict_proba(dense_test)[:, 1],
+    )
     oracle_auc = roc_auc_score(label_test, oracle)
     assert oracle_auc > full + 0.02
     assert full > hashed + 0.01
@@ -173,16 +185,23 @@ def test_config_validation():
         SyntheticCriteoConfig(drift=1.5)
 
 
-@pytest.mark.parametrize("shape,fields,dense,total", [
-    ("criteo_kaggle", 26, 13, 33_762_577), ("avazu", 22, 0, 9_449_445),
-    ("kdd12", 11, 0, 54_700_000)])
+@pytest.mark.parametrize(
+    "shape,fields,dense,total",
+    [
+        ("criteo_kaggle", 26, 13, 33_762_577),
+        ("avazu", 22, 0, 9_449_445),
+        ("kdd12", 11, 0, 54_700_000),
+    ],
+)
 def test_shapes_have_the_published_fields_and_totals(shape, fields, dense, total):
     config = SyntheticCriteoConfig(shape=shape, scale=1.0, min_cardinality=1)
     assert len(config.cardinalities()) == fields
     assert sum(config.cardinalities().values()) == total
     scaled = SyntheticCriteoConfig(shape=shape, scale=1e-3).cardinalities()
-    assert all(n == max(min(100, big), round(big * 1e-3))
-               for n, big in zip(scaled.values(), config.cardinalities().values()))
+    assert all(
+        n == max(min(100, big), round(big * 1e-3))
+        for n, big in zip(scaled.values(), config.cardinalities().values())
+    )
     assert get_shape(shape).num_dense == dense
 
 
@@ -200,7 +219,7 @@ def test_other_shapes_keep_the_click_model(shape):
     # Skewed: the largest field's top 1% of ids take most lookups.
     big = int(np.argmax(sizes))
     by_rank = np.sort(np.bincount(ids[:, big], minlength=sizes[big]))[::-1]
-    assert by_rank[:len(by_rank) // 100].sum() > 0.4 * len(ids)
+    assert by_rank[: len(by_rank) // 100].sum() > 0.4 * len(ids)
     # The ground truth carries signal through the ids alone.
     assert roc_auc_score(labels, probability) > 0.7
     # Drift moves ids between days.

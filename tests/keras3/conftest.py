@@ -6,6 +6,7 @@ TF_USE_LEGACY_KERAS, as Keras 3 users run (tf.keras is Keras 3):
 `--confcutdir` keeps tests/conftest.py (the tf_keras suite's, which sets
 TF_USE_LEGACY_KERAS=1) from loading. In the tf_keras run this folder is skipped.
 """
+
 import os
 
 if os.environ.get("TF_USE_LEGACY_KERAS"):

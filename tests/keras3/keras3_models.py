@@ -1,5 +1,6 @@
 """keras-rs ranking models over cafe_tf.keras3 embeddings, and their tf.data pipelines
 (shared by the Keras 3 tests)."""
+
 import keras
 import keras_rs
 import numpy as np
@@ -16,8 +17,15 @@ INTERACTIONS = ("dot", "cross")
 def config(**overrides) -> cafe.CafeConfig:
     """Frequency importance and a low threshold: the frequent ids of "u" get promoted within
     a few batches."""
-    return cafe.CafeConfig(**{"embedding_dim": DIM, "compression_ratio": 50,
-                              "importance": "frequency", "threshold": 2.0, **overrides})
+    return cafe.CafeConfig(
+        **{
+            "embedding_dim": DIM,
+            "compression_ratio": 50,
+            "importance": "frequency",
+            "threshold": 2.0,
+            **overrides,
+        }
+    )
 
 
 def arrays(seed: int, n: int):
@@ -32,16 +40,21 @@ def arrays(seed: int, n: int):
 
 
 def dataset(seed: int, n: int = 1024, batch_size: int = 128) -> tf.data.Dataset:
-    return (tf.data.Dataset.from_tensor_slices(arrays(seed, n))
-            .batch(batch_size, drop_remainder=True).prefetch(2))
+    return (
+        tf.data.Dataset.from_tensor_slices(arrays(seed, n))
+        .batch(batch_size, drop_remainder=True)
+        .prefetch(2)
+    )
 
 
 def ranking_model(embedding, interaction: str = "dot") -> keras.Model:
     """A functional keras-rs ranking model over `embedding`'s features: DLRM-style
     (`keras_rs.layers.DotInteraction` of the bottom MLP and the embeddings) or DCN (two
     `keras_rs.layers.FeatureCross` layers over their concatenation), then a top MLP."""
-    inputs = {"numeric": keras.Input((DENSE,), name="numeric"),
-              **{name: keras.Input((), dtype="int64", name=name) for name in VOCABULARY}}
+    inputs = {
+        "numeric": keras.Input((DENSE,), name="numeric"),
+        **{name: keras.Input((), dtype="int64", name=name) for name in VOCABULARY},
+    }
     vectors = embedding({name: inputs[name] for name in VOCABULARY})
     bottom = keras.layers.Dense(DIM, activation="relu")(inputs["numeric"])
     towers = [bottom] + [vectors[name] for name in VOCABULARY]
@@ -57,6 +70,9 @@ def ranking_model(embedding, interaction: str = "dot") -> keras.Model:
 
 
 def compile_model(model: keras.Model, learning_rate: float = 0.05) -> keras.Model:
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="binary_crossentropy",
-                  metrics=[keras.metrics.AUC(name="auc")])
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss="binary_crossentropy",
+        metrics=[keras.metrics.AUC(name="auc")],
+    )
     return model

@@ -1,4 +1,5 @@
 """AdaEmbedEmbeddingCollection and its reallocation callback."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -12,25 +13,31 @@ VOCABULARY = {"a": 1000, "b": 1000}
 
 def _layer(rows=4, **kwargs):
     # Budget of exactly `rows` rows (4 D + 24 bytes each) and 100 counters.
-    layer = AdaEmbedEmbeddingCollection(VOCABULARY, 4, budget_bytes=16 + 400 + rows * 40,
-                                        importance_share=400 / (16 + 400 + rows * 40) + 1e-9,
-                                        **kwargs)
+    layer = AdaEmbedEmbeddingCollection(
+        VOCABULARY,
+        4,
+        budget_bytes=16 + 400 + rows * 40,
+        importance_share=400 / (16 + 400 + rows * 40) + 1e-9,
+        **kwargs,
+    )
     assert (layer.num_rows, layer.num_counters) == (rows, 100)
     return layer
 
 
 def _look(layer, a, b=(), training=True):
-    return layer({"a": tf.constant(a, tf.int64), "b": tf.constant(list(b) or [0] * len(a),
-                                                                  tf.int64)},
-                 training=training)
+    return layer(
+        {"a": tf.constant(a, tf.int64), "b": tf.constant(list(b) or [0] * len(a), tf.int64)},
+        training=training,
+    )
 
 
 def _resident(layer):
-    return set(layer.resident_keys.numpy()[:int(layer.num_resident.numpy())].tolist())
+    return set(layer.resident_keys.numpy()[: int(layer.num_resident.numpy())].tolist())
 
 
 def _key(feature, value):
     from cafe_tf import hashing
+
     return int(hashing.field_keys(tf.constant([value], tf.int64), feature)[0])
 
 
@@ -49,8 +56,7 @@ def test_reallocation_ranks_by_importance_and_incumbents_win_ties():
     _look(layer, [1, 1, 2])
     layer.reallocate()
     assert _resident(layer) == {_key(1, 0), _key(0, 1)}
-    row_of_1 = int(layer.resident_rows.numpy()[
-        list(layer.resident_keys.numpy()).index(_key(0, 1))])
+    row_of_1 = int(layer.resident_rows.numpy()[list(layer.resident_keys.numpy()).index(_key(0, 1))])
     layer.embeddings.assign(tf.ones([2, 4]))
     _look(layer, [5, 5, 5])  # id 5: 3 lookups, now above id 1 (2 lookups)
     stats = layer.reallocate()
@@ -102,14 +108,18 @@ def test_callback_reallocates_every_n_steps():
     callback = AdaEmbedReallocation(every_n_steps=2)
     history = model.fit(x, np.ones(40), batch_size=10, epochs=1, verbose=0, callbacks=[callback])
     assert _resident(layer) == ({_key(0, i) for i in range(5)} | {_key(1, i) for i in range(3)})
-    assert history.history[f"{layer.name}_resident_share"][0] == \
-        8 / layer.num_rows
+    assert history.history[f"{layer.name}_resident_share"][0] == 8 / layer.num_rows
     with pytest.raises(ValueError, match="every_n_steps must be > 0"):
         AdaEmbedReallocation(every_n_steps=0)
 
 
-@pytest.mark.parametrize("kwargs,match", [({"importance_share": 1.0}, "importance_share"),
-                                          ({"importance_decay": 0.0}, "importance_decay")])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"importance_share": 1.0}, "importance_share"),
+        ({"importance_decay": 0.0}, "importance_decay"),
+    ],
+)
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         AdaEmbedEmbeddingCollection(VOCABULARY, 4, compression_ratio=10, **kwargs)

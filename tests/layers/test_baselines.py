@@ -1,4 +1,5 @@
 """Baseline embedding collections: lookups, input kinds, budgets, gradients, serialisation."""
+
 import math
 
 import numpy as np
@@ -9,14 +10,19 @@ import tf_keras
 from cafe_tf import budget as budget_lib
 from cafe_tf import hashing
 from cafe_tf.layers import baselines
-from cafe_tf.layers.baselines import (FullEmbeddingCollection, HashEmbeddingCollection,
-                                      QREmbeddingCollection)
+from cafe_tf.layers.baselines import (
+    FullEmbeddingCollection,
+    HashEmbeddingCollection,
+    QREmbeddingCollection,
+)
 
 D = 4
 ROW_BYTES = D * budget_lib.FLOAT_BYTES
-FEATURES = [{"name": "a", "vocabulary_size": 50, "combiner": "sum"},
-            {"name": "b", "vocabulary_size": 200, "combiner": "mean"},
-            {"name": "c", "vocabulary_size": 30, "combiner": "sqrtn"}]
+FEATURES = [
+    {"name": "a", "vocabulary_size": 50, "combiner": "sum"},
+    {"name": "b", "vocabulary_size": 200, "combiner": "mean"},
+    {"name": "c", "vocabulary_size": 30, "combiner": "sqrtn"},
+]
 
 # Every collection at a budget that compresses (Full cannot, by definition).
 MAKERS = {
@@ -24,8 +30,9 @@ MAKERS = {
     "hash": lambda features: HashEmbeddingCollection(features, D, compression_ratio=3),
     "hash_bytes": lambda features: HashEmbeddingCollection(features, D, budget_bytes=1000),
     "qr_mult": lambda features: QREmbeddingCollection(features, D, compression_ratio=4),
-    "qr_add": lambda features: QREmbeddingCollection(features, D, budget_bytes=2000,
-                                                     operation="add"),
+    "qr_add": lambda features: QREmbeddingCollection(
+        features, D, budget_bytes=2000, operation="add"
+    ),
 }
 
 
@@ -48,8 +55,10 @@ def _documented_rows(layer, index, ids):
     if isinstance(layer, QREmbeddingCollection):
         m, q = table_rows["remainder"][index], table_rows["quotient"][index]
         hashed = hashing.hashed_row(keys, m * q, baselines._ROW_SEED).numpy()
-        return {"quotient": offset["quotient"] + hashed // m,
-                "remainder": offset["remainder"] + hashed % m}
+        return {
+            "quotient": offset["quotient"] + hashed // m,
+            "remainder": offset["remainder"] + hashed % m,
+        }
     size = table_rows["embeddings"][index]
     rows = hashing.hashed_row(keys, size, baselines._ROW_SEED).numpy()
     if isinstance(layer, FullEmbeddingCollection):  # ids in [0, n) read their own row
@@ -62,8 +71,10 @@ def _id_vectors(layer, index, ids):
     """Each id's [D] vector, re-derived from the documented id -> row mapping."""
     tables, rows = _tables(layer), _documented_rows(layer, index, ids)
     if isinstance(layer, QREmbeddingCollection):
-        quotient, remainder = tables["quotient"][rows["quotient"]], tables["remainder"][
-            rows["remainder"]]
+        quotient, remainder = (
+            tables["quotient"][rows["quotient"]],
+            tables["remainder"][rows["remainder"]],
+        )
         return quotient * remainder if layer.operation == "mult" else quotient + remainder
     return tables["embeddings"][rows["embeddings"]]
 
@@ -76,21 +87,27 @@ def _pooled(layer, index, id_lists, weight_lists, combiner):
             continue
         w = np.asarray(weights, np.float32)[:, None]
         total = (w * _id_vectors(layer, index, ids)).sum(0)
-        scale = {"sum": 1.0, "mean": w.sum(), "sqrtn": np.sqrt((w ** 2).sum())}[combiner]
+        scale = {"sum": 1.0, "mean": w.sum(), "sqrtn": np.sqrt((w**2).sum())}[combiner]
         out[b] = total / scale
     return out
 
 
 # -- values ------------------------------------------------------------------
 
-@pytest.mark.parametrize("combiner,factor", [("sum", 3.5), ("mean", 1.0),
-                                             ("sqrtn", 3.5 / math.sqrt(5.25))])
-@pytest.mark.parametrize("maker", [
-    lambda f: FullEmbeddingCollection(f, 2),
-    lambda f: HashEmbeddingCollection(f, 2, compression_ratio=1),
-    lambda f: QREmbeddingCollection(f, 2, budget_bytes=16, operation="mult"),
-    lambda f: QREmbeddingCollection(f, 2, budget_bytes=16, operation="add"),
-], ids=["full", "hash", "qr_mult", "qr_add"])
+
+@pytest.mark.parametrize(
+    "combiner,factor", [("sum", 3.5), ("mean", 1.0), ("sqrtn", 3.5 / math.sqrt(5.25))]
+)
+@pytest.mark.parametrize(
+    "maker",
+    [
+        lambda f: FullEmbeddingCollection(f, 2),
+        lambda f: HashEmbeddingCollection(f, 2, compression_ratio=1),
+        lambda f: QREmbeddingCollection(f, 2, budget_bytes=16, operation="mult"),
+        lambda f: QREmbeddingCollection(f, 2, budget_bytes=16, operation="add"),
+    ],
+    ids=["full", "hash", "qr_mult", "qr_add"],
+)
 def test_hand_computed_single_row(maker, combiner, factor):
     # A vocabulary of 1: every id, however large, reads the single row (QR:
     # one quotient and one remainder row), so the output is known by hand.
@@ -98,7 +115,8 @@ def test_hand_computed_single_row(maker, combiner, factor):
     for table in layer.weights:
         table.assign(tf.constant([[2.0, -3.0]]))
     vector = {"full": [2.0, -3.0], "mult": [4.0, 9.0], "add": [4.0, -6.0]}[
-        getattr(layer, "operation", "full")]
+        getattr(layer, "operation", "full")
+    ]
     ids = tf.constant([[5, -7, 2**62], [0, 0, 0]], tf.int64)
     weights = tf.constant([[1.0, 2.0, 0.5], [1.0, 2.0, 0.5]])
     out = layer({"f": ids}, weights={"f": weights})["f"]
@@ -110,7 +128,7 @@ def _inputs(kind):
     big = [2**62 + 11, -(2**40), 3]  # ids far outside every vocabulary are valid
     if kind == "dense_1d":
         lists = [[7], [big[0]], [big[1]], [7]]
-        return tf.constant([l[0] for l in lists], tf.int64), None, lists, [[1.0]] * 4
+        return tf.constant([ids[0] for ids in lists], tf.int64), None, lists, [[1.0]] * 4
     if kind == "dense_2d":
         lists = [[1, 2], [big[0], 2], [7, 7], [big[1], 0]]
         weights = [[0.5, 2.0], [1.0, 1.0], [3.0, 0.25], [1.0, 0.0]]
@@ -123,9 +141,11 @@ def _inputs(kind):
     if kind == "sparse":
         return ids.to_sparse(), w.to_sparse(), lists, weights
     assert kind == "string"
-    strings = [[f"v{i}" for i in l] for l in lists]
-    fingerprints = [hashing.string_ids(tf.constant(l, tf.string)).numpy().tolist() if l else []
-                    for l in strings]
+    strings = [[f"v{i}" for i in ids] for ids in lists]
+    fingerprints = [
+        hashing.string_ids(tf.constant(ids, tf.string)).numpy().tolist() if ids else []
+        for ids in strings
+    ]
     return tf.ragged.constant(strings), w, fingerprints, weights
 
 
@@ -137,10 +157,9 @@ def test_lookup_matches_documented_mapping(name, kind, weighted):
     _randomize(layer)
     ids, weights, id_lists, weight_lists = _inputs(kind)
     if not weighted or weights is None:
-        weights, weight_lists = None, [[1.0] * len(l) for l in id_lists]
+        weights, weight_lists = None, [[1.0] * len(ids) for ids in id_lists]
     inputs = {f["name"]: ids for f in FEATURES}
-    out = layer(inputs, weights=None if weights is None else {f["name"]: weights
-                                                              for f in FEATURES})
+    out = layer(inputs, weights=None if weights is None else {f["name"]: weights for f in FEATURES})
     assert set(out) == {"a", "b", "c"}
     for index, feature in enumerate(FEATURES):
         expected = _pooled(layer, index, id_lists, weight_lists, feature["combiner"])
@@ -161,11 +180,15 @@ def test_features_differ_and_call_is_deterministic(name):
 
 def test_works_in_tf_function_and_functional_model():
     layer = HashEmbeddingCollection({"a": 100, "b": 10}, D, compression_ratio=4)
-    inputs = {"a": tf_keras.Input(shape=(), dtype=tf.int64, name="a"),
-              "b": tf_keras.Input(shape=(None,), dtype=tf.int64, ragged=True, name="b")}
+    inputs = {
+        "a": tf_keras.Input(shape=(), dtype=tf.int64, name="a"),
+        "b": tf_keras.Input(shape=(None,), dtype=tf.int64, ragged=True, name="b"),
+    }
     model = tf_keras.Model(inputs, layer(inputs))
-    batch = {"a": tf.constant([1, 2, 3], tf.int64), "b": tf.ragged.constant([[1], [], [2, 3]],
-                                                                            tf.int64)}
+    batch = {
+        "a": tf.constant([1, 2, 3], tf.int64),
+        "b": tf.ragged.constant([[1], [], [2, 3]], tf.int64),
+    }
 
     @tf.function
     def serve(features):
@@ -178,8 +201,11 @@ def test_works_in_tf_function_and_functional_model():
 
 # -- budgets -----------------------------------------------------------------
 
-@pytest.mark.parametrize("vocabulary,ratio", [([50, 200, 30], 3), ([1000], 7), ([1, 2, 3], 2),
-                                              ([10**6, 17], 1000), ([999], 1)])
+
+@pytest.mark.parametrize(
+    "vocabulary,ratio",
+    [([50, 200, 30], 3), ([1000], 7), ([1, 2, 3], 2), ([10**6, 17], 1000), ([999], 1)],
+)
 def test_hash_rows_are_ceil_n_over_cr(vocabulary, ratio):
     features = {f"f{i}": n for i, n in enumerate(vocabulary)}
     layer = HashEmbeddingCollection(features, D, compression_ratio=ratio)
@@ -234,9 +260,21 @@ def test_compression_ratio_budget(ratio):
     assert FullEmbeddingCollection(features, D).memory_bytes() == full
 
 
-@pytest.mark.parametrize("size,share", [(10_000, 200), (10_000, 201), (10_000, 500),
-                                        (10_000, 5001), (10_000, 10_001), (1, 2), (2, 3),
-                                        (7, 8), (1_000_003, 2_001), (1_000_003, 500_002)])
+@pytest.mark.parametrize(
+    "size,share",
+    [
+        (10_000, 200),
+        (10_000, 201),
+        (10_000, 500),
+        (10_000, 5001),
+        (10_000, 10_001),
+        (1, 2),
+        (2, 3),
+        (7, 8),
+        (1_000_003, 2_001),
+        (1_000_003, 500_002),
+    ],
+)
 def test_qr_sizing(size, share):
     layer = QREmbeddingCollection({"f": size}, D, budget_bytes=share * ROW_BYTES)
     m, q = layer.table_rows["remainder"][0], layer.table_rows["quotient"][0]
@@ -246,12 +284,16 @@ def test_qr_sizing(size, share):
     assert m == 1 or (m - 1) + math.ceil(size / (m - 1)) > share
 
 
-@pytest.mark.parametrize("make,minimum", [
-    (lambda f, b: FullEmbeddingCollection(f, D, budget_bytes=b), (50 + 200) * ROW_BYTES),
-    (lambda f, b: HashEmbeddingCollection(f, D, budget_bytes=b), 2 * ROW_BYTES),
-    # ceil(2 sqrt(50)) = 15, ceil(2 sqrt(200)) = 29
-    (lambda f, b: QREmbeddingCollection(f, D, budget_bytes=b), (15 + 29) * ROW_BYTES),
-], ids=["full", "hash", "qr"])
+@pytest.mark.parametrize(
+    "make,minimum",
+    [
+        (lambda f, b: FullEmbeddingCollection(f, D, budget_bytes=b), (50 + 200) * ROW_BYTES),
+        (lambda f, b: HashEmbeddingCollection(f, D, budget_bytes=b), 2 * ROW_BYTES),
+        # ceil(2 sqrt(50)) = 15, ceil(2 sqrt(200)) = 29
+        (lambda f, b: QREmbeddingCollection(f, D, budget_bytes=b), (15 + 29) * ROW_BYTES),
+    ],
+    ids=["full", "hash", "qr"],
+)
 def test_too_small_budget_names_the_minimum(make, minimum):
     features = {"a": 50, "b": 200}
     make(features, minimum)  # exactly the minimum fits
@@ -269,6 +311,7 @@ def test_full_rejects_compression_and_budget_arguments_are_exclusive():
 
 
 # -- gradients ---------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", list(MAKERS))
 def test_gradient_is_indexed_slices_over_rows_read(name):
@@ -295,6 +338,7 @@ def test_gradient_is_indexed_slices_over_rows_read(name):
 
 # -- serialisation -----------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", list(MAKERS))
 def test_config_round_trip(name):
     layer = MAKERS[name]([dict(f, combiner="mean") for f in FEATURES])
@@ -312,8 +356,9 @@ def test_config_round_trip(name):
 @pytest.mark.parametrize("name", list(MAKERS))
 def test_save_and_load_weights(name, fmt, tmp_path):
     def model_of(layer):
-        inputs = {f["name"]: tf_keras.Input(shape=(2,), dtype=tf.int64, name=f["name"])
-                  for f in FEATURES}
+        inputs = {
+            f["name"]: tf_keras.Input(shape=(2,), dtype=tf.int64, name=f["name"]) for f in FEATURES
+        }
         return tf_keras.Model(inputs, layer(inputs))
 
     layer = MAKERS[name](FEATURES)

@@ -1,4 +1,5 @@
 """Budget arithmetic: ratios, row splits and CAFE's layout (docs/user_guide.md, "Memory budget")."""
+
 import functools
 
 import pytest
@@ -13,9 +14,17 @@ VOCABS = {
 }
 
 
-@pytest.mark.parametrize("ratio, expected", [(2, (10.0, 0.7)), (7, (10.0, 0.5)),
-                                             (100, (100.0, 0.3)), (1000, (500.0, 0.2)),
-                                             (10**6, (500.0, 0.1)), (1.5, (10.0, 0.7))])
+@pytest.mark.parametrize(
+    "ratio, expected",
+    [
+        (2, (10.0, 0.7)),
+        (7, (10.0, 0.5)),
+        (100, (100.0, 0.3)),
+        (1000, (500.0, 0.2)),
+        (10**6, (500.0, 0.1)),
+        (1.5, (10.0, 0.7)),
+    ],
+)
 def test_paper_settings(ratio, expected):
     assert budget.paper_settings(ratio) == expected
 
@@ -24,8 +33,13 @@ def test_resolve_budget():
     assert budget.full_table_bytes([10, 20], 4) == 30 * 4 * 4
     assert budget.resolve_budget([10, 20], 4, compression_ratio=4) == 120
     assert budget.resolve_budget([10, 20], 4, budget_bytes=77) == 77
-    for kwargs in ({}, {"compression_ratio": 2, "budget_bytes": 5}, {"compression_ratio": 0.5},
-                   {"budget_bytes": 0}, {"compression_ratio": 1e9}):
+    for kwargs in (
+        {},
+        {"compression_ratio": 2, "budget_bytes": 5},
+        {"compression_ratio": 0.5},
+        {"budget_bytes": 0},
+        {"compression_ratio": 1e9},
+    ):
         with pytest.raises(ValueError):
             budget.resolve_budget([10, 20], 4, **kwargs)
 
@@ -49,9 +63,13 @@ def _cafe_minimum_bytes(sizes, dim, multi_level, bookkeeping_bytes=0, slots_per_
     """From the layout's definition: the sketch's scalars, the bookkeeping, one hot row with
     its bucket, and one hashed row per feature and level."""
     levels = 2 if multi_level else 1
-    return (sketch_config.SCALAR_BYTES + bookkeeping_bytes
-            + 4 * dim + slots_per_bucket * sketch_config.SLOT_BYTES
-            + levels * len(sizes) * 4 * dim)
+    return (
+        sketch_config.SCALAR_BYTES
+        + bookkeeping_bytes
+        + 4 * dim
+        + slots_per_bucket * sketch_config.SLOT_BYTES
+        + levels * len(sizes) * 4 * dim
+    )
 
 
 @pytest.mark.parametrize("ratio", [2, 10, 100, 1000, 10000])
@@ -62,8 +80,15 @@ def test_cafe_layout_fits_the_budget(ratio, vocab, multi_level, dim):
     sizes = VOCABS[vocab]
     budget_bytes = budget.resolve_budget(sizes, dim, compression_ratio=ratio)
     minimum = _cafe_minimum_bytes(sizes, dim, multi_level, bookkeeping_bytes=32)
-    plan = functools.partial(budget.plan_cafe_layout, sizes, dim, budget_bytes, hot_share=0.8,
-                             multi_level=multi_level, bookkeeping_bytes=32)
+    plan = functools.partial(
+        budget.plan_cafe_layout,
+        sizes,
+        dim,
+        budget_bytes,
+        hot_share=0.8,
+        multi_level=multi_level,
+        bookkeeping_bytes=32,
+    )
     if budget_bytes < minimum:  # refused exactly below the minimum, naming it
         with pytest.raises(budget.BudgetTooSmallError, match=f"needs at least {minimum:,} bytes"):
             plan()
@@ -79,8 +104,7 @@ def test_cafe_layout_fits_the_budget(ratio, vocab, multi_level, dim):
 
 @pytest.mark.parametrize("multi_level", [False, True])
 @pytest.mark.parametrize("sizes", [[100, 100, 100], [10**6], [3, 2, 10**5]])
-def test_cafe_layout_at_exactly_its_minimum_fits_and_one_byte_less_is_refused(sizes,
-                                                                             multi_level):
+def test_cafe_layout_at_exactly_its_minimum_fits_and_one_byte_less_is_refused(sizes, multi_level):
     dim = 16
     minimum = _cafe_minimum_bytes(sizes, dim, multi_level)
     layout = budget.plan_cafe_layout(sizes, dim, minimum, hot_share=0.5, multi_level=multi_level)
@@ -101,8 +125,9 @@ def test_sketch_memory_bytes_are_its_variables_bytes(buckets, slots, hot_rows):
     """The planner counts the real bytes: 12 per slot, nothing per hot row, the scalars."""
     from cafe_tf.sketch import HotSketch
 
-    config = sketch_config.SketchConfig(num_buckets=buckets, hot_rows=hot_rows,
-                                        slots_per_bucket=slots)
+    config = sketch_config.SketchConfig(
+        num_buckets=buckets, hot_rows=hot_rows, slots_per_bucket=slots
+    )
     sketch = HotSketch(config, backend="reference")
     held = sum(v.shape.num_elements() * v.dtype.size for v in sketch.state_variables)
     assert held == config.memory_bytes() == buckets * slots * 12 + 12

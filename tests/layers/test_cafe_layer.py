@@ -1,4 +1,5 @@
 """CafeEmbeddingCollection / CafeEmbedding: lookups, importance, migration, errors, config."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -7,8 +8,13 @@ import tf_keras
 
 from cafe_tf import hashing
 from cafe_tf.callbacks import CafeMigration
-from cafe_tf.layers import CafeConfig, CafeEmbedding, CafeEmbeddingCollection, FeatureConfig
-from cafe_tf.layers import optimizer_slots
+from cafe_tf.layers import (
+    CafeConfig,
+    CafeEmbedding,
+    CafeEmbeddingCollection,
+    FeatureConfig,
+    optimizer_slots,
+)
 from cafe_tf.layers.cafe_embedding import HASHED_SEED, MEDIUM_SEED
 from cafe_tf.sketch.reference import slot_tags
 
@@ -43,7 +49,8 @@ def _max_hot_row(layer):
 def test_output_matches_hand_computed_rows_then_hot_row():
     layer = _layer()
     table = np.arange(np.prod(layer.hashed_tables.shape), dtype=np.float32).reshape(
-        layer.hashed_tables.shape)
+        layer.hashed_tables.shape
+    )
     layer.hashed_tables.assign(table)
     ids = {"a": tf.constant([5, 77], tf.int64), "b": tf.constant([5, 5], tf.int64)}
     out = layer(ids)
@@ -62,8 +69,9 @@ def test_output_matches_hand_computed_rows_then_hot_row():
     out = layer(ids)
     np.testing.assert_array_equal(out["b"].numpy(), np.full([2, 4], 42.0))
     assert hot_row == 0
-    np.testing.assert_array_equal(out["a"].numpy()[0],
-                                  table[_hashed_row_by_hand(layer, 0, 5)])  # a:5 is another key
+    np.testing.assert_array_equal(
+        out["a"].numpy()[0], table[_hashed_row_by_hand(layer, 0, 5)]
+    )  # a:5 is another key
 
 
 def _per_id_vectors(layer, ids):
@@ -74,8 +82,9 @@ def _per_id_vectors(layer, ids):
 @pytest.mark.parametrize("kind", ["dense", "ragged", "sparse"])
 @pytest.mark.parametrize("weighted", [False, True])
 def test_input_kinds_and_combiners(kind, combiner, weighted):
-    layer = CafeEmbeddingCollection([FeatureConfig("a", 1000, combiner)],
-                                    CafeConfig(embedding_dim=4, compression_ratio=10))
+    layer = CafeEmbeddingCollection(
+        [FeatureConfig("a", 1000, combiner)], CafeConfig(embedding_dim=4, compression_ratio=10)
+    )
     rows = [[1, 2, 3], [4], [5, 5]] if kind != "dense" else [[1, 2], [3, 3], [9, 4]]
     weights = [[0.5 + i + j for j in range(len(r))] for i, r in enumerate(rows)]
     if kind == "dense":
@@ -93,23 +102,26 @@ def test_input_kinds_and_combiners(kind, combiner, weighted):
         if combiner == "mean":
             expected /= wr.sum()
         elif combiner == "sqrtn":
-            expected /= np.sqrt((wr ** 2).sum())
+            expected /= np.sqrt((wr**2).sum())
         np.testing.assert_allclose(out[r], expected, rtol=1e-6, atol=1e-7)
 
 
 def test_string_ids_and_int32_ids():
-    layer = CafeEmbeddingCollection({"a": 100_000},
-                                    CafeConfig(embedding_dim=4, compression_ratio=10))
+    layer = CafeEmbeddingCollection(
+        {"a": 100_000}, CafeConfig(embedding_dim=4, compression_ratio=10)
+    )
     out = layer({"a": tf.constant(["x", "y", "x"])})["a"].numpy()
     np.testing.assert_array_equal(out[0], out[2])
     assert not np.array_equal(out[0], out[1])
-    np.testing.assert_array_equal(layer({"a": tf.constant([3, 4], tf.int32)})["a"].numpy(),
-                                  _per_id_vectors(layer, [3, 4]))
+    np.testing.assert_array_equal(
+        layer({"a": tf.constant([3, 4], tf.int32)})["a"].numpy(), _per_id_vectors(layer, [3, 4])
+    )
 
 
 def test_empty_rows_give_zeros():
-    layer = CafeEmbeddingCollection([FeatureConfig("a", 1000, "mean")],
-                                    CafeConfig(embedding_dim=4, compression_ratio=10))
+    layer = CafeEmbeddingCollection(
+        [FeatureConfig("a", 1000, "mean")], CafeConfig(embedding_dim=4, compression_ratio=10)
+    )
     out = layer({"a": tf.ragged.constant([[1], []], tf.int64)})["a"].numpy()
     np.testing.assert_array_equal(out[1], np.zeros(4))
 
@@ -120,12 +132,16 @@ def test_gradients_reach_only_rows_read():
     with tf.GradientTape() as tape:
         out = layer(ids, training=True)
         loss = tf.reduce_sum(out["a"] ** 2) + tf.reduce_sum(out["b"])
-    grads = dict(zip([v.name for v in layer.trainable_weights],
-                     tape.gradient(loss, layer.trainable_weights)))
+    grads = dict(
+        zip([v.name for v in layer.trainable_weights], tape.gradient(loss, layer.trainable_weights))
+    )
     hashed_grad = grads[layer.hashed_tables.name]
     assert isinstance(hashed_grad, tf.IndexedSlices)
-    read = {_hashed_row_by_hand(layer, f, i) for f, name in enumerate("ab")
-            for i in ids[name].numpy().tolist()}
+    read = {
+        _hashed_row_by_hand(layer, f, i)
+        for f, name in enumerate("ab")
+        for i in ids[name].numpy().tolist()
+    }
     assert set(hashed_grad.indices.numpy().tolist()) == read
     hot_grad = grads[layer.hot_table.name]
     assert isinstance(hot_grad, tf.IndexedSlices) and hot_grad.indices.shape[0] == 0
@@ -147,15 +163,22 @@ def _train_step(layer, ids, loss_fn):
     return tape.gradient(loss, layer.trainable_weights)
 
 
-@pytest.mark.parametrize("replacement, second_sighting", [
-    ("inherit", False), ("inherit", True), ("erode", True)])
+@pytest.mark.parametrize(
+    "replacement, second_sighting", [("inherit", False), ("inherit", True), ("erode", True)]
+)
 def test_replacement_and_second_sighting_reach_the_layers_sketch(replacement, second_sighting):
     """Through the layer's own inserts into a saturated sketch: SpaceSaving's takeovers
     inherit the scores they replace, so the scores add up to every occurrence inserted,
     erosion loses mass; and only second_sighting marks those takeovers pending (erosion by
     importance 1 empties a slot of score 1 rather than taking it over)."""
-    layer = _layer({"a": 5000}, budget_bytes=2000, compression_ratio=None, threshold=1e6,
-                   replacement=replacement, second_sighting=second_sighting)
+    layer = _layer(
+        {"a": 5000},
+        budget_bytes=2000,
+        compression_ratio=None,
+        threshold=1e6,
+        replacement=replacement,
+        second_sighting=second_sighting,
+    )
     assert layer.sketch_config.replacement == replacement
     assert layer.sketch_config.second_sighting == second_sighting
     slots = layer.sketch_config.num_buckets * layer.sketch_config.slots_per_bucket
@@ -193,8 +216,11 @@ def test_gradient_importance_is_normalised_per_feature():
 
 def test_all_zero_gradient_batch_inserts_nothing():
     layer = _layer(importance="gradient")
-    _train_step(layer, {"a": tf.constant([1, 2], tf.int64), "b": tf.constant([3, 4], tf.int64)},
-                lambda out: 0.0 * tf.reduce_sum(out["a"]) + 0.0 * tf.reduce_sum(out["b"]))
+    _train_step(
+        layer,
+        {"a": tf.constant([1, 2], tf.int64), "b": tf.constant([3, 4], tf.int64)},
+        lambda out: 0.0 * tf.reduce_sum(out["a"]) + 0.0 * tf.reduce_sum(out["b"]),
+    )
     assert np.all(layer.sketch.scores.numpy() == 0)
     assert int(layer.sketch.batches.numpy()) == 1 and float(layer.sketch.mass.numpy()) == 0.0
 
@@ -234,18 +260,21 @@ def _scores_by_key(layer):
     state = layer.sketch.read_state()
     fingerprints, scores = state.fingerprints.numpy(), state.scores.numpy()
     tags = slot_tags(state, layer.sketch_config.tag_bits).numpy()
-    return _ScoresById(layer, {(int(t), int(f)): float(s)
-                               for f, s, t in zip(fingerprints, scores, tags) if s > 0})
+    return _ScoresById(
+        layer, {(int(t), int(f)): float(s) for f, s, t in zip(fingerprints, scores, tags) if s > 0}
+    )
 
 
 OPTIMIZERS = {  # name: (optimizer, fresh slot value, slots per variable)
     "adam": (lambda: tf_keras.optimizers.Adam(0.01), 0.0, 2),
     "adam_ema": (lambda: tf_keras.optimizers.Adam(0.01, use_ema=True), 0.0, 2),
-    "adagrad": (lambda: tf_keras.optimizers.Adagrad(0.01, initial_accumulator_value=0.25),
-                0.25, 1),
+    "adagrad": (lambda: tf_keras.optimizers.Adagrad(0.01, initial_accumulator_value=0.25), 0.25, 1),
     "legacy_adam": (lambda: tf_keras.optimizers.legacy.Adam(0.01), 0.0, 2),
-    "legacy_adagrad": (lambda: tf_keras.optimizers.legacy.Adagrad(
-        0.01, initial_accumulator_value=0.25), 0.25, 1),
+    "legacy_adagrad": (
+        lambda: tf_keras.optimizers.legacy.Adagrad(0.01, initial_accumulator_value=0.25),
+        0.25,
+        1,
+    ),
 }
 
 
@@ -264,8 +293,11 @@ def test_migration_copies_the_row_read_and_resets_optimizer_slots(multi_level, o
     features = {"a": 1000, "b": 500, "c": 300}
     layer = _layer(features, multi_level=multi_level, threshold=3.0)
     optimizer = make_optimizer()
-    ids = {"a": tf.constant([11, 12, 13, 14], tf.int64), "b": tf.constant([21, 22, 23, 24], tf.int64),
-           "c": tf.constant([31, 31, 31, 32], tf.int64)}
+    ids = {
+        "a": tf.constant([11, 12, 13, 14], tf.int64),
+        "b": tf.constant([21, 22, 23, 24], tf.int64),
+        "c": tf.constant([31, 31, 31, 32], tf.int64),
+    }
     before = layer({k: v[:1] for k, v in ids.items()} | {"c": tf.constant([31], tf.int64)})["c"]
     # Train once so the optimizer has slots, and every hot-table slot row is non-initial.
     grads = _train_step(layer, ids, lambda out: sum(tf.reduce_sum(v) for v in out.values()))
@@ -285,17 +317,25 @@ def test_migration_copies_the_row_read_and_resets_optimizer_slots(multi_level, o
     after = layer({"a": ids["a"][:1], "b": ids["b"][:1], "c": tf.constant([31], tf.int64)})["c"]
     np.testing.assert_array_equal(after.numpy(), expected.numpy())
     for variable, fresh in [(v, np.full(4, initial, np.float32)) for v in slots] + [
-            (v, expected.numpy()[0]) for v in averages]:
+        (v, expected.numpy()[0]) for v in averages
+    ]:
         value = variable.numpy()
         np.testing.assert_array_equal(value[row], fresh, err_msg=variable.name)
         others = np.delete(value, row, axis=0)
         assert np.all(others == 7.0), f"{variable.name}: rows of other hot rows were touched"
 
 
-@pytest.mark.parametrize("make_input, error, message", [
-    (lambda: {"a": tf.constant([1.5]), "b": tf.constant([1])}, TypeError, "got float32"),
-    (lambda: {"a": tf.zeros([2, 2, 2], tf.int64), "b": tf.constant([1, 2])}, ValueError, "rank 3"),
-])
+@pytest.mark.parametrize(
+    "make_input, error, message",
+    [
+        (lambda: {"a": tf.constant([1.5]), "b": tf.constant([1])}, TypeError, "got float32"),
+        (
+            lambda: {"a": tf.zeros([2, 2, 2], tf.int64), "b": tf.constant([1, 2])},
+            ValueError,
+            "rank 3",
+        ),
+    ],
+)
 def test_bad_inputs(make_input, error, message):
     layer = _layer()
     with pytest.raises(error, match=message):
@@ -316,13 +356,16 @@ def test_weights_not_matching_ids():
         layer(ragged, weights={"a": tf.constant([[1.0, 2.0], [3.0, 0.0]])})
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(embedding_dim=16, budget_bytes=280), "too small"),
-    (dict(embedding_dim=16, compression_ratio=1e7), "too small"),
-    (dict(embedding_dim=16), "exactly one"),
-    (dict(embedding_dim=0, compression_ratio=10), "embedding_dim"),
-    (dict(embedding_dim=8, compression_ratio=10, importance="loss"), "importance"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(embedding_dim=16, budget_bytes=280), "too small"),
+        (dict(embedding_dim=16, compression_ratio=1e7), "too small"),
+        (dict(embedding_dim=16), "exactly one"),
+        (dict(embedding_dim=0, compression_ratio=10), "embedding_dim"),
+        (dict(embedding_dim=8, compression_ratio=10, importance="loss"), "importance"),
+    ],
+)
 def test_bad_configs(kwargs, message):
     with pytest.raises(ValueError, match=message):
         CafeEmbeddingCollection({"a": 1000, "b": 200}, CafeConfig(**kwargs))
@@ -331,8 +374,12 @@ def test_bad_configs(kwargs, message):
 @pytest.mark.parametrize("ratio", [2, 10, 100, 1000])
 @pytest.mark.parametrize("multi_level", [False, True])
 def test_memory_within_budget(ratio, multi_level):
-    layer = _layer({"a": 2_000_000, "b": 30_000, "c": 7}, embedding_dim=16,
-                   compression_ratio=ratio, multi_level=multi_level)
+    layer = _layer(
+        {"a": 2_000_000, "b": 30_000, "c": 7},
+        embedding_dim=16,
+        compression_ratio=ratio,
+        multi_level=multi_level,
+    )
     held = layer.memory_bytes()
     assert held <= layer.budget_bytes
     assert held >= 0.97 * layer.budget_bytes
@@ -340,9 +387,18 @@ def test_memory_within_budget(ratio, multi_level):
 
 
 def test_config_round_trip_and_weights_keep_the_sketch(tmp_path):
-    layer = CafeEmbedding(5000, CafeConfig(embedding_dim=4, compression_ratio=5, threshold=2.0,
-                                           importance="frequency", multi_level=True),
-                          combiner="mean", name="cafe")
+    layer = CafeEmbedding(
+        5000,
+        CafeConfig(
+            embedding_dim=4,
+            compression_ratio=5,
+            threshold=2.0,
+            importance="frequency",
+            multi_level=True,
+        ),
+        combiner="mean",
+        name="cafe",
+    )
     ids = tf.constant([[1, 2], [1, 1]], tf.int64)
     with tf.GradientTape() as tape:
         loss = tf.reduce_sum(layer(ids, training=True))
@@ -351,6 +407,7 @@ def test_config_round_trip_and_weights_keep_the_sketch(tmp_path):
     clone = CafeEmbedding.from_config(layer.get_config())
     assert clone.get_config() == layer.get_config()
     assert clone.layout == layer.layout
+
     def wrap(embedding):
         inputs = tf_keras.Input([2], dtype=tf.int64)
         return tf_keras.Model(inputs, embedding(inputs))
@@ -368,11 +425,13 @@ class _TinyRanking(tfrs.models.Model):
     def __init__(self, embedding):
         super().__init__()
         self.embedding = embedding
-        self.top = tf_keras.Sequential([tf_keras.layers.Dense(8, activation="relu"),
-                                        tf_keras.layers.Dense(1)])
+        self.top = tf_keras.Sequential(
+            [tf_keras.layers.Dense(8, activation="relu"), tf_keras.layers.Dense(1)]
+        )
         self.task = tfrs.tasks.Ranking(
             loss=tf_keras.losses.BinaryCrossentropy(from_logits=True),
-            metrics=[tf_keras.metrics.AUC(from_logits=True, name="auc")])
+            metrics=[tf_keras.metrics.AUC(from_logits=True, name="auc")],
+        )
 
     def call(self, features, training=False):
         embedded = self.embedding(features, training=training)
@@ -400,9 +459,11 @@ def _planted_dataset(seed=0, n=4096):
 def _planted_model():
     """A seeded, compiled tiny TFRS ranking model over a 200x CAFE layer, and the layer."""
     tf_keras.utils.set_random_seed(0)
-    layer = CafeEmbeddingCollection({"u": 100_000, "v": 100_000},
-                                    CafeConfig(embedding_dim=8, compression_ratio=200,
-                                               threshold=5.0), name="cafe")
+    layer = CafeEmbeddingCollection(
+        {"u": 100_000, "v": 100_000},
+        CafeConfig(embedding_dim=8, compression_ratio=200, threshold=5.0),
+        name="cafe",
+    )
     model = _TinyRanking(layer)
     model.compile(optimizer=tf_keras.optimizers.Adam(0.05))
     return model, layer
@@ -433,12 +494,15 @@ def test_callback_migrates_with_the_models_optimizer_resetting_promoted_rows_slo
 
 def test_tfrs_model_fit_converges_and_promotes_planted_hot_ids():
     model, layer = _planted_model()
-    history = model.fit(_planted_dataset(), epochs=3, verbose=0,
-                        callbacks=[CafeMigration(every_n_steps=1)])
+    history = model.fit(
+        _planted_dataset(), epochs=3, verbose=0, callbacks=[CafeMigration(every_n_steps=1)]
+    )
     scores = _scores_by_key(layer)
     rows, _ = layer.sketch.query(hashing.field_keys(tf.range(10, dtype=tf.int64), 0))
-    state = (f"history {history.history}; planted rows {rows.numpy()}; planted scores "
-             f"{[round(scores.get(('u', i), 0.0), 2) for i in range(10)]}")
+    state = (
+        f"history {history.history}; planted rows {rows.numpy()}; planted scores "
+        f"{[round(scores.get(('u', i), 0.0), 2) for i in range(10)]}"
+    )
     assert history.history["auc"][-1] > 0.8, state
     assert history.history["cafe_epoch_promotions"][0] >= 10, state
     assert np.all(rows.numpy() >= 0), "planted hot ids were not promoted: " + state
@@ -451,15 +515,17 @@ def test_migration_callback_writes_tensorboard_points(tmp_path):
     """Points every `log_every_n_steps` batches, whatever the migration period, and
     once per epoch."""
     model, layer = _planted_model()
-    model.fit(_planted_dataset(n=128 * 12), epochs=1, verbose=0,
-              callbacks=[CafeMigration(every_n_steps=3, log_dir=str(tmp_path),
-                                       log_every_n_steps=4)])
+    model.fit(
+        _planted_dataset(n=128 * 12),
+        epochs=1,
+        verbose=0,
+        callbacks=[CafeMigration(every_n_steps=3, log_dir=str(tmp_path), log_every_n_steps=4)],
+    )
     points = {}
     for path in tmp_path.glob("events.out.tfevents.*"):
         for event in tf.compat.v1.train.summary_iterator(str(path)):
             for value in event.summary.value:
-                points.setdefault(value.tag, {})[event.step] = float(
-                    tf.make_ndarray(value.tensor))
+                points.setdefault(value.tag, {})[event.step] = float(tf.make_ndarray(value.tensor))
     assert sorted(points["cafe/cafe_hot_lookup_share"]) == [4, 8, 12]
     assert sorted(points["cafe/cafe_hot_occupancy"]) == [4, 8, 12]
     promotions = int(layer.promotions.numpy())
@@ -471,13 +537,17 @@ def test_migrate_now_migrates_in_a_custom_training_loop():
     """`CafeMigration.migrate_now` promotes outside fit, copies the vector the key was
     reading into its hot row, resets the model optimizer's slots of that row only, and
     reports what it did."""
-    layer = CafeEmbeddingCollection({"a": 1000, "b": 200}, CafeConfig(
-        embedding_dim=4, compression_ratio=10, threshold=3.0, importance="frequency"),
-        name="cafe")
+    layer = CafeEmbeddingCollection(
+        {"a": 1000, "b": 200},
+        CafeConfig(embedding_dim=4, compression_ratio=10, threshold=3.0, importance="frequency"),
+        name="cafe",
+    )
     inputs = {n: tf_keras.Input([], dtype=tf.int64, name=n) for n in "ab"}
     embedded = layer(inputs)
-    model = tf_keras.Model(inputs, tf_keras.layers.Dense(1)(
-        tf_keras.layers.Concatenate()([embedded["a"], embedded["b"]])))
+    model = tf_keras.Model(
+        inputs,
+        tf_keras.layers.Dense(1)(tf_keras.layers.Concatenate()([embedded["a"], embedded["b"]])),
+    )
     optimizer = tf_keras.optimizers.Adam(0.1)
     model.compile(optimizer=optimizer)
     migration = CafeMigration()
@@ -501,33 +571,56 @@ def test_migrate_now_migrates_in_a_custom_training_loop():
         slot.assign(tf.fill(slot.shape, 7.0))
     before = layer(ids)["a"].numpy()
     stats = migration.migrate_now()
-    assert stats == {"cafe_promotions": 1, "cafe_demotions": 0,
-                     "cafe_hot_occupancy": 1 / layer.layout.hot_rows}
+    assert stats == {
+        "cafe_promotions": 1,
+        "cafe_demotions": 0,
+        "cafe_hot_occupancy": 1 / layer.layout.hot_rows,
+    }
     row = int(layer.sketch.query(hashing.field_keys(tf.constant([5], tf.int64), 0))[0][0])
     assert row >= 0
     np.testing.assert_array_equal(layer(ids)["a"].numpy(), before)
-    for (slot, initial) in optimizer_slots.slots_for(optimizer, layer.hot_table):
+    for slot, initial in optimizer_slots.slots_for(optimizer, layer.hot_table):
         value = slot.numpy()
         np.testing.assert_array_equal(value[row], np.full(4, initial, np.float32))
         assert np.all(np.delete(value, row, axis=0) == 7.0)
     assert migration.migrate_now()["cafe_promotions"] == 0
 
 
-@pytest.mark.parametrize("config", [
-    CafeConfig(embedding_dim=4, compression_ratio=5, threshold=2.0),
-    CafeConfig(embedding_dim=8, budget_bytes=20_000, hot_share=0.5, importance="frequency",
-               multi_level=True, decay_rule="batches", decay_period=3, slots_per_bucket=2),
-])
+@pytest.mark.parametrize(
+    "config",
+    [
+        CafeConfig(embedding_dim=4, compression_ratio=5, threshold=2.0),
+        CafeConfig(
+            embedding_dim=8,
+            budget_bytes=20_000,
+            hot_share=0.5,
+            importance="frequency",
+            multi_level=True,
+            decay_rule="batches",
+            decay_period=3,
+            slots_per_bucket=2,
+        ),
+    ],
+)
 def test_collection_config_round_trip(config):
     layer = CafeEmbeddingCollection(
-        [FeatureConfig("a", 5000, "sum"), FeatureConfig("b", 300, "mean"),
-         FeatureConfig("c", 70, "sqrtn")], config,
-        embeddings_initializer=tf_keras.initializers.RandomNormal(stddev=0.02), name="cafe")
+        [
+            FeatureConfig("a", 5000, "sum"),
+            FeatureConfig("b", 300, "mean"),
+            FeatureConfig("c", 70, "sqrtn"),
+        ],
+        config,
+        embeddings_initializer=tf_keras.initializers.RandomNormal(stddev=0.02),
+        name="cafe",
+    )
     clone = CafeEmbeddingCollection.from_config(layer.get_config())
     assert clone.get_config() == layer.get_config()
     assert clone.features == layer.features and clone.layout == layer.layout
-    ids = {"a": tf.constant([[1, 2]], tf.int64), "b": tf.constant([[3, 4]], tf.int64),
-           "c": tf.ragged.constant([[5, 6, 7]], tf.int64)}
+    ids = {
+        "a": tf.constant([[1, 2]], tf.int64),
+        "b": tf.constant([[3, 4]], tf.int64),
+        "c": tf.ragged.constant([[5, 6, 7]], tf.int64),
+    }
     layer(ids)
     clone(ids)
     assert [v.shape for v in clone.weights] == [v.shape for v in layer.weights]
@@ -550,6 +643,7 @@ def test_migration_callback_reads_the_device_only_at_log_points(monkeypatch):
         def wrapper(*args):
             record.append(callback._steps)
             return original(*args)
+
         monkeypatch.setattr(CafeMigration, name, staticmethod(wrapper) if static else wrapper)
 
     spy("_counters", reads, static=True)

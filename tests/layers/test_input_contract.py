@@ -1,47 +1,66 @@
 """Every embedding collection of cafe_tf, CAFE and the baselines, takes its inputs under one
 contract (`cafe_tf.layers.inputs.check_features`): the same bad input gets the same error
 type and message from every kind."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from cafe_tf.layers import (AdaEmbedEmbeddingCollection, CafeConfig, CafeEmbeddingCollection,
-                            FullEmbeddingCollection, HashEmbeddingCollection,
-                            MDEEmbeddingCollection, OfflineSeparationEmbeddingCollection,
-                            QREmbeddingCollection)
+from cafe_tf.layers import (
+    AdaEmbedEmbeddingCollection,
+    CafeConfig,
+    CafeEmbeddingCollection,
+    FullEmbeddingCollection,
+    HashEmbeddingCollection,
+    MDEEmbeddingCollection,
+    OfflineSeparationEmbeddingCollection,
+    QREmbeddingCollection,
+)
 
 FEATURES = {"user": 1000, "item": 200}
 MAKERS = {
-    "cafe": lambda: CafeEmbeddingCollection(FEATURES, CafeConfig(embedding_dim=4,
-                                                                 compression_ratio=4)),
+    "cafe": lambda: CafeEmbeddingCollection(
+        FEATURES, CafeConfig(embedding_dim=4, compression_ratio=4)
+    ),
     "full": lambda: FullEmbeddingCollection(FEATURES, 4),
     "hash": lambda: HashEmbeddingCollection(FEATURES, 4, compression_ratio=4),
     "qr": lambda: QREmbeddingCollection(FEATURES, 4, compression_ratio=4),
     "mde": lambda: MDEEmbeddingCollection(FEATURES, 4, compression_ratio=4),
     "adaembed": lambda: AdaEmbedEmbeddingCollection(FEATURES, 4, compression_ratio=4),
     "offline": lambda: OfflineSeparationEmbeddingCollection(
-        FEATURES, 4, compression_ratio=4, frequencies={"user": ([1, 5], [9, 2]),
-                                                       "item": ([3], [4])}),
+        FEATURES, 4, compression_ratio=4, frequencies={"user": ([1, 5], [9, 2]), "item": ([3], [4])}
+    ),
 }
 IDS = {"user": tf.constant([1, 2], tf.int64), "item": tf.constant([3, 3], tf.int64)}
 
 # (inputs, weights, error type, message with the layer's name as {name}).
 BAD_INPUTS = {
     "missing feature": (
-        {"user": IDS["user"]}, None, ValueError,
-        "{name}: inputs lack the features ['item'] (features: ['user', 'item'], inputs: "
-        "['user'])"),
+        {"user": IDS["user"]},
+        None,
+        ValueError,
+        "{name}: inputs lack the features ['item'] (features: ['user', 'item'], inputs: ['user'])",
+    ),
     "weights of an unknown feature": (
-        IDS, {"usr": tf.constant([1.0, 2.0])}, ValueError,
-        "{name}: weights given for unknown features ['usr'] (features: ['user', 'item'])"),
+        IDS,
+        {"usr": tf.constant([1.0, 2.0])},
+        ValueError,
+        "{name}: weights given for unknown features ['usr'] (features: ['user', 'item'])",
+    ),
     "inputs not a dict": (
-        IDS["user"], None, TypeError,
+        IDS["user"],
+        None,
+        TypeError,
         "{name}: inputs must be a dict of feature name to tensor, got EagerTensor (features: "
-        "['user', 'item'])"),
+        "['user', 'item'])",
+    ),
     "weights not a dict": (
-        IDS, IDS["user"], TypeError,
+        IDS,
+        IDS["user"],
+        TypeError,
         "{name}: weights must be a dict of feature name to tensor, got EagerTensor (features: "
-        "['user', 'item'])"),
+        "['user', 'item'])",
+    ),
 }
 
 
@@ -65,4 +84,3 @@ def test_other_inputs_are_ignored_and_features_left_out_of_weights_weigh_one(kin
     assert sorted(extra) == ["item", "user"]
     for name in FEATURES:
         np.testing.assert_array_equal(extra[name], plain[name])
-

@@ -1,15 +1,23 @@
 """tf_keras's own layer test harness (`test_utils.layer_test`) over every embedding layer kind:
 weights get/set, the functional and Sequential APIs, `compute_output_shape` and
 `compute_output_signature` against real outputs, config round trips and a training step."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
 from tf_keras.src.testing_infra import test_utils
 
-from cafe_tf.layers import (AdaEmbedEmbeddingCollection, CafeConfig, CafeEmbedding,
-                            CafeEmbeddingCollection, FullEmbeddingCollection,
-                            HashEmbeddingCollection, MDEEmbeddingCollection,
-                            OfflineSeparationEmbeddingCollection, QREmbeddingCollection)
+from cafe_tf.layers import (
+    AdaEmbedEmbeddingCollection,
+    CafeConfig,
+    CafeEmbedding,
+    CafeEmbeddingCollection,
+    FullEmbeddingCollection,
+    HashEmbeddingCollection,
+    MDEEmbeddingCollection,
+    OfflineSeparationEmbeddingCollection,
+    QREmbeddingCollection,
+)
 
 D = 4
 VOCABULARY = 1000
@@ -24,8 +32,10 @@ COLLECTIONS = {
     "qr": (QREmbeddingCollection, BASELINE),
     "mde": (MDEEmbeddingCollection, BASELINE),
     "adaembed": (AdaEmbedEmbeddingCollection, BASELINE),
-    "offline": (OfflineSeparationEmbeddingCollection,
-                {**BASELINE, "frequencies": {"ids": ([3, 1], [10, 5])}}),
+    "offline": (
+        OfflineSeparationEmbeddingCollection,
+        {**BASELINE, "frequencies": {"ids": ([3, 1], [10, 5])}},
+    ),
 }
 
 
@@ -53,17 +63,23 @@ def _single_feature(collection):
 
 
 # CAFE in its own single-feature form, every collection (CAFE's too) through the adapter.
-LAYERS = {"cafe_embedding": (CafeEmbedding, CAFE),
-          **{kind: (_single_feature(cls), kwargs) for kind, (cls, kwargs) in COLLECTIONS.items()}}
+LAYERS = {
+    "cafe_embedding": (CafeEmbedding, CAFE),
+    **{kind: (_single_feature(cls), kwargs) for kind, (cls, kwargs) in COLLECTIONS.items()},
+}
 
 
 @pytest.mark.parametrize("kind", sorted(LAYERS))
 def test_tf_keras_layer_test_passes(kind):
     layer_cls, kwargs = LAYERS[kind]
     output = test_utils.layer_test(
-        layer_cls, kwargs={"vocabulary_size": VOCABULARY, **kwargs}, input_data=IDS,
-        expected_output_dtype="float32", expected_output_shape=(None, D),
-        custom_objects={"SingleFeature": layer_cls})
+        layer_cls,
+        kwargs={"vocabulary_size": VOCABULARY, **kwargs},
+        input_data=IDS,
+        expected_output_dtype="float32",
+        expected_output_shape=(None, D),
+        custom_objects={"SingleFeature": layer_cls},
+    )
     assert output.shape == (len(IDS), D)
 
 
@@ -72,9 +88,12 @@ def test_collection_output_shapes_match_a_call_on_every_input_kind(kind):
     collection, kwargs = COLLECTIONS[kind]
     names = ["ids", "multi", "ragged", "sparse"]  # "ids": the feature of offline's counts
     layer = collection({name: VOCABULARY for name in names}, **kwargs)
-    inputs = {"ids": tf.constant([1, 2, 3]), "multi": tf.constant(IDS[:3]),
-              "ragged": tf.ragged.constant([[1], [], [2, 3, 4]], tf.int64),
-              "sparse": tf.sparse.from_dense(tf.constant([[0, 5], [6, 0], [7, 8]]))}
+    inputs = {
+        "ids": tf.constant([1, 2, 3]),
+        "multi": tf.constant(IDS[:3]),
+        "ragged": tf.ragged.constant([[1], [], [2, 3, 4]], tf.int64),
+        "sparse": tf.sparse.from_dense(tf.constant([[0, 5], [6, 0], [7, 8]])),
+    }
     input_shapes = {name: value.shape for name, value in inputs.items()}
     input_shapes["sparse"] = tf.TensorShape([None, 2])  # as a Keras sparse input has it
     shapes = layer.compute_output_shape(input_shapes)

@@ -1,4 +1,5 @@
 """MDEEmbeddingCollection: widths from popularity, projections, hashing to fit the budget."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -11,8 +12,9 @@ from cafe_tf.layers.mde import MDEEmbeddingCollection, mde_dims
 VOCABULARY = {"a": 10, "b": 1000, "c": 100_000}
 
 
-@pytest.mark.parametrize("alpha,expected", [(0.0, (16, 16, 16)), (0.3, (16, 4, 1)),
-                                            (0.1, (16, 10, 6))])
+@pytest.mark.parametrize(
+    "alpha,expected", [(0.0, (16, 16, 16)), (0.3, (16, 4, 1)), (0.1, (16, 10, 6))]
+)
 def test_dims_follow_the_popularity_law(alpha, expected):
     # d_f = round(16 (10 / n_f)^alpha), clipped to [1, 16].
     assert mde_dims([10, 1000, 100_000], 16, alpha) == expected
@@ -34,7 +36,10 @@ def test_whole_vocabulary_when_it_fits_else_hashed_rows():
 def test_no_projection_at_full_width():
     layer = MDEEmbeddingCollection(VOCABULARY, 16, compression_ratio=2, alpha=0.0)
     assert [w.name.split("/")[-1].split(":")[0] for w in layer.weights] == [
-        "embeddings_0", "embeddings_1", "embeddings_2"]
+        "embeddings_0",
+        "embeddings_1",
+        "embeddings_2",
+    ]
 
 
 @pytest.mark.parametrize("ratio", [10, 1000], ids=["whole", "hashed"])
@@ -43,8 +48,9 @@ def test_lookup_is_row_times_projection(ratio):
     ids = [0, 7, 9, 2**40, -5]
     out = layer({name: tf.constant(ids, tf.int64) for name in VOCABULARY})
     for i, name in enumerate(VOCABULARY):
-        table = layer.weights[[w.name.split("/")[-1].split(":")[0] for w in layer.weights]
-                              .index(f"embeddings_{i}")].numpy()
+        table = layer.weights[
+            [w.name.split("/")[-1].split(":")[0] for w in layer.weights].index(f"embeddings_{i}")
+        ].numpy()
         keys = hashing.field_keys(tf.constant(ids, tf.int64), i)
         rows = baselines.vocabulary_row(keys, i, layer.table_rows[i]).numpy()
         expected = table[rows]

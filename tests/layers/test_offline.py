@@ -1,4 +1,5 @@
 """OfflineSeparationEmbeddingCollection and count_frequencies."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -24,15 +25,19 @@ def _rows_of(layer, index, ids):
         if position < len(hot) and hot[position] == key:
             rows.append(position)
         else:
-            rows.append(layer.hot_rows + sum(layer.hashed_rows[:index]) + int(
-                hashing.hashed_row(tf.constant([key]), layer.hashed_rows[index], 0)[0]))
+            rows.append(
+                layer.hot_rows
+                + sum(layer.hashed_rows[:index])
+                + int(hashing.hashed_row(tf.constant([key]), layer.hashed_rows[index], 0)[0])
+            )
     return rows
 
 
 def test_most_frequent_ids_get_exclusive_rows():
     frequencies = {"a": ([5, 6, 7, 8], [100, 3, 50, 1]), "b": ([5, 9], [70, 2])}
-    layer = OfflineSeparationEmbeddingCollection(VOCABULARY, 4, budget_bytes=3 * 24 + 2 * 16 * 50,
-                                                 frequencies=frequencies, hot_share=0.05)
+    layer = OfflineSeparationEmbeddingCollection(
+        VOCABULARY, 4, budget_bytes=3 * 24 + 2 * 16 * 50, frequencies=frequencies, hot_share=0.05
+    )
     assert layer.hot_rows == 3  # 5% of the budget holds 3 exclusive rows at 24 bytes each
     assert layer.hot_lookup_share == pytest.approx(220 / 226)
     rows_a, rows_b = _rows_of(layer, 0, [5, 7, 6, 8]), _rows_of(layer, 1, [5, 9])
@@ -46,8 +51,9 @@ def test_most_frequent_ids_get_exclusive_rows():
 
 def test_ties_break_by_feature_then_id():
     frequencies = {"a": ([9, 4], [10, 10]), "b": ([1], [10])}
-    layer = OfflineSeparationEmbeddingCollection(VOCABULARY, 4, budget_bytes=2 * 24 + 2 * 16 * 50,
-                                                 frequencies=frequencies, hot_share=0.03)
+    layer = OfflineSeparationEmbeddingCollection(
+        VOCABULARY, 4, budget_bytes=2 * 24 + 2 * 16 * 50, frequencies=frequencies, hot_share=0.03
+    )
     assert layer.hot_rows == 2
     assert layer.get_config()["frequencies"] == {"a": {"ids": [4, 9], "counts": [10, 10]}}
 
@@ -57,15 +63,20 @@ def test_refuses_to_build_without_frequencies():
         OfflineSeparationEmbeddingCollection(VOCABULARY, 4, compression_ratio=10)
 
 
-@pytest.mark.parametrize("frequencies,match", [
-    ({"z": ([1], [1])}, r"unknown features \['z'\]"),
-    ({"a": ([1, 2], [1])}, "2 ids but 1 counts"),
-    ({"a": ([1], [-1])}, "negative counts"),
-], ids=["unknown_feature", "length_mismatch", "negative"])
+@pytest.mark.parametrize(
+    "frequencies,match",
+    [
+        ({"z": ([1], [1])}, r"unknown features \['z'\]"),
+        ({"a": ([1, 2], [1])}, "2 ids but 1 counts"),
+        ({"a": ([1], [-1])}, "negative counts"),
+    ],
+    ids=["unknown_feature", "length_mismatch", "negative"],
+)
 def test_malformed_frequencies(frequencies, match):
     with pytest.raises(ValueError, match=match):
-        OfflineSeparationEmbeddingCollection(VOCABULARY, 4, compression_ratio=10,
-                                             frequencies=frequencies)
+        OfflineSeparationEmbeddingCollection(
+            VOCABULARY, 4, compression_ratio=10, frequencies=frequencies
+        )
 
 
 def test_count_frequencies_is_exact(monkeypatch):
@@ -73,8 +84,9 @@ def test_count_frequencies_is_exact(monkeypatch):
     ids = rng.zipf(1.5, (3000, 2)) % 1000
     # Merge often, so the incremental merging is exercised too.
     monkeypatch.setattr("cafe_tf.layers.offline._MERGE_EVERY", 700)
-    dataset = dataset_from_arrays(np.zeros((3000, 1), np.float32), ids,
-                                  np.zeros(3000, np.float32), ["a", "b"], batch_size=256)
+    dataset = dataset_from_arrays(
+        np.zeros((3000, 1), np.float32), ids, np.zeros(3000, np.float32), ["a", "b"], batch_size=256
+    )
     counted = count_frequencies(dataset)
     for column, name in enumerate(["a", "b"]):
         expected_ids, expected_counts = np.unique(ids[:, column], return_counts=True)

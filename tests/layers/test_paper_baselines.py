@@ -1,6 +1,7 @@
 """What every baseline added for the paper's comparison shares: budget accounting,
 too-small budgets, determinism, training, and serialisation (config, Keras
 serialize/deserialize, SavedModel reload without custom_objects)."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -17,23 +18,29 @@ D = 8
 VOCABULARY = {"small": 20, "medium": 500, "large": 5000}
 # Counts of a Zipf-like sample of each feature's ids (what count_frequencies returns).
 _ids = np.arange(200)
-FREQUENCIES = {name: (_ids[:min(200, n)], (1000 // (1 + _ids[:min(200, n)])).astype(np.int64))
-               for name, n in VOCABULARY.items()}
+FREQUENCIES = {
+    name: (_ids[: min(200, n)], (1000 // (1 + _ids[: min(200, n)])).astype(np.int64))
+    for name, n in VOCABULARY.items()
+}
 
 
 def _kwargs(cls):
     return {"frequencies": FREQUENCIES} if cls is OfflineSeparationEmbeddingCollection else {}
 
 
-CLASSES = [pytest.param(MDEEmbeddingCollection, id="mde"),
-           pytest.param(AdaEmbedEmbeddingCollection, id="adaembed"),
-           pytest.param(OfflineSeparationEmbeddingCollection, id="offline")]
+CLASSES = [
+    pytest.param(MDEEmbeddingCollection, id="mde"),
+    pytest.param(AdaEmbedEmbeddingCollection, id="adaembed"),
+    pytest.param(OfflineSeparationEmbeddingCollection, id="offline"),
+]
 
 
 def _batch(seed, size=64):
     rng = np.random.default_rng(seed)
-    return {name: tf.constant(np.minimum(rng.zipf(1.3, size) - 1, n - 1), tf.int64)
-            for name, n in VOCABULARY.items()}
+    return {
+        name: tf.constant(np.minimum(rng.zipf(1.3, size) - 1, n - 1), tf.int64)
+        for name, n in VOCABULARY.items()
+    }
 
 
 @pytest.mark.parametrize("ratio", [2, 10, 100], ids=lambda r: f"{r}x")
@@ -73,14 +80,18 @@ def _train(cls, seed, steps=30):
     out = layer(inputs)
     logit = tf_keras.layers.Dense(1)(tf_keras.layers.Concatenate()([out[n] for n in sorted(out)]))
     model = tf_keras.Model(inputs, logit)
-    model.compile(optimizer=tf_keras.optimizers.Adam(0.05),
-                  loss=tf_keras.losses.BinaryCrossentropy(from_logits=True))
+    model.compile(
+        optimizer=tf_keras.optimizers.Adam(0.05),
+        loss=tf_keras.losses.BinaryCrossentropy(from_logits=True),
+    )
     batches = [_batch(i, 256) for i in range(steps)]
     labels = [tf.cast(b["medium"] % 2 == 0, tf.float32)[:, None] for b in batches]
     dataset = tf.data.Dataset.from_tensor_slices(
-        ({n: tf.stack([b[n] for b in batches]) for n in VOCABULARY}, tf.stack(labels)))
-    callbacks = [AdaEmbedReallocation(every_n_steps=5)] if cls is AdaEmbedEmbeddingCollection \
-        else []
+        ({n: tf.stack([b[n] for b in batches]) for n in VOCABULARY}, tf.stack(labels))
+    )
+    callbacks = (
+        [AdaEmbedReallocation(every_n_steps=5)] if cls is AdaEmbedEmbeddingCollection else []
+    )
     history = model.fit(dataset, epochs=3, verbose=0, callbacks=callbacks)
     return layer, history.history["loss"]
 
@@ -132,8 +143,13 @@ def test_every_integer_id_dtype_means_the_int64_of_its_value(kind):
     as_int64 = layer({name: tf.constant(small, tf.int64) for name in VOCABULARY})
     for dtype in INTEGER_DTYPES:
         # One feature of this dtype, the others int64 and int32: mixed in one call.
-        out = layer({"small": tf.constant(small, dtype), "medium": tf.constant(small, tf.int32),
-                     "large": tf.constant(small, tf.int64)})
+        out = layer(
+            {
+                "small": tf.constant(small, dtype),
+                "medium": tf.constant(small, tf.int32),
+                "large": tf.constant(small, tf.int64),
+            }
+        )
         for name in VOCABULARY:
             np.testing.assert_array_equal(out[name], as_int64[name], err_msg=f"{dtype.name}")
     high = np.array([2**64 - 1, 2**63, 2**63 - 1, 5], np.uint64)
@@ -150,6 +166,7 @@ def test_non_integer_ids_are_refused_naming_feature_and_dtype(kind, dtype):
     layer = make_embedding(kind, VOCABULARY, D, 10, frequencies=FREQUENCIES)
     inputs = {name: tf.constant([1, 0], tf.int64) for name in VOCABULARY}
     inputs["medium"] = tf.cast(inputs["medium"], dtype)
-    with pytest.raises(TypeError, match=f"feature 'medium': ids must be integers .*, got "
-                                        f"{dtype.name}"):
+    with pytest.raises(
+        TypeError, match=f"feature 'medium': ids must be integers .*, got {dtype.name}"
+    ):
         layer(inputs)

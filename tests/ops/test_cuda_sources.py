@@ -1,5 +1,6 @@
 """The CUDA sources compile with the machine's nvcc, and the GPU algorithm, run on the
 host, matches the C++ core bit for bit (custom_ops/cuda). No GPU needed."""
+
 import shutil
 import subprocess
 from pathlib import Path
@@ -12,16 +13,18 @@ CUDA = ROOT / "custom_ops" / "cuda"
 
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not installed")
 def test_cuda_sources_compile():
-    run = subprocess.run(["bash", str(CUDA / "compile_check.sh")], capture_output=True,
-                         text=True, timeout=300)
+    run = subprocess.run(
+        ["bash", str(CUDA / "compile_check.sh")], capture_output=True, text=True, timeout=300
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     assert "compile_check: OK" in run.stdout
 
 
 def test_gpu_algorithm_matches_core_on_the_host():
     """Every scenario, the benchmark-sized one included."""
-    run = subprocess.run(["bash", str(CUDA / "run_emulation_test.sh")], capture_output=True,
-                         text=True, timeout=300)
+    run = subprocess.run(
+        ["bash", str(CUDA / "run_emulation_test.sh")], capture_output=True, text=True, timeout=300
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     assert "FAIL" not in run.stdout and "PASS" in run.stdout
     assert "PASS benchmark_shape_" in run.stdout
@@ -35,7 +38,19 @@ def test_tf_gpu_kernels_compile_against_tensorflow():
     cuda_include = Path(tf.sysconfig.get_include()) / "third_party" / "gpus" / "cuda" / "include"
     flags = [f for f in tf.sysconfig.get_compile_flags() if f != "--std=c++17"]
     shell = ROOT / "custom_ops" / "tf" / "gpu_kernels.cc"
-    run = subprocess.run(["g++", "-std=c++17", "-fsyntax-only", "-Wall", "-DGOOGLE_CUDA=1",
-                          *flags, f"-I{cuda_include}", str(shell)],
-                         capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [
+            "g++",
+            "-std=c++17",
+            "-fsyntax-only",
+            "-Wall",
+            "-DGOOGLE_CUDA=1",
+            *flags,
+            f"-I{cuda_include}",
+            str(shell),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr

@@ -1,5 +1,6 @@
 """The op library's per-occurrence reductions (CafeSegmentRowSums, CafePairImportance)
 equal their pure-TF definitions (cafe_tf/layers/occurrences.py) bit for bit."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -9,7 +10,8 @@ from cafe_tf.sketch import HotSketch, SketchConfig
 
 pytestmark = pytest.mark.skipif(
     HotSketch(SketchConfig(num_buckets=1, hot_rows=1, threshold=1.0)).backend != "op",
-    reason="op library not loaded")
+    reason="op library not loaded",
+)
 
 
 def _rows(rng, n, d):
@@ -26,8 +28,16 @@ def _segments(rng, n, num_segments, skew):
 
 
 CASES = [  # (n, d, num_segments, skew)
-    (0, 16, 0, None), (0, 4, 5, None), (1, 1, 1, None), (7, 3, 7, None), (1000, 16, 1, None),
-    (5000, 16, 300, 1.2), (20000, 8, 4000, 1.05), (3000, 1, 3000, None), (257, 5, 40, 2.0)]
+    (0, 16, 0, None),
+    (0, 4, 5, None),
+    (1, 1, 1, None),
+    (7, 3, 7, None),
+    (1000, 16, 1, None),
+    (5000, 16, 300, 1.2),
+    (20000, 8, 4000, 1.05),
+    (3000, 1, 3000, None),
+    (257, 5, 40, 2.0),
+]
 
 
 @pytest.mark.parametrize("n, d, num_segments, skew", CASES)
@@ -57,8 +67,7 @@ def test_pair_importance_equals_the_reference(n, d, num_pairs, skew, norm):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     np.testing.assert_array_equal(got[1].numpy(), np.bincount(pairs, minlength=num_pairs))
     values = np.linalg.norm(rows.astype(np.float64), axis=1) if norm else np.abs(rows[:, 0])
-    np.testing.assert_allclose(got[0].numpy(), np.bincount(pairs, values, num_pairs),
-                               rtol=1e-6)
+    np.testing.assert_allclose(got[0].numpy(), np.bincount(pairs, values, num_pairs), rtol=1e-6)
 
 
 def test_row_norms_sum_squares_in_column_order():
@@ -67,8 +76,9 @@ def test_row_norms_sum_squares_in_column_order():
     total = np.float32(0)
     for value in squares[0]:
         total = np.float32(total + value)
-    np.testing.assert_array_equal(occurrences.row_norms(tf.constant(rows)).numpy(),
-                                  [np.sqrt(total)])
+    np.testing.assert_array_equal(
+        occurrences.row_norms(tf.constant(rows)).numpy(), [np.sqrt(total)]
+    )
     got, _ = occurrences.pair_importance(rows, [0], 1, norm=True, fused=True)
     assert got.numpy()[0] == np.float64(np.sqrt(total))
 
@@ -80,16 +90,29 @@ def test_non_finite_rows_pass_through():
     assert np.isnan(sums.numpy()[0]) and np.isinf(sums.numpy()[1])
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda: occurrences.segment_row_sums(np.ones((3, 2), np.float32), [0, 3, 1], 3, True),
-     r"segment ids must be in \[0, 3\), got 3 at index 1"),
-    (lambda: occurrences.segment_row_sums(np.ones((3, 2), np.float32), [0, -1, 1], 3, True),
-     r"got -1 at index 1"),
-    (lambda: occurrences.pair_importance(np.ones((2, 2), np.float32), [0, 0], 1, False, True),
-     "without norm, rows must have one column"),
-    (lambda: occurrences.segment_row_sums(np.ones((3, 2), np.float32), [0, 1], 3, True),
-     "rows must be|Dimensions must be equal"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (
+            lambda: occurrences.segment_row_sums(np.ones((3, 2), np.float32), [0, 3, 1], 3, True),
+            r"segment ids must be in \[0, 3\), got 3 at index 1",
+        ),
+        (
+            lambda: occurrences.segment_row_sums(np.ones((3, 2), np.float32), [0, -1, 1], 3, True),
+            r"got -1 at index 1",
+        ),
+        (
+            lambda: occurrences.pair_importance(
+                np.ones((2, 2), np.float32), [0, 0], 1, False, True
+            ),
+            "without norm, rows must have one column",
+        ),
+        (
+            lambda: occurrences.segment_row_sums(np.ones((3, 2), np.float32), [0, 1], 3, True),
+            "rows must be|Dimensions must be equal",
+        ),
+    ],
+)
 def test_bad_input_is_refused_clearly(call, message):
     with pytest.raises((tf.errors.InvalidArgumentError, ValueError), match=message):
         call()

@@ -1,4 +1,5 @@
 """The fused CafeRoute op equals the pure-TF routing (cafe_tf/layers/routing.py) bit for bit."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -8,22 +9,41 @@ from cafe_tf.sketch import HotSketch, SketchConfig
 
 pytestmark = pytest.mark.skipif(
     HotSketch(SketchConfig(num_buckets=1, hot_rows=1, threshold=1.0)).backend != "op",
-    reason="op library not loaded")
+    reason="op library not loaded",
+)
 
-EXTREMES = np.array([np.iinfo(np.int64).min, np.iinfo(np.int64).max, 0, -1, 1,
-                     np.iinfo(np.int64).min + 1, np.iinfo(np.int64).max - 1], np.int64)
+EXTREMES = np.array(
+    [
+        np.iinfo(np.int64).min,
+        np.iinfo(np.int64).max,
+        0,
+        -1,
+        1,
+        np.iinfo(np.int64).min + 1,
+        np.iinfo(np.int64).max - 1,
+    ],
+    np.int64,
+)
 
 
 def _sketch(rng, multi_level):
     """A sketch with hot, medium and cold keys (drawn from a pool the calls reuse)."""
-    sketch = HotSketch(SketchConfig(num_buckets=97, hot_rows=40, slots_per_bucket=4,
-                                    threshold=6.0, medium_threshold=2.0 if multi_level else None,
-                                    num_features=5))
-    pool = np.concatenate([rng.integers(-2**63, 2**63 - 1, 300, dtype=np.int64), EXTREMES])
+    sketch = HotSketch(
+        SketchConfig(
+            num_buckets=97,
+            hot_rows=40,
+            slots_per_bucket=4,
+            threshold=6.0,
+            medium_threshold=2.0 if multi_level else None,
+            num_features=5,
+        )
+    )
+    pool = np.concatenate([rng.integers(-(2**63), 2**63 - 1, 300, dtype=np.int64), EXTREMES])
     for _ in range(3):
         ranks = np.minimum(rng.zipf(1.3, 3000), len(pool)) - 1
-        sketch.insert(pool[ranks], rng.exponential(1.0, 3000).astype(np.float32),
-                      (ranks % 5).astype(np.int32))
+        sketch.insert(
+            pool[ranks], rng.exponential(1.0, 3000).astype(np.float32), (ranks % 5).astype(np.int32)
+        )
         sketch.migrate()
     return sketch, pool
 
@@ -39,8 +59,9 @@ def _tables(rng, num_features, multi_level):
 
 def _assert_routes_equal(sketch, keys, feature_index, tables):
     got = routing.route_op(sketch, keys, feature_index, *tables)
-    expected = routing.route_reference(keys, feature_index, lambda k: sketch.query(k, pure_tf=True),
-                                       *tables)
+    expected = routing.route_reference(
+        keys, feature_index, lambda k: sketch.query(k, pure_tf=True), *tables
+    )
     for name, a, b in zip(routing.Route._fields, got, expected):
         assert a.dtype == b.dtype, name
         np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=name)
@@ -63,8 +84,9 @@ def _check_route_meaning(route, keys, feature_index):
     np.testing.assert_array_equal(first[hot < 0], route.hashed_row.numpy()[hot < 0])
 
 
-@pytest.mark.parametrize("multi_level", [pytest.param(False, id="one-level"),
-                                         pytest.param(True, id="multi-level")])
+@pytest.mark.parametrize(
+    "multi_level", [pytest.param(False, id="one-level"), pytest.param(True, id="multi-level")]
+)
 @pytest.mark.parametrize("num_features", [1, 2, 5, 26])
 def test_route_op_equals_reference_fuzz(num_features, multi_level):
     rng = np.random.default_rng(num_features * 2 + multi_level)
@@ -75,9 +97,11 @@ def test_route_op_equals_reference_fuzz(num_features, multi_level):
         for kind in ("zipf", "all-duplicates", "extremes"):
             if kind == "zipf":
                 ranks = np.minimum(rng.zipf(1.2, length), len(pool)) - 1
-                keys = np.where(rng.random(length) < 0.1,
-                                rng.integers(-2**63, 2**63 - 1, length, dtype=np.int64),
-                                pool[ranks])
+                keys = np.where(
+                    rng.random(length) < 0.1,
+                    rng.integers(-(2**63), 2**63 - 1, length, dtype=np.int64),
+                    pool[ranks],
+                )
             elif kind == "all-duplicates":
                 keys = np.full(length, pool[0])
             else:
@@ -85,8 +109,9 @@ def test_route_op_equals_reference_fuzz(num_features, multi_level):
             feature_index = rng.integers(0, num_features, length).astype(np.int32)
             if kind == "all-duplicates":
                 feature_index[:] = num_features - 1
-            route = _assert_routes_equal(sketch, tf.constant(keys, tf.int64),
-                                         tf.constant(feature_index), tables)
+            route = _assert_routes_equal(
+                sketch, tf.constant(keys, tf.int64), tf.constant(feature_index), tables
+            )
             _check_route_meaning(route, keys, feature_index)
             levels_seen.update(route.level.numpy().tolist())
     assert levels_seen == ({0, 1, 2} if multi_level else {0, 2})
@@ -100,12 +125,10 @@ def test_route_op_rejects_bad_input():
     with pytest.raises(tf.errors.InvalidArgumentError, match="one length|must be equal"):
         routing.route_op(sketch, tf.constant([1, 2], tf.int64), tf.constant([0]), *tables)
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"sizes must be in \[1, 2\^32\)"):
-        routing.route_op(sketch, tf.constant([1], tf.int64), tf.constant([0]),
-                         [0, 10], [10, 0])
+        routing.route_op(sketch, tf.constant([1], tf.int64), tf.constant([0]), [0, 10], [10, 0])
     # Rows are hashed from 32-bit fingerprints: a table of 2^32 rows is refused.
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"32-bit\s+fingerprints"):
-        routing.route_op(sketch, tf.constant([1], tf.int64), tf.constant([0]),
-                         [0, 10], [10, 2**32])
+        routing.route_op(sketch, tf.constant([1], tf.int64), tf.constant([0]), [0, 10], [10, 2**32])
 
 
 def test_hashed_rows_are_a_function_of_fingerprint_and_feature():
@@ -117,7 +140,8 @@ def test_hashed_rows_are_a_function_of_fingerprint_and_feature():
     keys = tf.constant(pool[:50], tf.int64)
     feature_index = tf.constant(np.arange(50) % 2, tf.int32)
     route = routing.route_op(sketch, keys, feature_index, *tables)
-    expected = routing.packed_rows(hashing.fingerprint(route.keys), route.feature_index,
-                                   *tables[:2], routing.HASHED_SEED).numpy()
+    expected = routing.packed_rows(
+        hashing.fingerprint(route.keys), route.feature_index, *tables[:2], routing.HASHED_SEED
+    ).numpy()
     hot = route.hot_row.numpy() >= 0
     np.testing.assert_array_equal(route.hashed_row.numpy()[~hot], expected[~hot])

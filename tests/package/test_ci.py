@@ -1,4 +1,5 @@
 """.ci/run: a test that dies or hangs ends the run promptly, named; the machine line it prints."""
+
 import os
 import re
 import shlex
@@ -61,10 +62,14 @@ def test_a_dying_and_a_hanging_test_end_the_ci_run_promptly_and_are_named(tmp_pa
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "COV_"))}
     start = time.monotonic()
     # A session of its own: on a hang, pytest's workers are killed with it.
-    run = subprocess.Popen(["bash", str(tmp_path / ".ci" / "run"), "scratch/test_dies.py",
-                            "scratch/test_hangs.py"], env={**env, "CAFE_TF_ENVS": "tf2.16"},
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                           start_new_session=True)
+    run = subprocess.Popen(
+        ["bash", str(tmp_path / ".ci" / "run"), "scratch/test_dies.py", "scratch/test_hangs.py"],
+        env={**env, "CAFE_TF_ENVS": "tf2.16"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         output, errors = run.communicate(timeout=120)
     except subprocess.TimeoutExpired:
@@ -84,8 +89,13 @@ def test_a_dying_and_a_hanging_test_end_the_ci_run_promptly_and_are_named(tmp_pa
 def test_machine_line_names_tensorflow_onednn_and_the_cpu():
     def line(**env):
         env = {k: v for k, v in {**os.environ, **env}.items() if v is not None}
-        run = subprocess.run([sys.executable, str(ROOT / ".ci" / "machine.py")], env=env,
-                             capture_output=True, text=True, timeout=120)
+        run = subprocess.run(
+            [sys.executable, str(ROOT / ".ci" / "machine.py")],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert run.returncode == 0, run.stderr[-3000:]
         return run.stdout.strip()
 

@@ -1,11 +1,12 @@
 """The package's shape: no import cycle between its modules, a docstring that lists what
 `cafe_tf` exports, and one version."""
+
 import ast
 import re
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 import cafe_tf
 from cafe_tf import _version
@@ -33,11 +34,15 @@ def _import_graph():
             elif isinstance(node, ast.ImportFrom):
                 base = node.module or ""
                 if node.level:
-                    base = ".".join(package.split(".")[:len(package.split(".")) - node.level + 1]
-                                    + ([base] if base else []))
+                    base = ".".join(
+                        package.split(".")[: len(package.split(".")) - node.level + 1]
+                        + ([base] if base else [])
+                    )
                 # `from package import module` imports the module; else the name's module.
-                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base
-                           for a in node.names]
+                targets = [
+                    f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base
+                    for a in node.names
+                ]
             else:
                 continue
             edges.update(t for t in targets if t in modules and t != name)
@@ -54,7 +59,7 @@ def _cycle(graph):
         stack.append(module)
         for target in sorted(graph[module]):
             if state.get(target) == "open":
-                return stack[stack.index(target):] + [target]
+                return stack[stack.index(target) :] + [target]
             if target not in state:
                 found = visit(target)
                 if found:

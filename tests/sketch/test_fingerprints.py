@@ -1,13 +1,14 @@
 """12-byte slots match keys by a 32-bit fingerprint: what a false match does, and the
 limits of the (row << tag_bits) | tag packing of hot entries (docs/sketch.md)."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
+from sketch_utils import assert_same_state, state_arrays
 
 from cafe_tf import hashing
 from cafe_tf.layers import CafeConfig, CafeEmbeddingCollection
 from cafe_tf.sketch import LEVEL_HOT, HotSketch, SketchConfig
-from sketch_utils import assert_same_state, state_arrays
 
 _MASK = (1 << 64) - 1
 _C1, _C2 = 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
@@ -52,8 +53,9 @@ def test_colliding_keys_share_fingerprint_and_bucket():
 
 
 def _false_match(backend):
-    sketch = HotSketch(SketchConfig(num_buckets=8, hot_rows=4, slots_per_bucket=4,
-                                    threshold=2.0), backend=backend)
+    sketch = HotSketch(
+        SketchConfig(num_buckets=8, hot_rows=4, slots_per_bucket=4, threshold=2.0), backend=backend
+    )
     sketch.insert(tf.constant([KEY_A, KEY_A], tf.int64))
     result = sketch.migrate()
     assert result.promoted_fingerprints.numpy().tolist() == [FP]
@@ -81,8 +83,10 @@ def test_false_match_in_one_batch_merges_in_the_slot():
     slot the first took. Both backends agree."""
     sketches = []
     for backend in ("op", "reference"):
-        sketch = HotSketch(SketchConfig(num_buckets=8, hot_rows=4, slots_per_bucket=4,
-                                        threshold=2.0), backend=backend)
+        sketch = HotSketch(
+            SketchConfig(num_buckets=8, hot_rows=4, slots_per_bucket=4, threshold=2.0),
+            backend=backend,
+        )
         sketch.insert(tf.constant([KEY_A, KEY_B], tf.int64), tf.constant([1.0, 2.0]))
         scores = sketch.scores.numpy()
         assert (scores > 0).sum() == 1 and scores.max() == 3.0
@@ -91,21 +95,24 @@ def test_false_match_in_one_batch_merges_in_the_slot():
     assert_same_state(*sketches)
 
 
-@pytest.mark.parametrize("num_features, tag_bits", [(1, 0), (2, 1), (3, 2), (4, 2), (5, 3),
-                                                (2**30, 30)])
+@pytest.mark.parametrize(
+    "num_features, tag_bits", [(1, 0), (2, 1), (3, 2), (4, 2), (5, 3), (2**30, 30)]
+)
 def test_tag_bits_from_the_number_of_features(num_features, tag_bits):
     assert SketchConfig(num_buckets=1, hot_rows=1, num_features=num_features).tag_bits == tag_bits
 
 
 def test_hot_entry_packs_the_largest_row_and_tag():
     """hot_rows * 2**tag_bits = 2**31 exactly: the largest entry is INT32_MAX."""
-    config = SketchConfig(num_buckets=1, hot_rows=2, slots_per_bucket=2, threshold=1.0,
-                          num_features=2**30)
+    config = SketchConfig(
+        num_buckets=1, hot_rows=2, slots_per_bucket=2, threshold=1.0, num_features=2**30
+    )
     sketches = []
     for backend in ("op", "reference"):
         sketch = HotSketch(config, backend=backend)
-        sketch.insert(tf.constant([1, 2], tf.int64), tf.constant([2.0, 1.0]),
-                      tf.constant([5, 2**30 - 1]))
+        sketch.insert(
+            tf.constant([1, 2], tf.int64), tf.constant([2.0, 1.0]), tf.constant([5, 2**30 - 1])
+        )
         result = sketch.migrate()
         assert result.promoted_rows.numpy().tolist() == [0, 1]
         assert result.promoted_feature_index.numpy().tolist() == [5, 2**30 - 1]
@@ -119,11 +126,16 @@ def test_hot_entry_packs_the_largest_row_and_tag():
 def test_layer_too_many_hot_rows_for_its_features_is_a_clear_error():
     """3 features take 2 tag bits: at most 2**29 hot rows (no variable is allocated)."""
     features = {"a": 2**40, "b": 2**40, "c": 2**40}
-    with pytest.raises(ValueError, match=r"hot_rows \* 2\*\*tag_bits must be <= 2\*\*31.*"
-                                         r"at most 536870912 hot rows"):
-        CafeEmbeddingCollection(features, CafeConfig(embedding_dim=1, slots_per_bucket=1,
-                                                     budget_bytes=2**29 * 20 * 2,
-                                                     hot_share=0.5))
-    layer = CafeEmbeddingCollection(features, CafeConfig(embedding_dim=4,
-                                                         compression_ratio=10**6))
+    with pytest.raises(
+        ValueError,
+        match=r"hot_rows \* 2\*\*tag_bits must be <= 2\*\*31.*"
+        r"at most 536870912 hot rows",
+    ):
+        CafeEmbeddingCollection(
+            features,
+            CafeConfig(
+                embedding_dim=1, slots_per_bucket=1, budget_bytes=2**29 * 20 * 2, hot_share=0.5
+            ),
+        )
+    layer = CafeEmbeddingCollection(features, CafeConfig(embedding_dim=4, compression_ratio=10**6))
     assert layer.sketch_config.num_features == 3 and layer.sketch_config.tag_bits == 2

@@ -1,38 +1,118 @@
 """The C++ op and the pure-TF reference give bit-identical sketch state."""
+
 import zlib
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from sketch_utils import assert_same_state, check_invariants, result_arrays, zipf_batch
 
 from cafe_tf.sketch import HotSketch, SketchConfig
-from sketch_utils import assert_same_state, check_invariants, result_arrays, zipf_batch
 
 SCENARIOS = {
     # name: (config kwargs, batch size, distinct ids, alpha[, batches])
-    "tiny_full_buckets": (dict(num_buckets=8, hot_rows=5, slots_per_bucket=2, threshold=2.0,
-                               replacement="inherit",
-                               decay_rate=0.5, decay_mass_factor=10.0), 200, 500, 1.05),
-    "all_hot_buckets": (dict(num_buckets=4, hot_rows=16, slots_per_bucket=4, threshold=0.5,
-                             decay_rate=0.9, decay_mass_factor=50.0), 300, 2000, 1.1),
-    "zipf_medium": (dict(num_buckets=256, hot_rows=127, slots_per_bucket=4, threshold=5.0,
-                         decay_rate=0.8, medium_threshold=1.0, decay_mass_factor=2.0), 4000,
-                    100_000, 1.2),
-    "batches_rule_hysteresis": (dict(num_buckets=64, hot_rows=32, slots_per_bucket=3,
-                                     threshold=4.0, demote_threshold=2.0, decay_rule="batches",
-                                     decay_period=3, decay_rate=0.7), 1000, 10_000, 1.1),
-    "paper_rules": (dict(num_buckets=32, hot_rows=16, slots_per_bucket=2, threshold=2.0,
-                         second_sighting=False, replacement="inherit", decay_rate=0.7,
-                         decay_mass_factor=3.0), 500,
-                    3000, 1.1),
+    "tiny_full_buckets": (
+        dict(
+            num_buckets=8,
+            hot_rows=5,
+            slots_per_bucket=2,
+            threshold=2.0,
+            replacement="inherit",
+            decay_rate=0.5,
+            decay_mass_factor=10.0,
+        ),
+        200,
+        500,
+        1.05,
+    ),
+    "all_hot_buckets": (
+        dict(
+            num_buckets=4,
+            hot_rows=16,
+            slots_per_bucket=4,
+            threshold=0.5,
+            decay_rate=0.9,
+            decay_mass_factor=50.0,
+        ),
+        300,
+        2000,
+        1.1,
+    ),
+    "zipf_medium": (
+        dict(
+            num_buckets=256,
+            hot_rows=127,
+            slots_per_bucket=4,
+            threshold=5.0,
+            decay_rate=0.8,
+            medium_threshold=1.0,
+            decay_mass_factor=2.0,
+        ),
+        4000,
+        100_000,
+        1.2,
+    ),
+    "batches_rule_hysteresis": (
+        dict(
+            num_buckets=64,
+            hot_rows=32,
+            slots_per_bucket=3,
+            threshold=4.0,
+            demote_threshold=2.0,
+            decay_rule="batches",
+            decay_period=3,
+            decay_rate=0.7,
+        ),
+        1000,
+        10_000,
+        1.1,
+    ),
+    "paper_rules": (
+        dict(
+            num_buckets=32,
+            hot_rows=16,
+            slots_per_bucket=2,
+            threshold=2.0,
+            second_sighting=False,
+            replacement="inherit",
+            decay_rate=0.7,
+            decay_mass_factor=3.0,
+        ),
+        500,
+        3000,
+        1.1,
+    ),
     # Several decay steps per migration, and swaps.
-    "half_life_swaps": (dict(num_buckets=128, hot_rows=40, slots_per_bucket=4, threshold=3.0,
-                             decay_half_life=4.0, swap_margin=1.25, medium_threshold=1.0), 2000,
-                        20_000, 1.1),
+    "half_life_swaps": (
+        dict(
+            num_buckets=128,
+            hot_rows=40,
+            slots_per_bucket=4,
+            threshold=3.0,
+            decay_half_life=4.0,
+            swap_margin=1.25,
+            medium_threshold=1.0,
+        ),
+        2000,
+        20_000,
+        1.1,
+    ),
     # Batches big enough for the op to split insert and query over several threads.
-    "large_parallel": (dict(num_buckets=65_536, hot_rows=4_097, slots_per_bucket=4,
-                            threshold=3.0, decay_rate=0.9, medium_threshold=1.5,
-                            decay_mass_factor=0.5), 150_000, 2_000_000, 1.1, 6),
+    "large_parallel": (
+        dict(
+            num_buckets=65_536,
+            hot_rows=4_097,
+            slots_per_bucket=4,
+            threshold=3.0,
+            decay_rate=0.9,
+            medium_threshold=1.5,
+            decay_mass_factor=0.5,
+        ),
+        150_000,
+        2_000_000,
+        1.1,
+        6,
+    ),
 }
 
 
@@ -63,8 +143,9 @@ def test_op_matches_reference_bit_for_bit(scenario):
     kwargs, n, distinct, alpha, *num_batches = SCENARIOS[scenario]
     config = SketchConfig(**kwargs, num_features=3)
     rng = np.random.default_rng(zlib.crc32(scenario.encode()))
-    batches = [zipf_batch(rng, n, distinct, alpha, num_features=3)
-               for _ in range(*num_batches or [12])]
+    batches = [
+        zipf_batch(rng, n, distinct, alpha, num_features=3) for _ in range(*num_batches or [12])
+    ]
     batches.append(zipf_batch(rng, 0, distinct, alpha))  # an empty batch changes nothing
     forced = {4, 9}
     ref, ref_results = _run(config, batches, lambda c: HotSketch(c, backend="reference"), forced)
@@ -72,15 +153,19 @@ def test_op_matches_reference_bit_for_bit(scenario):
     assert sum(len(r[4]) for r in ref_results) > 0, "no promotion happened"
     assert any(r[0] for r in ref_results), "no decay happened"
     for num_threads in (1, 2, 3, 8, 64):
-        op, op_results = _run(config, batches,
-                              lambda c: HotSketch(c, backend="op", num_threads=num_threads),
-                              forced)
+        op, op_results = _run(
+            config,
+            batches,
+            lambda c, n=num_threads: HotSketch(c, backend="op", num_threads=n),
+            forced,
+        )
         where = f"{num_threads} threads"
         assert_same_state(op, ref, f"after {len(batches)} batches, {where}")
         for step, (a, b) in enumerate(zip(op_results, ref_results)):
             for x, y in zip(a, b):
                 assert np.array_equal(x, y), (
-                    f"migration result or query differs at step {step}, {where}")
+                    f"migration result or query differs at step {step}, {where}"
+                )
         check_invariants(op)
 
 
@@ -90,7 +175,10 @@ def test_eager_and_tf_function_agree(backend):
     config = SketchConfig(**kwargs)
     rng = np.random.default_rng(7)
     batches = [zipf_batch(rng, n, distinct, alpha) for _ in range(6)]
-    make = lambda c: HotSketch(c, backend=backend)
+
+    def make(c):
+        return HotSketch(c, backend=backend)
+
     eager, eager_results = _run(config, batches, make, {2})
     graph, graph_results = _run(config, batches, make, {2}, wrap=tf.function)
     assert_same_state(eager, graph)
@@ -114,8 +202,15 @@ def test_state_is_independent_of_batch_order_within_a_batch():
 
 
 def test_invariants_hold_after_every_step():
-    config = SketchConfig(num_buckets=32, hot_rows=20, slots_per_bucket=4, threshold=3.0,
-                          decay_rate=0.6, decay_mass_factor=0.5, num_features=5)
+    config = SketchConfig(
+        num_buckets=32,
+        hot_rows=20,
+        slots_per_bucket=4,
+        threshold=3.0,
+        decay_rate=0.6,
+        decay_mass_factor=0.5,
+        num_features=5,
+    )
     sketch = HotSketch(config, backend="op")
     rng = np.random.default_rng(11)
     for _ in range(30):

@@ -1,12 +1,12 @@
 """Small HotSketch scenarios worked out by hand, for both backends."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from cafe_tf import hashing
-from cafe_tf.sketch import LEVEL_COLD, LEVEL_HOT, LEVEL_MEDIUM, HotSketch, SketchConfig
+from cafe_tf.sketch import LEVEL_COLD, LEVEL_HOT, LEVEL_MEDIUM, HotSketch, SketchConfig, reference
 from cafe_tf.sketch import config as sketch_config
-from cafe_tf.sketch import reference
 from cafe_tf.sketch.reference import ROW_NONE
 
 # The rows entry of a pending key of tag 0 (cold_marker(0, pending=True)).
@@ -43,23 +43,26 @@ def _slots(sketch):
     """{key: (score, entry)} of the occupied slots of bucket 0 (W=1 sketches; with one
     tag, a hot slot's entry is its row)."""
     state = sketch.read_state()
-    fps, scores, entries = (t.numpy() for t in (state.fingerprints, state.scores,
-                                                state.entries))
-    return {_KEY_OF[int(f)]: (float(s), int(e)) for f, s, e in zip(fps, scores, entries)
-            if s > 0}
+    fps, scores, entries = (t.numpy() for t in (state.fingerprints, state.scores, state.entries))
+    return {_KEY_OF[int(f)]: (float(s), int(e)) for f, s, e in zip(fps, scores, entries) if s > 0}
 
 
 def _insert(sketch, ids, values=None):
     for key in ids:
         _fp(key)
-    sketch.insert(tf.constant(ids, tf.int64),
-                  None if values is None else tf.constant(values, tf.float32))
+    sketch.insert(
+        tf.constant(ids, tf.int64), None if values is None else tf.constant(values, tf.float32)
+    )
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_space_saving_takeover(backend):
-    sketch = HotSketch(SketchConfig(replacement="inherit", num_buckets=1, hot_rows=1, slots_per_bucket=2,
-                                    threshold=100.0), backend=backend)
+    sketch = HotSketch(
+        SketchConfig(
+            replacement="inherit", num_buckets=1, hot_rows=1, slots_per_bucket=2, threshold=100.0
+        ),
+        backend=backend,
+    )
     _insert(sketch, [20, 10], [1.0, 3.0])  # processed in key order: 10 -> slot 0, 20 -> slot 1
     assert _slot_keys(sketch) == [10, 20]
     _insert(sketch, [30], [2.0])  # full: the smallest (20, score 1) is taken over, 1 + 2
@@ -71,8 +74,12 @@ def test_space_saving_takeover(backend):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_one_off_takeover_with_inherited_score_is_never_promoted(backend):
-    sketch = HotSketch(SketchConfig(replacement="inherit", num_buckets=1, hot_rows=3, slots_per_bucket=2,
-                                    threshold=5.0), backend=backend)
+    sketch = HotSketch(
+        SketchConfig(
+            replacement="inherit", num_buckets=1, hot_rows=3, slots_per_bucket=2, threshold=5.0
+        ),
+        backend=backend,
+    )
     _insert(sketch, [10, 20], [6.0, 7.0])  # empty slots: promotable at once
     _insert(sketch, [30], [1.0])  # takes 10's slot over: 6 + 1 >= k, but seen once
     assert _slots(sketch) == {20: (7.0, -1), 30: (7.0, ROW_PENDING)}
@@ -88,8 +95,12 @@ def test_one_off_takeover_with_inherited_score_is_never_promoted(backend):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_takeover_seen_twice_in_its_batch_is_promotable(backend):
-    sketch = HotSketch(SketchConfig(replacement="inherit", num_buckets=1, hot_rows=3, slots_per_bucket=2,
-                                    threshold=5.0), backend=backend)
+    sketch = HotSketch(
+        SketchConfig(
+            replacement="inherit", num_buckets=1, hot_rows=3, slots_per_bucket=2, threshold=5.0
+        ),
+        backend=backend,
+    )
     _insert(sketch, [10, 20], [6.0, 7.0])
     _insert(sketch, [40, 9, 40], [0.5, 0.0, 0.5])  # two sightings of 40 in the claiming batch
     assert _slots(sketch) == {20: (7.0, -1), 40: (7.0, -1)}
@@ -99,8 +110,10 @@ def test_takeover_seen_twice_in_its_batch_is_promotable(backend):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_duplicates_are_summed_and_zero_importance_changes_nothing(backend):
-    sketch = HotSketch(SketchConfig(num_buckets=1, hot_rows=1, slots_per_bucket=2,
-                                    threshold=100.0), backend=backend)
+    sketch = HotSketch(
+        SketchConfig(num_buckets=1, hot_rows=1, slots_per_bucket=2, threshold=100.0),
+        backend=backend,
+    )
     _insert(sketch, [4, 4, 9, 4], [1.0, 2.0, 0.0, 3.0])
     assert _slots(sketch) == {4: (6.0, -1)}
     assert sketch.mass.numpy() == 6.0 and sketch.batches.numpy() == 1
@@ -108,8 +121,10 @@ def test_duplicates_are_summed_and_zero_importance_changes_nothing(backend):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_promotion_order_and_demotion_on_decay(backend):
-    sketch = HotSketch(SketchConfig(num_buckets=1, hot_rows=2, slots_per_bucket=4,
-                                    threshold=2.0, decay_rate=0.5), backend=backend)
+    sketch = HotSketch(
+        SketchConfig(num_buckets=1, hot_rows=2, slots_per_bucket=4, threshold=2.0, decay_rate=0.5),
+        backend=backend,
+    )
     _insert(sketch, [5, 6, 7, 8], [3.0, 3.0, 5.0, 1.0])
     result = sketch.migrate()
     assert not result.decayed.numpy()
@@ -138,8 +153,9 @@ def test_promotion_order_and_demotion_on_decay(backend):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_every_slot_hot_drops_the_update(backend):
-    sketch = HotSketch(SketchConfig(num_buckets=1, hot_rows=2, slots_per_bucket=2,
-                                    threshold=1.0), backend=backend)
+    sketch = HotSketch(
+        SketchConfig(num_buckets=1, hot_rows=2, slots_per_bucket=2, threshold=1.0), backend=backend
+    )
     _insert(sketch, [1, 2])
     sketch.migrate()
     before = _slots(sketch)
@@ -152,8 +168,10 @@ def test_every_slot_hot_drops_the_update(backend):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_mass_rule_decays_only_past_the_limit(backend):
     # limit = factor * W * k = 10 * 1 * 1
-    sketch = HotSketch(SketchConfig(num_buckets=1, hot_rows=1, slots_per_bucket=2,
-                                    threshold=1.0, decay_rate=0.5), backend=backend)
+    sketch = HotSketch(
+        SketchConfig(num_buckets=1, hot_rows=1, slots_per_bucket=2, threshold=1.0, decay_rate=0.5),
+        backend=backend,
+    )
     _insert(sketch, [1], [10.0])
     assert not sketch.migrate().decayed.numpy()
     _insert(sketch, [1], [0.5])
@@ -163,8 +181,17 @@ def test_mass_rule_decays_only_past_the_limit(backend):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_batches_rule(backend):
-    sketch = HotSketch(SketchConfig(num_buckets=1, hot_rows=1, slots_per_bucket=2, threshold=9.0,
-                                    decay_rule="batches", decay_period=2), backend=backend)
+    sketch = HotSketch(
+        SketchConfig(
+            num_buckets=1,
+            hot_rows=1,
+            slots_per_bucket=2,
+            threshold=9.0,
+            decay_rule="batches",
+            decay_period=2,
+        ),
+        backend=backend,
+    )
     _insert(sketch, [1])
     _insert(sketch, [], [])  # empty batches do not count
     assert not sketch.migrate().decayed.numpy()
@@ -174,8 +201,12 @@ def test_batches_rule(backend):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_query_levels(backend):
-    sketch = HotSketch(SketchConfig(num_buckets=64, hot_rows=4, slots_per_bucket=4,
-                                    threshold=4.0, medium_threshold=2.0), backend=backend)
+    sketch = HotSketch(
+        SketchConfig(
+            num_buckets=64, hot_rows=4, slots_per_bucket=4, threshold=4.0, medium_threshold=2.0
+        ),
+        backend=backend,
+    )
     _insert(sketch, [1, 1, 1, 1, 2, 2, 3])
     sketch.migrate()
     rows, levels = sketch.query(tf.constant([[1, 2], [3, 4]], tf.int64))
@@ -202,9 +233,17 @@ def test_field_keys_differ_per_field_and_keep_ids_distinct():
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_hot_key_whose_score_underflows_is_demoted_and_frees_its_row(backend):
     # demote_threshold 0: only the underflow to 0 can demote.
-    sketch = HotSketch(SketchConfig(num_buckets=1, hot_rows=1, slots_per_bucket=2,
-                                    threshold=1e-30, demote_threshold=0.0, decay_rate=1e-10),
-                       backend=backend)
+    sketch = HotSketch(
+        SketchConfig(
+            num_buckets=1,
+            hot_rows=1,
+            slots_per_bucket=2,
+            threshold=1e-30,
+            demote_threshold=0.0,
+            decay_rate=1e-10,
+        ),
+        backend=backend,
+    )
     _insert(sketch, [7], [1e-30])
     assert _keys(sketch.migrate().promoted_fingerprints) == [7]
     # 1e-30 * 1e-10 is subnormal in float32, which counts as 0: demoted at the first decay.
@@ -223,8 +262,9 @@ def test_hot_key_whose_score_underflows_is_demoted_and_frees_its_row(backend):
 def test_subnormal_importance_counts_as_zero(backend, wrap):
     """TF's CPU kernels flush subnormals and CUDA does not: every implementation
     treats an importance below FLT_MIN as 0 (no slot taken, no mass)."""
-    sketch = HotSketch(SketchConfig(num_buckets=1, hot_rows=1, slots_per_bucket=2,
-                                    threshold=1.0), backend=backend)
+    sketch = HotSketch(
+        SketchConfig(num_buckets=1, hot_rows=1, slots_per_bucket=2, threshold=1.0), backend=backend
+    )
     tiny = np.float32(1e-40)
     assert 0 < tiny < np.finfo(np.float32).tiny
     insert = wrap(lambda ids, values: sketch.insert(ids, values) and None)
@@ -237,21 +277,35 @@ def test_subnormal_importance_counts_as_zero(backend, wrap):
 def test_tags_are_kept_while_pending_hot_and_demoted(backend):
     """A slot's int32 entry holds (row, tag) or (tag, pending): the tag must survive each
     state, up to the largest tag (30 tag bits leave room for 2 hot rows)."""
-    sketch = HotSketch(SketchConfig(replacement="inherit", num_buckets=1, hot_rows=2, slots_per_bucket=2,
-                                    threshold=5.0, decay_rate=0.5, num_features=2**30),
-                       backend=backend)
+    sketch = HotSketch(
+        SketchConfig(
+            replacement="inherit",
+            num_buckets=1,
+            hot_rows=2,
+            slots_per_bucket=2,
+            threshold=5.0,
+            decay_rate=0.5,
+            num_features=2**30,
+        ),
+        backend=backend,
+    )
     top = sketch_config.MAX_TAG
     for key in (10, 20, 30):
         _fp(key)
 
     def tags_by_key():
         state = sketch.read_state()
-        return {_KEY_OF[int(f)]: int(t) for f, t, s in zip(
-            state.fingerprints.numpy(), reference.slot_tags(state, 30).numpy(),
-            state.scores.numpy()) if s > 0}
+        return {
+            _KEY_OF[int(f)]: int(t)
+            for f, t, s in zip(
+                state.fingerprints.numpy(),
+                reference.slot_tags(state, 30).numpy(),
+                state.scores.numpy(),
+            )
+            if s > 0
+        }
 
-    sketch.insert(tf.constant([10, 20], tf.int64), tf.constant([6.0, 7.0]),
-                  tf.constant([top, 3]))
+    sketch.insert(tf.constant([10, 20], tf.int64), tf.constant([6.0, 7.0]), tf.constant([top, 3]))
     sketch.insert(tf.constant([30], tf.int64), tf.constant([1.0]), tf.constant([top - 1]))
     assert tags_by_key() == {20: 3, 30: top - 1}
     result = sketch.migrate()
@@ -272,24 +326,51 @@ def test_tags_are_kept_while_pending_hot_and_demoted(backend):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_decay_applies_rho_once_per_period_due(backend):
     # mass rule, period = 1 * W * k = 2: 7 inserted -> 3 periods, 1 left over
-    sketch = HotSketch(SketchConfig(num_buckets=1, hot_rows=1, slots_per_bucket=2, threshold=2.0,
-                                    decay_rate=0.5, decay_mass_factor=1.0), backend=backend)
+    sketch = HotSketch(
+        SketchConfig(
+            num_buckets=1,
+            hot_rows=1,
+            slots_per_bucket=2,
+            threshold=2.0,
+            decay_rate=0.5,
+            decay_mass_factor=1.0,
+        ),
+        backend=backend,
+    )
     _insert(sketch, [1], [7.0])
     assert sketch.migrate().decayed.numpy()
     assert _slots(sketch) == {1: (7.0 * 0.5**3, ROW_NONE)}
     assert sketch.mass.numpy() == 1.0
     # batches rule, period 2: 5 batches -> 2 periods, 1 batch left over
-    sketch = HotSketch(SketchConfig(num_buckets=1, hot_rows=1, slots_per_bucket=2, threshold=99.0,
-                                    decay_rate=0.5, decay_rule="batches", decay_period=2),
-                       backend=backend)
+    sketch = HotSketch(
+        SketchConfig(
+            num_buckets=1,
+            hot_rows=1,
+            slots_per_bucket=2,
+            threshold=99.0,
+            decay_rate=0.5,
+            decay_rule="batches",
+            decay_period=2,
+        ),
+        backend=backend,
+    )
     for _ in range(5):
         _insert(sketch, [1], [8.0])
     assert sketch.migrate().decayed.numpy()
     assert _slots(sketch) == {1: (10.0, ROW_NONE)}
     assert sketch.batches.numpy() == 1
     # at most MAX_DECAY_STEPS periods in one migration
-    sketch = HotSketch(SketchConfig(num_buckets=1, hot_rows=1, slots_per_bucket=2, threshold=1.0,
-                                    decay_rate=0.9, decay_mass_factor=1.0), backend=backend)
+    sketch = HotSketch(
+        SketchConfig(
+            num_buckets=1,
+            hot_rows=1,
+            slots_per_bucket=2,
+            threshold=1.0,
+            decay_rate=0.9,
+            decay_mass_factor=1.0,
+        ),
+        backend=backend,
+    )
     _insert(sketch, [1], [1e6])
     sketch.migrate()
     factor = np.float32(1.0)
@@ -300,8 +381,10 @@ def test_decay_applies_rho_once_per_period_due(backend):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_swap_displaces_the_weakest_hot_key_by_a_margin(backend):
-    sketch = HotSketch(SketchConfig(num_buckets=1, hot_rows=2, slots_per_bucket=4, threshold=2.0,
-                                    swap_margin=1.5), backend=backend)
+    sketch = HotSketch(
+        SketchConfig(num_buckets=1, hot_rows=2, slots_per_bucket=4, threshold=2.0, swap_margin=1.5),
+        backend=backend,
+    )
     _insert(sketch, [1, 2], [3.0, 4.0])
     assert _keys(sketch.migrate().promoted_fingerprints) == [2, 1]  # rows 0, 1: all taken
     _insert(sketch, [3], [5.0])  # 5 > 1.5 * 3: displaces key 1 and takes its row
@@ -319,8 +402,10 @@ def test_swap_displaces_the_weakest_hot_key_by_a_margin(backend):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_erode_lowers_the_smallest_score_before_taking_the_slot(backend):
-    sketch = HotSketch(SketchConfig(num_buckets=1, hot_rows=1, slots_per_bucket=2,
-                                    threshold=100.0), backend=backend)
+    sketch = HotSketch(
+        SketchConfig(num_buckets=1, hot_rows=1, slots_per_bucket=2, threshold=100.0),
+        backend=backend,
+    )
     _insert(sketch, [10, 20], [5.0, 3.0])
     _insert(sketch, [30], [1.0])  # misses a full bucket: 20's 3 eroded to 2, 30 not recorded
     assert _slots(sketch) == {10: (5.0, ROW_NONE), 20: (2.0, ROW_NONE)}
@@ -336,8 +421,9 @@ def test_erode_lowers_the_smallest_score_before_taking_the_slot(backend):
 def test_keys_equal_in_one_half_have_unrelated_fingerprints(backend):
     """Slots match fingerprints of Mix64(key): keys equal in either 32-bit half do not
     share them (a real false match: tests/sketch/test_fingerprints.py)."""
-    sketch = HotSketch(SketchConfig(num_buckets=1, hot_rows=1, slots_per_bucket=4,
-                                    threshold=2.0), backend=backend)
+    sketch = HotSketch(
+        SketchConfig(num_buckets=1, hot_rows=1, slots_per_bucket=4, threshold=2.0), backend=backend
+    )
     keys = [5, 5 + 2**32, 5 - 2**40, 7 * 2**32]  # equal low halves / equal high halves
     _insert(sketch, keys, [2.0, 1.0, 1.0, 1.0])
     sketch.migrate()

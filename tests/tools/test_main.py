@@ -1,5 +1,6 @@
 """The main job (`python -m cafe_tf.main`, what `bash .ci/main` runs) trains every kind on
 a small synthetic dataset and reports each under the same budget."""
+
 import json
 
 from cafe_tf import main
@@ -7,11 +8,33 @@ from cafe_tf import main
 
 def test_main_job_reports_every_kind(tmp_path, capsys):
     report = tmp_path / "report.json"
-    code = main.main(["--rows-per-day", "2000", "--days", "2", "--scale", "1e-3",
-                      "--batch-size", "256", "--compression-ratio", "20",
-                      "--learning-rate", "0.02", "--epochs", "3",
-                      "--kinds", "cafe", "hash", "full", "qr", "--verbose", "0",
-                      "--json", str(report)])
+    code = main.main(
+        [
+            "--rows-per-day",
+            "2000",
+            "--days",
+            "2",
+            "--scale",
+            "1e-3",
+            "--batch-size",
+            "256",
+            "--compression-ratio",
+            "20",
+            "--learning-rate",
+            "0.02",
+            "--epochs",
+            "3",
+            "--kinds",
+            "cafe",
+            "hash",
+            "full",
+            "qr",
+            "--verbose",
+            "0",
+            "--json",
+            str(report),
+        ]
+    )
     assert code == 0
     results = json.loads(report.read_text())["results"]
     assert [r["kind"] for r in results] == ["cafe", "hash", "full", "qr"]

@@ -1,5 +1,6 @@
 """benchmarks/quality.py: a tiny grid cell end to end, and the cell files' resume, redo
 and merge logic behind its table (without training)."""
+
 import importlib.util
 import json
 import types
@@ -18,13 +19,36 @@ def quality():
     return module
 
 
-TINY = ["--datasets", "kdd12", "--models", "dlrm", "--rows-per-day", "6000", "--days", "2",
-        "--scale", "1e-4", "--batch-size", "256", "--learning-rate", "0.02", "--seeds", "0"]
+TINY = [
+    "--datasets",
+    "kdd12",
+    "--models",
+    "dlrm",
+    "--rows-per-day",
+    "6000",
+    "--days",
+    "2",
+    "--scale",
+    "1e-4",
+    "--batch-size",
+    "256",
+    "--learning-rate",
+    "0.02",
+    "--seeds",
+    "0",
+]
 
 
 def _args(tmp_path, *extra):
-    return TINY + ["--cells", str(tmp_path / "cells"), "--out", str(tmp_path / "out"),
-                   "--name", "t", *extra]
+    return TINY + [
+        "--cells",
+        str(tmp_path / "cells"),
+        "--out",
+        str(tmp_path / "out"),
+        "--name",
+        "t",
+        *extra,
+    ]
 
 
 def _lines(tmp_path, shape="kdd12", seed=0):
@@ -48,19 +72,39 @@ def test_one_cell_trains_and_one_too_small_budget_is_na(quality, tmp_path):
 
 def _fake_run_one(args, seed, shape, data, options, model, ratio, kind):
     """A cell without training: AUC from the kind, ratio and seed; n/a for Q-R at 1000x."""
-    auc = None if (kind == "qr" and ratio == 1000) else (
-        0.7 - 0.01 * len(kind) - 0.001 * ratio / 100 + 0.01 * seed)
-    return {"record": "cell", "shape": shape, "seed": seed, "model": model, "kind": kind,
-            "ratio": 1.0 if kind == "full" else float(ratio), "auc": auc, "logloss": 0.5,
-            "memory_bytes": 1, "exclusive_rows": 7 if kind == "cafe" else None,
-            "hot_lookup_share": 0.5 if kind == "cafe" else None, "train_samples_per_sec": 1.0,
-            "seconds": 60.0, "cpu_seconds": 90.0}
+    auc = (
+        None
+        if (kind == "qr" and ratio == 1000)
+        else (0.7 - 0.01 * len(kind) - 0.001 * ratio / 100 + 0.01 * seed)
+    )
+    return {
+        "record": "cell",
+        "shape": shape,
+        "seed": seed,
+        "model": model,
+        "kind": kind,
+        "ratio": 1.0 if kind == "full" else float(ratio),
+        "auc": auc,
+        "logloss": 0.5,
+        "memory_bytes": 1,
+        "exclusive_rows": 7 if kind == "cafe" else None,
+        "hot_lookup_share": 0.5 if kind == "cafe" else None,
+        "train_samples_per_sec": 1.0,
+        "seconds": 60.0,
+        "cpu_seconds": 90.0,
+    }
 
 
 def test_resume_redo_and_merged_table(quality, tmp_path, monkeypatch):
     monkeypatch.setattr(quality, "run_one", _fake_run_one)
-    monkeypatch.setattr(quality, "load_data", lambda args, shape, seed: (
-        types.SimpleNamespace(vocabulary_sizes={"f": 1}, field_names=["f"]), {}))
+    monkeypatch.setattr(
+        quality,
+        "load_data",
+        lambda args, shape, seed: (
+            types.SimpleNamespace(vocabulary_sizes={"f": 1}, field_names=["f"]),
+            {},
+        ),
+    )
     grid = ["--kinds", "full", "qr", "cafe", "--ratios", "100", "1000", "--seeds", "0", "1"]
     quality.main(_args(tmp_path, *grid))
     assert len(_lines(tmp_path)) == 1 + 5  # data + full, qr and cafe at two ratios
@@ -95,6 +139,7 @@ def test_resume_redo_and_merged_table(quality, tmp_path, monkeypatch):
     other = tmp_path / "other.jsonl"
     cell = dict(_lines(tmp_path)[1], auc=0.1, seed=0)
     other.write_text(json.dumps(cell) + "\n")
-    merged = quality.main(_args(tmp_path, *grid, "--load",
-                                str(tmp_path / "cells" / "kdd12_seed0.jsonl"), str(other)))
+    merged = quality.main(
+        _args(tmp_path, *grid, "--load", str(tmp_path / "cells" / "kdd12_seed0.jsonl"), str(other))
+    )
     assert "full: AUC 0.1000)" in merged

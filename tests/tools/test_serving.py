@@ -1,16 +1,21 @@
 """Serving export: a SavedModel that serves without cafe_tf, and Keras model.save round trips."""
+
+import model_utils as mu
 import numpy as np
 import pytest
+import serving_child
 import tensorflow as tf
 import tf_keras
 
-import model_utils as mu
-import serving_child
 from cafe_tf import hashing
 from cafe_tf.callbacks import CafeMigration
 from cafe_tf.layers import CafeConfig, CafeEmbedding, CafeEmbeddingCollection
-from cafe_tf.serving import (ServingExportError, cafe_ops_in_saved_model, export_for_serving,
-                             signature_inputs)
+from cafe_tf.serving import (
+    ServingExportError,
+    cafe_ops_in_saved_model,
+    export_for_serving,
+    signature_inputs,
+)
 
 INPUT_SIGNATURE = {
     "u": tf.TensorSpec([None], tf.int64),
@@ -24,8 +29,12 @@ INPUT_SIGNATURE = {
 def trained_model():
     """A CafeRanker trained until both CAFE layers have hot rows (so lookups use them)."""
     model = mu.make_model()
-    model.fit(mu.dataset(mu.make_arrays(640, seed=11), 64), epochs=1, verbose=0,
-              callbacks=[CafeMigration(every_n_steps=2)])
+    model.fit(
+        mu.dataset(mu.make_arrays(640, seed=11), 64),
+        epochs=1,
+        verbose=0,
+        callbacks=[CafeMigration(every_n_steps=2)],
+    )
     for layer in (model.embedding, model.c_embedding):
         assert int(layer.promotions.numpy()) > 0
     return model
@@ -40,9 +49,13 @@ def _sketch_keys(ids):
 
 def _flat_inputs(features):
     v = features["v"]
-    return {"u": features["u"].numpy(), "c": features["c"].numpy().astype(str),
-            "x": features["x"].numpy(), "v_values": v.values.numpy(),
-            "v_row_lengths": v.row_lengths().numpy()}
+    return {
+        "u": features["u"].numpy(),
+        "c": features["c"].numpy().astype(str),
+        "x": features["x"].numpy(),
+        "v_values": v.values.numpy(),
+        "v_row_lengths": v.row_lengths().numpy(),
+    }
 
 
 def test_export_serves_in_a_process_without_cafe_tf(trained_model, tmp_path):
@@ -98,33 +111,54 @@ class _NoSubmodules(tf.Module):
 
 
 def test_signature_inputs_flatten_ragged_and_sparse():
-    flat = signature_inputs({"a": tf.TensorSpec([None], tf.int64),
-                             "b": tf.RaggedTensorSpec([None, None], tf.string, ragged_rank=1),
-                             "s": tf.SparseTensorSpec([None, 3], tf.int32)})
+    flat = signature_inputs(
+        {
+            "a": tf.TensorSpec([None], tf.int64),
+            "b": tf.RaggedTensorSpec([None, None], tf.string, ragged_rank=1),
+            "s": tf.SparseTensorSpec([None, 3], tf.int32),
+        }
+    )
     assert {k: (v.shape.as_list(), v.dtype) for k, v in flat.items()} == {
-        "a": ([None], tf.int64), "b_values": ([None], tf.string),
-        "b_row_lengths": ([None], tf.int64), "s_indices": ([None, 2], tf.int64),
-        "s_values": ([None], tf.int32), "s_dense_shape": ([2], tf.int64)}
+        "a": ([None], tf.int64),
+        "b_values": ([None], tf.string),
+        "b_row_lengths": ([None], tf.int64),
+        "s_indices": ([None, 2], tf.int64),
+        "s_values": ([None], tf.int32),
+        "s_dense_shape": ([2], tf.int64),
+    }
     with pytest.raises(ValueError, match="defined twice"):
-        signature_inputs({"b": tf.RaggedTensorSpec([None, None], tf.int64, ragged_rank=1),
-                          "b_values": tf.TensorSpec([None], tf.int64)})
+        signature_inputs(
+            {
+                "b": tf.RaggedTensorSpec([None, None], tf.int64, ragged_rank=1),
+                "b_values": tf.TensorSpec([None], tf.int64),
+            }
+        )
 
 
 def test_export_single_tensor_model_with_sparse_input(tmp_path):
-    layer = CafeEmbedding(5000, CafeConfig(embedding_dim=4, compression_ratio=5, threshold=2.0,
-                                           importance="frequency"), combiner="mean")
-    ids = tf.SparseTensor([[0, 0], [0, 1], [1, 0], [2, 2]], tf.constant([1, 2, 1, 1], tf.int64),
-                          [3, 3])
+    layer = CafeEmbedding(
+        5000,
+        CafeConfig(embedding_dim=4, compression_ratio=5, threshold=2.0, importance="frequency"),
+        combiner="mean",
+    )
+    ids = tf.SparseTensor(
+        [[0, 0], [0, 1], [1, 0], [2, 2]], tf.constant([1, 2, 1, 1], tf.int64), [3, 3]
+    )
     with tf.GradientTape() as tape:
         loss = tf.reduce_sum(layer(ids, training=True))
     tape.gradient(loss, layer.trainable_weights)
     layer.migrate()
     assert int(layer.promotions.numpy()) == 1
-    export_for_serving(layer, str(tmp_path / "e"), tf.SparseTensorSpec([None, 3], tf.int64),
-                       output_name="embedding")
+    export_for_serving(
+        layer,
+        str(tmp_path / "e"),
+        tf.SparseTensorSpec([None, 3], tf.int64),
+        output_name="embedding",
+    )
     loaded = tf.saved_model.load(str(tmp_path / "e"))
     out = loaded.signatures["serving_default"](
-        input_indices=ids.indices, input_values=ids.values, input_dense_shape=ids.dense_shape)
+        input_indices=ids.indices, input_values=ids.values, input_dense_shape=ids.dense_shape
+    )
     np.testing.assert_array_equal(out["embedding"].numpy(), layer(ids).numpy())
     np.testing.assert_array_equal(loaded.serve(ids)["embedding"].numpy(), layer(ids).numpy())
     assert int(layer.sketch.hot_rows_used()) > 0  # a hot row was read
@@ -141,11 +175,12 @@ def test_keras_model_save_round_trip(trained_model, tmp_path):
     # The CAFE layers are registered with Keras: no custom_objects needed.
     loaded = tf_keras.models.load_model(path)
     features = mu.eval_features(64, seed=3)
-    np.testing.assert_allclose(loaded(features).numpy(), model(features).numpy(),
-                               rtol=1e-6, atol=1e-6)
-    cafe = [l for l in loaded.submodules if isinstance(l, CafeEmbeddingCollection)]
-    assert sorted(l.name for l in cafe) == ["cafe", "cafe_c"]
-    by_name = {l.name: l for l in cafe}
+    np.testing.assert_allclose(
+        loaded(features).numpy(), model(features).numpy(), rtol=1e-6, atol=1e-6
+    )
+    cafe = [m for m in loaded.submodules if isinstance(m, CafeEmbeddingCollection)]
+    assert sorted(layer.name for layer in cafe) == ["cafe", "cafe_c"]
+    by_name = {layer.name: layer for layer in cafe}
     for original in (model.embedding, model.c_embedding):
         restored = by_name[original.name]
         assert restored.get_config() == original.get_config()

@@ -1,26 +1,34 @@
 """cafe_tf.tuning: keras-tuner searches of CAFE configurations under a memory cap, with
 keras-tuner 1.3 (TF 2.16 lock) or 1.4 (TF 2.21 lock) bound to tf_keras."""
+
 import importlib.metadata
 import os
 import subprocess
 import sys
 
-from cafe_tf import tuning  # binds keras-tuner to tf_keras: before keras_tuner
+import keras_tuner as kt
+import model_utils as mu
+import numpy as np
+import pytest
+import tf_keras
 
-import keras_tuner as kt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import tf_keras  # noqa: E402
-
-import model_utils as mu  # noqa: E402
-from cafe_tf import _keras_tuner  # noqa: E402
-from cafe_tf import budget as budget_lib  # noqa: E402
-from cafe_tf.callbacks import CafeMigration  # noqa: E402
-from cafe_tf.data import dataset_from_arrays  # noqa: E402
-from cafe_tf.layers import CafeEmbeddingCollection  # noqa: E402
-from cafe_tf.models import DLRM  # noqa: E402
-from cafe_tf.tuning import (CafeHyperModel, CafeSearchSpace, CapExceededError,  # noqa: E402
-                            cafe_bytes, config_from_hp, tune)
+from cafe_tf import (
+    _keras_tuner,
+    tuning,  # binds keras-tuner to tf_keras: before keras_tuner
+)
+from cafe_tf import budget as budget_lib
+from cafe_tf.callbacks import CafeMigration
+from cafe_tf.data import dataset_from_arrays
+from cafe_tf.layers import CafeEmbeddingCollection
+from cafe_tf.models import DLRM
+from cafe_tf.tuning import (
+    CafeHyperModel,
+    CafeSearchSpace,
+    CapExceededError,
+    cafe_bytes,
+    config_from_hp,
+    tune,
+)
 
 KERAS_TUNER = tuple(int(p) for p in importlib.metadata.version("keras-tuner").split(".")[:2])
 
@@ -29,9 +37,13 @@ DIM = 8
 CAP = 12_000  # bytes; the full tables take 1,280,000, so the ratio must be >= 106.7
 FULL = budget_lib.full_table_bytes(list(VOCABULARY.values()), DIM)
 # The lowest ratio reaches far below what the cap allows: within_cap must raise it.
-SPACE = CafeSearchSpace(embedding_dim=DIM, compression_ratio=(2.0, 400.0),
-                        threshold=(2.0, 8.0), decay_half_life=(4.0, 16.0),
-                        fixed={"importance": "frequency"})
+SPACE = CafeSearchSpace(
+    embedding_dim=DIM,
+    compression_ratio=(2.0, 400.0),
+    threshold=(2.0, 8.0),
+    decay_half_life=(4.0, 16.0),
+    fixed={"importance": "frequency"},
+)
 
 
 def _arrays(seed, n):
@@ -52,21 +64,35 @@ TRAIN, VALIDATION = _dataset(0), _dataset(1, n=256)
 
 
 def _build_model(config):
-    model = DLRM(CafeEmbeddingCollection(VOCABULARY, config, name="cafe"), embedding_dim=DIM,
-                 bottom_units=(8,), top_units=(8,))
+    model = DLRM(
+        CafeEmbeddingCollection(VOCABULARY, config, name="cafe"),
+        embedding_dim=DIM,
+        bottom_units=(8,),
+        top_units=(8,),
+    )
     model.compile(optimizer=tf_keras.optimizers.Adam(0.05))
     return model
 
 
 def _tune(tmp_path, **kwargs):
     kwargs.setdefault("max_trials", 2)
-    return tune(_build_model, TRAIN, VALIDATION, vocabulary_sizes=VOCABULARY, cap_bytes=CAP,
-                space=SPACE, directory=str(tmp_path), seed=3, **kwargs)
+    return tune(
+        _build_model,
+        TRAIN,
+        VALIDATION,
+        vocabulary_sizes=VOCABULARY,
+        cap_bytes=CAP,
+        space=SPACE,
+        directory=str(tmp_path),
+        seed=3,
+        **kwargs,
+    )
 
 
 def _check_trials(result, count):
     assert [t.status for t in result.trials] == ["COMPLETED"] * count, [
-        t.message for t in result.trials]
+        t.message for t in result.trials
+    ]
     for trial in result.trials:
         # The space was bounded, so no over-cap configuration was ever proposed or trained.
         assert trial.config.compression_ratio >= FULL / CAP
@@ -91,8 +117,12 @@ def test_random_search_with_a_given_migration_callback(tmp_path):
 def test_bayesian_search_under_mirrored_strategy(tmp_path):
     strategy = mu.mirrored_strategy()  # one per process: see its docstring
     # The second trial comes from the Gaussian process fitted to the first.
-    result = _tune(tmp_path, tuner="bayesian", tuner_options={"num_initial_points": 1},
-                   distribution_strategy=strategy)
+    result = _tune(
+        tmp_path,
+        tuner="bayesian",
+        tuner_options={"num_initial_points": 1},
+        distribution_strategy=strategy,
+    )
     _check_trials(result, 2)
     model = result.tuner.get_best_models(1)[0]
     assert model.distribute_strategy is strategy
@@ -118,8 +148,16 @@ def test_over_cap_model_is_rejected_before_training(tmp_path):
         return model
 
     with pytest.raises(CapExceededError, match="over the cap"):
-        tune(build_two_layers, TRAIN, VALIDATION, vocabulary_sizes=VOCABULARY, cap_bytes=CAP,
-             space=SPACE, directory=str(tmp_path), max_trials=2)
+        tune(
+            build_two_layers,
+            TRAIN,
+            VALIDATION,
+            vocabulary_sizes=VOCABULARY,
+            cap_bytes=CAP,
+            space=SPACE,
+            directory=str(tmp_path),
+            max_trials=2,
+        )
     assert built and all(m.optimizer.iterations.numpy() == 0 for m in built)
     # Listing the features of both layers bounds the ratio for their total.
     both = {**VOCABULARY, **{f"extra_{name}": size for name, size in VOCABULARY.items()}}
@@ -140,7 +178,8 @@ def test_space_is_bounded_by_the_cap_and_validated():
         SPACE.within_cap(VOCABULARY, 400)  # needs ratio 3200 > 400
     with pytest.raises(ValueError, match="no CAFE layout"):
         CafeSearchSpace(embedding_dim=DIM, compression_ratio=(2.0, 20_000.0)).within_cap(
-            VOCABULARY, CAP)
+            VOCABULARY, CAP
+        )
     with pytest.raises(ValueError, match="set by the search space"):
         CafeSearchSpace(fixed={"threshold": 3.0})
     with pytest.raises(ValueError, match="hot_share"):
@@ -162,10 +201,20 @@ def test_a_search_where_no_trial_completes_raises(tmp_path):
     def uncompiled(config):  # fit() refuses it: keras-tuner alone would just mark it FAILED
         return DLRM(CafeEmbeddingCollection(VOCABULARY, config), embedding_dim=DIM)
 
-    with pytest.raises(RuntimeError, match="no tuning trial completed"), \
-            pytest.warns(UserWarning, match="ended FAILED"):
-        tune(uncompiled, TRAIN, VALIDATION, vocabulary_sizes=VOCABULARY, cap_bytes=CAP,
-             space=SPACE, directory=str(tmp_path), max_trials=1)
+    with (
+        pytest.raises(RuntimeError, match="no tuning trial completed"),
+        pytest.warns(UserWarning, match="ended FAILED"),
+    ):
+        tune(
+            uncompiled,
+            TRAIN,
+            VALIDATION,
+            vocabulary_sizes=VOCABULARY,
+            cap_bytes=CAP,
+            space=SPACE,
+            directory=str(tmp_path),
+            max_trials=1,
+        )
 
 
 def test_keras_tuner_is_bound_to_tf_keras_and_the_process_keeps_its_keras():
@@ -174,18 +223,25 @@ def test_keras_tuner_is_bound_to_tf_keras_and_the_process_keeps_its_keras():
     # keras-tuner 1.4 was imported with sys.modules["keras"] lent to tf_keras, then given back.
     assert sys.modules.get("keras") is not tf_keras
     import keras
+
     assert keras.version().startswith("3.")
 
 
 def test_keras_tuner_imported_for_keras_3_first_is_refused_with_the_fix():
-    run = subprocess.run([sys.executable, "-c", "import keras_tuner, cafe_tf.tuning"],
-                         capture_output=True, text=True, timeout=300,
-                         env={**os.environ, "TF_USE_LEGACY_KERAS": "1"},
-                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    run = subprocess.run(
+        [sys.executable, "-c", "import keras_tuner, cafe_tf.tuning"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "TF_USE_LEGACY_KERAS": "1"},
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    )
     if KERAS_TUNER < (1, 4):  # 1.3 follows tf.keras, tf_keras here: nothing to refuse
         assert run.returncode == 0, run.stderr
     else:
         assert run.returncode != 0
-        assert ("cafe_tf.tuning tunes tf_keras models, but keras-tuner 1." in run.stderr
-                and "accepts Keras 3 models only" in run.stderr
-                and "import cafe_tf.tuning before keras_tuner" in run.stderr), run.stderr
+        assert (
+            "cafe_tf.tuning tunes tf_keras models, but keras-tuner 1." in run.stderr
+            and "accepts Keras 3 models only" in run.stderr
+            and "import cafe_tf.tuning before keras_tuner" in run.stderr
+        ), run.stderr

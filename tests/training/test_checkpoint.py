@@ -4,6 +4,7 @@ refusal of mismatching checkpoints.
 Run as a script, this file is the child process of the SIGKILL test: it trains with
 periodic checkpoints, resuming from the newest one when there is one.
 """
+
 import json
 import os
 import signal
@@ -22,16 +23,23 @@ MIGRATE_EVERY = 3
 
 def train(model, arrays, start, stop, callbacks=()):
     """Trains batches [start, stop) of the repeated dataset (migration every 3 steps)."""
-    from cafe_tf.callbacks import CafeMigration
     import model_utils as mu
 
+    from cafe_tf.callbacks import CafeMigration
+
     data = mu.dataset(arrays, GLOBAL_BATCH).repeat().skip(start)
-    model.fit(data, epochs=1, steps_per_epoch=stop - start, verbose=0,
-              callbacks=[*callbacks, CafeMigration(every_n_steps=MIGRATE_EVERY)])
+    model.fit(
+        data,
+        epochs=1,
+        steps_per_epoch=stop - start,
+        verbose=0,
+        callbacks=[*callbacks, CafeMigration(every_n_steps=MIGRATE_EVERY)],
+    )
 
 
 def full_state(model):
     import model_utils as mu
+
     state = {f"weights::{k}": v for k, v in mu.weights_state(model).items()}
     state.update({f"optimizer::{k}": v for k, v in mu.optimizer_state(model).items()})
     return state
@@ -39,10 +47,10 @@ def full_state(model):
 
 # ---- the child of the SIGKILL test --------------------------------------------------------
 def child_main(args):
+    import model_utils as mu
     import tensorflow as tf
     import tf_keras
 
-    import model_utils as mu
     from cafe_tf.checkpoints import PeriodicCheckpoint, make_checkpoint, restore_latest
 
     model = mu.make_model(seed=7)
@@ -55,15 +63,23 @@ def child_main(args):
         so that the parent's SIGKILL lands in the middle of training."""
 
         def on_train_batch_end(self, batch, logs=None):
-            if args.slow_after and periodic.saved_steps and \
-                    periodic.saved_steps[-1] >= args.slow_after:
+            if (
+                args.slow_after
+                and periodic.saved_steps
+                and periodic.saved_steps[-1] >= args.slow_after
+            ):
                 Path(args.dir, "READY").touch()
                 time.sleep(0.1)
 
     periodic = PeriodicCheckpoint(manager, every_n_steps=args.every)
     # PeriodicCheckpoint is listed first on purpose: it must still save after migration.
-    train(model, mu.make_arrays(args.examples, seed=5), start, args.steps,
-          callbacks=[periodic, SlowDownAfterCheckpoint()])
+    train(
+        model,
+        mu.make_arrays(args.examples, seed=5),
+        start,
+        args.steps,
+        callbacks=[periodic, SlowDownAfterCheckpoint()],
+    )
     np.savez(args.out, **full_state(model))
     print(json.dumps({"done": True, "saved_steps": periodic.saved_steps}), flush=True)
 
@@ -73,26 +89,41 @@ if __name__ == "__main__":
 
     sys.path[:0] = [str(ROOT), str(TESTS)]
     parser = argparse.ArgumentParser()
-    for name, kind in (("--dir", str), ("--out", str), ("--steps", int), ("--every", int),
-                       ("--slow-after", int), ("--examples", int)):
+    for name, kind in (
+        ("--dir", str),
+        ("--out", str),
+        ("--steps", int),
+        ("--every", int),
+        ("--slow-after", int),
+        ("--examples", int),
+    ):
         parser.add_argument(name, type=kind, required=name != "--slow-after", default=0)
     child_main(parser.parse_args())
     sys.exit(0)
 
 
 # ---- the tests ----------------------------------------------------------------------------
+import model_utils as mu  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tf_keras  # noqa: E402
 
-import model_utils as mu  # noqa: E402
 from cafe_tf.callbacks import CafeMigration  # noqa: E402
-from cafe_tf.checkpoints import (CheckpointCorruptError, CheckpointMismatchError,  # noqa: E402
-                                 ExactBackupAndRestore, make_checkpoint, mismatches, restore)
-from cafe_tf.layers import find_cafe_layers  # noqa: E402
-from cafe_tf.layers import CafeConfig, CafeEmbeddingCollection  # noqa: E402
+from cafe_tf.checkpoints import (  # noqa: E402
+    CheckpointCorruptError,
+    CheckpointMismatchError,
+    ExactBackupAndRestore,
+    make_checkpoint,
+    mismatches,
+    restore,
+)
+from cafe_tf.layers import (  # noqa: E402
+    CafeConfig,
+    CafeEmbeddingCollection,
+    find_cafe_layers,
+)
 
-N_STEPS, M_STEPS = 7, 6   # N is not a multiple of the migration period on purpose
+N_STEPS, M_STEPS = 7, 6  # N is not a multiple of the migration period on purpose
 
 
 @pytest.fixture(scope="module")
@@ -115,8 +146,9 @@ def _assert_same(expected, model):
 
 
 @pytest.mark.parametrize("method", ["checkpoint_manager", "save_weights"])
-def test_resume_in_a_fresh_model_equals_uninterrupted_training(method, arrays, uninterrupted,
-                                                               tmp_path):
+def test_resume_in_a_fresh_model_equals_uninterrupted_training(
+    method, arrays, uninterrupted, tmp_path
+):
     expected, expected_cafe = uninterrupted
     first = mu.make_model(seed=7)
     train(first, arrays, 0, N_STEPS)
@@ -153,8 +185,13 @@ def fit_with_backup(model, arrays, backup_dir, save_freq, *callbacks):
     backup = ExactBackupAndRestore(str(backup_dir), save_freq=save_freq)
     data = backup.skip_trained(mu.dataset(arrays, GLOBAL_BATCH).repeat(), BACKUP_STEPS_PER_EPOCH)
     # The backup is listed first on purpose: it must still back up after migration.
-    model.fit(data, epochs=BACKUP_EPOCHS, steps_per_epoch=BACKUP_STEPS_PER_EPOCH, verbose=0,
-              callbacks=[backup, CafeMigration(every_n_steps=MIGRATE_EVERY), *callbacks])
+    model.fit(
+        data,
+        epochs=BACKUP_EPOCHS,
+        steps_per_epoch=BACKUP_STEPS_PER_EPOCH,
+        verbose=0,
+        callbacks=[backup, CafeMigration(every_n_steps=MIGRATE_EVERY), *callbacks],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -167,8 +204,9 @@ def uninterrupted_epochs(arrays, tmp_path_factory):
 
 
 @pytest.mark.parametrize("save_freq, position", [(3, 12), ("epoch", 7)])
-def test_backup_resumes_mid_epoch_on_the_next_batch(save_freq, position, arrays,
-                                                    uninterrupted_epochs, tmp_path):
+def test_backup_resumes_mid_epoch_on_the_next_batch(
+    save_freq, position, arrays, uninterrupted_epochs, tmp_path
+):
     """A fit that dies at step 13 resumes, in a fresh model, on the batch after its last
     backup (step 12: epoch 1's batch 4, after the step's migration; or the end of epoch 0)
     and ends bit-identical to an uninterrupted fit."""
@@ -200,8 +238,10 @@ def test_backup_options_and_positions_are_checked(tmp_path):
         with pytest.raises(ValueError, match="steps_per_epoch must be"):
             backup.trained_batches(bad)
     # A backup of epoch 1's batch 4 (of 6): resuming with 3 steps per epoch is refused.
-    state = tf.train.Checkpoint(ckpt_saved_epoch=tf.Variable(1, dtype=tf.int64),
-                                ckpt_saved_batch=tf.Variable(4, dtype=tf.int64))
+    state = tf.train.Checkpoint(
+        ckpt_saved_epoch=tf.Variable(1, dtype=tf.int64),
+        ckpt_saved_batch=tf.Variable(4, dtype=tf.int64),
+    )
     tf.train.CheckpointManager(state, str(tmp_path / "chief"), 1).save()
     assert backup.trained_batches(6) == 6 + 5
     with pytest.raises(ValueError, match="written at batch 4 .* steps_per_epoch is 3"):
@@ -213,8 +253,16 @@ def test_checkpoint_holds_sketch_tables_bookkeeping_and_slots(tmp_path):
     path = make_checkpoint(model).save(str(tmp_path / "ckpt"))
     keys = [name for name, _ in tf.train.list_variables(path)]
     for layer in ("embedding", "c_embedding"):
-        for variable in ("hot_table", "hashed_tables", "slots", "scores", "mass", "batches",
-                         "promotions", "demotions"):
+        for variable in (
+            "hot_table",
+            "hashed_tables",
+            "slots",
+            "scores",
+            "mass",
+            "batches",
+            "promotions",
+            "demotions",
+        ):
             assert f"model/{layer}/{variable}/.ATTRIBUTES/VARIABLE_VALUE" in keys, variable
     assert "cafe_layout/.ATTRIBUTES/py_state" in keys
     # Adam's two slots per trainable variable, and its iteration count.
@@ -224,8 +272,9 @@ def test_checkpoint_holds_sketch_tables_bookkeeping_and_slots(tmp_path):
 
 
 def _layer_checkpoint(features):
-    layer = CafeEmbeddingCollection(features, CafeConfig(embedding_dim=4, compression_ratio=20),
-                                    name="cafe")
+    layer = CafeEmbeddingCollection(
+        features, CafeConfig(embedding_dim=4, compression_ratio=20), name="cafe"
+    )
     layer.build(None)
     return layer, make_checkpoint(layer, optimizer=None)
 
@@ -243,18 +292,24 @@ def test_checkpoint_of_other_sizes_is_refused_naming_the_mismatch(tmp_path):
     layout = next(layer for layer in find_cafe_layers(saved) if layer.name == "cafe").layout
     hashed_rows = sum(layout.hashed_rows)
     assert f"CAFE layer 'cafe': hot_rows is {layout.hot_rows} in the checkpoint but" in message
-    assert (f"CAFE layer 'cafe', hashed_tables: shape [{hashed_rows}, 8] in the checkpoint but"
-            in message)
-    assert (f"CAFE layer 'cafe', slots: shape [{layout.num_buckets}, 4] in the checkpoint but"
-            in message)
+    assert (
+        f"CAFE layer 'cafe', hashed_tables: shape [{hashed_rows}, 8] in the checkpoint but"
+        in message
+    )
+    assert (
+        f"CAFE layer 'cafe', slots: shape [{layout.num_buckets}, 4] in the checkpoint but"
+        in message
+    )
     assert "cafe_c" not in message  # the other layer matches
     assert "compression_ratio" in message  # says what to do
     mu.assert_states_equal(mu.weights_state(other), before, "nothing restored")
 
     # model.save_weights checkpoints: the layers' own layout records and the shapes.
-    with pytest.raises(CheckpointMismatchError,
-                       match=rf"CAFE layer 'cafe', hot_table: shape \[{layout.hot_rows}, 8\] "
-                             "in the checkpoint but"):
+    with pytest.raises(
+        CheckpointMismatchError,
+        match=rf"CAFE layer 'cafe', hot_table: shape \[{layout.hot_rows}, 8\] "
+        "in the checkpoint but",
+    ):
         restore(other, str(tmp_path / "weights"))
     mu.assert_states_equal(mu.weights_state(other), before, "nothing restored")
 
@@ -283,12 +338,14 @@ def test_same_shapes_but_other_row_split_is_refused(tmp_path):
 def test_state_the_checkpoint_lacks_is_named(tmp_path):
     """A variable of this model's CAFE layer that the checkpoint does not hold would
     keep its fresh value: refused (here the medium tables of multi-level hashing)."""
-    layer = CafeEmbeddingCollection({"x": 1000}, CafeConfig(embedding_dim=4,
-                                                            budget_bytes=4000), name="cafe")
+    layer = CafeEmbeddingCollection(
+        {"x": 1000}, CafeConfig(embedding_dim=4, budget_bytes=4000), name="cafe"
+    )
     layer.build(None)
     path = tf.train.Checkpoint(layer=layer).save(str(tmp_path / "ckpt"))
-    other = CafeEmbeddingCollection({"x": 1000}, CafeConfig(
-        embedding_dim=4, budget_bytes=4000, multi_level=True), name="cafe")
+    other = CafeEmbeddingCollection(
+        {"x": 1000}, CafeConfig(embedding_dim=4, budget_bytes=4000, multi_level=True), name="cafe"
+    )
     other.build(None)
     problems = mismatches(tf.train.Checkpoint(layer=other), path)
     assert "CAFE layer 'cafe', medium_tables: not in the checkpoint" in problems, problems
@@ -299,6 +356,7 @@ def test_state_the_checkpoint_lacks_is_named(tmp_path):
 def test_layer_records_its_layout_in_every_checkpoint(tmp_path):
     """save_weights / load_weights (and any tf.train.Checkpoint of the layer) carry the
     layer's own layout record: another row split of the same shapes is refused."""
+
     def wrap(layer):
         inputs = {name: tf_keras.Input([1], dtype=tf.int64, name=name) for name in ("x", "y")}
         return tf_keras.Model(inputs, layer(inputs))
@@ -333,28 +391,37 @@ def _flip_a_byte_of_an_optimizer_slot(path):
 
 def _truncate(path, suffix):
     file = Path(f"{path}{suffix}")
-    file.write_bytes(file.read_bytes()[:file.stat().st_size // 2])
+    file.write_bytes(file.read_bytes()[: file.stat().st_size // 2])
 
 
 CORRUPTIONS = {
     # A fresh model's optimizer has no slots yet, so TF would restore everything else and
     # read this value only at the first training step.
-    "optimizer_slot_bytes": (_flip_a_byte_of_an_optimizer_slot,
-                             r"the data file .*ckpt-1\.data-00000-of-00001 is truncated or "
-                             r"corrupted: reading 'optimizer/_variables/\d+/.*' failed "
-                             r"\(.*Checksum"),
-    "truncated_data": (lambda path: _truncate(path, ".data-00000-of-00001"),
-                       r"the data file .*ckpt-1\.data-00000-of-00001 is truncated or corrupted"),
-    "truncated_index": (lambda path: _truncate(path, ".index"),
-                        r"its index file .*ckpt-1\.index is unreadable"),
-    "missing_data": (lambda path: os.remove(f"{path}.data-00000-of-00001"),
-                     r"its data file .*ckpt-1\.data-\*-of-\* is missing"),
+    "optimizer_slot_bytes": (
+        _flip_a_byte_of_an_optimizer_slot,
+        r"the data file .*ckpt-1\.data-00000-of-00001 is truncated or "
+        r"corrupted: reading 'optimizer/_variables/\d+/.*' failed "
+        r"\(.*Checksum",
+    ),
+    "truncated_data": (
+        lambda path: _truncate(path, ".data-00000-of-00001"),
+        r"the data file .*ckpt-1\.data-00000-of-00001 is truncated or corrupted",
+    ),
+    "truncated_index": (
+        lambda path: _truncate(path, ".index"),
+        r"its index file .*ckpt-1\.index is unreadable",
+    ),
+    "missing_data": (
+        lambda path: os.remove(f"{path}.data-00000-of-00001"),
+        r"its data file .*ckpt-1\.data-\*-of-\* is missing",
+    ),
 }
 
 
 @pytest.mark.parametrize("corruption", sorted(CORRUPTIONS))
-def test_corrupt_checkpoint_is_refused_naming_the_file_and_restores_nothing(corruption, arrays,
-                                                                           tmp_path):
+def test_corrupt_checkpoint_is_refused_naming_the_file_and_restores_nothing(
+    corruption, arrays, tmp_path
+):
     saved = mu.make_model(seed=7)
     train(saved, arrays, 0, 3)
     path = make_checkpoint(saved).save(str(tmp_path / "ckpt"))
@@ -392,14 +459,26 @@ def test_corrupt_save_weights_checkpoint_is_refused(arrays, tmp_path):
 def test_sigkill_mid_training_resumes_from_last_checkpoint_with_nothing_lost(tmp_path):
     steps, every, examples = 24, 4, GLOBAL_BATCH * 10
     ckpt_dir, out = tmp_path / "ckpt", tmp_path / "final.npz"
-    command = [sys.executable, str(Path(__file__).resolve()), "--dir", str(ckpt_dir),
-               "--out", str(out), "--steps", str(steps), "--every", str(every),
-               "--examples", str(examples)]
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--dir",
+        str(ckpt_dir),
+        "--out",
+        str(out),
+        "--steps",
+        str(steps),
+        "--every",
+        str(every),
+        "--examples",
+        str(examples),
+    ]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TF_USE_LEGACY_KERAS="1")
     ckpt_dir.mkdir()
     log = open(tmp_path / "first.log", "w")
-    first = subprocess.Popen(command + ["--slow-after", "8"], env=env, stdout=log,
-                             stderr=subprocess.STDOUT, cwd=tmp_path)
+    first = subprocess.Popen(
+        command + ["--slow-after", "8"], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path
+    )
     try:
         deadline = time.monotonic() + 90
         while not (ckpt_dir / "READY").exists():
@@ -416,10 +495,11 @@ def test_sigkill_mid_training_resumes_from_last_checkpoint_with_nothing_lost(tmp
     killed_at = tf.train.latest_checkpoint(str(ckpt_dir))
     assert killed_at is not None and 8 <= int(killed_at.rsplit("-", 1)[1]) < steps
 
-    second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120,
-                            cwd=tmp_path)
+    second = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
     assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-3000:]
-    lines = [json.loads(l) for l in second.stdout.splitlines() if l.startswith("{")]
+    lines = [json.loads(line) for line in second.stdout.splitlines() if line.startswith("{")]
     assert lines[0]["resumed_from"] == int(killed_at.rsplit("-", 1)[1])
     assert lines[-1]["done"] and lines[-1]["saved_steps"][-1] == steps
 
@@ -432,8 +512,7 @@ def test_sigkill_mid_training_resumes_from_last_checkpoint_with_nothing_lost(tmp
         np.testing.assert_array_equal(resumed[name], expected[name], err_msg=name)
 
 
-def test_checkpoint_of_an_older_sketch_layout_is_refused_naming_the_versions(tmp_path,
-                                                                           monkeypatch):
+def test_checkpoint_of_an_older_sketch_layout_is_refused_naming_the_versions(tmp_path, monkeypatch):
     """A checkpoint written with sketch_state_version 2 (16-byte slots) cannot be read."""
     from cafe_tf.layers import layout_record
 
@@ -443,8 +522,9 @@ def test_checkpoint_of_an_older_sketch_layout_is_refused_naming_the_versions(tmp
     monkeypatch.setattr(layout_record, "SKETCH_STATE_VERSION", 3)
     _, current = _layer_checkpoint({"x": 1000, "y": 500})
     message = r"sketch_state_version is 2 in the checkpoint but 3 in this model"
-    assert any("sketch_state_version is 2 in the checkpoint but 3" in p
-               for p in mismatches(current, path))
+    assert any(
+        "sketch_state_version is 2 in the checkpoint but 3" in p for p in mismatches(current, path)
+    )
     with pytest.raises(CheckpointMismatchError, match=message):
         restore(current, path)
     with pytest.raises(CheckpointMismatchError, match="older sketch layout"):

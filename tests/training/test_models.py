@@ -1,10 +1,10 @@
 """DLRM and DCN: they learn id-dependent labels through any embedding collection."""
+
+import model_utils as mu
 import numpy as np
 import pytest
 import tensorflow as tf
 import tf_keras
-
-import model_utils as mu
 
 from cafe_tf.callbacks import CafeMigration
 from cafe_tf.experiment import EMBEDDINGS, make_embedding
@@ -45,9 +45,12 @@ def _without_dense(features):
 
 
 def _embeddings():
-    return HashEmbeddingCollection(VOCABULARY, D, compression_ratio=2,
-                                   embeddings_initializer=tf_keras.initializers.RandomUniform(
-                                       -0.05, 0.05, seed=1))
+    return HashEmbeddingCollection(
+        VOCABULARY,
+        D,
+        compression_ratio=2,
+        embeddings_initializer=tf_keras.initializers.RandomUniform(-0.05, 0.05, seed=1),
+    )
 
 
 MODELS = {
@@ -60,15 +63,24 @@ MODELS = {
 @pytest.mark.parametrize("name", list(MODELS))
 def test_fit_learns_id_dependent_labels(name, kind):
     tf_keras.utils.set_random_seed(0)
-    embeddings = (_embeddings() if kind == "hash" else
-                  make_embedding(kind, VOCABULARY, D, compression_ratio=2, threshold=5.0)
-                  if kind.startswith("cafe") else
-                  make_embedding(kind, VOCABULARY, D, 2,
-                                 frequencies=count_frequencies(_dataset(8192, seed=0))))
+    embeddings = (
+        _embeddings()
+        if kind == "hash"
+        else make_embedding(kind, VOCABULARY, D, compression_ratio=2, threshold=5.0)
+        if kind.startswith("cafe")
+        else make_embedding(
+            kind, VOCABULARY, D, 2, frequencies=count_frequencies(_dataset(8192, seed=0))
+        )
+    )
     model = MODELS[name](embeddings)
     model.compile(optimizer=tf_keras.optimizers.Adam(0.005))
-    callbacks = ([CafeMigration()] if kind.startswith("cafe") else
-                 [AdaEmbedReallocation(every_n_steps=8)] if kind == "adaembed" else [])
+    callbacks = (
+        [CafeMigration()]
+        if kind.startswith("cafe")
+        else [AdaEmbedReallocation(every_n_steps=8)]
+        if kind == "adaembed"
+        else []
+    )
     history = model.fit(_dataset(8192, seed=0), epochs=3, verbose=0, callbacks=callbacks)
     losses = history.history["loss"]
     assert losses[-1] < losses[0]
@@ -103,8 +115,9 @@ def test_no_matrix_product_sees_a_zero_width_input_without_dense_fields(name, ki
     features, labels = _data(BATCH, seed=0)
     features = _without_dense(features)
     assert features["dense"].shape == (BATCH, 0)
-    model = MODELS[name](make_embedding(
-        kind, VOCABULARY, D, 2, frequencies=count_frequencies([features["sparse"]])))
+    model = MODELS[name](
+        make_embedding(kind, VOCABULARY, D, 2, frequencies=count_frequencies([features["sparse"]]))
+    )
 
     @tf.function
     def train_step(features, labels):
@@ -147,18 +160,26 @@ def test_fit_learns_without_dense_fields(name):
 
 
 def test_dlrm_without_dense_fields_needs_two_embedded_features():
-    model = DLRM(HashEmbeddingCollection({"user": 10}, D, compression_ratio=1), bottom_units=(4,),
-                 top_units=(4,))
+    model = DLRM(
+        HashEmbeddingCollection({"user": 10}, D, compression_ratio=1),
+        bottom_units=(4,),
+        top_units=(4,),
+    )
     with pytest.raises(ValueError, match="at least two embedded features"):
         model({"dense": np.zeros((2, 0), np.float32), "sparse": {"user": np.array([1, 2])}})
 
 
-@pytest.mark.parametrize("make", [
-    lambda: DLRM(_embeddings(), bottom_units=(16, 0)),
-    lambda: DLRM(_embeddings(), top_units=(0,)),
-    lambda: DLRM(_embeddings(), embedding_dim=0),
-    lambda: DCN(_embeddings(), deep_units=(8, 0)),
-    lambda: DCN(_embeddings(), projection_dim=0)], ids=["bottom", "top", "dim", "deep", "rank"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: DLRM(_embeddings(), bottom_units=(16, 0)),
+        lambda: DLRM(_embeddings(), top_units=(0,)),
+        lambda: DLRM(_embeddings(), embedding_dim=0),
+        lambda: DCN(_embeddings(), deep_units=(8, 0)),
+        lambda: DCN(_embeddings(), projection_dim=0),
+    ],
+    ids=["bottom", "top", "dim", "deep", "rank"],
+)
 def test_zero_widths_are_rejected(make):
     with pytest.raises(ValueError, match="must be positive ints"):
         make()
@@ -169,8 +190,12 @@ def test_dense_features_of_unknown_width_are_rejected():
     features = _data(8, seed=0)[0]
     call = tf.function(model.__call__).get_concrete_function
     with pytest.raises(ValueError, match=r"n_dense known"):
-        call({"dense": tf.TensorSpec([None, None], tf.float32),
-              "sparse": {k: tf.constant(v) for k, v in features["sparse"].items()}})
+        call(
+            {
+                "dense": tf.TensorSpec([None, None], tf.float32),
+                "sparse": {k: tf.constant(v) for k, v in features["sparse"].items()},
+            }
+        )
 
 
 @pytest.mark.parametrize("name", list(MODELS))
@@ -179,12 +204,16 @@ def test_loss_is_mean_per_example_log_loss(name):
     model = MODELS[name](_embeddings())
     logits = model(features).numpy()[:, 0]
     per_example = np.logaddexp(0.0, logits) - labels[:, 0] * logits
-    np.testing.assert_allclose(model.compute_loss((features, labels)), per_example.mean(),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        model.compute_loss((features, labels)), per_example.mean(), rtol=1e-5
+    )
     # Sample weights scale each example; the divisor stays the batch size.
     weights = np.linspace(0.0, 2.0, 8).astype(np.float32)
-    np.testing.assert_allclose(model.compute_loss((features, labels, weights)),
-                               (weights * per_example).sum() / 8, rtol=1e-5)
+    np.testing.assert_allclose(
+        model.compute_loss((features, labels, weights)),
+        (weights * per_example).sum() / 8,
+        rtol=1e-5,
+    )
 
 
 class _TrainingSpy(HashEmbeddingCollection):
@@ -251,8 +280,10 @@ def test_mirrored_strategy_matches_one_device():
     assert not np.allclose(one.embedding_layer.weights[0].numpy(), _embeddings().weights[0].numpy())
 
 
-@pytest.mark.parametrize("name, kind, bad", [("dlrm", "cafe", np.nan), ("dcn", "cafe", np.inf),
-                                             ("dlrm", "hash", -np.inf)])
+@pytest.mark.parametrize(
+    "name, kind, bad",
+    [("dlrm", "cafe", np.nan), ("dcn", "cafe", np.inf), ("dlrm", "hash", -np.inf)],
+)
 def test_nan_or_inf_dense_feature_fails_and_changes_no_state(name, kind, bad):
     tf_keras.utils.set_random_seed(0)
     embeddings = make_embedding(kind, VOCABULARY, D, compression_ratio=2, threshold=5.0)
@@ -267,11 +298,14 @@ def test_nan_or_inf_dense_feature_fails_and_changes_no_state(name, kind, bad):
     features, labels = _data(BATCH, seed=1)
     features["dense"][5, 2] = bad
     data = tf.data.Dataset.from_tensor_slices((features, labels)).batch(BATCH)
-    with pytest.raises(tf.errors.InvalidArgumentError,
-                       match=rf"dense features hold NaN or inf: {bad} at \[5, 2\] of the batch"):
+    with pytest.raises(
+        tf.errors.InvalidArgumentError,
+        match=rf"dense features hold NaN or inf: {bad} at \[5, 2\] of the batch",
+    ):
         model.fit(data, verbose=0)
-    for name_, old, new in zip([v.name for v in model.variables + model.optimizer.variables],
-                               before, state()):
+    for name_, old, new in zip(
+        [v.name for v in model.variables + model.optimizer.variables], before, state()
+    ):
         np.testing.assert_array_equal(new, old, err_msg=name_)
     with pytest.raises(tf.errors.InvalidArgumentError, match="dense features hold NaN"):
         model.predict(data.map(lambda f, y: f), verbose=0)

@@ -13,6 +13,7 @@ backup (`ExactBackupAndRestore`), its peer is killed too, both are started again
 with the same TF_CONFIG and backup directory, and the run ends bit-identical to the
 uninterrupted one.
 """
+
 import json
 import os
 import signal
@@ -28,7 +29,7 @@ TESTS = Path(__file__).resolve().parents[1]  # model_utils.py, sketch_utils.py
 ROOT = TESTS.parent
 NUM_WORKERS = 2
 GLOBAL_BATCH = 64
-NUM_EXAMPLES = 64 * 12 + 20   # 13 global batches, the last one partial (20 examples)
+NUM_EXAMPLES = 64 * 12 + 20  # 13 global batches, the last one partial (20 examples)
 STEPS_PER_EPOCH = -(-NUM_EXAMPLES // GLOBAL_BATCH)
 EPOCHS = 2
 MIGRATE_EVERY = 3
@@ -70,18 +71,36 @@ class Cluster:
     def __enter__(self):
         cluster = {"worker": [f"127.0.0.1:{p}" for p in self.ports]}
         env_base = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
-        env_base.update(TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2",
-                        PYTHONPATH=os.pathsep.join([str(ROOT), str(TESTS)]))
+        env_base.update(
+            TF_USE_LEGACY_KERAS="1",
+            TF_CPP_MIN_LOG_LEVEL="2",
+            PYTHONPATH=os.pathsep.join([str(ROOT), str(TESTS)]),
+        )
         try:
             for index in range(len(self.ports)):
-                env = dict(env_base, TF_CONFIG=json.dumps(
-                    {"cluster": cluster, "task": {"type": "worker", "index": index}}))
+                env = dict(
+                    env_base,
+                    TF_CONFIG=json.dumps(
+                        {"cluster": cluster, "task": {"type": "worker", "index": index}}
+                    ),
+                )
                 log = open(Path(self.out_dir) / f"worker{index}.log", "w+")
                 self.logs.append(log)
-                self.procs.append(subprocess.Popen(
-                    [sys.executable, str(self.script), "--out", str(self.out_dir),
-                     *self.extra_args],
-                    env=env, stdout=log, stderr=subprocess.STDOUT, cwd=str(self.out_dir)))
+                self.procs.append(
+                    subprocess.Popen(
+                        [
+                            sys.executable,
+                            str(self.script),
+                            "--out",
+                            str(self.out_dir),
+                            *self.extra_args,
+                        ],
+                        env=env,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        cwd=str(self.out_dir),
+                    )
+                )
         except BaseException:
             self.__exit__()
             raise
@@ -95,8 +114,11 @@ class Cluster:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             codes = [p.poll() for p in self.procs]
-            if all(c is not None for c in codes) or any(c not in (None, 0) for c in codes) \
-                    or until():
+            if (
+                all(c is not None for c in codes)
+                or any(c not in (None, 0) for c in codes)
+                or until()
+            ):
                 return False
             time.sleep(0.1)
         return True
@@ -109,8 +131,9 @@ class Cluster:
         return proc.wait(timeout=30)
 
     def output(self) -> str:
-        return "\n".join(f"-- worker {i}:\n{out[-2000:]}" for i, (_, out) in
-                         enumerate(self.results))
+        return "\n".join(
+            f"-- worker {i}:\n{out[-2000:]}" for i, (_, out) in enumerate(self.results)
+        )
 
     def __exit__(self, *exc):
         for index in range(len(self.procs)):
@@ -135,10 +158,10 @@ def run_workers(out_dir, timeout_s=TIMEOUT_S, script=__file__, extra_args=()):
 # ---- the worker -------------------------------------------------------------------------
 def worker_main(args):
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    import model_utils as mu
     import tensorflow as tf
     import tf_keras
 
-    import model_utils as mu
     from cafe_tf.callbacks import CafeMigration
     from cafe_tf.checkpoints import ExactBackupAndRestore
 
@@ -149,15 +172,30 @@ def worker_main(args):
     with strategy.scope():
         model = mu.make_model()
     initial = model.get_weights()
-    initial_loss = float(strategy.reduce(
-        "SUM", strategy.run(lambda b: model.compute_loss(b), args=(next(iter(
-            strategy.experimental_distribute_dataset(mu.dataset(arrays, GLOBAL_BATCH)))),)),
-        axis=None))
+    initial_loss = float(
+        strategy.reduce(
+            "SUM",
+            strategy.run(
+                lambda b: model.compute_loss(b),
+                args=(
+                    next(
+                        iter(
+                            strategy.experimental_distribute_dataset(
+                                mu.dataset(arrays, GLOBAL_BATCH)
+                            )
+                        )
+                    ),
+                ),
+            ),
+            axis=None,
+        )
+    )
     losses = mu.BatchLosses()
     # The backup is listed first on purpose: it must still back up after migration.
     backup = ExactBackupAndRestore(args.backup, save_freq=BACKUP_EVERY)
     callbacks = [backup, CafeMigration(every_n_steps=MIGRATE_EVERY), losses]
     if args.slow_after:
+
         class SlowDown(tf_keras.callbacks.Callback):
             """From step `slow_after` on, both workers slow down, so that the test's
             SIGKILL, sent once it sees that step's backup, lands mid-epoch."""
@@ -170,19 +208,34 @@ def worker_main(args):
     resumed_from = backup.trained_batches(STEPS_PER_EPOCH)
     print(json.dumps({"resumed_from": resumed_from}), flush=True)
     data = mu.dataset(arrays, GLOBAL_BATCH).repeat().skip(resumed_from)
-    model.fit(strategy.experimental_distribute_dataset(data), epochs=EPOCHS,
-              steps_per_epoch=STEPS_PER_EPOCH, verbose=0, callbacks=callbacks)
+    model.fit(
+        strategy.experimental_distribute_dataset(data),
+        epochs=EPOCHS,
+        steps_per_epoch=STEPS_PER_EPOCH,
+        verbose=0,
+        callbacks=callbacks,
+    )
     state = {f"cafe::{k}": v for k, v in mu.cafe_state(model).items()}
     state.update({f"weights::{k}": v for k, v in mu.weights_state(model).items()})
     state.update({f"optimizer::{k}": v for k, v in mu.optimizer_state(model).items()})
     np.savez(out_dir / f"state{task}.npz", **state)
     np.savez(out_dir / f"initial{task}.npz", *initial)
-    total_ids = {"cafe": int(arrays["u"].size + arrays["v_values"].size) * EPOCHS,
-                 "cafe_c": int(arrays["c"].size) * EPOCHS}
-    (out_dir / f"summary{task}.json").write_text(json.dumps({
-        "losses": losses.losses, "initial_loss": initial_loss,
-        "steps": STEPS_PER_EPOCH * EPOCHS, "resumed_from": resumed_from,
-        "total_ids": total_ids, "num_replicas": strategy.num_replicas_in_sync}))
+    total_ids = {
+        "cafe": int(arrays["u"].size + arrays["v_values"].size) * EPOCHS,
+        "cafe_c": int(arrays["c"].size) * EPOCHS,
+    }
+    (out_dir / f"summary{task}.json").write_text(
+        json.dumps(
+            {
+                "losses": losses.losses,
+                "initial_loss": initial_loss,
+                "steps": STEPS_PER_EPOCH * EPOCHS,
+                "resumed_from": resumed_from,
+                "total_ids": total_ids,
+                "num_replicas": strategy.num_replicas_in_sync,
+            }
+        )
+    )
     print("worker", task, "done", flush=True)
 
 
@@ -198,21 +251,23 @@ if __name__ == "__main__":
 
 
 # ---- the tests --------------------------------------------------------------------------
+import model_utils as mu  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-import model_utils as mu  # noqa: E402
 
 def read_run(out_dir):
     """([state per worker], [summary per worker]) a finished run saved in out_dir."""
-    return ([dict(np.load(Path(out_dir) / f"state{i}.npz")) for i in range(NUM_WORKERS)],
-            [json.loads((Path(out_dir) / f"summary{i}.json").read_text())
-             for i in range(NUM_WORKERS)])
+    return (
+        [dict(np.load(Path(out_dir) / f"state{i}.npz")) for i in range(NUM_WORKERS)],
+        [json.loads((Path(out_dir) / f"summary{i}.json").read_text()) for i in range(NUM_WORKERS)],
+    )
 
 
 def assert_finished(results, timed_out, what):
     assert not timed_out, f"{what}: workers killed after {TIMEOUT_S}s; logs:\n" + "\n".join(
-        out[-2000:] for _, out in results)
+        out[-2000:] for _, out in results
+    )
     for index, (code, output) in enumerate(results):
         assert code == 0, f"{what}: worker {index} failed (rc={code}):\n{output[-4000:]}"
 
@@ -241,10 +296,15 @@ def test_two_workers_on_localhost_train_identical_cafe_state(uninterrupted):
 
     state = states[0]
     for layer in ("cafe", "cafe_c"):
+
         def value(suffix):
-            (key,) = [k for k in state if k.startswith(f"cafe::{layer}/") and
-                      k.endswith(f"/{suffix}:0")]
+            (key,) = [
+                k
+                for k in state
+                if k.startswith(f"cafe::{layer}/") and k.endswith(f"/{suffix}:0")  # noqa: B023
+            ]
             return state[key]
+
         # Each worker's sketch saw every global batch once, not only its own shard.
         assert int(value("lookups")) == summaries[0]["total_ids"][layer]
         assert int(value("promotions")) > 0
@@ -263,9 +323,13 @@ def test_two_workers_on_localhost_train_identical_cafe_state(uninterrupted):
     single.set_weights([initial[f"arr_{i}"] for i in range(len(initial.files))])
     single_losses = mu.BatchLosses()
     arrays = mu.make_arrays(NUM_EXAMPLES, seed=3)
-    single.fit(mu.dataset(arrays, GLOBAL_BATCH).repeat(), epochs=EPOCHS,
-               steps_per_epoch=STEPS_PER_EPOCH, verbose=0,
-               callbacks=[CafeMigration(every_n_steps=MIGRATE_EVERY), single_losses])
+    single.fit(
+        mu.dataset(arrays, GLOBAL_BATCH).repeat(),
+        epochs=EPOCHS,
+        steps_per_epoch=STEPS_PER_EPOCH,
+        verbose=0,
+        callbacks=[CafeMigration(every_n_steps=MIGRATE_EVERY), single_losses],
+    )
     np.testing.assert_allclose(losses, single_losses.losses, rtol=1e-5, atol=1e-6)
     for name, value in mu.cafe_state(single).items():
         worker_value = state[f"cafe::{name}"]
@@ -276,8 +340,9 @@ def test_two_workers_on_localhost_train_identical_cafe_state(uninterrupted):
         else:
             np.testing.assert_allclose(worker_value, value, rtol=1e-4, atol=1e-5, err_msg=name)
     for name, value in mu.weights_state(single).items():
-        np.testing.assert_allclose(state[f"weights::{name}"], value, rtol=1e-4, atol=1e-5,
-                                   err_msg=name)
+        np.testing.assert_allclose(
+            state[f"weights::{name}"], value, rtol=1e-4, atol=1e-5, err_msg=name
+        )
 
 
 @pytest.mark.slow

@@ -1,4 +1,5 @@
 """The README's minimal TFRS example: CAFE as `tfrs.experimental.models.Ranking`'s embedding_layer."""
+
 import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
@@ -15,17 +16,21 @@ def test_tfrs_ranking_trains_the_sketch_through_its_own_train_step():
     item = rng.integers(0, 10**6, n)
     dense = rng.normal(size=(n, 3)).astype(np.float32)
     label = ((user < 5) & (user % 2 == 0)).astype(np.float32)[:, None]
-    dataset = tf.data.Dataset.from_tensor_slices((
-        {"dense_features": dense, "sparse_features": {"user": user, "item": item}}, label)).batch(64)
+    dataset = tf.data.Dataset.from_tensor_slices(
+        ({"dense_features": dense, "sparse_features": {"user": user, "item": item}}, label)
+    ).batch(64)
 
-    embedding = CafeEmbeddingCollection({"user": 1_000_000, "item": 1_000_000},
-                                        CafeConfig(embedding_dim=8, compression_ratio=1000,
-                                                   threshold=10.0), name="cafe")
+    embedding = CafeEmbeddingCollection(
+        {"user": 1_000_000, "item": 1_000_000},
+        CafeConfig(embedding_dim=8, compression_ratio=1000, threshold=10.0),
+        name="cafe",
+    )
     model = tfrs.experimental.models.Ranking(
         embedding_layer=embedding,
         bottom_stack=tfrs.layers.blocks.MLP([16, 8], final_activation="relu"),
         feature_interaction=tfrs.layers.feature_interaction.DotInteraction(),
-        top_stack=tfrs.layers.blocks.MLP([16, 1], final_activation="sigmoid"))
+        top_stack=tfrs.layers.blocks.MLP([16, 1], final_activation="sigmoid"),
+    )
     model.compile(optimizer=tf_keras.optimizers.Adam(1e-2))
     history = model.fit(dataset, epochs=2, verbose=0, callbacks=[CafeMigration()])
     # TFRS's Ranking.call passes no `training`: Keras's call context carries it to the layer.
