@@ -125,7 +125,7 @@ class GpuLockedState {
   }
 
   // Valid after PrepareForUpdate.
-  cafe::cuda::DeviceSketchState state() {
+  cafe::SketchState state() {
     return {DevicePtr<int64_t>(tensors_[kSlots]), DevicePtr<float>(tensors_[kScores]),
             DevicePtr<float>(tensors_[kMass]), DevicePtr<int64_t>(tensors_[kBatches])};
   }
@@ -266,23 +266,11 @@ class CafeSketchMigrateGpuOp : public OpKernel {
     const cudaStream_t stream = StreamOf(ctx);
     OP_REQUIRES_OK(ctx, locked.PrepareForUpdate(ctx, stream));
 
-    cafe::cuda::MigrateConfig mc;
-    mc.num_buckets = config.num_buckets;
-    mc.slots_per_bucket = config.slots_per_bucket;
-    mc.hot_rows = config.hot_rows;
-    mc.tag_bits = config.tag_bits;
-    mc.threshold = config.threshold;
-    mc.demote_threshold = config.demote_threshold;
-    mc.decay_rate = config.decay_rate;
-    mc.decay_rule_batches = config.decay_rule == cafe::DecayRule::kBatches;
-    mc.decay_mass_factor = config.decay_mass_factor;
-    mc.decay_period = config.decay_period;
-    mc.swap_margin = config.swap_margin;
     cudaError_t err = cudaSuccess;
-    const size_t bytes = cafe::cuda::MigrateWorkspaceBytes(mc, &err);
+    const size_t bytes = cafe::cuda::MigrateWorkspaceBytes(config, &err);
     OP_REQUIRES_OK(ctx, CudaStatus(err, "CafeSketchMigrate", "workspace query"));
-    const int64_t dcap = cafe::cuda::MigrateDemotedCapacity(mc);
-    const int64_t pcap = cafe::cuda::MigratePromotedCapacity(mc);
+    const int64_t dcap = cafe::cuda::MigrateDemotedCapacity(config);
+    const int64_t pcap = cafe::cuda::MigratePromotedCapacity(config);
     Tensor workspace, counts, dkeys, dtags, drows, pkeys, ptags, prows;
     OP_REQUIRES_OK(ctx, AllocateBytes(ctx, bytes, &workspace));
     OP_REQUIRES_OK(ctx, ctx->allocate_temp(DT_INT32, TensorShape({4}), &counts));
@@ -300,7 +288,7 @@ class CafeSketchMigrateGpuOp : public OpKernel {
     out.promoted_fingerprints = DevicePtr<int64_t>(pkeys);
     out.promoted_tags = DevicePtr<int32_t>(ptags);
     out.promoted_rows = DevicePtr<int32_t>(prows);
-    OP_REQUIRES_OK(ctx, CudaStatus(cafe::cuda::LaunchMigrate(mc, locked.state(),
+    OP_REQUIRES_OK(ctx, CudaStatus(cafe::cuda::LaunchMigrate(config, locked.state(),
                                                              force.scalar<bool>()(), out,
                                                              workspace.data(), bytes, stream),
                                    "CafeSketchMigrate", "launch"));

@@ -209,13 +209,11 @@ class EmulatedGpuBackend : public Backend {
   MigrationResult Migrate(bool force_decay) override {
     const int64_t S = config_.num_slots();
     const int64_t H = config_.hot_rows;
-    const double limit = config_.decay_mass_factor * static_cast<double>(config_.num_buckets) *
-                         static_cast<double>(config_.threshold);
     int32_t counts[4] = {0, 0, 0, 0};
     float factor = -7.f;
     DecayDueBody(force_decay, config_.decay_rule == DecayRule::kBatches ? 1 : 0,
-                 config_.decay_period, limit, config_.decay_rate, &state_.mass, &state_.batches,
-                 counts, &factor);
+                 config_.decay_period, DecayMassLimit(config_), config_.decay_rate,
+                 &state_.mass, &state_.batches, counts, &factor);
     const int32_t T = config_.tag_bits;
     std::vector<int32_t> demote_flag(S), demote_row(S, -7), empty_after(S), slot_iota(S);
     for (int64_t s = 0; s < S; ++s) {

@@ -102,7 +102,7 @@ class GpuBackend : public Backend {
     CHECK_CUDA(cudaStreamSynchronize(stream_));
   }
 
-  cuda::DeviceSketchState state() {
+  SketchState state() {
     const size_t slots = static_cast<size_t>(config_.num_slots());
     return {slots_.As<int64_t>(slots), scores_.As<float>(slots), mass_.As<float>(1),
             batches_.As<int64_t>(1)};
@@ -157,23 +157,11 @@ class GpuBackend : public Backend {
   }
 
   MigrationResult Migrate(bool force_decay) override {
-    cuda::MigrateConfig mc;
-    mc.num_buckets = config_.num_buckets;
-    mc.slots_per_bucket = config_.slots_per_bucket;
-    mc.hot_rows = config_.hot_rows;
-    mc.tag_bits = config_.tag_bits;
-    mc.threshold = config_.threshold;
-    mc.demote_threshold = config_.demote_threshold;
-    mc.decay_rate = config_.decay_rate;
-    mc.decay_rule_batches = config_.decay_rule == DecayRule::kBatches;
-    mc.decay_mass_factor = config_.decay_mass_factor;
-    mc.decay_period = config_.decay_period;
-    mc.swap_margin = config_.swap_margin;
     cudaError_t err = cudaSuccess;
-    const size_t bytes = cuda::MigrateWorkspaceBytes(mc, &err);
+    const size_t bytes = cuda::MigrateWorkspaceBytes(config_, &err);
     CHECK_CUDA(err);
-    const size_t dcap = static_cast<size_t>(cuda::MigrateDemotedCapacity(mc));
-    const size_t pcap = static_cast<size_t>(cuda::MigratePromotedCapacity(mc));
+    const size_t dcap = static_cast<size_t>(cuda::MigrateDemotedCapacity(config_));
+    const size_t pcap = static_cast<size_t>(cuda::MigratePromotedCapacity(config_));
     cuda::MigrateOutputs out;
     out.counts = counts_.As<int32_t>(4);
     out.demoted_fingerprints = dkeys_.As<int64_t>(dcap);
@@ -182,8 +170,8 @@ class GpuBackend : public Backend {
     out.promoted_fingerprints = pkeys_.As<int64_t>(pcap);
     out.promoted_tags = ptags_.As<int32_t>(pcap);
     out.promoted_rows = prows_.As<int32_t>(pcap);
-    CHECK_CUDA(cuda::LaunchMigrate(mc, state(), force_decay, out, workspace_.Get(bytes), bytes,
-                                   stream_));
+    CHECK_CUDA(cuda::LaunchMigrate(config_, state(), force_decay, out, workspace_.Get(bytes),
+                                   bytes, stream_));
     int32_t counts[4];
     CHECK_CUDA(cudaMemcpyAsync(counts, out.counts, sizeof(counts), cudaMemcpyDeviceToHost,
                                stream_));
@@ -209,7 +197,7 @@ class GpuBackend : public Backend {
   Snapshot Read() override {
     Snapshot s;
     const size_t slots = static_cast<size_t>(config_.num_slots());
-    const cuda::DeviceSketchState d = state();
+    const SketchState d = state();
     Download(&s.slots, d.slots, slots, stream_);
     Download(&s.scores, d.scores, slots, stream_);
     CHECK_CUDA(cudaMemcpyAsync(&s.mass, d.mass, sizeof(float), cudaMemcpyDeviceToHost, stream_));
@@ -307,7 +295,7 @@ void Benchmark(int iters) {
   std::vector<int32_t> unused_rows, unused_levels;
   const size_t slots = static_cast<size_t>(config.num_slots());
   DeviceBuffer qr, ql;
-  const cuda::DeviceSketchState st = gpu.state();
+  const SketchState st = gpu.state();
   auto query = [&](int b) {
     CHECK_CUDA(cuda::LaunchQuery(config.num_buckets, config.slots_per_bucket, config.tag_bits,
                                  config.medium_threshold, st.slots, st.scores,
