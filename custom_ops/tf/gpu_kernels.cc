@@ -391,12 +391,12 @@ class CafeRouteGpuOp : public OpKernel {
     OP_REQUIRES_OK(ctx, ctx->allocate_temp(DT_INT64, TensorShape({5}), &counts));
     cafe::cuda::DeviceRouteOutput out;
     out.keys = DevicePtr<int64_t>(temps[0]);
-    out.fields = DevicePtr<int32_t>(temps[1]);
+    out.feature_index = DevicePtr<int32_t>(temps[1]);
     out.inverse = inverse->flat<int32_t>().data();
-    out.hot_rows = DevicePtr<int32_t>(temps[3]);
-    out.levels = DevicePtr<int32_t>(temps[4]);
-    out.hashed_rows = DevicePtr<int64_t>(temps[5]);
-    out.medium_rows = DevicePtr<int64_t>(temps[6]);
+    out.hot_row = DevicePtr<int32_t>(temps[3]);
+    out.level = DevicePtr<int32_t>(temps[4]);
+    out.hashed_row = DevicePtr<int64_t>(temps[5]);
+    out.medium_row = DevicePtr<int64_t>(temps[6]);
     out.read_hot = DevicePtr<int32_t>(temps[7]);
     out.read_hashed = DevicePtr<int64_t>(temps[8]);
     out.read_medium = DevicePtr<int64_t>(temps[9]);
