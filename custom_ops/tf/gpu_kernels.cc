@@ -417,11 +417,11 @@ class CafeRouteGpuOp : public OpKernel {
                                        feature_index.flat<int32_t>().data(),
                                        n, out, workspace.data(), bytes, stream),
                                    "CafeRoute", "launch"));
-    int64_t host_counts[5] = {0, 0, 0, 0, -1};
+    int64_t host_counts[5] = {0, 0, 0, 0, n};
     OP_REQUIRES_OK(ctx, CudaStatus(cafe::cuda::CopyDeviceToHostSync(
                                        host_counts, out.counts, sizeof(host_counts), stream),
                                    "CafeRoute", "count read"));
-    if (host_counts[4] >= 0) {  // the first feature index outside [0, features)
+    if (host_counts[4] < n) {  // the first feature index outside [0, features)
       int32_t bad = 0;
       const int32_t* first_bad = feature_index.flat<int32_t>().data() + host_counts[4];
       OP_REQUIRES_OK(ctx, CudaStatus(cafe::cuda::CopyDeviceToHostSync(&bad, first_bad,

@@ -27,7 +27,7 @@ struct DeviceRouteTables {
 // Outputs (device), each with room for n entries (the number of distinct pairs
 // U, and of rows read per table, is at most n). Only their first counts[k]
 // entries are written: counts = {U, hot rows read, hashed rows read, medium
-// rows read}; counts[4] = -1 when every feature index is in [0, num_features), else
+// rows read}; counts[4] = n when every feature index is in [0, num_features), else
 // the first bad index (then nothing else is meaningful). Names as in
 // cafe::RouteResult; `inverse` has n entries.
 struct DeviceRouteOutput {
