@@ -97,7 +97,7 @@ class EmulatedGpuBackend : public Backend {
   }
 
   InsertOutcome Insert(const std::vector<int64_t>& keys, const std::vector<float>& importance,
-                       const std::vector<int32_t>& tags) override {
+                       const std::vector<int32_t>& feature_index) override {
     const int64_t n = static_cast<int64_t>(keys.size());
     const int64_t W = config_.num_buckets;
     const int32_t c = config_.slots_per_bucket;
@@ -107,8 +107,9 @@ class EmulatedGpuBackend : public Backend {
     // ValidatePackKernel
     std::vector<uint64_t> packed(n);
     for (int64_t i = 0; i < n; ++i) {
-      if (InvalidEntry(importance[i], tags[i], config_.tag_bits)) status = std::min<uint64_t>(status, i);
-      packed[i] = PackEntry(importance[i], tags[i]);
+      if (InvalidEntry(importance[i], feature_index[i], config_.tag_bits))
+        status = std::min<uint64_t>(status, i);
+      packed[i] = PackEntry(importance[i], feature_index[i]);
     }
     // SortPairs(keys -> packed), 64 bits, stable
     std::vector<int64_t> sorted_keys;

@@ -178,12 +178,12 @@ cudaError_t CarveInsert(void* base, int64_t n, int64_t num_buckets, InsertBuffer
 
 // -------------------------------------------------------- insert kernels ---
 
-__global__ void ValidatePackKernel(const float* importance, const int32_t* tags, int64_t n,
-                                   int32_t tag_bits, unsigned long long* status,
+__global__ void ValidatePackKernel(const float* importance, const int32_t* feature_index,
+                                   int64_t n, int32_t tag_bits, unsigned long long* status,
                                    uint64_t* packed) {
   CAFE_GRID_LOOP(i, n) {
     const float v = importance[i];
-    const int32_t t = tags[i];
+    const int32_t t = feature_index[i];
     if (InvalidEntry(v, t, tag_bits)) atomicMin(status, static_cast<unsigned long long>(i));
     packed[i] = PackEntry(v, t);
   }
@@ -558,7 +558,7 @@ size_t InsertWorkspaceBytes(int64_t n, int64_t num_buckets, cudaError_t* error) 
 
 cudaError_t LaunchInsert(int64_t num_buckets, int32_t slots_per_bucket, int32_t tag_bits,
                          const SketchState& state, const int64_t* d_keys,
-                         const float* d_importance, const int32_t* d_tags, int64_t n,
+                         const float* d_importance, const int32_t* d_feature_index, int64_t n,
                          bool second_sighting, bool erode, int64_t* d_status,
                          void* workspace, size_t workspace_bytes, cudaStream_t stream) {
   if (n < 0 || num_buckets <= 0 || slots_per_bucket <= 0 || tag_bits < 0 ||
@@ -576,8 +576,8 @@ cudaError_t LaunchInsert(int64_t num_buckets, int32_t slots_per_bucket, int32_t 
   const int ni = static_cast<int>(n);
   const unsigned int grid = GridFor(n, kThreads);
 
-  ValidatePackKernel<<<grid, kThreads, 0, stream>>>(d_importance, d_tags, n, tag_bits, status,
-                                                    b.packed);
+  ValidatePackKernel<<<grid, kThreads, 0, stream>>>(d_importance, d_feature_index, n, tag_bits,
+                                                    status, b.packed);
   CAFE_CUDA_RETURN_IF_ERROR(cudaGetLastError());
   size_t temp = b.cub_temp_bytes;
   CAFE_CUDA_RETURN_IF_ERROR(cub::DeviceRadixSort::SortPairs(b.cub_temp, temp, d_keys,

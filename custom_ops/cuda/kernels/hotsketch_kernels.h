@@ -33,9 +33,9 @@ namespace cuda {
 size_t InsertWorkspaceBytes(int64_t n, int64_t num_buckets, cudaError_t* error = nullptr);
 
 // cafe::Insert(config{W, c, tag_bits, second_sighting, erode}, state, keys, importance,
-// tags, n, ...) plus the validation of cafe::ValidateInsert, all on the device:
+// feature_index, n, ...) plus the validation of cafe::ValidateInsert, all on the device:
 //   *d_status (device int64) = -1 when the batch is valid, else the first
-//   index i whose importance is NaN/inf/negative or whose tag is outside
+//   index i whose importance is NaN/inf/negative or whose feature index is outside
 //   [0, 2^tag_bits); in
 //   that case the state is left unchanged (every state-writing kernel checks
 //   it), exactly as the CPU op rejects the batch before any change.
@@ -45,7 +45,7 @@ size_t InsertWorkspaceBytes(int64_t n, int64_t num_buckets, cudaError_t* error =
 // it); it is scratch only and may be reused once the stream passed this call.
 cudaError_t LaunchInsert(int64_t num_buckets, int32_t slots_per_bucket, int32_t tag_bits,
                          const SketchState& state, const int64_t* d_keys,
-                         const float* d_importance, const int32_t* d_tags, int64_t n,
+                         const float* d_importance, const int32_t* d_feature_index, int64_t n,
                          bool second_sighting, bool erode, int64_t* d_status,
                          void* workspace, size_t workspace_bytes, cudaStream_t stream);
 
