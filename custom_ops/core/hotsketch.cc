@@ -67,7 +67,7 @@ void SerialFor(int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
   if (n > 0) fn(0, n);
 }
 
-std::string ValidateInsert(const float* importance, const int32_t* tags, int64_t n,
+std::string ValidateInsert(const float* importance, const int32_t* feature_index, int64_t n,
                            int32_t tag_bits) {
   if (n >= (int64_t{1} << 31)) return "a batch must hold fewer than 2^31 ids";
   // Branch-free screen (vectorised): an importance is valid iff its bits are
@@ -83,13 +83,13 @@ std::string ValidateInsert(const float* importance, const int32_t* tags, int64_t
       uint32_t bits;
       std::memcpy(&bits, importance + i, sizeof(bits));
       flags |= static_cast<uint32_t>((bits >= 0x7f800000u) & (bits != 0x80000000u));
-      flags |= static_cast<uint32_t>(tags[i]) >> tag_bits;
+      flags |= static_cast<uint32_t>(feature_index[i]) >> tag_bits;
     }
     bad = flags != 0;
   }
   if (!bad) return "";
   for (int64_t i = 0; i < n; ++i) {
-    std::string problem = InvalidInsertEntry(importance[i], tags[i], i, tag_bits);
+    std::string problem = InvalidInsertEntry(importance[i], feature_index[i], i, tag_bits);
     if (!problem.empty()) return problem;
   }
   return "";

@@ -189,8 +189,8 @@ using ParallelFor =
 void SerialFor(int64_t n, const std::function<void(int64_t, int64_t)>& fn);
 
 // Empty when the batch is valid, else the problem (NaN/inf/negative
-// importance, tag outside [0, 2^tag_bits)). Checked before any state changes.
-std::string ValidateInsert(const float* importance, const int32_t* tags, int64_t n,
+// importance, feature index outside [0, 2^tag_bits)). Checked before any state changes.
+std::string ValidateInsert(const float* importance, const int32_t* feature_index, int64_t n,
                            int32_t tag_bits);
 // The problem with entry `index` (importance v, tag), or empty when it is valid.
 std::string InvalidInsertEntry(float v, int32_t tag, int64_t index, int32_t tag_bits);
@@ -202,7 +202,7 @@ std::string InvalidInsertEntry(float v, int32_t tag, int64_t index, int32_t tag_
 // about `num_shards` tasks through `parallel_for`; the resulting state is the
 // same for every value.
 void Insert(const SketchConfig& config, const SketchState& state, const int64_t* keys,
-            const float* importance, const int32_t* tags, int64_t n, int num_shards,
+            const float* importance, const int32_t* feature_index, int64_t n, int num_shards,
             const ParallelFor& parallel_for);
 
 // Read-only lookup: hot row (or -1) and level per key (config: W, c, tag_bits

@@ -137,7 +137,8 @@ InsertScratchPool& IdleScratch() {
 template <bool kPow2>
 void PartitionChunk(const BucketReducer& bucket_of, int shift, int64_t partitions,
                     const int64_t* __restrict keys, const float* __restrict importance,
-                    const int32_t* __restrict tags, int64_t begin, int64_t end, ChunkScratch* cs) {
+                    const int32_t* __restrict feature_index, int64_t begin, int64_t end,
+                    ChunkScratch* cs) {
   // Each partition holds at most one partly filled block.
   const int64_t max_blocks = (end - begin) / kBlockRecords + std::min(partitions, end - begin) + 1;
   char* memory = cs->block_memory.Reserve(max_blocks * kBlockBytes + kBlockBytes);
@@ -165,7 +166,7 @@ void PartitionChunk(const BucketReducer& bucket_of, int shift, int64_t partition
       ++num_blocks[p];
       r = blocks + static_cast<int64_t>(fresh) * kBlockRecords;
     }
-    *r = {keys[i], FlushSubnormal(importance[i]), tags[i]};
+    *r = {keys[i], FlushSubnormal(importance[i]), feature_index[i]};
     cursor[p] = r + 1;
   }
   uint32_t* __restrict count = cs->count.Reserve(partitions);
@@ -311,7 +312,7 @@ void InsertPartition(const SketchState& state, const BucketReducer& bucket_of, i
 }  // namespace
 
 void Insert(const SketchConfig& config, const SketchState& state, const int64_t* keys,
-            const float* importance, const int32_t* tags, int64_t n, int num_shards,
+            const float* importance, const int32_t* feature_index, int64_t n, int num_shards,
             const ParallelFor& parallel_for) {
   if (n <= 0) return;
   std::unique_ptr<InsertScratch> scratch = IdleScratch().Acquire();
@@ -356,10 +357,10 @@ void Insert(const SketchConfig& config, const SketchState& state, const int64_t*
            ci = next_chunk.fetch_add(1, std::memory_order_relaxed)) {
         const int64_t begin = n * ci / C, end = n * (ci + 1) / C;
         if (bucket_of.pow2()) {
-          PartitionChunk<true>(bucket_of, shift, P, keys, importance, tags, begin, end,
+          PartitionChunk<true>(bucket_of, shift, P, keys, importance, feature_index, begin, end,
                                &sc.chunks[ci]);
         } else {
-          PartitionChunk<false>(bucket_of, shift, P, keys, importance, tags, begin, end,
+          PartitionChunk<false>(bucket_of, shift, P, keys, importance, feature_index, begin, end,
                                 &sc.chunks[ci]);
         }
         if (n > 1) {

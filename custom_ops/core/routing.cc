@@ -117,42 +117,42 @@ void Route(const SketchConfig& config, const ConstSketchState& state, const Rout
   const std::vector<int64_t> first = DistinctPairs(keys, feature_index, n, inverse);
   const int64_t u_count = static_cast<int64_t>(first.size());
   r.keys.resize(u_count);
-  r.fields.resize(u_count);
+  r.feature_index.resize(u_count);
   for (int64_t u = 0; u < u_count; ++u) {
     r.keys[u] = keys[first[u]];
-    r.fields[u] = feature_index[first[u]];
+    r.feature_index[u] = feature_index[first[u]];
   }
-  r.hot_rows.resize(u_count);
-  r.levels.resize(u_count);
-  Query(config, state, r.keys.data(), u_count, r.hot_rows.data(), r.levels.data(), parallel_for);
+  r.hot_row.resize(u_count);
+  r.level.resize(u_count);
+  Query(config, state, r.keys.data(), u_count, r.hot_row.data(), r.level.data(), parallel_for);
 
   const bool multi_level = !tables.medium_sizes.empty();
   const uint64_t hashed_salt = TableSalt(tables.hashed_seed);
   const uint64_t medium_salt = TableSalt(tables.medium_seed);
-  r.hashed_rows.resize(u_count);
-  r.medium_rows.resize(u_count);
+  r.hashed_row.resize(u_count);
+  r.medium_row.resize(u_count);
   for (int64_t u = 0; u < u_count; ++u) {
-    const int32_t f = r.fields[u];
+    const int32_t f = r.feature_index[u];
     const uint32_t fp = FingerprintOf(r.keys[u]);
-    r.hashed_rows[u] = r.hot_rows[u] >= 0
-                           ? -1
-                           : tables.hashed_offsets[f] +
-                                 FingerprintRow(fp, hashed_salt, tables.hashed_sizes[f]);
-    r.medium_rows[u] = multi_level && r.levels[u] == kLevelMedium
-                           ? tables.medium_offsets[f] +
-                                 FingerprintRow(fp, medium_salt, tables.medium_sizes[f])
-                           : -1;
+    r.hashed_row[u] = r.hot_row[u] >= 0
+                          ? -1
+                          : tables.hashed_offsets[f] +
+                                FingerprintRow(fp, hashed_salt, tables.hashed_sizes[f]);
+    r.medium_row[u] = multi_level && r.level[u] == kLevelMedium
+                          ? tables.medium_offsets[f] +
+                                FingerprintRow(fp, medium_salt, tables.medium_sizes[f])
+                          : -1;
   }
 
   std::vector<int32_t> hashed_index;
-  r.read_hot = DistinctRows(r.hot_rows, [&](int64_t u) { return r.hot_rows[u] >= 0; }, 0,
-                            &r.first_index);
-  r.read_hashed = DistinctRows(r.hashed_rows, [&](int64_t u) { return r.hot_rows[u] < 0; },
+  r.read_hot =
+      DistinctRows(r.hot_row, [&](int64_t u) { return r.hot_row[u] >= 0; }, 0, &r.first_index);
+  r.read_hashed = DistinctRows(r.hashed_row, [&](int64_t u) { return r.hot_row[u] < 0; },
                                static_cast<int32_t>(r.read_hot.size()), &hashed_index);
   for (int64_t u = 0; u < u_count; ++u) {
-    if (r.hot_rows[u] < 0) r.first_index[u] = hashed_index[u];
+    if (r.hot_row[u] < 0) r.first_index[u] = hashed_index[u];
   }
-  r.read_medium = DistinctRows(r.medium_rows, [&](int64_t u) { return r.medium_rows[u] >= 0; },
+  r.read_medium = DistinctRows(r.medium_row, [&](int64_t u) { return r.medium_row[u] >= 0; },
                                0, &r.medium_index);
 }
 

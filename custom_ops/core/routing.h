@@ -59,9 +59,9 @@ struct RouteTables {
 // distinct pairs; see cafe_tf/layers/routing.py `Route` for each field.
 struct RouteResult {
   std::vector<int64_t> keys;
-  std::vector<int32_t> fields;
-  std::vector<int32_t> hot_rows, levels;
-  std::vector<int64_t> hashed_rows, medium_rows;
+  std::vector<int32_t> feature_index;
+  std::vector<int32_t> hot_row, level;
+  std::vector<int64_t> hashed_row, medium_row;
   std::vector<int32_t> read_hot;
   std::vector<int64_t> read_hashed, read_medium;
   std::vector<int32_t> first_index, medium_index;

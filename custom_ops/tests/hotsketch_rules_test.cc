@@ -78,11 +78,11 @@ struct Sketch {
   cafe::SketchState State() { return {slots.data(), scores.data(), &mass, &batches}; }
 
   void Insert(const std::vector<int64_t>& keys, const std::vector<float>& importance,
-              const std::vector<int32_t>& tags, int threads = 1) {
-    CHECK(cafe::ValidateInsert(importance.data(), tags.data(),
+              const std::vector<int32_t>& feature_index, int threads = 1) {
+    CHECK(cafe::ValidateInsert(importance.data(), feature_index.data(),
                                static_cast<int64_t>(keys.size()), kTagBits)
               .empty());
-    cafe::Insert(config, State(), keys.data(), importance.data(), tags.data(),
+    cafe::Insert(config, State(), keys.data(), importance.data(), feature_index.data(),
                  static_cast<int64_t>(keys.size()), threads,
                  threads == 1 ? cafe::ParallelFor(cafe::SerialFor) : Threads(threads));
   }
@@ -345,17 +345,17 @@ void TestSameStateForEveryThreadCount() {
   std::mt19937_64 rng(3);
   std::vector<int64_t> keys(300000);
   std::vector<float> importance(keys.size());
-  std::vector<int32_t> tags(keys.size());
+  std::vector<int32_t> feature_index(keys.size());
   for (size_t i = 0; i < keys.size(); ++i) {
     keys[i] = static_cast<int64_t>(rng() % 50000) - 20000;  // duplicates, negative keys
     importance[i] = static_cast<float>(rng() % 1000) / 7.f;
-    tags[i] = static_cast<int32_t>(rng() % 16);
+    feature_index[i] = static_cast<int32_t>(rng() % 16);
   }
   cafe::SketchConfig c = Config(3000, 4, 512);  // W not a power of two
   Sketch serial(c), threaded(c);
   for (int step = 0; step < 3; ++step) {
-    serial.Insert(keys, importance, tags, 1);
-    threaded.Insert(keys, importance, tags, 7);
+    serial.Insert(keys, importance, feature_index, 1);
+    threaded.Insert(keys, importance, feature_index, 7);
     serial.Migrate();
     threaded.Migrate();
   }

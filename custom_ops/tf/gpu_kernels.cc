@@ -125,7 +125,7 @@ class GpuLockedState {
   }
 
   // Valid after PrepareForUpdate.
-  cafe::cuda::DeviceSketchState state() {
+  cafe::SketchState state() {
     return {DevicePtr<int64_t>(tensors_[kSlots]), DevicePtr<float>(tensors_[kScores]),
             DevicePtr<float>(tensors_[kMass]), DevicePtr<int64_t>(tensors_[kBatches])};
   }
@@ -266,23 +266,11 @@ class CafeSketchMigrateGpuOp : public OpKernel {
     const cudaStream_t stream = StreamOf(ctx);
     OP_REQUIRES_OK(ctx, locked.PrepareForUpdate(ctx, stream));
 
-    cafe::cuda::MigrateConfig mc;
-    mc.num_buckets = config.num_buckets;
-    mc.slots_per_bucket = config.slots_per_bucket;
-    mc.hot_rows = config.hot_rows;
-    mc.tag_bits = config.tag_bits;
-    mc.threshold = config.threshold;
-    mc.demote_threshold = config.demote_threshold;
-    mc.decay_rate = config.decay_rate;
-    mc.decay_rule_batches = config.decay_rule == cafe::DecayRule::kBatches;
-    mc.decay_mass_factor = config.decay_mass_factor;
-    mc.decay_period = config.decay_period;
-    mc.swap_margin = config.swap_margin;
     cudaError_t err = cudaSuccess;
-    const size_t bytes = cafe::cuda::MigrateWorkspaceBytes(mc, &err);
+    const size_t bytes = cafe::cuda::MigrateWorkspaceBytes(config, &err);
     OP_REQUIRES_OK(ctx, CudaStatus(err, "CafeSketchMigrate", "workspace query"));
-    const int64_t dcap = cafe::cuda::MigrateDemotedCapacity(mc);
-    const int64_t pcap = cafe::cuda::MigratePromotedCapacity(mc);
+    const int64_t dcap = cafe::cuda::MigrateDemotedCapacity(config);
+    const int64_t pcap = cafe::cuda::MigratePromotedCapacity(config);
     Tensor workspace, counts, dkeys, dtags, drows, pkeys, ptags, prows;
     OP_REQUIRES_OK(ctx, AllocateBytes(ctx, bytes, &workspace));
     OP_REQUIRES_OK(ctx, ctx->allocate_temp(DT_INT32, TensorShape({4}), &counts));
@@ -300,7 +288,7 @@ class CafeSketchMigrateGpuOp : public OpKernel {
     out.promoted_fingerprints = DevicePtr<int64_t>(pkeys);
     out.promoted_tags = DevicePtr<int32_t>(ptags);
     out.promoted_rows = DevicePtr<int32_t>(prows);
-    OP_REQUIRES_OK(ctx, CudaStatus(cafe::cuda::LaunchMigrate(mc, locked.state(),
+    OP_REQUIRES_OK(ctx, CudaStatus(cafe::cuda::LaunchMigrate(config, locked.state(),
                                                              force.scalar<bool>()(), out,
                                                              workspace.data(), bytes, stream),
                                    "CafeSketchMigrate", "launch"));
@@ -403,12 +391,12 @@ class CafeRouteGpuOp : public OpKernel {
     OP_REQUIRES_OK(ctx, ctx->allocate_temp(DT_INT64, TensorShape({5}), &counts));
     cafe::cuda::DeviceRouteOutput out;
     out.keys = DevicePtr<int64_t>(temps[0]);
-    out.fields = DevicePtr<int32_t>(temps[1]);
+    out.feature_index = DevicePtr<int32_t>(temps[1]);
     out.inverse = inverse->flat<int32_t>().data();
-    out.hot_rows = DevicePtr<int32_t>(temps[3]);
-    out.levels = DevicePtr<int32_t>(temps[4]);
-    out.hashed_rows = DevicePtr<int64_t>(temps[5]);
-    out.medium_rows = DevicePtr<int64_t>(temps[6]);
+    out.hot_row = DevicePtr<int32_t>(temps[3]);
+    out.level = DevicePtr<int32_t>(temps[4]);
+    out.hashed_row = DevicePtr<int64_t>(temps[5]);
+    out.medium_row = DevicePtr<int64_t>(temps[6]);
     out.read_hot = DevicePtr<int32_t>(temps[7]);
     out.read_hashed = DevicePtr<int64_t>(temps[8]);
     out.read_medium = DevicePtr<int64_t>(temps[9]);
@@ -429,11 +417,11 @@ class CafeRouteGpuOp : public OpKernel {
                                        feature_index.flat<int32_t>().data(),
                                        n, out, workspace.data(), bytes, stream),
                                    "CafeRoute", "launch"));
-    int64_t host_counts[5] = {0, 0, 0, 0, -1};
+    int64_t host_counts[5] = {0, 0, 0, 0, n};
     OP_REQUIRES_OK(ctx, CudaStatus(cafe::cuda::CopyDeviceToHostSync(
                                        host_counts, out.counts, sizeof(host_counts), stream),
                                    "CafeRoute", "count read"));
-    if (host_counts[4] >= 0) {  // the first feature index outside [0, features)
+    if (host_counts[4] < n) {  // the first feature index outside [0, features)
       int32_t bad = 0;
       const int32_t* first_bad = feature_index.flat<int32_t>().data() + host_counts[4];
       OP_REQUIRES_OK(ctx, CudaStatus(cafe::cuda::CopyDeviceToHostSync(&bad, first_bad,

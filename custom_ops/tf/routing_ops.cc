@@ -96,11 +96,11 @@ class CafeRouteOp : public OpKernel {
                 ids.flat<int64_t>().data(), feature_data, n, inverse->flat<int32_t>().data(), &r,
                 cafe::SerialFor);
     OP_REQUIRES_OK(ctx, Output(ctx, 0, r.keys));
-    OP_REQUIRES_OK(ctx, Output(ctx, 1, r.fields));
-    OP_REQUIRES_OK(ctx, Output(ctx, 3, r.hot_rows));
-    OP_REQUIRES_OK(ctx, Output(ctx, 4, r.levels));
-    OP_REQUIRES_OK(ctx, Output(ctx, 5, r.hashed_rows));
-    OP_REQUIRES_OK(ctx, Output(ctx, 6, r.medium_rows));
+    OP_REQUIRES_OK(ctx, Output(ctx, 1, r.feature_index));
+    OP_REQUIRES_OK(ctx, Output(ctx, 3, r.hot_row));
+    OP_REQUIRES_OK(ctx, Output(ctx, 4, r.level));
+    OP_REQUIRES_OK(ctx, Output(ctx, 5, r.hashed_row));
+    OP_REQUIRES_OK(ctx, Output(ctx, 6, r.medium_row));
     OP_REQUIRES_OK(ctx, Output(ctx, 7, r.read_hot));
     OP_REQUIRES_OK(ctx, Output(ctx, 8, r.read_hashed));
     OP_REQUIRES_OK(ctx, Output(ctx, 9, r.read_medium));

@@ -40,12 +40,12 @@ ParallelFor ThreadParallelFor(int threads) {
   };
 }
 
-int64_t FirstInvalid(const std::vector<float>& importance, const std::vector<int32_t>& tags,
-                     int32_t tag_bits) {
+int64_t FirstInvalid(const std::vector<float>& importance,
+                     const std::vector<int32_t>& feature_index, int32_t tag_bits) {
   for (size_t i = 0; i < importance.size(); ++i) {
     const float v = importance[i];
-    if (std::isnan(v) || std::isinf(v) || v < 0.f || tags[i] < 0 ||
-        tags[i] >= (int64_t{1} << tag_bits))
+    if (std::isnan(v) || std::isinf(v) || v < 0.f || feature_index[i] < 0 ||
+        feature_index[i] >= (int64_t{1} << tag_bits))
       return static_cast<int64_t>(i);
   }
   return -1;
@@ -64,11 +64,12 @@ class CoreBackend : public Backend {
     state_ = EmptySnapshot(config);
   }
   InsertOutcome Insert(const std::vector<int64_t>& keys, const std::vector<float>& importance,
-                       const std::vector<int32_t>& tags) override {
+                       const std::vector<int32_t>& feature_index) override {
     InsertOutcome out;
     const int64_t n = static_cast<int64_t>(keys.size());
-    const std::string problem = ValidateInsert(importance.data(), tags.data(), n, config_.tag_bits);
-    out.status = FirstInvalid(importance, tags, config_.tag_bits);
+    const std::string problem =
+        ValidateInsert(importance.data(), feature_index.data(), n, config_.tag_bits);
+    out.status = FirstInvalid(importance, feature_index, config_.tag_bits);
     if (problem.empty() != (out.status < 0)) {
       std::fprintf(stderr, "harness bug: FirstInvalid disagrees with cafe::ValidateInsert\n");
       std::abort();
@@ -81,8 +82,8 @@ class CoreBackend : public Backend {
     c.tag_bits = config_.tag_bits;
     c.second_sighting = config_.second_sighting;
     c.erode = config_.erode;
-    cafe::Insert(c, state_.view(), keys.data(), importance.data(), tags.data(), n, threads_,
-                 parallel_for_);
+    cafe::Insert(c, state_.view(), keys.data(), importance.data(), feature_index.data(), n,
+                 threads_, parallel_for_);
     return out;
   }
   void Query(const std::vector<int64_t>& ids, std::vector<int32_t>* rows,

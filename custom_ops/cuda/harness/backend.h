@@ -36,7 +36,7 @@ class Backend {
   virtual void Reset(const SketchConfig& config) = 0;
   virtual InsertOutcome Insert(const std::vector<int64_t>& keys,
                                const std::vector<float>& importance,
-                               const std::vector<int32_t>& tags) = 0;
+                               const std::vector<int32_t>& feature_index) = 0;
   virtual void Query(const std::vector<int64_t>& ids, std::vector<int32_t>* rows,
                      std::vector<int32_t>* levels) = 0;
   virtual MigrationResult Migrate(bool force_decay) = 0;
@@ -52,8 +52,8 @@ ParallelFor ThreadParallelFor(int threads);
 
 // The first invalid index of a batch by exactly the test of
 // cafe::ValidateInsert, or -1.
-int64_t FirstInvalid(const std::vector<float>& importance, const std::vector<int32_t>& tags,
-                     int32_t tag_bits);
+int64_t FirstInvalid(const std::vector<float>& importance,
+                     const std::vector<int32_t>& feature_index, int32_t tag_bits);
 
 }  // namespace harness
 }  // namespace cafe

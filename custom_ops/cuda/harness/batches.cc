@@ -135,16 +135,16 @@ float DrawImportance(ImportanceMode mode, Rng& rng) {
 }  // namespace
 
 void MakeBatch(const BatchSpec& spec, Rng& rng, const Zipf& zipf, std::vector<int64_t>* keys,
-               std::vector<float>* importance, std::vector<int32_t>* tags) {
+               std::vector<float>* importance, std::vector<int32_t>* feature_index) {
   const size_t n = static_cast<size_t>(spec.n);
   keys->resize(n);
   importance->resize(n);
-  tags->resize(n);
+  feature_index->resize(n);
   for (size_t i = 0; i < n; ++i) {
     const bool hot = spec.hot_fraction > 0.0 && rng.Uniform() < spec.hot_fraction;
     (*keys)[i] = KeyOf(spec.rank_offset + (hot ? 1 : zipf.Sample(rng)), spec.key_mode);
     (*importance)[i] = DrawImportance(spec.importance, rng);
-    (*tags)[i] = static_cast<int32_t>(rng.Below(static_cast<uint64_t>(spec.max_tag) + 1));
+    (*feature_index)[i] = static_cast<int32_t>(rng.Below(static_cast<uint64_t>(spec.max_tag) + 1));
   }
   if (spec.corrupt >= 0 && n > 0) {
     const size_t at = static_cast<size_t>(rng.Below(n));
@@ -153,10 +153,10 @@ void MakeBatch(const BatchSpec& spec, Rng& rng, const Zipf& zipf, std::vector<in
       case 1: (*importance)[at] = std::numeric_limits<float>::infinity(); break;
       case 2: (*importance)[at] = -std::numeric_limits<float>::infinity(); break;
       case 3: (*importance)[at] = -0.5f; break;
-      case 4: (*tags)[at] = rng.Below(2) ? -3 : kMaxTag + 1; break;
+      case 4: (*feature_index)[at] = rng.Below(2) ? -3 : kMaxTag + 1; break;
       default: {
         (*importance)[at] = std::numeric_limits<float>::quiet_NaN();
-        (*tags)[at / 2] = -1;
+        (*feature_index)[at / 2] = -1;
         break;
       }
     }

@@ -55,7 +55,7 @@ struct BatchSpec {
 
 // Generates one batch.
 void MakeBatch(const BatchSpec& spec, Rng& rng, const Zipf& zipf, std::vector<int64_t>* keys,
-               std::vector<float>* importance, std::vector<int32_t>* tags);
+               std::vector<float>* importance, std::vector<int32_t>* feature_index);
 
 // Maps a Zipf rank to a key.
 int64_t KeyOf(int64_t rank, KeyMode mode);

@@ -123,7 +123,7 @@ bool RunScenario(const Scenario& sc, Backend& reference, Backend& candidate) {
   bool ok = true;
   std::vector<int64_t> keys, ids;
   std::vector<float> importance;
-  std::vector<int32_t> tags, rows_a, rows_b, levels_a, levels_b;
+  std::vector<int32_t> feature_index, rows_a, rows_b, levels_a, levels_b;
   for (int step = 0; step < sc.steps && ok; ++step) {
     BatchSpec spec = sc.batch;
     spec.rank_offset = sc.batch.rank_offset + sc.drift * step;
@@ -133,11 +133,11 @@ bool RunScenario(const Scenario& sc, Backend& reference, Backend& candidate) {
     if (sc.empty_every > 0 && step % sc.empty_every == sc.empty_every - 1) spec.n = 0;
     if (sc.corrupt_every > 0 && step % sc.corrupt_every == sc.corrupt_every - 1)
       spec.corrupt = static_cast<int>(rng.Below(6));
-    MakeBatch(spec, rng, zipf, &keys, &importance, &tags);
+    MakeBatch(spec, rng, zipf, &keys, &importance, &feature_index);
 
     where = "insert step " + std::to_string(step) + " (n=" + std::to_string(spec.n) + ")";
-    const InsertOutcome a = reference.Insert(keys, importance, tags);
-    const InsertOutcome b = candidate.Insert(keys, importance, tags);
+    const InsertOutcome a = reference.Insert(keys, importance, feature_index);
+    const InsertOutcome b = candidate.Insert(keys, importance, feature_index);
     if (a.status != b.status) {
       diffs.push_back("insert status: " + Show(a.status) + " vs " + Show(b.status));
       ok = false;

@@ -97,7 +97,7 @@ class EmulatedGpuBackend : public Backend {
   }
 
   InsertOutcome Insert(const std::vector<int64_t>& keys, const std::vector<float>& importance,
-                       const std::vector<int32_t>& tags) override {
+                       const std::vector<int32_t>& feature_index) override {
     const int64_t n = static_cast<int64_t>(keys.size());
     const int64_t W = config_.num_buckets;
     const int32_t c = config_.slots_per_bucket;
@@ -107,8 +107,9 @@ class EmulatedGpuBackend : public Backend {
     // ValidatePackKernel
     std::vector<uint64_t> packed(n);
     for (int64_t i = 0; i < n; ++i) {
-      if (InvalidEntry(importance[i], tags[i], config_.tag_bits)) status = std::min<uint64_t>(status, i);
-      packed[i] = PackEntry(importance[i], tags[i]);
+      if (InvalidEntry(importance[i], feature_index[i], config_.tag_bits))
+        status = std::min<uint64_t>(status, i);
+      packed[i] = PackEntry(importance[i], feature_index[i]);
     }
     // SortPairs(keys -> packed), 64 bits, stable
     std::vector<int64_t> sorted_keys;
@@ -209,13 +210,11 @@ class EmulatedGpuBackend : public Backend {
   MigrationResult Migrate(bool force_decay) override {
     const int64_t S = config_.num_slots();
     const int64_t H = config_.hot_rows;
-    const double limit = config_.decay_mass_factor * static_cast<double>(config_.num_buckets) *
-                         static_cast<double>(config_.threshold);
     int32_t counts[4] = {0, 0, 0, 0};
     float factor = -7.f;
     DecayDueBody(force_decay, config_.decay_rule == DecayRule::kBatches ? 1 : 0,
-                 config_.decay_period, limit, config_.decay_rate, &state_.mass, &state_.batches,
-                 counts, &factor);
+                 config_.decay_period, DecayMassLimit(config_), config_.decay_rate,
+                 &state_.mass, &state_.batches, counts, &factor);
     const int32_t T = config_.tag_bits;
     std::vector<int32_t> demote_flag(S), demote_row(S, -7), empty_after(S), slot_iota(S);
     for (int64_t s = 0; s < S; ++s) {

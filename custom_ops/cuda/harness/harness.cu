@@ -102,7 +102,7 @@ class GpuBackend : public Backend {
     CHECK_CUDA(cudaStreamSynchronize(stream_));
   }
 
-  cuda::DeviceSketchState state() {
+  SketchState state() {
     const size_t slots = static_cast<size_t>(config_.num_slots());
     return {slots_.As<int64_t>(slots), scores_.As<float>(slots), mass_.As<float>(1),
             batches_.As<int64_t>(1)};
@@ -110,31 +110,31 @@ class GpuBackend : public Backend {
 
   // Uploads a batch once; InsertUploaded runs the launcher on it.
   void UploadBatch(const std::vector<int64_t>& keys, const std::vector<float>& importance,
-                   const std::vector<int32_t>& tags) {
+                   const std::vector<int32_t>& feature_index) {
     Upload(in_keys_, keys, stream_);
     Upload(in_importance_, importance, stream_);
-    Upload(in_tags_, tags, stream_);
+    Upload(in_feature_index_, feature_index, stream_);
     batch_n_ = static_cast<int64_t>(keys.size());
   }
 
-  void InsertUploaded(const int64_t* d_keys, const float* d_importance, const int32_t* d_tags,
-                      int64_t n) {
+  void InsertUploaded(const int64_t* d_keys, const float* d_importance,
+                      const int32_t* d_feature_index, int64_t n) {
     cudaError_t err = cudaSuccess;
     const size_t bytes = cuda::InsertWorkspaceBytes(n, config_.num_buckets, &err);
     CHECK_CUDA(err);
     void* ws = workspace_.Get(bytes);
     CHECK_CUDA(cuda::LaunchInsert(config_.num_buckets, config_.slots_per_bucket, config_.tag_bits,
                                   state(), d_keys,
-                                  d_importance, d_tags, n, config_.second_sighting,
+                                  d_importance, d_feature_index, n, config_.second_sighting,
                                   config_.erode, status_.As<int64_t>(1), ws, bytes, stream_));
   }
 
   InsertOutcome Insert(const std::vector<int64_t>& keys, const std::vector<float>& importance,
-                       const std::vector<int32_t>& tags) override {
-    UploadBatch(keys, importance, tags);
+                       const std::vector<int32_t>& feature_index) override {
+    UploadBatch(keys, importance, feature_index);
     const size_t n = keys.size();
-    InsertUploaded(in_keys_.As<int64_t>(n), in_importance_.As<float>(n), in_tags_.As<int32_t>(n),
-                   batch_n_);
+    InsertUploaded(in_keys_.As<int64_t>(n), in_importance_.As<float>(n),
+                   in_feature_index_.As<int32_t>(n), batch_n_);
     InsertOutcome out;
     CHECK_CUDA(cudaMemcpyAsync(&out.status, status_.As<int64_t>(1), sizeof(int64_t),
                                cudaMemcpyDeviceToHost, stream_));
@@ -157,23 +157,11 @@ class GpuBackend : public Backend {
   }
 
   MigrationResult Migrate(bool force_decay) override {
-    cuda::MigrateConfig mc;
-    mc.num_buckets = config_.num_buckets;
-    mc.slots_per_bucket = config_.slots_per_bucket;
-    mc.hot_rows = config_.hot_rows;
-    mc.tag_bits = config_.tag_bits;
-    mc.threshold = config_.threshold;
-    mc.demote_threshold = config_.demote_threshold;
-    mc.decay_rate = config_.decay_rate;
-    mc.decay_rule_batches = config_.decay_rule == DecayRule::kBatches;
-    mc.decay_mass_factor = config_.decay_mass_factor;
-    mc.decay_period = config_.decay_period;
-    mc.swap_margin = config_.swap_margin;
     cudaError_t err = cudaSuccess;
-    const size_t bytes = cuda::MigrateWorkspaceBytes(mc, &err);
+    const size_t bytes = cuda::MigrateWorkspaceBytes(config_, &err);
     CHECK_CUDA(err);
-    const size_t dcap = static_cast<size_t>(cuda::MigrateDemotedCapacity(mc));
-    const size_t pcap = static_cast<size_t>(cuda::MigratePromotedCapacity(mc));
+    const size_t dcap = static_cast<size_t>(cuda::MigrateDemotedCapacity(config_));
+    const size_t pcap = static_cast<size_t>(cuda::MigratePromotedCapacity(config_));
     cuda::MigrateOutputs out;
     out.counts = counts_.As<int32_t>(4);
     out.demoted_fingerprints = dkeys_.As<int64_t>(dcap);
@@ -182,8 +170,8 @@ class GpuBackend : public Backend {
     out.promoted_fingerprints = pkeys_.As<int64_t>(pcap);
     out.promoted_tags = ptags_.As<int32_t>(pcap);
     out.promoted_rows = prows_.As<int32_t>(pcap);
-    CHECK_CUDA(cuda::LaunchMigrate(mc, state(), force_decay, out, workspace_.Get(bytes), bytes,
-                                   stream_));
+    CHECK_CUDA(cuda::LaunchMigrate(config_, state(), force_decay, out, workspace_.Get(bytes),
+                                   bytes, stream_));
     int32_t counts[4];
     CHECK_CUDA(cudaMemcpyAsync(counts, out.counts, sizeof(counts), cudaMemcpyDeviceToHost,
                                stream_));
@@ -209,7 +197,7 @@ class GpuBackend : public Backend {
   Snapshot Read() override {
     Snapshot s;
     const size_t slots = static_cast<size_t>(config_.num_slots());
-    const cuda::DeviceSketchState d = state();
+    const SketchState d = state();
     Download(&s.slots, d.slots, slots, stream_);
     Download(&s.scores, d.scores, slots, stream_);
     CHECK_CUDA(cudaMemcpyAsync(&s.mass, d.mass, sizeof(float), cudaMemcpyDeviceToHost, stream_));
@@ -225,7 +213,7 @@ class GpuBackend : public Backend {
   cudaStream_t stream_ = nullptr;
   SketchConfig config_;
   DeviceBuffer slots_, scores_, mass_, batches_;
-  DeviceBuffer in_keys_, in_importance_, in_tags_, status_, workspace_;
+  DeviceBuffer in_keys_, in_importance_, in_feature_index_, status_, workspace_;
   DeviceBuffer out_rows_, out_levels_, counts_, dkeys_, dtags_, drows_, pkeys_, ptags_, prows_;
   int64_t batch_n_ = 0;
 };
@@ -242,7 +230,7 @@ void Benchmark(int iters) {
   config.num_buckets = 65536;
   config.slots_per_bucket = 4;
   config.hot_rows = 32768;
-  config.tag_bits = 5;  // MakeBatch's tags go up to 26
+  config.tag_bits = 5;  // MakeBatch's feature indices go up to 26
   config.threshold = 20.f;
   config.demote_threshold = 20.f;
   config.medium_threshold = 4.f;
@@ -254,12 +242,13 @@ void Benchmark(int iters) {
   const int kBatches = 4;
   std::vector<std::vector<int64_t>> keys(kBatches);
   std::vector<std::vector<float>> imp(kBatches);
-  std::vector<std::vector<int32_t>> tags(kBatches);
+  std::vector<std::vector<int32_t>> feature_index(kBatches);
   BatchSpec spec;
   spec.n = n;
   spec.key_mode = KeyMode::kScrambled;
   spec.importance = ImportanceMode::kUniform;
-  for (int b = 0; b < kBatches; ++b) MakeBatch(spec, rng, zipf, &keys[b], &imp[b], &tags[b]);
+  for (int b = 0; b < kBatches; ++b)
+    MakeBatch(spec, rng, zipf, &keys[b], &imp[b], &feature_index[b]);
   {
     std::vector<int64_t> sorted = keys[0];
     std::sort(sorted.begin(), sorted.end());
@@ -281,7 +270,7 @@ void Benchmark(int iters) {
   for (int b = 0; b < kBatches; ++b) {
     Upload(dk[b], keys[b], stream);
     Upload(di[b], imp[b], stream);
-    Upload(dt[b], tags[b], stream);
+    Upload(dt[b], feature_index[b], stream);
   }
   CHECK_CUDA(cudaStreamSynchronize(stream));
   auto insert = [&](int b) {
@@ -307,7 +296,7 @@ void Benchmark(int iters) {
   std::vector<int32_t> unused_rows, unused_levels;
   const size_t slots = static_cast<size_t>(config.num_slots());
   DeviceBuffer qr, ql;
-  const cuda::DeviceSketchState st = gpu.state();
+  const SketchState st = gpu.state();
   auto query = [&](int b) {
     CHECK_CUDA(cuda::LaunchQuery(config.num_buckets, config.slots_per_bucket, config.tag_bits,
                                  config.medium_threshold, st.slots, st.scores,
@@ -344,13 +333,14 @@ void Benchmark(int iters) {
     SketchConfig ic;
     ic.num_buckets = config.num_buckets;
     ic.slots_per_bucket = config.slots_per_bucket;
-    cafe::Insert(ic, state.view(), keys[0].data(), imp[0].data(), tags[0].data(), n, threads, pf);
+    cafe::Insert(ic, state.view(), keys[0].data(), imp[0].data(), feature_index[0].data(), n,
+                 threads, pf);
     const int cpu_iters = 3;
     auto t0 = std::chrono::steady_clock::now();
     for (int i = 0; i < cpu_iters; ++i) {
       const int b = (i + 1) % kBatches;
-      cafe::Insert(ic, state.view(), keys[b].data(), imp[b].data(), tags[b].data(), n, threads,
-                   pf);
+      cafe::Insert(ic, state.view(), keys[b].data(), imp[b].data(), feature_index[b].data(), n,
+                   threads, pf);
     }
     auto t1 = std::chrono::steady_clock::now();
     const double cpu_insert = static_cast<double>(n) * cpu_iters / Seconds(t0, t1);

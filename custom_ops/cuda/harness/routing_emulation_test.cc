@@ -73,43 +73,43 @@ int64_t DistinctPass(const std::vector<int64_t>& a, const int32_t* b, int64_t n,
 // The GPU pipeline of LaunchRoute on the host.
 cafe::RouteResult EmulateRoute(const cafe::SketchConfig& config, const cafe::ConstSketchState& s,
                                const cafe::RouteTables& tables, const std::vector<int64_t>& ids,
-                               const std::vector<int32_t>& fields, bool descending,
+                               const std::vector<int32_t>& feature_index, bool descending,
                                std::vector<int32_t>* inverse) {
   const int64_t n = static_cast<int64_t>(ids.size());
   cafe::RouteResult r;
-  const int64_t u = DistinctPass(ids, fields.data(), n, n, false, 0, descending, inverse, &r.keys,
-                                 &r.fields);
+  const int64_t u = DistinctPass(ids, feature_index.data(), n, n, false, 0, descending, inverse,
+                                 &r.keys, &r.feature_index);
   inverse->resize(n);
-  r.hot_rows.assign(u, 0);
-  r.levels.assign(u, 0);
+  r.hot_row.assign(u, 0);
+  r.level.assign(u, 0);
   for (int64_t i = 0; i < u; ++i) {
     QueryBody(i, r.keys.data(), config.num_buckets, config.slots_per_bucket, config.tag_bits,
-              config.medium_threshold, s.slots, s.scores, r.hot_rows.data(), r.levels.data());
+              config.medium_threshold, s.slots, s.scores, r.hot_row.data(), r.level.data());
   }
   std::vector<int64_t> hot64(n, -1);
-  r.hashed_rows.assign(n, -1);
-  r.medium_rows.assign(n, -1);
+  r.hashed_row.assign(n, -1);
+  r.medium_row.assign(n, -1);
   const bool multi = !tables.medium_sizes.empty();
   for (int64_t i = 0; i < u; ++i) {
-    RowsBody(i, r.keys.data(), r.fields.data(), r.hot_rows.data(), r.levels.data(),
+    RowsBody(i, r.keys.data(), r.feature_index.data(), r.hot_row.data(), r.level.data(),
              tables.hashed_offsets.data(), tables.hashed_sizes.data(),
              multi ? tables.medium_offsets.data() : nullptr,
              multi ? tables.medium_sizes.data() : nullptr, multi,
              cafe::TableSalt(tables.hashed_seed), cafe::TableSalt(tables.medium_seed),
-             r.hashed_rows.data(), r.medium_rows.data(), hot64.data());
+             r.hashed_row.data(), r.medium_row.data(), hot64.data());
   }
   std::vector<int32_t> hashed_index;
   const int64_t hot_read = DistinctPass(hot64, nullptr, n, u, true, 0, descending,
                                         &r.first_index, &r.read_hot, nullptr);
-  DistinctPass(r.hashed_rows, nullptr, n, u, true, static_cast<int32_t>(hot_read), descending,
+  DistinctPass(r.hashed_row, nullptr, n, u, true, static_cast<int32_t>(hot_read), descending,
                &hashed_index, &r.read_hashed, nullptr);
   for (int64_t i = 0; i < u; ++i) {
     FirstIndexBody(i, r.first_index.data(), hashed_index.data(), r.first_index.data());
   }
-  DistinctPass(r.medium_rows, nullptr, n, u, true, 0, descending, &r.medium_index,
+  DistinctPass(r.medium_row, nullptr, n, u, true, 0, descending, &r.medium_index,
                &r.read_medium, nullptr);
   for (auto* v : {&r.first_index, &r.medium_index}) v->resize(u);
-  for (auto* v : {&r.hashed_rows, &r.medium_rows}) v->resize(u);
+  for (auto* v : {&r.hashed_row, &r.medium_row}) v->resize(u);
   return r;
 }
 
@@ -178,19 +178,19 @@ int main() {
       for (int64_t n : {0, 1, 2, 17, 256, 3000, 20000}) {
         for (const char* kind : {"zipf", "all-duplicates", "extremes"}) {
           std::vector<int64_t> ids(n);
-          std::vector<int32_t> fields(n);
+          std::vector<int32_t> feature_index(n);
           for (int64_t i = 0; i < n; ++i) {
             const std::string k = kind;
             ids[i] = k == "zipf"         ? pool[std::min<uint64_t>(rng() % 40, rng() % pool.size())]
                      : k == "extremes" ? extremes[rng() % 7]
                                        : pool[0];
-            fields[i] = k == "all-duplicates" ? features - 1
-                                              : static_cast<int32_t>(rng() % features);
+            feature_index[i] = k == "all-duplicates" ? features - 1
+                                                     : static_cast<int32_t>(rng() % features);
           }
           cafe::RouteResult expected;
           std::vector<int32_t> expected_inverse(n);
-          cafe::Route(config, view, tables, ids.data(), fields.data(), n, expected_inverse.data(),
-                      &expected, cafe::SerialFor);
+          cafe::Route(config, view, tables, ids.data(), feature_index.data(), n,
+                      expected_inverse.data(), &expected, cafe::SerialFor);
           for (bool descending : {false, true}) {
             const std::string scenario = std::string(kind) + " n=" + std::to_string(n) +
                                          " features=" + std::to_string(features) +
@@ -198,15 +198,15 @@ int main() {
                                          (descending ? " claims descending" : "");
             std::vector<int32_t> inverse;
             const cafe::RouteResult got =
-                EmulateRoute(config, view, tables, ids, fields, descending, &inverse);
+                EmulateRoute(config, view, tables, ids, feature_index, descending, &inverse);
             const bool ok =
                 Same("inverse", inverse, expected_inverse, scenario) &
                 Same("keys", got.keys, expected.keys, scenario) &
-                Same("fields", got.fields, expected.fields, scenario) &
-                Same("hot_rows", got.hot_rows, expected.hot_rows, scenario) &
-                Same("levels", got.levels, expected.levels, scenario) &
-                Same("hashed_rows", got.hashed_rows, expected.hashed_rows, scenario) &
-                Same("medium_rows", got.medium_rows, expected.medium_rows, scenario) &
+                Same("feature_index", got.feature_index, expected.feature_index, scenario) &
+                Same("hot_row", got.hot_row, expected.hot_row, scenario) &
+                Same("level", got.level, expected.level, scenario) &
+                Same("hashed_row", got.hashed_row, expected.hashed_row, scenario) &
+                Same("medium_row", got.medium_row, expected.medium_row, scenario) &
                 Same("read_hot", got.read_hot, expected.read_hot, scenario) &
                 Same("read_hashed", got.read_hashed, expected.read_hashed, scenario) &
                 Same("read_medium", got.read_medium, expected.read_medium, scenario) &

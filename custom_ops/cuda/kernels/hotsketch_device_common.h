@@ -88,7 +88,7 @@ CAFE_HD int32_t PackedTag(uint64_t p) { return static_cast<int32_t>(static_cast<
 
 // Duplicate sum of one run [begin, end) of the key-sorted batch. The sort is
 // stable, so the run is in input-index order, and this is exactly the CPU loop
-//   float v = 0.f; tag = tags[first]; for each: v += importance; tag = min(tag, .)
+//   float v = 0.f; tag = feature_index[first]; for each: v += importance; tag = min(tag, .)
 // The tag carries kRepeatedBit when the run is longer than one (as on the CPU).
 CAFE_HD void RunSumSequential(const uint64_t* packed, int64_t begin, int64_t end, float* v_out,
                               int32_t* tag_out) {

@@ -178,12 +178,12 @@ cudaError_t CarveInsert(void* base, int64_t n, int64_t num_buckets, InsertBuffer
 
 // -------------------------------------------------------- insert kernels ---
 
-__global__ void ValidatePackKernel(const float* importance, const int32_t* tags, int64_t n,
-                                   int32_t tag_bits, unsigned long long* status,
+__global__ void ValidatePackKernel(const float* importance, const int32_t* feature_index,
+                                   int64_t n, int32_t tag_bits, unsigned long long* status,
                                    uint64_t* packed) {
   CAFE_GRID_LOOP(i, n) {
     const float v = importance[i];
-    const int32_t t = tags[i];
+    const int32_t t = feature_index[i];
     if (InvalidEntry(v, t, tag_bits)) atomicMin(status, static_cast<unsigned long long>(i));
     packed[i] = PackEntry(v, t);
   }
@@ -401,7 +401,7 @@ cudaError_t MigrateCubBytes(int slots, int hot_rows, size_t* bytes) {
   return cudaSuccess;
 }
 
-cudaError_t CarveMigrate(void* base, const MigrateConfig& config, MigrateBuffers* b,
+cudaError_t CarveMigrate(void* base, const SketchConfig& config, MigrateBuffers* b,
                          size_t* total) {
   if (config.num_buckets <= 0 || config.slots_per_bucket <= 0 || config.hot_rows <= 0)
     return cudaErrorInvalidValue;
@@ -557,8 +557,8 @@ size_t InsertWorkspaceBytes(int64_t n, int64_t num_buckets, cudaError_t* error) 
 }
 
 cudaError_t LaunchInsert(int64_t num_buckets, int32_t slots_per_bucket, int32_t tag_bits,
-                         const DeviceSketchState& state, const int64_t* d_keys,
-                         const float* d_importance, const int32_t* d_tags, int64_t n,
+                         const SketchState& state, const int64_t* d_keys,
+                         const float* d_importance, const int32_t* d_feature_index, int64_t n,
                          bool second_sighting, bool erode, int64_t* d_status,
                          void* workspace, size_t workspace_bytes, cudaStream_t stream) {
   if (n < 0 || num_buckets <= 0 || slots_per_bucket <= 0 || tag_bits < 0 ||
@@ -576,8 +576,8 @@ cudaError_t LaunchInsert(int64_t num_buckets, int32_t slots_per_bucket, int32_t 
   const int ni = static_cast<int>(n);
   const unsigned int grid = GridFor(n, kThreads);
 
-  ValidatePackKernel<<<grid, kThreads, 0, stream>>>(d_importance, d_tags, n, tag_bits, status,
-                                                    b.packed);
+  ValidatePackKernel<<<grid, kThreads, 0, stream>>>(d_importance, d_feature_index, n, tag_bits,
+                                                    status, b.packed);
   CAFE_CUDA_RETURN_IF_ERROR(cudaGetLastError());
   size_t temp = b.cub_temp_bytes;
   CAFE_CUDA_RETURN_IF_ERROR(cub::DeviceRadixSort::SortPairs(b.cub_temp, temp, d_keys,
@@ -638,7 +638,7 @@ cudaError_t LaunchQuery(int64_t num_buckets, int32_t slots_per_bucket, int32_t t
   return cudaGetLastError();
 }
 
-size_t MigrateWorkspaceBytes(const MigrateConfig& config, cudaError_t* error) {
+size_t MigrateWorkspaceBytes(const SketchConfig& config, cudaError_t* error) {
   MigrateBuffers b;
   size_t total = 0;
   const cudaError_t err = CarveMigrate(nullptr, config, &b, &total);
@@ -646,7 +646,7 @@ size_t MigrateWorkspaceBytes(const MigrateConfig& config, cudaError_t* error) {
   return err == cudaSuccess ? total : 0;
 }
 
-cudaError_t LaunchMigrate(const MigrateConfig& config, const DeviceSketchState& state,
+cudaError_t LaunchMigrate(const SketchConfig& config, const SketchState& state,
                           bool force_decay, const MigrateOutputs& out, void* workspace,
                           size_t workspace_bytes, cudaStream_t stream) {
   MigrateBuffers b;
@@ -659,13 +659,11 @@ cudaError_t LaunchMigrate(const MigrateConfig& config, const DeviceSketchState& 
   const int ri = static_cast<int>(rows);
   const unsigned int grid_s = GridFor(slots, kThreads);
   const unsigned int grid_r = GridFor(rows, kThreads);
-  // The same double expression as cafe::DecayMassLimit.
-  const double limit = config.decay_mass_factor * static_cast<double>(config.num_buckets) *
-                       static_cast<double>(config.threshold);
+  const int32_t rule_batches = config.decay_rule == DecayRule::kBatches ? 1 : 0;
 
   CAFE_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(out.counts, 0, 4 * sizeof(int32_t), stream));
-  DecayDueKernel<<<1, 1, 0, stream>>>(force_decay, config.decay_rule_batches ? 1 : 0,
-                                      config.decay_period, limit, config.decay_rate, state.mass,
+  DecayDueKernel<<<1, 1, 0, stream>>>(force_decay, rule_batches, config.decay_period,
+                                      DecayMassLimit(config), config.decay_rate, state.mass,
                                       state.batches, out.counts, b.decay_factor);
   CAFE_CUDA_RETURN_IF_ERROR(cudaGetLastError());
   // 1. Decay (when due) with demotion; demoted entries compacted in slot order.

@@ -5,7 +5,7 @@
 //
 // Semantics: exactly cafe::Insert / cafe::Query / cafe::Migrate of
 // ../core/hotsketch.h, bit for bit (same float operations in the same order).
-// The state layout is exactly cafe::SketchState. All launchers are
+// The state is a cafe::SketchState of device pointers. All launchers are
 // asynchronous on `stream` (nothing synchronises, nothing allocates); the
 // caller provides every buffer, including a workspace whose size it gets
 // from the matching *WorkspaceBytes function (which needs no device buffers,
@@ -21,16 +21,10 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "../../core/hotsketch.h"  // SketchConfig, SketchState
+
 namespace cafe {
 namespace cuda {
-
-// Device pointers with the layout of cafe::SketchState.
-struct DeviceSketchState {
-  int64_t* slots;     // [W*c] SlotWord(fingerprint, hot entry or cold marker)
-  float* scores;      // [W*c]
-  float* mass;        // [1]
-  int64_t* batches;   // [1]
-};
 
 // ---------------------------------------------------------------- Insert ---
 
@@ -39,9 +33,9 @@ struct DeviceSketchState {
 size_t InsertWorkspaceBytes(int64_t n, int64_t num_buckets, cudaError_t* error = nullptr);
 
 // cafe::Insert(config{W, c, tag_bits, second_sighting, erode}, state, keys, importance,
-// tags, n, ...) plus the validation of cafe::ValidateInsert, all on the device:
+// feature_index, n, ...) plus the validation of cafe::ValidateInsert, all on the device:
 //   *d_status (device int64) = -1 when the batch is valid, else the first
-//   index i whose importance is NaN/inf/negative or whose tag is outside
+//   index i whose importance is NaN/inf/negative or whose feature index is outside
 //   [0, 2^tag_bits); in
 //   that case the state is left unchanged (every state-writing kernel checks
 //   it), exactly as the CPU op rejects the batch before any change.
@@ -50,8 +44,8 @@ size_t InsertWorkspaceBytes(int64_t n, int64_t num_buckets, cudaError_t* error =
 // `workspace` may have any alignment (the size includes the slack to align
 // it); it is scratch only and may be reused once the stream passed this call.
 cudaError_t LaunchInsert(int64_t num_buckets, int32_t slots_per_bucket, int32_t tag_bits,
-                         const DeviceSketchState& state, const int64_t* d_keys,
-                         const float* d_importance, const int32_t* d_tags, int64_t n,
+                         const SketchState& state, const int64_t* d_keys,
+                         const float* d_importance, const int32_t* d_feature_index, int64_t n,
                          bool second_sighting, bool erode, int64_t* d_status,
                          void* workspace, size_t workspace_bytes, cudaStream_t stream);
 
@@ -65,20 +59,6 @@ cudaError_t LaunchQuery(int64_t num_buckets, int32_t slots_per_bucket, int32_t t
                         int32_t* d_out_rows, int32_t* d_out_levels, cudaStream_t stream);
 
 // --------------------------------------------------------------- Migrate ---
-
-struct MigrateConfig {
-  int64_t num_buckets = 0;       // W
-  int32_t slots_per_bucket = 0;  // c
-  int32_t hot_rows = 0;          // H
-  int32_t tag_bits = 0;          // hot entries are (row << tag_bits) | tag
-  float threshold = 0.f;         // k
-  float demote_threshold = 0.f;
-  float decay_rate = 0.99f;
-  bool decay_rule_batches = false;  // false: mass rule, true: batches rule
-  double decay_mass_factor = 10.0;
-  int64_t decay_period = 0;
-  float swap_margin = 0.f;  // 0: no swaps
-};
 
 // Where LaunchMigrate writes its results (device memory).
 struct MigrateOutputs {
@@ -97,21 +77,19 @@ struct MigrateOutputs {
   int32_t* promoted_rows;
 };
 
-inline int64_t MigrateDemotedCapacity(const MigrateConfig& c) {
-  return c.num_buckets * c.slots_per_bucket;
-}
-inline int64_t MigratePromotedCapacity(const MigrateConfig& c) {
-  const int64_t slots = c.num_buckets * c.slots_per_bucket;
+inline int64_t MigrateDemotedCapacity(const SketchConfig& c) { return c.num_slots(); }
+inline int64_t MigratePromotedCapacity(const SketchConfig& c) {
+  const int64_t slots = c.num_slots();
   return slots < c.hot_rows ? slots : c.hot_rows;
 }
 
 // Bytes of workspace LaunchMigrate needs. Returns 0 on error.
-size_t MigrateWorkspaceBytes(const MigrateConfig& config, cudaError_t* error = nullptr);
+size_t MigrateWorkspaceBytes(const SketchConfig& config, cudaError_t* error = nullptr);
 
 // cafe::Migrate(config, state, force_decay): decay when due (or forced) with
 // demotion, then promotion. The config must be valid (cafe::SketchConfig::
 // Validate): the caller checks it on the host.
-cudaError_t LaunchMigrate(const MigrateConfig& config, const DeviceSketchState& state,
+cudaError_t LaunchMigrate(const SketchConfig& config, const SketchState& state,
                           bool force_decay, const MigrateOutputs& out, void* workspace,
                           size_t workspace_bytes, cudaStream_t stream);
 

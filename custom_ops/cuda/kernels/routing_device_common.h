@@ -74,19 +74,19 @@ CAFE_HD void ScatterDistinctBody(int64_t i, const int64_t* a, const int32_t* b,
 // Per distinct pair u: its hashed and medium rows as cafe::Route computes
 // them (from the key's fingerprint), and the values the per-table dedup
 // passes read (row, or unused).
-CAFE_HD void RowsBody(int64_t u, const int64_t* keys, const int32_t* fields,
-                      const int32_t* hot_rows, const int32_t* levels,
+CAFE_HD void RowsBody(int64_t u, const int64_t* keys, const int32_t* feature_index,
+                      const int32_t* hot_row, const int32_t* level,
                       const int64_t* hashed_offsets, const int64_t* hashed_sizes,
                       const int64_t* medium_offsets, const int64_t* medium_sizes, bool multi_level,
-                      uint64_t hashed_salt, uint64_t medium_salt, int64_t* hashed_rows,
-                      int64_t* medium_rows, int64_t* hot64) {
-  const int32_t f = fields[u];
-  const bool hot = hot_rows[u] >= 0;
-  hot64[u] = hot_rows[u];
+                      uint64_t hashed_salt, uint64_t medium_salt, int64_t* hashed_row,
+                      int64_t* medium_row, int64_t* hot64) {
+  const int32_t f = feature_index[u];
+  const bool hot = hot_row[u] >= 0;
+  hot64[u] = hot_row[u];
   const uint32_t fp = FingerprintOf(keys[u]);
-  hashed_rows[u] =
+  hashed_row[u] =
       hot ? -1 : hashed_offsets[f] + FingerprintRow(fp, hashed_salt, hashed_sizes[f]);
-  medium_rows[u] = multi_level && levels[u] == kLevelMedium
+  medium_row[u] = multi_level && level[u] == kLevelMedium
                        ? medium_offsets[f] + FingerprintRow(fp, medium_salt, medium_sizes[f])
                        : -1;
 }
@@ -98,9 +98,10 @@ CAFE_HD void FirstIndexBody(int64_t u, const int32_t* hot_index, const int32_t* 
   first_index[u] = hot_index[u] >= 0 ? hot_index[u] : hashed_index[u];
 }
 
-// Entry i of fields is out of [0, num_features): its index, else n.
-CAFE_HD int64_t BadFieldBody(int64_t i, const int32_t* fields, int32_t num_features, int64_t n) {
-  return fields[i] < 0 || fields[i] >= num_features ? i : n;
+// Entry i of feature_index is out of [0, num_features): its index, else n.
+CAFE_HD int64_t BadFeatureIndexBody(int64_t i, const int32_t* feature_index, int32_t num_features,
+                                    int64_t n) {
+  return feature_index[i] < 0 || feature_index[i] >= num_features ? i : n;
 }
 
 }  // namespace detail

@@ -89,10 +89,10 @@ __global__ void FillKernel(int32_t* owner, int32_t* first, int64_t slots) {
   }
 }
 
-__global__ void BadFieldKernel(const int32_t* fields, int32_t num_features, int64_t n,
-                               int64_t* counts) {
+__global__ void BadFeatureIndexKernel(const int32_t* feature_index, int32_t num_features,
+                                      int64_t n, int64_t* counts) {
   CAFE_GRID_LOOP(i, n) {
-    const int64_t bad = BadFieldBody(i, fields, num_features, n);
+    const int64_t bad = BadFeatureIndexBody(i, feature_index, num_features, n);
     if (bad < n) atomicMin(reinterpret_cast<unsigned long long*>(counts + 4), bad);
   }
 }
@@ -149,13 +149,13 @@ __global__ void RowsKernel(const int64_t* count, int64_t n, DeviceRouteTables ta
                            int64_t* hot64) {
   CAFE_GRID_LOOP(u, n) {
     if (u >= *count) {
-      hot64[u] = out.hashed_rows[u] = out.medium_rows[u] = -1;
+      hot64[u] = out.hashed_row[u] = out.medium_row[u] = -1;
       continue;
     }
-    RowsBody(u, out.keys, out.fields, out.hot_rows, out.levels, tables.hashed_offsets,
+    RowsBody(u, out.keys, out.feature_index, out.hot_row, out.level, tables.hashed_offsets,
              tables.hashed_sizes, tables.medium_offsets, tables.medium_sizes,
-             tables.medium_sizes != nullptr, hashed_salt, medium_salt, out.hashed_rows,
-             out.medium_rows, hot64);
+             tables.medium_sizes != nullptr, hashed_salt, medium_salt, out.hashed_row,
+             out.medium_row, hot64);
   }
 }
 
@@ -197,14 +197,14 @@ size_t RouteWorkspaceBytes(int64_t n, cudaError_t* error) {
 cudaError_t LaunchRoute(int64_t num_buckets, int32_t slots_per_bucket, int32_t tag_bits,
                         float medium_threshold, const int64_t* d_sketch_slots,
                         const float* d_sketch_scores, const DeviceRouteTables& tables,
-                        const int64_t* d_ids, const int32_t* d_fields, int64_t n,
+                        const int64_t* d_ids, const int32_t* d_feature_index, int64_t n,
                         const DeviceRouteOutput& out, void* workspace, size_t workspace_bytes,
                         cudaStream_t stream) {
   if (n < 0 || n > INT_MAX / 2 || num_buckets <= 0 || slots_per_bucket <= 0 ||
       tables.num_features <= 0 || tag_bits < 0 || tag_bits > kMaxTagBits) {
     return cudaErrorInvalidValue;
   }
-  // counts = {0, 0, 0, 0, n}: counts[4] drops to the first bad field index, if any.
+  // counts = {0, 0, 0, 0, n}: counts[4] drops to the first bad feature index, if any.
   const int64_t initial[5] = {0, 0, 0, 0, n};
   CAFE_CUDA_RETURN_IF_ERROR(
       cudaMemcpyAsync(out.counts, initial, sizeof(initial), cudaMemcpyHostToDevice, stream));
@@ -214,17 +214,17 @@ cudaError_t LaunchRoute(int64_t num_buckets, int32_t slots_per_bucket, int32_t t
   Workspace w;
   if (Layout(n, nullptr, &w, scan_bytes) > workspace_bytes) return cudaErrorInvalidValue;
   Layout(n, static_cast<char*>(workspace), &w, scan_bytes);
-  BadFieldKernel<<<GridFor(n), kThreads, 0, stream>>>(d_fields, tables.num_features, n,
-                                                      out.counts);
-  // 1. distinct (id, field) pairs, the inverse index.
-  CAFE_CUDA_RETURN_IF_ERROR(DistinctPass<int64_t>(d_ids, d_fields, n, nullptr, false, nullptr,
-                                                  w, out.inverse, out.keys, out.fields,
-                                                  out.counts, stream));
+  BadFeatureIndexKernel<<<GridFor(n), kThreads, 0, stream>>>(d_feature_index,
+                                                             tables.num_features, n, out.counts);
+  // 1. distinct (id, feature index) pairs, the inverse index.
+  CAFE_CUDA_RETURN_IF_ERROR(DistinctPass<int64_t>(d_ids, d_feature_index, n, nullptr, false,
+                                                  nullptr, w, out.inverse, out.keys,
+                                                  out.feature_index, out.counts, stream));
   const int64_t* u_count = out.counts;
   // 2. the sketch query and the rows of each distinct pair.
   QueryUniqueKernel<<<GridFor(n), kThreads, 0, stream>>>(
       out.keys, u_count, num_buckets, slots_per_bucket, tag_bits, medium_threshold,
-      d_sketch_slots, d_sketch_scores, out.hot_rows, out.levels, n);
+      d_sketch_slots, d_sketch_scores, out.hot_row, out.level, n);
   RowsKernel<<<GridFor(n), kThreads, 0, stream>>>(u_count, n, tables,
                                                   TableSalt(tables.hashed_seed),
                                                   TableSalt(tables.medium_seed), out, w.hot64);
@@ -232,12 +232,12 @@ cudaError_t LaunchRoute(int64_t num_buckets, int32_t slots_per_bucket, int32_t t
   CAFE_CUDA_RETURN_IF_ERROR(DistinctPass<int32_t>(w.hot64, nullptr, n, u_count, true, nullptr, w,
                                                   out.first_index, out.read_hot, nullptr,
                                                   out.counts + 1, stream));
-  CAFE_CUDA_RETURN_IF_ERROR(DistinctPass<int64_t>(out.hashed_rows, nullptr, n, u_count, true,
+  CAFE_CUDA_RETURN_IF_ERROR(DistinctPass<int64_t>(out.hashed_row, nullptr, n, u_count, true,
                                                   out.counts + 1, w, w.index, out.read_hashed,
                                                   nullptr, out.counts + 2, stream));
   FirstIndexKernel<<<GridFor(n), kThreads, 0, stream>>>(u_count, out.first_index, w.index,
                                                         out.first_index);
-  CAFE_CUDA_RETURN_IF_ERROR(DistinctPass<int64_t>(out.medium_rows, nullptr, n, u_count, true,
+  CAFE_CUDA_RETURN_IF_ERROR(DistinctPass<int64_t>(out.medium_row, nullptr, n, u_count, true,
                                                   nullptr, w, out.medium_index, out.read_medium,
                                                   nullptr, out.counts + 3, stream));
   return cudaGetLastError();

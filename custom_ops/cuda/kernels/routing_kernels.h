@@ -27,17 +27,17 @@ struct DeviceRouteTables {
 // Outputs (device), each with room for n entries (the number of distinct pairs
 // U, and of rows read per table, is at most n). Only their first counts[k]
 // entries are written: counts = {U, hot rows read, hashed rows read, medium
-// rows read}; counts[4] = -1 when every field is in [0, num_features), else
+// rows read}; counts[4] = n when every feature index is in [0, num_features), else
 // the first bad index (then nothing else is meaningful). Names as in
 // cafe::RouteResult; `inverse` has n entries.
 struct DeviceRouteOutput {
   int64_t* keys;
-  int32_t* fields;
+  int32_t* feature_index;
   int32_t* inverse;
-  int32_t* hot_rows;
-  int32_t* levels;
-  int64_t* hashed_rows;
-  int64_t* medium_rows;
+  int32_t* hot_row;
+  int32_t* level;
+  int64_t* hashed_row;
+  int64_t* medium_row;
   int32_t* read_hot;
   int64_t* read_hashed;
   int64_t* read_medium;
@@ -55,7 +55,7 @@ size_t RouteWorkspaceBytes(int64_t n, cudaError_t* error = nullptr);
 cudaError_t LaunchRoute(int64_t num_buckets, int32_t slots_per_bucket, int32_t tag_bits,
                         float medium_threshold, const int64_t* d_sketch_slots,
                         const float* d_sketch_scores, const DeviceRouteTables& tables,
-                        const int64_t* d_ids, const int32_t* d_fields, int64_t n,
+                        const int64_t* d_ids, const int32_t* d_feature_index, int64_t n,
                         const DeviceRouteOutput& out, void* workspace, size_t workspace_bytes,
                         cudaStream_t stream);
 
