@@ -6,6 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from cafe_tf.keras3 import tuning  # binds keras-tuner to Keras 3: before keras_tuner
+
+# isort: split
 import keras
 import keras3_models as km
 import keras_tuner as kt
@@ -14,7 +17,6 @@ import pytest
 import cafe_tf.keras3 as cafe
 from cafe_tf import _keras_tuner
 from cafe_tf import budget as budget_lib
-from cafe_tf.keras3 import tuning  # binds keras-tuner to Keras 3: before keras_tuner
 
 ROOT = Path(__file__).resolve().parents[2]
 CAP = 40_000  # bytes; the full tables take 800,000, so the ratio must be >= 20

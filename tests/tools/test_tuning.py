@@ -6,16 +6,16 @@ import os
 import subprocess
 import sys
 
+from cafe_tf import tuning  # binds keras-tuner to tf_keras: before keras_tuner
+
+# isort: split
 import keras_tuner as kt
 import model_utils as mu
 import numpy as np
 import pytest
 import tf_keras
 
-from cafe_tf import (
-    _keras_tuner,
-    tuning,  # binds keras-tuner to tf_keras: before keras_tuner
-)
+from cafe_tf import _keras_tuner
 from cafe_tf import budget as budget_lib
 from cafe_tf.callbacks import CafeMigration
 from cafe_tf.data import dataset_from_arrays
