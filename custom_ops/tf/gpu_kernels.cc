@@ -143,15 +143,8 @@ class GpuLockedState {
 class CafeSketchInsertGpuOp : public OpKernel {
  public:
   explicit CafeSketchInsertGpuOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
-    int num_threads = 0;
-    OP_REQUIRES_OK(ctx, ReadTagBits(ctx, &tag_bits_));
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("second_sighting", &second_sighting_));
-    std::string replacement;
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("replacement", &replacement));
-    erode_ = replacement == "erode";
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("num_threads", &num_threads));  // CPU-only knob
-    OP_REQUIRES(ctx, num_threads >= 0,
-                errors::InvalidArgument("num_threads must be >= 0, got ", num_threads));
+    // num_threads is read (and checked) but is a CPU-only knob.
+    OP_REQUIRES_OK(ctx, ReadInsertAttrs(ctx, &attrs_));
   }
 
   void Compute(OpKernelContext* ctx) override {
@@ -175,10 +168,10 @@ class CafeSketchInsertGpuOp : public OpKernel {
     OP_REQUIRES_OK(ctx, ctx->allocate_temp(DT_INT64, TensorShape({1}), &status));
     OP_REQUIRES_OK(
         ctx, CudaStatus(cafe::cuda::LaunchInsert(
-                            locked.num_buckets(), locked.slots_per_bucket(), tag_bits_,
+                            locked.num_buckets(), locked.slots_per_bucket(), attrs_.tag_bits,
                             locked.state(),
                             ids.flat<int64_t>().data(), importance.flat<float>().data(),
-                            feature_index.flat<int32_t>().data(), n, second_sighting_, erode_,
+                            feature_index.flat<int32_t>().data(), n, attrs_.second_sighting, attrs_.erode,
                             DevicePtr<int64_t>(status), workspace.data(), bytes, stream),
                         "CafeSketchInsert", "launch"));
     // The CPU op rejects an invalid batch with InvalidArgument; the GPU
@@ -202,14 +195,12 @@ class CafeSketchInsertGpuOp : public OpKernel {
                                      "CafeSketchInsert", "status read"));
       // Same text as the CPU op.
       ctx->SetStatus(errors::InvalidArgument("CafeSketchInsert: ",
-                                             cafe::InvalidInsertEntry(v, t, bad, tag_bits_)));
+                                             cafe::InvalidInsertEntry(v, t, bad, attrs_.tag_bits)));
     }
   }
 
  private:
-  int32_t tag_bits_;
-  bool second_sighting_;
-  bool erode_;
+  InsertAttrs attrs_;
 };
 
 // ----------------------------------------------------------------- Query ---

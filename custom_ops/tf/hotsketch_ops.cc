@@ -200,14 +200,7 @@ seen again (docs/sketch.md).
 class CafeSketchInsertOp : public OpKernel {
  public:
   explicit CafeSketchInsertOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
-    OP_REQUIRES_OK(ctx, cafe_ops::ReadTagBits(ctx, &tag_bits_));
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("second_sighting", &second_sighting_));
-    std::string replacement;
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("replacement", &replacement));
-    erode_ = replacement == "erode";
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("num_threads", &num_threads_));
-    OP_REQUIRES(ctx, num_threads_ >= 0,
-                errors::InvalidArgument("num_threads must be >= 0, got ", num_threads_));
+    OP_REQUIRES_OK(ctx, cafe_ops::ReadInsertAttrs(ctx, &attrs_));
   }
 
   void Compute(OpKernelContext* ctx) override {
@@ -218,7 +211,7 @@ class CafeSketchInsertOp : public OpKernel {
     const int64_t n = ids.NumElements();
     const std::string problem =
         cafe::ValidateInsert(importance.flat<float>().data(),
-                             feature_index.flat<int32_t>().data(), n, tag_bits_);
+                             feature_index.flat<int32_t>().data(), n, attrs_.tag_bits);
     OP_REQUIRES(ctx, problem.empty(), errors::InvalidArgument("CafeSketchInsert: ", problem));
     LockedState locked(ctx);
     if (!locked.ok() || n == 0) return;
@@ -226,10 +219,10 @@ class CafeSketchInsertOp : public OpKernel {
     cafe::SketchConfig config;
     config.num_buckets = locked.num_buckets();
     config.slots_per_bucket = locked.slots_per_bucket();
-    config.tag_bits = tag_bits_;
-    config.second_sighting = second_sighting_;
-    config.erode = erode_;
-    const int threads = ThreadsFor(ctx, num_threads_);
+    config.tag_bits = attrs_.tag_bits;
+    config.second_sighting = attrs_.second_sighting;
+    config.erode = attrs_.erode;
+    const int threads = ThreadsFor(ctx, attrs_.num_threads);
     // The core splits the batch into `threads` tasks itself (fewer for small batches),
     // which share out its work dynamically.
     cafe::Insert(config, locked.state(), ids.flat<int64_t>().data(), importance.flat<float>().data(),
@@ -238,10 +231,7 @@ class CafeSketchInsertOp : public OpKernel {
   }
 
  private:
-  int32_t tag_bits_;
-  bool second_sighting_;
-  bool erode_;
-  int num_threads_;
+  cafe_ops::InsertAttrs attrs_;
 };
 REGISTER_KERNEL_BUILDER(Name("CafeSketchInsert").Device(DEVICE_CPU), CafeSketchInsertOp);
 

@@ -85,6 +85,27 @@ inline Status ReadTagBits(OpKernelConstruction* ctx, int32_t* tag_bits) {
   return OkStatus();
 }
 
+// CafeSketchInsert's attributes, read and checked once for the CPU and the GPU kernel.
+struct InsertAttrs {
+  int32_t tag_bits = 0;
+  bool second_sighting = false;
+  bool erode = false;   // replacement "erode", else "inherit"
+  int num_threads = 0;  // CPU only: 0 = TensorFlow's intra-op pool
+};
+
+inline Status ReadInsertAttrs(OpKernelConstruction* ctx, InsertAttrs* attrs) {
+  TF_RETURN_IF_ERROR(ReadTagBits(ctx, &attrs->tag_bits));
+  TF_RETURN_IF_ERROR(ctx->GetAttr("second_sighting", &attrs->second_sighting));
+  std::string replacement;
+  TF_RETURN_IF_ERROR(ctx->GetAttr("replacement", &replacement));
+  attrs->erode = replacement == "erode";
+  TF_RETURN_IF_ERROR(ctx->GetAttr("num_threads", &attrs->num_threads));
+  if (attrs->num_threads < 0) {
+    return errors::InvalidArgument("num_threads must be >= 0, got ", attrs->num_threads);
+  }
+  return OkStatus();
+}
+
 // An insert batch is three vectors of one length: ids, importance, feature_index.
 inline Status CheckInsertShapes(const Tensor& ids, const Tensor& importance,
                                 const Tensor& feature_index) {
