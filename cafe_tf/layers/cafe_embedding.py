@@ -375,11 +375,10 @@ class CafeEmbeddingCollectionLogic:
         keys, marked_index, importance = exchange
         repeated = marked_index < 0
         feature_index = tf.where(repeated, -1 - marked_index, marked_index)
-        keys = tf.concat([keys, tf.boolean_mask(keys, repeated)], 0)
-        feature_index = tf.concat([feature_index, tf.boolean_mask(feature_index, repeated)], 0)
-        importance = tf.concat(
-            [importance, tf.zeros([tf.math.count_nonzero(repeated, dtype=tf.int32)])], 0
-        )
+        again = tf.where(repeated)[:, 0]  # one data-dependent size (a readback on a GPU)
+        keys = tf.concat([keys, tf.gather(keys, again)], 0)
+        feature_index = tf.concat([feature_index, tf.gather(feature_index, again)], 0)
+        importance = tf.concat([importance, tf.zeros_like(tf.gather(importance, again))], 0)
         return self.sketch.insert(keys, importance, feature_index)
 
     # ---- migration --------------------------------------------------------------------
