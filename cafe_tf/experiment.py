@@ -109,9 +109,7 @@ def make_embedding(
         ratio = budget_lib.full_table_bytes(list(vocabulary_sizes.values()), embedding_dim) / (
             budget_lib.resolve_budget(list(vocabulary_sizes.values()), embedding_dim, **budget)
         )
-        hot_share = cafe_options.get("hot_share") or (
-            1.0 - budget_lib.paper_settings(max(1.0, ratio))[1]
-        )
+        hot_share = cafe_options.get("hot_share") or budget_lib.planned_hot_share(ratio)
         return OfflineSeparationEmbeddingCollection(
             vocabulary_sizes,
             embedding_dim,
