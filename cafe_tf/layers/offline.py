@@ -101,8 +101,7 @@ def _ranked(pairs, names) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarra
     """(feature index, id, count) of every counted (feature, id), and the order that ranks
     them: count down, then feature index, then id."""
     features_of = np.concatenate(
-        [np.full(len(pairs[n][0]), i, np.int64) for i, n in enumerate(names) if n in pairs]
-        or [[]]
+        [np.full(len(pairs[n][0]), i, np.int64) for i, n in enumerate(names) if n in pairs] or [[]]
     ).astype(np.int64)
     ids = np.concatenate([pairs[n][0] for n in names if n in pairs] or [[]]).astype(np.int64)
     counts = np.concatenate([pairs[n][1] for n in names if n in pairs] or [[]]).astype(np.int64)
