@@ -91,6 +91,11 @@ class InMemoryData(CTRData):
             np.concatenate([getattr(c, name) for c in chunks]) for name in ("dense", "ids", "label")
         )
 
+    @property
+    def train_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(dense, ids, label) of the training days, in the order `train_dataset` reads them."""
+        return self._train
+
     def _dataset(self, split, batch_size):
         if (split, batch_size) not in self._datasets:
             arrays = self._train if split == "train" else self._test
