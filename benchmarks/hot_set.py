@@ -51,12 +51,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import tensorflow as tf
 import tf_keras
-from quality import OUT, cpu_seconds, load_data
+from quality import OUT, add_size_arguments, cpu_seconds, load_data
 
 from cafe_tf import hashing
 from cafe_tf.budget import BudgetTooSmallError
 from cafe_tf.data import SHAPES
-from cafe_tf.experiment import SMALL_MODEL_OPTIONS, add_run_arguments, train_and_evaluate
+from cafe_tf.experiment import SMALL_MODEL_OPTIONS, train_and_evaluate
 from cafe_tf.layers import find_cafe_layers
 from cafe_tf.layers.offline import KEY_BYTES, count_frequencies, top_keys
 
@@ -358,14 +358,7 @@ def parse_args(argv=None):
     parser.add_argument("--ratios", type=float, nargs="+", default=[10, 100, 1000, 10000])
     parser.add_argument("--kinds", nargs="+", default=["cafe"], choices=["cafe", "cafe_ml"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    add_run_arguments(parser)
-    parser.set_defaults(rows_per_day=25_000)
-    parser.add_argument(
-        "--test-rows",
-        type=int,
-        default=None,
-        help="evaluate on the test day's first rows only (default: all)",
-    )
+    add_size_arguments(parser)
     parser.add_argument(
         "--quick",
         action="store_true",
