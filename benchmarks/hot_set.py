@@ -67,12 +67,6 @@ QUICK = dict(
 )
 
 
-def field_keys(ids: np.ndarray) -> np.ndarray:
-    """[N, F] sketch keys (`hashing.field_keys`) of [N, F] ids, column f of feature f."""
-    salts = np.array([hashing.field_salt(f) for f in range(ids.shape[1])], np.int64)
-    return np.bitwise_xor(ids.astype(np.int64), salts[None, :])
-
-
 def frequencies(ids: np.ndarray, names) -> dict:
     """`count_frequencies` of [N, F] ids."""
     return count_frequencies([{name: ids[:, f] for f, name in enumerate(names)}], names)
@@ -159,7 +153,7 @@ def run_cell(args, data, shape, seed, ratio, kind) -> dict:
     `auc` None where CAFE's layout does not fit the budget."""
     names = list(data.field_names)
     _, ids, _ = data.train_arrays
-    keys = field_keys(ids)
+    keys = hashing.field_keys_numpy(ids, np.arange(ids.shape[1]))  # column f: feature f
     recorder = HotLookups(keys, args.batch_size)
     run = dict(
         embedding_dim=args.dim,

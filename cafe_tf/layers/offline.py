@@ -108,12 +108,6 @@ def _ranked(pairs, names) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarra
     return features_of, ids, counts, np.lexsort((ids, features_of, -counts))
 
 
-def _field_keys(ids: np.ndarray, features_of: np.ndarray, num_features: int) -> np.ndarray:
-    """`hashing.field_keys` of ids of several features, in numpy."""
-    salts = np.array([hashing.field_salt(i) for i in range(num_features)], np.int64)
-    return np.bitwise_xor(ids, salts[features_of])
-
-
 def top_keys(frequencies: Frequencies, field_names, rows: int) -> np.ndarray:
     """Field keys (`hashing.field_keys`) of the `rows` most frequent (feature, id) pairs,
     sorted: the ids that `OfflineSeparationEmbeddingCollection` gives its `rows`
@@ -135,7 +129,7 @@ def top_keys(frequencies: Frequencies, field_names, rows: int) -> np.ndarray:
     names = list(field_names)
     features_of, ids, _, order = _ranked(_as_pairs(frequencies, names), names)
     chosen = order[:rows]
-    return np.sort(_field_keys(ids[chosen], features_of[chosen], len(names)))
+    return np.sort(hashing.field_keys_numpy(ids[chosen], features_of[chosen]))
 
 
 class OfflineSeparationEmbeddingCollectionLogic(EmbeddingCollectionLogic):
@@ -201,7 +195,7 @@ class OfflineSeparationEmbeddingCollectionLogic(EmbeddingCollectionLogic):
             for i, n in enumerate(names)
             if (features_of[chosen] == i).any()
         )
-        hot_keys = np.sort(_field_keys(ids[chosen], features_of[chosen], len(names)))
+        hot_keys = np.sort(hashing.field_keys_numpy(ids[chosen], features_of[chosen]))
 
         self._hot_keys = self._new_weight(
             "hot_keys",
