@@ -69,6 +69,16 @@ KINDS = {
         "OfflineSeparationEmbeddingCollection",
         dict(features=FEATURES, embedding_dim=4, compression_ratio=5, frequencies=FREQUENCIES),
     ),
+    "offline_rows": (
+        "OfflineSeparationEmbeddingCollection",
+        dict(
+            features=FEATURES,
+            embedding_dim=4,
+            compression_ratio=5,
+            frequencies=FREQUENCIES,
+            exclusive_rows=2,
+        ),
+    ),
 }
 # Same update rule, same float operations in both Keras. (Their Adams round differently:
 # tf_keras updates the moments of sparse gradients in two steps, Keras 3 in one.)
@@ -259,7 +269,9 @@ class Keras3HarnessTest(testing.TestCase):
         )
 
 
-@pytest.mark.parametrize("kind", ["cafe", "cafe_multi_level", "adaembed", "qr", "offline"])
+@pytest.mark.parametrize(
+    "kind", ["cafe", "cafe_multi_level", "adaembed", "qr", "offline", "offline_rows"]
+)
 def test_keras_file_reloads_without_custom_objects(kind, tmp_path):
     name, arguments = KINDS[kind]
     inputs = {

@@ -359,7 +359,7 @@ def test_weights_not_matching_ids():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(embedding_dim=16, budget_bytes=280), "too small"),
+        (dict(embedding_dim=16, budget_bytes=255), "too small"),  # needs 256
         (dict(embedding_dim=16, compression_ratio=1e7), "too small"),
         (dict(embedding_dim=16), "exactly one"),
         (dict(embedding_dim=0, compression_ratio=10), "embedding_dim"),
