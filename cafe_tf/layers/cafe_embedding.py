@@ -87,7 +87,7 @@ class CafeEmbeddingCollectionLogic:
         resolved = self.config.resolved(vocabulary)
         self.budget_bytes = resolved.budget_bytes
         self.layout = resolved.plan(vocabulary)
-        # False also when the budget leaves no room for a medium level (CafeConfig.resolved).
+        # False also where the planner gives multi-level hashing no medium level.
         self.multi_level = resolved.multi_level
         self.sketch_config = SketchConfig(
             num_buckets=self.layout.num_buckets,

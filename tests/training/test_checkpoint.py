@@ -344,7 +344,9 @@ def test_state_the_checkpoint_lacks_is_named(tmp_path):
     layer.build(None)
     path = tf.train.Checkpoint(layer=layer).save(str(tmp_path / "ckpt"))
     other = CafeEmbeddingCollection(
-        {"x": 1000}, CafeConfig(embedding_dim=4, budget_bytes=4000, multi_level=True), name="cafe"
+        {"x": 1000},
+        CafeConfig(embedding_dim=4, budget_bytes=4000, multi_level=True, medium_share=0.3),
+        name="cafe",
     )
     other.build(None)
     problems = mismatches(tf.train.Checkpoint(layer=other), path)
