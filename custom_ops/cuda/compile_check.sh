@@ -13,22 +13,20 @@ mkdir -p "$OUT"
 # checked); host code at -O0 and ptxas at -O1, since only diagnostics matter.
 FLAGS=(-std=c++17 -O0 -Xptxas -O1 --fmad=false -gencode arch=compute_90,code=sm_90 -Xcompiler -Wall)
 start=$(date +%s)
-"$NVCC" "${FLAGS[@]}" -c "$HERE/kernels/hotsketch_kernels.cu" -o "$OUT/hotsketch_kernels.o" &
-k=$!
-"$NVCC" "${FLAGS[@]}" -c "$HERE/kernels/routing_kernels.cu" -o "$OUT/routing_kernels.o" &
-r=$!
+pids=()
+for src in "${KERNEL_SOURCES[@]}"; do
+  "$NVCC" "${FLAGS[@]}" -c "$src" -o "$OUT/$(basename "${src%.cu}").o" &
+  pids+=($!)
+done
 # harness.cu has no kernels of its own: PTX-only target is enough.
 "$NVCC" -std=c++17 -O0 -gencode arch=compute_90,code=compute_90 -Xcompiler -Wall \
   -c "$HERE/harness/harness.cu" -o "$OUT/harness.o" &
-h=$!
-g++ -std=c++17 -O0 -Wall -Wextra -fsyntax-only "${HARNESS_SOURCES[@]}" \
-  "$HERE/harness/emulation_test.cc" "$HERE/harness/routing_emulation_test.cc" &
-g=$!
+pids+=($!)
+g++ -std=c++17 -O0 -Wall -Wextra -fsyntax-only "${HARNESS_SOURCES[@]}" "${EMULATION_SOURCES[@]}" \
+  "$HERE"/harness/*emulation_test.cc &
+pids+=($!)
 rc=0
-wait $k || rc=1
-wait $r || rc=1
-wait $h || rc=1
-wait $g || rc=1
+for pid in "${pids[@]}"; do wait "$pid" || rc=1; done
 if [ $rc -ne 0 ]; then
   echo "compile_check: FAILED" >&2
   exit 1

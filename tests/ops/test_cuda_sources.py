@@ -1,6 +1,8 @@
-"""The CUDA sources compile with the machine's nvcc, and the GPU algorithm, run on the
-host, matches the C++ core bit for bit (custom_ops/cuda). No GPU needed."""
+"""The CUDA sources compile with the machine's nvcc, the device check builds, and the GPU
+algorithm, run on the host, matches the C++ core bit for bit (custom_ops/cuda). No GPU
+needed."""
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -28,6 +30,36 @@ def test_gpu_algorithm_matches_core_on_the_host():
     assert run.returncode == 0, run.stdout + run.stderr
     assert "FAIL" not in run.stdout and "PASS" in run.stdout
     assert "PASS benchmark_shape_" in run.stdout
+    assert "PASS default_layout_c16_4_3_slots_per_hot_row" in run.stdout
+    assert "routing emulation: 336 of 336 scenarios match the core (PASS)" in run.stdout
+    assert "occurrence emulation: 216 of 216 scenarios match the core (PASS)" in run.stdout
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not installed")
+def test_device_check_dry_run_builds_the_harness():
+    """`device_check.sh --dry-run` builds the standalone GPU harness (every kernel, the
+    core, the scenarios) as the device check does on a GPU machine; one target keeps it
+    short."""
+    harness = CUDA / "build" / "harness"
+    harness.unlink(missing_ok=True)
+    env = {**os.environ, "CAFE_CUDA_GENCODE": "-gencode arch=compute_90,code=sm_90"}
+    run = subprocess.run(
+        ["bash", str(CUDA / "device_check.sh"), "--dry-run"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "device_check: BUILD OK" in run.stdout
+    assert harness.is_file() and os.access(harness, os.X_OK)
+
+
+def test_device_check_refuses_an_unknown_mode():
+    run = subprocess.run(
+        ["bash", str(CUDA / "device_check.sh"), "--fast"], capture_output=True, text=True
+    )
+    assert run.returncode == 3 and "usage:" in run.stderr
 
 
 def test_tf_gpu_kernels_compile_against_tensorflow():
