@@ -9,7 +9,8 @@
 #
 # Environment: NVCC (default: nvcc on PATH, else /usr/local/cuda/bin/nvcc);
 # CAFE_CUDA_GENCODE to override the target architectures (default sm_80 and
-# sm_90 SASS plus compute_90 PTX).
+# sm_90 SASS plus compute_90 PTX); CAFE_CUDA_OPT and CAFE_HOST_OPT, the
+# optimisation flags of nvcc and g++ (default -O3; compile_check.sh lowers them).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$HERE/sources.sh"
@@ -19,7 +20,9 @@ BUILD="$HERE/build"
 mkdir -p "$BUILD"
 # --fmad=false: no float contraction anywhere (the core has no a*b+c either,
 # but this keeps future edits from silently fusing).
-FLAGS=(-std=c++17 -O3 --fmad=false --threads 0 -Xcompiler -pthread)
+read -r -a OPT <<<"${CAFE_CUDA_OPT:--O3}"
+read -r -a HOST_OPT <<<"${CAFE_HOST_OPT:--O3}"
+FLAGS=(-std=c++17 "${OPT[@]}" --fmad=false --threads 0 -Xcompiler -pthread)
 echo "== building with $("$NVCC" --version | tail -n 2 | head -n 1)"
 start=$(date +%s)
 pids=()
@@ -39,7 +42,7 @@ HOST_OBJECTS=()
 for src in "${HARNESS_SOURCES[@]}" "${CORE_SOURCES[@]}"; do
   obj="$BUILD/host_$(basename "$(dirname "$src")")_$(basename "${src%.cc}").o"
   HOST_OBJECTS+=("$obj")
-  g++ -std=c++17 -O3 -pthread -c "$src" -o "$obj" &
+  g++ -std=c++17 "${HOST_OPT[@]}" -pthread -c "$src" -o "$obj" &
   pids+=($!)
 done
 for pid in "${pids[@]}"; do wait "$pid"; done

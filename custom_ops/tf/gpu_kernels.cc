@@ -477,77 +477,83 @@ Status CheckSegmentStatus(const char* op, const Tensor& status, const Tensor& se
   return errors::InvalidArgument(op, ": ", cafe::InvalidSegment(value, bad, num_segments));
 }
 
-// Checks the shared inputs and allocates the workspace and the status word.
-Status PrepareOccurrences(OpKernelContext* ctx, const char* op, int64_t* num_segments,
-                          Tensor* workspace, size_t* bytes, Tensor* status) {
-  TF_RETURN_IF_ERROR(CheckSegmentShapes(ctx, op, num_segments));
-  const int64_t n = ctx->input(1).NumElements();
-  if (n > std::numeric_limits<int32_t>::max()) {
-    return errors::InvalidArgument(op, ": the GPU kernel supports at most 2^31 - 1 rows, got ",
-                                   n);
-  }
-  cudaError_t err = cudaSuccess;
-  *bytes = cafe::cuda::OccurrenceWorkspaceBytes(n, *num_segments, &err);
-  TF_RETURN_IF_ERROR(CudaStatus(err, op, "workspace query"));
-  TF_RETURN_IF_ERROR(AllocateBytes(ctx, *bytes, workspace));
-  return ctx->allocate_temp(DT_INT64, TensorShape({1}), status);
-}
-
-class CafeSegmentRowSumsGpuOp : public OpKernel {
+// The shell both occurrence ops share: the input checks, the workspace and
+// status word, the launch (each op's Launch), and the readback of the device
+// check of the ids.
+class OccurrenceGpuOp : public OpKernel {
  public:
-  using OpKernel::OpKernel;
+  OccurrenceGpuOp(OpKernelConstruction* ctx, const char* op) : OpKernel(ctx), op_(op) {}
 
   void Compute(OpKernelContext* ctx) override {
-    const char* op = "CafeSegmentRowSums";
     int64_t num_segments = 0;
-    size_t bytes = 0;
-    Tensor workspace, status;
-    OP_REQUIRES_OK(ctx, PrepareOccurrences(ctx, op, &num_segments, &workspace, &bytes, &status));
-    const Tensor& rows = ctx->input(0);
+    OP_REQUIRES_OK(ctx, CheckSegmentShapes(ctx, op_, &num_segments));
     const Tensor& segments = ctx->input(1);
+    const int64_t n = segments.NumElements();
+    OP_REQUIRES(ctx, n <= std::numeric_limits<int32_t>::max(),
+                errors::InvalidArgument(op_, ": the GPU kernel supports at most 2^31 - 1 rows, "
+                                        "got ", n));
+    cudaError_t err = cudaSuccess;
+    const size_t bytes = cafe::cuda::OccurrenceWorkspaceBytes(n, num_segments, &err);
+    OP_REQUIRES_OK(ctx, CudaStatus(err, op_, "workspace query"));
+    Tensor workspace, status;
+    OP_REQUIRES_OK(ctx, AllocateBytes(ctx, bytes, &workspace));
+    OP_REQUIRES_OK(ctx, ctx->allocate_temp(DT_INT64, TensorShape({1}), &status));
+    const cudaStream_t stream = StreamOf(ctx);
+    OP_REQUIRES_OK(ctx, Launch(ctx, num_segments, DevicePtr<int64_t>(status), workspace.data(),
+                               bytes, stream));
+    OP_REQUIRES_OK(ctx, CheckSegmentStatus(op_, status, segments, num_segments, stream));
+  }
+
+ protected:
+  // Checks the op's own inputs, allocates its outputs and launches its kernels.
+  virtual Status Launch(OpKernelContext* ctx, int64_t num_segments, int64_t* status,
+                        void* workspace, size_t bytes, cudaStream_t stream) = 0;
+
+  const char* op_;
+};
+
+class CafeSegmentRowSumsGpuOp : public OccurrenceGpuOp {
+ public:
+  explicit CafeSegmentRowSumsGpuOp(OpKernelConstruction* ctx)
+      : OccurrenceGpuOp(ctx, "CafeSegmentRowSums") {}
+
+ protected:
+  Status Launch(OpKernelContext* ctx, int64_t num_segments, int64_t* status, void* workspace,
+                size_t bytes, cudaStream_t stream) override {
+    const Tensor& rows = ctx->input(0);
     const int64_t d = rows.dim_size(1);
     Tensor* sums = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({num_segments, d}), &sums));
-    const cudaStream_t stream = StreamOf(ctx);
-    OP_REQUIRES_OK(ctx, CudaStatus(cafe::cuda::LaunchSegmentRowSums(
-                                       rows.flat<float>().data(), segments.flat<int32_t>().data(),
-                                       rows.dim_size(0), d, num_segments,
-                                       sums->flat<float>().data(), DevicePtr<int64_t>(status),
-                                       workspace.data(), bytes, stream),
-                                   op, "launch"));
-    OP_REQUIRES_OK(ctx, CheckSegmentStatus(op, status, segments, num_segments, stream));
+    TF_RETURN_IF_ERROR(ctx->allocate_output(0, TensorShape({num_segments, d}), &sums));
+    return CudaStatus(cafe::cuda::LaunchSegmentRowSums(
+                          rows.flat<float>().data(), ctx->input(1).flat<int32_t>().data(),
+                          rows.dim_size(0), d, num_segments, sums->flat<float>().data(), status,
+                          workspace, bytes, stream),
+                      op_, "launch");
   }
 };
 
-class CafePairImportanceGpuOp : public OpKernel {
+class CafePairImportanceGpuOp : public OccurrenceGpuOp {
  public:
-  explicit CafePairImportanceGpuOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+  explicit CafePairImportanceGpuOp(OpKernelConstruction* ctx)
+      : OccurrenceGpuOp(ctx, "CafePairImportance") {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("norm", &norm_));
   }
 
-  void Compute(OpKernelContext* ctx) override {
-    const char* op = "CafePairImportance";
-    int64_t num_pairs = 0;
-    size_t bytes = 0;
-    Tensor workspace, status;
-    OP_REQUIRES_OK(ctx, PrepareOccurrences(ctx, op, &num_pairs, &workspace, &bytes, &status));
+ protected:
+  Status Launch(OpKernelContext* ctx, int64_t num_pairs, int64_t* status, void* workspace,
+                size_t bytes, cudaStream_t stream) override {
     const Tensor& rows = ctx->input(0);
-    const Tensor& pairs = ctx->input(1);
-    OP_REQUIRES_OK(ctx, CheckPairRows(rows, norm_));
+    TF_RETURN_IF_ERROR(CheckPairRows(rows, norm_));
     Tensor* sums = nullptr;
     Tensor* occurrences = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({num_pairs}), &sums));
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({num_pairs}), &occurrences));
-    const cudaStream_t stream = StreamOf(ctx);
-    OP_REQUIRES_OK(ctx, CudaStatus(cafe::cuda::LaunchPairImportance(
-                                       rows.flat<float>().data(), pairs.flat<int32_t>().data(),
-                                       rows.dim_size(0), rows.dim_size(1), norm_, num_pairs,
-                                       sums->flat<double>().data(),
-                                       occurrences->flat<double>().data(),
-                                       DevicePtr<int64_t>(status), workspace.data(), bytes,
-                                       stream),
-                                   op, "launch"));
-    OP_REQUIRES_OK(ctx, CheckSegmentStatus(op, status, pairs, num_pairs, stream));
+    TF_RETURN_IF_ERROR(ctx->allocate_output(0, TensorShape({num_pairs}), &sums));
+    TF_RETURN_IF_ERROR(ctx->allocate_output(1, TensorShape({num_pairs}), &occurrences));
+    return CudaStatus(cafe::cuda::LaunchPairImportance(
+                          rows.flat<float>().data(), ctx->input(1).flat<int32_t>().data(),
+                          rows.dim_size(0), rows.dim_size(1), norm_, num_pairs,
+                          sums->flat<double>().data(), occurrences->flat<double>().data(), status,
+                          workspace, bytes, stream),
+                      op_, "launch");
   }
 
  private:

@@ -1,8 +1,10 @@
 // Standalone GPU harness (no TensorFlow): runs the CUDA launchers of
-// hotsketch_kernels.h and the CPU core (../core/hotsketch.cc) on the same
-// inputs, compares every state array and every op output bit for bit
-// (PASS/FAIL per scenario), then measures throughput.
+// hotsketch_kernels.h, routing_kernels.h and occurrence_kernels.h and the CPU
+// core (../core) on the same inputs, compares every state array and every op
+// output bit for bit (PASS/FAIL per scenario), then measures throughput at
+// 64k and 1M keys.
 //
+//   custom_ops/cuda/device_check.sh         # build + run everything, time-limited
 //   custom_ops/cuda/run_harness.sh          # build + run everything
 //   harness [--no-large] [--no-bench] [--bench-only] [--bench-iters N]
 //
@@ -86,6 +88,16 @@ void Download(std::vector<T>* host, const T* d, size_t count, cudaStream_t strea
   host->resize(count);
   if (count > 0)
     CHECK_CUDA(cudaMemcpyAsync(host->data(), d, count * sizeof(T), cudaMemcpyDeviceToHost, stream));
+}
+
+// LaunchRoute's outputs in `buffers` (12, in DeviceRouteOutput's order), each
+// with room for n entries, and its counts in `counts`.
+cuda::DeviceRouteOutput RouteOutputs(DeviceBuffer* buffers, DeviceBuffer& counts, size_t n) {
+  return {buffers[0].As<int64_t>(n),  buffers[1].As<int32_t>(n),  buffers[2].As<int32_t>(n),
+          buffers[3].As<int32_t>(n),  buffers[4].As<int32_t>(n),  buffers[5].As<int64_t>(n),
+          buffers[6].As<int64_t>(n),  buffers[7].As<int32_t>(n),  buffers[8].As<int64_t>(n),
+          buffers[9].As<int64_t>(n),  buffers[10].As<int32_t>(n), buffers[11].As<int32_t>(n),
+          counts.As<int64_t>(5)};
 }
 
 class GpuBackend : public Backend {
@@ -225,12 +237,7 @@ class GpuBackend : public Backend {
         tables_[0].As<int64_t>(0), tables_[1].As<int64_t>(0),
         multi ? tables_[2].As<int64_t>(0) : nullptr, multi ? tables_[3].As<int64_t>(0) : nullptr,
         static_cast<int32_t>(tables.num_features()), tables.hashed_seed, tables.medium_seed};
-    cuda::DeviceRouteOutput out{
-        route_[0].As<int64_t>(un),  route_[1].As<int32_t>(un),  route_[2].As<int32_t>(un),
-        route_[3].As<int32_t>(un),  route_[4].As<int32_t>(un),  route_[5].As<int64_t>(un),
-        route_[6].As<int64_t>(un),  route_[7].As<int32_t>(un),  route_[8].As<int64_t>(un),
-        route_[9].As<int64_t>(un),  route_[10].As<int32_t>(un), route_[11].As<int32_t>(un),
-        counts64_.As<int64_t>(5)};
+    const cuda::DeviceRouteOutput out = RouteOutputs(route_, counts64_, un);
     cudaError_t err = cudaSuccess;
     const size_t bytes = cuda::RouteWorkspaceBytes(n, &err);
     CHECK_CUDA(err);
@@ -414,14 +421,8 @@ void Benchmark(int64_t n, int iters) {
   const cuda::DeviceRouteTables dtables{t_offsets.As<int64_t>(32), t_sizes.As<int64_t>(32),
                                         nullptr, nullptr, 32, tables.hashed_seed,
                                         tables.medium_seed};
-  std::vector<DeviceBuffer> ro(12);
-  const size_t un = static_cast<size_t>(n);
-  const cuda::DeviceRouteOutput out{
-      ro[0].As<int64_t>(un), ro[1].As<int32_t>(un),  ro[2].As<int32_t>(un),
-      ro[3].As<int32_t>(un), ro[4].As<int32_t>(un),  ro[5].As<int64_t>(un),
-      ro[6].As<int64_t>(un), ro[7].As<int32_t>(un),  ro[8].As<int64_t>(un),
-      ro[9].As<int64_t>(un), ro[10].As<int32_t>(un), ro[11].As<int32_t>(un),
-      counts.As<int64_t>(5)};
+  DeviceBuffer ro[12];
+  const cuda::DeviceRouteOutput out = RouteOutputs(ro, counts, static_cast<size_t>(n));
   cudaError_t err = cudaSuccess;
   const size_t route_bytes = cuda::RouteWorkspaceBytes(n, &err);
   CHECK_CUDA(err);

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <climits>
 
+#include "launch_common.cuh"
 #include "occurrence_device_common.h"
 #include "occurrence_kernels.h"
 
@@ -17,25 +18,10 @@ namespace {
 
 using namespace detail;  // NOLINT: the shared bodies
 
-constexpr int kThreads = 256;
-constexpr size_t kAlign = 256;
-
-#define CAFE_CUDA_RETURN_IF_ERROR(expr)             \
-  do {                                              \
-    const cudaError_t cafe_err_ = (expr);           \
-    if (cafe_err_ != cudaSuccess) return cafe_err_; \
-  } while (0)
-
-#define CAFE_GRID_LOOP(i, n)                                                              \
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); \
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
-
-unsigned int GridFor(int64_t n) {
-  const int64_t blocks = (n + kThreads - 1) / kThreads;
-  return static_cast<unsigned int>(std::max<int64_t>(1, std::min<int64_t>(blocks, 1 << 20)));
-}
-
-size_t AlignUp(size_t x) { return (x + kAlign - 1) / kAlign * kAlign; }
+using launch::BitsFor;
+using launch::Carver;
+using launch::GridFor;
+using launch::kThreads;
 
 struct Workspace {
   int32_t* index;   // [n] 0, 1, ..., n - 1
@@ -49,33 +35,17 @@ struct Workspace {
 };
 
 // Lays the workspace out from `base` (nullptr: only sizes it); returns the bytes used.
-size_t Layout(int64_t n, int64_t num_segments, char* base, size_t sort_bytes, Workspace* w) {
-  char* aligned = base == nullptr ? nullptr
-                                  : reinterpret_cast<char*>(
-                                        (reinterpret_cast<uintptr_t>(base) + kAlign - 1) &
-                                        ~(uintptr_t{kAlign} - 1));
-  size_t used = 0;
-  auto take = [&](size_t bytes) {
-    void* p = aligned == nullptr ? nullptr : aligned + used;
-    used += AlignUp(bytes);
-    return p;
-  };
-  w->index = static_cast<int32_t*>(take(sizeof(int32_t) * n));
-  w->sorted = static_cast<int32_t*>(take(sizeof(int32_t) * n));
-  w->order = static_cast<int32_t*>(take(sizeof(int32_t) * n));
-  w->begin = static_cast<int32_t*>(take(sizeof(int32_t) * num_segments));
-  w->end = static_cast<int32_t*>(take(sizeof(int32_t) * num_segments));
-  w->values = static_cast<float*>(take(sizeof(float) * n));
-  w->sort = take(sort_bytes);
+size_t Layout(int64_t n, int64_t num_segments, void* base, size_t sort_bytes, Workspace* w) {
+  Carver carve(base);
+  w->index = carve.Take<int32_t>(n);
+  w->sorted = carve.Take<int32_t>(n);
+  w->order = carve.Take<int32_t>(n);
+  w->begin = carve.Take<int32_t>(num_segments);
+  w->end = carve.Take<int32_t>(num_segments);
+  w->values = carve.Take<float>(n);
+  w->sort = carve.TakeBytes(sort_bytes);
   w->sort_bytes = sort_bytes;
-  return kAlign - 1 + used;  // slack to align any base address
-}
-
-// Bits of the largest segment id: the radix sort looks at no others.
-int SortBits(int64_t num_segments) {
-  int bits = 1;
-  while (bits < 31 && (int64_t{1} << bits) < num_segments) ++bits;
-  return bits;
+  return carve.used();
 }
 
 cudaError_t SortBytes(int64_t n, size_t* bytes) {
@@ -130,7 +100,7 @@ cudaError_t Order(const int32_t* segments, int64_t n, int64_t num_segments, int6
   if (Layout(n, num_segments, nullptr, sort_bytes, w) > workspace_bytes) {
     return cudaErrorInvalidValue;
   }
-  Layout(n, num_segments, static_cast<char*>(workspace), sort_bytes, w);
+  Layout(n, num_segments, workspace, sort_bytes, w);
   StatusKernel<<<1, 1, 0, stream>>>(status, n);
   if (num_segments > 0) {
     CAFE_CUDA_RETURN_IF_ERROR(
@@ -142,7 +112,7 @@ cudaError_t Order(const int32_t* segments, int64_t n, int64_t num_segments, int6
                                                       status);
   CAFE_CUDA_RETURN_IF_ERROR(cub::DeviceRadixSort::SortPairs(
       w->sort, sort_bytes, segments, w->sorted, w->index, w->order, static_cast<int>(n), 0,
-      SortBits(num_segments), stream));
+      BitsFor(static_cast<uint64_t>(std::max<int64_t>(num_segments, 1) - 1)), stream));
   BoundsKernel<<<GridFor(n), kThreads, 0, stream>>>(w->sorted, n, num_segments, w->begin, w->end);
   return cudaGetLastError();
 }
