@@ -35,16 +35,34 @@ CAFE_HD void BoundsBody(int64_t k, const int32_t* sorted, int64_t n, int64_t num
   if (k == n - 1 || sorted[k + 1] != s) end[s] = static_cast<int32_t>(k + 1);
 }
 
+// Additions wait on loads that do not wait on one another: each segment's
+// values are loaded kAhead at a time, then added one by one in order (the
+// same additions; only the loads are grouped, so that several are in flight).
+constexpr int kAhead = 8;
+
+// The sum, from zero and in order, of load(k) over k in [begin, end), added
+// with `add` (a float or a double accumulator).
+template <typename T, typename Load, typename Add>
+CAFE_HD T SumInOrder(int32_t begin, int32_t end, const Load& load, const Add& add) {
+  T sum = 0;
+  int32_t k = begin;
+  for (; static_cast<int64_t>(k) + kAhead <= end; k += kAhead) {
+    decltype(load(k)) x[kAhead];
+    for (int a = 0; a < kAhead; ++a) x[a] = load(k + a);
+    for (int a = 0; a < kAhead; ++a) sum = add(sum, x[a]);
+  }
+  for (; k < end; ++k) sum = add(sum, load(k));
+  return sum;
+}
+
 // Output t = s * d + j of SegmentRowSums: column j of segment s's rows.
 CAFE_HD void SegmentColumnSumBody(int64_t t, const float* rows, int64_t d, const int32_t* order,
                                   const int32_t* begin, const int32_t* end, float* out) {
   const int64_t s = t / d;
   const int64_t j = t - s * d;
-  float sum = 0.0f;
-  for (int32_t k = begin[s]; k < end[s]; ++k) {
-    sum = FlushedAdd(sum, rows[static_cast<int64_t>(order[k]) * d + j]);
-  }
-  out[t] = sum;
+  out[t] = SumInOrder<float>(
+      begin[s], end[s], [&](int32_t k) { return rows[static_cast<int64_t>(order[k]) * d + j]; },
+      [](float sum, float x) { return FlushedAdd(sum, x); });
 }
 
 // Occurrence i's importance (the core's OccurrenceValue).
@@ -57,9 +75,9 @@ CAFE_HD void OccurrenceValueBody(int64_t i, const float* rows, int64_t d, bool n
 CAFE_HD void PairSumBody(int64_t p, const float* values, const int32_t* order,
                          const int32_t* begin, const int32_t* end, double* sums,
                          double* occurrences) {
-  double sum = 0.0;
-  for (int32_t k = begin[p]; k < end[p]; ++k) sum += static_cast<double>(values[order[k]]);
-  sums[p] = sum;
+  sums[p] = SumInOrder<double>(
+      begin[p], end[p], [&](int32_t k) { return values[order[k]]; },
+      [](double sum, float x) { return sum + static_cast<double>(x); });
   occurrences[p] = static_cast<double>(end[p] - begin[p]);
 }
 
