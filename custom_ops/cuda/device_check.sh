@@ -15,8 +15,8 @@
 # Exit status: 0 every result matched; 1 a mismatch; 2 a CUDA error (no GPU,
 # driver too old for the toolkit, a failed launch); 3 a missing tool or a
 # failed build; 124 the run passed its time limit (DEVICE_CHECK_TIMEOUT
-# seconds, default 280). The whole output is also written to
-# custom_ops/cuda/build/device_check.log.
+# seconds, default 280); with --cpu, 1 on any failure. The whole output is
+# also written to custom_ops/cuda/build/device_check.log.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 MODE="${1:-run}"
@@ -39,7 +39,7 @@ fail() {
 command -v g++ >/dev/null || fail 3 "g++ not found (the C++ core and harness need it)"
 if [ "$MODE" = "--cpu" ]; then
   echo "== device_check --cpu: the GPU pipelines emulated on the host, compared with the core"
-  "$HERE/run_emulation_test.sh" --no-large || fail 1 "MISMATCH (emulation), see above"
+  "$HERE/run_emulation_test.sh" --no-large || fail 1 "emulation FAILED (a mismatch or a build error, see above)"
   echo "device_check: PASS (emulation; no GPU code ran)"
   exit 0
 fi
