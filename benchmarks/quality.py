@@ -91,6 +91,11 @@ class InMemoryData(CTRData):
             np.concatenate([getattr(c, name) for c in chunks]) for name in ("dense", "ids", "label")
         )
 
+    @property
+    def train_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(dense, ids, label) of the training days, in the order `train_dataset` reads them."""
+        return self._train
+
     def _dataset(self, split, batch_size):
         if (split, batch_size) not in self._datasets:
             arrays = self._train if split == "train" else self._test
@@ -504,6 +509,19 @@ def write_outputs(args, paths) -> str:
     return text
 
 
+def add_size_arguments(parser) -> None:
+    """The options `load_data` and a cell's training read (`SIZE_ARGS`): the benchmarks'
+    run arguments, 25,000 rows per day, and --test-rows."""
+    add_run_arguments(parser)
+    parser.set_defaults(rows_per_day=25_000)
+    parser.add_argument(
+        "--test-rows",
+        type=int,
+        default=None,
+        help="evaluate on the test day's first rows only (default: all)",
+    )
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -516,25 +534,18 @@ def parse_args(argv=None):
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--ratios", type=float, nargs="+", default=[10, 100, 1000, 10000])
     parser.add_argument("--kinds", nargs="+", default=list(EMBEDDINGS), choices=EMBEDDINGS)
-    add_run_arguments(parser)
-    parser.set_defaults(rows_per_day=25_000)
-    parser.add_argument(
-        "--test-rows",
-        type=int,
-        default=None,
-        help="evaluate on the test day's first rows only (default: all)",
-    )
+    add_size_arguments(parser)
     parser.add_argument(
         "--threshold",
         type=float,
         default=None,
-        help="CAFE's k for every ratio (default: the paper's per ratio)",
+        help="CAFE's k for every ratio (default: the planner's, budget.planned_threshold)",
     )
     parser.add_argument(
         "--hot-share",
         type=float,
         default=None,
-        help="CAFE's hot share for every ratio (default: the paper's 1 - h)",
+        help="CAFE's hot share for every ratio (default: the planner's, budget.planned_hot_share)",
     )
     parser.add_argument(
         "--seeds",

@@ -12,6 +12,9 @@ from collections.abc import Sequence
 from cafe_tf.sketch import config as sketch_config
 
 FLOAT_BYTES = 4
+# A CAFE layer's counters (promotions, demotions, hot lookups, lookups, exchanged pairs):
+# five int64, counted with what finds and holds the hot set.
+CAFE_COUNTER_BYTES = 5 * 8
 # CAFE hashes 32-bit key fingerprints into its hashed tables: fewer rows than this each.
 MAX_FINGERPRINT_TABLE_ROWS = 2**32
 
@@ -43,6 +46,50 @@ def paper_settings(compression_ratio: float) -> tuple[float, float]:
         raise ValueError(f"compression_ratio must be >= 1, got {compression_ratio}")
     ratios = [r for r in sorted(PAPER_SETTINGS) if r <= compression_ratio] or [2]
     return PAPER_SETTINGS[ratios[-1]]
+
+
+# cafe_tf's own defaults (docs/sketch.md, "Defaults per ratio"), measured on the
+# synthetic Criteo, Avazu and KDD12 shapes of benchmarks/quality.py:
+# - the hot part takes at least this share of the budget (the paper's 1 - h where larger);
+MIN_HOT_SHARE = 0.7
+# - the threshold k: THRESHOLD_MASS / hot_rows within [MIN_THRESHOLD, MAX_THRESHOLD] (a
+#   large hot table reaches into the tail, whose ids a high threshold never admits), and
+#   more for small hot tables, so that a half-life of the scores (8 * hot_rows * k of
+#   importance, about that many lookups) spans at least HALF_LIFE_FLOOR lookups;
+THRESHOLD_MASS = 40_000
+MIN_THRESHOLD = 2.0
+MAX_THRESHOLD = 10.0
+HALF_LIFE_FLOOR = 12_800
+# - hot features are demoted below this share of k (hysteresis against churn);
+DEMOTE_SHARE = 0.5
+# - multi-level hashing plans a medium level, of this share of the hashed rows, from
+#   MEDIUM_LEVEL_MIN_RATIO up (below it, the hot rows serve nearly every lookup a medium
+#   row would help, and the medium tables cost the cold features rows).
+MEDIUM_SHARE = 0.3
+MEDIUM_LEVEL_MIN_RATIO = 1000
+
+
+def planned_hot_share(compression_ratio: float) -> float:
+    """The share of the budget CAFE's hot part takes by default at `compression_ratio`."""
+    return max(MIN_HOT_SHARE, 1.0 - paper_settings(max(1.0, compression_ratio))[1])
+
+
+def planned_threshold(hot_rows: int, half_life: float = 8.0) -> float:
+    """The default threshold k of a sketch with `hot_rows` hot rows: THRESHOLD_MASS /
+    hot_rows within [MIN_THRESHOLD, MAX_THRESHOLD], or more where a half-life
+    (`half_life` * hot_rows * k) would span fewer than HALF_LIFE_FLOOR lookups."""
+    k = min(MAX_THRESHOLD, max(MIN_THRESHOLD, THRESHOLD_MASS / hot_rows))
+    return max(k, HALF_LIFE_FLOOR / (half_life * hot_rows))
+
+
+def medium_level_fits(
+    vocabulary_sizes: Sequence[int], embedding_dim: int, budget_bytes: int, hot_share: float
+) -> bool:
+    """Whether the budget's hashed share holds a medium-level row per feature besides a
+    hashed one. Where it does not, a medium level would take its rows from the hot part,
+    which serves far more lookups."""
+    row_bytes = embedding_dim * FLOAT_BYTES
+    return budget_bytes * (1 - hot_share) >= 2 * len(vocabulary_sizes) * row_bytes
 
 
 def full_table_bytes(vocabulary_sizes: Sequence[int], embedding_dim: int) -> int:
@@ -114,7 +161,9 @@ class CafeLayout:
     """How a CAFE layer spends its budget.
 
     Attributes:
-      hot_rows: rows of the hot table (= sketch buckets: one bucket per hot row).
+      hot_rows: rows of the hot table.
+      num_buckets: W, buckets of the HotSketch.
+      slots_per_bucket: c, slots per bucket.
       hashed_rows: rows of each feature's hashed table.
       medium_rows: rows of each feature's second (medium-level) table; zeros
         when multi-level hashing is off.
@@ -123,13 +172,35 @@ class CafeLayout:
     """
 
     hot_rows: int
+    num_buckets: int
+    slots_per_bucket: int
     hashed_rows: tuple[int, ...]
     medium_rows: tuple[int, ...]
     bytes: dict
 
-    @property
-    def num_buckets(self) -> int:
-        return self.hot_rows
+
+def sketch_shape(
+    hot_rows: int,
+    slots_per_bucket: int,
+    sketch_bytes_per_hot_row: float | None,
+    other_bytes: int = 0,
+) -> tuple[int, int]:
+    """(W buckets, c slots per bucket) of the HotSketch of `hot_rows` hot rows.
+
+    With `sketch_bytes_per_hot_row`, the slots and `other_bytes` (the sketch's
+    scalars and the layer's bookkeeping) take at most that many bytes per hot row,
+    in buckets of at least `slots_per_bucket` slots (fewer, larger buckets when the
+    slots do not divide evenly), and never fewer slots than hot rows. Without it,
+    one bucket of `slots_per_bucket` slots per hot row (the paper's sizing).
+    """
+    if sketch_bytes_per_hot_row is None:
+        return hot_rows, slots_per_bucket
+    slots = max(
+        hot_rows,
+        int((sketch_bytes_per_hot_row * hot_rows - other_bytes) // sketch_config.SLOT_BYTES),
+    )
+    buckets = max(1, slots // slots_per_bucket)
+    return buckets, max(slots // buckets, -(-hot_rows // buckets))
 
 
 def plan_cafe_layout(
@@ -137,18 +208,21 @@ def plan_cafe_layout(
     embedding_dim: int,
     budget_bytes: int,
     hot_share: float,
-    slots_per_bucket: int = 4,
+    slots_per_bucket: int = 16,
     multi_level: bool = False,
     medium_share: float = 0.3,
     bookkeeping_bytes: int = 0,
+    sketch_bytes_per_hot_row: float | None = 16.0,
 ) -> CafeLayout:
     """Sizes CAFE's tables and sketch to fit `budget_bytes` (docs/sketch.md).
 
-    The hot part gets `hot_share` of the budget and pays for its sketch: each
-    hot row costs its embedding plus one bucket of `slots_per_bucket` 12-byte
-    slots (a hot row needs no bookkeeping of its own). The rest goes to hashed rows, split over fields in
-    proportion to vocabulary (>= 1 row each); with `multi_level`,
-    `medium_share` of those rows form the second table of the medium level.
+    The hot part gets `hot_share` of the budget and pays for what finds and holds
+    the hot set: each hot row costs its embedding plus `sketch_bytes_per_hot_row`
+    bytes of HotSketch slots, scalars and bookkeeping (`sketch_shape`; None: one
+    bucket of `slots_per_bucket` 12-byte slots per hot row). The rest goes to
+    hashed rows, split over fields in proportion to vocabulary (>= 1 row each);
+    with `multi_level`, `medium_share` of those rows form the second table of the
+    medium level.
 
     Raises:
       ValueError: when the budget cannot hold one hot row and one hashed row
@@ -159,36 +233,56 @@ def plan_cafe_layout(
         raise ValueError(f"hot_share must be in (0, 1), got {hot_share}")
     if multi_level and not 0 < medium_share < 1:
         raise ValueError(f"medium_share must be in (0, 1), got {medium_share}")
+    if sketch_bytes_per_hot_row is not None and not (
+        math.isfinite(sketch_bytes_per_hot_row)
+        and sketch_bytes_per_hot_row >= sketch_config.SLOT_BYTES
+    ):
+        raise ValueError(
+            f"sketch_bytes_per_hot_row must be None or finite and >= {sketch_config.SLOT_BYTES} "
+            f"(one slot per hot row), got {sketch_bytes_per_hot_row}"
+        )
     row_bytes = embedding_dim * FLOAT_BYTES
-    per_hot_row = row_bytes + slots_per_bucket * sketch_config.SLOT_BYTES
     fixed = sketch_config.SCALAR_BYTES + bookkeeping_bytes
+
+    def hot_bytes(rows):  # the hot table and its sketch's slots
+        buckets, slots = sketch_shape(rows, slots_per_bucket, sketch_bytes_per_hot_row, fixed)
+        return rows * row_bytes + buckets * slots * sketch_config.SLOT_BYTES
+
     levels = 2 if multi_level else 1
-    minimum = fixed + per_hot_row + levels * len(vocabulary_sizes) * row_bytes
+    minimum = fixed + hot_bytes(1) + levels * len(vocabulary_sizes) * row_bytes
     if budget_bytes < minimum:
         raise BudgetTooSmallError(
             f"budget of {budget_bytes:,} bytes is too small for a CAFE layout of "
             f"{len(vocabulary_sizes)} features with embedding_dim={embedding_dim}: it needs at "
-            f"least {minimum:,} bytes (one hot row with its sketch bucket and "
+            f"least {minimum:,} bytes (one hot row with its sketch slots and "
             f"{levels} hashed row(s) per feature)"
         )
-    hot_rows = max(1, int((budget_bytes * hot_share - fixed) // per_hot_row))
-    hashed_total = int((budget_bytes - fixed - hot_rows * per_hot_row) // row_bytes)
-    fields = len(vocabulary_sizes)
-    if multi_level:
-        medium_total = max(fields, int(hashed_total * medium_share))
-        medium_rows = split_rows(medium_total, vocabulary_sizes)
-        hashed_rows = split_rows(max(fields, hashed_total - sum(medium_rows)), vocabulary_sizes)
-    else:
-        medium_rows = tuple(0 for _ in vocabulary_sizes)
-        hashed_rows = split_rows(max(fields, hashed_total), vocabulary_sizes)
-    overflow = (
-        fixed
-        + hot_rows * per_hot_row
-        + (sum(hashed_rows) + sum(medium_rows)) * row_bytes
-        - budget_bytes
+    per_hot_row = row_bytes + (
+        slots_per_bucket * sketch_config.SLOT_BYTES
+        if sketch_bytes_per_hot_row is None
+        else sketch_bytes_per_hot_row
     )
-    if overflow > 0:  # the minimum rows per field overshot: give up hot rows instead
-        hot_rows -= math.ceil(overflow / per_hot_row)
+    hot_rows = max(1, int((budget_bytes * hot_share - fixed) // per_hot_row))
+    fields = len(vocabulary_sizes)
+    while True:
+        hashed_total = int((budget_bytes - fixed - hot_bytes(hot_rows)) // row_bytes)
+        if multi_level:
+            medium_total = max(fields, int(hashed_total * medium_share))
+            medium_rows = split_rows(medium_total, vocabulary_sizes)
+            hashed_rows = split_rows(max(fields, hashed_total - sum(medium_rows)), vocabulary_sizes)
+        else:
+            medium_rows = tuple(0 for _ in vocabulary_sizes)
+            hashed_rows = split_rows(max(fields, hashed_total), vocabulary_sizes)
+        overflow = (
+            fixed
+            + hot_bytes(hot_rows)
+            + (sum(hashed_rows) + sum(medium_rows)) * row_bytes
+            - budget_bytes
+        )
+        if overflow <= 0:
+            break
+        # The minimum rows per field overshot: give up hot rows instead.
+        hot_rows -= max(1, math.ceil(overflow / per_hot_row))
         if hot_rows < 1:
             raise BudgetTooSmallError(
                 f"budget of {budget_bytes:,} bytes cannot hold one hot row besides the minimum "
@@ -199,10 +293,11 @@ def plan_cafe_layout(
             f"a hashed table of {max(hashed_rows + medium_rows):,} rows: CAFE's hashed rows are "
             f"hashed from 32-bit key fingerprints, so each table must have fewer than 2**32 rows"
         )
+    num_buckets, slots = sketch_shape(hot_rows, slots_per_bucket, sketch_bytes_per_hot_row, fixed)
     parts = {
         "hot_table": hot_rows * row_bytes,
         "sketch": sketch_config.SketchConfig(
-            num_buckets=hot_rows, hot_rows=hot_rows, slots_per_bucket=slots_per_bucket
+            num_buckets=num_buckets, hot_rows=hot_rows, slots_per_bucket=slots
         ).memory_bytes(),
         "hashed_tables": sum(hashed_rows) * row_bytes,
         "medium_tables": sum(medium_rows) * row_bytes,
@@ -210,5 +305,10 @@ def plan_cafe_layout(
     }
     parts["total"] = sum(parts.values())
     return CafeLayout(
-        hot_rows=hot_rows, hashed_rows=hashed_rows, medium_rows=medium_rows, bytes=parts
+        hot_rows=hot_rows,
+        num_buckets=num_buckets,
+        slots_per_bucket=slots,
+        hashed_rows=hashed_rows,
+        medium_rows=medium_rows,
+        bytes=parts,
     )

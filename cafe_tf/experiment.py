@@ -60,6 +60,7 @@ def make_embedding(
     compression_ratio: float | None = None,
     budget_bytes: int | None = None,
     frequencies=None,
+    exclusive_rows: int | None = None,
     **cafe_options,
 ) -> tf_keras.layers.Layer:
     """An embedding collection of `kind` sized to full bytes / `compression_ratio`
@@ -74,13 +75,18 @@ def make_embedding(
       compression_ratio: the budget as full bytes / ratio; ignored for "full".
       budget_bytes: the budget in bytes, instead of `compression_ratio`.
       frequencies: the training data's id counts (`count_frequencies`); "offline" only.
+      exclusive_rows: "offline" only: this many exclusive rows instead of its hot
+        share of the budget (`OfflineSeparationEmbeddingCollection`).
       **cafe_options: extra `CafeConfig` fields for the CAFE kinds ("offline" uses
         `hot_share` too).
 
     Raises:
       BudgetTooSmallError: the kind's minimum layout does not fit the budget.
-      ValueError: an unknown kind, or "offline" without `frequencies`.
+      ValueError: an unknown kind, "offline" without `frequencies`, or
+        `exclusive_rows` for another kind.
     """
+    if exclusive_rows is not None and kind != "offline":
+        raise ValueError(f"exclusive_rows applies to kind 'offline' only, not {kind!r}")
     budget = (
         {"compression_ratio": compression_ratio}
         if budget_bytes is None
@@ -109,14 +115,13 @@ def make_embedding(
         ratio = budget_lib.full_table_bytes(list(vocabulary_sizes.values()), embedding_dim) / (
             budget_lib.resolve_budget(list(vocabulary_sizes.values()), embedding_dim, **budget)
         )
-        hot_share = cafe_options.get("hot_share") or (
-            1.0 - budget_lib.paper_settings(max(1.0, ratio))[1]
-        )
+        hot_share = cafe_options.get("hot_share") or budget_lib.planned_hot_share(ratio)
         return OfflineSeparationEmbeddingCollection(
             vocabulary_sizes,
             embedding_dim,
             frequencies=frequencies,
             hot_share=hot_share,
+            exclusive_rows=exclusive_rows,
             name="offline",
             **budget,
         )
@@ -247,6 +252,7 @@ def train_and_evaluate(
     reallocate_every: int = 20,
     budget_bytes: int | None = None,
     on_trained: Callable[[tf_keras.Model], None] | None = None,
+    callbacks: list[tf_keras.callbacks.Callback] | None = None,
     **cafe_options,
 ) -> RunResult:
     """Trains one model on `data.train_dataset` in time order, evaluates on `data.test_dataset`.
@@ -269,12 +275,14 @@ def train_and_evaluate(
       reallocate_every: batches between AdaEmbed reallocations.
       budget_bytes: the budget in bytes, instead of `compression_ratio`.
       on_trained: called with the trained model after evaluation (e.g. to save it).
-      **cafe_options: extra `CafeConfig` fields for the CAFE kinds.
+      callbacks: more `fit` callbacks, run after the run's own (CAFE's migration).
+      **cafe_options: extra `CafeConfig` fields for the CAFE kinds, or
+        `exclusive_rows` for "offline" (`make_embedding`).
 
     Returns:
       A `RunResult`.
     """
-    network, embedding, callbacks, throughput = _build(
+    network, embedding, own_callbacks, throughput = _build(
         kind,
         data,
         compression_ratio,
@@ -292,7 +300,9 @@ def train_and_evaluate(
     )
     train = data.train_dataset(batch_size)
     _build_variables(network, train)
-    history = network.fit(train, epochs=epochs, verbose=verbose, callbacks=callbacks)
+    history = network.fit(
+        train, epochs=epochs, verbose=verbose, callbacks=own_callbacks + list(callbacks or [])
+    )
     metrics = network.evaluate(data.test_dataset(batch_size), verbose=0, return_dict=True)
     if "auc" not in metrics:  # Keras reports no metric when it saw no test batch
         raise ValueError("the test data holds no examples")

@@ -5,6 +5,7 @@ custom op. `mix64` is the splitmix64 finaliser, the same function as
 `cafe::Mix64` in custom_ops/core/hotsketch.h.
 """
 
+import numpy as np
 import tensorflow as tf
 
 _MASK64 = (1 << 64) - 1
@@ -69,6 +70,19 @@ def field_keys(ids: tf.Tensor, feature_index: int) -> tf.Tensor:
     return tf.bitwise.bitwise_xor(
         tf.convert_to_tensor(ids, tf.int64), tf.constant(field_salt(feature_index), tf.int64)
     )
+
+
+def field_keys_numpy(ids, feature_index) -> np.ndarray:
+    """`field_keys` in numpy: int64 ids of any shape XOR the salts of `feature_index`
+    (an int array broadcast against them, e.g. `np.arange(F)` for [N, F] ids).
+
+    Example:
+      >>> int(field_keys_numpy(np.array([5]), np.array([0]))[0]) == 5 ^ field_salt(0)
+      True
+    """
+    feature_index = np.asarray(feature_index, np.int64)
+    salts = np.array([field_salt(i) for i in range(int(feature_index.max(initial=-1)) + 1)])
+    return np.bitwise_xor(np.asarray(ids, np.int64), salts.astype(np.int64)[feature_index])
 
 
 def hashed_row(keys: tf.Tensor, num_rows, table_seed: int) -> tf.Tensor:

@@ -98,7 +98,7 @@ def describe(layer: CafeEmbeddingCollection, top: int) -> str:
     share = f"{hot_lookups / lookups:.1%}" if lookups else "n/a"
     medium = (
         f"; medium level {sum(layout.medium_rows):,} rows ({parts['medium_tables']:,} B)"
-        if config.multi_level
+        if layer.multi_level
         else ""
     )
     lines = [

@@ -185,7 +185,7 @@ class OfflineSeparationEmbeddingCollection(OfflineSeparationEmbeddingCollectionL
     for the ids most frequent in the training data (`cafe_tf.keras3.count_frequencies`).
 
     Args, Call args, Returns: as `cafe_tf.OfflineSeparationEmbeddingCollection` (with
-    `frequencies`, `hot_share`); **kwargs go to `keras.layers.Layer`.
+    `frequencies`, `hot_share`, `exclusive_rows`); **kwargs go to `keras.layers.Layer`.
 
     Example:
       >>> from cafe_tf.keras3 import OfflineSeparationEmbeddingCollection

@@ -5,7 +5,7 @@ import math
 import numbers
 
 from cafe_tf import budget as budget_lib
-from cafe_tf.sketch.config import DECAY_RULES, FLOAT32_MIN_NORMAL, REPLACEMENTS
+from cafe_tf.sketch.config import DECAY_RULES, FLOAT32_MIN_NORMAL, REPLACEMENTS, SLOT_BYTES
 from cafe_tf.sketch.hotsketch import BACKENDS
 
 IMPORTANCES = ("gradient", "frequency")
@@ -31,23 +31,37 @@ class CafeConfig:
       budget_bytes: int > 0. The budget in bytes (tables + sketch +
         bookkeeping). Defaults to None.
       hot_share: float in (0, 1). Share of the budget for the hot part (hot
-        table and its sketch), 1 - h in the paper. Defaults to None: the
-        paper's value for the compression ratio.
+        table and what finds its features). Defaults to None: the paper's 1 - h
+        for the compression ratio, and at least 0.7 (`budget.planned_hot_share`).
       threshold: float. k, the score at which a feature is promoted. Defaults
-        to None: the paper's value for the compression ratio.
+        to None: 40,000 / hot rows within [2, 10], and more for hot tables below
+        160 rows, so that a half-life spans at least 12,800 lookups
+        (`budget.planned_threshold`).
       decay_rate: float in (0, 1]. rho, the factor applied to every score at
         each decay. Defaults to 0.99.
-      slots_per_bucket: int > 0. c, keys tracked per sketch bucket. Defaults to 4.
+      slots_per_bucket: int > 0. c, keys tracked per sketch bucket: the
+        smallest bucket when `sketch_bytes_per_hot_row` sizes the sketch (the
+        slots that do not divide evenly make buckets larger). Defaults to 16.
+      sketch_bytes_per_hot_row: float >= 12 or None. Bytes of everything that
+        finds and holds the hot set (sketch slots and scalars, the layer's
+        counters) per hot row: the sketch holds that many bytes / 12 slots per
+        hot row. None: one bucket of `slots_per_bucket` slots per hot row (the
+        paper's sizing). Defaults to 16.
       importance: "gradient" (the paper: L2 norm of the embedding's gradient,
         normalised per feature per batch) or "frequency" (1 per occurrence,
         times its weight). Defaults to "gradient".
       multi_level: bool. Give "medium" features (score >=
         medium_threshold_ratio * k) a second hashed row, summed with the
-        first. Defaults to False.
+        first. With `medium_share` None, the planner gives it a medium level
+        from 1000x up; never where the budget's hashed share cannot hold a
+        medium row per feature besides a hashed one
+        (`budget.medium_level_fits`). Elsewhere the layer is single-level
+        (`layer.multi_level` is False). Defaults to False.
       medium_threshold_ratio: float in (0, 1]. k_medium / k for multi-level
         hashing. Defaults to 0.2.
-      medium_share: float in (0, 1). Share of the hashed rows that form the
-        medium-level tables. Defaults to 0.3.
+      medium_share: float in (0, 1) or None. Share of the hashed rows that form
+        the medium-level tables; set, it asks for a medium level at any ratio.
+        Defaults to None: 0.3, from 1000x up (`multi_level`).
       decay_rule: "mass" (the paper) or "batches" (every `decay_period`
         batches). Defaults to "mass".
       decay_period: int. Batches between decays for decay_rule="batches"
@@ -65,7 +79,7 @@ class CafeConfig:
         promoted only once seen again; False: the paper. Defaults to True.
       demote_threshold: float. Hot features whose decayed score falls below
         it are demoted; 0 or in [smallest normal float32, threshold]. Defaults
-        to None: k (the paper). A lower value adds hysteresis.
+        to None: k / 2 (hysteresis against churn; the paper demotes below k).
       backend: "auto" (the C++ op when its library is loaded, else the pure-TF
         reference), "op" or "reference". Defaults to "auto".
 
@@ -85,11 +99,12 @@ class CafeConfig:
     hot_share: float | None = None
     threshold: float | None = None
     decay_rate: float = 0.99
-    slots_per_bucket: int = 4
+    slots_per_bucket: int = 16
+    sketch_bytes_per_hot_row: float | None = 16.0
     importance: str = "gradient"
     multi_level: bool = False
     medium_threshold_ratio: float = 0.2
-    medium_share: float = 0.3
+    medium_share: float | None = None
     decay_rule: str = "mass"
     decay_period: int = 0
     decay_half_life: float | None = 8.0
@@ -159,6 +174,14 @@ class CafeConfig:
             _is_int(self.slots_per_bucket) and self.slots_per_bucket > 0,
             "a positive int",
         )
+        if self.sketch_bytes_per_hot_row is not None:
+            check(
+                "sketch_bytes_per_hot_row",
+                _is_real(self.sketch_bytes_per_hot_row)
+                and math.isfinite(self.sketch_bytes_per_hot_row)
+                and self.sketch_bytes_per_hot_row >= SLOT_BYTES,
+                f"None or finite and >= {SLOT_BYTES} (one 12-byte slot per hot row)",
+            )
         check("importance", self.importance in IMPORTANCES, f"one of {IMPORTANCES}")
         check("multi_level", isinstance(self.multi_level, bool), "a bool")
         check(
@@ -166,9 +189,12 @@ class CafeConfig:
             _is_real(self.medium_threshold_ratio) and 0 < self.medium_threshold_ratio <= 1,
             "in (0, 1]",
         )
-        check(
-            "medium_share", _is_real(self.medium_share) and 0 < self.medium_share < 1, "in (0, 1)"
-        )
+        if self.medium_share is not None:
+            check(
+                "medium_share",
+                _is_real(self.medium_share) and 0 < self.medium_share < 1,
+                "None or in (0, 1)",
+            )
         check("decay_rule", self.decay_rule in DECAY_RULES, f"one of {DECAY_RULES}")
         if self.decay_rule == "batches":
             check(
@@ -212,18 +238,60 @@ class CafeConfig:
         return problems
 
     def resolved(self, vocabulary_sizes) -> "CafeConfig":
-        """This config with the budget, threshold and hot share made concrete."""
+        """This config with the budget, hot share, threshold and demotion threshold made
+        concrete (docs/sketch.md, "Defaults per ratio"); multi-level hashing off where
+        the planner gives it no medium level."""
         budget = budget_lib.resolve_budget(
             vocabulary_sizes, self.embedding_dim, self.compression_ratio, self.budget_bytes
         )
         ratio = budget_lib.full_table_bytes(vocabulary_sizes, self.embedding_dim) / budget
-        paper_k, paper_h = budget_lib.paper_settings(max(1.0, ratio))
-        return dataclasses.replace(
+        hot_share = (
+            budget_lib.planned_hot_share(ratio) if self.hot_share is None else self.hot_share
+        )
+        # The planner's medium level from MEDIUM_LEVEL_MIN_RATIO up; a medium_share
+        # that is set asks for one at any ratio. Never where it does not fit.
+        multi_level = (
+            self.multi_level
+            and (self.medium_share is not None or ratio >= budget_lib.MEDIUM_LEVEL_MIN_RATIO)
+            and budget_lib.medium_level_fits(
+                vocabulary_sizes, self.embedding_dim, budget, hot_share
+            )
+        )
+        sized = dataclasses.replace(
             self,
             compression_ratio=None,
             budget_bytes=budget,
-            threshold=paper_k if self.threshold is None else self.threshold,
-            hot_share=1.0 - paper_h if self.hot_share is None else self.hot_share,
+            hot_share=hot_share,
+            multi_level=multi_level,
+            medium_share=(
+                budget_lib.MEDIUM_SHARE if self.medium_share is None else self.medium_share
+            ),
+        )
+        threshold = self.threshold
+        if threshold is None:
+            hot_rows = sized._layout(vocabulary_sizes).hot_rows
+            threshold = budget_lib.planned_threshold(hot_rows, self.decay_half_life or 8.0)
+        demote = self.demote_threshold
+        if demote is None:
+            demote = budget_lib.DEMOTE_SHARE * threshold
+        return dataclasses.replace(sized, threshold=threshold, demote_threshold=demote)
+
+    def plan(self, vocabulary_sizes) -> budget_lib.CafeLayout:
+        """The layout of a CAFE layer of this config over features of `vocabulary_sizes`."""
+        return self.resolved(vocabulary_sizes)._layout(vocabulary_sizes)
+
+    def _layout(self, vocabulary_sizes) -> budget_lib.CafeLayout:
+        """The layout of this config, whose budget, hot share and medium share are set."""
+        return budget_lib.plan_cafe_layout(
+            vocabulary_sizes,
+            self.embedding_dim,
+            self.budget_bytes,
+            self.hot_share,
+            self.slots_per_bucket,
+            self.multi_level,
+            self.medium_share,
+            bookkeeping_bytes=budget_lib.CAFE_COUNTER_BYTES,
+            sketch_bytes_per_hot_row=self.sketch_bytes_per_hot_row,
         )
 
     def to_dict(self) -> dict:

@@ -6,7 +6,6 @@ from typing import Any
 import tensorflow as tf
 import tf_keras
 
-from cafe_tf import budget as budget_lib
 from cafe_tf import hashing
 from cafe_tf.layers import initializers, optimizer_slots, routing
 from cafe_tf.layers import inputs as inputs_lib
@@ -30,8 +29,6 @@ from cafe_tf.layers.layout_record import LayerLayoutRecord
 from cafe_tf.layers.routing import HASHED_SEED, MEDIUM_SEED
 from cafe_tf.sketch import HotSketch, SketchConfig
 
-# promotions, demotions, hot lookups, all lookups, exchanged pairs: int64 counters.
-STATS_BYTES = 5 * 8
 # Keeps the gradient-importance normalisation finite when every gradient is 0.
 NORMALISATION_EPS = 1e-12
 
@@ -89,20 +86,13 @@ class CafeEmbeddingCollectionLogic:
         vocabulary = [f.vocabulary_size for f in self.features]
         resolved = self.config.resolved(vocabulary)
         self.budget_bytes = resolved.budget_bytes
-        self.layout = budget_lib.plan_cafe_layout(
-            vocabulary,
-            resolved.embedding_dim,
-            resolved.budget_bytes,
-            resolved.hot_share,
-            resolved.slots_per_bucket,
-            resolved.multi_level,
-            resolved.medium_share,
-            bookkeeping_bytes=STATS_BYTES,
-        )
+        self.layout = resolved.plan(vocabulary)
+        # False also where the planner gives multi-level hashing no medium level.
+        self.multi_level = resolved.multi_level
         self.sketch_config = SketchConfig(
             num_buckets=self.layout.num_buckets,
             hot_rows=self.layout.hot_rows,
-            slots_per_bucket=resolved.slots_per_bucket,
+            slots_per_bucket=self.layout.slots_per_bucket,
             threshold=resolved.threshold,
             decay_rate=resolved.decay_rate,
             demote_threshold=resolved.demote_threshold,
@@ -142,7 +132,7 @@ class CafeEmbeddingCollectionLogic:
             initializers.clone(self.embeddings_initializer),
         )
         self.medium_tables = None
-        if self.config.multi_level:
+        if self.multi_level:
             self.medium_tables = self._new_weight(
                 "medium_tables",
                 [sum(self.layout.medium_rows), dim],
@@ -189,7 +179,7 @@ class CafeEmbeddingCollectionLogic:
                 self.layout.medium_rows,
                 MEDIUM_SEED,
             )
-            if self.config.multi_level
+            if self.multi_level
             else None
         )
         return hashed, medium
@@ -202,9 +192,7 @@ class CafeEmbeddingCollectionLogic:
     def route(self, keys: tf.Tensor, feature_index: tf.Tensor) -> routing.Route:
         """The `routing.Route` of a call's sketch keys [N] and feature indices [N]:
         the fused op, or stock TF ops with `pure_tf_lookups` or without the op library."""
-        medium = (
-            (self._medium_offsets, self.layout.medium_rows) if self.config.multi_level else ((), ())
-        )
+        medium = (self._medium_offsets, self.layout.medium_rows) if self.multi_level else ((), ())
         if self._fused:
             return routing.route_op(
                 self.sketch,

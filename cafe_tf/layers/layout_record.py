@@ -16,8 +16,10 @@ import tensorflow as tf
 # What the sketch's variables mean (docs/sketch.md). 1: separate rows/tags/row_slot
 # variables; 2: keys, and one packed int32 word per slot plus an owner and a tag per
 # hot row (16-byte slots); 3: one int64 word per slot (32-bit fingerprint, int32 hot
-# row and tag or cold marker) and a float32 score (12-byte slots).
-SKETCH_STATE_VERSION = 3
+# row and tag or cold marker) and a float32 score (12-byte slots), one bucket of c slots
+# per hot row; 4: the same slots, sized by bytes per hot row (16 by default: about 4/3 of
+# a slot per hot row, in buckets of 16 or more).
+SKETCH_STATE_VERSION = 4
 _HINT = (
     "A CAFE layer's shapes and row mapping follow from its features (names, order, "
     "vocabulary sizes) and its CafeConfig (embedding_dim, compression_ratio or "
@@ -40,7 +42,7 @@ def layer_layout(layer: Any) -> dict[str, Any]:
         "hot_rows": layer.layout.hot_rows,
         "hashed_rows": list(layer.layout.hashed_rows),
         "medium_rows": list(layer.layout.medium_rows),
-        "multi_level": bool(layer.config.multi_level),
+        "multi_level": bool(layer.multi_level),
         "num_buckets": sketch.num_buckets,
         "slots_per_bucket": sketch.slots_per_bucket,
         # What the sketch's variables mean (SKETCH_STATE_VERSION).
@@ -70,7 +72,8 @@ def layout_differences(saved: dict[str, dict], current: dict[str, dict]) -> list
                 f"CAFE layer '{name}': sketch_state_version is {saved_version} in the checkpoint "
                 f"but {current[name].get('sketch_state_version')} in this model: the checkpoint "
                 f"holds an older sketch layout (version {saved_version}; this cafe_tf reads "
-                f"version {SKETCH_STATE_VERSION}, 12-byte fingerprint slots) and cannot be "
+                f"version {SKETCH_STATE_VERSION}, 12-byte fingerprint slots sized by bytes per hot "
+                f"row) and cannot be "
                 f"restored; retrain, or restore it with the cafe_tf release that wrote it"
             )
         for field in sorted(set(saved[name]) | set(current[name])):

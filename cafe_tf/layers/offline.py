@@ -97,6 +97,41 @@ def _as_pairs(frequencies, names) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return pairs
 
 
+def _ranked(pairs, names) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(feature index, id, count) of every counted (feature, id), and the order that ranks
+    them: count down, then feature index, then id."""
+    features_of = np.concatenate(
+        [np.full(len(pairs[n][0]), i, np.int64) for i, n in enumerate(names) if n in pairs] or [[]]
+    ).astype(np.int64)
+    ids = np.concatenate([pairs[n][0] for n in names if n in pairs] or [[]]).astype(np.int64)
+    counts = np.concatenate([pairs[n][1] for n in names if n in pairs] or [[]]).astype(np.int64)
+    return features_of, ids, counts, np.lexsort((ids, features_of, -counts))
+
+
+def top_keys(frequencies: Frequencies, field_names, rows: int) -> np.ndarray:
+    """Field keys (`hashing.field_keys`) of the `rows` most frequent (feature, id) pairs,
+    sorted: the ids that `OfflineSeparationEmbeddingCollection` gives its `rows`
+    exclusive rows (ties: lower feature index, then lower id).
+
+    Args:
+      frequencies: {feature: (ids, counts)}, as the layer takes.
+      field_names: the features, in the layer's order (the keys' feature index).
+      rows: how many; fewer when fewer (feature, id) pairs were counted.
+
+    Returns:
+      The sorted int64 keys.
+
+    Example:
+      >>> keys = top_keys({"a": ([7, 3, 9], [1, 5, 5])}, ["a"], 2)
+      >>> sorted(int(key ^ hashing.field_salt(0)) for key in keys)  # the ids
+      [3, 9]
+    """
+    names = list(field_names)
+    features_of, ids, _, order = _ranked(_as_pairs(frequencies, names), names)
+    chosen = order[:rows]
+    return np.sort(hashing.field_keys_numpy(ids[chosen], features_of[chosen]))
+
+
 class OfflineSeparationEmbeddingCollectionLogic(EmbeddingCollectionLogic):
     """The Keras-independent logic of `OfflineSeparationEmbeddingCollection` (a mixin; keras_base)."""
 
@@ -109,6 +144,7 @@ class OfflineSeparationEmbeddingCollectionLogic(EmbeddingCollectionLogic):
         frequencies: Frequencies | None = None,
         hot_share: float = 0.5,
         embeddings_initializer="uniform",
+        exclusive_rows: int | None = None,
         **kwargs,
     ):
         super().__init__(
@@ -129,6 +165,15 @@ class OfflineSeparationEmbeddingCollectionLogic(EmbeddingCollectionLogic):
         if not 0 < hot_share < 1:
             raise ValueError(f"hot_share must be in (0, 1), got {hot_share}")
         self.hot_share = float(hot_share)
+        if exclusive_rows is not None and (
+            isinstance(exclusive_rows, bool)
+            or not isinstance(exclusive_rows, (int, np.integer))
+            or exclusive_rows < 1
+        ):
+            raise ValueError(
+                f"exclusive_rows must be a positive int or None, got {exclusive_rows!r}"
+            )
+        self.exclusive_rows = None if exclusive_rows is None else int(exclusive_rows)
         pairs = _as_pairs(frequencies, names)
         sizes = list(self._vocabulary_sizes)
         self.budget_bytes = budget_lib.resolve_budget(
@@ -138,13 +183,8 @@ class OfflineSeparationEmbeddingCollectionLogic(EmbeddingCollectionLogic):
         self.hot_rows, self.hashed_rows = self._plan(sizes, distinct)
 
         # The top `hot_rows` (feature, id) by count, as field keys.
-        features_of = np.concatenate(
-            [np.full(len(pairs[n][0]), i, np.int64) for i, n in enumerate(names) if n in pairs]
-            or [[]]
-        )
-        ids = np.concatenate([pairs[n][0] for n in names if n in pairs] or [[]]).astype(np.int64)
-        counts = np.concatenate([pairs[n][1] for n in names if n in pairs] or [[]])
-        chosen = np.lexsort((ids, features_of, -counts))[: self.hot_rows]
+        features_of, ids, counts, order = _ranked(pairs, names)
+        chosen = order[: self.hot_rows]
         total = counts.sum()
         # Share of the counted lookups that exclusive rows serve (1 when nothing was counted).
         self.hot_lookup_share = float(counts[chosen].sum() / total) if total else 1.0
@@ -155,8 +195,7 @@ class OfflineSeparationEmbeddingCollectionLogic(EmbeddingCollectionLogic):
             for i, n in enumerate(names)
             if (features_of[chosen] == i).any()
         )
-        salts = np.array([hashing.field_salt(i) for i in range(len(names))], np.int64)
-        hot_keys = np.sort(np.bitwise_xor(ids[chosen], salts[features_of[chosen]]))
+        hot_keys = np.sort(hashing.field_keys_numpy(ids[chosen], features_of[chosen]))
 
         self._hot_keys = self._new_weight(
             "hot_keys",
@@ -176,16 +215,27 @@ class OfflineSeparationEmbeddingCollectionLogic(EmbeddingCollectionLogic):
     def _plan(self, sizes, distinct) -> tuple[int, tuple[int, ...]]:
         row_bytes = self._row_bytes()
         per_hot_row = row_bytes + KEY_BYTES
-        minimum = per_hot_row + len(sizes) * row_bytes
-        if self.budget_bytes < minimum:
-            raise self._too_small(
-                self.budget_bytes, minimum, "one exclusive row and one hashed row per feature"
+        if self.exclusive_rows is not None:
+            minimum = self.exclusive_rows * per_hot_row + len(sizes) * row_bytes
+            if self.budget_bytes < minimum:
+                raise self._too_small(
+                    self.budget_bytes,
+                    minimum,
+                    f"exclusive_rows={self.exclusive_rows:,} exclusive rows and one hashed row "
+                    "per feature",
+                )
+            hot_rows = min(distinct, self.exclusive_rows)
+        else:
+            minimum = per_hot_row + len(sizes) * row_bytes
+            if self.budget_bytes < minimum:
+                raise self._too_small(
+                    self.budget_bytes, minimum, "one exclusive row and one hashed row per feature"
+                )
+            hot_rows = min(
+                distinct,
+                max(1, int(self.budget_bytes * self.hot_share) // per_hot_row),
+                (self.budget_bytes - len(sizes) * row_bytes) // per_hot_row,
             )
-        hot_rows = min(
-            distinct,
-            max(1, int(self.budget_bytes * self.hot_share) // per_hot_row),
-            (self.budget_bytes - len(sizes) * row_bytes) // per_hot_row,
-        )
         hashed_total = (self.budget_bytes - hot_rows * per_hot_row) // row_bytes
         return hot_rows, budget_lib.split_rows(hashed_total, sizes)
 
@@ -216,6 +266,7 @@ class OfflineSeparationEmbeddingCollectionLogic(EmbeddingCollectionLogic):
                     for name, ids, counts in self._hot_frequencies
                 },
                 "hot_share": self.hot_share,
+                "exclusive_rows": self.exclusive_rows,
             }
         )
         return config
@@ -228,7 +279,9 @@ class OfflineSeparationEmbeddingCollection(OfflineSeparationEmbeddingCollectionL
     The budget is split as CAFE's: `hot_share` of it pays for the exclusive
     rows (each costs its D floats and its 8-byte key in a sorted key index),
     the rest for hashed rows, split over features in proportion to their
-    vocabulary, at least one each. The ids with the largest counts over all
+    vocabulary, at least one each. With `exclusive_rows`, exactly that many
+    exclusive rows (fewer only when fewer ids were counted) and the rest of the
+    budget for hashed rows. The ids with the largest counts over all
     features (ties: lower feature index, then lower id) get the exclusive rows.
     Id x of feature i reads its exclusive row if its field key is in the
     index, else row `hashing.hashed_row(key, rows_i, seed)` of the feature's
@@ -243,17 +296,23 @@ class OfflineSeparationEmbeddingCollection(OfflineSeparationEmbeddingCollectionL
         counted over the training data, e.g. by `count_frequencies`. Required.
         Features left out have no frequent ids. `get_config` keeps only the
         counts of the ids given rows, which rebuild the same layer.
-      hot_share: share of the budget for exclusive rows, in (0, 1).
+      hot_share: share of the budget for exclusive rows, in (0, 1); unused with
+        `exclusive_rows`.
       embeddings_initializer: initializer of the rows.
+      exclusive_rows: the number of exclusive rows (e.g. another layer's hot
+        rows, to compare the two at equal rows), instead of `hot_share`; capped
+        by the number of counted (feature, id) pairs. None: from `hot_share`.
       **kwargs: passed to `tf_keras.layers.Layer`.
 
     Call args, Returns: as `HashEmbeddingCollection`.
 
     Raises:
       ValueError: no `frequencies` (the message says how to count them),
-        malformed ones, or a hot_share outside (0, 1).
-      BudgetTooSmallError: the budget cannot hold one exclusive row and one
-        hashed row per feature (the message names the minimum).
+        malformed ones, a hot_share outside (0, 1), or an `exclusive_rows` that
+        is not a positive int.
+      BudgetTooSmallError: the budget cannot hold one exclusive row (or
+        `exclusive_rows` of them) and one hashed row per feature (the message
+        names the minimum).
 
     Example:
 

@@ -37,7 +37,9 @@ KINDS = {
         "CafeEmbeddingCollection",
         dict(
             features=FEATURES,
-            config=CafeConfig(embedding_dim=4, compression_ratio=5, multi_level=True),
+            config=CafeConfig(
+                embedding_dim=4, compression_ratio=5, multi_level=True, medium_share=0.3
+            ),
         ),
     ),
     "cafe_reference": (
@@ -68,6 +70,16 @@ KINDS = {
     "offline": (
         "OfflineSeparationEmbeddingCollection",
         dict(features=FEATURES, embedding_dim=4, compression_ratio=5, frequencies=FREQUENCIES),
+    ),
+    "offline_rows": (
+        "OfflineSeparationEmbeddingCollection",
+        dict(
+            features=FEATURES,
+            embedding_dim=4,
+            compression_ratio=5,
+            frequencies=FREQUENCIES,
+            exclusive_rows=2,
+        ),
     ),
 }
 # Same update rule, same float operations in both Keras. (Their Adams round differently:
@@ -205,7 +217,7 @@ class Keras3HarnessTest(testing.TestCase):
     @parameterized.named_parameters(
         ("gradient", {}, 2),
         ("frequency", {"importance": "frequency"}, 2),
-        ("multi_level", {"multi_level": True}, 3),
+        ("multi_level", {"multi_level": True, "medium_share": 0.3}, 3),
         ("reference", {"backend": "reference"}, 2),
     )
     def test_run_layer_test_cafe_embedding(self, options, trainable):
@@ -259,7 +271,9 @@ class Keras3HarnessTest(testing.TestCase):
         )
 
 
-@pytest.mark.parametrize("kind", ["cafe", "cafe_multi_level", "adaembed", "qr", "offline"])
+@pytest.mark.parametrize(
+    "kind", ["cafe", "cafe_multi_level", "adaembed", "qr", "offline", "offline_rows"]
+)
 def test_keras_file_reloads_without_custom_objects(kind, tmp_path):
     name, arguments = KINDS[kind]
     inputs = {

@@ -59,27 +59,33 @@ def test_split_rows_stays_within_total(total, vocab):
         assert list(rows) == sizes
 
 
-def _cafe_minimum_bytes(sizes, dim, multi_level, bookkeeping_bytes=0, slots_per_bucket=4):
+def _cafe_minimum_bytes(sizes, dim, multi_level, bookkeeping_bytes=0, sketch_bytes=16.0):
     """From the layout's definition: the sketch's scalars, the bookkeeping, one hot row with
-    its bucket, and one hashed row per feature and level."""
+    its slots (one, or a bucket of 16 without `sketch_bytes`), and one hashed row per
+    feature and level."""
     levels = 2 if multi_level else 1
+    slots = 16 if sketch_bytes is None else 1
     return (
         sketch_config.SCALAR_BYTES
         + bookkeeping_bytes
         + 4 * dim
-        + slots_per_bucket * sketch_config.SLOT_BYTES
+        + slots * sketch_config.SLOT_BYTES
         + levels * len(sizes) * 4 * dim
     )
+
+
+SKETCH_SIZINGS = [None, 16.0, 24.0]
 
 
 @pytest.mark.parametrize("ratio", [2, 10, 100, 1000, 10000])
 @pytest.mark.parametrize("vocab", sorted(VOCABS))
 @pytest.mark.parametrize("multi_level", [False, True])
 @pytest.mark.parametrize("dim", [8, 16, 64])
-def test_cafe_layout_fits_the_budget(ratio, vocab, multi_level, dim):
+@pytest.mark.parametrize("sketch_bytes", SKETCH_SIZINGS)
+def test_cafe_layout_fits_the_budget(ratio, vocab, multi_level, dim, sketch_bytes):
     sizes = VOCABS[vocab]
     budget_bytes = budget.resolve_budget(sizes, dim, compression_ratio=ratio)
-    minimum = _cafe_minimum_bytes(sizes, dim, multi_level, bookkeeping_bytes=32)
+    minimum = _cafe_minimum_bytes(sizes, dim, multi_level, 32, sketch_bytes)
     plan = functools.partial(
         budget.plan_cafe_layout,
         sizes,
@@ -88,6 +94,7 @@ def test_cafe_layout_fits_the_budget(ratio, vocab, multi_level, dim):
         hot_share=0.8,
         multi_level=multi_level,
         bookkeeping_bytes=32,
+        sketch_bytes_per_hot_row=sketch_bytes,
     )
     if budget_bytes < minimum:  # refused exactly below the minimum, naming it
         with pytest.raises(budget.BudgetTooSmallError, match=f"needs at least {minimum:,} bytes"):
@@ -96,23 +103,57 @@ def test_cafe_layout_fits_the_budget(ratio, vocab, multi_level, dim):
     layout = plan()
     assert layout.bytes["total"] <= budget_bytes
     assert layout.hot_rows >= 1 and all(r >= 1 for r in layout.hashed_rows)
-    per_hot_row = 4 * dim + 4 * sketch_config.SLOT_BYTES
+    hot_part = layout.bytes["hot_table"] + layout.bytes["sketch"] + layout.bytes["bookkeeping"]
     # The hot part takes its share (within one row, or less when minimum hashed rows need it).
-    assert layout.hot_rows * per_hot_row <= 0.8 * budget_bytes
+    per_hot_row = 4 * dim + (16 * 12 if sketch_bytes is None else sketch_bytes)
+    assert hot_part <= 0.8 * budget_bytes + per_hot_row
+    assert layout.num_buckets * layout.slots_per_bucket >= layout.hot_rows
+    if sketch_bytes is not None and layout.hot_rows >= 13:
+        assert (layout.bytes["sketch"] + layout.bytes["bookkeeping"]) / layout.hot_rows <= (
+            sketch_bytes
+        )
     assert (sum(layout.medium_rows) > 0) == multi_level
 
 
+@pytest.mark.parametrize("sketch_bytes", [16.0, 24.0, 48.0])
+@pytest.mark.parametrize("other_bytes", [0, 52])
+def test_sketch_shape_holds_every_hot_row_within_its_bytes(sketch_bytes, other_bytes):
+    """Buckets of at least 16 slots, at least one slot per hot row, and at most
+    `sketch_bytes` per hot row with the other bytes wherever that leaves a slot per row."""
+    for hot_rows in list(range(1, 300)) + [431, 2703, 19_310, 10**6 + 7]:
+        buckets, slots = budget.sketch_shape(hot_rows, 16, sketch_bytes, other_bytes)
+        held = buckets * slots * sketch_config.SLOT_BYTES + other_bytes
+        assert buckets * slots >= hot_rows
+        if sketch_bytes * hot_rows - other_bytes >= sketch_config.SLOT_BYTES * hot_rows:
+            assert held <= sketch_bytes * hot_rows
+            # Not more than one bucket's remainder short of what the bytes buy.
+            assert held > sketch_bytes * hot_rows - sketch_config.SLOT_BYTES * (slots + 1)
+        assert slots >= min(16, hot_rows) and (buckets == 1 or slots < 32)
+    assert budget.sketch_shape(308, 16, None) == (308, 16)
+
+
+@pytest.mark.parametrize("sketch_bytes", SKETCH_SIZINGS)
 @pytest.mark.parametrize("multi_level", [False, True])
 @pytest.mark.parametrize("sizes", [[100, 100, 100], [10**6], [3, 2, 10**5]])
-def test_cafe_layout_at_exactly_its_minimum_fits_and_one_byte_less_is_refused(sizes, multi_level):
+def test_cafe_layout_at_exactly_its_minimum_fits_and_one_byte_less_is_refused(
+    sizes, multi_level, sketch_bytes
+):
     dim = 16
-    minimum = _cafe_minimum_bytes(sizes, dim, multi_level)
-    layout = budget.plan_cafe_layout(sizes, dim, minimum, hot_share=0.5, multi_level=multi_level)
+    minimum = _cafe_minimum_bytes(sizes, dim, multi_level, sketch_bytes=sketch_bytes)
+    plan = functools.partial(
+        budget.plan_cafe_layout,
+        sizes,
+        dim,
+        hot_share=0.5,
+        multi_level=multi_level,
+        sketch_bytes_per_hot_row=sketch_bytes,
+    )
+    layout = plan(minimum)
     assert layout.bytes["total"] == minimum and layout.hot_rows == 1
     assert list(layout.hashed_rows) == [1] * len(sizes)
     assert list(layout.medium_rows) == [int(multi_level)] * len(sizes)
     with pytest.raises(budget.BudgetTooSmallError, match=f"needs at least {minimum:,} bytes"):
-        budget.plan_cafe_layout(sizes, dim, minimum - 1, hot_share=0.5, multi_level=multi_level)
+        plan(minimum - 1)
 
 
 def test_budget_too_small_names_the_minimum():
@@ -133,15 +174,22 @@ def test_sketch_memory_bytes_are_its_variables_bytes(buckets, slots, hot_rows):
     assert held == config.memory_bytes() == buckets * slots * 12 + 12
 
 
-def test_a_budget_buys_more_hot_rows_than_with_16_byte_slots():
-    """16-byte slots with 8 bytes per hot row (the former layout) against 12-byte slots."""
+def test_a_budget_buys_more_hot_rows_at_16_bytes_per_hot_row():
+    """16 bytes per hot row against one bucket of four 12-byte slots (48 bytes)."""
     dim, budget_bytes = 16, 200_000
-    layout = budget.plan_cafe_layout([10**6], dim, budget_bytes, hot_share=0.8)
+    plan = functools.partial(budget.plan_cafe_layout, [10**6], dim, budget_bytes, hot_share=0.8)
+    default, paper = plan(), plan(slots_per_bucket=4, sketch_bytes_per_hot_row=None)
     fixed = sketch_config.SCALAR_BYTES
-    with_16_byte_slots = int((0.8 * budget_bytes - fixed - 4) // (4 * dim + 4 * 16 + 8))
-    assert layout.hot_rows == int((0.8 * budget_bytes - fixed) // (4 * dim + 4 * 12))
-    assert layout.hot_rows > with_16_byte_slots
-    assert layout.hot_rows / with_16_byte_slots > 1.19  # 136 / 112 bytes per hot row
+    assert paper.hot_rows == int((0.8 * budget_bytes - fixed) // (4 * dim + 4 * 12))
+    assert default.hot_rows == int((0.8 * budget_bytes - fixed) // (4 * dim + 16))
+    assert default.hot_rows / paper.hot_rows > 1.39  # 112 / 80 bytes per hot row
+    assert default.bytes["sketch"] <= 16 * default.hot_rows
+
+
+@pytest.mark.parametrize("bad", [11.9, float("nan"), float("inf"), 0])
+def test_sketch_bytes_below_one_slot_per_hot_row_are_refused(bad):
+    with pytest.raises(ValueError, match="sketch_bytes_per_hot_row"):
+        budget.plan_cafe_layout([10**6], 16, 200_000, 0.8, sketch_bytes_per_hot_row=bad)
 
 
 def test_hashed_tables_must_stay_below_2_to_the_32_rows():

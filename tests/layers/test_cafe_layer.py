@@ -291,7 +291,7 @@ def _hot_table_optimizer_variables(optimizer, layer):
 def test_migration_copies_the_row_read_and_resets_optimizer_slots(multi_level, optimizer_name):
     make_optimizer, initial, slots_per_variable = OPTIMIZERS[optimizer_name]
     features = {"a": 1000, "b": 500, "c": 300}
-    layer = _layer(features, multi_level=multi_level, threshold=3.0)
+    layer = _layer(features, multi_level=multi_level, medium_share=0.3, threshold=3.0)
     optimizer = make_optimizer()
     ids = {
         "a": tf.constant([11, 12, 13, 14], tf.int64),
@@ -359,7 +359,7 @@ def test_weights_not_matching_ids():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(embedding_dim=16, budget_bytes=280), "too small"),
+        (dict(embedding_dim=16, budget_bytes=255), "too small"),  # needs 256
         (dict(embedding_dim=16, compression_ratio=1e7), "too small"),
         (dict(embedding_dim=16), "exactly one"),
         (dict(embedding_dim=0, compression_ratio=10), "embedding_dim"),
@@ -379,6 +379,7 @@ def test_memory_within_budget(ratio, multi_level):
         embedding_dim=16,
         compression_ratio=ratio,
         multi_level=multi_level,
+        medium_share=0.3,
     )
     held = layer.memory_bytes()
     assert held <= layer.budget_bytes
@@ -395,6 +396,7 @@ def test_config_round_trip_and_weights_keep_the_sketch(tmp_path):
             threshold=2.0,
             importance="frequency",
             multi_level=True,
+            medium_share=0.3,
         ),
         combiner="mean",
         name="cafe",
@@ -596,6 +598,7 @@ def test_migrate_now_migrates_in_a_custom_training_loop():
             hot_share=0.5,
             importance="frequency",
             multi_level=True,
+            medium_share=0.3,
             decay_rule="batches",
             decay_period=3,
             slots_per_bucket=2,

@@ -134,7 +134,11 @@ def test_layer_too_many_hot_rows_for_its_features_is_a_clear_error():
         CafeEmbeddingCollection(
             features,
             CafeConfig(
-                embedding_dim=1, slots_per_bucket=1, budget_bytes=2**29 * 20 * 2, hot_share=0.5
+                embedding_dim=1,
+                slots_per_bucket=1,
+                sketch_bytes_per_hot_row=12,
+                budget_bytes=2**29 * 20 * 2,
+                hot_share=0.5,
             ),
         )
     layer = CafeEmbeddingCollection(features, CafeConfig(embedding_dim=4, compression_ratio=10**6))

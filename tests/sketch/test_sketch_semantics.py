@@ -230,6 +230,13 @@ def test_field_keys_differ_per_field_and_keep_ids_distinct():
     assert len(set(k0.tolist())) == 4 and not set(k0.tolist()) & set(k1.tolist())
 
 
+def test_numpy_field_keys_equal_the_tensorflow_ones():
+    ids = np.array([[0, 7, 2**62], [-5, 3, 9]], np.int64)  # column f is feature f
+    expected = np.stack([hashing.field_keys(ids[:, f], f).numpy() for f in range(3)], axis=1)
+    np.testing.assert_array_equal(hashing.field_keys_numpy(ids, np.arange(3)), expected)
+    assert hashing.field_keys_numpy(np.array([], np.int64), np.array([], np.int64)).size == 0
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_hot_key_whose_score_underflows_is_demoted_and_frees_its_row(backend):
     # demote_threshold 0: only the underflow to 0 can demote.

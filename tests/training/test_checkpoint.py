@@ -297,8 +297,8 @@ def test_checkpoint_of_other_sizes_is_refused_naming_the_mismatch(tmp_path):
         in message
     )
     assert (
-        f"CAFE layer 'cafe', slots: shape [{layout.num_buckets}, 4] in the checkpoint but"
-        in message
+        f"CAFE layer 'cafe', slots: shape [{layout.num_buckets}, {layout.slots_per_bucket}] in "
+        "the checkpoint but" in message
     )
     assert "cafe_c" not in message  # the other layer matches
     assert "compression_ratio" in message  # says what to do
@@ -318,7 +318,7 @@ def test_same_shapes_but_other_row_split_is_refused(tmp_path):
     """Vocabulary sizes that move hashed rows between features keep every shape, so
     TF would restore silently; the layout record refuses it."""
     a, checkpoint = _layer_checkpoint({"x": 150_000, "y": 50_000})
-    b, other_checkpoint = _layer_checkpoint({"x": 120_000, "y": 80_000})
+    b, other_checkpoint = _layer_checkpoint({"x": 100_000, "y": 100_000})
     assert [v.shape for v in a.weights] == [v.shape for v in b.weights]
     assert a.layout.hashed_rows != b.layout.hashed_rows
     path = checkpoint.save(str(tmp_path / "ckpt"))
@@ -344,7 +344,9 @@ def test_state_the_checkpoint_lacks_is_named(tmp_path):
     layer.build(None)
     path = tf.train.Checkpoint(layer=layer).save(str(tmp_path / "ckpt"))
     other = CafeEmbeddingCollection(
-        {"x": 1000}, CafeConfig(embedding_dim=4, budget_bytes=4000, multi_level=True), name="cafe"
+        {"x": 1000},
+        CafeConfig(embedding_dim=4, budget_bytes=4000, multi_level=True, medium_share=0.3),
+        name="cafe",
     )
     other.build(None)
     problems = mismatches(tf.train.Checkpoint(layer=other), path)
