@@ -69,7 +69,9 @@ VALID = dict(embedding_dim=8, compression_ratio=10)
             id="zero_medium_ratio",
         ),
         pytest.param(
-            dict(medium_share=1.0), "`medium_share` must be None or in \\(0, 1\\)", id="medium_share_1"
+            dict(medium_share=1.0),
+            "`medium_share` must be None or in \\(0, 1\\)",
+            id="medium_share_1",
         ),
         pytest.param(
             dict(decay_rule="often"),
