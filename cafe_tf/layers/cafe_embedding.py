@@ -225,8 +225,11 @@ class CafeEmbeddingCollectionLogic:
         )
         read_index = tf.gather(route.first_index, route.inverse)
         vectors = occurrences_lib.expand(read, read_index, self._fused)
-        # Hot rows come first in `read`.
-        hot_lookups = tf.math.count_nonzero(read_index < tf.size(route.read_hot), dtype=tf.int64)
+        # Hot rows come first in `read`. Compared in int64: TF runs int32 arithmetic on
+        # the host, which on a GPU would copy the index there (docs/gpu.md).
+        hot_lookups = tf.math.count_nonzero(
+            tf.cast(read_index, tf.int64) < tf.size(route.read_hot, tf.int64), dtype=tf.int64
+        )
         if self.medium_tables is not None:  # index -1 (not medium) reads the zero row
             medium = tf.concat(
                 [
@@ -235,9 +238,8 @@ class CafeEmbeddingCollectionLogic:
                 ],
                 0,
             )
-            vectors += occurrences_lib.expand(
-                medium, tf.gather(route.medium_index, route.inverse) + 1, self._fused
-            )
+            medium_index = tf.cast(tf.gather(route.medium_index, route.inverse), tf.int64) + 1
+            vectors += occurrences_lib.expand(medium, tf.cast(medium_index, tf.int32), self._fused)
         return vectors, hot_lookups
 
     def call(
@@ -342,10 +344,13 @@ class CafeEmbeddingCollectionLogic:
         # but it sees each pair once: a pair that occurs more than once here travels
         # with its feature index as -1 - index, and is inserted a second time with importance
         # 0 (same sum, and the sketch sees the repeat).
+        # Feature indices in int64 from here: TF runs int32 arithmetic on the host, which
+        # on a GPU would copy them there and back (docs/gpu.md).
         repeated = occurrences > 1
+        feature_index = tf.cast(route.feature_index, tf.int64)
         exchange = [
             route.keys,
-            tf.where(repeated, -1 - route.feature_index, route.feature_index),
+            tf.where(repeated, -1 - feature_index, feature_index),
             tf.cast(sums, tf.float32),
         ]
         if context is not None:
@@ -354,11 +359,10 @@ class CafeEmbeddingCollectionLogic:
         keys, marked_index, importance = exchange
         repeated = marked_index < 0
         feature_index = tf.where(repeated, -1 - marked_index, marked_index)
-        keys = tf.concat([keys, tf.boolean_mask(keys, repeated)], 0)
-        feature_index = tf.concat([feature_index, tf.boolean_mask(feature_index, repeated)], 0)
-        importance = tf.concat(
-            [importance, tf.zeros([tf.math.count_nonzero(repeated, dtype=tf.int32)])], 0
-        )
+        again = tf.where(repeated)[:, 0]  # one data-dependent size (a readback on a GPU)
+        keys = tf.concat([keys, tf.gather(keys, again)], 0)
+        feature_index = tf.concat([feature_index, tf.gather(feature_index, again)], 0)
+        importance = tf.concat([importance, tf.zeros_like(tf.gather(importance, again))], 0)
         return self.sketch.insert(keys, importance, feature_index)
 
     # ---- migration --------------------------------------------------------------------

@@ -385,6 +385,15 @@ def test_memory_within_budget(ratio, multi_level):
     assert held <= layer.budget_bytes
     assert held >= 0.97 * layer.budget_bytes
     assert held == layer.layout.bytes["total"]
+    # Everything but embedding rows (sketch, counters), per hot row: at most 16 bytes.
+    tables = {"hot_table", "hashed_tables", "medium_tables"}
+    finding = sum(
+        v.shape.num_elements() * v.dtype.size
+        for v in layer.weights
+        if v.name.split("/")[-1].split(":")[0] not in tables
+    )
+    assert finding == layer.layout.bytes["sketch"] + layer.layout.bytes["bookkeeping"]
+    assert finding / layer.layout.hot_rows <= 16
 
 
 def test_config_round_trip_and_weights_keep_the_sketch(tmp_path):
