@@ -69,11 +69,11 @@ class CafeSearchSpace:
       compression_ratio: (lowest, highest) full/compressed ratio, sampled
         log-uniformly. The lowest is raised to fit the cap by `within_cap`.
       hot_share: (low, high) share of the budget for the hot part, linear;
-        None: the paper's value for the sampled ratio.
-      threshold: (low, high) promotion threshold k, log-uniform; None: the
-        paper's value for the ratio. k is in units of normalised importance
-        accumulated between decays, so it scales with how much data a feature
-        sees: the paper's 10-500 suit Criteo-sized runs, small data needs less.
+        None: CafeConfig's planned hot share for the sampled ratio.
+      threshold: (low, high) promotion threshold k, log-uniform; None:
+        CafeConfig's planned k, from the hot rows. k is in units of normalised
+        importance, so it depends on how much data a feature sees: the paper's
+        10-500 suit Criteo-sized runs, small data needs less.
       decay_half_life: (low, high) L, log-uniform: scores halve per L x hot
         rows x k of inserted importance (docs/sketch.md); None: CafeConfig's
         default 8. This, not `decay_rate`, sets how fast the default sketch
