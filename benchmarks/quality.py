@@ -539,13 +539,13 @@ def parse_args(argv=None):
         "--threshold",
         type=float,
         default=None,
-        help="CAFE's k for every ratio (default: the paper's per ratio)",
+        help="CAFE's k for every ratio (default: the planner's, budget.planned_threshold)",
     )
     parser.add_argument(
         "--hot-share",
         type=float,
         default=None,
-        help="CAFE's hot share for every ratio (default: the paper's 1 - h)",
+        help="CAFE's hot share for every ratio (default: the planner's, budget.planned_hot_share)",
     )
     parser.add_argument(
         "--seeds",

@@ -60,8 +60,13 @@ THRESHOLD_MASS = 40_000
 MIN_THRESHOLD = 2.0
 MAX_THRESHOLD = 10.0
 HALF_LIFE_FLOOR = 12_800
-# - hot features are demoted below this share of k (hysteresis against churn).
+# - hot features are demoted below this share of k (hysteresis against churn);
 DEMOTE_SHARE = 0.5
+# - multi-level hashing plans a medium level, of this share of the hashed rows, from
+#   MEDIUM_LEVEL_MIN_RATIO up (below it, the hot rows serve nearly every lookup a medium
+#   row would help, and the medium tables cost the cold features rows).
+MEDIUM_SHARE = 0.3
+MEDIUM_LEVEL_MIN_RATIO = 1000
 
 
 def planned_hot_share(compression_ratio: float) -> float:
@@ -82,7 +87,7 @@ def medium_level_fits(
 ) -> bool:
     """Whether the budget's hashed share holds a medium-level row per feature besides a
     hashed one. Where it does not, a medium level would take its rows from the hot part,
-    which serves far more lookups, so CAFE plans a single level instead."""
+    which serves far more lookups."""
     row_bytes = embedding_dim * FLOAT_BYTES
     return budget_bytes * (1 - hot_share) >= 2 * len(vocabulary_sizes) * row_bytes
 

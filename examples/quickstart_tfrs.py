@@ -35,13 +35,9 @@ def main():
     #   ...}}, label [B, 1])
     embedding = cafe_tf.CafeEmbeddingCollection(
         data.vocabulary_sizes,  # {field: distinct ids}: sizes the budget only
-        cafe_tf.CafeConfig(
-            embedding_dim=16,
-            compression_ratio=100,  # or budget_bytes=
-            # k, the score that earns a hot row: the paper's 100 at 100x
-            # suits Criteo-sized runs; 40,000 rows need less.
-            threshold=5.0,
-        ),
+        # 1/100 of the full tables' bytes (or budget_bytes=); the hot share, the threshold
+        # k that earns a hot row and the sketch are planned from the budget
+        cafe_tf.CafeConfig(embedding_dim=16, compression_ratio=100),
         name="cafe",
     )
     print(f"embedding bytes: {embedding.memory_bytes():,} <= budget {embedding.budget_bytes:,}")

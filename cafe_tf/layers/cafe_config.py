@@ -52,12 +52,16 @@ class CafeConfig:
         times its weight). Defaults to "gradient".
       multi_level: bool. Give "medium" features (score >=
         medium_threshold_ratio * k) a second hashed row, summed with the
-        first; off where the budget's hashed share cannot hold a medium row per
-        feature besides a hashed one (`budget.medium_level_fits`). Defaults to False.
+        first. With `medium_share` None, the planner gives it a medium level
+        from 1000x up; never where the budget's hashed share cannot hold a
+        medium row per feature besides a hashed one
+        (`budget.medium_level_fits`). Elsewhere the layer is single-level
+        (`layer.multi_level` is False). Defaults to False.
       medium_threshold_ratio: float in (0, 1]. k_medium / k for multi-level
         hashing. Defaults to 0.2.
-      medium_share: float in (0, 1). Share of the hashed rows that form the
-        medium-level tables. Defaults to 0.3.
+      medium_share: float in (0, 1) or None. Share of the hashed rows that form
+        the medium-level tables; set, it asks for a medium level at any ratio.
+        Defaults to None: 0.3, from 1000x up (`multi_level`).
       decay_rule: "mass" (the paper) or "batches" (every `decay_period`
         batches). Defaults to "mass".
       decay_period: int. Batches between decays for decay_rule="batches"
@@ -100,7 +104,7 @@ class CafeConfig:
     importance: str = "gradient"
     multi_level: bool = False
     medium_threshold_ratio: float = 0.2
-    medium_share: float = 0.3
+    medium_share: float | None = None
     decay_rule: str = "mass"
     decay_period: int = 0
     decay_half_life: float | None = 8.0
@@ -185,9 +189,12 @@ class CafeConfig:
             _is_real(self.medium_threshold_ratio) and 0 < self.medium_threshold_ratio <= 1,
             "in (0, 1]",
         )
-        check(
-            "medium_share", _is_real(self.medium_share) and 0 < self.medium_share < 1, "in (0, 1)"
-        )
+        if self.medium_share is not None:
+            check(
+                "medium_share",
+                _is_real(self.medium_share) and 0 < self.medium_share < 1,
+                "None or in (0, 1)",
+            )
         check("decay_rule", self.decay_rule in DECAY_RULES, f"one of {DECAY_RULES}")
         if self.decay_rule == "batches":
             check(
@@ -233,7 +240,7 @@ class CafeConfig:
     def resolved(self, vocabulary_sizes) -> "CafeConfig":
         """This config with the budget, hot share, threshold and demotion threshold made
         concrete (docs/sketch.md, "Defaults per ratio"); multi-level hashing off where
-        the budget has no room for a medium level (`budget.medium_level_fits`)."""
+        the planner gives it no medium level."""
         budget = budget_lib.resolve_budget(
             vocabulary_sizes, self.embedding_dim, self.compression_ratio, self.budget_bytes
         )
@@ -241,8 +248,14 @@ class CafeConfig:
         hot_share = (
             budget_lib.planned_hot_share(ratio) if self.hot_share is None else self.hot_share
         )
-        multi_level = self.multi_level and budget_lib.medium_level_fits(
-            vocabulary_sizes, self.embedding_dim, budget, hot_share
+        # The planner's medium level from MEDIUM_LEVEL_MIN_RATIO up; a medium_share
+        # that is set asks for one at any ratio. Never where it does not fit.
+        multi_level = (
+            self.multi_level
+            and (self.medium_share is not None or ratio >= budget_lib.MEDIUM_LEVEL_MIN_RATIO)
+            and budget_lib.medium_level_fits(
+                vocabulary_sizes, self.embedding_dim, budget, hot_share
+            )
         )
         sized = dataclasses.replace(
             self,
@@ -250,10 +263,13 @@ class CafeConfig:
             budget_bytes=budget,
             hot_share=hot_share,
             multi_level=multi_level,
+            medium_share=(
+                budget_lib.MEDIUM_SHARE if self.medium_share is None else self.medium_share
+            ),
         )
         threshold = self.threshold
         if threshold is None:
-            hot_rows = sized.plan(vocabulary_sizes).hot_rows
+            hot_rows = sized._layout(vocabulary_sizes).hot_rows
             threshold = budget_lib.planned_threshold(hot_rows, self.decay_half_life or 8.0)
         demote = self.demote_threshold
         if demote is None:
@@ -261,19 +277,21 @@ class CafeConfig:
         return dataclasses.replace(sized, threshold=threshold, demote_threshold=demote)
 
     def plan(self, vocabulary_sizes) -> budget_lib.CafeLayout:
-        """The layout of a CAFE layer of this config over features of `vocabulary_sizes`
-        (the budget and hot share resolved first when they are not set)."""
-        config = self if self.budget_bytes and self.hot_share else self.resolved(vocabulary_sizes)
+        """The layout of a CAFE layer of this config over features of `vocabulary_sizes`."""
+        return self.resolved(vocabulary_sizes)._layout(vocabulary_sizes)
+
+    def _layout(self, vocabulary_sizes) -> budget_lib.CafeLayout:
+        """The layout of this config, whose budget, hot share and medium share are set."""
         return budget_lib.plan_cafe_layout(
             vocabulary_sizes,
-            config.embedding_dim,
-            config.budget_bytes,
-            config.hot_share,
-            config.slots_per_bucket,
-            config.multi_level,
-            config.medium_share,
+            self.embedding_dim,
+            self.budget_bytes,
+            self.hot_share,
+            self.slots_per_bucket,
+            self.multi_level,
+            self.medium_share,
             bookkeeping_bytes=budget_lib.CAFE_COUNTER_BYTES,
-            sketch_bytes_per_hot_row=config.sketch_bytes_per_hot_row,
+            sketch_bytes_per_hot_row=self.sketch_bytes_per_hot_row,
         )
 
     def to_dict(self) -> dict:

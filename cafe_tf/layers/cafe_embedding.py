@@ -87,7 +87,7 @@ class CafeEmbeddingCollectionLogic:
         resolved = self.config.resolved(vocabulary)
         self.budget_bytes = resolved.budget_bytes
         self.layout = resolved.plan(vocabulary)
-        # False also when the budget leaves no room for a medium level (CafeConfig.resolved).
+        # False also where the planner gives multi-level hashing no medium level.
         self.multi_level = resolved.multi_level
         self.sketch_config = SketchConfig(
             num_buckets=self.layout.num_buckets,
@@ -351,10 +351,13 @@ class CafeEmbeddingCollectionLogic:
         # but it sees each pair once: a pair that occurs more than once here travels
         # with its feature index as -1 - index, and is inserted a second time with importance
         # 0 (same sum, and the sketch sees the repeat).
+        # Feature indices in int64 from here: TF runs int32 arithmetic on the host, which
+        # on a GPU would copy them there and back (docs/gpu.md).
         repeated = occurrences > 1
+        feature_index = tf.cast(route.feature_index, tf.int64)
         exchange = [
             route.keys,
-            tf.where(repeated, -1 - route.feature_index, route.feature_index),
+            tf.where(repeated, -1 - feature_index, feature_index),
             tf.cast(sums, tf.float32),
         ]
         if context is not None:

@@ -11,12 +11,7 @@
 #include <string>
 #include <vector>
 
-// Mix64 and BucketOf are also called from CUDA device code (custom_ops/cuda).
-#if defined(__CUDACC__)
-#define CAFE_HOST_DEVICE __host__ __device__
-#else
-#define CAFE_HOST_DEVICE
-#endif
+#include "host_device.h"  // Mix64, BucketOf, ...: also called from CUDA device code
 
 namespace cafe {
 

@@ -1,21 +1,22 @@
 #include "occurrences.h"
 
 #include <algorithm>
-#include <cmath>
 #include <sstream>
 
 namespace cafe {
 
-std::string ValidateSegments(const int32_t* segments, int64_t n, int64_t num_segments) {
+int64_t FirstInvalidSegment(const int32_t* segments, int64_t n, int64_t num_segments) {
   for (int64_t i = 0; i < n; ++i) {
-    if (segments[i] < 0 || segments[i] >= num_segments) {
-      std::ostringstream err;
-      err << "segment ids must be in [0, " << num_segments << "), got " << segments[i]
-          << " at index " << i;
-      return err.str();
-    }
+    if (segments[i] < 0 || segments[i] >= num_segments) return i;
   }
-  return "";
+  return n;
+}
+
+std::string InvalidSegment(int32_t value, int64_t index, int64_t num_segments) {
+  std::ostringstream err;
+  err << "segment ids must be in [0, " << num_segments << "), got " << value << " at index "
+      << index;
+  return err.str();
 }
 
 void SegmentRowSums(const float* rows, const int32_t* segments, int64_t n, int64_t d,
@@ -24,17 +25,8 @@ void SegmentRowSums(const float* rows, const int32_t* segments, int64_t n, int64
   for (int64_t i = 0; i < n; ++i) {
     const float* row = rows + i * d;
     float* sum = out + static_cast<int64_t>(segments[i]) * d;
-    for (int64_t j = 0; j < d; ++j) sum[j] += row[j];
+    for (int64_t j = 0; j < d; ++j) sum[j] = FlushedAdd(sum[j], row[j]);
   }
-}
-
-float RowNorm(const float* row, int64_t d) {
-  float total = 0.0f;
-  for (int64_t j = 0; j < d; ++j) {
-    const float square = row[j] * row[j];
-    total += square;
-  }
-  return std::sqrt(total);
 }
 
 void PairSums(const float* rows, const int32_t* pairs, int64_t n, int64_t d, bool norm,
@@ -42,8 +34,7 @@ void PairSums(const float* rows, const int32_t* pairs, int64_t n, int64_t d, boo
   std::fill(sums, sums + num_pairs, 0.0);
   std::fill(occurrences, occurrences + num_pairs, 0.0);
   for (int64_t i = 0; i < n; ++i) {
-    const float value = norm ? RowNorm(rows + i * d, d) : std::fabs(rows[i]);
-    sums[pairs[i]] += static_cast<double>(value);
+    sums[pairs[i]] += static_cast<double>(OccurrenceValue(rows + i * d, d, norm));
     occurrences[pairs[i]] += 1.0;
   }
 }

@@ -4,6 +4,7 @@
 #   custom_ops/tf/gpu_kernels.cc                  (TF GPU kernels; g++, TF headers)
 #   custom_ops/cuda/kernels/hotsketch_kernels.cu  (CUDA kernels; nvcc, no TF headers)
 #   custom_ops/cuda/kernels/routing_kernels.cu    (CafeRoute's CUDA launcher)
+#   custom_ops/cuda/kernels/occurrence_kernels.cu (CafeSegmentRowSums, CafePairImportance)
 # linked into one shared library with the CUDA runtime linked statically
 # (libcudart_static.a), so the library needs no libcudart.so at run time, only
 # a driver new enough for the toolkit it was built with.
@@ -26,6 +27,7 @@
 # an R580+ driver, and CUDA 13 cannot target sm_70 (V100) any more.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+source "$HERE/sources.sh"
 ROOT="$(cd "$HERE/../.." && pwd)"
 OUT="${1:-$HERE/build/_cafe_ops_gpu.so}"
 PYTHON="${PYTHON:-python3}"
@@ -53,25 +55,24 @@ if [ ! -f "$CUDART_STATIC" ]; then
 fi
 
 echo "== nvcc: $("$NVCC" --version | tail -n 2 | head -n 1)"
-# shellcheck disable=SC2086
-"$NVCC" -std=c++17 -O3 --fmad=false --threads 0 $GENCODE -Xcompiler -fPIC \
-  -Xcompiler -fvisibility=hidden -c "$HERE/kernels/hotsketch_kernels.cu" \
-  -o "$OBJ/hotsketch_kernels.o" &
-nvcc_pid=$!
-# shellcheck disable=SC2086
-"$NVCC" -std=c++17 -O3 --fmad=false --threads 0 $GENCODE -Xcompiler -fPIC \
-  -Xcompiler -fvisibility=hidden -c "$HERE/kernels/routing_kernels.cu" -o "$OBJ/routing_kernels.o" &
-routing_pid=$!
+pids=()
+KERNEL_OBJECTS=()
+for src in "${KERNEL_SOURCES[@]}"; do
+  obj="$OBJ/$(basename "${src%.cu}").o"
+  KERNEL_OBJECTS+=("$obj")
+  # shellcheck disable=SC2086
+  "$NVCC" -std=c++17 -O3 --fmad=false --threads 0 $GENCODE -Xcompiler -fPIC \
+    -Xcompiler -fvisibility=hidden -c "$src" -o "$obj" &
+  pids+=($!)
+done
 g++ -std=c++17 -fPIC -O3 -DGOOGLE_CUDA=1 "${TF_CFLAGS[@]}" -I"$TF_CUDA_INCLUDE" \
   -c "$ROOT/custom_ops/tf/gpu_kernels.cc" -o "$OBJ/gpu_kernels.o" &
-gxx_pid=$!
-wait $nvcc_pid
-wait $routing_pid
-wait $gxx_pid
+pids+=($!)
+for pid in "${pids[@]}"; do wait "$pid"; done
 # The CPU library's sources (setup.py's list: all but gpu_kernels.cc, built above).
 mapfile -t SOURCES < <(ls "$ROOT"/custom_ops/core/*.cc "$ROOT"/custom_ops/tf/*.cc |
                        grep -v '/gpu_kernels\.cc$')
 g++ -std=c++17 -shared -fPIC -O3 "${SOURCES[@]}" "$OBJ/gpu_kernels.o" \
-  "$OBJ/hotsketch_kernels.o" "$OBJ/routing_kernels.o" -o "$OUT" "${TF_CFLAGS[@]}" "${TF_LFLAGS[@]}" \
+  "${KERNEL_OBJECTS[@]}" -o "$OUT" "${TF_CFLAGS[@]}" "${TF_LFLAGS[@]}" \
   "$CUDART_STATIC" -ldl -lrt -lpthread
 echo "== built $OUT"

@@ -1,8 +1,9 @@
 // TensorFlow GPU kernels for the ops registered in ../tf/hotsketch_ops.cc
-// (CafeSketchInsert, CafeSketchQuery, CafeSketchMigrate) and
-// ../tf/routing_ops.cc (CafeRoute). They lock and validate exactly like the
-// CPU kernels there and call the plain CUDA launchers of hotsketch_kernels.h
-// and routing_kernels.h on TensorFlow's own compute stream.
+// (CafeSketchInsert, CafeSketchQuery, CafeSketchMigrate), ../tf/routing_ops.cc
+// (CafeRoute) and ../tf/occurrence_ops.cc (CafeSegmentRowSums,
+// CafePairImportance). They lock and validate exactly like the CPU kernels
+// there and call the plain CUDA launchers of hotsketch_kernels.h,
+// routing_kernels.h and occurrence_kernels.h on TensorFlow's own compute stream.
 //
 // This file includes TF headers but no CUDA kernel code; it is compiled by
 // g++ with -DGOOGLE_CUDA=1 against TF's bundled CUDA headers and linked with
@@ -25,9 +26,12 @@
 #include <vector>
 
 #include "../core/hotsketch.h"
+#include "../core/occurrences.h"
 #include "../core/routing.h"
 #include "../cuda/kernels/hotsketch_kernels.h"
+#include "../cuda/kernels/occurrence_kernels.h"
 #include "../cuda/kernels/routing_kernels.h"
+#include "occurrence_op_inputs.h"
 #include "routing_op_inputs.h"
 #include "sketch_op_inputs.h"
 #include "tensorflow/core/framework/op_kernel.h"
@@ -451,6 +455,111 @@ class CafeRouteGpuOp : public OpKernel {
   std::vector<int64_t> host_tables_;
 };
 
+// ----------------------------------------------- occurrence reductions ---
+
+// Validates the segment ids on the device (the launcher's status word) and
+// reports a bad one with the CPU op's message. The check needs its result on
+// the host: one 8-byte readback (a stream synchronisation) per call, plus one
+// more to read the bad id when there is one.
+Status CheckSegmentStatus(const char* op, const Tensor& status, const Tensor& segments,
+                          int64_t num_segments, cudaStream_t stream) {
+  const int64_t n = segments.NumElements();
+  int64_t bad = n;
+  TF_RETURN_IF_ERROR(CudaStatus(cafe::cuda::CopyDeviceToHostSync(
+                                    &bad, status.flat<int64_t>().data(), sizeof(bad), stream),
+                                op, "status read"));
+  if (bad >= n) return OkStatus();
+  int32_t value = 0;
+  TF_RETURN_IF_ERROR(CudaStatus(
+      cafe::cuda::CopyDeviceToHostSync(&value, segments.flat<int32_t>().data() + bad,
+                                       sizeof(value), stream),
+      op, "status read"));
+  return errors::InvalidArgument(op, ": ", cafe::InvalidSegment(value, bad, num_segments));
+}
+
+// The shell both occurrence ops share: the input checks, the workspace and
+// status word, the launch (each op's Launch), and the readback of the device
+// check of the ids.
+class OccurrenceGpuOp : public OpKernel {
+ public:
+  OccurrenceGpuOp(OpKernelConstruction* ctx, const char* op) : OpKernel(ctx), op_(op) {}
+
+  void Compute(OpKernelContext* ctx) override {
+    int64_t num_segments = 0;
+    OP_REQUIRES_OK(ctx, CheckSegmentShapes(ctx, op_, &num_segments));
+    const Tensor& segments = ctx->input(1);
+    const int64_t n = segments.NumElements();
+    OP_REQUIRES(ctx, n <= std::numeric_limits<int32_t>::max(),
+                errors::InvalidArgument(op_, ": the GPU kernel supports at most 2^31 - 1 rows, "
+                                        "got ", n));
+    cudaError_t err = cudaSuccess;
+    const size_t bytes = cafe::cuda::OccurrenceWorkspaceBytes(n, num_segments, &err);
+    OP_REQUIRES_OK(ctx, CudaStatus(err, op_, "workspace query"));
+    Tensor workspace, status;
+    OP_REQUIRES_OK(ctx, AllocateBytes(ctx, bytes, &workspace));
+    OP_REQUIRES_OK(ctx, ctx->allocate_temp(DT_INT64, TensorShape({1}), &status));
+    const cudaStream_t stream = StreamOf(ctx);
+    OP_REQUIRES_OK(ctx, Launch(ctx, num_segments, DevicePtr<int64_t>(status), workspace.data(),
+                               bytes, stream));
+    OP_REQUIRES_OK(ctx, CheckSegmentStatus(op_, status, segments, num_segments, stream));
+  }
+
+ protected:
+  // Checks the op's own inputs, allocates its outputs and launches its kernels.
+  virtual Status Launch(OpKernelContext* ctx, int64_t num_segments, int64_t* status,
+                        void* workspace, size_t bytes, cudaStream_t stream) = 0;
+
+  const char* op_;
+};
+
+class CafeSegmentRowSumsGpuOp : public OccurrenceGpuOp {
+ public:
+  explicit CafeSegmentRowSumsGpuOp(OpKernelConstruction* ctx)
+      : OccurrenceGpuOp(ctx, "CafeSegmentRowSums") {}
+
+ protected:
+  Status Launch(OpKernelContext* ctx, int64_t num_segments, int64_t* status, void* workspace,
+                size_t bytes, cudaStream_t stream) override {
+    const Tensor& rows = ctx->input(0);
+    const int64_t d = rows.dim_size(1);
+    Tensor* sums = nullptr;
+    TF_RETURN_IF_ERROR(ctx->allocate_output(0, TensorShape({num_segments, d}), &sums));
+    return CudaStatus(cafe::cuda::LaunchSegmentRowSums(
+                          rows.flat<float>().data(), ctx->input(1).flat<int32_t>().data(),
+                          rows.dim_size(0), d, num_segments, sums->flat<float>().data(), status,
+                          workspace, bytes, stream),
+                      op_, "launch");
+  }
+};
+
+class CafePairImportanceGpuOp : public OccurrenceGpuOp {
+ public:
+  explicit CafePairImportanceGpuOp(OpKernelConstruction* ctx)
+      : OccurrenceGpuOp(ctx, "CafePairImportance") {
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("norm", &norm_));
+  }
+
+ protected:
+  Status Launch(OpKernelContext* ctx, int64_t num_pairs, int64_t* status, void* workspace,
+                size_t bytes, cudaStream_t stream) override {
+    const Tensor& rows = ctx->input(0);
+    TF_RETURN_IF_ERROR(CheckPairRows(rows, norm_));
+    Tensor* sums = nullptr;
+    Tensor* occurrences = nullptr;
+    TF_RETURN_IF_ERROR(ctx->allocate_output(0, TensorShape({num_pairs}), &sums));
+    TF_RETURN_IF_ERROR(ctx->allocate_output(1, TensorShape({num_pairs}), &occurrences));
+    return CudaStatus(cafe::cuda::LaunchPairImportance(
+                          rows.flat<float>().data(), ctx->input(1).flat<int32_t>().data(),
+                          rows.dim_size(0), rows.dim_size(1), norm_, num_pairs,
+                          sums->flat<double>().data(), occurrences->flat<double>().data(), status,
+                          workspace, bytes, stream),
+                      op_, "launch");
+  }
+
+ private:
+  bool norm_;
+};
+
 #define CAFE_STATE_HOST_MEMORY                                                      \
   HostMemory("slots_var").HostMemory("scores_var").HostMemory("mass_var")            \
       .HostMemory("batches_var")
@@ -465,6 +574,13 @@ REGISTER_KERNEL_BUILDER(Name("CafeSketchMigrate")
                         CafeSketchMigrateGpuOp);
 
 REGISTER_KERNEL_BUILDER(Name("CafeRoute").Device(DEVICE_GPU), CafeRouteGpuOp);
+
+// num_segments sizes the output, so the kernel reads it on the host.
+REGISTER_KERNEL_BUILDER(
+    Name("CafeSegmentRowSums").Device(DEVICE_GPU).HostMemory("num_segments"),
+    CafeSegmentRowSumsGpuOp);
+REGISTER_KERNEL_BUILDER(Name("CafePairImportance").Device(DEVICE_GPU).HostMemory("num_pairs"),
+                        CafePairImportanceGpuOp);
 
 #undef CAFE_STATE_HOST_MEMORY
 

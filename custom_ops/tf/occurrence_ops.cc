@@ -1,9 +1,9 @@
 // TensorFlow shell over the per-occurrence reductions (../core/occurrences.h):
 // registration, shape functions, input checks. All semantics live in ../core.
 #include <cstdint>
-#include <string>
 
 #include "../core/occurrences.h"
+#include "occurrence_op_inputs.h"
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/shape_inference.h"
@@ -26,25 +26,16 @@ Status SegmentInputsShape(InferenceContext* c, ShapeHandle* rows, DimensionHandl
   return c->MakeDimForScalarInput(2, segments);
 }
 
-// Checks rows [N, D], segment ids [N] in [0, num_segments) and a scalar
-// num_segments >= 0; sets *num_segments.
+// Checks the inputs as CheckSegmentShapes does, and the segment ids' values
+// on the host; sets *num_segments.
 Status CheckSegmentInputs(OpKernelContext* ctx, const char* op, int64_t* num_segments) {
-  const Tensor& rows = ctx->input(0);
+  TF_RETURN_IF_ERROR(cafe_ops::CheckSegmentShapes(ctx, op, num_segments));
   const Tensor& segments = ctx->input(1);
-  const Tensor& count = ctx->input(2);
-  if (rows.dims() != 2 || segments.dims() != 1 || segments.dim_size(0) != rows.dim_size(0)) {
-    return errors::InvalidArgument(op, ": rows must be [N, D] and segment ids [N], got ",
-                                   rows.shape().DebugString(), " and ",
-                                   segments.shape().DebugString());
+  const int32_t* ids = segments.flat<int32_t>().data();
+  const int64_t bad = cafe::FirstInvalidSegment(ids, segments.NumElements(), *num_segments);
+  if (bad < segments.NumElements()) {
+    return errors::InvalidArgument(op, ": ", cafe::InvalidSegment(ids[bad], bad, *num_segments));
   }
-  if (count.dims() != 0 || count.scalar<int32_t>()() < 0) {
-    return errors::InvalidArgument(op, ": the number of segments must be a scalar >= 0");
-  }
-  *num_segments = count.scalar<int32_t>()();
-  const std::string problem =
-      cafe::ValidateSegments(segments.flat<int32_t>().data(), segments.NumElements(),
-                             *num_segments);
-  if (!problem.empty()) return errors::InvalidArgument(op, ": ", problem);
   return OkStatus();
 }
 
@@ -114,9 +105,7 @@ class CafePairImportanceOp : public OpKernel {
     int64_t num_pairs = 0;
     OP_REQUIRES_OK(ctx, CheckSegmentInputs(ctx, "CafePairImportance", &num_pairs));
     const Tensor& rows = ctx->input(0);
-    OP_REQUIRES(ctx, norm_ || rows.dim_size(1) == 1,
-                errors::InvalidArgument("CafePairImportance: without norm, rows must have one "
-                                        "column, got ", rows.shape().DebugString()));
+    OP_REQUIRES_OK(ctx, cafe_ops::CheckPairRows(rows, norm_));
     Tensor* sums = nullptr;
     Tensor* occurrences = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({num_pairs}), &sums));

@@ -37,7 +37,9 @@ KINDS = {
         "CafeEmbeddingCollection",
         dict(
             features=FEATURES,
-            config=CafeConfig(embedding_dim=4, compression_ratio=5, multi_level=True),
+            config=CafeConfig(
+                embedding_dim=4, compression_ratio=5, multi_level=True, medium_share=0.3
+            ),
         ),
     ),
     "cafe_reference": (
@@ -215,7 +217,7 @@ class Keras3HarnessTest(testing.TestCase):
     @parameterized.named_parameters(
         ("gradient", {}, 2),
         ("frequency", {"importance": "frequency"}, 2),
-        ("multi_level", {"multi_level": True}, 3),
+        ("multi_level", {"multi_level": True, "medium_share": 0.3}, 3),
         ("reference", {"backend": "reference"}, 2),
     )
     def test_run_layer_test_cafe_embedding(self, options, trainable):

@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from cafe_tf import CafeConfig
+from cafe_tf import CafeConfig, budget
 
 VALID = dict(embedding_dim=8, compression_ratio=10)
 
@@ -69,7 +69,9 @@ VALID = dict(embedding_dim=8, compression_ratio=10)
             id="zero_medium_ratio",
         ),
         pytest.param(
-            dict(medium_share=1.0), "`medium_share` must be in \\(0, 1\\)", id="medium_share_1"
+            dict(medium_share=1.0),
+            "`medium_share` must be None or in \\(0, 1\\)",
+            id="medium_share_1",
         ),
         pytest.param(
             dict(decay_rule="often"),
@@ -135,6 +137,7 @@ def test_all_problems_are_reported_at_once():
                 backend="reference",
                 importance="frequency",
                 multi_level=True,
+                medium_share=0.3,
             ),
             id="every_option",
         ),
@@ -146,3 +149,58 @@ def test_valid_configs_construct_and_round_trip(changes):
     resolved = config.resolved([1000, 300])
     assert resolved.budget_bytes > 0 and resolved.threshold is not None
     assert dataclasses.replace(resolved) == resolved  # resolved configs pass the checks too
+
+
+# Criteo-like: 676k ids in 26 features, as benchmarks/quality.py's smallest shape.
+CRITEO_LIKE = [26_000] * 26
+
+
+@pytest.mark.parametrize("ratio", [10, 100, 1000, 10000])
+def test_defaults_follow_the_layout(ratio):
+    """Hot share at least 0.7, k from the hot rows (40,000 / H within [2, 10], raised for
+    small hot tables to a 12,800-lookup half-life), demotion at k / 2."""
+    resolved = CafeConfig(embedding_dim=16, compression_ratio=ratio).resolved(CRITEO_LIKE)
+    paper_k, paper_h = budget.paper_settings(ratio)
+    assert resolved.hot_share == max(0.7, 1 - paper_h)
+    hot_rows = resolved.plan(CRITEO_LIKE).hot_rows
+    k = min(10.0, max(2.0, 40_000 / hot_rows))
+    assert resolved.threshold == max(k, 12_800 / (8 * hot_rows))
+    assert 2.0 <= resolved.threshold
+    assert resolved.demote_threshold == resolved.threshold / 2
+    # What is set stays.
+    fixed = CafeConfig(
+        embedding_dim=16, compression_ratio=ratio, threshold=7.0, hot_share=0.6
+    ).resolved(CRITEO_LIKE)
+    assert (fixed.threshold, fixed.hot_share, fixed.demote_threshold) == (7.0, 0.6, 3.5)
+
+
+def test_threshold_regimes():
+    assert budget.planned_threshold(100_000) == 2.0  # large hot tables reach into the tail
+    assert budget.planned_threshold(4000) == 10.0
+    assert budget.planned_threshold(400) == 10.0
+    assert budget.planned_threshold(40) == 40.0  # a half-life of 12,800 lookups
+
+
+@pytest.mark.parametrize(
+    "ratio, medium_share, vocabulary, expected",
+    [
+        pytest.param(100, None, CRITEO_LIKE, False, id="planner_below_1000x"),
+        pytest.param(1000, None, CRITEO_LIKE, True, id="planner_from_1000x"),
+        pytest.param(100, 0.3, CRITEO_LIKE, True, id="asked_for_below_1000x"),
+        # 10000x: 43 KB for 26 features; the hashed 10% cannot hold two rows per feature.
+        pytest.param(10000, None, CRITEO_LIKE, False, id="no_room"),
+        pytest.param(10000, 0.3, CRITEO_LIKE, False, id="no_room_even_asked"),
+    ],
+)
+def test_the_planner_decides_the_medium_level(ratio, medium_share, vocabulary, expected):
+    config = CafeConfig(
+        embedding_dim=16, compression_ratio=ratio, multi_level=True, medium_share=medium_share
+    )
+    resolved = config.resolved(vocabulary)
+    assert resolved.multi_level is expected
+    assert resolved.medium_share == (0.3 if medium_share is None else medium_share)
+    layout = resolved.plan(vocabulary)
+    assert (sum(layout.medium_rows) > 0) is expected
+    if not expected:  # exactly the single-level layout
+        single = CafeConfig(embedding_dim=16, compression_ratio=ratio).plan(vocabulary)
+        assert layout == single

@@ -291,7 +291,7 @@ def _hot_table_optimizer_variables(optimizer, layer):
 def test_migration_copies_the_row_read_and_resets_optimizer_slots(multi_level, optimizer_name):
     make_optimizer, initial, slots_per_variable = OPTIMIZERS[optimizer_name]
     features = {"a": 1000, "b": 500, "c": 300}
-    layer = _layer(features, multi_level=multi_level, threshold=3.0)
+    layer = _layer(features, multi_level=multi_level, medium_share=0.3, threshold=3.0)
     optimizer = make_optimizer()
     ids = {
         "a": tf.constant([11, 12, 13, 14], tf.int64),
@@ -379,11 +379,21 @@ def test_memory_within_budget(ratio, multi_level):
         embedding_dim=16,
         compression_ratio=ratio,
         multi_level=multi_level,
+        medium_share=0.3,
     )
     held = layer.memory_bytes()
     assert held <= layer.budget_bytes
     assert held >= 0.97 * layer.budget_bytes
     assert held == layer.layout.bytes["total"]
+    # Everything but embedding rows (sketch, counters), per hot row: at most 16 bytes.
+    tables = {"hot_table", "hashed_tables", "medium_tables"}
+    finding = sum(
+        v.shape.num_elements() * v.dtype.size
+        for v in layer.weights
+        if v.name.split("/")[-1].split(":")[0] not in tables
+    )
+    assert finding == layer.layout.bytes["sketch"] + layer.layout.bytes["bookkeeping"]
+    assert finding / layer.layout.hot_rows <= 16
 
 
 def test_config_round_trip_and_weights_keep_the_sketch(tmp_path):
@@ -395,6 +405,7 @@ def test_config_round_trip_and_weights_keep_the_sketch(tmp_path):
             threshold=2.0,
             importance="frequency",
             multi_level=True,
+            medium_share=0.3,
         ),
         combiner="mean",
         name="cafe",
@@ -596,6 +607,7 @@ def test_migrate_now_migrates_in_a_custom_training_loop():
             hot_share=0.5,
             importance="frequency",
             multi_level=True,
+            medium_share=0.3,
             decay_rule="batches",
             decay_period=3,
             slots_per_bucket=2,

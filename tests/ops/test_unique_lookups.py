@@ -153,7 +153,7 @@ CONFIGS = [
     pytest.param(dict(importance="gradient"), id="gradient"),
     pytest.param(dict(importance="frequency"), id="frequency"),
     pytest.param(
-        dict(importance="gradient", multi_level=True, medium_threshold_ratio=0.3),
+        dict(importance="gradient", multi_level=True, medium_share=0.3, medium_threshold_ratio=0.3),
         id="gradient-multi_level",
     ),
 ]

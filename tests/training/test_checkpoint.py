@@ -344,7 +344,9 @@ def test_state_the_checkpoint_lacks_is_named(tmp_path):
     layer.build(None)
     path = tf.train.Checkpoint(layer=layer).save(str(tmp_path / "ckpt"))
     other = CafeEmbeddingCollection(
-        {"x": 1000}, CafeConfig(embedding_dim=4, budget_bytes=4000, multi_level=True), name="cafe"
+        {"x": 1000},
+        CafeConfig(embedding_dim=4, budget_bytes=4000, multi_level=True, medium_share=0.3),
+        name="cafe",
     )
     other.build(None)
     problems = mismatches(tf.train.Checkpoint(layer=other), path)
@@ -512,20 +514,44 @@ def test_sigkill_mid_training_resumes_from_last_checkpoint_with_nothing_lost(tmp
         np.testing.assert_array_equal(resumed[name], expected[name], err_msg=name)
 
 
-def test_checkpoint_of_an_older_sketch_layout_is_refused_naming_the_versions(tmp_path, monkeypatch):
-    """A checkpoint written with sketch_state_version 2 (16-byte slots) cannot be read."""
+@pytest.mark.parametrize("old_version", [2, 3])
+def test_checkpoint_of_an_older_sketch_layout_is_refused_naming_the_versions(
+    tmp_path, monkeypatch, old_version
+):
+    """Checkpoints of the former layouts (2: 16-byte slots; 3: 12-byte slots in one
+    bucket of four per hot row) cannot be read into today's layer, naming both versions."""
     from cafe_tf.layers import layout_record
 
-    monkeypatch.setattr(layout_record, "SKETCH_STATE_VERSION", 2)
-    _, old = _layer_checkpoint({"x": 1000, "y": 500})
-    path = old.save(str(tmp_path / "ckpt"))
-    monkeypatch.setattr(layout_record, "SKETCH_STATE_VERSION", 3)
-    _, current = _layer_checkpoint({"x": 1000, "y": 500})
-    message = r"sketch_state_version is 2 in the checkpoint but 3 in this model"
+    current_version = layout_record.SKETCH_STATE_VERSION
+    assert current_version == 4
+    with monkeypatch.context() as patch:
+        patch.setattr(layout_record, "SKETCH_STATE_VERSION", old_version)
+        old = CafeEmbeddingCollection(
+            {"x": 1000, "y": 500},
+            CafeConfig(
+                embedding_dim=4,
+                compression_ratio=20,
+                sketch_bytes_per_hot_row=None,
+                slots_per_bucket=4,
+            ),
+            name="cafe",
+        )
+        old.build(None)
+        path = make_checkpoint(old, optimizer=None).save(str(tmp_path / "ckpt"))
+    current, checkpoint = _layer_checkpoint({"x": 1000, "y": 500})
+    before = [v.numpy() for v in current.weights]
+    message = (
+        f"sketch_state_version is {old_version} in the checkpoint but {current_version} in "
+        f"this model: the checkpoint holds an older sketch layout \\(version {old_version}; "
+        f"this cafe_tf reads version {current_version}"
+    )
     assert any(
-        "sketch_state_version is 2 in the checkpoint but 3" in p for p in mismatches(current, path)
+        f"sketch_state_version is {old_version} in the checkpoint but {current_version}" in p
+        for p in mismatches(checkpoint, path)
     )
     with pytest.raises(CheckpointMismatchError, match=message):
-        restore(current, path)
+        restore(checkpoint, path)
     with pytest.raises(CheckpointMismatchError, match="older sketch layout"):
-        current.restore(path)
+        checkpoint.restore(path)
+    for v, value in zip(current.weights, before):
+        np.testing.assert_array_equal(v.numpy(), value, err_msg=v.name)

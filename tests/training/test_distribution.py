@@ -176,7 +176,7 @@ def _distinct_pairs_per_replica(strategy, dataset):
 def test_mirrored_fit_matches_single_device_and_replicas_are_identical(
     strategy, importance, multi_level, tmp_path
 ):
-    config = mu.cafe_config(importance=importance, multi_level=multi_level)
+    config = mu.cafe_config(importance=importance, multi_level=multi_level, medium_share=0.3)
     c_config = mu.cafe_config(embedding_dim=4, compression_ratio=50, importance=importance)
     arrays = mu.make_arrays(NUM_EXAMPLES, seed=1)
     batches = mu.dataset(arrays, GLOBAL_BATCH)

@@ -7,6 +7,8 @@
 #include <functional>
 #include <thread>
 
+#include "../../core/occurrences.h"
+
 namespace cafe {
 namespace harness {
 
@@ -98,6 +100,37 @@ class CoreBackend : public Backend {
     return cafe::Migrate(config_, state_.view(), force_decay);
   }
   Snapshot Read() override { return state_; }
+  void Route(const RouteTables& tables, const std::vector<int64_t>& ids,
+             const std::vector<int32_t>& feature_index, RouteResult* result,
+             std::vector<int32_t>* inverse) override {
+    inverse->assign(ids.size(), 0);
+    const ConstSketchState view{state_.slots.data(), state_.scores.data()};
+    cafe::Route(config_, view, tables, ids.data(), feature_index.data(),
+                static_cast<int64_t>(ids.size()), inverse->data(), result, parallel_for_);
+  }
+  int64_t SegmentRowSums(const std::vector<float>& rows, const std::vector<int32_t>& segments,
+                         int64_t d, int64_t num_segments, std::vector<float>* out) override {
+    const int64_t n = static_cast<int64_t>(segments.size());
+    const int64_t status = FirstInvalidSegment(segments.data(), n, num_segments);
+    out->assign(num_segments * d, 0.f);
+    if (status == n) {
+      cafe::SegmentRowSums(rows.data(), segments.data(), n, d, num_segments, out->data());
+    }
+    return status;
+  }
+  int64_t PairImportance(const std::vector<float>& rows, const std::vector<int32_t>& pairs,
+                         int64_t d, bool norm, int64_t num_pairs, std::vector<double>* sums,
+                         std::vector<double>* occurrences) override {
+    const int64_t n = static_cast<int64_t>(pairs.size());
+    const int64_t status = FirstInvalidSegment(pairs.data(), n, num_pairs);
+    sums->assign(num_pairs, 0.0);
+    occurrences->assign(num_pairs, 0.0);
+    if (status == n) {
+      PairSums(rows.data(), pairs.data(), n, d, norm, num_pairs, sums->data(),
+               occurrences->data());
+    }
+    return status;
+  }
 
  private:
   int threads_;

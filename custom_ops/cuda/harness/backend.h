@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "../../core/hotsketch.h"
+#include "../../core/routing.h"
 
 namespace cafe {
 namespace harness {
@@ -41,6 +42,19 @@ class Backend {
                      std::vector<int32_t>* levels) = 0;
   virtual MigrationResult Migrate(bool force_decay) = 0;
   virtual Snapshot Read() = 0;
+  // cafe::Route over the backend's state: *result, and *inverse (one per id).
+  virtual void Route(const RouteTables& tables, const std::vector<int64_t>& ids,
+                     const std::vector<int32_t>& feature_index, RouteResult* result,
+                     std::vector<int32_t>* inverse) = 0;
+  // cafe::SegmentRowSums of rows [n, d]; returns n when every segment id is
+  // valid, else the first invalid index (then *out is not compared).
+  virtual int64_t SegmentRowSums(const std::vector<float>& rows,
+                                 const std::vector<int32_t>& segments, int64_t d,
+                                 int64_t num_segments, std::vector<float>* out) = 0;
+  // cafe::PairSums of rows [n, d]; returns as SegmentRowSums does.
+  virtual int64_t PairImportance(const std::vector<float>& rows, const std::vector<int32_t>& pairs,
+                                 int64_t d, bool norm, int64_t num_pairs,
+                                 std::vector<double>* sums, std::vector<double>* occurrences) = 0;
 };
 
 // The authoritative CPU core (custom_ops/core), with `threads` shards run on

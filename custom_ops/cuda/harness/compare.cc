@@ -1,5 +1,6 @@
 #include "compare.h"
 
+#include <algorithm>
 #include <cinttypes>
 #include <cmath>
 #include <cstdio>
@@ -20,8 +21,22 @@ bool SameBits(const T& a, const T& b) {
   return std::memcmp(&a, &b, sizeof(T)) == 0;
 }
 
+// Same bits, or both NaN: x86 and CUDA make NaNs of different bit patterns
+// (x86 keeps an operand's payload, CUDA returns its canonical NaN).
+template <typename T>
+bool SameValue(const T& a, const T& b) {
+  return SameBits(a, b) || (a != a && b != b);  // NOLINT: x != x is the NaN test for any T
+}
+
 std::string Show(int64_t v) { return std::to_string(v); }
 std::string Show(int32_t v) { return std::to_string(v); }
+std::string Show(double v) {
+  char buf[64];
+  uint64_t bits;
+  std::memcpy(&bits, &v, sizeof(bits));
+  std::snprintf(buf, sizeof(buf), "%.17g (0x%016" PRIx64 ")", v, bits);
+  return buf;
+}
 std::string Show(float v) {
   char buf[64];
   uint32_t bits;
@@ -41,7 +56,7 @@ bool CompareArray(const char* what, const std::vector<T>& a, const std::vector<T
   bool same = true;
   int64_t count = 0;
   for (size_t i = 0; i < a.size(); ++i) {
-    if (SameBits(a[i], b[i])) continue;
+    if (SameValue(a[i], b[i])) continue;
     same = false;
     if (count++ < limit)
       diffs->push_back(std::string(what) + "[" + std::to_string(i) + "]: " + Show(a[i]) + " vs " +
@@ -103,6 +118,112 @@ bool SameMigration(const MigrationResult& a, const MigrationResult& b,
   return same;
 }
 
+// -------------------------------------------------------------- lookup ---
+
+namespace {
+
+// Rows [n, d] of gradient-like values over 40 binades (so every sum depends
+// on its order), with now and then a NaN, an infinity, a signed zero, a
+// subnormal or a huge value.
+std::vector<float> MakeRows(Rng& rng, int64_t n, int64_t d) {
+  static const float kSpecial[] = {std::nanf(""), INFINITY, -INFINITY, -0.0f, 0.0f, 1e-40f,
+                                   -3e-39f, 1.5e-38f, -1.2e-38f, 3e38f, -3e38f, 1e-20f};
+  std::vector<float> rows(static_cast<size_t>(n * d));
+  for (float& x : rows) {
+    x = rng.Below(40) == 0 ? kSpecial[rng.Below(sizeof(kSpecial) / sizeof(float))]
+                           : static_cast<float>((rng.Uniform() * 2.0 - 1.0) *
+                                                std::exp2(rng.Uniform() * 40.0 - 20.0));
+  }
+  return rows;
+}
+
+// Three features' tables, with medium tables when `multi_level`.
+RouteTables LookupTables(bool multi_level) {
+  RouteTables t;
+  t.hashed_offsets = {0, 97, 98};
+  t.hashed_sizes = {97, 1, 1000};
+  if (multi_level) {
+    t.medium_offsets = {0, 13, 14};
+    t.medium_sizes = {13, 1, 200};
+  }
+  return t;
+}
+
+bool SameStatus(const char* what, int64_t a, int64_t b, std::vector<std::string>* diffs) {
+  if (a == b) return true;
+  diffs->push_back(std::string(what) + " status: " + Show(a) + " vs " + Show(b));
+  return false;
+}
+
+// The backward pass of a lookup on both backends: routes `ids`, then sums
+// rows over the route's inverse (segment row sums, pair importance with and
+// without norm), with empty segments on odd steps and one invalid id on every
+// fourth step.
+bool CompareLookup(int step, uint64_t seed, const std::vector<int64_t>& ids,
+                   const std::vector<int32_t>& feature_index, Backend& reference,
+                   Backend& candidate, std::vector<std::string>* diffs) {
+  Rng rng(seed ^ (0x51ed27ULL * static_cast<uint64_t>(step + 1)));
+  const int64_t n = static_cast<int64_t>(ids.size());
+  std::vector<int32_t> route_features(ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) {
+    route_features[i] =
+        i < feature_index.size() ? feature_index[i] % 3 : static_cast<int32_t>(rng.Below(3));
+  }
+  const RouteTables tables = LookupTables(step % 2 == 1);
+  RouteResult ra, rb;
+  std::vector<int32_t> ia, ib;
+  reference.Route(tables, ids, route_features, &ra, &ia);
+  candidate.Route(tables, ids, route_features, &rb, &ib);
+  bool ok = CompareArray("route inverse", ia, ib, diffs, 5);
+  ok = CompareArray("route keys", ra.keys, rb.keys, diffs, 5) && ok;
+  ok = CompareArray("route feature_index", ra.feature_index, rb.feature_index, diffs, 5) && ok;
+  ok = CompareArray("route hot_row", ra.hot_row, rb.hot_row, diffs, 5) && ok;
+  ok = CompareArray("route level", ra.level, rb.level, diffs, 5) && ok;
+  ok = CompareArray("route hashed_row", ra.hashed_row, rb.hashed_row, diffs, 5) && ok;
+  ok = CompareArray("route medium_row", ra.medium_row, rb.medium_row, diffs, 5) && ok;
+  ok = CompareArray("route read_hot", ra.read_hot, rb.read_hot, diffs, 5) && ok;
+  ok = CompareArray("route read_hashed", ra.read_hashed, rb.read_hashed, diffs, 5) && ok;
+  ok = CompareArray("route read_medium", ra.read_medium, rb.read_medium, diffs, 5) && ok;
+  ok = CompareArray("route first_index", ra.first_index, rb.first_index, diffs, 5) && ok;
+  ok = CompareArray("route medium_index", ra.medium_index, rb.medium_index, diffs, 5) && ok;
+  if (!ok) return false;
+
+  // The gradient rows of the occurrences, summed per distinct pair.
+  static const int64_t kWidths[] = {1, 5, 16, 33};
+  const int64_t d = std::min<int64_t>(kWidths[step % 4], std::max<int64_t>(1, (1 << 21) / (n + 1)));
+  std::vector<int32_t> segments = ia;
+  const int64_t num_segments = static_cast<int64_t>(ra.keys.size()) + (step % 2 == 1 ? 3 : 0);
+  if (step % 4 == 3 && n > 0) {
+    segments[rng.Below(static_cast<uint64_t>(n))] =
+        rng.Below(2) == 0 ? -1 : static_cast<int32_t>(num_segments);
+  }
+  const std::vector<float> rows = MakeRows(rng, n, d);
+  const std::vector<float> column = MakeRows(rng, n, 1);
+  // An invalid call's outputs are meaningless: only its status is compared.
+  std::vector<float> sa, sb;
+  const int64_t status = reference.SegmentRowSums(rows, segments, d, num_segments, &sa);
+  ok = SameStatus("segment row sums", status,
+                  candidate.SegmentRowSums(rows, segments, d, num_segments, &sb), diffs);
+  if (status == n) ok = CompareArray("segment row sums", sa, sb, diffs, 5) && ok;
+  for (bool norm : {true, false}) {
+    std::vector<double> pa, pb, oa, ob;
+    const std::vector<float>& values = norm ? rows : column;
+    const int64_t width = norm ? d : 1;
+    const char* what = norm ? "pair importance (norm)" : "pair importance (abs)";
+    ok = SameStatus(what,
+                    reference.PairImportance(values, segments, width, norm, num_segments, &pa, &oa),
+                    candidate.PairImportance(values, segments, width, norm, num_segments, &pb, &ob),
+                    diffs) &&
+         ok;
+    if (status != n) continue;
+    ok = CompareArray(what, pa, pb, diffs, 5) && ok;
+    ok = CompareArray("pair occurrences", oa, ob, diffs, 5) && ok;
+  }
+  return ok;
+}
+
+}  // namespace
+
 // ------------------------------------------------------------ scenario ---
 
 bool RunScenario(const Scenario& sc, Backend& reference, Backend& candidate) {
@@ -118,6 +239,7 @@ bool RunScenario(const Scenario& sc, Backend& reference, Backend& candidate) {
   std::vector<std::string> diffs;
   std::string where;
   int64_t inserted = 0, invalid = 0, decays = 0, demoted = 0, promoted = 0, queried = 0;
+  int lookups = 0;
   int64_t dangling_seen = 0;  // hot slots emptied by an underflow (see README)
   int migrations = 0;
   bool ok = true;
@@ -180,6 +302,10 @@ bool RunScenario(const Scenario& sc, Backend& reference, Backend& candidate) {
     ok = CompareArray("query rows", rows_a, rows_b, &diffs, 5) && ok;
     ok = CompareArray("query levels", levels_a, levels_b, &diffs, 5) && ok;
     queried += static_cast<int64_t>(ids.size());
+    if (!ok) break;
+    where = "route and occurrence sums after step " + std::to_string(step);
+    ok = CompareLookup(step, sc.seed, ids, feature_index, reference, candidate, &diffs);
+    ++lookups;
   }
   // Occupancy figures, to show the scenario exercised what it claims.
   const Snapshot final_state = reference.Read();
@@ -192,12 +318,12 @@ bool RunScenario(const Scenario& sc, Backend& reference, Backend& candidate) {
   }
   std::printf("%s %-40s %s vs %s: %d steps, %" PRId64 " keys inserted (%" PRId64
               " invalid batches), %" PRId64 " queried, %d migrations (%" PRId64
-              " decays, %" PRId64 " demoted, %" PRId64 " promoted), final %" PRId64
+              " decays, %" PRId64 " demoted, %" PRId64 " promoted), %d routes summed, final %" PRId64
               "/%zu slots occupied, %" PRId64 " hot, %" PRId64 " pending; max %" PRId64
               " empty hot slots\n",
               ok ? "PASS" : "FAIL", sc.name.c_str(), reference.name().c_str(),
               candidate.name().c_str(), sc.steps, inserted, invalid, queried, migrations, decays,
-              demoted, promoted, occupied, final_state.scores.size(), hot, pending,
+              demoted, promoted, lookups, occupied, final_state.scores.size(), hot, pending,
               dangling_seen);
   if (!ok) {
     std::printf("     first mismatch at %s:\n", where.c_str());

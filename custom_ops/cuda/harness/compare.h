@@ -14,8 +14,11 @@ namespace cafe {
 namespace harness {
 
 // Runs the scenario on both backends, comparing every state array bit for bit
-// after every step, plus every op's outputs. Prints one PASS/FAIL line (and
-// the first mismatches). Returns true on PASS.
+// after every step, plus every op's outputs: insert, migrate, query, and
+// after each query a route of the queried ids and the occurrence sums over its
+// inverse (segment row sums, pair importance). Floats compare bit for bit,
+// except that any NaN matches any NaN (x86 and CUDA make different NaN bits).
+// Prints one PASS/FAIL line (and the first mismatches). Returns true on PASS.
 bool RunScenario(const Scenario& scenario, Backend& reference, Backend& candidate);
 
 // Bitwise comparison; appends human-readable differences (at most `limit`).

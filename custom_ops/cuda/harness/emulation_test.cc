@@ -2,7 +2,9 @@
 // the host -- the same per-thread bodies (../kernels/hotsketch_device_common.h) in the
 // same kernel order, with std::stable_sort / exclusive scans standing in for
 // the CUB radix sorts / scans (CUB's radix sort is documented stable) -- and
-// compares it bit for bit with the CPU core on every harness scenario.
+// compares it bit for bit with the CPU core on every harness scenario, the
+// route and occurrence pipelines included (route_emulation.h,
+// occurrence_emulation.h).
 // What this cannot check: the CUDA-only code (grid-stride loops, the
 // block-cooperative long-run sum, the atomics, CUB itself, launch errors).
 //
@@ -19,6 +21,8 @@
 #include "backend.h"
 #include "batches.h"
 #include "compare.h"
+#include "occurrence_emulation.h"
+#include "route_emulation.h"
 #include "scenarios.h"
 #include "self_test.h"
 #include "../kernels/hotsketch_device_common.h"
@@ -289,6 +293,23 @@ class EmulatedGpuBackend : public Backend {
   }
 
   Snapshot Read() override { return state_; }
+  // Route and the occurrence sums: the pipelines of routing_kernels.cu and
+  // occurrence_kernels.cu (route_emulation.h, occurrence_emulation.h).
+  void Route(const RouteTables& tables, const std::vector<int64_t>& ids,
+             const std::vector<int32_t>& feature_index, RouteResult* result,
+             std::vector<int32_t>* inverse) override {
+    const ConstSketchState view{state_.slots.data(), state_.scores.data()};
+    *result = EmulateRoute(config_, view, tables, ids, feature_index, false, inverse);
+  }
+  int64_t SegmentRowSums(const std::vector<float>& rows, const std::vector<int32_t>& segments,
+                         int64_t d, int64_t num_segments, std::vector<float>* out) override {
+    return EmulateSegmentRowSums(rows, segments, d, num_segments, out);
+  }
+  int64_t PairImportance(const std::vector<float>& rows, const std::vector<int32_t>& pairs,
+                         int64_t d, bool norm, int64_t num_pairs, std::vector<double>* sums,
+                         std::vector<double>* occurrences) override {
+    return EmulatePairImportance(rows, pairs, d, norm, num_pairs, sums, occurrences);
+  }
   int pairwise_mismatches() const { return pairwise_mismatches_; }
 
  private:

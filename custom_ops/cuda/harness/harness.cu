@@ -1,8 +1,10 @@
 // Standalone GPU harness (no TensorFlow): runs the CUDA launchers of
-// hotsketch_kernels.h and the CPU core (../core/hotsketch.cc) on the same
-// inputs, compares every state array and every op output bit for bit
-// (PASS/FAIL per scenario), then measures throughput.
+// hotsketch_kernels.h, routing_kernels.h and occurrence_kernels.h and the CPU
+// core (../core) on the same inputs, compares every state array and every op
+// output bit for bit (PASS/FAIL per scenario), then measures throughput at
+// 64k and 1M keys.
 //
+//   custom_ops/cuda/device_check.sh         # build + run everything, time-limited
 //   custom_ops/cuda/run_harness.sh          # build + run everything
 //   harness [--no-large] [--no-bench] [--bench-only] [--bench-iters N]
 //
@@ -27,6 +29,8 @@
 #include "scenarios.h"
 #include "self_test.h"
 #include "../kernels/hotsketch_kernels.h"
+#include "../kernels/occurrence_kernels.h"
+#include "../kernels/routing_kernels.h"
 
 namespace cafe {
 namespace harness {
@@ -84,6 +88,16 @@ void Download(std::vector<T>* host, const T* d, size_t count, cudaStream_t strea
   host->resize(count);
   if (count > 0)
     CHECK_CUDA(cudaMemcpyAsync(host->data(), d, count * sizeof(T), cudaMemcpyDeviceToHost, stream));
+}
+
+// LaunchRoute's outputs in `buffers` (12, in DeviceRouteOutput's order), each
+// with room for n entries, and its counts in `counts`.
+cuda::DeviceRouteOutput RouteOutputs(DeviceBuffer* buffers, DeviceBuffer& counts, size_t n) {
+  return {buffers[0].As<int64_t>(n),  buffers[1].As<int32_t>(n),  buffers[2].As<int32_t>(n),
+          buffers[3].As<int32_t>(n),  buffers[4].As<int32_t>(n),  buffers[5].As<int64_t>(n),
+          buffers[6].As<int64_t>(n),  buffers[7].As<int32_t>(n),  buffers[8].As<int64_t>(n),
+          buffers[9].As<int64_t>(n),  buffers[10].As<int32_t>(n), buffers[11].As<int32_t>(n),
+          counts.As<int64_t>(5)};
 }
 
 class GpuBackend : public Backend {
@@ -207,14 +221,106 @@ class GpuBackend : public Backend {
     return s;
   }
 
+  void Route(const RouteTables& tables, const std::vector<int64_t>& ids,
+             const std::vector<int32_t>& feature_index, RouteResult* result,
+             std::vector<int32_t>* inverse) override {
+    const int64_t n = static_cast<int64_t>(ids.size());
+    const size_t un = ids.size();
+    Upload(in_keys_, ids, stream_);
+    Upload(in_feature_index_, feature_index, stream_);
+    Upload(tables_[0], tables.hashed_offsets, stream_);
+    Upload(tables_[1], tables.hashed_sizes, stream_);
+    const bool multi = !tables.medium_sizes.empty();
+    Upload(tables_[2], tables.medium_offsets, stream_);
+    Upload(tables_[3], tables.medium_sizes, stream_);
+    const cuda::DeviceRouteTables t{
+        tables_[0].As<int64_t>(0), tables_[1].As<int64_t>(0),
+        multi ? tables_[2].As<int64_t>(0) : nullptr, multi ? tables_[3].As<int64_t>(0) : nullptr,
+        static_cast<int32_t>(tables.num_features()), tables.hashed_seed, tables.medium_seed};
+    const cuda::DeviceRouteOutput out = RouteOutputs(route_, counts64_, un);
+    cudaError_t err = cudaSuccess;
+    const size_t bytes = cuda::RouteWorkspaceBytes(n, &err);
+    CHECK_CUDA(err);
+    CHECK_CUDA(cuda::LaunchRoute(config_.num_buckets, config_.slots_per_bucket, config_.tag_bits,
+                                 config_.medium_threshold, state().slots, state().scores, t,
+                                 in_keys_.As<int64_t>(un), in_feature_index_.As<int32_t>(un), n,
+                                 out, workspace_.Get(bytes), bytes, stream_));
+    int64_t counts[5];
+    CHECK_CUDA(cudaMemcpyAsync(counts, out.counts, sizeof(counts), cudaMemcpyDeviceToHost,
+                               stream_));
+    CHECK_CUDA(cudaStreamSynchronize(stream_));
+    const size_t u = static_cast<size_t>(counts[0]);
+    Download(&result->keys, out.keys, u, stream_);
+    Download(&result->feature_index, out.feature_index, u, stream_);
+    Download(inverse, out.inverse, un, stream_);
+    Download(&result->hot_row, out.hot_row, u, stream_);
+    Download(&result->level, out.level, u, stream_);
+    Download(&result->hashed_row, out.hashed_row, u, stream_);
+    Download(&result->medium_row, out.medium_row, u, stream_);
+    Download(&result->read_hot, out.read_hot, static_cast<size_t>(counts[1]), stream_);
+    Download(&result->read_hashed, out.read_hashed, static_cast<size_t>(counts[2]), stream_);
+    Download(&result->read_medium, out.read_medium, static_cast<size_t>(counts[3]), stream_);
+    Download(&result->first_index, out.first_index, u, stream_);
+    Download(&result->medium_index, out.medium_index, u, stream_);
+    CHECK_CUDA(cudaStreamSynchronize(stream_));
+  }
+
+  int64_t SegmentRowSums(const std::vector<float>& rows, const std::vector<int32_t>& segments,
+                         int64_t d, int64_t num_segments, std::vector<float>* out) override {
+    const int64_t n = static_cast<int64_t>(segments.size());
+    Upload(in_rows_, rows, stream_);
+    Upload(in_segments_, segments, stream_);
+    const size_t outputs = static_cast<size_t>(num_segments * d);
+    cudaError_t err = cudaSuccess;
+    const size_t bytes = cuda::OccurrenceWorkspaceBytes(n, num_segments, &err);
+    CHECK_CUDA(err);
+    CHECK_CUDA(cuda::LaunchSegmentRowSums(in_rows_.As<float>(rows.size()),
+                                          in_segments_.As<int32_t>(segments.size()), n, d,
+                                          num_segments, out_sums_.As<float>(outputs),
+                                          status_.As<int64_t>(1), workspace_.Get(bytes), bytes,
+                                          stream_));
+    return DownloadStatusAnd(out, out_sums_.As<float>(outputs), outputs);
+  }
+
+  int64_t PairImportance(const std::vector<float>& rows, const std::vector<int32_t>& pairs,
+                         int64_t d, bool norm, int64_t num_pairs, std::vector<double>* sums,
+                         std::vector<double>* occurrences) override {
+    const int64_t n = static_cast<int64_t>(pairs.size());
+    const size_t np = static_cast<size_t>(num_pairs);
+    Upload(in_rows_, rows, stream_);
+    Upload(in_segments_, pairs, stream_);
+    cudaError_t err = cudaSuccess;
+    const size_t bytes = cuda::OccurrenceWorkspaceBytes(n, num_pairs, &err);
+    CHECK_CUDA(err);
+    CHECK_CUDA(cuda::LaunchPairImportance(
+        in_rows_.As<float>(rows.size()), in_segments_.As<int32_t>(pairs.size()), n, d, norm,
+        num_pairs, out_pair_sums_.As<double>(np), out_pair_counts_.As<double>(np),
+        status_.As<int64_t>(1), workspace_.Get(bytes), bytes, stream_));
+    Download(occurrences, out_pair_counts_.As<double>(np), np, stream_);
+    return DownloadStatusAnd(sums, out_pair_sums_.As<double>(np), np);
+  }
+
   cudaStream_t stream() const { return stream_; }
 
  private:
+  // Downloads `count` values of `d` into *host and returns the status word.
+  template <typename T>
+  int64_t DownloadStatusAnd(std::vector<T>* host, const T* d, size_t count) {
+    Download(host, d, count, stream_);
+    int64_t status = 0;
+    CHECK_CUDA(cudaMemcpyAsync(&status, status_.As<int64_t>(1), sizeof(status),
+                               cudaMemcpyDeviceToHost, stream_));
+    CHECK_CUDA(cudaStreamSynchronize(stream_));
+    return status;
+  }
+
   cudaStream_t stream_ = nullptr;
   SketchConfig config_;
   DeviceBuffer slots_, scores_, mass_, batches_;
   DeviceBuffer in_keys_, in_importance_, in_feature_index_, status_, workspace_;
   DeviceBuffer out_rows_, out_levels_, counts_, dkeys_, dtags_, drows_, pkeys_, ptags_, prows_;
+  DeviceBuffer tables_[4], route_[12], counts64_;
+  DeviceBuffer in_rows_, in_segments_, out_sums_, out_pair_sums_, out_pair_counts_;
   int64_t batch_n_ = 0;
 };
 
@@ -222,21 +328,45 @@ double Seconds(std::chrono::steady_clock::time_point a, std::chrono::steady_cloc
   return std::chrono::duration<double>(b - a).count();
 }
 
-// Throughput at the benchmark shape: batches of 1M ids from Zipf(1.1) over
-// 10M ids, W = 65536 buckets, c = 4.
-void Benchmark(int iters) {
-  const int64_t n = 1000000;
+// Milliseconds per call of `launch` (asynchronous launches on `stream`, timed
+// by events after two warm-up calls).
+template <typename Launch>
+float MsPerCall(cudaStream_t stream, int iters, const Launch& launch) {
+  for (int i = 0; i < 2; ++i) launch(i);  // allocations, CUB tuning
+  cudaEvent_t start, stop;
+  CHECK_CUDA(cudaEventCreate(&start));
+  CHECK_CUDA(cudaEventCreate(&stop));
+  CHECK_CUDA(cudaEventRecord(start, stream));
+  for (int i = 0; i < iters; ++i) launch(i);
+  CHECK_CUDA(cudaEventRecord(stop, stream));
+  CHECK_CUDA(cudaEventSynchronize(stop));
+  float ms = 0.f;
+  CHECK_CUDA(cudaEventElapsedTime(&ms, start, stop));
+  CHECK_CUDA(cudaEventDestroy(start));
+  CHECK_CUDA(cudaEventDestroy(stop));
+  return ms / iters;
+}
+
+void PrintRate(const char* what, int64_t n, float ms, const char* goal) {
+  const double rate = static_cast<double>(n) / (ms * 1e-3);
+  std::printf("  GPU %-26s %9.2f M keys/s  (%.3f ms per call)%s\n", what, rate / 1e6, ms, goal);
+}
+
+// Throughput on batches of n ids ~ Zipf(1.1) over 10M ids, in the default
+// sketch layout: c = 16 slots per bucket, about 4/3 slots per hot row.
+void Benchmark(int64_t n, int iters) {
   SketchConfig config;
-  config.num_buckets = 65536;
-  config.slots_per_bucket = 4;
-  config.hot_rows = 32768;
+  config.hot_rows = 98304;
+  config.slots_per_bucket = 16;
+  config.num_buckets = config.hot_rows * 4 / 3 / config.slots_per_bucket;  // 8192
   config.tag_bits = 5;  // MakeBatch's feature indices go up to 26
   config.threshold = 20.f;
   config.demote_threshold = 20.f;
   config.medium_threshold = 4.f;
-  std::printf("\nThroughput: batch %" PRId64 " ids ~ Zipf(1.1) over 10M ids, W=%" PRId64
-              " buckets, c=%d\n",
-              n, config.num_buckets, config.slots_per_bucket);
+  const int64_t d = 16;  // embedding width of the occurrence sums
+  std::printf("\nThroughput: batches of %" PRId64 " ids ~ Zipf(1.1) over 10M ids; W=%" PRId64
+              " buckets, c=%d, %d hot rows; occurrence sums over rows of %" PRId64 " floats\n",
+              n, config.num_buckets, config.slots_per_bucket, config.hot_rows, d);
   const Zipf zipf(10000000, 1.1);
   Rng rng(2024);
   const int kBatches = 4;
@@ -249,19 +379,6 @@ void Benchmark(int iters) {
   spec.importance = ImportanceMode::kUniform;
   for (int b = 0; b < kBatches; ++b)
     MakeBatch(spec, rng, zipf, &keys[b], &imp[b], &feature_index[b]);
-  {
-    std::vector<int64_t> sorted = keys[0];
-    std::sort(sorted.begin(), sorted.end());
-    int64_t distinct = 0, longest = 0, run = 0;
-    for (size_t i = 0; i < sorted.size(); ++i) {
-      run = (i > 0 && sorted[i] == sorted[i - 1]) ? run + 1 : 1;
-      distinct += run == 1 ? 1 : 0;
-      longest = std::max(longest, run);
-    }
-    std::printf("  batch 0: %" PRId64 " distinct ids, the most frequent appears %" PRId64
-                " times\n",
-                distinct, longest);
-  }
 
   GpuBackend gpu;
   gpu.Reset(config);
@@ -273,56 +390,79 @@ void Benchmark(int iters) {
     Upload(dt[b], feature_index[b], stream);
   }
   CHECK_CUDA(cudaStreamSynchronize(stream));
-  auto insert = [&](int b) {
+  const float insert_ms = MsPerCall(stream, iters, [&](int i) {
+    const int b = i % kBatches;
     gpu.InsertUploaded(dk[b].As<int64_t>(n), di[b].As<float>(n), dt[b].As<int32_t>(n), n);
-  };
-  for (int i = 0; i < 4; ++i) insert(i % kBatches);  // warm-up (allocations, CUB tuning)
-  CHECK_CUDA(cudaStreamSynchronize(stream));
-  cudaEvent_t start, stop;
-  CHECK_CUDA(cudaEventCreate(&start));
-  CHECK_CUDA(cudaEventCreate(&stop));
-  CHECK_CUDA(cudaEventRecord(start, stream));
-  for (int i = 0; i < iters; ++i) insert(i % kBatches);
-  CHECK_CUDA(cudaEventRecord(stop, stream));
-  CHECK_CUDA(cudaEventSynchronize(stop));
-  float ms = 0.f;
-  CHECK_CUDA(cudaEventElapsedTime(&ms, start, stop));
-  const double gpu_insert = static_cast<double>(n) * iters / (ms * 1e-3);
-  std::printf("  GPU insert: %8.2f M keys/s  (%.3f ms per 1M batch, %d batches; goal >= 500 M "
-              "keys/s on an H100: %s)\n",
-              gpu_insert / 1e6, ms / iters, iters, gpu_insert >= 5e8 ? "met" : "NOT met");
+  });
+  const bool at_1m = n >= 1000000;
+  PrintRate("insert", n, insert_ms, at_1m ? "  goal on an H100: >= 500 M keys/s" : "");
+  gpu.Migrate(true);  // promote the hottest keys, so queries and routes find hot rows
 
-  // Query.
-  std::vector<int32_t> unused_rows, unused_levels;
-  const size_t slots = static_cast<size_t>(config.num_slots());
-  DeviceBuffer qr, ql;
   const SketchState st = gpu.state();
-  auto query = [&](int b) {
+  DeviceBuffer qr, ql;
+  const float query_ms = MsPerCall(stream, iters * 5, [&](int i) {
     CHECK_CUDA(cuda::LaunchQuery(config.num_buckets, config.slots_per_bucket, config.tag_bits,
                                  config.medium_threshold, st.slots, st.scores,
-                                 dk[b].As<int64_t>(n), n, qr.As<int32_t>(n), ql.As<int32_t>(n),
-                                 stream));
-  };
-  (void)slots;
-  for (int i = 0; i < 4; ++i) query(i % kBatches);
-  CHECK_CUDA(cudaEventRecord(start, stream));
-  const int qiters = iters * 5;
-  for (int i = 0; i < qiters; ++i) query(i % kBatches);
-  CHECK_CUDA(cudaEventRecord(stop, stream));
-  CHECK_CUDA(cudaEventSynchronize(stop));
-  CHECK_CUDA(cudaEventElapsedTime(&ms, start, stop));
-  const double gpu_query = static_cast<double>(n) * qiters / (ms * 1e-3);
-  std::printf("  GPU query:  %8.2f M keys/s  (%.3f ms per 1M batch)\n", gpu_query / 1e6,
-              ms / qiters);
+                                 dk[i % kBatches].As<int64_t>(n), n, qr.As<int32_t>(n),
+                                 ql.As<int32_t>(n), stream));
+  });
+  PrintRate("query", n, query_ms, at_1m ? "  goal on an H100: >= 1000 M keys/s" : "");
 
-  // Migration (one forced decay + promotion) at this shape, for reference.
-  {
-    const auto t0 = std::chrono::steady_clock::now();
-    gpu.Migrate(true);
-    const auto t1 = std::chrono::steady_clock::now();
-    std::printf("  GPU migrate (forced decay, %zu slots, incl. result download): %.3f ms\n",
-                slots, Seconds(t0, t1) * 1e3);
+  // Route: 32 features of 65536 hashed rows, one level; the launcher alone
+  // (the TF kernel adds one count readback per call).
+  RouteTables tables;
+  for (int f = 0; f < 32; ++f) {
+    tables.hashed_offsets.push_back(int64_t{f} << 16);
+    tables.hashed_sizes.push_back(int64_t{1} << 16);
   }
+  DeviceBuffer t_offsets, t_sizes, route_ws, counts;
+  Upload(t_offsets, tables.hashed_offsets, stream);
+  Upload(t_sizes, tables.hashed_sizes, stream);
+  const cuda::DeviceRouteTables dtables{t_offsets.As<int64_t>(32), t_sizes.As<int64_t>(32),
+                                        nullptr, nullptr, 32, tables.hashed_seed,
+                                        tables.medium_seed};
+  DeviceBuffer ro[12];
+  const cuda::DeviceRouteOutput out = RouteOutputs(ro, counts, static_cast<size_t>(n));
+  cudaError_t err = cudaSuccess;
+  const size_t route_bytes = cuda::RouteWorkspaceBytes(n, &err);
+  CHECK_CUDA(err);
+  void* rws = route_ws.Get(route_bytes);
+  auto route = [&](int b) {
+    CHECK_CUDA(cuda::LaunchRoute(config.num_buckets, config.slots_per_bucket, config.tag_bits,
+                                 config.medium_threshold, st.slots, st.scores, dtables,
+                                 dk[b].As<int64_t>(n), dt[b].As<int32_t>(n), n, out, rws,
+                                 route_bytes, stream));
+  };
+  PrintRate("route", n, MsPerCall(stream, iters, [&](int i) { route(i % kBatches); }), "");
+
+  // The occurrence sums over batch 0's route: rows [n, d], segments = its inverse.
+  route(0);
+  int64_t distinct = 0;
+  CHECK_CUDA(cudaMemcpyAsync(&distinct, out.counts, sizeof(distinct), cudaMemcpyDeviceToHost,
+                             stream));
+  CHECK_CUDA(cudaStreamSynchronize(stream));
+  std::vector<float> rows(static_cast<size_t>(n * d));
+  for (float& x : rows) x = static_cast<float>(rng.Uniform() * 2.0 - 1.0);
+  DeviceBuffer drows, dsums, dpairs, dcounts, status, occ_ws;
+  Upload(drows, rows, stream);
+  const size_t occ_bytes = cuda::OccurrenceWorkspaceBytes(n, distinct, &err);
+  CHECK_CUDA(err);
+  void* ows = occ_ws.Get(occ_bytes);
+  float* sums = dsums.As<float>(static_cast<size_t>(distinct * d));
+  double* pair_sums = dpairs.As<double>(static_cast<size_t>(distinct));
+  double* pair_counts = dcounts.As<double>(static_cast<size_t>(distinct));
+  const float row_sums_ms = MsPerCall(stream, iters, [&](int) {
+    CHECK_CUDA(cuda::LaunchSegmentRowSums(drows.As<float>(0), out.inverse, n, d, distinct, sums,
+                                          status.As<int64_t>(1), ows, occ_bytes, stream));
+  });
+  PrintRate("segment row sums (d=16)", n, row_sums_ms, "");
+  const float pair_ms = MsPerCall(stream, iters, [&](int) {
+    CHECK_CUDA(cuda::LaunchPairImportance(drows.As<float>(0), out.inverse, n, d, true, distinct,
+                                          pair_sums, pair_counts, status.As<int64_t>(1), ows,
+                                          occ_bytes, stream));
+  });
+  PrintRate("pair importance (d=16)", n, pair_ms, "");
+  std::printf("  (%" PRId64 " distinct (id, feature) pairs in batch 0)\n", distinct);
 
   // CPU core, serial and threaded, on the same batches.
   const int hw = std::max(1u, std::thread::hardware_concurrency());
@@ -354,8 +494,6 @@ void Benchmark(int iters) {
     std::printf("  CPU core (%2d thread%s): insert %8.2f M keys/s, query %8.2f M keys/s\n",
                 threads, threads == 1 ? " " : "s", cpu_insert / 1e6, cpu_query / 1e6);
   }
-  CHECK_CUDA(cudaEventDestroy(start));
-  CHECK_CUDA(cudaEventDestroy(stop));
 }
 
 void PrintDevice() {
@@ -404,7 +542,9 @@ int main(int argc, char** argv) {
     std::printf("%d scenarios passed, %d failed\n", passed, failed);
   }
   ok = ok && failed == 0;
-  if (bench) Benchmark(iters);
+  if (bench) {
+    for (int64_t n : {int64_t{65536}, int64_t{1000000}}) Benchmark(n, iters);
+  }
   std::printf("%s\n", ok ? "ALL PASS" : "MISMATCH: FAIL");
   return ok ? 0 : 1;
 }

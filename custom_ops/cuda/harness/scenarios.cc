@@ -249,6 +249,20 @@ std::vector<Scenario> Scenarios(bool include_large) {
     list.push_back(s);
   }
   {
+    // The default layout: c = 16 and about 4/3 slots per hot row (W*c = 1200
+    // slots for 900 hot rows), so W is far from the number of hot rows.
+    Scenario s = make("default_layout_c16_4_3_slots_per_hot_row", 75, 16, 900, 2.f);
+    s.steps = 12;
+    s.batch.n = 6000;
+    s.batch.vocabulary = 20000;
+    s.batch.skew = 1.05;
+    s.modes = {ImportanceMode::kUniform, ImportanceMode::kOnes};
+    s.migrate_every = 2;
+    s.force_decay_every = 3;
+    s.drift = 500;
+    list.push_back(s);
+  }
+  {
     Scenario s = make("c1_many_buckets", 100000, 1, 5000, 3.f);
     s.steps = 6;
     s.batch.n = 200000;

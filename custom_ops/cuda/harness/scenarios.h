@@ -32,7 +32,7 @@ struct Scenario {
 // The scenarios of the harness: tiny and full buckets, every slot hot, heavy
 // duplicates and very long runs, underflowing decays (with demote threshold 0
 // and > 0), score ties, both decay rules, extreme keys, zero / empty / invalid
-// batches, c = 1 and c = 16, inf scores, and one benchmark-sized case when
+// batches, c = 1 and c = 16 (also with the default 4/3 slots per hot row), inf scores, and one benchmark-sized case when
 // `include_large`.
 std::vector<Scenario> Scenarios(bool include_large);
 

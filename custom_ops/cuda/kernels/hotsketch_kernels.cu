@@ -36,6 +36,7 @@
 #include <cub/device/device_scan.cuh>
 
 #include "hotsketch_device_common.h"
+#include "launch_common.cuh"
 
 namespace cafe {
 namespace cuda {
@@ -43,64 +44,16 @@ namespace {
 
 using namespace detail;  // NOLINT: the shared bodies
 
-constexpr int kThreads = 256;
+using launch::BitsFor;
+using launch::Carver;
+using launch::GridFor;
+using launch::kThreads;
+
 constexpr int kFinalThreads = 1024;
 // Blocks of LongRunKernel (each takes long runs j, j + grid, ...).
 constexpr int64_t kLongRunBlocks = 2048;
 
-#define CAFE_CUDA_RETURN_IF_ERROR(expr)          \
-  do {                                           \
-    const cudaError_t cafe_err_ = (expr);        \
-    if (cafe_err_ != cudaSuccess) return cafe_err_; \
-  } while (0)
-
-unsigned int GridFor(int64_t n, int threads) {
-  const int64_t blocks = (n + threads - 1) / threads;
-  return static_cast<unsigned int>(std::max<int64_t>(1, std::min<int64_t>(blocks, 1 << 20)));
-}
-
-// Grid-stride index loop.
-#define CAFE_GRID_LOOP(i, n)                                                              \
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); \
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
-
-int BitsFor(uint64_t max_value) {
-  int bits = 1;
-  while (bits < 64 && (max_value >> bits) != 0) ++bits;
-  return bits;
-}
-
 // ------------------------------------------------------------ workspace ---
-
-constexpr size_t kAlign = 256;
-
-size_t AlignUp(size_t x) { return (x + kAlign - 1) / kAlign * kAlign; }
-
-// Carves kAlign-aligned sub-buffers out of one workspace. The base address
-// is rounded up to kAlign first, and used() counts kAlign - 1 bytes of slack
-// for that, so any base address works. With base == nullptr it only adds up
-// the sizes (the size query runs the same code as the launch).
-class Carver {
- public:
-  explicit Carver(void* base)
-      : base_(base == nullptr
-                  ? nullptr
-                  : reinterpret_cast<char*>(AlignUp(reinterpret_cast<uintptr_t>(base)))) {}
-  template <typename T>
-  T* Take(int64_t count) {
-    return static_cast<T*>(TakeBytes(static_cast<size_t>(std::max<int64_t>(count, 1)) * sizeof(T)));
-  }
-  void* TakeBytes(size_t bytes) {
-    const size_t offset = offset_;
-    offset_ = AlignUp(offset_ + std::max<size_t>(bytes, 1));
-    return base_ == nullptr ? nullptr : static_cast<void*>(base_ + offset);
-  }
-  size_t used() const { return offset_ + (kAlign - 1); }
-
- private:
-  char* base_;
-  size_t offset_ = 0;  // from the aligned base
-};
 
 struct InsertBuffers {
   uint64_t* packed;         // [n] input order

@@ -10,6 +10,7 @@
 #include <climits>
 
 #include "routing_device_common.h"
+#include "launch_common.cuh"
 #include "routing_kernels.h"
 
 namespace cafe {
@@ -18,25 +19,9 @@ namespace {
 
 using namespace detail;  // NOLINT: the shared bodies
 
-constexpr int kThreads = 256;
-constexpr size_t kAlign = 256;
-
-#define CAFE_CUDA_RETURN_IF_ERROR(expr)             \
-  do {                                              \
-    const cudaError_t cafe_err_ = (expr);           \
-    if (cafe_err_ != cudaSuccess) return cafe_err_; \
-  } while (0)
-
-#define CAFE_GRID_LOOP(i, n)                                                              \
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); \
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
-
-unsigned int GridFor(int64_t n) {
-  const int64_t blocks = (n + kThreads - 1) / kThreads;
-  return static_cast<unsigned int>(std::max<int64_t>(1, std::min<int64_t>(blocks, 1 << 20)));
-}
-
-size_t AlignUp(size_t x) { return (x + kAlign - 1) / kAlign * kAlign; }
+using launch::Carver;
+using launch::GridFor;
+using launch::kThreads;
 
 struct Workspace {
   int32_t* owner;     // [slots]
@@ -51,29 +36,19 @@ struct Workspace {
 };
 
 // Lays the workspace out from `base` (nullptr: only sizes it); returns the bytes used.
-size_t Layout(int64_t n, char* base, Workspace* w, size_t scan_bytes) {
+size_t Layout(int64_t n, void* base, Workspace* w, size_t scan_bytes) {
   const int64_t slots = PairTableSlots(n);
-  size_t offset = kAlign - 1;  // slack to align any base address
-  char* aligned = base == nullptr ? nullptr
-                                  : reinterpret_cast<char*>(
-                                        (reinterpret_cast<uintptr_t>(base) + kAlign - 1) &
-                                        ~(uintptr_t{kAlign} - 1));
-  size_t used = 0;
-  auto take = [&](size_t bytes) {
-    void* p = aligned == nullptr ? nullptr : aligned + used;
-    used += AlignUp(bytes);
-    return p;
-  };
-  w->owner = static_cast<int32_t*>(take(sizeof(int32_t) * slots));
-  w->first = static_cast<int32_t*>(take(sizeof(int32_t) * slots));
-  w->slot_of = static_cast<int32_t*>(take(sizeof(int32_t) * n));
-  w->flag = static_cast<int32_t*>(take(sizeof(int32_t) * n));
-  w->pos = static_cast<int32_t*>(take(sizeof(int32_t) * n));
-  w->index = static_cast<int32_t*>(take(sizeof(int32_t) * n));
-  w->hot64 = static_cast<int64_t*>(take(sizeof(int64_t) * n));
-  w->scan = take(scan_bytes);
+  Carver carve(base);
+  w->owner = carve.Take<int32_t>(slots);
+  w->first = carve.Take<int32_t>(slots);
+  w->slot_of = carve.Take<int32_t>(n);
+  w->flag = carve.Take<int32_t>(n);
+  w->pos = carve.Take<int32_t>(n);
+  w->index = carve.Take<int32_t>(n);
+  w->hot64 = carve.Take<int64_t>(n);
+  w->scan = carve.TakeBytes(scan_bytes);
   w->scan_bytes = scan_bytes;
-  return offset + used;
+  return carve.used();
 }
 
 cudaError_t ScanBytes(int64_t n, size_t* bytes) {
@@ -213,7 +188,7 @@ cudaError_t LaunchRoute(int64_t num_buckets, int32_t slots_per_bucket, int32_t t
   CAFE_CUDA_RETURN_IF_ERROR(ScanBytes(n, &scan_bytes));
   Workspace w;
   if (Layout(n, nullptr, &w, scan_bytes) > workspace_bytes) return cudaErrorInvalidValue;
-  Layout(n, static_cast<char*>(workspace), &w, scan_bytes);
+  Layout(n, workspace, &w, scan_bytes);
   BadFeatureIndexKernel<<<GridFor(n), kThreads, 0, stream>>>(d_feature_index,
                                                              tables.num_features, n, out.counts);
   // 1. distinct (id, feature index) pairs, the inverse index.

@@ -1,0 +1,43 @@
+// Input checks of CafeSegmentRowSums and CafePairImportance (occurrence_ops.cc),
+// shared by their CPU kernels there and their GPU kernels (gpu_kernels.cc).
+// The check of the segment ids' values is not here: it needs the ids, which
+// the CPU kernel reads on the host and the GPU kernel checks on the device.
+#ifndef CAFE_TF_TF_OCCURRENCE_OP_INPUTS_H_
+#define CAFE_TF_TF_OCCURRENCE_OP_INPUTS_H_
+
+#include <cstdint>
+
+#include "tensorflow/core/framework/op_kernel.h"
+
+namespace tensorflow {
+namespace cafe_ops {
+
+// Checks rows [N, D], segment ids [N] and a scalar num_segments >= 0 (inputs
+// 0, 1, 2; num_segments in host memory); sets *num_segments.
+inline Status CheckSegmentShapes(OpKernelContext* ctx, const char* op, int64_t* num_segments) {
+  const Tensor& rows = ctx->input(0);
+  const Tensor& segments = ctx->input(1);
+  const Tensor& count = ctx->input(2);
+  if (rows.dims() != 2 || segments.dims() != 1 || segments.dim_size(0) != rows.dim_size(0)) {
+    return errors::InvalidArgument(op, ": rows must be [N, D] and segment ids [N], got ",
+                                   rows.shape().DebugString(), " and ",
+                                   segments.shape().DebugString());
+  }
+  if (count.dims() != 0 || count.scalar<int32_t>()() < 0) {
+    return errors::InvalidArgument(op, ": the number of segments must be a scalar >= 0");
+  }
+  *num_segments = count.scalar<int32_t>()();
+  return OkStatus();
+}
+
+// CafePairImportance without `norm` takes one-column rows.
+inline Status CheckPairRows(const Tensor& rows, bool norm) {
+  if (norm || rows.dim_size(1) == 1) return OkStatus();
+  return errors::InvalidArgument("CafePairImportance: without norm, rows must have one column, "
+                                 "got ", rows.shape().DebugString());
+}
+
+}  // namespace cafe_ops
+}  // namespace tensorflow
+
+#endif  // CAFE_TF_TF_OCCURRENCE_OP_INPUTS_H_
