@@ -1,10 +1,13 @@
 """Training throughput of a DLRM step with CAFE vs the hashing trick, same budget, one run.
 
-Batches of 4096 from the synthetic Criteo-like data are generated once and
-cached in memory, so the input pipeline is not measured. Every configuration's
-model is built and traced once; then `--repeats` rounds (default 5) each time
-every model in turn (interleaved, so machine noise hits all alike), and the
-median samples/s per configuration and its ratio to hash are printed:
+For each batch size (default 512 and 4096), batches from the synthetic Criteo-like
+data are generated once and cached in memory, so the input pipeline is not
+measured; each timed fit trains on the same number of samples (`--steps` batches
+of the largest size, proportionally more of the smaller ones). Every
+configuration's model is built and traced once; then `--repeats` rounds (default
+5) each time every model of that batch size in turn (interleaved, so machine
+noise hits all alike), and per configuration the median samples/s and the best
+repeat's, each with its ratio to hash, are printed:
 
 - cafe (paper settings: gradient importance, migration every step)
 - cafe, migration every 100 steps      -> cost of per-step migration
@@ -12,14 +15,15 @@ median samples/s per configuration and its ratio to hash are printed:
 - cafe, pure-TF reference sketch       -> what the C++ ops save
 - hash                                 -> the baseline
 
-Then the embedding layer alone on one batch (4096 x 26 ids): forward for
-inference, and forward + backward in training, CAFE and hash interleaved,
-median of the repeats' medians, with the CAFE / hash ratio.
+Then the embedding layer alone on one batch of the largest size (4096 x 26 ids):
+forward for inference, and forward + backward in training, CAFE and hash
+interleaved, median of the repeats' medians, with the CAFE / hash ratio.
 
-Goals: embedding forward + backward CAFE <= 1.5x hash; DLRM step with per-step
-migration >= 0.95x hash samples/s.
+Goals: embedding forward + backward CAFE <= 1.3x hash; DLRM step with per-step
+migration >= 0.95x hash samples/s at batch 4096 and >= 0.9x at batch 512.
 
-    python benchmarks/train_speed.py [--batch-size 4096] [--steps 30] [--ratio 100] [--repeats 5]
+    python benchmarks/train_speed.py [--batch-sizes 512 4096] [--steps 10] [--ratio 100]
+                                     [--repeats 5]
 """
 
 import argparse
@@ -49,7 +53,14 @@ CONFIGS = {
 }
 
 
-GOALS = {"fwd+bwd": 1.5, "dlrm": 0.95}
+# The layer's forward + backward time over hash's (at most), and per batch size the
+# DLRM's samples/s over hash's (at least); batch sizes without a goal get the smallest.
+FWD_BWD_GOAL = 1.3
+DLRM_GOALS = {512: 0.9, 4096: 0.95}
+
+
+def dlrm_goal(batch_size):
+    return DLRM_GOALS.get(batch_size, min(DLRM_GOALS.values()))
 
 
 def build_model(name, data, batches, args):
@@ -65,10 +76,10 @@ def build_model(name, data, batches, args):
     return model, callbacks
 
 
-def samples_per_second(model, callbacks, batches, args):
+def samples_per_second(model, callbacks, batches, samples):
     start = time.perf_counter()
     model.fit(batches, epochs=1, verbose=0, callbacks=callbacks)
-    return args.steps * args.batch_size / (time.perf_counter() - start)
+    return samples / (time.perf_counter() - start)
 
 
 def _median_ms(fn, calls):
@@ -128,7 +139,7 @@ def report_layer_timings(timings, layer, baseline, goal, repeats):
 
 
 def embedding_profile(data, batches, args):
-    """`layer_timings` of the hash and CAFE layers on the first batch."""
+    """`layer_timings` of the hash and CAFE layers on the first of `batches`."""
     features, _ = next(iter(batches))
     layers = {
         kind: make_embedding(kind, data.vocabulary_sizes, args.embedding_dim, args.ratio)
@@ -137,62 +148,94 @@ def embedding_profile(data, batches, args):
     return layer_timings(layers, features["sparse"], args.repeats)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch-size", type=int, default=4096)
-    parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--ratio", type=float, default=100.0)
-    parser.add_argument("--embedding-dim", type=int, default=16)
-    parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args()
-    data = SyntheticCriteo(
-        SyntheticCriteoConfig(
-            seed=0, rows_per_day=args.batch_size * args.steps, num_days=2, scale=1e-2
-        )
-    )
-    batches = data.day_dataset(0, args.batch_size).take(args.steps).cache()
+def dlrm_speeds(data, batch_size, args):
+    """{configuration: [samples/s of each repeat]} of DLRMs trained on batches of
+    `batch_size`, the configurations' fits interleaved; and the cached batches."""
+    steps = args.steps * max(args.batch_sizes) // batch_size
+    batches = data.day_dataset(0, batch_size).take(steps).cache()
     for _ in batches:  # materialise the cache
         pass
-    print(
-        f"DLRM, batch {args.batch_size}, D={args.embedding_dim}, budget 1/{args.ratio:g} of "
-        f"{sum(data.vocabulary_sizes.values()):,} ids x 26 fields, {os.cpu_count()} CPUs"
-    )
     models = {name: build_model(name, data, batches, args) for name in CONFIGS}
     runs = {name: [] for name in CONFIGS}
     for _ in range(args.repeats):  # interleaved repeats
         for name, (model, callbacks) in models.items():
-            runs[name].append(samples_per_second(model, callbacks, batches, args))
+            runs[name].append(samples_per_second(model, callbacks, batches, steps * batch_size))
+    return runs, batches
+
+
+def report_dlrm_speeds(runs, batch_size, args):
+    """Prints `dlrm_speeds`' figures and whether CAFE meets its goal; returns the
+    medians {configuration: samples/s}.
+
+    Each configuration's median and its best repeat (other jobs on the machine only
+    ever slow a fit down, so the fastest repeat is the one they disturbed least) are
+    compared with hash's."""
+    steps = args.steps * max(args.batch_sizes) // batch_size
     figures = {name: float(np.median(rates)) for name, rates in runs.items()}
-    spread = {name: (min(rates), max(rates)) for name, rates in runs.items()}
-    hash_rate = figures["hash"]
-    print(f"median of {args.repeats} interleaved repeats of {args.steps} steps")
-    print(f"{'configuration':<30} {'samples/s':>10} {'min-max':>15} {'vs hash':>8} {'ms/step':>8}")
-    for name, rate in figures.items():
-        low, high = spread[name]
-        print(
-            f"{name:<30} {rate:>10,.0f} {low:>7,.0f}-{high:<7,.0f} {rate / hash_rate:>7.2f}x "
-            f"{1000 * args.batch_size / rate:>8.1f}"
-        )
-    ratio = figures["cafe"] / hash_rate
+    best = {name: max(rates) for name, rates in runs.items()}
+    print(f"\nbatch {batch_size}: {args.repeats} interleaved repeats of {steps} steps")
     print(
-        f"goal: DLRM step with per-step migration >= {GOALS['dlrm']}x hash: {ratio:.2f}x "
-        f"({'met' if ratio >= GOALS['dlrm'] else 'NOT met'})"
+        f"{'configuration':<30} {'median/s':>9} {'vs hash':>8} {'best/s':>9} {'vs hash':>8} "
+        f"{'worst/s':>9} {'ms/step':>8}"
     )
-    step = {name: 1000 * args.batch_size / rate for name, rate in figures.items()}
-    print("\nWhere CAFE's extra time per step goes (ms, from the ablations above):")
+    for name, rate in figures.items():
+        print(
+            f"{name:<30} {rate:>9,.0f} {rate / figures['hash']:>7.2f}x {best[name]:>9,.0f} "
+            f"{best[name] / best['hash']:>7.2f}x {min(runs[name]):>9,.0f} "
+            f"{1000 * batch_size / rate:>8.1f}"
+        )
+    goal = dlrm_goal(batch_size)
+    for what, rates in (("median", figures), ("best repeat", best)):
+        ratio = rates["cafe"] / rates["hash"]
+        print(
+            f"goal: DLRM step at batch {batch_size} with per-step migration >= {goal}x hash, "
+            f"{what}: {ratio:.2f}x ({'met' if ratio >= goal else 'NOT met'})"
+        )
+    step = {name: 1000 * batch_size / rate for name, rate in best.items()}
+    print("Where CAFE's extra time per step goes (ms, best repeats, from the ablations above):")
     print(f"  total extra over hash          {step['cafe'] - step['hash']:8.1f}")
     print(f"  per-step migration (vs /100)   {step['cafe'] - step['cafe, migrate every 100']:8.1f}")
     print(
         f"  gradient-norm importance       {step['cafe'] - step['cafe, frequency importance']:8.1f}"
     )
     print(f"  C++ op saves vs pure-TF sketch {step['cafe, pure-TF sketch'] - step['cafe']:8.1f}")
-    profile = embedding_profile(data, batches, args)
-    print("\nThe embedding layer alone on one batch:")
-    report_layer_timings(profile, "cafe", "hash", GOALS["fwd+bwd"], args.repeats)
+    return figures
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[512, 4096])
+    parser.add_argument(
+        "--steps", type=int, default=10, help="steps per timed fit at the largest batch size"
+    )
+    parser.add_argument("--ratio", type=float, default=100.0)
+    parser.add_argument("--embedding-dim", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    args.batch_sizes = sorted(set(args.batch_sizes))
+    data = SyntheticCriteo(
+        SyntheticCriteoConfig(
+            seed=0, rows_per_day=max(args.batch_sizes) * args.steps, num_days=2, scale=1e-2
+        )
+    )
+    print(
+        f"DLRM, batches of {' and '.join(map(str, args.batch_sizes))}, D={args.embedding_dim}, "
+        f"budget 1/{args.ratio:g} of {sum(data.vocabulary_sizes.values()):,} ids x 26 fields, "
+        f"{os.cpu_count()} CPUs"
+    )
+    figures = {}
+    for batch_size in args.batch_sizes:
+        runs, batches = dlrm_speeds(data, batch_size, args)
+        figures[batch_size] = report_dlrm_speeds(runs, batch_size, args)
+    profile = embedding_profile(data, batches, args)  # the largest batch size's
+    print(f"\nThe embedding layer alone on one batch of {max(args.batch_sizes)}:")
+    report_layer_timings(profile, "cafe", "hash", FWD_BWD_GOAL, args.repeats)
     plot(figures, args)
 
 
 def plot(figures, args):
+    """One panel of samples/s per batch size in `figures` ({batch size: {configuration:
+    samples/s}}), each with its goal."""
     import matplotlib  # the bench extra; layer_timings runs without it (keras3_speed.py)
 
     matplotlib.use("Agg")
@@ -200,30 +243,27 @@ def plot(figures, args):
 
     out = Path(__file__).resolve().parent / "out" / "train_speed.png"
     out.parent.mkdir(parents=True, exist_ok=True)
-    names = list(figures)
-    fig, ax = plt.subplots(figsize=(8, 3.5))
-    bars = ax.barh(
-        names[::-1],
-        [figures[n] for n in names[::-1]],
-        color=["gray" if n == "hash" else "tab:blue" for n in names[::-1]],
-    )
-    for bar, name in zip(bars, names[::-1]):
-        ax.text(
-            bar.get_width(),
-            bar.get_y() + bar.get_height() / 2,
-            f" {figures[name]:,.0f}/s ({figures[name] / figures['hash']:.2f}x)",
-            va="center",
+    fig, axes = plt.subplots(len(figures), 1, figsize=(8, 3.2 * len(figures)), squeeze=False)
+    for ax, (batch_size, rates) in zip(axes[:, 0], figures.items()):
+        names = list(rates)[::-1]
+        bars = ax.barh(
+            names,
+            [rates[n] for n in names],
+            color=["gray" if n == "hash" else "tab:blue" for n in names],
         )
-    ax.axvline(
-        GOALS["dlrm"] * figures["hash"],
-        color="red",
-        linestyle="--",
-        label=f"goal: {GOALS['dlrm']}x hash",
-    )
-    ax.set_xlabel("training samples/s")
-    ax.set_title(f"DLRM, batch {args.batch_size}, budget 1/{args.ratio:g}")
-    ax.set_xlim(0, 1.35 * max(figures.values()))
-    ax.legend(loc="lower right")
+        for bar, name in zip(bars, names):
+            ax.text(
+                bar.get_width(),
+                bar.get_y() + bar.get_height() / 2,
+                f" {rates[name]:,.0f}/s ({rates[name] / rates['hash']:.2f}x)",
+                va="center",
+            )
+        goal = dlrm_goal(batch_size)
+        ax.axvline(goal * rates["hash"], color="red", linestyle="--", label=f"goal: {goal}x hash")
+        ax.set_xlabel("training samples/s")
+        ax.set_title(f"DLRM, batch {batch_size}, budget 1/{args.ratio:g}")
+        ax.set_xlim(0, 1.35 * max(rates.values()))
+        ax.legend(loc="lower right")
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     print(f"wrote {out}")

@@ -45,13 +45,18 @@ class CafeMigrationLogic:
         def migrate_all(force_decay):
             return strategy.run(lambda: [layer.migrate(optimizer, force_decay) for layer in layers])
 
-        return migrate_all
+        # The traced function itself, called with ready-made arguments: a migration runs
+        # after every batch, where the tf.function's own dispatch (matching its arguments
+        # against its traces) costs about as much as the migration's ops.
+        arguments = {force: tf.constant(force) for force in (False, True)}
+        return migrate_all.get_concrete_function(arguments[False]), arguments
 
     def _migrate(self, force_decay: bool = False):
         """Runs one migration of every CAFE layer; its results stay tensors."""
         if self._migration_fn is None:
             self._migration_fn = self._build_migration_fn()
-        per_replica = self._migration_fn(tf.constant(force_decay))
+        function, arguments = self._migration_fn
+        per_replica = function(arguments[bool(force_decay)])
         self._last_results = self.model.distribute_strategy.experimental_local_results(per_replica)[
             0
         ]

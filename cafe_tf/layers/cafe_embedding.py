@@ -211,8 +211,21 @@ class CafeEmbeddingCollectionLogic:
             *medium,
         )
 
-    def _embed(self, route: routing.Route) -> tuple[tf.Tensor, tf.Tensor]:
-        """Per-occurrence vectors, and the number of occurrences that read a hot row.
+    @staticmethod
+    def _hot_lookups(route: routing.Route) -> tf.Tensor:
+        """The number of occurrences that read a hot row (int64), counted per pair:
+        cheaper than comparing an [N] row index. In int64: TF runs int32 arithmetic on
+        the host, which on a GPU would copy the index there."""
+        num_pairs = tf.size(route.first_index)
+        occurrences = tf.math.bincount(
+            route.inverse, minlength=num_pairs, maxlength=num_pairs, dtype=tf.int64
+        )
+        # Hot rows come first in the rows read (`_embed`).
+        hot = tf.cast(route.first_index, tf.int64) < tf.size(route.read_hot, tf.int64)
+        return tf.reduce_sum(tf.where(hot, occurrences, tf.zeros_like(occurrences)))
+
+    def _embed(self, route: routing.Route) -> tf.Tensor:
+        """Per-occurrence vectors.
 
         Each table's distinct rows are read once and expanded by the route's
         indices, so every table's gradient holds distinct rows only."""
@@ -223,13 +236,7 @@ class CafeEmbeddingCollectionLogic:
             ],
             0,
         )
-        read_index = tf.gather(route.first_index, route.inverse)
-        vectors = occurrences_lib.expand(read, read_index, self._fused)
-        # Hot rows come first in `read`. Compared in int64: TF runs int32 arithmetic on
-        # the host, which on a GPU would copy the index there (docs/gpu.md).
-        hot_lookups = tf.math.count_nonzero(
-            tf.cast(read_index, tf.int64) < tf.size(route.read_hot, tf.int64), dtype=tf.int64
-        )
+        vectors = occurrences_lib.expand(read, route.first_index, route.inverse, self._fused)
         if self.medium_tables is not None:  # index -1 (not medium) reads the zero row
             medium = tf.concat(
                 [
@@ -238,9 +245,9 @@ class CafeEmbeddingCollectionLogic:
                 ],
                 0,
             )
-            medium_index = tf.cast(tf.gather(route.medium_index, route.inverse), tf.int64) + 1
-            vectors += occurrences_lib.expand(medium, tf.cast(medium_index, tf.int32), self._fused)
-        return vectors, hot_lookups
+            medium_index = tf.cast(tf.cast(route.medium_index, tf.int64) + 1, tf.int32)
+            vectors += occurrences_lib.expand(medium, medium_index, route.inverse, self._fused)
+        return vectors
 
     def call(
         self,
@@ -258,7 +265,7 @@ class CafeEmbeddingCollectionLogic:
             [tf.fill(tf.shape(flat.ids), i) for i, flat in enumerate(flats)], 0
         )
         route = self.route(keys, feature_index)
-        vectors, hot_lookups = self._embed(route)
+        vectors = self._embed(route)
         if training:
             id_weights = tf.concat(
                 [
@@ -270,7 +277,7 @@ class CafeEmbeddingCollectionLogic:
                 0,
             )
             vectors = self._importance_tap(vectors, route, id_weights)
-            counts = tf.stack([hot_lookups, tf.size(route.inverse, tf.int64)])
+            counts = tf.stack([self._hot_lookups(route), tf.size(route.inverse, tf.int64)])
             context = _multi_replica_context()
             if context is not None:  # count the global batch, identically on every replica
                 counts = context.all_reduce(tf.distribute.ReduceOp.SUM, counts)

@@ -65,17 +65,24 @@ def pair_importance(
     return per_pair[:, 0], per_pair[:, 1]
 
 
-def expand(rows: tf.Tensor, index: tf.Tensor, fused: bool) -> tf.Tensor:
-    """`tf.gather(rows, index)` of a few distinct rows to many occurrences, whose
-    gradient is the dense per-row sum (`segment_row_sums`). Stock gather's
-    IndexedSlices gradient would carry one row per occurrence through the
-    tables' concat."""
+def expand(rows: tf.Tensor, pair_rows: tf.Tensor, pairs: tf.Tensor, fused: bool) -> tf.Tensor:
+    """`rows[pair_rows[pairs]]`: a few distinct rows [R, D] expanded to many occurrences,
+    through each distinct pair's row `pair_rows` [U] and each occurrence's pair `pairs`
+    [N]. Its gradient is the dense per-row sum (`segment_row_sums` over the occurrences'
+    rows); stock gather's IndexedSlices gradient would carry one row per occurrence
+    through the tables' concat.
+
+    The forward pass gathers the [U] pairs' vectors first and expands those, so no [N]
+    row index sits before the [N, D] gather; the backward pass builds that index, from
+    forward values only, so it can run while the gradient is still on its way."""
 
     @tf.custom_gradient
     def expand_rows(distinct_rows):
         def gradient(dy):
-            return segment_row_sums(dy, index, tf.shape(distinct_rows)[0], fused)
+            return segment_row_sums(
+                dy, tf.gather(pair_rows, pairs), tf.shape(distinct_rows)[0], fused
+            )
 
-        return tf.gather(distinct_rows, index), gradient
+        return tf.gather(tf.gather(distinct_rows, pair_rows), pairs), gradient
 
     return expand_rows(rows)

@@ -36,6 +36,12 @@ inline uint32_t MatchMask(const int64_t* slot_words, const float* slot_scores, u
     const __m128 occupied = _mm_cmpgt_ps(_mm_loadu_ps(slot_scores), _mm_setzero_ps());
     return static_cast<uint32_t>(_mm_movemask_ps(_mm_and_ps(equal, occupied)));
   }
+  if (C > 4 && C % 4 == 0) {  // four slots at a time
+    uint32_t mask = 0;
+    for (int j = 0; j < C; j += 4)
+      mask |= MatchMask<4>(slot_words + j, slot_scores + j, fp) << j;
+    return mask;
+  }
 #endif
   uint32_t mask = 0;
   for (int j = 0; j < C; ++j)
@@ -43,7 +49,7 @@ inline uint32_t MatchMask(const int64_t* slot_words, const float* slot_scores, u
   return mask;
 }
 
-// LookUpBucket's answer, branch-free (and SIMD for C == 4) when C > 0.
+// LookUpBucket's answer, branch-free (and SIMD for C a multiple of 4) when C > 0.
 template <int C>
 inline void LookUp(const int64_t* slot_words, const float* slot_scores, int64_t c,
                    int32_t tag_bits, float medium, uint32_t fp, int32_t* out_row,
@@ -137,6 +143,7 @@ void Query(const SketchConfig& config, const ConstSketchState& state, const int6
       case 2: return QueryRangeFor<2>(bucket_of, c, t, state, medium, keys, begin, end, out_rows, out_levels);
       case 4: return QueryRangeFor<4>(bucket_of, c, t, state, medium, keys, begin, end, out_rows, out_levels);
       case 8: return QueryRangeFor<8>(bucket_of, c, t, state, medium, keys, begin, end, out_rows, out_levels);
+      case 16: return QueryRangeFor<16>(bucket_of, c, t, state, medium, keys, begin, end, out_rows, out_levels);
       default: return QueryRangeFor<0>(bucket_of, c, t, state, medium, keys, begin, end, out_rows, out_levels);
     }
   });

@@ -121,12 +121,14 @@ def test_bad_input_is_refused_clearly(call, message):
 def test_expand_gradient_is_the_dense_row_sum():
     rng = np.random.default_rng(3)
     rows = tf.constant(_rows(rng, 6, 4))
-    index = tf.constant([5, 0, 5, 2, 5, 0], tf.int32)
-    dy = tf.constant(_rows(rng, 6, 4))
+    pair_rows = tf.constant([5, 0, 2, 5], tf.int32)  # two pairs may share a row
+    pairs = tf.constant([0, 1, 3, 2, 0, 1, 3], tf.int32)
+    index = tf.gather(pair_rows, pairs)
+    dy = tf.constant(_rows(rng, 7, 4))
     for fused in (True, False):
         with tf.GradientTape() as tape:
             tape.watch(rows)
-            out = occurrences.expand(rows, index, fused)
+            out = occurrences.expand(rows, pair_rows, pairs, fused)
             loss = tf.reduce_sum(out * dy)
         np.testing.assert_array_equal(out.numpy(), tf.gather(rows, index).numpy())
         grad = tape.gradient(loss, rows)

@@ -97,6 +97,21 @@ SCENARIOS = {
         20_000,
         1.1,
     ),
+    # 16 slots per bucket, about 4/3 per hot row: the query's 16-slot scan, full buckets.
+    "sixteen_slots": (
+        dict(
+            num_buckets=48,
+            hot_rows=64,
+            slots_per_bucket=16,
+            threshold=3.0,
+            decay_rate=0.8,
+            medium_threshold=1.0,
+            decay_mass_factor=2.0,
+        ),
+        3000,
+        30_000,
+        1.1,
+    ),
     # Batches big enough for the op to split insert and query over several threads.
     "large_parallel": (
         dict(
