@@ -38,7 +38,7 @@ def test_gpu_algorithm_matches_core_on_the_host():
     assert "PASS benchmark_shape_" in run.stdout
     assert "PASS default_layout_c16_4_3_slots_per_hot_row" in run.stdout
     assert "routing emulation: 336 of 336 scenarios match the core (PASS)" in run.stdout
-    assert "occurrence emulation: 216 of 216 scenarios match the core (PASS)" in run.stdout
+    assert "occurrence emulation: 324 of 324 scenarios match the core (PASS)" in run.stdout
 
 
 def test_device_check_refuses_an_unknown_mode():

@@ -136,3 +136,25 @@ def test_expand_gradient_is_the_dense_row_sum():
         expected = np.zeros((6, 4), np.float32)
         np.add.at(expected, index.numpy(), dy.numpy())
         np.testing.assert_array_equal(grad.numpy(), expected)
+
+
+@pytest.mark.parametrize("exponent", [-135, -126, -110, -102, -101, -70, -51, -50, -40])
+def test_tiny_rows_are_flushed_as_tensorflow_flushes_them(exponent):
+    """Rows at magnitudes around and below the ones the ops sum without a flush per
+    operation (2^-102 for sums, 2^-50 for norms), with cancellations: the same bits as
+    TF's own kernels, which flush subnormals."""
+    rng = np.random.default_rng(-exponent)
+    base = np.float32(2.0**exponent)
+    rows = (rng.integers(-9, 10, (400, 4)) * base).astype(np.float32)
+    rows[1::2] = -rows[::2] + (rng.integers(-2, 3, (200, 4)) * base * np.float32(2.0**-20))
+    rows[::7] *= np.float32(2.0**30)  # some large values among the tiny ones
+    ids = rng.integers(0, 50, 400).astype(np.int32)
+    got = occurrences.segment_row_sums(rows, ids, 50, fused=True)
+    expected = occurrences.segment_row_sums(rows, ids, 50, fused=False)
+    np.testing.assert_array_equal(got.numpy(), expected.numpy())
+    for norm in (True, False):
+        values = rows if norm else rows[:, :1]
+        got = occurrences.pair_importance(values, ids, 50, norm, fused=True)
+        expected = occurrences.pair_importance(values, ids, 50, norm, fused=False)
+        for a, b in zip(got, expected):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())

@@ -41,16 +41,24 @@ bool SameBits(const char* what, const std::vector<T>& a, const std::vector<T>& b
   return same;
 }
 
-std::vector<float> Rows(std::mt19937_64& rng, int64_t count, bool specials) {
+// `specials`: NaN, infinities, signed zeros, subnormals and huge values among them;
+// `tiny`: magnitudes in [2^e, 2^(e + 4)) for one e below, at or above where the core
+// sums (2^-102) or takes norms (2^-50) without a flush per operation; below, their sums
+// and squares can be subnormal.
+std::vector<float> Rows(std::mt19937_64& rng, int64_t count, bool specials, bool tiny) {
   static const float kSpecial[] = {std::nanf(""), -std::nanf(""), INFINITY, -INFINITY, -0.0f,
                                    0.0f,          1e-40f,         -3e-39f,  1.5e-38f,  -1.2e-38f,
                                    3e38f,         -3e38f,         1e-20f,   -1e-19f};
+  static const int kTinyExponents[] = {-112, -103, -102, -101, -66, -51, -50, -49};
+  const int e = kTinyExponents[rng() % 8];
   // Magnitudes over 24 binades, so that every float64 sum depends on its order.
   std::uniform_real_distribution<float> uniform(-2.f, 2.f), exponent(-12.f, 12.f);
   std::vector<float> rows(count);
   for (float& x : rows) {
     x = specials && rng() % 8 == 0 ? kSpecial[rng() % (sizeof(kSpecial) / sizeof(float))]
-                                   : uniform(rng) * std::exp2(exponent(rng));
+        : tiny ? std::ldexp(1.f + std::fabs(uniform(rng)) / 2.f, e + static_cast<int>(rng() % 4)) *
+                     (rng() % 2 ? 1.f : -1.f)
+               : uniform(rng) * std::exp2(exponent(rng));
   }
   return rows;
 }
@@ -80,7 +88,8 @@ int main() {
     for (int64_t d : {0, 1, 3, 64}) {
       if (n * d > 4000000) continue;
       for (const char* layout : {"uniform", "one-segment", "sparse", "invalid"}) {
-        for (bool specials : {false, true}) {
+        for (int mode : {0, 1, 2}) {
+          const bool specials = mode == 1, tiny = mode == 2;
           const std::string kind = layout;
           const int64_t num_segments = kind == "one-segment" ? 1
                                        : kind == "sparse"    ? 3 * n + 5  // most are empty
@@ -93,9 +102,10 @@ int main() {
             segments[rng() % n] = rng() % 2 ? -1 : static_cast<int32_t>(num_segments);
           }
           const std::string scenario = kind + " n=" + std::to_string(n) + " d=" +
-                                       std::to_string(d) + (specials ? " specials" : "");
-          const std::vector<float> rows = Rows(rng, n * d, specials);
-          const std::vector<float> column = Rows(rng, n, specials);
+                                       std::to_string(d) +
+                                       (specials ? " specials" : tiny ? " tiny" : "");
+          const std::vector<float> rows = Rows(rng, n * d, specials, tiny);
+          const std::vector<float> column = Rows(rng, n, specials, tiny);
           const int64_t valid = cafe::FirstInvalidSegment(segments.data(), n, num_segments);
           bool ok = true;
           std::vector<float> sums;
