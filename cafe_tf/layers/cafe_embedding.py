@@ -211,19 +211,6 @@ class CafeEmbeddingCollectionLogic:
             *medium,
         )
 
-    @staticmethod
-    def _hot_lookups(route: routing.Route) -> tf.Tensor:
-        """The number of occurrences that read a hot row (int64), counted per pair:
-        cheaper than comparing an [N] row index. In int64: TF runs int32 arithmetic on
-        the host, which on a GPU would copy the index there."""
-        num_pairs = tf.size(route.first_index)
-        occurrences = tf.math.bincount(
-            route.inverse, minlength=num_pairs, maxlength=num_pairs, dtype=tf.int64
-        )
-        # Hot rows come first in the rows read (`_embed`).
-        hot = tf.cast(route.first_index, tf.int64) < tf.size(route.read_hot, tf.int64)
-        return tf.reduce_sum(tf.where(hot, occurrences, tf.zeros_like(occurrences)))
-
     def _embed(self, route: routing.Route) -> tf.Tensor:
         """Per-occurrence vectors.
 
@@ -277,12 +264,6 @@ class CafeEmbeddingCollectionLogic:
                 0,
             )
             vectors = self._importance_tap(vectors, route, id_weights)
-            counts = tf.stack([self._hot_lookups(route), tf.size(route.inverse, tf.int64)])
-            context = _multi_replica_context()
-            if context is not None:  # count the global batch, identically on every replica
-                counts = context.all_reduce(tf.distribute.ReduceOp.SUM, counts)
-            assign_add(self.hot_lookups, counts[0])
-            assign_add(self.lookups, counts[1])
         per_feature = tf.split(vectors, [tf.size(flat.ids) for flat in flats], 0)
         return {
             f.name: inputs_lib.pool(v, flat, f.combiner)
@@ -298,7 +279,8 @@ class CafeEmbeddingCollectionLogic:
     def _importance_tap(
         self, vectors: tf.Tensor, route: routing.Route, id_weights: tf.Tensor
     ) -> tf.Tensor:
-        """Identity whose backward pass inserts the occurrences' importance into the sketch."""
+        """Identity whose backward pass inserts the occurrences' importance into the sketch
+        and counts the call's lookups."""
 
         @tf.custom_gradient
         def tap(x):
@@ -335,6 +317,7 @@ class CafeEmbeddingCollectionLogic:
             self._fused,
         )
         context = _multi_replica_context()
+        self._count_lookups(route, occurrences, context)
         if norm:
             stats = tf.math.unsorted_segment_sum(
                 tf.stack([sums, occurrences], 1), route.feature_index, len(self.features)
@@ -371,6 +354,30 @@ class CafeEmbeddingCollectionLogic:
         feature_index = tf.concat([feature_index, tf.gather(feature_index, again)], 0)
         importance = tf.concat([importance, tf.zeros_like(tf.gather(importance, again))], 0)
         return self.sketch.insert(keys, importance, feature_index)
+
+    def _count_lookups(
+        self,
+        route: routing.Route,
+        occurrences: tf.Tensor,
+        context: tf.distribute.ReplicaContext | None,
+    ) -> None:
+        """Adds the call's lookups, and those that read a hot row, to the layer's counters,
+        from the per-pair occurrence counts the importance pass has made anyway (a count
+        over the [N] occurrences in the forward pass cost a few percent of a step)."""
+        # Hot rows come first in the rows read (`_embed`). Counts in float64 are exact
+        # below 2**53; int32 arithmetic would run on the host of a GPU (docs/gpu.md).
+        hot = tf.cast(route.first_index, tf.int64) < tf.size(route.read_hot, tf.int64)
+        counts = tf.stack(
+            [
+                tf.reduce_sum(tf.where(hot, occurrences, tf.zeros_like(occurrences))),
+                tf.reduce_sum(occurrences),
+            ]
+        )
+        if context is not None:  # count the global batch, identically on every replica
+            counts = context.all_reduce(tf.distribute.ReduceOp.SUM, counts)
+        counts = tf.cast(counts, tf.int64)
+        assign_add(self.hot_lookups, counts[0])
+        assign_add(self.lookups, counts[1])
 
     # ---- migration --------------------------------------------------------------------
     def migrate(self, optimizer: Any = None, force_decay: bool = False) -> dict[str, tf.Tensor]:
