@@ -20,9 +20,12 @@ from cafe_tf import hashing
 
 COMBINERS = ("sum", "mean", "sqrtn")
 
-FlatIds = collections.namedtuple("FlatIds", ["ids", "examples", "weights", "batch_size"])
+FlatIds = collections.namedtuple(
+    "FlatIds", ["ids", "examples", "weights", "batch_size", "one_per_example"], defaults=[False]
+)
 FlatIds.__doc__ = """ids int64 [N], examples int32 [N] (row of each id in the batch),
-weights float32 [N] or None, batch_size (scalar int32 tensor)."""
+weights float32 [N] or None, batch_size (scalar int32 tensor), one_per_example (bool:
+known when tracing that example b holds exactly id b, as dense [B] or [B, 1] ids do)."""
 
 
 # Dense, ragged or sparse ids (or weights) of one feature.
@@ -131,9 +134,17 @@ def flatten(feature: str, ids: IdsLike, weights: IdsLike | None = None) -> FlatI
         with tf.control_dependencies([check]):
             weights = tf.reshape(weights, [-1])
     batch_size = tf.shape(ids)[0]
-    per_example = 1 if ids.shape.rank == 1 else tf.shape(ids)[1]
-    examples = tf.repeat(tf.range(batch_size), per_example)
-    return FlatIds(_as_int64_ids(tf.reshape(ids, [-1]), feature), examples, weights, batch_size)
+    one_per_example = ids.shape.rank == 1 or ids.shape[1] == 1
+    examples = tf.range(batch_size)
+    if not one_per_example:
+        examples = tf.repeat(examples, tf.shape(ids)[1])
+    return FlatIds(
+        _as_int64_ids(tf.reshape(ids, [-1]), feature),
+        examples,
+        weights,
+        batch_size,
+        one_per_example,
+    )
 
 
 def check_features(
@@ -191,6 +202,10 @@ def pool(vectors: tf.Tensor, flat: FlatIds, combiner: str) -> tf.Tensor:
     """
     if combiner not in COMBINERS:
         raise ValueError(f"combiner must be one of {COMBINERS}, got {combiner!r}")
+    if flat.one_per_example and flat.weights is None:
+        # Each example's one vector, times weight 1, divided by 1 for `mean` and `sqrtn`:
+        # the vector itself, without a segment sum forward and a gather backward.
+        return vectors
     weights = (
         tf.ones([tf.shape(vectors)[0]], vectors.dtype)
         if flat.weights is None
