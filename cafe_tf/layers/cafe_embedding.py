@@ -285,6 +285,9 @@ class CafeEmbeddingCollectionLogic:
         @tf.custom_gradient
         def tap(x):
             def backward(dy):
+                # A model's gradient may have lost the static width (a reshape), which the
+                # pure-TF norms read.
+                dy = tf.ensure_shape(dy, x.shape)
                 # Not a control dependency of dy: the rest of the backward pass need not
                 # wait for the sketch. tf.function runs every stateful op it traced.
                 self._record_importance(route, id_weights, dy)
