@@ -286,8 +286,8 @@ class CafeEmbeddingCollectionLogic:
         def tap(x):
             def backward(dy):
                 # A model's gradient may have lost the static width (a reshape), which the
-                # pure-TF norms read.
-                dy = tf.ensure_shape(dy, x.shape)
+                # pure-TF norms read; it is x's.
+                dy.set_shape(x.shape)
                 # Not a control dependency of dy: the rest of the backward pass need not
                 # wait for the sketch. tf.function runs every stateful op it traced.
                 self._record_importance(route, id_weights, dy)
@@ -365,8 +365,7 @@ class CafeEmbeddingCollectionLogic:
         context: tf.distribute.ReplicaContext | None,
     ) -> None:
         """Adds the call's lookups, and those that read a hot row, to the layer's counters,
-        from the per-pair occurrence counts the importance pass has made anyway (a count
-        over the [N] occurrences in the forward pass cost a few percent of a step)."""
+        from the per-pair occurrence counts the importance pass makes anyway."""
         # Hot rows come first in the rows read (`_embed`). Counts in float64 are exact
         # below 2**53; int32 arithmetic would run on the host of a GPU (docs/gpu.md).
         hot = tf.cast(route.first_index, tf.int64) < tf.size(route.read_hot, tf.int64)

@@ -52,14 +52,6 @@ inline CAFE_HOST_DEVICE float RowNorm(const float* row, int64_t d) {
   return std::sqrt(total);
 }
 
-// RowNorm without the flushes: the same bits where no square or partial sum is
-// subnormal (occurrences.cc checks that before using it).
-inline float PlainRowNorm(const float* row, int64_t d) {
-  float total = 0.0f;
-  for (int64_t j = 0; j < d; ++j) total += row[j] * row[j];
-  return std::sqrt(total);
-}
-
 // An occurrence's importance: RowNorm of its row with `norm`, else the
 // absolute value of its one column (flushed as in TF).
 inline CAFE_HOST_DEVICE float OccurrenceValue(const float* row, int64_t d, bool norm) {
