@@ -14,7 +14,8 @@ in the same run:
   cold marker, float32 score; nothing per hot row), sized as a CAFE layer sizes
   them (`budget.sketch_shape`: buckets of at least c slots, the sketch's scalars
   counted), erosion instead of inheritance on a miss, the second sighting rule,
-  the half-life decay, swaps and demotion below k / 2 (the defaults).
+  the half-life decay, swaps, free rows filled with the strongest tracked keys and
+  hot keys kept until displaced (the defaults).
 
 Bytes per hot row count everything the sketch holds (slots and per-hot-row
 bookkeeping). The sketch keeps fingerprints, not ids: an id holds a hot row
@@ -73,6 +74,7 @@ class Rules:
     replacement: str  # "inherit" (SpaceSaving, the paper) or "erode"
     half_life: float = None  # None: the paper's mass rule (x0.99 per 10 W k)
     swap_margin: float = None  # None: no swaps (the paper)
+    fill_free_rows: bool = False  # False: rows wait for keys >= k (the paper)
 
 
 def vocabulary_sizes():
@@ -140,6 +142,14 @@ def shape_for(rules, bytes_per_hot_row, hot_rows, slots):
     return max(1, int((bytes_per_hot_row - per_row) * hot_rows // (slot_bytes * slots))), slots
 
 
+def demote_threshold(rules, threshold):
+    """As a CAFE layer resolves it: 0 (hot keys stay until displaced) with filled rows and
+    swaps, else a share of k (hysteresis); the paper's rules demote at k."""
+    if rules.fill_free_rows and rules.swap_margin is not None:
+        return 0.0
+    return threshold * (budget.DEMOTE_SHARE if rules.second_sighting else 1)
+
+
 def run(stream, rules, bytes_per_hot_row, slots, hot_rows, threshold, checkpoints):
     """Feeds the stream; returns the hot set at each checkpoint batch and the promotions."""
     buckets, slots = shape_for(rules, bytes_per_hot_row, hot_rows, slots)
@@ -148,12 +158,12 @@ def run(stream, rules, bytes_per_hot_row, slots, hot_rows, threshold, checkpoint
         hot_rows=hot_rows,
         slots_per_bucket=slots,
         threshold=threshold,
-        # cafe_tf's layers demote below a share of k (hysteresis); the paper at k.
-        demote_threshold=threshold * (budget.DEMOTE_SHARE if rules.second_sighting else 1),
+        demote_threshold=demote_threshold(rules, threshold),
         second_sighting=rules.second_sighting,
         replacement=rules.replacement,
         decay_half_life=rules.half_life,
         swap_margin=rules.swap_margin,
+        fill_free_rows=rules.fill_free_rows,
     )
     sketch = HotSketch(config, backend="op")
     snapshots, promoted = {}, []
@@ -245,6 +255,7 @@ def main():
             "erode",
             hl,
             m or None,
+            fill_free_rows=True,
         )
         for hl, m in variants
     ]

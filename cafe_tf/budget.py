@@ -60,7 +60,8 @@ THRESHOLD_MASS = 40_000
 MIN_THRESHOLD = 2.0
 MAX_THRESHOLD = 10.0
 HALF_LIFE_FLOOR = 12_800
-# - hot features are demoted below this share of k (hysteresis against churn);
+# - without filled free rows and swaps, hot features are demoted below this share of k
+#   (hysteresis against churn);
 DEMOTE_SHARE = 0.5
 # - multi-level hashing plans a medium level, of this share of the hashed rows, from
 #   MEDIUM_LEVEL_MIN_RATIO up (below it, the hot rows serve nearly every lookup a medium

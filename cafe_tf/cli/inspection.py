@@ -86,7 +86,8 @@ def _decay(sketch) -> str:
             f"decay x{sketch.decay_rate:g} per {sketch.decay_mass_factor:g} x W x k of importance"
         )
     swaps = "no swaps" if sketch.swap_margin is None else f"swap margin {sketch.swap_margin:g}"
-    return f"{schedule}, {swaps}"
+    fill = "free rows filled below k" if sketch.fill_free_rows else "free rows wait for k"
+    return f"{schedule}, {swaps}, {fill}, demotion below {sketch.effective_demote_threshold:g}"
 
 
 def describe(layer: CafeEmbeddingCollection, top: int) -> str:

@@ -77,9 +77,15 @@ class CafeConfig:
         score) or "inherit" (SpaceSaving, the paper). Defaults to "erode".
       second_sighting: bool. A feature that took a sketch slot over is
         promoted only once seen again; False: the paper. Defaults to True.
+      fill_free_rows: bool. Hot rows that no feature >= k claims go to the
+        strongest other features the sketch tracks (only features >= k displace
+        hot ones), so no row sits idle; False: the paper (rows wait for k).
+        Defaults to True.
       demote_threshold: float. Hot features whose decayed score falls below
         it are demoted; 0 or in [smallest normal float32, threshold]. Defaults
-        to None: k / 2 (hysteresis against churn; the paper demotes below k).
+        to None: 0 when free rows are filled and swaps are on (a hot feature
+        keeps its row until a stronger one displaces it), else k / 2
+        (hysteresis against churn; the paper demotes below k).
       backend: "auto" (the C++ op when its library is loaded, else the pure-TF
         reference), "op" or "reference". Defaults to "auto".
 
@@ -111,6 +117,7 @@ class CafeConfig:
     swap_margin: float | None = 1.5
     replacement: str = "erode"
     second_sighting: bool = True
+    fill_free_rows: bool = True
     demote_threshold: float | None = None
     backend: str = "auto"
 
@@ -224,6 +231,7 @@ class CafeConfig:
             )
         check("replacement", self.replacement in REPLACEMENTS, f"one of {REPLACEMENTS}")
         check("second_sighting", isinstance(self.second_sighting, bool), "a bool")
+        check("fill_free_rows", isinstance(self.fill_free_rows, bool), "a bool")
         if self.demote_threshold is not None:
             demote = self.demote_threshold
             ok = (
@@ -273,7 +281,10 @@ class CafeConfig:
             threshold = budget_lib.planned_threshold(hot_rows, self.decay_half_life or 8.0)
         demote = self.demote_threshold
         if demote is None:
-            demote = budget_lib.DEMOTE_SHARE * threshold
+            # Where freed rows are refilled at once and stronger features displace
+            # weaker ones, demotion by decay alone would only churn.
+            keep = self.fill_free_rows and self.swap_margin is not None
+            demote = 0.0 if keep else budget_lib.DEMOTE_SHARE * threshold
         return dataclasses.replace(sized, threshold=threshold, demote_threshold=demote)
 
     def plan(self, vocabulary_sizes) -> budget_lib.CafeLayout:

@@ -107,6 +107,7 @@ class CafeEmbeddingCollectionLogic:
             swap_margin=resolved.swap_margin,
             replacement=resolved.replacement,
             second_sighting=resolved.second_sighting,
+            fill_free_rows=resolved.fill_free_rows,
             num_features=len(self.features),
         )
         self.embeddings_initializer = self._initializers.get(embeddings_initializer)

@@ -62,6 +62,10 @@ class SketchConfig:
         outscore by this factor, so the hot set follows the top scores; None
         is the paper's rule (hot keys leave only by decaying below
         demote_threshold).
+      fill_free_rows: rows still free after the candidates (score >= k) go to
+        the strongest other tracked keys (score > 0, not pending), so no row
+        sits idle while the sketch knows a key for it; only keys >= k displace
+        hot keys. False is the paper's rule (rows wait for keys >= k).
       num_features: every key is inserted with a feature index in
         [0, num_features) (a CAFE layer's features; 1 for a sketch of one kind of
         key). A slot's entry keeps it in its tag field: a hot slot packs
@@ -83,6 +87,7 @@ class SketchConfig:
     second_sighting: bool = True
     decay_half_life: float | None = None
     swap_margin: float | None = None
+    fill_free_rows: bool = False
     num_features: int = 1
 
     def __post_init__(self):
@@ -152,6 +157,8 @@ class SketchConfig:
             problems.append(f"replacement must be one of {REPLACEMENTS}, got {self.replacement!r}")
         if not isinstance(self.second_sighting, bool):
             problems.append(f"second_sighting must be a bool, got {self.second_sighting!r}")
+        if not isinstance(self.fill_free_rows, bool):
+            problems.append(f"fill_free_rows must be a bool, got {self.fill_free_rows!r}")
         if not isinstance(self.num_features, int) or self.num_features <= 0:
             problems.append(f"num_features must be a positive int, got {self.num_features!r}")
         elif self.tag_bits > MAX_TAG_BITS:

@@ -270,6 +270,7 @@ class HotSketch(tf.Module):
                     decay_mass_factor=cfg.effective_decay_mass_factor,
                     decay_period=cfg.decay_period,
                     swap_margin=cfg.swap_margin or 0.0,
+                    fill_free_rows=cfg.fill_free_rows,
                 )
             )
         state, result = reference.migrate(cfg, self.read_state(), force_decay)

@@ -364,7 +364,7 @@ def _by_score_then_fingerprint(state: SketchTensors, slots, direction):
 
 def _swap(config: SketchConfig, state: SketchTensors, candidates):
     """Demotes the weakest hot keys (score, fingerprint, slot ascending) that the
-    candidates beyond the free rows outscore by swap_margin (a prefix of the
+    candidates (score >= k) beyond the free rows outscore by swap_margin (a prefix of the
     pairs, as the candidates' scores fall and the hot keys' rise). Returns
     (state, demoted)."""
     tag_bits = config.tag_bits
@@ -406,16 +406,21 @@ def migrate(config: SketchConfig, state: SketchTensors, force_decay=False):
         lambda: (state, empty),
     )
 
-    # Pending keys (not seen since they took their slot over) wait.
+    # Pending keys (not seen since they took their slot over) wait. Keys below k
+    # (filling free rows) follow those above it in the order.
+    floor = 0.0 if config.fill_free_rows else config.threshold
     candidates = tf.where(
         tf.logical_and(
             tf.logical_and(state.entries < 0, tf.logical_not(marker_pending(state.entries))),
-            tf.logical_and(state.scores > 0, state.scores >= config.threshold),
+            tf.logical_and(state.scores > 0, state.scores >= floor),
         )
     )[:, 0]
     ordered = _by_score_then_fingerprint(state, candidates, "DESCENDING")
     if config.swap_margin is not None:
-        state, swapped = _swap(config, state, ordered)
+        strong = tf.reduce_sum(
+            tf.cast(tf.gather(state.scores, ordered) >= config.threshold, tf.int32)
+        )
+        state, swapped = _swap(config, state, ordered[:strong])
         demoted = tuple(tf.concat([d, s], 0) for d, s in zip(demoted, swapped))
     free = free_rows(config, state.entries)
     count = tf.minimum(tf.size(ordered), tf.size(free))

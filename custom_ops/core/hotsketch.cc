@@ -147,12 +147,14 @@ MigrationResult Migrate(const SketchConfig& config, const SketchState& state, bo
     const uint32_t fa = SlotFp(state.slots[a]), fb = SlotFp(state.slots[b]);
     return fa != fb ? fa < fb : a < b;
   };
-  // Pending keys (not seen since they took their slot over) wait.
+  // Pending keys (not seen since they took their slot over) wait. Keys below
+  // the threshold (with fill_free_rows) follow those above it in the score
+  // order, so the first `strong` candidates are those >= threshold.
   std::vector<int64_t> candidates;
+  const float floor = config.promotion_floor();
   for (int64_t s = 0; s < slots; ++s) {
     const int32_t m = SlotEntry(state.slots[s]);
-    if (m < 0 && !MarkerPending(m) && state.scores[s] > 0.f &&
-        state.scores[s] >= config.threshold)
+    if (m < 0 && !MarkerPending(m) && state.scores[s] > 0.f && state.scores[s] >= floor)
       candidates.push_back(s);
   }
   if (candidates.empty()) return result;
@@ -160,6 +162,10 @@ MigrationResult Migrate(const SketchConfig& config, const SketchState& state, bo
     if (state.scores[a] != state.scores[b]) return state.scores[a] > state.scores[b];
     return fp_then_slot(a, b);
   });
+  const int64_t strong =
+      std::partition_point(candidates.begin(), candidates.end(),
+                           [&](int64_t s) { return state.scores[s] >= config.threshold; }) -
+      candidates.begin();
   // Rows in use: those a hot slot's entry holds.
   std::vector<char> used(static_cast<size_t>(config.hot_rows), 0);
   std::vector<int64_t> hot;
@@ -171,18 +177,16 @@ MigrationResult Migrate(const SketchConfig& config, const SketchState& state, bo
     }
   }
   if (config.swap_margin > 0.f) {
-    // Candidates beyond the free rows displace the weakest hot keys (score
-    // ascending, fingerprint ascending, slot ascending) while they outscore
-    // them by the margin: the candidates' scores fall and the hot keys' rise,
-    // so the pairs that qualify are a prefix.
+    // Candidates >= threshold beyond the free rows displace the weakest hot
+    // keys (score ascending, fingerprint ascending, slot ascending) while they
+    // outscore them by the margin: the candidates' scores fall and the hot
+    // keys' rise, so the pairs that qualify are a prefix.
     const int64_t free = config.hot_rows - static_cast<int64_t>(hot.size());
     std::sort(hot.begin(), hot.end(), [&](int64_t a, int64_t b) {
       if (state.scores[a] != state.scores[b]) return state.scores[a] < state.scores[b];
       return fp_then_slot(a, b);
     });
-    for (size_t i = 0; i < hot.size() && free + static_cast<int64_t>(i) <
-                                             static_cast<int64_t>(candidates.size());
-         ++i) {
+    for (size_t i = 0; i < hot.size() && free + static_cast<int64_t>(i) < strong; ++i) {
       const int64_t s = hot[i];
       if (!(state.scores[candidates[free + i]] > config.swap_margin * state.scores[s])) break;
       const int32_t e = SlotEntry(state.slots[s]);

@@ -140,7 +140,14 @@ struct SketchConfig {
   // > 0: when candidates outnumber the free rows, a candidate displaces the
   // weakest hot key if its score is > swap_margin times that key's (0: off, the paper).
   float swap_margin = 0.f;
+  // true: rows still free after the candidates (score >= threshold) go to the
+  // strongest other tracked keys (score > 0, not pending); false: rows wait
+  // for keys that reach the threshold (the paper).
+  bool fill_free_rows = false;
 
+  // The lowest score a key can be promoted with: 0 (any tracked key) when
+  // free rows are filled, else the threshold.
+  float promotion_floor() const { return fill_free_rows ? 0.f : threshold; }
   // Empty string when valid, else what is wrong.
   std::string Validate() const;
   int64_t num_slots() const { return num_buckets * slots_per_bucket; }
@@ -265,7 +272,9 @@ double DecayMassLimit(const SketchConfig& config);
 // swap_margin, demotion of the weakest hot keys that the candidates beyond the
 // free rows outscore by that margin; then promotion of non-hot, non-pending
 // keys with score >= threshold into free rows in ascending row order (free:
-// held by no slot's hot entry). Orders by score break ties by fingerprint,
+// held by no slot's hot entry), and with fill_free_rows, of the other tracked
+// non-hot, non-pending keys into the rows still free (only keys >= threshold
+// displace hot keys). Orders by score break ties by fingerprint,
 // then slot. Demoted entries: the decay's in slot order, then the displaced ones, weakest
 // first.
 MigrationResult Migrate(const SketchConfig& config, const SketchState& state, bool force_decay);

@@ -318,6 +318,7 @@ REGISTER_OP("CafeSketchMigrate")
     .Attr("decay_mass_factor: float = 10.0")
     .Attr("decay_period: int = 0")
     .Attr("swap_margin: float = 0.0")
+    .Attr("fill_free_rows: bool = false")
     .SetIsStateful()
     .SetShapeFn([](InferenceContext* c) {
       TF_RETURN_IF_ERROR(StateShapes(c));
@@ -331,7 +332,9 @@ demoting hot keys whose score fell below demote_threshold; with swap_margin
 > 0, demotes the weakest hot keys that the candidates beyond the free rows
 outscore by that factor; then promotes non-hot keys seen since they took their
 slot (not pending) with score >= threshold (score descending, fingerprint
-ascending, slot ascending) into free hot rows in ascending order.
+ascending, slot ascending) into free hot rows in ascending order; with
+fill_free_rows, then the other non-hot, non-pending keys (score > 0) into the
+rows still free, in the same order.
 Returns what it did: (fingerprint, feature index (the entry's tag), row) per
 demoted and promoted key.
 )doc");

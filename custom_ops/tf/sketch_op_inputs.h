@@ -136,6 +136,7 @@ inline Status ReadMigrateAttrs(OpKernelConstruction* ctx, cafe::SketchConfig* co
   TF_RETURN_IF_ERROR(ctx->GetAttr("decay_mass_factor", &factor));
   config->decay_mass_factor = factor;
   TF_RETURN_IF_ERROR(ctx->GetAttr("swap_margin", &config->swap_margin));
+  TF_RETURN_IF_ERROR(ctx->GetAttr("fill_free_rows", &config->fill_free_rows));
   return ctx->GetAttr("decay_period", &config->decay_period);
 }
 

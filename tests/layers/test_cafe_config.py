@@ -158,7 +158,8 @@ CRITEO_LIKE = [26_000] * 26
 @pytest.mark.parametrize("ratio", [10, 100, 1000, 10000])
 def test_defaults_follow_the_layout(ratio):
     """Hot share at least 0.7, k from the hot rows (40,000 / H within [2, 10], raised for
-    small hot tables to a 12,800-lookup half-life), demotion at k / 2."""
+    small hot tables to a 12,800-lookup half-life); hot features keep their rows until
+    displaced (demotion threshold 0), or, where free rows wait for k, demotion at k / 2."""
     resolved = CafeConfig(embedding_dim=16, compression_ratio=ratio).resolved(CRITEO_LIKE)
     paper_k, paper_h = budget.paper_settings(ratio)
     assert resolved.hot_share == max(0.7, 1 - paper_h)
@@ -166,12 +167,26 @@ def test_defaults_follow_the_layout(ratio):
     k = min(10.0, max(2.0, 40_000 / hot_rows))
     assert resolved.threshold == max(k, 12_800 / (8 * hot_rows))
     assert 2.0 <= resolved.threshold
-    assert resolved.demote_threshold == resolved.threshold / 2
+    assert resolved.fill_free_rows and resolved.demote_threshold == 0.0
+    for waiting in (dict(fill_free_rows=False), dict(swap_margin=None)):
+        config = CafeConfig(embedding_dim=16, compression_ratio=ratio, **waiting)
+        resolved = config.resolved(CRITEO_LIKE)
+        assert resolved.demote_threshold == resolved.threshold / 2
     # What is set stays.
     fixed = CafeConfig(
-        embedding_dim=16, compression_ratio=ratio, threshold=7.0, hot_share=0.6
+        embedding_dim=16,
+        compression_ratio=ratio,
+        threshold=7.0,
+        hot_share=0.6,
+        fill_free_rows=False,
     ).resolved(CRITEO_LIKE)
     assert (fixed.threshold, fixed.hot_share, fixed.demote_threshold) == (7.0, 0.6, 3.5)
+    assert (
+        CafeConfig(embedding_dim=16, compression_ratio=ratio, demote_threshold=1.0)
+        .resolved(CRITEO_LIKE)
+        .demote_threshold
+        == 1.0
+    )
 
 
 def test_threshold_regimes():

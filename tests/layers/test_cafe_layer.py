@@ -24,6 +24,8 @@ def _layer(features=None, **config):
     config.setdefault("compression_ratio", 10)
     config.setdefault("threshold", 3.0)
     config.setdefault("importance", "frequency")
+    # Hand-worked promotions at k; filling free rows below k has its own tests.
+    config.setdefault("fill_free_rows", False)
     layer = CafeEmbeddingCollection(features or {"a": 1000, "b": 200}, CafeConfig(**config))
     layer.build(None)
     return layer
@@ -72,6 +74,28 @@ def test_output_matches_hand_computed_rows_then_hot_row():
     np.testing.assert_array_equal(
         out["a"].numpy()[0], table[_hashed_row_by_hand(layer, 0, 5)]
     )  # a:5 is another key
+
+
+def test_free_rows_go_to_every_tracked_feature_strongest_first():
+    """With the defaults, a migration fills free hot rows with the features the sketch
+    tracks, k or not, by score; each starts as the vector it was reading."""
+    layer = _layer(fill_free_rows=True)
+    assert layer.sketch_config.fill_free_rows and layer.sketch_config.demote_threshold == 0.0
+    ids = {"a": tf.constant([5, 5, 5, 9], tf.int64), "b": tf.constant([7, 7, 3, 3], tf.int64)}
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(layer(ids, training=True)["b"])
+    tape.gradient(loss, layer.trainable_weights)
+    before = layer(ids)
+    result = layer.migrate()
+    # a:5 (3 lookups: k) takes row 0, then b:7 and b:3 (2 each), then a:9 (1).
+    assert int(result["promotions"]) == 4 and int(result["hot_rows_used"]) == 4
+    keys = tf.concat([hashing.field_keys(ids[name], f) for f, name in enumerate("ab")], 0)
+    rows = layer.sketch.query(keys)[0].numpy()
+    assert rows[0] == 0 and rows[3] == 3  # a:5 first, a:9 last
+    assert sorted(set(rows.tolist())) == [0, 1, 2, 3]
+    after = layer(ids)
+    for name in ids:  # every feature reads its new hot row, which holds the same vector
+        np.testing.assert_array_equal(after[name].numpy(), before[name].numpy())
 
 
 def _per_id_vectors(layer, ids):
@@ -550,7 +574,13 @@ def test_migrate_now_migrates_in_a_custom_training_loop():
     reports what it did."""
     layer = CafeEmbeddingCollection(
         {"a": 1000, "b": 200},
-        CafeConfig(embedding_dim=4, compression_ratio=10, threshold=3.0, importance="frequency"),
+        CafeConfig(
+            embedding_dim=4,
+            compression_ratio=10,
+            threshold=3.0,
+            importance="frequency",
+            fill_free_rows=False,
+        ),
         name="cafe",
     )
     inputs = {n: tf_keras.Input([], dtype=tf.int64, name=n) for n in "ab"}

@@ -97,6 +97,22 @@ SCENARIOS = {
         20_000,
         1.1,
     ),
+    # Free rows filled below k, hot keys kept until displaced (the layer's defaults).
+    "fill_free_rows": (
+        dict(
+            num_buckets=96,
+            hot_rows=60,
+            slots_per_bucket=4,
+            threshold=3.0,
+            demote_threshold=0.0,
+            decay_half_life=2.0,
+            swap_margin=1.5,
+            fill_free_rows=True,
+        ),
+        1500,
+        20_000,
+        1.1,
+    ),
     # 16 slots per bucket, about 4/3 per hot row: the query's 16-slot scan, full buckets.
     "sixteen_slots": (
         dict(

@@ -408,6 +408,61 @@ def test_swap_displaces_the_weakest_hot_key_by_a_margin(backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_free_rows_are_filled_below_k_and_only_keys_at_k_displace(backend):
+    sketch = HotSketch(
+        SketchConfig(
+            num_buckets=1,
+            hot_rows=3,
+            slots_per_bucket=8,
+            threshold=2.0,
+            demote_threshold=0.0,
+            swap_margin=1.5,
+            fill_free_rows=True,
+        ),
+        backend=backend,
+    )
+    _insert(sketch, [1, 2, 3, 4], [0.5, 3.0, 0.25, 1.0])
+    result = sketch.migrate()
+    # Key 2 reaches k; rows 1 and 2 go to the strongest keys below it; key 3 waits.
+    assert _keys(result.promoted_fingerprints) == [2, 4, 1]
+    assert result.promoted_rows.numpy().tolist() == [0, 1, 2]
+    assert _keys(result.demoted_fingerprints) == []
+    # A key below k never displaces a hot key, however weak that key is.
+    _insert(sketch, [5], [1.9])
+    result = sketch.migrate()
+    assert _keys(result.promoted_fingerprints) == [] and _keys(result.demoted_fingerprints) == []
+    # A key at k displaces the weakest hot key (1: 0.5) by the margin and takes its row.
+    _insert(sketch, [6], [2.0])
+    result = sketch.migrate()
+    assert _keys(result.demoted_fingerprints) == [1]
+    assert _keys(result.promoted_fingerprints) == [6]
+    assert result.promoted_rows.numpy().tolist() == [2]
+    # Decay keeps hot keys at demote_threshold 0: no row is freed while it holds.
+    assert _keys(sketch.decay().demoted_fingerprints) == []
+    assert int(sketch.hot_rows_used()) == 3
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_filled_rows_do_not_take_pending_keys(backend):
+    sketch = HotSketch(
+        SketchConfig(
+            num_buckets=1,
+            hot_rows=2,
+            slots_per_bucket=1,
+            threshold=5.0,
+            fill_free_rows=True,
+        ),
+        backend=backend,
+    )
+    _insert(sketch, [1], [1.0])
+    _insert(sketch, [2], [3.0])  # erodes key 1's slot and takes it over: pending
+    assert _slots(sketch) == {2: (2.0, ROW_PENDING)}
+    assert _keys(sketch.migrate().promoted_fingerprints) == []
+    _insert(sketch, [2], [0.5])  # seen again: promotable, and fills a free row below k
+    assert _keys(sketch.migrate().promoted_fingerprints) == [2]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_erode_lowers_the_smallest_score_before_taking_the_slot(backend):
     sketch = HotSketch(
         SketchConfig(num_buckets=1, hot_rows=1, slots_per_bucket=2, threshold=100.0),

@@ -138,7 +138,13 @@ def test_signature_inputs_flatten_ragged_and_sparse():
 def test_export_single_tensor_model_with_sparse_input(tmp_path):
     layer = CafeEmbedding(
         5000,
-        CafeConfig(embedding_dim=4, compression_ratio=5, threshold=2.0, importance="frequency"),
+        CafeConfig(
+            embedding_dim=4,
+            compression_ratio=5,
+            threshold=2.0,
+            importance="frequency",
+            fill_free_rows=False,
+        ),
         combiner="mean",
     )
     ids = tf.SparseTensor(

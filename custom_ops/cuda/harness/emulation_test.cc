@@ -41,6 +41,7 @@ using cafe::cuda::detail::DecayDueBody;
 using cafe::cuda::detail::DecaySlotBody;
 using cafe::cuda::detail::DemoteScatterBody;
 using cafe::cuda::detail::FingerprintKey;
+using cafe::cuda::detail::FloatBits;
 using cafe::cuda::detail::HotScoreBits;
 using cafe::cuda::detail::SwapCountBody;
 using cafe::cuda::detail::SwapDemoteBody;
@@ -243,11 +244,15 @@ class EmulatedGpuBackend : public Backend {
     std::vector<uint32_t> bits(S);
     for (int64_t q = 0; q < S; ++q)
       bits[q] = CandidateScoreBits(state_.scores.data(), state_.slots.data(), slots_by_fp[q],
-                                   config_.threshold);
+                                   config_.promotion_floor());
     std::vector<uint32_t> bits_sorted;
     std::vector<int32_t> candidates;
     StableSortPairs(bits, slots_by_fp, true, &bits_sorted, &candidates);
-    for (int64_t q = 0; q < S; ++q) CandidateCountBody(q, S, bits_sorted.data(), &counts[3]);
+    int32_t num_strong = 0;
+    for (int64_t q = 0; q < S; ++q) {
+      CandidateCountBody(q, S, bits_sorted.data(), 1u, &counts[3]);
+      CandidateCountBody(q, S, bits_sorted.data(), FloatBits(config_.threshold), &num_strong);
+    }
     std::vector<int32_t> used(H), free_flag(H), free_rows(H, -7);
     int32_t num_free = -7;
     auto list_free_rows = [&]() {
@@ -268,7 +273,7 @@ class EmulatedGpuBackend : public Backend {
       std::vector<int32_t> hot_sorted;
       StableSortPairs(hot_bits, slots_by_fp, false, &hot_bits_sorted, &hot_sorted);
       int32_t swaps = -7;
-      SwapCountBody(static_cast<int32_t>(H), &num_free, &counts[3], candidates.data(),
+      SwapCountBody(static_cast<int32_t>(H), &num_free, &num_strong, candidates.data(),
                     hot_sorted.data(), state_.scores.data(), config_.swap_margin, &swaps);
       for (int64_t i = 0; i < H; ++i)
         SwapDemoteBody(i, &swaps, &counts[1], hot_sorted.data(), T, state_.slots.data(),

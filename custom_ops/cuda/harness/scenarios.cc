@@ -91,6 +91,54 @@ std::vector<Scenario> Scenarios(bool include_large) {
     list.push_back(s);
   }
   {
+    // Rows left free after the candidates >= k go to weaker keys; hot keys keep
+    // their rows until displaced (demote_threshold 0).
+    Scenario s = make("fill_free_rows_under_drift", 128, 4, 60, 4.f);
+    s.config.fill_free_rows = true;
+    s.config.swap_margin = 1.5f;
+    s.config.demote_threshold = 0.f;
+    s.config.decay_rate = 0.8f;
+    s.steps = 24;
+    s.batch.n = 2000;
+    s.batch.vocabulary = 20000;
+    s.modes = {ImportanceMode::kOnes, ImportanceMode::kUniform, ImportanceMode::kTiny};
+    s.force_decay_every = 4;
+    s.drift = 400;
+    list.push_back(s);
+  }
+  {
+    // Keys far below k fill the rows and decay; keys below k beyond the full rows
+    // outscore them by the margin, yet only keys >= k may displace.
+    Scenario s = make("fill_weak_keys_do_not_displace", 8, 8, 6, 20.f);
+    s.config.fill_free_rows = true;
+    s.config.swap_margin = 1.5f;
+    s.config.demote_threshold = 0.f;
+    s.config.decay_rate = 0.5f;
+    s.config.decay_mass_factor = 0.5;
+    s.steps = 16;
+    s.batch.n = 300;
+    s.batch.vocabulary = 2000;
+    s.modes = {ImportanceMode::kUniform, ImportanceMode::kOnes};
+    s.drift = 50;
+    list.push_back(s);
+  }
+  {
+    // Filling without swaps, with demotion at k / 2: fillers below it leave at
+    // the next decay.
+    Scenario s = make("fill_free_rows_demote_half", 32, 4, 50, 2.f);
+    s.config.fill_free_rows = true;
+    s.config.demote_threshold = 1.f;
+    s.config.decay_rate = 0.7f;
+    s.steps = 20;
+    s.batch.n = 600;
+    s.batch.vocabulary = 3000;
+    s.modes = {ImportanceMode::kUniform, ImportanceMode::kWide};
+    s.migrate_every = 1;
+    s.force_decay_every = 3;
+    s.drift = 100;
+    list.push_back(s);
+  }
+  {
     Scenario s = make("swap_ties_margin_1", 16, 2, 8, 1.f);
     s.config.swap_margin = 1.f;
     s.steps = 20;

@@ -323,26 +323,29 @@ CAFE_HD void DemoteScatterBody(int64_t s, const int32_t* demote_flag, const int3
 // by score that follow then break score ties by fingerprint, then by slot.
 CAFE_HD uint32_t FingerprintKey(const int64_t* slots, int64_t s) { return SlotFp(slots[s]); }
 
-// Promotion candidate test of cafe::Migrate (pending keys wait).
-CAFE_HD bool IsCandidate(const float* scores, const int64_t* slots, int64_t s, float threshold) {
+// Promotion candidate test of cafe::Migrate (pending keys wait); `floor` is
+// SketchConfig::promotion_floor().
+CAFE_HD bool IsCandidate(const float* scores, const int64_t* slots, int64_t s, float floor) {
   const int32_t m = SlotEntry(slots[s]);
-  return m < 0 && !MarkerPending(m) && scores[s] > 0.f && scores[s] >= threshold;
+  return m < 0 && !MarkerPending(m) && scores[s] > 0.f && scores[s] >= floor;
 }
 
 // Sort key of the score pass (descending): the float bits of a candidate's
 // score (> 0, so its bits order like the value and are >= 1), 0 otherwise, so
 // non-candidates sort after every candidate.
 CAFE_HD uint32_t CandidateScoreBits(const float* scores, const int64_t* slots, int64_t s,
-                                    float threshold) {
-  return IsCandidate(scores, slots, s, threshold) ? FloatBits(scores[s]) : 0u;
+                                    float floor) {
+  return IsCandidate(scores, slots, s, floor) ? FloatBits(scores[s]) : 0u;
 }
 
-// After the descending score sort: the number of candidates is the position of
-// the first 0 (the thread at the boundary writes it; counts[3] starts at 0).
+// After the descending score sort: the number of keys whose bits are >=
+// min_bits is the position of the first below it (the thread at the boundary
+// writes it; the count starts at 0). min_bits 1 counts every candidate, the
+// bits of the threshold those that may displace hot keys.
 CAFE_HD void CandidateCountBody(int64_t q, int64_t num_slots, const uint32_t* sorted_bits,
-                                int32_t* num_candidates) {
-  if (sorted_bits[q] != 0u && (q + 1 == num_slots || sorted_bits[q + 1] == 0u))
-    *num_candidates = static_cast<int32_t>(q + 1);
+                                uint32_t min_bits, int32_t* count) {
+  if (sorted_bits[q] >= min_bits && (q + 1 == num_slots || sorted_bits[q + 1] < min_bits))
+    *count = static_cast<int32_t>(q + 1);
 }
 
 // Sort key of the hot pass (ascending): the float bits of a hot slot's score
@@ -363,15 +366,15 @@ CAFE_HD void UsedRowBody(int64_t s, const int64_t* slots, int32_t tag_bits, int3
 }
 
 // Migrate, swaps (one thread): how many of the weakest hot keys (hot[i],
-// score ascending) the candidates beyond the free rows (candidates[free + i],
-// score descending) outscore by `margin`, as the loop of cafe::Migrate counts.
-CAFE_HD void SwapCountBody(int32_t hot_rows, const int32_t* num_free,
-                           const int32_t* num_candidates, const int32_t* candidates,
-                           const int32_t* hot, const float* scores, float margin,
-                           int32_t* swaps) {
+// score ascending) the candidates >= threshold beyond the free rows
+// (candidates[free + i], score descending; `num_strong` of them) outscore by
+// `margin`, as the loop of cafe::Migrate counts.
+CAFE_HD void SwapCountBody(int32_t hot_rows, const int32_t* num_free, const int32_t* num_strong,
+                           const int32_t* candidates, const int32_t* hot, const float* scores,
+                           float margin, int32_t* swaps) {
   const int32_t num_hot = hot_rows - *num_free;  // one hot slot per row in use
   int32_t i = 0;
-  while (i < num_hot && *num_free + i < *num_candidates &&
+  while (i < num_hot && *num_free + i < *num_strong &&
          scores[candidates[*num_free + i]] > margin * scores[hot[i]])
     ++i;
   *swaps = i;

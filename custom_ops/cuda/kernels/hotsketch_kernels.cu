@@ -328,6 +328,7 @@ struct MigrateBuffers {
   uint32_t* hot_bits_sorted;  // [S]
   int32_t* hot_sorted;      // [S]
   int32_t* num_swaps;       // [1]
+  int32_t* num_strong;      // [1] candidates >= threshold
   void* cub_temp;
   size_t cub_temp_bytes;
 };
@@ -383,6 +384,7 @@ cudaError_t CarveMigrate(void* base, const SketchConfig& config, MigrateBuffers*
   b->hot_bits_sorted = carve.Take<uint32_t>(slots);
   b->hot_sorted = carve.Take<int32_t>(slots);
   b->num_swaps = carve.Take<int32_t>(1);
+  b->num_strong = carve.Take<int32_t>(1);
   CAFE_CUDA_RETURN_IF_ERROR(
       MigrateCubBytes(static_cast<int>(slots), static_cast<int>(rows), &b->cub_temp_bytes));
   b->cub_temp = carve.TakeBytes(b->cub_temp_bytes);
@@ -430,15 +432,20 @@ __global__ void FingerprintKeyKernel(int64_t slots, const int64_t* slot_words, u
 }
 
 __global__ void ScoreBitsKernel(int64_t slots, const int32_t* slots_by_fp, const float* scores,
-                                const int64_t* slot_words, float threshold, uint32_t* bits) {
+                                const int64_t* slot_words, float floor, uint32_t* bits) {
   CAFE_GRID_LOOP(q, slots) {
-    bits[q] = CandidateScoreBits(scores, slot_words, slots_by_fp[q], threshold);
+    bits[q] = CandidateScoreBits(scores, slot_words, slots_by_fp[q], floor);
   }
 }
 
+// Both counts in one pass: every candidate (counts[3]) and those >= threshold.
 __global__ void CandidateCountKernel(int64_t slots, const uint32_t* bits_sorted,
-                                     int32_t* num_candidates) {
-  CAFE_GRID_LOOP(q, slots) { CandidateCountBody(q, slots, bits_sorted, num_candidates); }
+                                     uint32_t threshold_bits, int32_t* num_candidates,
+                                     int32_t* num_strong) {
+  CAFE_GRID_LOOP(q, slots) {
+    CandidateCountBody(q, slots, bits_sorted, 1u, num_candidates);
+    CandidateCountBody(q, slots, bits_sorted, threshold_bits, num_strong);
+  }
 }
 
 __global__ void UsedRowKernel(int64_t slots, const int64_t* slot_words, int32_t tag_bits,
@@ -462,11 +469,12 @@ __global__ void HotBitsKernel(int64_t slots, const int32_t* slots_by_fp, const f
   CAFE_GRID_LOOP(q, slots) { bits[q] = HotScoreBits(scores, slot_words, slots_by_fp[q]); }
 }
 
-__global__ void SwapCountKernel(int32_t hot_rows, const int32_t* num_free, const int32_t* counts,
-                                const int32_t* candidates, const int32_t* hot,
-                                const float* scores, float margin, int32_t* swaps) {
+__global__ void SwapCountKernel(int32_t hot_rows, const int32_t* num_free,
+                                const int32_t* num_strong, const int32_t* candidates,
+                                const int32_t* hot, const float* scores, float margin,
+                                int32_t* swaps) {
   if (blockIdx.x == 0 && threadIdx.x == 0)
-    SwapCountBody(hot_rows, num_free, counts + 3, candidates, hot, scores, margin, swaps);
+    SwapCountBody(hot_rows, num_free, num_strong, candidates, hot, scores, margin, swaps);
 }
 
 __global__ void SwapDemoteKernel(int64_t capacity, const int32_t* swaps, const int32_t* counts,
@@ -644,13 +652,16 @@ cudaError_t LaunchMigrate(const SketchConfig& config, const SketchState& state,
                                                             b.fp_sorted, b.slot_iota,
                                                             b.slots_by_fp, si, 0, 32, stream));
   ScoreBitsKernel<<<grid_s, kThreads, 0, stream>>>(slots, b.slots_by_fp, state.scores,
-                                                   state.slots, config.threshold, b.score_bits);
+                                                   state.slots, config.promotion_floor(),
+                                                   b.score_bits);
   CAFE_CUDA_RETURN_IF_ERROR(cudaGetLastError());
   temp = b.cub_temp_bytes;
   CAFE_CUDA_RETURN_IF_ERROR(cub::DeviceRadixSort::SortPairsDescending(
       b.cub_temp, temp, b.score_bits, b.bits_sorted, b.slots_by_fp, b.candidates, si, 0, 32,
       stream));
-  CandidateCountKernel<<<grid_s, kThreads, 0, stream>>>(slots, b.bits_sorted, out.counts + 3);
+  CAFE_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(b.num_strong, 0, sizeof(int32_t), stream));
+  CandidateCountKernel<<<grid_s, kThreads, 0, stream>>>(
+      slots, b.bits_sorted, detail::FloatBits(config.threshold), out.counts + 3, b.num_strong);
   CAFE_CUDA_RETURN_IF_ERROR(cudaGetLastError());
 
   // 3. Free rows in ascending order: the rows no hot slot's entry holds.
@@ -683,8 +694,9 @@ cudaError_t LaunchMigrate(const SketchConfig& config, const SketchState& state,
     CAFE_CUDA_RETURN_IF_ERROR(cub::DeviceRadixSort::SortPairs(
         b.cub_temp, temp, b.hot_bits, b.hot_bits_sorted, b.slots_by_fp, b.hot_sorted, si, 0, 32,
         stream));
-    SwapCountKernel<<<1, 1, 0, stream>>>(ri, b.num_free, out.counts, b.candidates, b.hot_sorted,
-                                         state.scores, config.swap_margin, b.num_swaps);
+    SwapCountKernel<<<1, 1, 0, stream>>>(ri, b.num_free, b.num_strong, b.candidates,
+                                         b.hot_sorted, state.scores, config.swap_margin,
+                                         b.num_swaps);
     CAFE_CUDA_RETURN_IF_ERROR(cudaGetLastError());
     SwapDemoteKernel<<<grid_r, kThreads, 0, stream>>>(
         rows, b.num_swaps, out.counts, b.hot_sorted, config.tag_bits, state.slots,
