@@ -14,8 +14,9 @@ in the same run:
   cold marker, float32 score; nothing per hot row), sized as a CAFE layer sizes
   them (`budget.sketch_shape`: buckets of at least c slots, the sketch's scalars
   counted), erosion instead of inheritance on a miss, the second sighting rule,
-  the half-life decay, swaps, free rows filled with the strongest tracked keys and
-  hot keys kept until displaced (the defaults).
+  the half-life decay, swaps, and free rows filled with the strongest tracked keys and
+  hot keys kept until displaced where the sketch has the spare slots for it (the
+  defaults: `budget.planned_fill_free_rows`, `planned_demote_threshold`).
 
 Bytes per hot row count everything the sketch holds (slots and per-hot-row
 bookkeeping). The sketch keeps fingerprints, not ids: an id holds a hot row
@@ -74,7 +75,6 @@ class Rules:
     replacement: str  # "inherit" (SpaceSaving, the paper) or "erode"
     half_life: float = None  # None: the paper's mass rule (x0.99 per 10 W k)
     swap_margin: float = None  # None: no swaps (the paper)
-    fill_free_rows: bool = False  # False: rows wait for keys >= k (the paper)
 
 
 def vocabulary_sizes():
@@ -142,28 +142,25 @@ def shape_for(rules, bytes_per_hot_row, hot_rows, slots):
     return max(1, int((bytes_per_hot_row - per_row) * hot_rows // (slot_bytes * slots))), slots
 
 
-def demote_threshold(rules, threshold):
-    """As a CAFE layer resolves it: 0 (hot keys stay until displaced) with filled rows and
-    swaps, else a share of k (hysteresis); the paper's rules demote at k."""
-    if rules.fill_free_rows and rules.swap_margin is not None:
-        return 0.0
-    return threshold * (budget.DEMOTE_SHARE if rules.second_sighting else 1)
-
-
 def run(stream, rules, bytes_per_hot_row, slots, hot_rows, threshold, checkpoints):
     """Feeds the stream; returns the hot set at each checkpoint batch and the promotions."""
     buckets, slots = shape_for(rules, bytes_per_hot_row, hot_rows, slots)
+    if rules.name in ("paper", "before"):  # rows wait for k; demotion at k
+        fill, demote = False, threshold
+    else:  # as a CAFE layer plans them for this shape
+        fill = budget.planned_fill_free_rows(buckets, slots, hot_rows)
+        demote = budget.planned_demote_threshold(threshold, fill, rules.swap_margin is not None)
     config = SketchConfig(
         num_buckets=buckets,
         hot_rows=hot_rows,
         slots_per_bucket=slots,
         threshold=threshold,
-        demote_threshold=demote_threshold(rules, threshold),
+        demote_threshold=demote,
         second_sighting=rules.second_sighting,
         replacement=rules.replacement,
         decay_half_life=rules.half_life,
         swap_margin=rules.swap_margin,
-        fill_free_rows=rules.fill_free_rows,
+        fill_free_rows=fill,
     )
     sketch = HotSketch(config, backend="op")
     snapshots, promoted = {}, []
@@ -255,7 +252,6 @@ def main():
             "erode",
             hl,
             m or None,
-            fill_free_rows=True,
         )
         for hl, m in variants
     ]

@@ -60,8 +60,12 @@ THRESHOLD_MASS = 40_000
 MIN_THRESHOLD = 2.0
 MAX_THRESHOLD = 10.0
 HALF_LIFE_FLOOR = 12_800
-# - without filled free rows and swaps, hot features are demoted below this share of k
-#   (hysteresis against churn);
+# - free hot rows are filled below k where the sketch has at least MIN_SPARE_SLOTS non-hot
+#   slots per bucket once every row is hot (fewer, and filling leaves buckets all hot: they
+#   stop admitting keys, and the hot set stops following drift);
+MIN_SPARE_SLOTS = 2
+# - with filled rows and swaps a hot feature keeps its row until displaced; otherwise hot
+#   features are demoted below this share of k (hysteresis against churn);
 DEMOTE_SHARE = 0.5
 # - multi-level hashing plans a medium level, of this share of the hashed rows, from
 #   MEDIUM_LEVEL_MIN_RATIO up (below it, the hot rows serve nearly every lookup a medium
@@ -73,6 +77,18 @@ MEDIUM_LEVEL_MIN_RATIO = 1000
 def planned_hot_share(compression_ratio: float) -> float:
     """The share of the budget CAFE's hot part takes by default at `compression_ratio`."""
     return max(MIN_HOT_SHARE, 1.0 - paper_settings(max(1.0, compression_ratio))[1])
+
+
+def planned_fill_free_rows(num_buckets: int, slots_per_bucket: int, hot_rows: int) -> bool:
+    """Whether a sketch of this shape fills free hot rows by default: when, with every
+    hot row taken, its buckets keep MIN_SPARE_SLOTS non-hot slots each on average."""
+    return num_buckets * (slots_per_bucket - MIN_SPARE_SLOTS) >= hot_rows
+
+
+def planned_demote_threshold(threshold: float, fill_free_rows: bool, swaps: bool) -> float:
+    """The default demotion threshold: 0 (a hot feature keeps its row until a stronger one
+    displaces it) where free rows are filled and swaps are on, else DEMOTE_SHARE * k."""
+    return 0.0 if fill_free_rows and swaps else DEMOTE_SHARE * threshold
 
 
 def planned_threshold(hot_rows: int, half_life: float = 8.0) -> float:

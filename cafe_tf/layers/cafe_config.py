@@ -77,10 +77,12 @@ class CafeConfig:
         score) or "inherit" (SpaceSaving, the paper). Defaults to "erode".
       second_sighting: bool. A feature that took a sketch slot over is
         promoted only once seen again; False: the paper. Defaults to True.
-      fill_free_rows: bool. Hot rows that no feature >= k claims go to the
-        strongest other features the sketch tracks (only features >= k displace
-        hot ones), so no row sits idle; False: the paper (rows wait for k).
-        Defaults to True.
+      fill_free_rows: bool or None. Hot rows that no feature >= k claims go to
+        the strongest other features the sketch tracks (only features >= k
+        displace hot ones), so no row sits idle; False: the paper (rows wait
+        for k). Defaults to None: True where the sketch keeps at least 2
+        non-hot slots per bucket with every row hot (the default 16 bytes per
+        hot row in buckets of 16), else False.
       demote_threshold: float. Hot features whose decayed score falls below
         it are demoted; 0 or in [smallest normal float32, threshold]. Defaults
         to None: 0 when free rows are filled and swaps are on (a hot feature
@@ -117,7 +119,7 @@ class CafeConfig:
     swap_margin: float | None = 1.5
     replacement: str = "erode"
     second_sighting: bool = True
-    fill_free_rows: bool = True
+    fill_free_rows: bool | None = None
     demote_threshold: float | None = None
     backend: str = "auto"
 
@@ -231,7 +233,11 @@ class CafeConfig:
             )
         check("replacement", self.replacement in REPLACEMENTS, f"one of {REPLACEMENTS}")
         check("second_sighting", isinstance(self.second_sighting, bool), "a bool")
-        check("fill_free_rows", isinstance(self.fill_free_rows, bool), "a bool")
+        check(
+            "fill_free_rows",
+            self.fill_free_rows is None or isinstance(self.fill_free_rows, bool),
+            "None or a bool",
+        )
         if self.demote_threshold is not None:
             demote = self.demote_threshold
             ok = (
@@ -246,8 +252,8 @@ class CafeConfig:
         return problems
 
     def resolved(self, vocabulary_sizes) -> "CafeConfig":
-        """This config with the budget, hot share, threshold and demotion threshold made
-        concrete (docs/sketch.md, "Defaults per ratio"); multi-level hashing off where
+        """This config with the budget, hot share, threshold, filling of free rows and
+        demotion threshold made concrete (docs/sketch.md, "Defaults per ratio"); multi-level hashing off where
         the planner gives it no medium level."""
         budget = budget_lib.resolve_budget(
             vocabulary_sizes, self.embedding_dim, self.compression_ratio, self.budget_bytes
@@ -275,17 +281,25 @@ class CafeConfig:
                 budget_lib.MEDIUM_SHARE if self.medium_share is None else self.medium_share
             ),
         )
+        layout = sized._layout(vocabulary_sizes)
         threshold = self.threshold
         if threshold is None:
-            hot_rows = sized._layout(vocabulary_sizes).hot_rows
-            threshold = budget_lib.planned_threshold(hot_rows, self.decay_half_life or 8.0)
+            threshold = budget_lib.planned_threshold(layout.hot_rows, self.decay_half_life or 8.0)
+        fill = self.fill_free_rows
+        if fill is None:
+            fill = budget_lib.planned_fill_free_rows(
+                layout.num_buckets, layout.slots_per_bucket, layout.hot_rows
+            )
         demote = self.demote_threshold
         if demote is None:
             # Where freed rows are refilled at once and stronger features displace
             # weaker ones, demotion by decay alone would only churn.
-            keep = self.fill_free_rows and self.swap_margin is not None
-            demote = 0.0 if keep else budget_lib.DEMOTE_SHARE * threshold
-        return dataclasses.replace(sized, threshold=threshold, demote_threshold=demote)
+            demote = budget_lib.planned_demote_threshold(
+                threshold, fill, self.swap_margin is not None
+            )
+        return dataclasses.replace(
+            sized, threshold=threshold, fill_free_rows=fill, demote_threshold=demote
+        )
 
     def plan(self, vocabulary_sizes) -> budget_lib.CafeLayout:
         """The layout of a CAFE layer of this config over features of `vocabulary_sizes`."""

@@ -178,9 +178,9 @@ MigrationResult Migrate(const SketchConfig& config, const SketchState& state, bo
   }
   if (config.swap_margin > 0.f) {
     // Candidates >= threshold beyond the free rows displace the weakest hot
-    // keys (score ascending, fingerprint ascending, slot ascending) while they
-    // outscore them by the margin: the candidates' scores fall and the hot
-    // keys' rise, so the pairs that qualify are a prefix.
+    // keys (score ascending, fingerprint ascending, slot ascending) that are
+    // below the threshold or that they outscore by the margin: the candidates'
+    // scores fall and the hot keys' rise, so the pairs that qualify are a prefix.
     const int64_t free = config.hot_rows - static_cast<int64_t>(hot.size());
     std::sort(hot.begin(), hot.end(), [&](int64_t a, int64_t b) {
       if (state.scores[a] != state.scores[b]) return state.scores[a] < state.scores[b];
@@ -188,7 +188,9 @@ MigrationResult Migrate(const SketchConfig& config, const SketchState& state, bo
     });
     for (size_t i = 0; i < hot.size() && free + static_cast<int64_t>(i) < strong; ++i) {
       const int64_t s = hot[i];
-      if (!(state.scores[candidates[free + i]] > config.swap_margin * state.scores[s])) break;
+      if (!Displaces(state.scores[candidates[free + i]], state.scores[s], config.threshold,
+                     config.swap_margin))
+        break;
       const int32_t e = SlotEntry(state.slots[s]);
       const int32_t row = EntryRow(e, tag_bits);
       const int32_t tag = EntryTag(e, tag_bits);

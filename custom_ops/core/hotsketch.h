@@ -264,6 +264,13 @@ inline CAFE_HOST_DEVICE float DecayFactor(float rate, int64_t steps) {
   return f;
 }
 
+// Swaps: whether a candidate (score >= threshold) displaces a hot key. A hot
+// key below the threshold (a filler, or one that decayed) yields to any
+// candidate; one at or above it only to a candidate outscoring it by the margin.
+CAFE_HOST_DEVICE inline bool Displaces(float candidate, float hot, float threshold, float margin) {
+  return hot < threshold || candidate > margin * hot;
+}
+
 // The mass limit of the mass rule: factor * W * k in double.
 double DecayMassLimit(const SketchConfig& config);
 

@@ -408,7 +408,7 @@ def test_swap_displaces_the_weakest_hot_key_by_a_margin(backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_free_rows_are_filled_below_k_and_only_keys_at_k_displace(backend):
+def test_free_rows_are_filled_below_k_and_keys_at_k_displace_them(backend):
     sketch = HotSketch(
         SketchConfig(
             num_buckets=1,
@@ -431,7 +431,8 @@ def test_free_rows_are_filled_below_k_and_only_keys_at_k_displace(backend):
     _insert(sketch, [5], [1.9])
     result = sketch.migrate()
     assert _keys(result.promoted_fingerprints) == [] and _keys(result.demoted_fingerprints) == []
-    # A key at k displaces the weakest hot key (1: 0.5) by the margin and takes its row.
+    # A key at k displaces the weakest hot key below k without the margin: 2.0 < 1.5 * 1.7.
+    _insert(sketch, [1, 4], [1.2, 0.8])  # hot keys 1 and 4 now 1.7 and 1.8
     _insert(sketch, [6], [2.0])
     result = sketch.migrate()
     assert _keys(result.demoted_fingerprints) == [1]

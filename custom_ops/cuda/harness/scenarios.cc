@@ -123,6 +123,23 @@ std::vector<Scenario> Scenarios(bool include_large) {
     list.push_back(s);
   }
   {
+    // Hot keys decayed below k (x0.8 every 3 batches) yield to candidates at k
+    // that do not outscore them by the margin (integer scores: 3.2 < 4 < 1.5 * 3.2).
+    Scenario s = make("hot_below_k_yields_without_margin", 4, 8, 4, 4.f);
+    s.config.swap_margin = 1.5f;
+    s.config.demote_threshold = 0.f;
+    s.config.decay_rule = DecayRule::kBatches;
+    s.config.decay_period = 3;
+    s.config.decay_rate = 0.8f;
+    s.steps = 40;
+    s.batch.n = 20;
+    s.batch.vocabulary = 40;
+    s.batch.importance = ImportanceMode::kOnes;
+    s.batch.key_mode = KeyMode::kRank;
+    s.drift = 5;
+    list.push_back(s);
+  }
+  {
     // Filling without swaps, with demotion at k / 2: fillers below it leave at
     // the next decay.
     Scenario s = make("fill_free_rows_demote_half", 32, 4, 50, 2.f);

@@ -367,15 +367,15 @@ CAFE_HD void UsedRowBody(int64_t s, const int64_t* slots, int32_t tag_bits, int3
 
 // Migrate, swaps (one thread): how many of the weakest hot keys (hot[i],
 // score ascending) the candidates >= threshold beyond the free rows
-// (candidates[free + i], score descending; `num_strong` of them) outscore by
-// `margin`, as the loop of cafe::Migrate counts.
+// (candidates[free + i], score descending; `num_strong` of them) displace
+// (cafe::Displaces), as the loop of cafe::Migrate counts.
 CAFE_HD void SwapCountBody(int32_t hot_rows, const int32_t* num_free, const int32_t* num_strong,
                            const int32_t* candidates, const int32_t* hot, const float* scores,
-                           float margin, int32_t* swaps) {
+                           float threshold, float margin, int32_t* swaps) {
   const int32_t num_hot = hot_rows - *num_free;  // one hot slot per row in use
   int32_t i = 0;
   while (i < num_hot && *num_free + i < *num_strong &&
-         scores[candidates[*num_free + i]] > margin * scores[hot[i]])
+         Displaces(scores[candidates[*num_free + i]], scores[hot[i]], threshold, margin))
     ++i;
   *swaps = i;
 }
