@@ -58,10 +58,10 @@ class SketchConfig:
         above k when its share of the importance is at least about
         ln 2 / (decay_half_life * hot_rows), whatever k and the batch size.
       swap_margin: when set (>= 1), a migration whose candidates (score >= k)
-        outnumber the free rows lets them displace the weakest hot keys they
-        outscore by this factor, so the hot set follows the top scores; None
-        is the paper's rule (hot keys leave only by decaying below
-        demote_threshold).
+        outnumber the free rows lets them displace the weakest hot keys that
+        are below k or that they outscore by this factor, so the hot set
+        follows the top scores; None is the paper's rule (hot keys leave only
+        by decaying below demote_threshold).
       fill_free_rows: rows still free after the candidates (score >= k) go to
         the strongest other tracked keys (score > 0, not pending), so no row
         sits idle while the sketch knows a key for it; only keys >= k displace

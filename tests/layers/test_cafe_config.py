@@ -95,6 +95,11 @@ VALID = dict(embedding_dim=8, compression_ratio=10)
             dict(demote_threshold=-1.0), "`demote_threshold` must be None,", id="negative_demote"
         ),
         pytest.param(
+            dict(fill_free_rows="yes"),
+            "`fill_free_rows` must be None or a bool",
+            id="fill_not_a_bool",
+        ),
+        pytest.param(
             dict(backend="gpu"),
             "`backend` must be one of \\('auto', 'op', 'reference'\\), got 'gpu'",
             id="gpu_backend",
@@ -167,7 +172,7 @@ def test_defaults_follow_the_layout(ratio):
     k = min(10.0, max(2.0, 40_000 / hot_rows))
     assert resolved.threshold == max(k, 12_800 / (8 * hot_rows))
     assert 2.0 <= resolved.threshold
-    assert resolved.fill_free_rows and resolved.demote_threshold == 0.0
+    assert resolved.fill_free_rows is True and resolved.demote_threshold == 0.0
     for waiting in (dict(fill_free_rows=False), dict(swap_margin=None)):
         config = CafeConfig(embedding_dim=16, compression_ratio=ratio, **waiting)
         resolved = config.resolved(CRITEO_LIKE)
@@ -187,6 +192,29 @@ def test_defaults_follow_the_layout(ratio):
         .demote_threshold
         == 1.0
     )
+
+
+@pytest.mark.parametrize(
+    "options, fills",
+    [
+        pytest.param({}, True, id="default_16_bytes_c16"),
+        pytest.param(dict(sketch_bytes_per_hot_row=12.0), False, id="one_slot_per_hot_row"),
+        pytest.param(dict(slots_per_bucket=4), False, id="16_bytes_c4"),
+        pytest.param(dict(sketch_bytes_per_hot_row=48.0, slots_per_bucket=4), True, id="48_c4"),
+    ],
+)
+def test_free_rows_are_filled_where_buckets_keep_spare_slots(options, fills):
+    """Filling needs 2 non-hot slots per bucket on average with every row hot; where it is
+    off, the demotion threshold falls back to k / 2."""
+    config = CafeConfig(embedding_dim=16, compression_ratio=100, **options)
+    resolved, layout = config.resolved(CRITEO_LIKE), config.plan(CRITEO_LIKE)
+    spare = layout.num_buckets * layout.slots_per_bucket - layout.hot_rows
+    assert (spare >= 2 * layout.num_buckets) == fills
+    assert resolved.fill_free_rows == fills
+    assert resolved.demote_threshold == (0.0 if fills else resolved.threshold / 2)
+    # What is set stays.
+    forced = dataclasses.replace(config, fill_free_rows=not fills).resolved(CRITEO_LIKE)
+    assert forced.fill_free_rows == (not fills)
 
 
 def test_threshold_regimes():

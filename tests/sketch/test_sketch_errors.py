@@ -131,6 +131,7 @@ def test_empty_batch_changes_nothing(backend):
             dict(num_buckets=8, hot_rows=4, threshold=2.0, demote_threshold=1e-40),
             "demote_threshold",
         ),
+        (dict(num_buckets=8, hot_rows=4, fill_free_rows=1), "fill_free_rows"),
         (dict(num_buckets=8, hot_rows=4, num_features=0), "num_features"),
         (dict(num_buckets=8, hot_rows=4, num_features=2**30 + 1), "num_features"),
         # A hot entry is (row << tag_bits) | tag in an int32: 3 tags (2 bits) allow 2**29 rows.
