@@ -145,11 +145,13 @@ def shape_for(rules, bytes_per_hot_row, hot_rows, slots):
 def run(stream, rules, bytes_per_hot_row, slots, hot_rows, threshold, checkpoints):
     """Feeds the stream; returns the hot set at each checkpoint batch and the promotions."""
     buckets, slots = shape_for(rules, bytes_per_hot_row, hot_rows, slots)
+    swaps = rules.swap_margin is not None
     if rules.name in ("paper", "before"):  # rows wait for k; demotion at k
-        fill, demote = False, threshold
+        fill, demote, yield_below = False, threshold, 0.0
     else:  # as a CAFE layer plans them for this shape
         fill = budget.planned_fill_free_rows(buckets, slots, hot_rows)
-        demote = budget.planned_demote_threshold(threshold, fill, rules.swap_margin is not None)
+        demote = budget.planned_demote_threshold(threshold, fill, swaps)
+        yield_below = budget.planned_yield_threshold(threshold, fill, swaps)
     config = SketchConfig(
         num_buckets=buckets,
         hot_rows=hot_rows,
@@ -161,6 +163,7 @@ def run(stream, rules, bytes_per_hot_row, slots, hot_rows, threshold, checkpoint
         decay_half_life=rules.half_life,
         swap_margin=rules.swap_margin,
         fill_free_rows=fill,
+        yield_threshold=yield_below,
     )
     sketch = HotSketch(config, backend="op")
     snapshots, promoted = {}, []

@@ -64,8 +64,9 @@ HALF_LIFE_FLOOR = 12_800
 #   slots per bucket once every row is hot (fewer, and filling leaves buckets all hot: they
 #   stop admitting keys, and the hot set stops following drift);
 MIN_SPARE_SLOTS = 2
-# - with filled rows and swaps a hot feature keeps its row until displaced; otherwise hot
-#   features are demoted below this share of k (hysteresis against churn);
+# - with filled rows and swaps a hot feature keeps its row until displaced, by any key at k
+#   once below this share of k, else only by the swap margin; otherwise hot features are
+#   demoted below this share of k (hysteresis against churn either way);
 DEMOTE_SHARE = 0.5
 # - multi-level hashing plans a medium level, of this share of the hashed rows, from
 #   MEDIUM_LEVEL_MIN_RATIO up (below it, the hot rows serve nearly every lookup a medium
@@ -89,6 +90,13 @@ def planned_demote_threshold(threshold: float, fill_free_rows: bool, swaps: bool
     """The default demotion threshold: 0 (a hot feature keeps its row until a stronger one
     displaces it) where free rows are filled and swaps are on, else DEMOTE_SHARE * k."""
     return 0.0 if fill_free_rows and swaps else DEMOTE_SHARE * threshold
+
+
+def planned_yield_threshold(threshold: float, fill_free_rows: bool, swaps: bool) -> float:
+    """The default yield threshold: where hot features are kept until displaced, those
+    below DEMOTE_SHARE * k yield to any candidate at k (as decay would have demoted them);
+    else 0."""
+    return DEMOTE_SHARE * threshold if fill_free_rows and swaps else 0.0
 
 
 def planned_threshold(hot_rows: int, half_life: float = 8.0) -> float:

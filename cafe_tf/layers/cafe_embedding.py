@@ -6,6 +6,7 @@ from typing import Any
 import tensorflow as tf
 import tf_keras
 
+from cafe_tf import budget as budget_lib
 from cafe_tf import hashing
 from cafe_tf.layers import initializers, optimizer_slots, routing
 from cafe_tf.layers import inputs as inputs_lib
@@ -108,6 +109,9 @@ class CafeEmbeddingCollectionLogic:
             replacement=resolved.replacement,
             second_sighting=resolved.second_sighting,
             fill_free_rows=resolved.fill_free_rows,
+            yield_threshold=budget_lib.planned_yield_threshold(
+                resolved.threshold, resolved.fill_free_rows, resolved.swap_margin is not None
+            ),
             num_features=len(self.features),
         )
         self.embeddings_initializer = self._initializers.get(embeddings_initializer)

@@ -62,6 +62,10 @@ class SketchConfig:
         are below k or that they outscore by this factor, so the hot set
         follows the top scores; None is the paper's rule (hot keys leave only
         by decaying below demote_threshold).
+      yield_threshold: with swaps, a hot key whose score is below it yields its
+        row to any candidate (score >= k) without the margin: fillers and keys
+        that decayed make way, while keys near k keep the margin's hysteresis.
+        0 (the default): every swap needs the margin.
       fill_free_rows: rows still free after the candidates (score >= k) go to
         the strongest other tracked keys (score > 0, not pending), so no row
         sits idle while the sketch knows a key for it; only keys >= k displace
@@ -88,6 +92,7 @@ class SketchConfig:
     decay_half_life: float | None = None
     swap_margin: float | None = None
     fill_free_rows: bool = False
+    yield_threshold: float = 0.0
     num_features: int = 1
 
     def __post_init__(self):
@@ -121,6 +126,16 @@ class SketchConfig:
             problems.append(
                 "demote_threshold must be 0 or in [smallest normal float32, "
                 f"threshold], got {self.demote_threshold!r}"
+            )
+        if not (
+            isinstance(self.yield_threshold, (int, float))
+            and math.isfinite(self.yield_threshold)
+            and 0 <= self.yield_threshold <= self.threshold
+            and (self.yield_threshold == 0 or self.yield_threshold >= FLOAT32_MIN_NORMAL)
+        ):
+            problems.append(
+                "yield_threshold must be 0 or in [smallest normal float32, threshold], "
+                f"got {self.yield_threshold!r}"
             )
         if self.medium_threshold is not None and not (
             math.isfinite(self.medium_threshold)

@@ -271,6 +271,7 @@ class HotSketch(tf.Module):
                     decay_period=cfg.decay_period,
                     swap_margin=cfg.swap_margin or 0.0,
                     fill_free_rows=cfg.fill_free_rows,
+                    yield_threshold=float(cfg.yield_threshold),
                 )
             )
         state, result = reference.migrate(cfg, self.read_state(), force_decay)

@@ -363,8 +363,9 @@ def _by_score_then_fingerprint(state: SketchTensors, slots, direction):
 
 
 def _swap(config: SketchConfig, state: SketchTensors, candidates):
-    """Demotes the weakest hot keys (score, fingerprint, slot ascending) that are below k
-    or that the candidates (score >= k) beyond the free rows outscore by swap_margin (a prefix of the
+    """Demotes the weakest hot keys (score, fingerprint, slot ascending) that are below
+    yield_threshold or that the candidates (score >= k) beyond the free rows outscore by
+    swap_margin (a prefix of the
     pairs, as the candidates' scores fall and the hot keys' rise). Returns
     (state, demoted)."""
     tag_bits = config.tag_bits
@@ -374,9 +375,9 @@ def _swap(config: SketchConfig, state: SketchTensors, candidates):
     pairs = tf.minimum(tf.size(hot), tf.size(challengers))
     hot = hot[:pairs]
     hot_scores = tf.gather(state.scores, hot)
-    # A hot key below k (a filler, or one that decayed) yields to any candidate.
+    # A hot key below yield_threshold (a filler, or one that decayed) yields to any candidate.
     wins = tf.logical_or(
-        hot_scores < config.threshold,
+        hot_scores < config.yield_threshold,
         tf.gather(state.scores, challengers[:pairs])
         > tf.constant(config.swap_margin, tf.float32) * hot_scores,
     )

@@ -22,6 +22,8 @@ std::string SketchConfig::Validate() const {
   if (!(demote_threshold >= 0.f) || !std::isfinite(demote_threshold))
     err << "demote_threshold must be finite and >= 0, got " << demote_threshold << ". ";
   if (std::isnan(medium_threshold)) err << "medium_threshold must not be NaN. ";
+  if (!(yield_threshold >= 0.f) || !std::isfinite(yield_threshold))
+    err << "yield_threshold must be finite and >= 0, got " << yield_threshold << ". ";
   if (!(swap_margin == 0.f || (swap_margin >= 1.f && std::isfinite(swap_margin))))
     err << "swap_margin must be 0 (off) or finite and >= 1, got " << swap_margin << ". ";
   if (!(decay_rate > 0.f && decay_rate <= 1.f))
@@ -179,7 +181,7 @@ MigrationResult Migrate(const SketchConfig& config, const SketchState& state, bo
   if (config.swap_margin > 0.f) {
     // Candidates >= threshold beyond the free rows displace the weakest hot
     // keys (score ascending, fingerprint ascending, slot ascending) that are
-    // below the threshold or that they outscore by the margin: the candidates'
+    // below yield_threshold or that they outscore by the margin: the candidates'
     // scores fall and the hot keys' rise, so the pairs that qualify are a prefix.
     const int64_t free = config.hot_rows - static_cast<int64_t>(hot.size());
     std::sort(hot.begin(), hot.end(), [&](int64_t a, int64_t b) {
@@ -188,7 +190,7 @@ MigrationResult Migrate(const SketchConfig& config, const SketchState& state, bo
     });
     for (size_t i = 0; i < hot.size() && free + static_cast<int64_t>(i) < strong; ++i) {
       const int64_t s = hot[i];
-      if (!Displaces(state.scores[candidates[free + i]], state.scores[s], config.threshold,
+      if (!Displaces(state.scores[candidates[free + i]], state.scores[s], config.yield_threshold,
                      config.swap_margin))
         break;
       const int32_t e = SlotEntry(state.slots[s]);

@@ -140,6 +140,10 @@ struct SketchConfig {
   // > 0: when candidates outnumber the free rows, a candidate displaces the
   // weakest hot key if its score is > swap_margin times that key's (0: off, the paper).
   float swap_margin = 0.f;
+  // Swaps: a hot key whose score is below this yields its row to any candidate
+  // (score >= threshold), without the margin (0: never; the layer's default
+  // with filled rows is k / 2, so fillers and decayed keys make way).
+  float yield_threshold = 0.f;
   // true: rows still free after the candidates (score >= threshold) go to the
   // strongest other tracked keys (score > 0, not pending); false: rows wait
   // for keys that reach the threshold (the paper).
@@ -265,10 +269,11 @@ inline CAFE_HOST_DEVICE float DecayFactor(float rate, int64_t steps) {
 }
 
 // Swaps: whether a candidate (score >= threshold) displaces a hot key. A hot
-// key below the threshold (a filler, or one that decayed) yields to any
-// candidate; one at or above it only to a candidate outscoring it by the margin.
-CAFE_HOST_DEVICE inline bool Displaces(float candidate, float hot, float threshold, float margin) {
-  return hot < threshold || candidate > margin * hot;
+// key below yield_threshold (a filler, or one that decayed) yields to any
+// candidate; the others only to a candidate outscoring them by the margin.
+CAFE_HOST_DEVICE inline bool Displaces(float candidate, float hot, float yield_threshold,
+                                       float margin) {
+  return hot < yield_threshold || candidate > margin * hot;
 }
 
 // The mass limit of the mass rule: factor * W * k in double.

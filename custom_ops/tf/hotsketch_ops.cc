@@ -319,6 +319,7 @@ REGISTER_OP("CafeSketchMigrate")
     .Attr("decay_period: int = 0")
     .Attr("swap_margin: float = 0.0")
     .Attr("fill_free_rows: bool = false")
+    .Attr("yield_threshold: float = 0.0")
     .SetIsStateful()
     .SetShapeFn([](InferenceContext* c) {
       TF_RETURN_IF_ERROR(StateShapes(c));
@@ -330,7 +331,7 @@ REGISTER_OP("CafeSketchMigrate")
 Decays the sketch when due (or forced) by decay_rate once per period due,
 demoting hot keys whose score fell below demote_threshold; with swap_margin
 > 0, demotes the weakest hot keys that the candidates beyond the free rows
-find below threshold or outscore by that factor; then promotes non-hot keys seen since they took their
+find below yield_threshold or outscore by that factor; then promotes non-hot keys seen since they took their
 slot (not pending) with score >= threshold (score descending, fingerprint
 ascending, slot ascending) into free hot rows in ascending order; with
 fill_free_rows, then the other non-hot, non-pending keys (score > 0) into the

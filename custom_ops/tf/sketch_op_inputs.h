@@ -137,6 +137,7 @@ inline Status ReadMigrateAttrs(OpKernelConstruction* ctx, cafe::SketchConfig* co
   config->decay_mass_factor = factor;
   TF_RETURN_IF_ERROR(ctx->GetAttr("swap_margin", &config->swap_margin));
   TF_RETURN_IF_ERROR(ctx->GetAttr("fill_free_rows", &config->fill_free_rows));
+  TF_RETURN_IF_ERROR(ctx->GetAttr("yield_threshold", &config->yield_threshold));
   return ctx->GetAttr("decay_period", &config->decay_period);
 }
 

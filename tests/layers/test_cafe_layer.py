@@ -80,7 +80,9 @@ def test_free_rows_go_to_every_tracked_feature_strongest_first():
     """With the defaults, a migration fills free hot rows with the features the sketch
     tracks, k or not, by score; each starts as the vector it was reading."""
     layer = _layer(fill_free_rows=True)
-    assert layer.sketch_config.fill_free_rows and layer.sketch_config.demote_threshold == 0.0
+    sketch = layer.sketch_config
+    assert sketch.fill_free_rows and sketch.demote_threshold == 0.0
+    assert sketch.yield_threshold == sketch.threshold / 2
     ids = {"a": tf.constant([5, 5, 5, 9], tf.int64), "b": tf.constant([7, 7, 3, 3], tf.int64)}
     with tf.GradientTape() as tape:
         loss = tf.reduce_sum(layer(ids, training=True)["b"])

@@ -132,6 +132,8 @@ def test_empty_batch_changes_nothing(backend):
             "demote_threshold",
         ),
         (dict(num_buckets=8, hot_rows=4, fill_free_rows=1), "fill_free_rows"),
+        (dict(num_buckets=8, hot_rows=4, threshold=2.0, yield_threshold=3.0), "yield_threshold"),
+        (dict(num_buckets=8, hot_rows=4, yield_threshold=float("nan")), "yield_threshold"),
         (dict(num_buckets=8, hot_rows=4, num_features=0), "num_features"),
         (dict(num_buckets=8, hot_rows=4, num_features=2**30 + 1), "num_features"),
         # A hot entry is (row << tag_bits) | tag in an int32: 3 tags (2 bits) allow 2**29 rows.

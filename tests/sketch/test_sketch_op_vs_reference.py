@@ -108,6 +108,7 @@ SCENARIOS = {
             decay_half_life=2.0,
             swap_margin=1.5,
             fill_free_rows=True,
+            yield_threshold=1.5,
         ),
         1500,
         20_000,

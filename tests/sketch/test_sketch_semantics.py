@@ -418,6 +418,7 @@ def test_free_rows_are_filled_below_k_and_keys_at_k_displace_them(backend):
             demote_threshold=0.0,
             swap_margin=1.5,
             fill_free_rows=True,
+            yield_threshold=1.75,
         ),
         backend=backend,
     )
@@ -431,12 +432,13 @@ def test_free_rows_are_filled_below_k_and_keys_at_k_displace_them(backend):
     _insert(sketch, [5], [1.9])
     result = sketch.migrate()
     assert _keys(result.promoted_fingerprints) == [] and _keys(result.demoted_fingerprints) == []
-    # A key at k displaces the weakest hot key below k without the margin: 2.0 < 1.5 * 1.7.
+    # A key at k displaces the weakest hot key below yield_threshold without the margin
+    # (2.0 < 1.5 * 1.7), and no hot key at or above it (2.0 < 1.5 * 1.8).
     _insert(sketch, [1, 4], [1.2, 0.8])  # hot keys 1 and 4 now 1.7 and 1.8
-    _insert(sketch, [6], [2.0])
+    _insert(sketch, [6, 7], [2.0, 2.0])
     result = sketch.migrate()
     assert _keys(result.demoted_fingerprints) == [1]
-    assert _keys(result.promoted_fingerprints) == [6]
+    assert _keys(result.promoted_fingerprints) == [_by_fp([6, 7])[0]]
     assert result.promoted_rows.numpy().tolist() == [2]
     # Decay keeps hot keys at demote_threshold 0: no row is freed while it holds.
     assert _keys(sketch.decay().demoted_fingerprints) == []

@@ -274,7 +274,7 @@ class EmulatedGpuBackend : public Backend {
       StableSortPairs(hot_bits, slots_by_fp, false, &hot_bits_sorted, &hot_sorted);
       int32_t swaps = -7;
       SwapCountBody(static_cast<int32_t>(H), &num_free, &num_strong, candidates.data(),
-                    hot_sorted.data(), state_.scores.data(), config_.threshold,
+                    hot_sorted.data(), state_.scores.data(), config_.yield_threshold,
                     config_.swap_margin, &swaps);
       for (int64_t i = 0; i < H; ++i)
         SwapDemoteBody(i, &swaps, &counts[1], hot_sorted.data(), T, state_.slots.data(),

@@ -95,6 +95,7 @@ std::vector<Scenario> Scenarios(bool include_large) {
     // their rows until displaced (demote_threshold 0).
     Scenario s = make("fill_free_rows_under_drift", 128, 4, 60, 4.f);
     s.config.fill_free_rows = true;
+    s.config.yield_threshold = 2.f;
     s.config.swap_margin = 1.5f;
     s.config.demote_threshold = 0.f;
     s.config.decay_rate = 0.8f;
@@ -111,6 +112,7 @@ std::vector<Scenario> Scenarios(bool include_large) {
     // outscore them by the margin, yet only keys >= k may displace.
     Scenario s = make("fill_weak_keys_do_not_displace", 8, 8, 6, 20.f);
     s.config.fill_free_rows = true;
+    s.config.yield_threshold = 10.f;
     s.config.swap_margin = 1.5f;
     s.config.demote_threshold = 0.f;
     s.config.decay_rate = 0.5f;
@@ -127,6 +129,7 @@ std::vector<Scenario> Scenarios(bool include_large) {
     // that do not outscore them by the margin (integer scores: 3.2 < 4 < 1.5 * 3.2).
     Scenario s = make("hot_below_k_yields_without_margin", 4, 8, 4, 4.f);
     s.config.swap_margin = 1.5f;
+    s.config.yield_threshold = 4.f;
     s.config.demote_threshold = 0.f;
     s.config.decay_rule = DecayRule::kBatches;
     s.config.decay_period = 3;

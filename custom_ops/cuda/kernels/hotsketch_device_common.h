@@ -371,11 +371,11 @@ CAFE_HD void UsedRowBody(int64_t s, const int64_t* slots, int32_t tag_bits, int3
 // (cafe::Displaces), as the loop of cafe::Migrate counts.
 CAFE_HD void SwapCountBody(int32_t hot_rows, const int32_t* num_free, const int32_t* num_strong,
                            const int32_t* candidates, const int32_t* hot, const float* scores,
-                           float threshold, float margin, int32_t* swaps) {
+                           float yield_threshold, float margin, int32_t* swaps) {
   const int32_t num_hot = hot_rows - *num_free;  // one hot slot per row in use
   int32_t i = 0;
   while (i < num_hot && *num_free + i < *num_strong &&
-         Displaces(scores[candidates[*num_free + i]], scores[hot[i]], threshold, margin))
+         Displaces(scores[candidates[*num_free + i]], scores[hot[i]], yield_threshold, margin))
     ++i;
   *swaps = i;
 }

@@ -471,11 +471,11 @@ __global__ void HotBitsKernel(int64_t slots, const int32_t* slots_by_fp, const f
 
 __global__ void SwapCountKernel(int32_t hot_rows, const int32_t* num_free,
                                 const int32_t* num_strong, const int32_t* candidates,
-                                const int32_t* hot, const float* scores, float threshold,
-                                float margin, int32_t* swaps) {
+                                const int32_t* hot, const float* scores,
+                                float yield_threshold, float margin, int32_t* swaps) {
   if (blockIdx.x == 0 && threadIdx.x == 0)
-    SwapCountBody(hot_rows, num_free, num_strong, candidates, hot, scores, threshold, margin,
-                  swaps);
+    SwapCountBody(hot_rows, num_free, num_strong, candidates, hot, scores, yield_threshold,
+                  margin, swaps);
 }
 
 __global__ void SwapDemoteKernel(int64_t capacity, const int32_t* swaps, const int32_t* counts,
@@ -696,7 +696,7 @@ cudaError_t LaunchMigrate(const SketchConfig& config, const SketchState& state,
         b.cub_temp, temp, b.hot_bits, b.hot_bits_sorted, b.slots_by_fp, b.hot_sorted, si, 0, 32,
         stream));
     SwapCountKernel<<<1, 1, 0, stream>>>(ri, b.num_free, b.num_strong, b.candidates,
-                                         b.hot_sorted, state.scores, config.threshold,
+                                         b.hot_sorted, state.scores, config.yield_threshold,
                                          config.swap_margin, b.num_swaps);
     CAFE_CUDA_RETURN_IF_ERROR(cudaGetLastError());
     SwapDemoteKernel<<<grid_r, kThreads, 0, stream>>>(
