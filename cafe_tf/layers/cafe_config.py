@@ -71,9 +71,9 @@ class CafeConfig:
         importance (chosen by measurement, docs/sketch.md). None: the paper's
         decay (decay_rate per 10 W k). Defaults to 8.0.
       swap_margin: float >= 1 or None. Candidates (score >= k) beyond the free
-        hot rows displace the weakest hot features that are below k or that
-        they outscore by this factor. None: the paper (no swaps). Defaults to
-        1.5.
+        hot rows displace the weakest hot features they outscore by this
+        factor, or, where free rows are filled, that are below k / 2. None:
+        the paper (no swaps). Defaults to 1.5.
       replacement: "erode" (a miss in a full sketch bucket erodes its smallest
         score) or "inherit" (SpaceSaving, the paper). Defaults to "erode".
       second_sighting: bool. A feature that took a sketch slot over is

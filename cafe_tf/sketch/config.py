@@ -59,9 +59,9 @@ class SketchConfig:
         ln 2 / (decay_half_life * hot_rows), whatever k and the batch size.
       swap_margin: when set (>= 1), a migration whose candidates (score >= k)
         outnumber the free rows lets them displace the weakest hot keys that
-        are below k or that they outscore by this factor, so the hot set
-        follows the top scores; None is the paper's rule (hot keys leave only
-        by decaying below demote_threshold).
+        are below yield_threshold or that they outscore by this factor, so the
+        hot set follows the top scores; None is the paper's rule (hot keys
+        leave only by decaying below demote_threshold).
       yield_threshold: with swaps, a hot key whose score is below it yields its
         row to any candidate (score >= k) without the margin: fillers and keys
         that decayed make way, while keys near k keep the margin's hysteresis.
