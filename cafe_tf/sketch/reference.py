@@ -365,9 +365,8 @@ def _by_score_then_fingerprint(state: SketchTensors, slots, direction):
 def _swap(config: SketchConfig, state: SketchTensors, candidates):
     """Demotes the weakest hot keys (score, fingerprint, slot ascending) that are below
     yield_threshold or that the candidates (score >= k) beyond the free rows outscore by
-    swap_margin (a prefix of the
-    pairs, as the candidates' scores fall and the hot keys' rise). Returns
-    (state, demoted)."""
+    swap_margin (a prefix of the pairs, as the candidates' scores fall and the hot keys'
+    rise). Returns (state, demoted)."""
     tag_bits = config.tag_bits
     hot = _by_score_then_fingerprint(state, tf.where(state.entries >= 0)[:, 0], "ASCENDING")
     free = config.hot_rows - tf.size(hot)

@@ -152,6 +152,7 @@ struct SketchConfig {
   // The lowest score a key can be promoted with: 0 (any tracked key) when
   // free rows are filled, else the threshold.
   float promotion_floor() const { return fill_free_rows ? 0.f : threshold; }
+
   // Empty string when valid, else what is wrong.
   std::string Validate() const;
   int64_t num_slots() const { return num_buckets * slots_per_bucket; }
