@@ -149,9 +149,7 @@ MigrationResult Migrate(const SketchConfig& config, const SketchState& state, bo
     const uint32_t fa = SlotFp(state.slots[a]), fb = SlotFp(state.slots[b]);
     return fa != fb ? fa < fb : a < b;
   };
-  // Pending keys (not seen since they took their slot over) wait. Keys below
-  // the threshold (with fill_free_rows) follow those above it in the score
-  // order, so the first `strong` candidates are those >= threshold.
+  // Pending keys (not seen since they took their slot over) wait.
   std::vector<int64_t> candidates;
   const float floor = config.promotion_floor();
   for (int64_t s = 0; s < slots; ++s) {
@@ -160,14 +158,18 @@ MigrationResult Migrate(const SketchConfig& config, const SketchState& state, bo
       candidates.push_back(s);
   }
   if (candidates.empty()) return result;
-  std::sort(candidates.begin(), candidates.end(), [&](int64_t a, int64_t b) {
+  const auto strongest_first = [&](int64_t a, int64_t b) {
     if (state.scores[a] != state.scores[b]) return state.scores[a] > state.scores[b];
     return fp_then_slot(a, b);
-  });
-  const int64_t strong =
-      std::partition_point(candidates.begin(), candidates.end(),
-                           [&](int64_t s) { return state.scores[s] >= config.threshold; }) -
-      candidates.begin();
+  };
+  // Keys >= threshold come first in the order; of the others (fillers, with
+  // fill_free_rows) only as many as rows stay free need ordering. The orders
+  // are total, so partial orders pick exactly what full sorts would.
+  const auto fillers_begin = std::partition(
+      candidates.begin(), candidates.end(),
+      [&](int64_t s) { return state.scores[s] >= config.threshold; });
+  std::sort(candidates.begin(), fillers_begin, strongest_first);
+  const int64_t strong = fillers_begin - candidates.begin();
   // Rows in use: those a hot slot's entry holds.
   std::vector<char> used(static_cast<size_t>(config.hot_rows), 0);
   std::vector<int64_t> hot;
@@ -178,20 +180,22 @@ MigrationResult Migrate(const SketchConfig& config, const SketchState& state, bo
       hot.push_back(s);
     }
   }
-  if (config.swap_margin > 0.f) {
+  const int64_t free = config.hot_rows - static_cast<int64_t>(hot.size());
+  int64_t swaps = 0;
+  if (config.swap_margin > 0.f && free < strong) {
     // Candidates >= threshold beyond the free rows displace the weakest hot
     // keys (score ascending, fingerprint ascending, slot ascending) that are
     // below yield_threshold or that they outscore by the margin: the candidates'
     // scores fall and the hot keys' rise, so the pairs that qualify are a prefix.
-    const int64_t free = config.hot_rows - static_cast<int64_t>(hot.size());
-    std::sort(hot.begin(), hot.end(), [&](int64_t a, int64_t b) {
+    const int64_t pairs = std::min<int64_t>(static_cast<int64_t>(hot.size()), strong - free);
+    std::partial_sort(hot.begin(), hot.begin() + pairs, hot.end(), [&](int64_t a, int64_t b) {
       if (state.scores[a] != state.scores[b]) return state.scores[a] < state.scores[b];
       return fp_then_slot(a, b);
     });
-    for (size_t i = 0; i < hot.size() && free + static_cast<int64_t>(i) < strong; ++i) {
-      const int64_t s = hot[i];
-      if (!Displaces(state.scores[candidates[free + i]], state.scores[s], config.yield_threshold,
-                     config.swap_margin))
+    for (; swaps < pairs; ++swaps) {
+      const int64_t s = hot[swaps];
+      if (!Displaces(state.scores[candidates[free + swaps]], state.scores[s],
+                     config.yield_threshold, config.swap_margin))
         break;
       const int32_t e = SlotEntry(state.slots[s]);
       const int32_t row = EntryRow(e, tag_bits);
@@ -201,6 +205,9 @@ MigrationResult Migrate(const SketchConfig& config, const SketchState& state, bo
       state.slots[s] = WithEntry(state.slots[s], ColdMarker(tag, false));
     }
   }
+  const int64_t fillers = std::min<int64_t>(static_cast<int64_t>(candidates.end() - fillers_begin),
+                                            std::max<int64_t>(0, free + swaps - strong));
+  std::partial_sort(fillers_begin, fillers_begin + fillers, candidates.end(), strongest_first);
   size_t next = 0;
   for (int32_t row = 0; row < config.hot_rows && next < candidates.size(); ++row) {
     if (used[row]) continue;
