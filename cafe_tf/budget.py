@@ -86,17 +86,24 @@ def planned_fill_free_rows(num_buckets: int, slots_per_bucket: int, hot_rows: in
     return num_buckets * (slots_per_bucket - MIN_SPARE_SLOTS) >= hot_rows
 
 
+def keeps_hot_rows(fill_free_rows: bool, swaps: bool) -> bool:
+    """Whether hot features keep their rows until displaced by default: where freed rows
+    are refilled at once and stronger features displace weaker ones, demotion by decay
+    alone would only churn."""
+    return fill_free_rows and swaps
+
+
 def planned_demote_threshold(threshold: float, fill_free_rows: bool, swaps: bool) -> float:
-    """The default demotion threshold: 0 (a hot feature keeps its row until a stronger one
-    displaces it) where free rows are filled and swaps are on, else DEMOTE_SHARE * k."""
-    return 0.0 if fill_free_rows and swaps else DEMOTE_SHARE * threshold
+    """The default demotion threshold: 0 where hot features keep their rows until
+    displaced (`keeps_hot_rows`), else DEMOTE_SHARE * k."""
+    return 0.0 if keeps_hot_rows(fill_free_rows, swaps) else DEMOTE_SHARE * threshold
 
 
 def planned_yield_threshold(threshold: float, fill_free_rows: bool, swaps: bool) -> float:
-    """The default yield threshold: where hot features are kept until displaced, those
-    below DEMOTE_SHARE * k yield to any candidate at k (as decay would have demoted them);
-    else 0."""
-    return DEMOTE_SHARE * threshold if fill_free_rows and swaps else 0.0
+    """The default yield threshold: where hot features keep their rows until displaced,
+    those below DEMOTE_SHARE * k yield to any candidate at k (as decay would have demoted
+    them); else 0 (every swap needs the margin)."""
+    return DEMOTE_SHARE * threshold if keeps_hot_rows(fill_free_rows, swaps) else 0.0
 
 
 def planned_threshold(hot_rows: int, half_life: float = 8.0) -> float:

@@ -87,7 +87,10 @@ def _decay(sketch) -> str:
         )
     swaps = "no swaps" if sketch.swap_margin is None else f"swap margin {sketch.swap_margin:g}"
     fill = "free rows filled below k" if sketch.fill_free_rows else "free rows wait for k"
-    return f"{schedule}, {swaps}, {fill}, demotion below {sketch.effective_demote_threshold:g}"
+    return (
+        f"{schedule}, {swaps}, {fill}, demotion below {sketch.effective_demote_threshold:g}, "
+        f"hot keys below {sketch.yield_threshold:g} yield to any key at k"
+    )
 
 
 def describe(layer: CafeEmbeddingCollection, top: int) -> str:

@@ -293,8 +293,6 @@ class CafeConfig:
             )
         demote = self.demote_threshold
         if demote is None:
-            # Where freed rows are refilled at once and stronger features displace
-            # weaker ones, demotion by decay alone would only churn.
             demote = budget_lib.planned_demote_threshold(
                 threshold, fill, self.swap_margin is not None
             )
