@@ -80,3 +80,4 @@ else:
     tf.no_gradient("CafeRoute")
     tf.no_gradient("CafeSegmentRowSums")
     tf.no_gradient("CafePairImportance")
+    tf.no_gradient("CafeExpandGradient")

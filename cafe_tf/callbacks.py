@@ -6,6 +6,64 @@ import tf_keras
 from cafe_tf.layers.cafe_embedding import CafeEmbeddingCollectionLogic, find_cafe_layers
 
 
+class _StepMigration:
+    """The migration a `CafeMigration` runs inside a model's training step.
+
+    Installed once per model (`of`): the model's `train_step` is wrapped so that,
+    after the optimizer's update, every CAFE layer migrates when `enabled` and the
+    optimizer's `iterations` is a multiple of `every_n_steps`. In the step, a
+    migration costs its ops only; a call of its own after every batch cost more than
+    its ops (Python dispatch, and TF's threads still winding down from the step).
+    The two variables are not tracked by the model, so checkpoints do not hold them.
+    """
+
+    _ATTRIBUTE = "_cafe_step_migration"
+
+    def __init__(self):
+        self.enabled = tf.Variable(False, trainable=False, name="cafe_migration_enabled")
+        self.every_n_steps = tf.Variable(
+            1, dtype=tf.int64, trainable=False, name="cafe_migration_every_n_steps"
+        )
+
+    @classmethod
+    def of(cls, model) -> "_StepMigration":
+        """`model`'s step migration, installed first if need be (then `fit` traces its
+        training step again)."""
+        installed = model.__dict__.get(cls._ATTRIBUTE)
+        if installed is not None:
+            return installed
+        migration = cls()
+        train_step = model.train_step
+
+        def migrating_train_step(data):
+            logs = train_step(data)
+            migration._run(model)
+            return logs
+
+        # Set past Keras's attribute tracking: neither is part of the model's state.
+        object.__setattr__(model, "train_step", migrating_train_step)
+        object.__setattr__(model, cls._ATTRIBUTE, migration)
+        model.train_function = None
+        return migration
+
+    def _run(self, model):
+        optimizer = model.optimizer
+        layers = find_cafe_layers(model)
+        due = tf.logical_and(
+            self.enabled,
+            tf.equal(
+                tf.math.floormod(tf.cast(optimizer.iterations, tf.int64), self.every_n_steps), 0
+            ),
+        )
+
+        def migrate():
+            results = [layer.migrate(optimizer) for layer in layers]
+            with tf.control_dependencies(tf.nest.flatten(results)):
+                return tf.constant(True)
+
+        tf.cond(due, migrate, lambda: tf.constant(False))
+
+
 class CafeMigrationLogic:
     """The Keras-independent logic of `CafeMigration` (a mixin; layers/keras_base.py)."""
 
@@ -29,10 +87,11 @@ class CafeMigrationLogic:
         super().set_model(model)
         self._layers = find_cafe_layers(model)
         self._migration_fn = None
+        # fit calls set_model before it traces its training step.
+        self._step_migration = _StepMigration.of(model) if self._layers else None
         self._writer = tf.summary.create_file_writer(self.log_dir) if self.log_dir else None
         self._steps = 0  # batches trained before the current one ended
         self._epoch_base = None  # batches trained before this epoch
-        self._last_results = None  # tensors of the last migration, read at log points
         self._epoch_start = {}
         self._log_start = {}
 
@@ -45,29 +104,26 @@ class CafeMigrationLogic:
         def migrate_all(force_decay):
             return strategy.run(lambda: [layer.migrate(optimizer, force_decay) for layer in layers])
 
-        # The traced function itself, called with ready-made arguments: a migration runs
-        # after every batch, where the tf.function's own dispatch (matching its arguments
-        # against its traces) costs about as much as the migration's ops.
+        # The traced function itself, called with ready-made arguments: the tf.function's
+        # own dispatch (matching its arguments against its traces) costs about as much as
+        # the migration's ops.
         arguments = {force: tf.constant(force) for force in (False, True)}
         return migrate_all.get_concrete_function(arguments[False]), arguments
 
     def _migrate(self, force_decay: bool = False):
-        """Runs one migration of every CAFE layer; its results stay tensors."""
+        """Runs one migration of every CAFE layer; returns the first replica's results."""
         if self._migration_fn is None:
             self._migration_fn = self._build_migration_fn()
         function, arguments = self._migration_fn
         per_replica = function(arguments[bool(force_decay)])
-        self._last_results = self.model.distribute_strategy.experimental_local_results(per_replica)[
-            0
-        ]
-        return self._last_results
+        return self.model.distribute_strategy.experimental_local_results(per_replica)[0]
 
     def _occupancy(self) -> dict[str, float]:
-        if self._last_results is None:
-            return {}
+        """Per layer, the share of hot rows in use (a device read)."""
         return {
-            f"{layer.name}_hot_occupancy": int(result["hot_rows_used"]) / layer.layout.hot_rows
-            for layer, result in zip(self._layers, self._last_results)
+            f"{layer.name}_hot_occupancy": int(layer.sketch.hot_rows_used()) / layer.layout.hot_rows
+            for layer in self._layers
+            if layer.built
         }
 
     def migrate_now(self, force_decay: bool = False) -> dict[str, float]:
@@ -139,6 +195,15 @@ class CafeMigrationLogic:
         self._epoch_start = {layer.name: self._counters(layer) for layer in self._layers}
         self._log_start = {name: (self._steps, c) for name, c in self._epoch_start.items()}
 
+    def on_train_begin(self, logs=None):
+        if self._step_migration is not None:
+            self._step_migration.every_n_steps.assign(self.every_n_steps)
+            self._step_migration.enabled.assign(True)
+
+    def on_train_end(self, logs=None):
+        if self._step_migration is not None:
+            self._step_migration.enabled.assign(False)
+
     def on_train_batch_begin(self, batch, logs=None):
         if self._epoch_base is None:
             self._epoch_base = self._steps - batch
@@ -149,8 +214,6 @@ class CafeMigrationLogic:
         # `batch` is the epoch's last batch index run (several with steps_per_execution).
         previous, step = self._steps, self._epoch_base + batch + 1
         self._steps = step
-        if self._layers and step // self.every_n_steps != previous // self.every_n_steps:
-            self._migrate()
         if step // self.log_every_n_steps == previous // self.log_every_n_steps:
             return
         stats = {**self._occupancy(), **self._since_log_point(step), **self._since_epoch_start()}
@@ -190,10 +253,7 @@ class CafeMigrationLogic:
         return stats
 
     def on_epoch_end(self, epoch, logs=None):
-        stats = self._since_epoch_start()
-        for layer in self._layers:
-            used = int(layer.sketch.hot_rows_used())
-            stats[f"{layer.name}_hot_occupancy"] = used / layer.layout.hot_rows
+        stats = {**self._since_epoch_start(), **self._occupancy()}
         if logs is not None:
             logs.update(stats)
         if self._writer is not None:
@@ -206,13 +266,17 @@ class CafeMigrationLogic:
 class CafeMigration(CafeMigrationLogic, tf_keras.callbacks.Callback):
     """Runs decay, demotion and promotion of every CAFE layer of the model.
 
-    Every `every_n_steps` training batches it calls `layer.migrate` with the
-    model's optimizer (so promoted rows get fresh optimizer slots), on every
-    replica under a distribution strategy. Batches are counted from
-    `model.optimizer.iterations` (read once per epoch; checkpoints hold it), so
-    a run resumed from a checkpoint (also mid-epoch, by `BackupAndRestore`)
-    migrates at the same steps as an uninterrupted run. A step that logs nothing
-    reads no value back from the device: migrations run without stalling training.
+    During `fit`, every `every_n_steps` optimizer updates, the model's training
+    step calls `layer.migrate` with the model's optimizer right after the update
+    (so promoted rows get fresh optimizer slots), on every replica under a
+    distribution strategy: the callback wraps the model's `train_step` the first
+    time it drives the model, and switches the migration on for the fits it is
+    passed to (a `fit` without it does not migrate). Steps are counted by
+    `model.optimizer.iterations` (checkpoints hold it), so a run resumed from a
+    checkpoint (also mid-epoch, by `BackupAndRestore`) migrates at the same steps
+    as an uninterrupted run, and with `steps_per_execution` it still migrates after
+    every update. A step that logs nothing reads no value back from the device.
+    Outside `fit`, `migrate_now` migrates once.
 
     Every `log_every_n_steps` batches it adds to the Keras batch logs, per layer,
     `<layer>_promotions` / `<layer>_demotions` since the previous point,

@@ -216,11 +216,14 @@ class CafeEmbeddingCollectionLogic:
             *medium,
         )
 
-    def _embed(self, route: routing.Route) -> tf.Tensor:
+    def _embed(self, route: routing.Route, record_importance: bool = False) -> tf.Tensor:
         """Per-occurrence vectors.
 
         Each table's distinct rows are read once and expanded by the route's
-        indices, so every table's gradient holds distinct rows only."""
+        indices, so every table's gradient holds distinct rows only. With
+        `record_importance`, the backward pass of the hot and hashed rows' expand
+        (whose gradient is every occurrence's) also records the occurrences'
+        gradient-norm importance."""
         read = tf.concat(
             [
                 _sparse_read(self.hot_table, route.read_hot),
@@ -228,7 +231,15 @@ class CafeEmbeddingCollectionLogic:
             ],
             0,
         )
-        vectors = occurrences_lib.expand(read, route.first_index, route.inverse, self._fused)
+        vectors = occurrences_lib.expand(
+            read,
+            route.first_index,
+            route.inverse,
+            self._fused,
+            (lambda sums, occurrences: self._record_importance(route, sums, occurrences))
+            if record_importance
+            else None,
+        )
         if self.medium_tables is not None:  # index -1 (not medium) reads the zero row
             medium = tf.concat(
                 [
@@ -257,8 +268,9 @@ class CafeEmbeddingCollectionLogic:
             [tf.fill(tf.shape(flat.ids), i) for i, flat in enumerate(flats)], 0
         )
         route = self.route(keys, feature_index)
-        vectors = self._embed(route)
-        if training:
+        by_gradient = self.config.importance == "gradient"
+        vectors = self._embed(route, record_importance=bool(training) and by_gradient)
+        if training and not by_gradient:
             id_weights = tf.concat(
                 [
                     tf.ones_like(flat.ids, tf.float32)
@@ -268,7 +280,7 @@ class CafeEmbeddingCollectionLogic:
                 ],
                 0,
             )
-            vectors = self._importance_tap(vectors, route, id_weights)
+            vectors = self._frequency_tap(vectors, route, id_weights)
         per_feature = tf.split(vectors, [tf.size(flat.ids) for flat in flats], 0)
         return {
             f.name: inputs_lib.pool(v, flat, f.combiner)
@@ -281,21 +293,27 @@ class CafeEmbeddingCollectionLogic:
         )
 
     # ---- importance -------------------------------------------------------------------
-    def _importance_tap(
+    def _frequency_tap(
         self, vectors: tf.Tensor, route: routing.Route, id_weights: tf.Tensor
     ) -> tf.Tensor:
-        """Identity whose backward pass inserts the occurrences' importance into the sketch
-        and counts the call's lookups."""
+        """Identity whose backward pass inserts the occurrences' frequency importance
+        (|id weight|) into the sketch and counts the call's lookups."""
 
         @tf.custom_gradient
         def tap(x):
             def backward(dy):
-                # A model's gradient may have lost the static width (a reshape), which the
-                # pure-TF norms read; it is x's.
-                dy.set_shape(x.shape)
                 # Not a control dependency of dy: the rest of the backward pass need not
                 # wait for the sketch. tf.function runs every stateful op it traced.
-                self._record_importance(route, id_weights, dy)
+                self._record_importance(
+                    route,
+                    *occurrences_lib.pair_importance(
+                        id_weights[:, None],
+                        route.inverse,
+                        tf.size(route.keys),
+                        norm=False,
+                        fused=self._fused,
+                    ),
+                )
                 return tf.identity(dy)
 
             return tf.identity(x), backward
@@ -303,9 +321,10 @@ class CafeEmbeddingCollectionLogic:
         return tap(vectors)
 
     def _record_importance(
-        self, route: routing.Route, id_weights: tf.Tensor, gradients: tf.Tensor
+        self, route: routing.Route, sums: tf.Tensor, occurrences: tf.Tensor
     ) -> tf.Operation | None:
-        """Inserts this call's importance, summed per distinct (key, feature) pair.
+        """Inserts this call's importance, given summed per distinct (key, feature) pair
+        (float64 `sums`, with the pairs' float64 `occurrences`).
 
         Importance is per occurrence (gradient norm, or |weight|). Each replica
         sums it per distinct pair and normalises the sums with the global
@@ -317,13 +336,6 @@ class CafeEmbeddingCollectionLogic:
         (exactly equal for integer frequency sums below 2^24).
         """
         norm = self.config.importance == "gradient"
-        sums, occurrences = occurrences_lib.pair_importance(
-            gradients if norm else id_weights[:, None],
-            route.inverse,
-            tf.size(route.keys),
-            norm,
-            self._fused,
-        )
         context = _multi_replica_context()
         self._count_lookups(route, occurrences, context)
         if norm:

@@ -8,9 +8,13 @@ single passes over N rows, which stock TF ops make several of.
 Each function is defined here in stock TF ops (the reference, which serves
 SavedModels without cafe_tf's op library); with `fused=True` it runs the
 matching op of cafe_tf's library (custom_ops/core/occurrences.h), which
-returns the same values bit for bit. Sums run in occurrence order per output,
-as TensorFlow's CPU `unsorted_segment_sum` does.
+returns the same values bit for bit. With gradient-norm importance, one op
+(`expand_gradient`) makes both reductions in one read of the gradient. Sums
+run in occurrence order per output, as TensorFlow's CPU
+`unsorted_segment_sum` does.
 """
+
+from collections.abc import Callable
 
 import tensorflow as tf
 
@@ -65,7 +69,41 @@ def pair_importance(
     return per_pair[:, 0], per_pair[:, 1]
 
 
-def expand(rows: tf.Tensor, pair_rows: tf.Tensor, pairs: tf.Tensor, fused: bool) -> tf.Tensor:
+def expand_gradient(
+    rows: tf.Tensor,
+    segment_ids: tf.Tensor,
+    num_segments: TensorLike,
+    pairs: tf.Tensor,
+    num_pairs: TensorLike,
+    fused: bool,
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """`segment_row_sums(rows, segment_ids, num_segments)` and the gradient-norm
+    `pair_importance(rows, pairs, num_pairs, norm=True)`, the same values; with
+    `fused=True` in one read of the rows (the op library's `CafeExpandGradient`).
+
+    Returns:
+      (float32 [num_segments, D] row sums, float64 [num_pairs] norm sums, float64
+      [num_pairs] occurrences).
+    """
+    if fused:
+        from cafe_tf import _ops
+
+        return tuple(
+            _ops.ops.cafe_expand_gradient(rows, segment_ids, num_segments, pairs, num_pairs)
+        )
+    return (
+        segment_row_sums(rows, segment_ids, num_segments, fused=False),
+        *pair_importance(rows, pairs, num_pairs, norm=True, fused=False),
+    )
+
+
+def expand(
+    rows: tf.Tensor,
+    pair_rows: tf.Tensor,
+    pairs: tf.Tensor,
+    fused: bool,
+    on_importance: Callable[[tf.Tensor, tf.Tensor], None] | None = None,
+) -> tf.Tensor:
     """`rows[pair_rows[pairs]]`: a few distinct rows [R, D] expanded to many occurrences,
     through each distinct pair's row `pair_rows` [U] and each occurrence's pair `pairs`
     [N]. Its gradient is the dense per-row sum (`segment_row_sums` over the occurrences'
@@ -74,14 +112,27 @@ def expand(rows: tf.Tensor, pair_rows: tf.Tensor, pairs: tf.Tensor, fused: bool)
 
     The forward pass gathers the [U] pairs' vectors first and expands those, so no [N]
     row index sits before the [N, D] gather; the backward pass builds that index, from
-    forward values only, so it can run while the gradient is still on its way."""
+    forward values only, so it can run while the gradient is still on its way.
+
+    With `on_importance`, the backward pass also calls `on_importance(norm sums,
+    occurrences)` with the pairs' gradient-norm importance (`expand_gradient`: the
+    gradient is read once for both)."""
 
     @tf.custom_gradient
     def expand_rows(distinct_rows):
         def gradient(dy):
-            return segment_row_sums(
-                dy, tf.gather(pair_rows, pairs), tf.shape(distinct_rows)[0], fused
+            # A model's gradient may have lost the static width (a reshape), which the
+            # pure-TF norms read; it is the rows'.
+            dy.set_shape([None, distinct_rows.shape[1]])
+            segment_ids = tf.gather(pair_rows, pairs)
+            num_rows = tf.shape(distinct_rows)[0]
+            if on_importance is None:
+                return segment_row_sums(dy, segment_ids, num_rows, fused)
+            sums, norm_sums, occurrences = expand_gradient(
+                dy, segment_ids, num_rows, pairs, tf.size(pair_rows), fused
             )
+            on_importance(norm_sums, occurrences)
+            return sums
 
         return tf.gather(tf.gather(distinct_rows, pair_rows), pairs), gradient
 

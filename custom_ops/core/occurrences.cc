@@ -159,4 +159,25 @@ void PairSums(const float* rows, const int32_t* pairs, int64_t n, int64_t d, boo
   for (int64_t i = 0; i < n; ++i) add(i, OccurrenceValue(rows + i * d, d, norm));
 }
 
+void ExpandGradient(const float* rows, const int32_t* segments, const int32_t* pairs, int64_t n,
+                    int64_t d, int64_t num_segments, int64_t num_pairs, float* out, double* sums,
+                    double* occurrences) {
+  std::fill(out, out + num_segments * d, 0.0f);
+  std::fill(sums, sums + num_pairs, 0.0);
+  std::fill(occurrences, occurrences + num_pairs, 0.0);
+  // Each row is added to its segment right after its norm is taken, while it is
+  // in cache. No value below kNormFloor means none below kSumFloor: the plain sums
+  // are exact too.
+  const bool plain = PlainRowNorms(rows, n, d, [&](int64_t i, float norm) {
+    sums[pairs[i]] += static_cast<double>(norm);
+    occurrences[pairs[i]] += 1.0;
+    const float* __restrict row = rows + i * d;
+    float* __restrict sum = out + static_cast<int64_t>(segments[i]) * d;
+    for (int64_t j = 0; j < d; ++j) sum[j] += row[j];
+  });
+  if (plain) return;
+  SegmentRowSums(rows, segments, n, d, num_segments, out);
+  PairSums(rows, pairs, n, d, /*norm=*/true, num_pairs, sums, occurrences);
+}
+
 }  // namespace cafe

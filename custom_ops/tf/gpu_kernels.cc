@@ -1,8 +1,8 @@
 // TensorFlow GPU kernels for the ops registered in ../tf/hotsketch_ops.cc
 // (CafeSketchInsert, CafeSketchQuery, CafeSketchMigrate), ../tf/routing_ops.cc
 // (CafeRoute) and ../tf/occurrence_ops.cc (CafeSegmentRowSums,
-// CafePairImportance). They lock and validate exactly like the CPU kernels
-// there and call the plain CUDA launchers of hotsketch_kernels.h,
+// CafePairImportance, CafeExpandGradient). They lock and validate exactly like
+// the CPU kernels there and call the plain CUDA launchers of hotsketch_kernels.h,
 // routing_kernels.h and occurrence_kernels.h on TensorFlow's own compute stream.
 //
 // This file includes TF headers but no CUDA kernel code; it is compiled by
@@ -560,6 +560,62 @@ class CafePairImportanceGpuOp : public OccurrenceGpuOp {
   bool norm_;
 };
 
+// CafeSegmentRowSums and CafePairImportance (norm) on one workspace, one launch
+// after the other on the stream: on a GPU the two passes over the rows cost
+// less than on a CPU core, and the launchers stay those the device check runs.
+class CafeExpandGradientGpuOp : public OpKernel {
+ public:
+  using OpKernel::OpKernel;
+
+  void Compute(OpKernelContext* ctx) override {
+    int64_t num_segments = 0, num_pairs = 0;
+    OP_REQUIRES_OK(ctx, CheckSegmentShapes(ctx, kOp, &num_segments));
+    OP_REQUIRES_OK(ctx, CheckExpandPairShapes(ctx, kOp, &num_pairs));
+    const Tensor& rows = ctx->input(0);
+    const Tensor& segments = ctx->input(1);
+    const Tensor& pairs = ctx->input(3);
+    const int64_t n = rows.dim_size(0);
+    const int64_t d = rows.dim_size(1);
+    OP_REQUIRES(ctx, n <= std::numeric_limits<int32_t>::max(),
+                errors::InvalidArgument(kOp, ": the GPU kernel supports at most 2^31 - 1 rows, "
+                                        "got ", n));
+    cudaError_t err = cudaSuccess;
+    const size_t bytes =
+        cafe::cuda::OccurrenceWorkspaceBytes(n, std::max(num_segments, num_pairs), &err);
+    OP_REQUIRES_OK(ctx, CudaStatus(err, kOp, "workspace query"));
+    Tensor workspace, status;
+    OP_REQUIRES_OK(ctx, AllocateBytes(ctx, bytes, &workspace));
+    OP_REQUIRES_OK(ctx, ctx->allocate_temp(DT_INT64, TensorShape({2}), &status));
+    Tensor* sums = nullptr;
+    Tensor* pair_sums = nullptr;
+    Tensor* occurrences = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({num_segments, d}), &sums));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({num_pairs}), &pair_sums));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(2, TensorShape({num_pairs}), &occurrences));
+    const cudaStream_t stream = StreamOf(ctx);
+    int64_t* status_words = DevicePtr<int64_t>(status);
+    OP_REQUIRES_OK(ctx, CudaStatus(cafe::cuda::LaunchSegmentRowSums(
+                                       rows.flat<float>().data(), segments.flat<int32_t>().data(),
+                                       n, d, num_segments, sums->flat<float>().data(),
+                                       status_words, workspace.data(), bytes, stream),
+                                   kOp, "launch"));
+    OP_REQUIRES_OK(ctx, CudaStatus(cafe::cuda::LaunchPairImportance(
+                                       rows.flat<float>().data(), pairs.flat<int32_t>().data(), n,
+                                       d, /*norm=*/true, num_pairs,
+                                       pair_sums->flat<double>().data(),
+                                       occurrences->flat<double>().data(), status_words + 1,
+                                       workspace.data(), bytes, stream),
+                                   kOp, "launch"));
+    OP_REQUIRES_OK(ctx, CheckSegmentStatus(kOp, status.Slice(0, 1), segments, num_segments,
+                                           stream));
+    OP_REQUIRES_OK(ctx, CheckSegmentStatus("CafeExpandGradient: pairs", status.Slice(1, 2),
+                                           pairs, num_pairs, stream));
+  }
+
+ private:
+  static constexpr const char* kOp = "CafeExpandGradient";
+};
+
 #define CAFE_STATE_HOST_MEMORY                                                      \
   HostMemory("slots_var").HostMemory("scores_var").HostMemory("mass_var")            \
       .HostMemory("batches_var")
@@ -581,6 +637,11 @@ REGISTER_KERNEL_BUILDER(
     CafeSegmentRowSumsGpuOp);
 REGISTER_KERNEL_BUILDER(Name("CafePairImportance").Device(DEVICE_GPU).HostMemory("num_pairs"),
                         CafePairImportanceGpuOp);
+REGISTER_KERNEL_BUILDER(Name("CafeExpandGradient")
+                            .Device(DEVICE_GPU)
+                            .HostMemory("num_segments")
+                            .HostMemory("num_pairs"),
+                        CafeExpandGradientGpuOp);
 
 #undef CAFE_STATE_HOST_MEMORY
 

@@ -1,5 +1,6 @@
-// Input checks of CafeSegmentRowSums and CafePairImportance (occurrence_ops.cc),
-// shared by their CPU kernels there and their GPU kernels (gpu_kernels.cc).
+// Input checks of CafeSegmentRowSums, CafePairImportance and CafeExpandGradient
+// (occurrence_ops.cc), shared by their CPU kernels there and their GPU kernels
+// (gpu_kernels.cc).
 // The check of the segment ids' values is not here: it needs the ids, which
 // the CPU kernel reads on the host and the GPU kernel checks on the device.
 #ifndef CAFE_TF_TF_OCCURRENCE_OP_INPUTS_H_
@@ -27,6 +28,23 @@ inline Status CheckSegmentShapes(OpKernelContext* ctx, const char* op, int64_t* 
     return errors::InvalidArgument(op, ": the number of segments must be a scalar >= 0");
   }
   *num_segments = count.scalar<int32_t>()();
+  return OkStatus();
+}
+
+// Checks CafeExpandGradient's pairs [N] (input 3, N as the rows') and scalar
+// num_pairs >= 0 (input 4, in host memory); sets *num_pairs.
+inline Status CheckExpandPairShapes(OpKernelContext* ctx, const char* op, int64_t* num_pairs) {
+  const Tensor& pairs = ctx->input(3);
+  const Tensor& count = ctx->input(4);
+  if (pairs.dims() != 1 || pairs.dim_size(0) != ctx->input(0).dim_size(0)) {
+    return errors::InvalidArgument(op, ": pairs must be [N] as the rows [N, D], got ",
+                                   pairs.shape().DebugString(), " and ",
+                                   ctx->input(0).shape().DebugString());
+  }
+  if (count.dims() != 0 || count.scalar<int32_t>()() < 0) {
+    return errors::InvalidArgument(op, ": the number of pairs must be a scalar >= 0");
+  }
+  *num_pairs = count.scalar<int32_t>()();
   return OkStatus();
 }
 

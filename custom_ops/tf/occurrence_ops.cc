@@ -39,6 +39,20 @@ Status CheckSegmentInputs(OpKernelContext* ctx, const char* op, int64_t* num_seg
   return OkStatus();
 }
 
+// Checks CafeExpandGradient's pairs [N] and num_pairs (inputs 3 and 4) as
+// CheckSegmentInputs checks the segment ids; sets *num_pairs.
+Status CheckPairInputs(OpKernelContext* ctx, const char* op, int64_t* num_pairs) {
+  TF_RETURN_IF_ERROR(cafe_ops::CheckExpandPairShapes(ctx, op, num_pairs));
+  const Tensor& pairs = ctx->input(3);
+  const int32_t* ids = pairs.flat<int32_t>().data();
+  const int64_t bad = cafe::FirstInvalidSegment(ids, pairs.NumElements(), *num_pairs);
+  if (bad < pairs.NumElements()) {
+    return errors::InvalidArgument(op, ": pairs: ",
+                                   cafe::InvalidSegment(ids[bad], bad, *num_pairs));
+  }
+  return OkStatus();
+}
+
 REGISTER_OP("CafeSegmentRowSums")
     .Input("rows: float")
     .Input("segment_ids: int32")
@@ -119,6 +133,61 @@ class CafePairImportanceOp : public OpKernel {
   bool norm_;
 };
 REGISTER_KERNEL_BUILDER(Name("CafePairImportance").Device(DEVICE_CPU), CafePairImportanceOp);
+
+REGISTER_OP("CafeExpandGradient")
+    .Input("rows: float")
+    .Input("segment_ids: int32")
+    .Input("num_segments: int32")
+    .Input("pairs: int32")
+    .Input("num_pairs: int32")
+    .Output("sums: float")
+    .Output("pair_sums: double")
+    .Output("occurrences: double")
+    .SetShapeFn([](InferenceContext* c) {
+      ShapeHandle rows;
+      DimensionHandle segments;
+      TF_RETURN_IF_ERROR(SegmentInputsShape(c, &rows, &segments));
+      ShapeHandle pairs;
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(3), 1, &pairs));
+      DimensionHandle n;
+      TF_RETURN_IF_ERROR(c->Merge(c->Dim(rows, 0), c->Dim(pairs, 0), &n));
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(4), 0, &pairs));
+      DimensionHandle num_pairs;
+      TF_RETURN_IF_ERROR(c->MakeDimForScalarInput(4, &num_pairs));
+      c->set_output(0, c->Matrix(segments, c->Dim(rows, 1)));
+      c->set_output(1, c->Vector(num_pairs));
+      c->set_output(2, c->Vector(num_pairs));
+      return OkStatus();
+    })
+    .Doc(R"doc(
+CafeSegmentRowSums(rows, segment_ids, num_segments) and
+CafePairImportance(rows, pairs, num_pairs, norm=True) in one read of the rows,
+bit for bit: the gradient of a lookup's expand and its occurrences' importance.
+)doc");
+
+class CafeExpandGradientOp : public OpKernel {
+ public:
+  using OpKernel::OpKernel;
+
+  void Compute(OpKernelContext* ctx) override {
+    int64_t num_segments = 0, num_pairs = 0;
+    OP_REQUIRES_OK(ctx, CheckSegmentInputs(ctx, "CafeExpandGradient", &num_segments));
+    OP_REQUIRES_OK(ctx, CheckPairInputs(ctx, "CafeExpandGradient", &num_pairs));
+    const Tensor& rows = ctx->input(0);
+    const int64_t d = rows.dim_size(1);
+    Tensor* sums = nullptr;
+    Tensor* pair_sums = nullptr;
+    Tensor* occurrences = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({num_segments, d}), &sums));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({num_pairs}), &pair_sums));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(2, TensorShape({num_pairs}), &occurrences));
+    cafe::ExpandGradient(rows.flat<float>().data(), ctx->input(1).flat<int32_t>().data(),
+                         ctx->input(3).flat<int32_t>().data(), rows.dim_size(0), d, num_segments,
+                         num_pairs, sums->flat<float>().data(), pair_sums->flat<double>().data(),
+                         occurrences->flat<double>().data());
+  }
+};
+REGISTER_KERNEL_BUILDER(Name("CafeExpandGradient").Device(DEVICE_CPU), CafeExpandGradientOp);
 
 }  // namespace
 }  // namespace tensorflow

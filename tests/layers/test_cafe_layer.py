@@ -570,6 +570,42 @@ def test_migration_callback_writes_tensorboard_points(tmp_path):
     assert points["cafe/epoch_cafe_epoch_promotions"] == {12: promotions}
 
 
+def _counting_migrations(monkeypatch):
+    """A variable that counts CafeEmbeddingCollection.migrate calls as they run (in a
+    training step's graph too)."""
+    count = tf.Variable(0, dtype=tf.int64, trainable=False)
+    migrate = CafeEmbeddingCollection.migrate
+
+    def counted(self, *args, **kwargs):
+        count.assign_add(1)
+        return migrate(self, *args, **kwargs)
+
+    monkeypatch.setattr(CafeEmbeddingCollection, "migrate", counted)
+    return count
+
+
+@pytest.mark.parametrize("every_n_steps, steps_per_execution", [(1, 1), (3, 1), (3, 2)])
+def test_training_step_migrates_every_n_updates_only_in_fits_given_the_callback(
+    monkeypatch, every_n_steps, steps_per_execution
+):
+    """Migrations run in the training step after updates n, 2n, ... (counted by the
+    optimizer, across fits and with several steps per execution), only in the fits
+    the callback is passed to."""
+    migrations = _counting_migrations(monkeypatch)
+    model, layer = _planted_model()
+    model.compile(optimizer=model.optimizer, steps_per_execution=steps_per_execution)
+    callback = CafeMigration(every_n_steps=every_n_steps)
+    model.fit(_planted_dataset(n=128 * 10), verbose=0, callbacks=[callback])
+    assert int(migrations.numpy()) == 10 // every_n_steps
+    model.fit(_planted_dataset(n=128 * 4), verbose=0)  # no callback: no migration
+    assert int(migrations.numpy()) == 10 // every_n_steps
+    model.fit(_planted_dataset(n=128 * 5), verbose=0, callbacks=[callback])
+    assert int(migrations.numpy()) == 10 // every_n_steps + (19 // every_n_steps) - (
+        14 // every_n_steps
+    )
+    assert int(model.optimizer.iterations.numpy()) == 19
+
+
 def test_migrate_now_migrates_in_a_custom_training_loop():
     """`CafeMigration.migrate_now` promotes outside fit, copies the vector the key was
     reading into its hot row, resets the model optimizer's slots of that row only, and
@@ -693,7 +729,7 @@ def test_migration_callback_reads_the_device_only_at_log_points(monkeypatch):
     spy("_counters", reads, static=True)
     for name in ("_occupancy", "_trained_batches"):  # the other device reads
         spy(name, reads)
-    spy("_migrate", migrations)
+    spy("_migrate", migrations)  # a migration of its own, outside the training step
 
     loss_types = []
 
@@ -709,7 +745,8 @@ def test_migration_callback_reads_the_device_only_at_log_points(monkeypatch):
     model.fit(_planted_dataset(n=128 * 10), epochs=1, verbose=0, callbacks=[callback, Logs()])
     # Keras did not copy the batch logs to the host for CafeMigration either.
     assert all(issubclass(t, tf.Tensor) for t in loss_types), loss_types
-    assert migrations == list(range(1, 11))
+    assert migrations == []  # the training step migrates
+    assert int(layer.promotions.numpy()) > 0
     assert set(reads) == {0, 4, 8, 10}  # epoch begin, log points, epoch end
     assert [bool(keys) for keys in batch_logs] == [s % 4 == 0 for s in range(1, 11)]
     assert "cafe_promotions" in batch_logs[3] and "cafe_hot_occupancy" in batch_logs[3]

@@ -1,5 +1,6 @@
-"""The op library's per-occurrence reductions (CafeSegmentRowSums, CafePairImportance)
-equal their pure-TF definitions (cafe_tf/layers/occurrences.py) bit for bit."""
+"""The op library's per-occurrence reductions (CafeSegmentRowSums, CafePairImportance,
+CafeExpandGradient) equal their pure-TF definitions (cafe_tf/layers/occurrences.py) bit
+for bit."""
 
 import numpy as np
 import pytest
@@ -70,6 +71,30 @@ def test_pair_importance_equals_the_reference(n, d, num_pairs, skew, norm):
     np.testing.assert_allclose(got[0].numpy(), np.bincount(pairs, values, num_pairs), rtol=1e-6)
 
 
+@pytest.mark.parametrize("n, d, num_segments, skew", CASES)
+def test_expand_gradient_equals_row_sums_and_norm_importance(n, d, num_segments, skew):
+    """One read of the rows for both: the bits of the two separate reductions."""
+    rng = np.random.default_rng(100 * n + d)
+    rows = _rows(rng, n, d)
+    num_pairs = 2 * num_segments + 1
+    pairs = _segments(rng, n, num_pairs, skew)
+    pair_rows = rng.integers(0, max(num_segments, 1), num_pairs).astype(np.int32)
+    segments = pair_rows[pairs] if num_segments else np.zeros(0, np.int32)
+    got = occurrences.expand_gradient(rows, segments, num_segments, pairs, num_pairs, fused=True)
+    expected = occurrences.expand_gradient(
+        rows, segments, num_segments, pairs, num_pairs, fused=False
+    )
+    assert [t.dtype for t in got] == [tf.float32, tf.float64, tf.float64]
+    assert got[0].shape == (num_segments, d) and got[1].shape == got[2].shape == (num_pairs,)
+    for a, b in zip(got, expected):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    np.testing.assert_array_equal(
+        got[0].numpy(), occurrences.segment_row_sums(rows, segments, num_segments, True).numpy()
+    )
+    for a, b in zip(got[1:], occurrences.pair_importance(rows, pairs, num_pairs, True, True)):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
 def test_row_norms_sum_squares_in_column_order():
     rows = np.array([[1e8, 1.0, -1e8, 3.0]], np.float32)
     squares = rows.astype(np.float32) ** 2
@@ -111,6 +136,24 @@ def test_non_finite_rows_pass_through():
             lambda: occurrences.segment_row_sums(np.ones((3, 2), np.float32), [0, 1], 3, True),
             "rows must be|Dimensions must be equal",
         ),
+        (
+            lambda: occurrences.expand_gradient(
+                np.ones((3, 2), np.float32), [0, 2, 1], 2, [0, 1, 1], 2, True
+            ),
+            r"CafeExpandGradient: segment ids must be in \[0, 2\), got 2 at index 1",
+        ),
+        (
+            lambda: occurrences.expand_gradient(
+                np.ones((3, 2), np.float32), [0, 1, 1], 2, [0, 1, -4], 2, True
+            ),
+            r"CafeExpandGradient: pairs: segment ids must be in \[0, 2\), got -4 at index 2",
+        ),
+        (
+            lambda: occurrences.expand_gradient(
+                np.ones((3, 2), np.float32), [0, 1, 1], 2, [0, 1], 2, True
+            ),
+            "pairs must be|Dimensions must be equal",
+        ),
     ],
 )
 def test_bad_input_is_refused_clearly(call, message):
@@ -138,6 +181,30 @@ def test_expand_gradient_is_the_dense_row_sum():
         np.testing.assert_array_equal(grad.numpy(), expected)
 
 
+@pytest.mark.parametrize("fused", [True, False])
+def test_expand_hands_its_backward_pass_the_pairs_gradient_norm_importance(fused):
+    """With `on_importance`, the same row gradient, and the pairs' norm sums and
+    occurrence counts of the occurrences' gradients."""
+    rng = np.random.default_rng(4)
+    rows = tf.constant(_rows(rng, 6, 4))
+    pair_rows = tf.constant([5, 0, 2, 5], tf.int32)
+    pairs = tf.constant([0, 1, 3, 2, 0, 1, 3], tf.int32)
+    dy = _rows(rng, 7, 4)
+    seen = []
+    with tf.GradientTape() as tape:
+        tape.watch(rows)
+        out = occurrences.expand(rows, pair_rows, pairs, fused, lambda *a: seen.append(a))
+        loss = tf.reduce_sum(out * dy)
+    grad = tape.gradient(loss, rows)
+    expected = np.zeros((6, 4), np.float32)
+    np.add.at(expected, tf.gather(pair_rows, pairs).numpy(), dy)
+    np.testing.assert_array_equal(grad.numpy(), expected)
+    ((norm_sums, counts),) = seen
+    np.testing.assert_array_equal(counts.numpy(), [2, 2, 1, 2])
+    reference = occurrences.pair_importance(dy, pairs, 4, norm=True, fused=False)
+    np.testing.assert_array_equal(norm_sums.numpy(), reference[0].numpy())
+
+
 @pytest.mark.parametrize("exponent", [-135, -126, -110, -102, -101, -70, -51, -50, -40])
 def test_tiny_rows_are_flushed_as_tensorflow_flushes_them(exponent):
     """Rows at magnitudes around and below the ones the ops sum without a flush per
@@ -158,3 +225,8 @@ def test_tiny_rows_are_flushed_as_tensorflow_flushes_them(exponent):
         expected = occurrences.pair_importance(values, ids, 50, norm, fused=False)
         for a, b in zip(got, expected):
             np.testing.assert_array_equal(a.numpy(), b.numpy())
+    pairs = (ids * 7 + 3) % 61
+    got = occurrences.expand_gradient(rows, ids, 50, pairs, 61, fused=True)
+    expected = occurrences.expand_gradient(rows, ids, 50, pairs, 61, fused=False)
+    for a, b in zip(got, expected):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())

@@ -146,6 +146,9 @@ def _train(layer_class, config, batches, pure_tf=False):
         outputs.append({k: v.numpy() for k, v in out.items()})
         gradients.append(grads)
         layer.migrate(optimizer)
+    layer.step_ops = {
+        op.type for op in step.get_concrete_function(*batches[0]).graph.get_operations()
+    }
     return layer, outputs, gradients
 
 
@@ -196,6 +199,16 @@ def test_unique_lookups_equal_the_per_occurrence_path(overrides, pure_tf):
     assert int(unique.promotions.numpy()) == int(oracle.promotions.numpy()) > 0
     for a, b in zip(unique.trainable_weights, oracle.trainable_weights):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6, err_msg=a.name)
+    # With gradient importance, one op reads the occurrences' gradient for both sums.
+    fused_ops = {"CafeExpandGradient", "CafeSegmentRowSums", "CafePairImportance"}
+    expected_ops = (
+        set()
+        if pure_tf
+        else {"CafeExpandGradient"} | ({"CafeSegmentRowSums"} if config.multi_level else set())
+        if config.importance == "gradient"
+        else {"CafeSegmentRowSums", "CafePairImportance"}
+    )
+    assert unique.step_ops & fused_ops == expected_ops
     # Each table's gradient lists a row once.
     for grads in unique_grads:
         for grad, variable in zip(grads, unique.trainable_weights):
