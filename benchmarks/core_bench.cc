@@ -8,6 +8,7 @@
 // Run:
 //   /tmp/core_bench bench [n=1048576] [repeats=5] [threads=2] [phase=all|insert|query]
 //   /tmp/core_bench verify [rounds=300]
+//   /tmp/core_bench occurrences [n=106496] [repeats=50]
 // Deterministic profile (threads=1; read the inclusive cost of cafe::Insert and cafe::Query,
 // two calls of each):
 //   valgrind --tool=callgrind /tmp/core_bench bench 1048576 1 1
@@ -27,6 +28,7 @@
 #include <cstring>
 #include <functional>
 #include <map>
+#include <random>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -34,6 +36,11 @@
 #include <vector>
 
 #include "../custom_ops/core/hotsketch.h"
+#include "../custom_ops/core/occurrences.h"
+
+#if defined(__SSE2__)
+#include <xmmintrin.h>
+#endif
 
 namespace {
 
@@ -422,11 +429,73 @@ int Verify(int rounds) {
   return 0;
 }
 
+// The backward pass's occurrence sums on a lookup-shaped gradient: n rows of 16
+// floats, 8,000 distinct pairs (Zipf(1.2) over the occurrences) on 1,000 rows read.
+// Median ms of `repeats` interleaved calls of SegmentRowSums, of PairSums with norms (each the
+// pass of one op) and of ExpandGradient (both in one pass), under flush-to-zero and
+// denormals-are-zero as in TF's CPU kernels.
+int BenchOccurrences(int64_t n, int repeats) {
+#if defined(__SSE2__)
+  _mm_setcsr(_mm_getcsr() | 0x8040);
+#endif
+  const int64_t d = 16, num_pairs = 8000, num_rows = 1000;
+  std::mt19937_64 rng(7);
+  std::normal_distribution<float> normal(0.f, 1e-3f);
+  std::vector<float> rows(n * d);
+  for (float& x : rows) x = normal(rng);
+  std::vector<int32_t> pair_rows(num_pairs), pairs(n), segments(n);
+  for (int32_t& r : pair_rows) r = static_cast<int32_t>(rng() % num_rows);
+  for (int64_t i = 0; i < n; ++i) {
+    const double u = (static_cast<double>(rng() >> 11) + 0.5) * 0x1p-53;
+    pairs[i] = static_cast<int32_t>(std::min<int64_t>(
+        static_cast<int64_t>(std::pow(u, -1.0 / 0.2)) - 1, num_pairs - 1));
+    segments[i] = pair_rows[pairs[i]];
+  }
+  std::vector<float> out(num_rows * d);
+  std::vector<double> sums(num_pairs), counts(num_pairs);
+  const std::function<void()> calls[3] = {
+      [&] { cafe::SegmentRowSums(rows.data(), segments.data(), n, d, num_rows, out.data()); },
+      [&] {
+        cafe::PairSums(rows.data(), pairs.data(), n, d, true, num_pairs, sums.data(),
+                       counts.data());
+      },
+      [&] {
+        cafe::ExpandGradient(rows.data(), segments.data(), pairs.data(), n, d, num_rows,
+                             num_pairs, out.data(), sums.data(), counts.data());
+      }};
+  std::vector<double> ms[3];
+  for (int r = 0; r < repeats; ++r) {  // interleaved, so noise hits all three alike
+    for (int k = 0; k < 3; ++k) {
+      const auto start = std::chrono::steady_clock::now();
+      calls[k]();
+      ms[k].push_back(std::chrono::duration<double, std::milli>(
+                          std::chrono::steady_clock::now() - start).count());
+    }
+  }
+  double median[3];
+  for (int k = 0; k < 3; ++k) {
+    std::sort(ms[k].begin(), ms[k].end());
+    median[k] = ms[k][ms[k].size() / 2];
+  }
+  const double row_sums = median[0], norms = median[1], both = median[2];
+  std::printf("occurrences: n=%lld x %lld, %lld pairs on %lld rows, median of %d calls\n"
+              "  SegmentRowSums %.3f ms, PairSums (norms) %.3f ms: %.3f ms in two passes\n"
+              "  ExpandGradient %.3f ms in one pass (%.2fx the two)\n",
+              static_cast<long long>(n), static_cast<long long>(d),
+              static_cast<long long>(num_pairs), static_cast<long long>(num_rows), repeats,
+              row_sums, norms, row_sums + norms, both, both / (row_sums + norms));
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   const std::string mode = argc > 1 ? argv[1] : "bench";
   if (mode == "verify") return Verify(argc > 2 ? std::atoi(argv[2]) : 300);
+  if (mode == "occurrences") {
+    return BenchOccurrences(argc > 2 ? std::atoll(argv[2]) : 106496,
+                            argc > 3 ? std::atoi(argv[3]) : 50);
+  }
   const int64_t n = argc > 2 ? std::atoll(argv[2]) : (1 << 20);
   const int repeats = argc > 3 ? std::atoi(argv[3]) : 5;
   const int threads = argc > 4 ? std::atoi(argv[4]) : 2;
