@@ -589,9 +589,8 @@ class CafeExpandGradientGpuOp : public OpKernel {
     Tensor* sums = nullptr;
     Tensor* pair_sums = nullptr;
     Tensor* occurrences = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({num_segments, d}), &sums));
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({num_pairs}), &pair_sums));
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(2, TensorShape({num_pairs}), &occurrences));
+    OP_REQUIRES_OK(ctx, AllocateExpandGradientOutputs(ctx, num_segments, num_pairs, &sums,
+                                                      &pair_sums, &occurrences));
     const cudaStream_t stream = StreamOf(ctx);
     int64_t* status_words = DevicePtr<int64_t>(status);
     OP_REQUIRES_OK(ctx, CudaStatus(cafe::cuda::LaunchSegmentRowSums(

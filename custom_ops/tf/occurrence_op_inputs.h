@@ -48,6 +48,17 @@ inline Status CheckExpandPairShapes(OpKernelContext* ctx, const char* op, int64_
   return OkStatus();
 }
 
+// Allocates CafeExpandGradient's outputs: row sums [num_segments, d], pair sums and
+// occurrences [num_pairs].
+inline Status AllocateExpandGradientOutputs(OpKernelContext* ctx, int64_t num_segments,
+                                            int64_t num_pairs, Tensor** sums, Tensor** pair_sums,
+                                            Tensor** occurrences) {
+  TF_RETURN_IF_ERROR(ctx->allocate_output(
+      0, TensorShape({num_segments, ctx->input(0).dim_size(1)}), sums));
+  TF_RETURN_IF_ERROR(ctx->allocate_output(1, TensorShape({num_pairs}), pair_sums));
+  return ctx->allocate_output(2, TensorShape({num_pairs}), occurrences);
+}
+
 // CafePairImportance without `norm` takes one-column rows.
 inline Status CheckPairRows(const Tensor& rows, bool norm) {
   if (norm || rows.dim_size(1) == 1) return OkStatus();

@@ -1,6 +1,7 @@
 // TensorFlow shell over the per-occurrence reductions (../core/occurrences.h):
 // registration, shape functions, input checks. All semantics live in ../core.
 #include <cstdint>
+#include <string>
 
 #include "../core/occurrences.h"
 #include "occurrence_op_inputs.h"
@@ -26,31 +27,28 @@ Status SegmentInputsShape(InferenceContext* c, ShapeHandle* rows, DimensionHandl
   return c->MakeDimForScalarInput(2, segments);
 }
 
+// Checks on the host that every id of `ids` is in [0, count); `what` starts the error.
+Status CheckIdValues(const Tensor& ids, int64_t count, const std::string& what) {
+  const int32_t* values = ids.flat<int32_t>().data();
+  const int64_t bad = cafe::FirstInvalidSegment(values, ids.NumElements(), count);
+  if (bad < ids.NumElements()) {
+    return errors::InvalidArgument(what, ": ", cafe::InvalidSegment(values[bad], bad, count));
+  }
+  return OkStatus();
+}
+
 // Checks the inputs as CheckSegmentShapes does, and the segment ids' values
 // on the host; sets *num_segments.
 Status CheckSegmentInputs(OpKernelContext* ctx, const char* op, int64_t* num_segments) {
   TF_RETURN_IF_ERROR(cafe_ops::CheckSegmentShapes(ctx, op, num_segments));
-  const Tensor& segments = ctx->input(1);
-  const int32_t* ids = segments.flat<int32_t>().data();
-  const int64_t bad = cafe::FirstInvalidSegment(ids, segments.NumElements(), *num_segments);
-  if (bad < segments.NumElements()) {
-    return errors::InvalidArgument(op, ": ", cafe::InvalidSegment(ids[bad], bad, *num_segments));
-  }
-  return OkStatus();
+  return CheckIdValues(ctx->input(1), *num_segments, op);
 }
 
 // Checks CafeExpandGradient's pairs [N] and num_pairs (inputs 3 and 4) as
 // CheckSegmentInputs checks the segment ids; sets *num_pairs.
 Status CheckPairInputs(OpKernelContext* ctx, const char* op, int64_t* num_pairs) {
   TF_RETURN_IF_ERROR(cafe_ops::CheckExpandPairShapes(ctx, op, num_pairs));
-  const Tensor& pairs = ctx->input(3);
-  const int32_t* ids = pairs.flat<int32_t>().data();
-  const int64_t bad = cafe::FirstInvalidSegment(ids, pairs.NumElements(), *num_pairs);
-  if (bad < pairs.NumElements()) {
-    return errors::InvalidArgument(op, ": pairs: ",
-                                   cafe::InvalidSegment(ids[bad], bad, *num_pairs));
-  }
-  return OkStatus();
+  return CheckIdValues(ctx->input(3), *num_pairs, std::string(op) + ": pairs");
 }
 
 REGISTER_OP("CafeSegmentRowSums")
@@ -178,9 +176,8 @@ class CafeExpandGradientOp : public OpKernel {
     Tensor* sums = nullptr;
     Tensor* pair_sums = nullptr;
     Tensor* occurrences = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({num_segments, d}), &sums));
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({num_pairs}), &pair_sums));
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(2, TensorShape({num_pairs}), &occurrences));
+    OP_REQUIRES_OK(ctx, cafe_ops::AllocateExpandGradientOutputs(ctx, num_segments, num_pairs,
+                                                                &sums, &pair_sums, &occurrences));
     cafe::ExpandGradient(rows.flat<float>().data(), ctx->input(1).flat<int32_t>().data(),
                          ctx->input(3).flat<int32_t>().data(), rows.dim_size(0), d, num_segments,
                          num_pairs, sums->flat<float>().data(), pair_sums->flat<double>().data(),
