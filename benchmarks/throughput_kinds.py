@@ -6,7 +6,8 @@ Here: a DLRM step on batches of the synthetic Criteo-shaped data, generated
 once and cached in memory (the input pipeline is not measured), with each
 kind's callback (CAFE migration every step, AdaEmbed reallocation every 20).
 The kinds are timed in turn, `--repeats` rounds, and the median is kept, so
-load from other processes hits all kinds alike. Prints samples/s and the ratio
+load from other processes hits all kinds alike. A fit's samples/s counts its
+steps, callbacks included, not its setup and teardown (train_speed.py). Prints samples/s and the ratio
 to hash, and writes benchmarks/out/throughput_kinds.{json,png}.
 
     python benchmarks/throughput_kinds.py [--ratio 5] [--batch-size 4096] [--steps 20]
@@ -15,7 +16,6 @@ to hash, and writes benchmarks/out/throughput_kinds.{json,png}.
 import argparse
 import json
 import os
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
@@ -27,6 +27,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import tf_keras
+from train_speed import samples_per_second
 
 from cafe_tf.callbacks import CafeMigration
 from cafe_tf.data import SyntheticCriteo, SyntheticCriteoConfig
@@ -78,9 +79,9 @@ def main():
     rates = {kind: [] for kind in args.kinds}
     for _ in range(args.repeats):
         for kind, (model, callbacks) in models.items():
-            start = time.perf_counter()
-            model.fit(batches, epochs=1, verbose=0, callbacks=callbacks)
-            rates[kind].append(args.batch_size * args.steps / (time.perf_counter() - start))
+            rates[kind].append(
+                samples_per_second(model, callbacks, batches, args.batch_size * args.steps)
+            )
     median = {kind: float(np.median(values)) for kind, values in rates.items()}
 
     print(
