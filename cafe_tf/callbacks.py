@@ -10,19 +10,21 @@ class _StepMigration:
     """The migration a `CafeMigration` runs inside a model's training step.
 
     Installed once per model (`of`): the model's `train_step` is wrapped so that,
-    after the optimizer's update, every CAFE layer migrates when `enabled` and the
-    optimizer's `iterations` is a multiple of `every_n_steps`. In the step, a
-    migration costs its ops only; a call of its own after every batch cost more than
-    its ops (Python dispatch, and TF's threads still winding down from the step).
-    The two variables are not tracked by the model, so checkpoints do not hold them.
+    after the optimizer's update, every CAFE layer migrates when the optimizer's
+    `iterations` is a multiple of `every_n_steps`, a variable that is 0 (off) outside
+    the fits of a `CafeMigration`. In the step, a migration costs its ops only; a call
+    of its own after every batch cost more than its ops (Python dispatch, and TF's
+    threads still winding down from the step). The model does not track the variable,
+    so checkpoints do not hold it.
     """
 
     _ATTRIBUTE = "_cafe_step_migration"
 
     def __init__(self):
-        self.enabled = tf.Variable(False, trainable=False, name="cafe_migration_enabled")
+        # int64: TF keeps int64 variables where the step runs (int32 on the host, and a
+        # GPU kernel may lack bool variables).
         self.every_n_steps = tf.Variable(
-            1, dtype=tf.int64, trainable=False, name="cafe_migration_every_n_steps"
+            0, dtype=tf.int64, trainable=False, name="cafe_migration_every_n_steps"
         )
 
     @classmethod
@@ -49,10 +51,12 @@ class _StepMigration:
     def _run(self, model):
         optimizer = model.optimizer
         layers = find_cafe_layers(model)
+        every = self.every_n_steps.read_value()
         due = tf.logical_and(
-            self.enabled,
+            every > 0,
             tf.equal(
-                tf.math.floormod(tf.cast(optimizer.iterations, tf.int64), self.every_n_steps), 0
+                tf.math.floormod(tf.cast(optimizer.iterations, tf.int64), tf.maximum(every, 1)),
+                0,
             ),
         )
 
@@ -198,11 +202,10 @@ class CafeMigrationLogic:
     def on_train_begin(self, logs=None):
         if self._step_migration is not None:
             self._step_migration.every_n_steps.assign(self.every_n_steps)
-            self._step_migration.enabled.assign(True)
 
     def on_train_end(self, logs=None):
         if self._step_migration is not None:
-            self._step_migration.enabled.assign(False)
+            self._step_migration.every_n_steps.assign(0)
 
     def on_train_batch_begin(self, batch, logs=None):
         if self._epoch_base is None:
