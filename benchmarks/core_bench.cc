@@ -466,10 +466,9 @@ int BenchOccurrences(int64_t n, int repeats) {
   std::vector<double> ms[3];
   for (int r = 0; r < repeats; ++r) {  // interleaved, so noise hits all three alike
     for (int k = 0; k < 3; ++k) {
-      const auto start = std::chrono::steady_clock::now();
+      const double start = Seconds();
       calls[k]();
-      ms[k].push_back(std::chrono::duration<double, std::milli>(
-                          std::chrono::steady_clock::now() - start).count());
+      ms[k].push_back(1000 * (Seconds() - start));
     }
   }
   double median[3];

@@ -254,8 +254,8 @@ class CafeConfig:
 
     def resolved(self, vocabulary_sizes) -> "CafeConfig":
         """This config with the budget, hot share, threshold, filling of free rows and
-        demotion threshold made concrete (docs/sketch.md, "Defaults per ratio"); multi-level hashing off where
-        the planner gives it no medium level."""
+        demotion threshold made concrete (docs/sketch.md, "Defaults per ratio");
+        multi-level hashing off where the planner gives it no medium level."""
         budget = budget_lib.resolve_budget(
             vocabulary_sizes, self.embedding_dim, self.compression_ratio, self.budget_bytes
         )

@@ -200,6 +200,12 @@ class SketchConfig:
         return self.threshold if self.demote_threshold is None else self.demote_threshold
 
     @property
+    def promotion_floor(self) -> float:
+        """The lowest score a key can be promoted with: 0 (any tracked key) when free rows
+        are filled, else the threshold (`cafe::SketchConfig::promotion_floor`)."""
+        return 0.0 if self.fill_free_rows else self.threshold
+
+    @property
     def effective_medium_threshold(self) -> float:
         return math.inf if self.medium_threshold is None else self.medium_threshold
 

@@ -412,7 +412,7 @@ def migrate(config: SketchConfig, state: SketchTensors, force_decay=False):
 
     # Pending keys (not seen since they took their slot over) wait. Keys below k
     # (filling free rows) follow those above it in the order.
-    floor = 0.0 if config.fill_free_rows else config.threshold
+    floor = config.promotion_floor
     candidates = tf.where(
         tf.logical_and(
             tf.logical_and(state.entries < 0, tf.logical_not(marker_pending(state.entries))),
