@@ -3,10 +3,11 @@
 Each replica count runs in its own process (logical CPU devices must be set up
 before TensorFlow starts) under MirroredStrategy, with a fixed per-replica
 batch of the synthetic Criteo-like data (26 fields). Per replica count it
-measures DLRM training samples/s with CAFE and with the hashing trick under
-the same strategy, and from CAFE's counters the (key, feature) pairs the
-importance exchange all-gathers per step, next to what the per-occurrence
-exchange (every occurrence's key, feature and importance) would send.
+measures DLRM training samples/s (of a fit's steps, as train_speed.py counts
+them) with CAFE and with the hashing trick under the same strategy, and from
+CAFE's counters the (key, feature) pairs the importance exchange all-gathers
+per step, next to what the per-occurrence exchange (every occurrence's key,
+feature and importance) would send.
 
 Bytes per step are the all-gathered payload every replica receives: 16 per
 pair or occurrence (int64 key, int32 feature, float32 importance), plus the
@@ -49,6 +50,7 @@ def child(args):
         cpu, [tf.config.LogicalDeviceConfiguration()] * args.child
     )
     import tf_keras
+    from train_speed import samples_per_second
 
     from cafe_tf.data import SyntheticCriteo, SyntheticCriteoConfig
     from cafe_tf.experiment import make_embedding
@@ -80,11 +82,12 @@ def child(args):
             return int(embedding.lookups.numpy()), int(embedding.exchanged_pairs.numpy())
 
         before = counters()
-        rates = []
-        for _ in range(args.repeats):
-            start = time.perf_counter()
-            model.fit(distributed, epochs=1, steps_per_epoch=args.steps, verbose=0)
-            rates.append(args.steps * global_batch / (time.perf_counter() - start))
+        rates = [
+            samples_per_second(
+                model, [], distributed, args.steps * global_batch, steps_per_epoch=args.steps
+            )
+            for _ in range(args.repeats)
+        ]
         result["samples_per_s"][kind] = float(np.median(rates))
         if kind == "cafe":
             after = counters()

@@ -90,12 +90,13 @@ class _StepsTimer(tf_keras.callbacks.Callback):
         self.seconds = time.perf_counter() - self.start
 
 
-def samples_per_second(model, callbacks, batches, samples):
-    """Samples per second of the fit's steps. Not of the whole fit: after its last
-    batch, fit sometimes waits until a fixed time from its start (about 1.27 s for
-    every configuration on the 2-core VM of docs/scaling.md, whatever the code)."""
+def samples_per_second(model, callbacks, batches, samples, **fit_options):
+    """Samples per second of one epoch's steps of `model.fit(batches, **fit_options)`.
+    Not of the whole fit: after its last batch, fit sometimes waits until a fixed time
+    from its start (about 1.27 s for every configuration on the 2-core VM of
+    docs/scaling.md, whatever the code)."""
     timer = _StepsTimer()
-    model.fit(batches, epochs=1, verbose=0, callbacks=callbacks + [timer])
+    model.fit(batches, epochs=1, verbose=0, callbacks=callbacks + [timer], **fit_options)
     return samples / timer.seconds
 
 
