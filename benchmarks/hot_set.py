@@ -11,9 +11,11 @@ the step routes by; migrations run after the step). Let H be CAFE's hot rows. Th
   the lookups offline separation's H exclusive rows serve;
 - per-day oracle share: each training day's lookups served by that day's own H most
   frequent ids, the bound for a method that follows drift day by day;
-- offline separation is trained with `exclusive_rows=H` and CAFE's hashed rows
-  (CAFE ML: its hashed plus medium rows, as one hashed table per feature), on the
-  budget those rows and its key index take (no sketch); both test AUCs and the gap.
+- offline separation is trained with `exclusive_rows=H` and as many hashed rows as
+  CAFE holds (CAFE ML: its hashed plus medium rows; offline separation splits them into a
+  table per feature), on the budget those rows and its key index take (no sketch); both
+  test AUCs and the gap. Where those rows are fewer than one per feature, offline
+  separation does not fit: its AUC is n/a, its share is still counted.
 
 The difference offline share - CAFE share splits, lookup by lookup, into
 
@@ -181,16 +183,19 @@ def run_cell(args, data, shape, seed, ratio, kind) -> dict:
 
     # Offline separation at H exclusive rows and CAFE's other rows, on their bytes.
     row_bytes = 4 * args.dim
-    other_rows = sum(layout.hashed_rows) + sum(layout.medium_rows)
+    other_rows = layout.hashed_table_rows + layout.medium_table_rows
     tf_keras.backend.clear_session()
-    offline = train_and_evaluate(
-        "offline",
-        data,
-        None,
-        budget_bytes=rows * (row_bytes + KEY_BYTES) + other_rows * row_bytes,
-        exclusive_rows=rows,
-        **run,
-    )
+    try:
+        offline = train_and_evaluate(
+            "offline",
+            data,
+            None,
+            budget_bytes=rows * (row_bytes + KEY_BYTES) + other_rows * row_bytes,
+            exclusive_rows=rows,
+            **run,
+        )
+    except BudgetTooSmallError:  # fewer hashed rows than features
+        offline = None
 
     batch_of_row = np.arange(len(ids)) // args.batch_size
     top = top_keys(frequencies(ids, names), names, rows)
@@ -211,7 +216,7 @@ def run_cell(args, data, shape, seed, ratio, kind) -> dict:
         parts["warmup"] + parts["churn"] + parts["never"] - parts["outside"]
     ):
         raise RuntimeError(f"the decomposition does not add up: {parts}")
-    if abs(offline.hot_lookup_share - offline_share) > 1e-9:
+    if offline is not None and abs(offline.hot_lookup_share - offline_share) > 1e-9:
         raise RuntimeError(
             f"offline separation's rows serve {offline.hot_lookup_share} of the counted "
             f"lookups, its top H {offline_share}: they are not the same ids"
@@ -220,10 +225,10 @@ def run_cell(args, data, shape, seed, ratio, kind) -> dict:
     cell.update(
         {
             "hot_rows": rows,
-            "hashed_rows": sum(layout.hashed_rows),
-            "medium_rows": sum(layout.medium_rows),
-            "offline_rows": offline.exclusive_rows,
-            "offline_memory_bytes": offline.memory_bytes,
+            "hashed_rows": layout.hashed_table_rows,
+            "medium_rows": layout.medium_table_rows,
+            "offline_rows": None if offline is None else offline.exclusive_rows,
+            "offline_memory_bytes": None if offline is None else offline.memory_bytes,
             "cafe_memory_bytes": cafe.memory_bytes,
             "lookups": lookups,
             "batches": int(batch_of_row[-1]) + 1,
@@ -237,8 +242,8 @@ def run_cell(args, data, shape, seed, ratio, kind) -> dict:
             "promotions_beyond_h": max(0, promotions - rows),
             **{name: parts[name] for name in parts if name not in share},
             "auc": cafe.auc,
-            "offline_auc": offline.auc,
-            "auc_gap": offline.auc - cafe.auc,
+            "offline_auc": None if offline is None else offline.auc,
+            "auc_gap": None if offline is None else offline.auc - cafe.auc,
             "cafe_tenths": cafe_tenths,
             "offline_tenths": offline_tenths,
             "per_day_tenths": tenths(per_day, batch_of_row),
@@ -271,11 +276,15 @@ def row(cell) -> str:
         "outside",
         "first_tenth_deficit",
     )
+    offline = (
+        "n/a | n/a"
+        if cell["offline_auc"] is None
+        else f"{cell['offline_auc']:.4f} | {cell['auc_gap']:+.4f}"
+    )
     return (
         f"{cell['hot_rows']:,} | "
         + " | ".join(f"{cell[name]:.4f}" for name in shares)
-        + f" | {cell['promotions_beyond_h']:,} | {cell['auc']:.4f} | {cell['offline_auc']:.4f} "
-        f"| {cell['auc_gap']:+.4f} |"
+        + f" | {cell['promotions_beyond_h']:,} | {cell['auc']:.4f} | {offline} |"
     )
 
 

@@ -280,7 +280,11 @@ def _cafe_options(args):
     """CafeConfig overrides from the command line (the paper's settings otherwise)."""
     return {
         name: value
-        for name, value in (("threshold", args.threshold), ("hot_share", args.hot_share))
+        for name, value in (
+            ("threshold", args.threshold),
+            ("hot_share", args.hot_share),
+            ("share_hashed_tables", args.share_hashed_tables),
+        )
         if value is not None
     }
 
@@ -546,6 +550,14 @@ def parse_args(argv=None):
         type=float,
         default=None,
         help="CAFE's hot share for every ratio (default: the planner's, budget.planned_hot_share)",
+    )
+    parser.add_argument(
+        "--share-hashed-tables",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="CAFE's hashed rows in one table shared by all features (--share-hashed-tables) or "
+        "a table per feature (--no-share-hashed-tables); default: the planner's, shared only "
+        "where one row per feature does not fit",
     )
     parser.add_argument(
         "--seeds",

@@ -6,6 +6,7 @@ full table bytes / budget bytes (docs/sketch.md; CAFE paper, section on the memo
 """
 
 import dataclasses
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -73,6 +74,10 @@ DEMOTE_SHARE = 0.5
 #   row would help, and the medium tables cost the cold features rows).
 MEDIUM_SHARE = 0.3
 MEDIUM_LEVEL_MIN_RATIO = 1000
+# - from this ratio up, each level's hashed rows form one table shared by all features:
+#   a feature's cold ids then spread over all of the level's rows, not over the few rows
+#   its share of the vocabulary would buy it.
+SHARED_TABLES_MIN_RATIO = 1000
 
 
 def planned_hot_share(compression_ratio: float) -> float:
@@ -196,11 +201,14 @@ class CafeLayout:
       hot_rows: rows of the hot table.
       num_buckets: W, buckets of the HotSketch.
       slots_per_bucket: c, slots per bucket.
-      hashed_rows: rows of each feature's hashed table.
-      medium_rows: rows of each feature's second (medium-level) table; zeros
-        when multi-level hashing is off.
+      hashed_rows: rows of each feature's hashed table (with `shared_hashed_tables`,
+        the one shared table's rows, repeated for every feature).
+      medium_rows: rows of each feature's second (medium-level) table, likewise;
+        zeros when multi-level hashing is off.
       bytes: bytes held by part ("hot_table", "sketch", "hashed_tables",
         "medium_tables", "bookkeeping") and "total".
+      shared_hashed_tables: whether all features hash into one table per level
+        instead of a table each (`plan_cafe_layout`).
     """
 
     hot_rows: int
@@ -209,6 +217,35 @@ class CafeLayout:
     hashed_rows: tuple[int, ...]
     medium_rows: tuple[int, ...]
     bytes: dict
+    shared_hashed_tables: bool = False
+
+    @property
+    def hashed_table_rows(self) -> int:
+        """Rows of the packed hashed tables."""
+        return self._table_rows(self.hashed_rows)
+
+    @property
+    def medium_table_rows(self) -> int:
+        """Rows of the packed medium tables."""
+        return self._table_rows(self.medium_rows)
+
+    @property
+    def hashed_offsets(self) -> tuple[int, ...]:
+        """Each feature's first row in the packed hashed tables."""
+        return self._offsets(self.hashed_rows)
+
+    @property
+    def medium_offsets(self) -> tuple[int, ...]:
+        """Each feature's first row in the packed medium tables."""
+        return self._offsets(self.medium_rows)
+
+    def _table_rows(self, rows: Sequence[int]) -> int:
+        return rows[0] if self.shared_hashed_tables else sum(rows)
+
+    def _offsets(self, rows: Sequence[int]) -> tuple[int, ...]:
+        if self.shared_hashed_tables:
+            return tuple(0 for _ in rows)
+        return tuple(itertools.accumulate(rows[:-1], initial=0))
 
 
 def sketch_shape(
@@ -245,6 +282,7 @@ def plan_cafe_layout(
     medium_share: float = 0.3,
     bookkeeping_bytes: int = 0,
     sketch_bytes_per_hot_row: float | None = 16.0,
+    share_hashed_tables: bool | None = None,
 ) -> CafeLayout:
     """Sizes CAFE's tables and sketch to fit `budget_bytes` (docs/sketch.md).
 
@@ -252,14 +290,17 @@ def plan_cafe_layout(
     the hot set: each hot row costs its embedding plus `sketch_bytes_per_hot_row`
     bytes of HotSketch slots, scalars and bookkeeping (`sketch_shape`; None: one
     bucket of `slots_per_bucket` 12-byte slots per hot row). The rest goes to
-    hashed rows, split over fields in proportion to vocabulary (>= 1 row each);
-    with `multi_level`, `medium_share` of those rows form the second table of the
-    medium level.
+    hashed rows; with `multi_level`, `medium_share` of those rows form the
+    medium level's tables. With `share_hashed_tables`, each level is one table
+    that every feature hashes into; without, each feature has a table of its own
+    per level, of rows in proportion to its vocabulary (>= 1 row each). None:
+    shared for more than one feature from SHARED_TABLES_MIN_RATIO up, and wherever
+    the budget cannot hold one hot row besides one row per feature and level.
 
     Raises:
-      ValueError: when the budget cannot hold one hot row and one hashed row
-        per field (and per level), naming the minimum; or when a hashed table
-        would need 2**32 rows or more (CAFE hashes 32-bit fingerprints into them).
+      ValueError: when the budget cannot hold one hot row and the minimum hashed
+        rows (one per table), naming the minimum; or when a hashed table would
+        need 2**32 rows or more (CAFE hashes 32-bit fingerprints into them).
     """
     if not 0 < hot_share < 1:
         raise ValueError(f"hot_share must be in (0, 1), got {hot_share}")
@@ -281,39 +322,57 @@ def plan_cafe_layout(
         return rows * row_bytes + buckets * slots * sketch_config.SLOT_BYTES
 
     levels = 2 if multi_level else 1
-    minimum = fixed + hot_bytes(1) + levels * len(vocabulary_sizes) * row_bytes
+    fields = len(vocabulary_sizes)
+    if share_hashed_tables is None:
+        ratio = full_table_bytes(vocabulary_sizes, embedding_dim) / budget_bytes
+        share_hashed_tables = fields > 1 and (
+            ratio >= SHARED_TABLES_MIN_RATIO
+            or budget_bytes < fixed + hot_bytes(1) + levels * fields * row_bytes
+        )
+    tables = levels if share_hashed_tables else levels * fields
+    minimum = fixed + hot_bytes(1) + tables * row_bytes
     if budget_bytes < minimum:
+        least = (
+            f"{levels} shared hashed row(s)"
+            if share_hashed_tables
+            else f"{levels} hashed row(s) per feature"
+        )
         raise BudgetTooSmallError(
             f"budget of {budget_bytes:,} bytes is too small for a CAFE layout of "
-            f"{len(vocabulary_sizes)} features with embedding_dim={embedding_dim}: it needs at "
-            f"least {minimum:,} bytes (one hot row with its sketch slots and "
-            f"{levels} hashed row(s) per feature)"
+            f"{fields} features with embedding_dim={embedding_dim}: it needs at "
+            f"least {minimum:,} bytes (one hot row with its sketch slots and {least})"
         )
+
+    def level_rows(total):  # rows per feature of one level's tables
+        if share_hashed_tables:
+            return tuple(max(1, total) for _ in vocabulary_sizes)
+        return split_rows(max(fields, total), vocabulary_sizes)
+
+    def table_rows(rows):  # rows of one level's packed tables
+        return rows[0] if share_hashed_tables else sum(rows)
+
     per_hot_row = row_bytes + (
         slots_per_bucket * sketch_config.SLOT_BYTES
         if sketch_bytes_per_hot_row is None
         else sketch_bytes_per_hot_row
     )
     hot_rows = max(1, int((budget_bytes * hot_share - fixed) // per_hot_row))
-    fields = len(vocabulary_sizes)
     while True:
         hashed_total = int((budget_bytes - fixed - hot_bytes(hot_rows)) // row_bytes)
+        medium_rows = tuple(0 for _ in vocabulary_sizes)
         if multi_level:
-            medium_total = max(fields, int(hashed_total * medium_share))
-            medium_rows = split_rows(medium_total, vocabulary_sizes)
-            hashed_rows = split_rows(max(fields, hashed_total - sum(medium_rows)), vocabulary_sizes)
-        else:
-            medium_rows = tuple(0 for _ in vocabulary_sizes)
-            hashed_rows = split_rows(max(fields, hashed_total), vocabulary_sizes)
+            medium_rows = level_rows(int(hashed_total * medium_share))
+            hashed_total -= table_rows(medium_rows)
+        hashed_rows = level_rows(hashed_total)
         overflow = (
             fixed
             + hot_bytes(hot_rows)
-            + (sum(hashed_rows) + sum(medium_rows)) * row_bytes
+            + (table_rows(hashed_rows) + table_rows(medium_rows)) * row_bytes
             - budget_bytes
         )
         if overflow <= 0:
             break
-        # The minimum rows per field overshot: give up hot rows instead.
+        # The minimum rows per table overshot: give up hot rows instead.
         hot_rows -= max(1, math.ceil(overflow / per_hot_row))
         if hot_rows < 1:
             raise BudgetTooSmallError(
@@ -331,8 +390,8 @@ def plan_cafe_layout(
         "sketch": sketch_config.SketchConfig(
             num_buckets=num_buckets, hot_rows=hot_rows, slots_per_bucket=slots
         ).memory_bytes(),
-        "hashed_tables": sum(hashed_rows) * row_bytes,
-        "medium_tables": sum(medium_rows) * row_bytes,
+        "hashed_tables": table_rows(hashed_rows) * row_bytes,
+        "medium_tables": table_rows(medium_rows) * row_bytes,
         "bookkeeping": bookkeeping_bytes,
     }
     parts["total"] = sum(parts.values())
@@ -343,4 +402,5 @@ def plan_cafe_layout(
         hashed_rows=hashed_rows,
         medium_rows=medium_rows,
         bytes=parts,
+        shared_hashed_tables=share_hashed_tables,
     )

@@ -101,7 +101,7 @@ def describe(layer: CafeEmbeddingCollection, top: int) -> str:
     lookups, hot_lookups = int(layer.lookups.numpy()), int(layer.hot_lookups.numpy())
     share = f"{hot_lookups / lookups:.1%}" if lookups else "n/a"
     medium = (
-        f"; medium level {sum(layout.medium_rows):,} rows ({parts['medium_tables']:,} B)"
+        f"; medium level {layout.medium_table_rows:,} rows ({parts['medium_tables']:,} B)"
         if layer.multi_level
         else ""
     )
@@ -114,7 +114,8 @@ def describe(layer: CafeEmbeddingCollection, top: int) -> str:
         f"({parts['sketch']:,} B); threshold k {sketch.threshold:g}; {_decay(sketch)}; "
         f"{sketch.replacement} on a full bucket, second sighting "
         f"{'on' if sketch.second_sighting else 'off'}",
-        f"  hashed tables {sum(layout.hashed_rows):,} rows over {len(layer.features)} features "
+        f"  hashed tables {layout.hashed_table_rows:,} rows "
+        f"{'shared by' if layout.shared_hashed_tables else 'over'} {len(layer.features)} features "
         f"({parts['hashed_tables']:,} B){medium}",
         f"  counters      {int(layer.promotions.numpy()):,} promotions, "
         f"{int(layer.demotions.numpy()):,} demotions; {share} of {lookups:,} training lookups "

@@ -62,6 +62,12 @@ class CafeConfig:
       medium_share: float in (0, 1) or None. Share of the hashed rows that form
         the medium-level tables; set, it asks for a medium level at any ratio.
         Defaults to None: 0.3, from 1000x up (`multi_level`).
+      share_hashed_tables: bool or None. True: every feature hashes its cold
+        (and medium) keys into one table per level, so each feature's keys spread
+        over all of the level's rows; False: each feature has tables of its own,
+        of rows in proportion to its vocabulary (at least one each). Defaults to
+        None: shared from 1000x up, and wherever the budget cannot hold one hot
+        row besides one row per feature and level (`budget.plan_cafe_layout`).
       decay_rule: "mass" (the paper) or "batches" (every `decay_period`
         batches). Defaults to "mass".
       decay_period: int. Batches between decays for decay_rule="batches"
@@ -114,6 +120,7 @@ class CafeConfig:
     multi_level: bool = False
     medium_threshold_ratio: float = 0.2
     medium_share: float | None = None
+    share_hashed_tables: bool | None = None
     decay_rule: str = "mass"
     decay_period: int = 0
     decay_half_life: float | None = 8.0
@@ -205,6 +212,11 @@ class CafeConfig:
                 _is_real(self.medium_share) and 0 < self.medium_share < 1,
                 "None or in (0, 1)",
             )
+        check(
+            "share_hashed_tables",
+            self.share_hashed_tables is None or isinstance(self.share_hashed_tables, bool),
+            "None or a bool",
+        )
         check("decay_rule", self.decay_rule in DECAY_RULES, f"one of {DECAY_RULES}")
         if self.decay_rule == "batches":
             check(
@@ -297,7 +309,11 @@ class CafeConfig:
                 threshold, fill, self.swap_margin is not None
             )
         return dataclasses.replace(
-            sized, threshold=threshold, fill_free_rows=fill, demote_threshold=demote
+            sized,
+            threshold=threshold,
+            fill_free_rows=fill,
+            demote_threshold=demote,
+            share_hashed_tables=layout.shared_hashed_tables,
         )
 
     def plan(self, vocabulary_sizes) -> budget_lib.CafeLayout:
@@ -316,6 +332,7 @@ class CafeConfig:
             self.medium_share,
             bookkeeping_bytes=budget_lib.CAFE_COUNTER_BYTES,
             sketch_bytes_per_hot_row=self.sketch_bytes_per_hot_row,
+            share_hashed_tables=self.share_hashed_tables,
         )
 
     def to_dict(self) -> dict:

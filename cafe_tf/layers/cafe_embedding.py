@@ -119,8 +119,8 @@ class CafeEmbeddingCollectionLogic:
         # without cafe_tf's op library); same results.
         self.pure_tf_lookups = False
         # Row offsets of each feature inside the packed hashed tables.
-        self._hashed_offsets = _offsets(self.layout.hashed_rows)
-        self._medium_offsets = _offsets(self.layout.medium_rows)
+        self._hashed_offsets = list(self.layout.hashed_offsets)
+        self._medium_offsets = list(self.layout.medium_offsets)
 
     @property
     def embedding_dim(self) -> int:
@@ -133,14 +133,14 @@ class CafeEmbeddingCollectionLogic:
         self.hot_table = self._new_weight("hot_table", [self.layout.hot_rows, dim], "zeros")
         self.hashed_tables = self._new_weight(
             "hashed_tables",
-            [sum(self.layout.hashed_rows), dim],
+            [self.layout.hashed_table_rows, dim],
             initializers.clone(self.embeddings_initializer),
         )
         self.medium_tables = None
         if self.multi_level:
             self.medium_tables = self._new_weight(
                 "medium_tables",
-                [sum(self.layout.medium_rows), dim],
+                [self.layout.medium_table_rows, dim],
                 initializers.clone(self.embeddings_initializer),
             )
         self.sketch = HotSketch(
@@ -586,11 +586,3 @@ def find_cafe_layers(root: Any) -> list[CafeEmbeddingCollectionLogic]:
       True
     """
     return find_layers(root, CafeEmbeddingCollectionLogic)
-
-
-def _offsets(sizes: Sequence[int]) -> list[int]:
-    offsets, total = [], 0
-    for size in sizes:
-        offsets.append(total)
-        total += size
-    return offsets

@@ -23,7 +23,8 @@ SKETCH_STATE_VERSION = 4
 _HINT = (
     "A CAFE layer's shapes and row mapping follow from its features (names, order, "
     "vocabulary sizes) and its CafeConfig (embedding_dim, compression_ratio or "
-    "budget_bytes, hot_share, slots_per_bucket, multi_level, medium_share): build the "
+    "budget_bytes, hot_share, slots_per_bucket, multi_level, medium_share, "
+    "share_hashed_tables): build the "
     "model with the values the checkpoint was written with."
 )
 
@@ -35,7 +36,7 @@ class CheckpointMismatchError(ValueError):
 def layer_layout(layer: Any) -> dict[str, Any]:
     """What a CAFE layer's state means: changing any of these invalidates its checkpoint."""
     sketch = layer.sketch_config
-    return {
+    layout = {
         "class": type(layer).__name__,
         "features": [[f.name, f.vocabulary_size] for f in layer.features],
         "embedding_dim": layer.config.embedding_dim,
@@ -48,6 +49,11 @@ def layer_layout(layer: Any) -> dict[str, Any]:
         # What the sketch's variables mean (SKETCH_STATE_VERSION).
         "sketch_state_version": SKETCH_STATE_VERSION,
     }
+    # Recorded only when shared, so that the records of per-feature tables, and the
+    # checkpoints that hold them, stay as they were.
+    if layer.layout.shared_hashed_tables:
+        layout["shared_hashed_tables"] = True
+    return layout
 
 
 def layout_differences(saved: dict[str, dict], current: dict[str, dict]) -> list[str]:
@@ -78,6 +84,16 @@ def layout_differences(saved: dict[str, dict], current: dict[str, dict]) -> list
             )
         for field in sorted(set(saved[name]) | set(current[name])):
             if field == "sketch_state_version":
+                continue
+            if field == "shared_hashed_tables":
+                saved_shared = bool(saved[name].get(field))
+                if saved_shared != bool(current[name].get(field)):
+                    problems.append(
+                        f"CAFE layer '{name}': the checkpoint holds "
+                        f"{'shared' if saved_shared else 'per-feature'} hashed tables, this "
+                        f"model {'per-feature' if saved_shared else 'shared'} ones: build "
+                        f"the layer with CafeConfig(share_hashed_tables={saved_shared})"
+                    )
                 continue
             if saved[name].get(field) != current[name].get(field):
                 problems.append(

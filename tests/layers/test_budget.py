@@ -59,10 +59,12 @@ def test_split_rows_stays_within_total(total, vocab):
         assert list(rows) == sizes
 
 
-def _cafe_minimum_bytes(sizes, dim, multi_level, bookkeeping_bytes=0, sketch_bytes=16.0):
+def _cafe_minimum_bytes(
+    sizes, dim, multi_level, bookkeeping_bytes=0, sketch_bytes=16.0, shared=False
+):
     """From the layout's definition: the sketch's scalars, the bookkeeping, one hot row with
     its slots (one, or a bucket of 16 without `sketch_bytes`), and one hashed row per
-    feature and level."""
+    feature and level (one per level when `shared`)."""
     levels = 2 if multi_level else 1
     slots = 16 if sketch_bytes is None else 1
     return (
@@ -70,7 +72,7 @@ def _cafe_minimum_bytes(sizes, dim, multi_level, bookkeeping_bytes=0, sketch_byt
         + bookkeeping_bytes
         + 4 * dim
         + slots * sketch_config.SLOT_BYTES
-        + levels * len(sizes) * 4 * dim
+        + levels * (1 if shared else len(sizes)) * 4 * dim
     )
 
 
@@ -85,7 +87,11 @@ SKETCH_SIZINGS = [None, 16.0, 24.0]
 def test_cafe_layout_fits_the_budget(ratio, vocab, multi_level, dim, sketch_bytes):
     sizes = VOCABS[vocab]
     budget_bytes = budget.resolve_budget(sizes, dim, compression_ratio=ratio)
-    minimum = _cafe_minimum_bytes(sizes, dim, multi_level, 32, sketch_bytes)
+    per_feature_minimum = _cafe_minimum_bytes(sizes, dim, multi_level, 32, sketch_bytes)
+    # Features share each level's table from 1000x up, and where a row per feature and
+    # level does not fit.
+    shared = len(sizes) > 1 and (ratio >= 1000 or budget_bytes < per_feature_minimum)
+    minimum = _cafe_minimum_bytes(sizes, dim, multi_level, 32, sketch_bytes, shared)
     plan = functools.partial(
         budget.plan_cafe_layout,
         sizes,
@@ -101,8 +107,11 @@ def test_cafe_layout_fits_the_budget(ratio, vocab, multi_level, dim, sketch_byte
             plan()
         return
     layout = plan()
+    assert layout.shared_hashed_tables == shared
     assert layout.bytes["total"] <= budget_bytes
     assert layout.hot_rows >= 1 and all(r >= 1 for r in layout.hashed_rows)
+    assert layout.bytes["hashed_tables"] == layout.hashed_table_rows * 4 * dim
+    assert layout.bytes["medium_tables"] == layout.medium_table_rows * 4 * dim
     hot_part = layout.bytes["hot_table"] + layout.bytes["sketch"] + layout.bytes["bookkeeping"]
     # The hot part takes its share (within one row, or less when minimum hashed rows need it).
     per_hot_row = 4 * dim + (16 * 12 if sketch_bytes is None else sketch_bytes)
@@ -148,17 +157,56 @@ def test_cafe_layout_at_exactly_its_minimum_fits_and_one_byte_less_is_refused(
         multi_level=multi_level,
         sketch_bytes_per_hot_row=sketch_bytes,
     )
-    layout = plan(minimum)
+    layout = plan(minimum, share_hashed_tables=False)
     assert layout.bytes["total"] == minimum and layout.hot_rows == 1
     assert list(layout.hashed_rows) == [1] * len(sizes)
     assert list(layout.medium_rows) == [int(multi_level)] * len(sizes)
+    assert not layout.shared_hashed_tables
     with pytest.raises(budget.BudgetTooSmallError, match=f"needs at least {minimum:,} bytes"):
-        plan(minimum - 1)
+        plan(minimum - 1, share_hashed_tables=False)
+    # Below it, the features share one table per level, down to that layout's minimum.
+    shared_minimum = _cafe_minimum_bytes(
+        sizes, dim, multi_level, sketch_bytes=sketch_bytes, shared=True
+    )
+    layout = plan(shared_minimum)
+    assert layout.shared_hashed_tables == (len(sizes) > 1) and layout.hot_rows == 1
+    assert layout.bytes["total"] == shared_minimum and layout.hashed_table_rows == 1
+    assert layout.medium_table_rows == int(multi_level)
+    assert layout.hashed_offsets == (0,) * len(sizes)
+    with pytest.raises(budget.BudgetTooSmallError, match=f"needs at least {shared_minimum:,}"):
+        plan(shared_minimum - 1)
+
+
+@pytest.mark.parametrize("multi_level", [False, True])
+@pytest.mark.parametrize("share_hashed_tables", [False, True])
+def test_hashed_tables_are_packed_or_shared(share_hashed_tables, multi_level):
+    """Per-feature tables lie back to back; a shared one starts every feature at row 0."""
+    sizes, dim = [40_000, 2_000, 7], 16
+    plan = functools.partial(
+        budget.plan_cafe_layout, sizes, dim, 100_000, hot_share=0.7, multi_level=multi_level
+    )
+    layout = plan(share_hashed_tables=share_hashed_tables)
+    assert layout.shared_hashed_tables == share_hashed_tables
+    levels = [(layout.hashed_rows, layout.hashed_offsets, layout.hashed_table_rows)]
+    if multi_level:
+        levels.append((layout.medium_rows, layout.medium_offsets, layout.medium_table_rows))
+    for rows, offsets, table_rows in levels:
+        if share_hashed_tables:
+            assert len(set(rows)) == 1 and offsets == (0, 0, 0) and table_rows == rows[0]
+        else:
+            assert offsets == (0, rows[0], rows[0] + rows[1]) and table_rows == sum(rows)
+    assert layout.bytes["hashed_tables"] == layout.hashed_table_rows * 4 * dim
+    assert layout.bytes["medium_tables"] == layout.medium_table_rows * 4 * dim
+    # The shared tables hold what the per-feature tables would, give or take a row each.
+    other = plan(share_hashed_tables=not share_hashed_tables)
+    assert abs(other.hashed_table_rows - layout.hashed_table_rows) <= 2 * len(sizes)
+    assert abs(other.medium_table_rows - layout.medium_table_rows) <= len(sizes)
+    assert other.hot_rows == layout.hot_rows
 
 
 def test_budget_too_small_names_the_minimum():
     with pytest.raises(budget.BudgetTooSmallError, match=r"needs at least [\d,]+ bytes"):
-        budget.plan_cafe_layout([100, 100, 100], 16, 200, hot_share=0.5)
+        budget.plan_cafe_layout([100, 100, 100], 16, 150, hot_share=0.5)
 
 
 @pytest.mark.parametrize("buckets,slots,hot_rows", [(7, 3, 5), (8, 4, 5), (8, 1, 8)])

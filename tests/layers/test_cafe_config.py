@@ -100,6 +100,11 @@ VALID = dict(embedding_dim=8, compression_ratio=10)
             id="fill_not_a_bool",
         ),
         pytest.param(
+            dict(share_hashed_tables="yes"),
+            "`share_hashed_tables` must be None or a bool",
+            id="share_not_a_bool",
+        ),
+        pytest.param(
             dict(backend="gpu"),
             "`backend` must be one of \\('auto', 'op', 'reference'\\), got 'gpu'",
             id="gpu_backend",
@@ -247,3 +252,39 @@ def test_the_planner_decides_the_medium_level(ratio, medium_share, vocabulary, e
     if not expected:  # exactly the single-level layout
         single = CafeConfig(embedding_dim=16, compression_ratio=ratio).plan(vocabulary)
         assert layout == single
+
+
+@pytest.mark.parametrize(
+    "ratio, share, vocabulary, expected",
+    [
+        pytest.param(100, None, CRITEO_LIKE, False, id="planner_below_1000x"),
+        pytest.param(1000, None, CRITEO_LIKE, True, id="planner_from_1000x"),
+        pytest.param(1000, None, [676_000], False, id="one_feature"),
+        pytest.param(1000, False, CRITEO_LIKE, False, id="per_feature_asked"),
+        pytest.param(10, True, CRITEO_LIKE, True, id="shared_asked"),
+        # 100x of a vocabulary of small features: 26 rows of 16 floats leave no hot row.
+        pytest.param(100, None, [50] * 26, True, id="no_room_per_feature"),
+    ],
+)
+@pytest.mark.parametrize("multi_level", [False, True])
+def test_the_planner_decides_whether_features_share_hashed_tables(
+    ratio, share, vocabulary, expected, multi_level
+):
+    config = CafeConfig(
+        embedding_dim=16,
+        compression_ratio=ratio,
+        share_hashed_tables=share,
+        multi_level=multi_level,
+        medium_share=0.3 if multi_level else None,
+    )
+    resolved = config.resolved(vocabulary)
+    assert resolved.share_hashed_tables is expected
+    layout = resolved.plan(vocabulary)
+    assert layout.shared_hashed_tables is expected
+    assert layout == config.plan(vocabulary)
+    levels = [layout.hashed_rows] + ([layout.medium_rows] if resolved.multi_level else [])
+    for rows in levels:
+        if expected:  # one table per level, every feature's rows are all of it
+            assert len(set(rows)) == 1
+        else:
+            assert sum(rows) >= len(vocabulary)

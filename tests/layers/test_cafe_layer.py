@@ -39,7 +39,9 @@ def _hashed_row_by_hand(layer, feature_index, id_value, medium=False):
     key = hashing.as_signed64(id_value ^ hashing.field_salt(feature_index))
     fingerprint = hashing.mix64_int(key) >> 32
     salted = fingerprint ^ hashing.mix64_int(~seed)
-    return sum(sizes[:feature_index]) + hashing.mix64_int(salted) % sizes[feature_index]
+    # Per-feature tables are packed back to back; a shared table starts every feature at 0.
+    offset = 0 if layer.layout.shared_hashed_tables else sum(sizes[:feature_index])
+    return offset + hashing.mix64_int(salted) % sizes[feature_index]
 
 
 def _max_hot_row(layer):
@@ -48,8 +50,10 @@ def _max_hot_row(layer):
     return int((entries >> layer.sketch_config.tag_bits).max())
 
 
-def test_output_matches_hand_computed_rows_then_hot_row():
-    layer = _layer()
+@pytest.mark.parametrize("share_hashed_tables", [False, True])
+def test_output_matches_hand_computed_rows_then_hot_row(share_hashed_tables):
+    layer = _layer(share_hashed_tables=share_hashed_tables)
+    assert layer.layout.shared_hashed_tables == share_hashed_tables
     table = np.arange(np.prod(layer.hashed_tables.shape), dtype=np.float32).reshape(
         layer.hashed_tables.shape
     )
@@ -312,12 +316,23 @@ def _hot_table_optimizer_variables(optimizer, layer):
     return [v for v in mine if "average" not in v.name], averages
 
 
-@pytest.mark.parametrize("multi_level", [False, True])
+@pytest.mark.parametrize(
+    "multi_level, share_hashed_tables",
+    [(False, False), (True, False), (False, True), (True, True)],
+)
 @pytest.mark.parametrize("optimizer_name", sorted(OPTIMIZERS))
-def test_migration_copies_the_row_read_and_resets_optimizer_slots(multi_level, optimizer_name):
+def test_migration_copies_the_row_read_and_resets_optimizer_slots(
+    multi_level, share_hashed_tables, optimizer_name
+):
     make_optimizer, initial, slots_per_variable = OPTIMIZERS[optimizer_name]
     features = {"a": 1000, "b": 500, "c": 300}
-    layer = _layer(features, multi_level=multi_level, medium_share=0.3, threshold=3.0)
+    layer = _layer(
+        features,
+        multi_level=multi_level,
+        medium_share=0.3,
+        threshold=3.0,
+        share_hashed_tables=share_hashed_tables,
+    )
     optimizer = make_optimizer()
     ids = {
         "a": tf.constant([11, 12, 13, 14], tf.int64),
@@ -385,7 +400,17 @@ def test_weights_not_matching_ids():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(embedding_dim=16, budget_bytes=255), "too small"),  # needs 256
+        # One hot row with its slot and one hashed row per feature need 256 bytes; one
+        # shared hashed row, 192.
+        (dict(embedding_dim=16, budget_bytes=191), "needs at least 192 bytes"),
+        (
+            dict(embedding_dim=16, budget_bytes=255, share_hashed_tables=False),
+            "needs at least 256 bytes",
+        ),
+        (
+            dict(embedding_dim=16, compression_ratio=10, share_hashed_tables=1),
+            "share_hashed_tables",
+        ),
         (dict(embedding_dim=16, compression_ratio=1e7), "too small"),
         (dict(embedding_dim=16), "exactly one"),
         (dict(embedding_dim=0, compression_ratio=10), "embedding_dim"),
@@ -398,14 +423,21 @@ def test_bad_configs(kwargs, message):
 
 
 @pytest.mark.parametrize("ratio", [2, 10, 100, 1000])
-@pytest.mark.parametrize("multi_level", [False, True])
-def test_memory_within_budget(ratio, multi_level):
+@pytest.mark.parametrize(
+    "multi_level, share_hashed_tables",
+    [(False, False), (True, False), (False, True), (True, True)],
+)
+def test_memory_within_budget(ratio, multi_level, share_hashed_tables):
     layer = _layer(
         {"a": 2_000_000, "b": 30_000, "c": 7},
         embedding_dim=16,
         compression_ratio=ratio,
         multi_level=multi_level,
         medium_share=0.3,
+        share_hashed_tables=share_hashed_tables,
+    )
+    assert layer.hashed_tables.shape[0] == (
+        layer.layout.hashed_rows[0] if share_hashed_tables else sum(layer.layout.hashed_rows)
     )
     held = layer.memory_bytes()
     assert held <= layer.budget_bytes

@@ -335,6 +335,33 @@ def test_same_shapes_but_other_row_split_is_refused(tmp_path):
     assert mismatches(same_checkpoint, path) == []
 
 
+def test_shared_and_per_feature_hashed_tables_refuse_each_others_checkpoints(tmp_path):
+    """The layout record says whether the hashed table is shared: its rows mean
+    something else than per-feature tables' rows, even where the shapes agree."""
+
+    def layer(share):
+        config = CafeConfig(embedding_dim=4, budget_bytes=4000, share_hashed_tables=share)
+        cafe = CafeEmbeddingCollection({"x": 1000}, config, name="cafe")
+        cafe.build(None)
+        return tf.train.Checkpoint(layer=cafe)
+
+    path = layer(True).save(str(tmp_path / "ckpt"))
+    other = layer(False)  # one feature: the same shapes
+    assert [v.shape for v in other.layer.weights] == [v.shape for v in layer(True).layer.weights]
+    with pytest.raises(
+        CheckpointMismatchError,
+        match=r"holds shared hashed tables, this model per-feature ones: build the layer "
+        r"with CafeConfig\(share_hashed_tables=True\)",
+    ):
+        restore(other, path)
+    assert mismatches(layer(True), path) == []
+    # A checkpoint of per-feature tables (whose record has no such field, as before
+    # tables could be shared) names the setting that restores it.
+    path = layer(False).save(str(tmp_path / "per_feature"))
+    assert any("share_hashed_tables=False" in p for p in mismatches(layer(True), path))
+    assert mismatches(layer(False), path) == []
+
+
 def test_state_the_checkpoint_lacks_is_named(tmp_path):
     """A variable of this model's CAFE layer that the checkpoint does not hold would
     keep its fresh value: refused (here the medium tables of multi-level hashing)."""

@@ -312,20 +312,27 @@ def test_nan_or_inf_dense_feature_fails_and_changes_no_state(name, kind, bad):
         model.predict(data.map(lambda f, y: f), verbose=0)
 
 
-@pytest.mark.parametrize("name", list(MODELS))
-def test_pure_tf_sketch_trains_the_same_bits_as_the_ops(name):
+@pytest.mark.parametrize(
+    "name, kind, options",
+    [(name, "cafe", {}) for name in MODELS]
+    + [("dlrm", "cafe_ml", dict(share_hashed_tables=True, medium_share=0.3))],
+)
+def test_pure_tf_sketch_trains_the_same_bits_as_the_ops(name, kind, options):
     """A model trained with CAFE's pure-TF sketch and lookups (`backend="reference"`, what
     a process without the op library runs) ends with the weights and sketch of the same
     model trained through the op library, with migration every step. On 26 fields, where
-    the gradient reaching the embeddings has lost its static width."""
+    the gradient reaching the embeddings has lost its static width; also with the fields
+    sharing their hashed and medium tables."""
     data = SyntheticCriteo(SyntheticCriteoConfig(seed=0, rows_per_day=1024, scale=1e-3))
 
     def trained(backend):
         tf_keras.backend.clear_session()  # the same layer names in both models
         tf_keras.utils.set_random_seed(0)
         embeddings = make_embedding(
-            "cafe", data.vocabulary_sizes, D, compression_ratio=10, backend=backend
+            kind, data.vocabulary_sizes, D, compression_ratio=10, backend=backend, **options
         )
+        assert embeddings.layout.shared_hashed_tables == bool(options)
+        assert embeddings.multi_level == (kind == "cafe_ml")
         model = MODELS[name](embeddings)
         model.compile(optimizer=tf_keras.optimizers.Adagrad(0.05))
         model.fit(data.day_dataset(0, 256), verbose=0, callbacks=[CafeMigration()])
