@@ -6,6 +6,7 @@ full table bytes / budget bytes (docs/sketch.md; CAFE paper, section on the memo
 """
 
 import dataclasses
+import functools
 import itertools
 import math
 from collections.abc import Sequence
@@ -74,10 +75,10 @@ DEMOTE_SHARE = 0.5
 #   row would help, and the medium tables cost the cold features rows).
 MEDIUM_SHARE = 0.3
 MEDIUM_LEVEL_MIN_RATIO = 1000
-# - from this ratio up, each level's hashed rows form one table shared by all features:
-#   a feature's cold ids then spread over all of the level's rows, not over the few rows
-#   its share of the vocabulary would buy it.
-SHARED_TABLES_MIN_RATIO = 1000
+# - where per-feature tables would hold fewer first-level rows than this per feature on
+#   average (most features one row, which tells none of their cold ids apart), each
+#   level's hashed rows form one table shared by all features instead.
+SHARED_TABLES_BELOW_ROWS_PER_FEATURE = 2
 
 
 def planned_hot_share(compression_ratio: float) -> float:
@@ -294,8 +295,9 @@ def plan_cafe_layout(
     medium level's tables. With `share_hashed_tables`, each level is one table
     that every feature hashes into; without, each feature has a table of its own
     per level, of rows in proportion to its vocabulary (>= 1 row each). None:
-    shared for more than one feature from SHARED_TABLES_MIN_RATIO up, and wherever
-    the budget cannot hold one hot row besides one row per feature and level.
+    shared for more than one feature where per-feature tables would not fit, or
+    would hold fewer than SHARED_TABLES_BELOW_ROWS_PER_FEATURE first-level rows per
+    feature on average.
 
     Raises:
       ValueError: when the budget cannot hold one hot row and the minimum hashed
@@ -324,11 +326,27 @@ def plan_cafe_layout(
     levels = 2 if multi_level else 1
     fields = len(vocabulary_sizes)
     if share_hashed_tables is None:
-        ratio = full_table_bytes(vocabulary_sizes, embedding_dim) / budget_bytes
-        share_hashed_tables = fields > 1 and (
-            ratio >= SHARED_TABLES_MIN_RATIO
-            or budget_bytes < fixed + hot_bytes(1) + levels * fields * row_bytes
+        plan = functools.partial(
+            plan_cafe_layout,
+            vocabulary_sizes,
+            embedding_dim,
+            budget_bytes,
+            hot_share,
+            slots_per_bucket,
+            multi_level,
+            medium_share,
+            bookkeeping_bytes,
+            sketch_bytes_per_hot_row,
         )
+        if fields == 1:
+            return plan(share_hashed_tables=False)
+        try:
+            per_feature = plan(share_hashed_tables=False)
+        except BudgetTooSmallError:
+            return plan(share_hashed_tables=True)
+        if sum(per_feature.hashed_rows) < SHARED_TABLES_BELOW_ROWS_PER_FEATURE * fields:
+            return plan(share_hashed_tables=True)
+        return per_feature
     tables = levels if share_hashed_tables else levels * fields
     minimum = fixed + hot_bytes(1) + tables * row_bytes
     if budget_bytes < minimum:

@@ -66,8 +66,8 @@ class CafeConfig:
         (and medium) keys into one table per level, so each feature's keys spread
         over all of the level's rows; False: each feature has tables of its own,
         of rows in proportion to its vocabulary (at least one each). Defaults to
-        None: shared from 1000x up, and wherever the budget cannot hold one hot
-        row besides one row per feature and level (`budget.plan_cafe_layout`).
+        None: shared where per-feature tables would not fit besides one hot row,
+        or would average fewer than 2 rows per feature (`budget.plan_cafe_layout`).
       decay_rule: "mass" (the paper) or "batches" (every `decay_period`
         batches). Defaults to "mass".
       decay_period: int. Batches between decays for decay_rule="batches"

@@ -88,10 +88,6 @@ def test_cafe_layout_fits_the_budget(ratio, vocab, multi_level, dim, sketch_byte
     sizes = VOCABS[vocab]
     budget_bytes = budget.resolve_budget(sizes, dim, compression_ratio=ratio)
     per_feature_minimum = _cafe_minimum_bytes(sizes, dim, multi_level, 32, sketch_bytes)
-    # Features share each level's table from 1000x up, and where a row per feature and
-    # level does not fit.
-    shared = len(sizes) > 1 and (ratio >= 1000 or budget_bytes < per_feature_minimum)
-    minimum = _cafe_minimum_bytes(sizes, dim, multi_level, 32, sketch_bytes, shared)
     plan = functools.partial(
         budget.plan_cafe_layout,
         sizes,
@@ -102,6 +98,13 @@ def test_cafe_layout_fits_the_budget(ratio, vocab, multi_level, dim, sketch_byte
         bookkeeping_bytes=32,
         sketch_bytes_per_hot_row=sketch_bytes,
     )
+    # Features share each level's table where a row per feature and level does not fit,
+    # or where the per-feature tables would average fewer than 2 first-level rows.
+    shared = len(sizes) > 1 and (
+        budget_bytes < per_feature_minimum
+        or sum(plan(share_hashed_tables=False).hashed_rows) < 2 * len(sizes)
+    )
+    minimum = _cafe_minimum_bytes(sizes, dim, multi_level, 32, sketch_bytes, shared)
     if budget_bytes < minimum:  # refused exactly below the minimum, naming it
         with pytest.raises(budget.BudgetTooSmallError, match=f"needs at least {minimum:,} bytes"):
             plan()

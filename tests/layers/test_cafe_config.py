@@ -257,10 +257,11 @@ def test_the_planner_decides_the_medium_level(ratio, medium_share, vocabulary, e
 @pytest.mark.parametrize(
     "ratio, share, vocabulary, expected",
     [
-        pytest.param(100, None, CRITEO_LIKE, False, id="planner_below_1000x"),
-        pytest.param(1000, None, CRITEO_LIKE, True, id="planner_from_1000x"),
-        pytest.param(1000, None, [676_000], False, id="one_feature"),
-        pytest.param(1000, False, CRITEO_LIKE, False, id="per_feature_asked"),
+        # Per-feature tables would hold 5.2 rows per feature at 1000x, 1 at 10000x.
+        pytest.param(1000, None, CRITEO_LIKE, False, id="planner_5_rows_per_feature"),
+        pytest.param(10000, None, CRITEO_LIKE, True, id="planner_1_row_per_feature"),
+        pytest.param(10000, None, [676_000], False, id="one_feature"),
+        pytest.param(10000, False, CRITEO_LIKE, False, id="per_feature_asked"),
         pytest.param(10, True, CRITEO_LIKE, True, id="shared_asked"),
         # 100x of a vocabulary of small features: 26 rows of 16 floats leave no hot row.
         pytest.param(100, None, [50] * 26, True, id="no_room_per_feature"),
