@@ -16,7 +16,7 @@ from sklearn.metrics import roc_auc_score
 
 from cafe_tf import cli, hashing
 from cafe_tf.cli import saved_run, vocab
-from cafe_tf.cli.inspection import hottest_ids
+from cafe_tf.cli.inspection import describe, hottest_ids
 from cafe_tf.data.criteo import CATEGORICAL_FIELDS, DENSE_FIELDS
 
 pa = pytest.importorskip("pyarrow")
@@ -127,6 +127,8 @@ def test_train_on_tsv_then_inspect_and_serve(tmp_path, vocabulary_file, capsys):
     model = saved_run.load(str(saved / "cafe"))
     (layer,) = [m for m in model.submodules if type(m).__name__ == "CafeEmbeddingCollection"]
     assert int(layer.sketch.hot_rows_used()) > 0
+    tables = "shared by" if layer.layout.shared_hashed_tables else "over"
+    assert f"hashed tables {layer.layout.hashed_table_rows:,} rows {tables} 26 features" in shown
     hottest = hottest_ids(layer, top=3)
     # The sketch keeps fingerprints of the keys (ids XOR a salt per feature): each is the
     # fingerprint of one of the ids written (0..39) of its own feature.
@@ -570,3 +572,24 @@ def test_console_script_is_installed():
     )
     assert run.returncode == 2
     assert "argument --epochs: must be > 0" in run.stderr and "Traceback" not in run.stderr
+
+
+@pytest.mark.parametrize("multi_level", [False, True])
+def test_inspect_names_shared_hashed_tables_and_their_rows(multi_level):
+    from cafe_tf.layers import CafeConfig, CafeEmbeddingCollection
+
+    config = CafeConfig(
+        embedding_dim=4,
+        compression_ratio=10,
+        share_hashed_tables=True,
+        multi_level=multi_level,
+        medium_share=0.3,
+    )
+    layer = CafeEmbeddingCollection({"a": 1000, "b": 500, "c": 300}, config)
+    layer.build(None)
+    shown = describe(layer, top=1)
+    layout = layer.layout
+    assert f"hashed tables {layout.hashed_table_rows:,} rows shared by 3 features" in shown
+    assert f"({layout.hashed_table_rows * 16:,} B)" in shown
+    if multi_level:
+        assert f"medium level {layout.medium_table_rows:,} rows" in shown
