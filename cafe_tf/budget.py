@@ -260,8 +260,10 @@ def sketch_shape(
     With `sketch_bytes_per_hot_row`, the slots and `other_bytes` (the sketch's
     scalars and the layer's bookkeeping) take at most that many bytes per hot row,
     in buckets of at least `slots_per_bucket` slots (fewer, larger buckets when the
-    slots do not divide evenly), and never fewer slots than hot rows. Without it,
-    one bucket of `slots_per_bucket` slots per hot row (the paper's sizing).
+    slots do not divide evenly), never fewer slots than hot rows, and in a sketch of
+    one bucket MIN_SPARE_SLOTS slots beyond them (which takes more bytes where the
+    hot rows are few). Without it, one bucket of `slots_per_bucket` slots per hot
+    row (the paper's sizing).
     """
     if sketch_bytes_per_hot_row is None:
         return hot_rows, slots_per_bucket
@@ -270,6 +272,10 @@ def sketch_shape(
         int((sketch_bytes_per_hot_row * hot_rows - other_bytes) // sketch_config.SLOT_BYTES),
     )
     buckets = max(1, slots // slots_per_bucket)
+    if buckets == 1:
+        # A bucket whose slots are all hot admits no key: with every row hot, the hot
+        # set of a one-bucket sketch could never change again.
+        return 1, max(slots, hot_rows + MIN_SPARE_SLOTS)
     return buckets, max(slots // buckets, -(-hot_rows // buckets))
 
 

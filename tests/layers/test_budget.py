@@ -63,10 +63,10 @@ def _cafe_minimum_bytes(
     sizes, dim, multi_level, bookkeeping_bytes=0, sketch_bytes=16.0, shared=False
 ):
     """From the layout's definition: the sketch's scalars, the bookkeeping, one hot row with
-    its slots (one, or a bucket of 16 without `sketch_bytes`), and one hashed row per
-    feature and level (one per level when `shared`)."""
+    its slots (its own and two spare ones, or a bucket of 16 without `sketch_bytes`), and
+    one hashed row per feature and level (one per level when `shared`)."""
     levels = 2 if multi_level else 1
-    slots = 16 if sketch_bytes is None else 1
+    slots = 16 if sketch_bytes is None else 3
     return (
         sketch_config.SCALAR_BYTES
         + bookkeeping_bytes
@@ -120,7 +120,7 @@ def test_cafe_layout_fits_the_budget(ratio, vocab, multi_level, dim, sketch_byte
     per_hot_row = 4 * dim + (16 * 12 if sketch_bytes is None else sketch_bytes)
     assert hot_part <= 0.8 * budget_bytes + per_hot_row
     assert layout.num_buckets * layout.slots_per_bucket >= layout.hot_rows
-    if sketch_bytes is not None and layout.hot_rows >= 13:
+    if sketch_bytes is not None and layout.hot_rows >= 19:
         assert (layout.bytes["sketch"] + layout.bytes["bookkeeping"]) / layout.hot_rows <= (
             sketch_bytes
         )
@@ -130,13 +130,17 @@ def test_cafe_layout_fits_the_budget(ratio, vocab, multi_level, dim, sketch_byte
 @pytest.mark.parametrize("sketch_bytes", [16.0, 24.0, 48.0])
 @pytest.mark.parametrize("other_bytes", [0, 52])
 def test_sketch_shape_holds_every_hot_row_within_its_bytes(sketch_bytes, other_bytes):
-    """Buckets of at least 16 slots, at least one slot per hot row, and at most
-    `sketch_bytes` per hot row with the other bytes wherever that leaves a slot per row."""
+    """Buckets of at least 16 slots, at least one slot per hot row (two more in a sketch of
+    one bucket), and at most `sketch_bytes` per hot row with the other bytes wherever that
+    buys them."""
     for hot_rows in list(range(1, 300)) + [431, 2703, 19_310, 10**6 + 7]:
         buckets, slots = budget.sketch_shape(hot_rows, 16, sketch_bytes, other_bytes)
         held = buckets * slots * sketch_config.SLOT_BYTES + other_bytes
         assert buckets * slots >= hot_rows
-        if sketch_bytes * hot_rows - other_bytes >= sketch_config.SLOT_BYTES * hot_rows:
+        if buckets == 1:  # with every row hot, two slots still admit keys
+            assert slots >= hot_rows + 2
+        affordable = (sketch_bytes * hot_rows - other_bytes) // sketch_config.SLOT_BYTES
+        if affordable >= hot_rows + (2 if affordable < 32 else 0):
             assert held <= sketch_bytes * hot_rows
             # Not more than one bucket's remainder short of what the bytes buy.
             assert held > sketch_bytes * hot_rows - sketch_config.SLOT_BYTES * (slots + 1)

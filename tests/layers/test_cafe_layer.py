@@ -400,12 +400,12 @@ def test_weights_not_matching_ids():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        # One hot row with its slot and one hashed row per feature need 256 bytes; one
-        # shared hashed row, 192.
-        (dict(embedding_dim=16, budget_bytes=191), "needs at least 192 bytes"),
+        # One hot row with its three slots (its own, two spare) and one hashed row per
+        # feature need 280 bytes; with one shared hashed row, 216.
+        (dict(embedding_dim=16, budget_bytes=215), "needs at least 216 bytes"),
         (
-            dict(embedding_dim=16, budget_bytes=255, share_hashed_tables=False),
-            "needs at least 256 bytes",
+            dict(embedding_dim=16, budget_bytes=279, share_hashed_tables=False),
+            "needs at least 280 bytes",
         ),
         (
             dict(embedding_dim=16, compression_ratio=10, share_hashed_tables=1),
