@@ -60,3 +60,20 @@ def test_decompose_splits_the_missed_lookups_by_when(hot_set):
     assert parts["outside"] == 1 and parts["outside_ids"] == 1
     # 30 was never looked up, so never held either.
     assert (parts["top_held"], parts["top_never_held"], parts["top_churned"]) == (1, 2, 1)
+
+
+def test_cell_where_cafe_shares_fewer_hashed_rows_than_features(hot_set, tmp_path):
+    """At 1000x of a small Avazu-shaped vocabulary CAFE's 22 features share a few hashed
+    rows: offline separation cannot take them (one row per feature), so its AUC is n/a
+    while both shares are still counted."""
+    args = ["--datasets", "avazu", "--ratios", "1000", "--rows-per-day", "4000", "--days", "3"]
+    args += ["--scale", "2e-3", "--batch-size", "256", "--out", str(tmp_path), "--name", "t"]
+    (cell,) = hot_set.main(args)
+    assert cell["auc"] is not None and cell["hashed_rows"] < 22
+    assert cell["offline_auc"] is None and cell["auc_gap"] is None
+    assert 0 < cell["cafe_share"] <= 1 and 0 < cell["offline_share"] <= 1
+    assert cell["offline_share"] - cell["cafe_share"] == pytest.approx(
+        cell["warmup"] + cell["churn"] + cell["never"] - cell["outside"], abs=1e-9
+    )
+    assert "| n/a | n/a |" in (tmp_path / "t.md").read_text()
+
