@@ -76,4 +76,3 @@ def test_cell_where_cafe_shares_fewer_hashed_rows_than_features(hot_set, tmp_pat
         cell["warmup"] + cell["churn"] + cell["never"] - cell["outside"], abs=1e-9
     )
     assert "| n/a | n/a |" in (tmp_path / "t.md").read_text()
-
