@@ -477,37 +477,60 @@ Status CheckSegmentStatus(const char* op, const Tensor& status, const Tensor& se
   return errors::InvalidArgument(op, ": ", cafe::InvalidSegment(value, bad, num_segments));
 }
 
-// The shell both occurrence ops share: the input checks, the workspace and
-// status word, the launch (each op's Launch), and the readback of the device
-// check of the ids.
+// An id input an occurrence op validates on the device: its input index, the
+// bound its ids must stay below, and the name its errors give it.
+struct DeviceIds {
+  int input;
+  int64_t count;
+  const char* what;
+};
+
+// The shell the occurrence ops share: the input checks, the workspace and one
+// status word per id input, the launch (each op's Launch), and the readback of
+// the device checks of the ids.
 class OccurrenceGpuOp : public OpKernel {
  public:
   OccurrenceGpuOp(OpKernelConstruction* ctx, const char* op) : OpKernel(ctx), op_(op) {}
 
   void Compute(OpKernelContext* ctx) override {
-    int64_t num_segments = 0;
-    OP_REQUIRES_OK(ctx, CheckSegmentShapes(ctx, op_, &num_segments));
-    const Tensor& segments = ctx->input(1);
-    const int64_t n = segments.NumElements();
+    std::vector<DeviceIds> ids;
+    OP_REQUIRES_OK(ctx, CheckShapes(ctx, &ids));
+    const int64_t n = ctx->input(0).dim_size(0);
     OP_REQUIRES(ctx, n <= std::numeric_limits<int32_t>::max(),
                 errors::InvalidArgument(op_, ": the GPU kernel supports at most 2^31 - 1 rows, "
                                         "got ", n));
+    int64_t largest = 0;
+    for (const DeviceIds& each : ids) largest = std::max(largest, each.count);
     cudaError_t err = cudaSuccess;
-    const size_t bytes = cafe::cuda::OccurrenceWorkspaceBytes(n, num_segments, &err);
+    const size_t bytes = cafe::cuda::OccurrenceWorkspaceBytes(n, largest, &err);
     OP_REQUIRES_OK(ctx, CudaStatus(err, op_, "workspace query"));
     Tensor workspace, status;
     OP_REQUIRES_OK(ctx, AllocateBytes(ctx, bytes, &workspace));
-    OP_REQUIRES_OK(ctx, ctx->allocate_temp(DT_INT64, TensorShape({1}), &status));
+    const int64_t words = static_cast<int64_t>(ids.size());
+    OP_REQUIRES_OK(ctx, ctx->allocate_temp(DT_INT64, TensorShape({words}), &status));
     const cudaStream_t stream = StreamOf(ctx);
-    OP_REQUIRES_OK(ctx, Launch(ctx, num_segments, DevicePtr<int64_t>(status), workspace.data(),
-                               bytes, stream));
-    OP_REQUIRES_OK(ctx, CheckSegmentStatus(op_, status, segments, num_segments, stream));
+    OP_REQUIRES_OK(ctx, Launch(ctx, ids, DevicePtr<int64_t>(status), workspace.data(), bytes,
+                               stream));
+    for (int64_t k = 0; k < words; ++k) {
+      const DeviceIds& each = ids[k];
+      OP_REQUIRES_OK(ctx, CheckSegmentStatus(each.what, status.Slice(k, k + 1),
+                                             ctx->input(each.input), each.count, stream));
+    }
   }
 
  protected:
-  // Checks the op's own inputs, allocates its outputs and launches its kernels.
-  virtual Status Launch(OpKernelContext* ctx, int64_t num_segments, int64_t* status,
-                        void* workspace, size_t bytes, cudaStream_t stream) = 0;
+  // Checks the shapes and lists the id inputs; by default the segment ids (input 1).
+  virtual Status CheckShapes(OpKernelContext* ctx, std::vector<DeviceIds>* ids) {
+    int64_t num_segments = 0;
+    TF_RETURN_IF_ERROR(CheckSegmentShapes(ctx, op_, &num_segments));
+    ids->push_back({1, num_segments, op_});
+    return OkStatus();
+  }
+
+  // Checks the op's own inputs, allocates its outputs and launches its kernels, one
+  // status word per id input, in the order of `ids`.
+  virtual Status Launch(OpKernelContext* ctx, const std::vector<DeviceIds>& ids,
+                        int64_t* status, void* workspace, size_t bytes, cudaStream_t stream) = 0;
 
   const char* op_;
 };
@@ -518,8 +541,9 @@ class CafeSegmentRowSumsGpuOp : public OccurrenceGpuOp {
       : OccurrenceGpuOp(ctx, "CafeSegmentRowSums") {}
 
  protected:
-  Status Launch(OpKernelContext* ctx, int64_t num_segments, int64_t* status, void* workspace,
-                size_t bytes, cudaStream_t stream) override {
+  Status Launch(OpKernelContext* ctx, const std::vector<DeviceIds>& ids, int64_t* status,
+                void* workspace, size_t bytes, cudaStream_t stream) override {
+    const int64_t num_segments = ids[0].count;
     const Tensor& rows = ctx->input(0);
     const int64_t d = rows.dim_size(1);
     Tensor* sums = nullptr;
@@ -540,8 +564,9 @@ class CafePairImportanceGpuOp : public OccurrenceGpuOp {
   }
 
  protected:
-  Status Launch(OpKernelContext* ctx, int64_t num_pairs, int64_t* status, void* workspace,
-                size_t bytes, cudaStream_t stream) override {
+  Status Launch(OpKernelContext* ctx, const std::vector<DeviceIds>& ids, int64_t* status,
+                void* workspace, size_t bytes, cudaStream_t stream) override {
+    const int64_t num_pairs = ids[0].count;
     const Tensor& rows = ctx->input(0);
     TF_RETURN_IF_ERROR(CheckPairRows(rows, norm_));
     Tensor* sums = nullptr;
@@ -563,56 +588,43 @@ class CafePairImportanceGpuOp : public OccurrenceGpuOp {
 // CafeSegmentRowSums and CafePairImportance (norm) on one workspace, one launch
 // after the other on the stream: on a GPU the two passes over the rows cost
 // less than on a CPU core, and the launchers stay those the device check runs.
-class CafeExpandGradientGpuOp : public OpKernel {
+class CafeExpandGradientGpuOp : public OccurrenceGpuOp {
  public:
-  using OpKernel::OpKernel;
+  explicit CafeExpandGradientGpuOp(OpKernelConstruction* ctx)
+      : OccurrenceGpuOp(ctx, "CafeExpandGradient") {}
 
-  void Compute(OpKernelContext* ctx) override {
-    int64_t num_segments = 0, num_pairs = 0;
-    OP_REQUIRES_OK(ctx, CheckSegmentShapes(ctx, kOp, &num_segments));
-    OP_REQUIRES_OK(ctx, CheckExpandPairShapes(ctx, kOp, &num_pairs));
+ protected:
+  Status CheckShapes(OpKernelContext* ctx, std::vector<DeviceIds>* ids) override {
+    TF_RETURN_IF_ERROR(OccurrenceGpuOp::CheckShapes(ctx, ids));
+    int64_t num_pairs = 0;
+    TF_RETURN_IF_ERROR(CheckExpandPairShapes(ctx, op_, &num_pairs));
+    ids->push_back({3, num_pairs, "CafeExpandGradient: pairs"});
+    return OkStatus();
+  }
+
+  Status Launch(OpKernelContext* ctx, const std::vector<DeviceIds>& ids, int64_t* status,
+                void* workspace, size_t bytes, cudaStream_t stream) override {
+    const int64_t num_segments = ids[0].count, num_pairs = ids[1].count;
     const Tensor& rows = ctx->input(0);
-    const Tensor& segments = ctx->input(1);
-    const Tensor& pairs = ctx->input(3);
-    const int64_t n = rows.dim_size(0);
-    const int64_t d = rows.dim_size(1);
-    OP_REQUIRES(ctx, n <= std::numeric_limits<int32_t>::max(),
-                errors::InvalidArgument(kOp, ": the GPU kernel supports at most 2^31 - 1 rows, "
-                                        "got ", n));
-    cudaError_t err = cudaSuccess;
-    const size_t bytes =
-        cafe::cuda::OccurrenceWorkspaceBytes(n, std::max(num_segments, num_pairs), &err);
-    OP_REQUIRES_OK(ctx, CudaStatus(err, kOp, "workspace query"));
-    Tensor workspace, status;
-    OP_REQUIRES_OK(ctx, AllocateBytes(ctx, bytes, &workspace));
-    OP_REQUIRES_OK(ctx, ctx->allocate_temp(DT_INT64, TensorShape({2}), &status));
+    const int64_t n = rows.dim_size(0), d = rows.dim_size(1);
     Tensor* sums = nullptr;
     Tensor* pair_sums = nullptr;
     Tensor* occurrences = nullptr;
-    OP_REQUIRES_OK(ctx, AllocateExpandGradientOutputs(ctx, num_segments, num_pairs, &sums,
-                                                      &pair_sums, &occurrences));
-    const cudaStream_t stream = StreamOf(ctx);
-    int64_t* status_words = DevicePtr<int64_t>(status);
-    OP_REQUIRES_OK(ctx, CudaStatus(cafe::cuda::LaunchSegmentRowSums(
-                                       rows.flat<float>().data(), segments.flat<int32_t>().data(),
-                                       n, d, num_segments, sums->flat<float>().data(),
-                                       status_words, workspace.data(), bytes, stream),
-                                   kOp, "launch"));
-    OP_REQUIRES_OK(ctx, CudaStatus(cafe::cuda::LaunchPairImportance(
-                                       rows.flat<float>().data(), pairs.flat<int32_t>().data(), n,
-                                       d, /*norm=*/true, num_pairs,
-                                       pair_sums->flat<double>().data(),
-                                       occurrences->flat<double>().data(), status_words + 1,
-                                       workspace.data(), bytes, stream),
-                                   kOp, "launch"));
-    OP_REQUIRES_OK(ctx, CheckSegmentStatus(kOp, status.Slice(0, 1), segments, num_segments,
-                                           stream));
-    OP_REQUIRES_OK(ctx, CheckSegmentStatus("CafeExpandGradient: pairs", status.Slice(1, 2),
-                                           pairs, num_pairs, stream));
+    TF_RETURN_IF_ERROR(AllocateExpandGradientOutputs(ctx, num_segments, num_pairs, &sums,
+                                                     &pair_sums, &occurrences));
+    TF_RETURN_IF_ERROR(CudaStatus(
+        cafe::cuda::LaunchSegmentRowSums(rows.flat<float>().data(),
+                                         ctx->input(1).flat<int32_t>().data(), n, d,
+                                         num_segments, sums->flat<float>().data(), status,
+                                         workspace, bytes, stream),
+        op_, "launch"));
+    return CudaStatus(cafe::cuda::LaunchPairImportance(
+                          rows.flat<float>().data(), ctx->input(3).flat<int32_t>().data(), n, d,
+                          /*norm=*/true, num_pairs, pair_sums->flat<double>().data(),
+                          occurrences->flat<double>().data(), status + 1, workspace, bytes,
+                          stream),
+                      op_, "launch");
   }
-
- private:
-  static constexpr const char* kOp = "CafeExpandGradient";
 };
 
 #define CAFE_STATE_HOST_MEMORY                                                      \
