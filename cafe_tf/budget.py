@@ -241,12 +241,17 @@ class CafeLayout:
         return self._offsets(self.medium_rows)
 
     def _table_rows(self, rows: Sequence[int]) -> int:
-        return rows[0] if self.shared_hashed_tables else sum(rows)
+        return _packed_table_rows(rows, self.shared_hashed_tables)
 
     def _offsets(self, rows: Sequence[int]) -> tuple[int, ...]:
         if self.shared_hashed_tables:
             return tuple(0 for _ in rows)
         return tuple(itertools.accumulate(rows[:-1], initial=0))
+
+
+def _packed_table_rows(rows: Sequence[int], shared: bool) -> int:
+    """Rows of one level's packed tables, of `rows` per feature (one table if `shared`)."""
+    return rows[0] if shared else sum(rows)
 
 
 def sketch_shape(
@@ -310,6 +315,46 @@ def plan_cafe_layout(
         rows (one per table), naming the minimum; or when a hashed table would
         need 2**32 rows or more (CAFE hashes 32-bit fingerprints into them).
     """
+    plan = functools.partial(
+        _plan_cafe_layout,
+        vocabulary_sizes,
+        embedding_dim,
+        budget_bytes,
+        hot_share,
+        slots_per_bucket=slots_per_bucket,
+        multi_level=multi_level,
+        medium_share=medium_share,
+        bookkeeping_bytes=bookkeeping_bytes,
+        sketch_bytes_per_hot_row=sketch_bytes_per_hot_row,
+    )
+    if share_hashed_tables is not None:
+        return plan(share_hashed_tables=share_hashed_tables)
+    fields = len(vocabulary_sizes)
+    try:
+        per_feature = plan(share_hashed_tables=False)
+    except BudgetTooSmallError:
+        if fields == 1:
+            raise
+        return plan(share_hashed_tables=True)
+    if fields > 1 and sum(per_feature.hashed_rows) < SHARED_TABLES_BELOW_ROWS_PER_FEATURE * fields:
+        return plan(share_hashed_tables=True)
+    return per_feature
+
+
+def _plan_cafe_layout(
+    vocabulary_sizes: Sequence[int],
+    embedding_dim: int,
+    budget_bytes: int,
+    hot_share: float,
+    *,
+    slots_per_bucket: int,
+    multi_level: bool,
+    medium_share: float,
+    bookkeeping_bytes: int,
+    sketch_bytes_per_hot_row: float | None,
+    share_hashed_tables: bool,
+) -> CafeLayout:
+    """`plan_cafe_layout` with per-feature or shared tables, as `share_hashed_tables` says."""
     if not 0 < hot_share < 1:
         raise ValueError(f"hot_share must be in (0, 1), got {hot_share}")
     if multi_level and not 0 < medium_share < 1:
@@ -331,28 +376,6 @@ def plan_cafe_layout(
 
     levels = 2 if multi_level else 1
     fields = len(vocabulary_sizes)
-    if share_hashed_tables is None:
-        plan = functools.partial(
-            plan_cafe_layout,
-            vocabulary_sizes,
-            embedding_dim,
-            budget_bytes,
-            hot_share,
-            slots_per_bucket,
-            multi_level,
-            medium_share,
-            bookkeeping_bytes,
-            sketch_bytes_per_hot_row,
-        )
-        if fields == 1:
-            return plan(share_hashed_tables=False)
-        try:
-            per_feature = plan(share_hashed_tables=False)
-        except BudgetTooSmallError:
-            return plan(share_hashed_tables=True)
-        if sum(per_feature.hashed_rows) < SHARED_TABLES_BELOW_ROWS_PER_FEATURE * fields:
-            return plan(share_hashed_tables=True)
-        return per_feature
     tables = levels if share_hashed_tables else levels * fields
     minimum = fixed + hot_bytes(1) + tables * row_bytes
     if budget_bytes < minimum:
@@ -373,7 +396,7 @@ def plan_cafe_layout(
         return split_rows(max(fields, total), vocabulary_sizes)
 
     def table_rows(rows):  # rows of one level's packed tables
-        return rows[0] if share_hashed_tables else sum(rows)
+        return _packed_table_rows(rows, share_hashed_tables)
 
     per_hot_row = row_bytes + (
         slots_per_bucket * sketch_config.SLOT_BYTES
