@@ -556,8 +556,8 @@ def parse_args(argv=None):
         action=argparse.BooleanOptionalAction,
         default=None,
         help="CAFE's hashed rows in one table shared by all features (--share-hashed-tables) or "
-        "a table per feature (--no-share-hashed-tables); default: the planner's, shared only "
-        "where one row per feature does not fit",
+        "a table per feature (--no-share-hashed-tables); default: the planner's, shared where "
+        "per-feature tables would not fit or would average fewer than 2 rows per feature",
     )
     parser.add_argument(
         "--seeds",

@@ -7,8 +7,8 @@ once and cached in memory (the input pipeline is not measured), with each
 kind's callback (CAFE migration every step, AdaEmbed reallocation every 20).
 The kinds are timed in turn, `--repeats` rounds, and the median is kept, so
 load from other processes hits all kinds alike. A fit's samples/s counts its
-steps, callbacks included, not its setup and teardown (train_speed.py). Prints samples/s and the ratio
-to hash, and writes benchmarks/out/throughput_kinds.{json,png}.
+steps, callbacks included, not its setup and teardown (train_speed.py). Prints
+samples/s and the ratio to hash, and writes benchmarks/out/throughput_kinds.{json,png}.
 
     python benchmarks/throughput_kinds.py [--ratio 5] [--batch-size 4096] [--steps 20]
 """
