@@ -16,15 +16,17 @@ using shape_inference::DimensionHandle;
 using shape_inference::InferenceContext;
 using shape_inference::ShapeHandle;
 
-// rows [N, D] and segments [N]; the output's first dimension from num_segments.
-Status SegmentInputsShape(InferenceContext* c, ShapeHandle* rows, DimensionHandle* segments) {
+// rows [N, D] (input 0), ids [N] (input `ids_input`) and their scalar bound (input
+// `count_input`): *count, the first dimension of the outputs the ids index.
+Status IdInputsShape(InferenceContext* c, int ids_input, int count_input, ShapeHandle* rows,
+                     DimensionHandle* count) {
   TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 2, rows));
   ShapeHandle ids;
-  TF_RETURN_IF_ERROR(c->WithRank(c->input(1), 1, &ids));
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(ids_input), 1, &ids));
   DimensionHandle n;
   TF_RETURN_IF_ERROR(c->Merge(c->Dim(*rows, 0), c->Dim(ids, 0), &n));
-  TF_RETURN_IF_ERROR(c->WithRank(c->input(2), 0, &ids));
-  return c->MakeDimForScalarInput(2, segments);
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(count_input), 0, &ids));
+  return c->MakeDimForScalarInput(count_input, count);
 }
 
 // Checks on the host that every id of `ids` is in [0, count); `what` starts the error.
@@ -59,7 +61,7 @@ REGISTER_OP("CafeSegmentRowSums")
     .SetShapeFn([](InferenceContext* c) {
       ShapeHandle rows;
       DimensionHandle segments;
-      TF_RETURN_IF_ERROR(SegmentInputsShape(c, &rows, &segments));
+      TF_RETURN_IF_ERROR(IdInputsShape(c, 1, 2, &rows, &segments));
       c->set_output(0, c->Matrix(segments, c->Dim(rows, 1)));
       return OkStatus();
     })
@@ -96,7 +98,7 @@ REGISTER_OP("CafePairImportance")
     .SetShapeFn([](InferenceContext* c) {
       ShapeHandle rows;
       DimensionHandle pairs;
-      TF_RETURN_IF_ERROR(SegmentInputsShape(c, &rows, &pairs));
+      TF_RETURN_IF_ERROR(IdInputsShape(c, 1, 2, &rows, &pairs));
       c->set_output(0, c->Vector(pairs));
       c->set_output(1, c->Vector(pairs));
       return OkStatus();
@@ -143,15 +145,9 @@ REGISTER_OP("CafeExpandGradient")
     .Output("occurrences: double")
     .SetShapeFn([](InferenceContext* c) {
       ShapeHandle rows;
-      DimensionHandle segments;
-      TF_RETURN_IF_ERROR(SegmentInputsShape(c, &rows, &segments));
-      ShapeHandle pairs;
-      TF_RETURN_IF_ERROR(c->WithRank(c->input(3), 1, &pairs));
-      DimensionHandle n;
-      TF_RETURN_IF_ERROR(c->Merge(c->Dim(rows, 0), c->Dim(pairs, 0), &n));
-      TF_RETURN_IF_ERROR(c->WithRank(c->input(4), 0, &pairs));
-      DimensionHandle num_pairs;
-      TF_RETURN_IF_ERROR(c->MakeDimForScalarInput(4, &num_pairs));
+      DimensionHandle segments, num_pairs;
+      TF_RETURN_IF_ERROR(IdInputsShape(c, 1, 2, &rows, &segments));
+      TF_RETURN_IF_ERROR(IdInputsShape(c, 3, 4, &rows, &num_pairs));
       c->set_output(0, c->Matrix(segments, c->Dim(rows, 1)));
       c->set_output(1, c->Vector(num_pairs));
       c->set_output(2, c->Vector(num_pairs));
