@@ -44,21 +44,112 @@ inline int Below(float x, float floor) {
 // The plain passes below check their operands as they go (one read of the rows,
 // which bounds their speed) and return false when one was below the floor; the
 // caller then starts again with a flush per operation.
+//
+// Sums run over runs: a run of consecutive occurrences of one output (one row's
+// occurrences of a feature often follow one another) is added up in registers,
+// from the sum loaded at its start, and stored at its end. These are the plain
+// loop's additions in its order, so the bits are the same; what goes is the
+// store-to-load dependency from each occurrence to the next, which made a run
+// cost a store-forwarding round trip per occurrence.
 
-// out += each row, plain; false if a value is below kSumFloor.
+#if defined(__SSE2__)
+// Lanes of x nonzero and below `floor` in magnitude (Below, four at a time).
+inline __m128 BelowLanes(__m128 x, __m128 floor) {
+  const __m128 magnitude = _mm_and_ps(x, _mm_castsi128_ps(_mm_set1_epi32(0x7fffffff)));
+  return _mm_and_ps(_mm_cmplt_ps(magnitude, floor), _mm_cmpgt_ps(magnitude, _mm_setzero_ps()));
+}
+
+// Columns [j0, j0 + 4 V) of out[segments[i]] += rows[i], run by run (above); with
+// kCheck, a mask of the values below `floor` is ORed into *below.
+template <int V, bool kCheck>
+void AddColumnRuns(const float* rows, const int32_t* segments, int64_t n, int64_t d, int64_t j0,
+                   float* out, __m128 floor, __m128* below) {
+  if (n == 0) return;
+  __m128 sum[V];
+  int32_t segment = segments[0];
+  float* target = out + static_cast<int64_t>(segment) * d + j0;
+  for (int v = 0; v < V; ++v) sum[v] = _mm_loadu_ps(target + 4 * v);
+  for (int64_t i = 0; i < n; ++i) {
+    if (segments[i] != segment) {
+      for (int v = 0; v < V; ++v) _mm_storeu_ps(target + 4 * v, sum[v]);
+      segment = segments[i];
+      target = out + static_cast<int64_t>(segment) * d + j0;
+      for (int v = 0; v < V; ++v) sum[v] = _mm_loadu_ps(target + 4 * v);
+    }
+    const float* row = rows + i * d + j0;
+    for (int v = 0; v < V; ++v) {
+      const __m128 x = _mm_loadu_ps(row + 4 * v);
+      sum[v] = _mm_add_ps(sum[v], x);
+      if (kCheck) *below = _mm_or_ps(*below, BelowLanes(x, floor));
+    }
+  }
+  for (int v = 0; v < V; ++v) _mm_storeu_ps(target + 4 * v, sum[v]);
+}
+#endif
+
+// out += each row, plain and run by run; with kCheck, false if a value is below
+// kSumFloor (without, always true: the caller checked the rows).
+template <bool kCheck>
 bool PlainSegmentRowSums(const float* __restrict rows, const int32_t* segments, int64_t n,
                          int64_t d, float* __restrict out) {
+#if defined(__SSE2__)
+  if (d % 4 == 0) {  // blocks of up to 16 columns, each summed in 4 registers
+    const __m128 floor = _mm_set1_ps(kSumFloor);
+    __m128 below = _mm_setzero_ps();
+    for (int64_t j0 = 0; j0 < d; j0 += 16) {
+      switch (std::min<int64_t>(4, (d - j0) / 4)) {
+        case 1: AddColumnRuns<1, kCheck>(rows, segments, n, d, j0, out, floor, &below); break;
+        case 2: AddColumnRuns<2, kCheck>(rows, segments, n, d, j0, out, floor, &below); break;
+        case 3: AddColumnRuns<3, kCheck>(rows, segments, n, d, j0, out, floor, &below); break;
+        default: AddColumnRuns<4, kCheck>(rows, segments, n, d, j0, out, floor, &below); break;
+      }
+    }
+    return _mm_movemask_ps(below) == 0;
+  }
+#endif
   int below = 0;
   for (int64_t i = 0; i < n; ++i) {
     const float* __restrict row = rows + i * d;
     float* __restrict sum = out + static_cast<int64_t>(segments[i]) * d;
     for (int64_t j = 0; j < d; ++j) {
       sum[j] += row[j];
-      below |= Below(row[j], kSumFloor);
+      if (kCheck) below |= Below(row[j], kSumFloor);
     }
   }
   return below == 0;
 }
+
+// Per pair, the float64 sum of its occurrences' values and their count, run by
+// run (above): Add(i, value) for every occurrence in order, then Finish().
+class PairRuns {
+ public:
+  PairRuns(const int32_t* pairs, double* sums, double* occurrences)
+      : pairs_(pairs), sums_(sums), occurrences_(occurrences) {}
+
+  void Add(int64_t i, float value) {
+    if (pairs_[i] != pair_) {
+      Finish();
+      pair_ = pairs_[i];
+      sum_ = sums_[pair_];
+      count_ = occurrences_[pair_];
+    }
+    sum_ += static_cast<double>(value);
+    count_ += 1.0;
+  }
+
+  void Finish() {
+    if (pair_ < 0) return;
+    sums_[pair_] = sum_;
+    occurrences_[pair_] = count_;
+  }
+
+ private:
+  const int32_t* pairs_;
+  double* sums_;
+  double* occurrences_;
+  int32_t pair_ = -1;
+  double sum_ = 0.0, count_ = 0.0;
+};
 
 // RowNorm without the flushes: the same bits where no square or partial sum is
 // subnormal.
@@ -68,21 +159,16 @@ inline float PlainRowNorm(const float* row, int64_t d) {
   return std::sqrt(total);
 }
 
-// add(i, PlainRowNorm of row i, j0) for every row in order; false if a value is
-// below kNormFloor. With SSE2, four rows at a time, one per lane: each lane sums its
-// row's squares in column order, as PlainRowNorm does; those rows' columns [0, j0)
-// went to chunk(row, j, four values from column j) first, as they were loaded (j0 is
-// 0 for rows done one at a time). Per row and column, chunk and add see the rows in
-// order.
-template <typename Add, typename Chunk>
-bool PlainRowNorms(const float* rows, int64_t n, int64_t d, Add add, Chunk chunk) {
+// add(i, PlainRowNorm of row i) for every row in order; false if a value is below
+// kNormFloor. With SSE2, four rows at a time, one per lane: each lane sums its
+// row's squares in column order, as PlainRowNorm does.
+template <typename Add>
+bool PlainRowNorms(const float* rows, int64_t n, int64_t d, Add add) {
   int64_t i = 0;
   int below = 0;
 #if defined(__SSE2__)
   const __m128 floor = _mm_set1_ps(kNormFloor);
-  const __m128 zero = _mm_setzero_ps();
-  const __m128 magnitude_bits = _mm_castsi128_ps(_mm_set1_epi32(0x7fffffff));
-  __m128 below_lanes = zero;
+  __m128 below_lanes = _mm_setzero_ps();
   alignas(16) float norms[4];
   const int64_t chunked = d - d % 4;
   for (; i + 4 <= n; i += 4) {
@@ -90,21 +176,15 @@ bool PlainRowNorms(const float* rows, int64_t n, int64_t d, Add add, Chunk chunk
     const float* r1 = r0 + d;
     const float* r2 = r1 + d;
     const float* r3 = r2 + d;
-    __m128 total = zero;
+    __m128 total = _mm_setzero_ps();
     auto add_column = [&](__m128 x) {
       total = _mm_add_ps(total, _mm_mul_ps(x, x));
-      const __m128 magnitude = _mm_and_ps(x, magnitude_bits);
-      below_lanes = _mm_or_ps(
-          below_lanes, _mm_and_ps(_mm_cmplt_ps(magnitude, floor), _mm_cmpgt_ps(magnitude, zero)));
+      below_lanes = _mm_or_ps(below_lanes, BelowLanes(x, floor));
     };
     int64_t j = 0;
     for (; j < chunked; j += 4) {
       __m128 c0 = _mm_loadu_ps(r0 + j), c1 = _mm_loadu_ps(r1 + j);
       __m128 c2 = _mm_loadu_ps(r2 + j), c3 = _mm_loadu_ps(r3 + j);
-      chunk(i, j, c0);
-      chunk(i + 1, j, c1);
-      chunk(i + 2, j, c2);
-      chunk(i + 3, j, c3);
       _MM_TRANSPOSE4_PS(c0, c1, c2, c3);  // rows to columns
       add_column(c0);
       add_column(c1);
@@ -113,16 +193,14 @@ bool PlainRowNorms(const float* rows, int64_t n, int64_t d, Add add, Chunk chunk
     }
     for (; j < d; ++j) add_column(_mm_set_ps(r3[j], r2[j], r1[j], r0[j]));
     _mm_store_ps(norms, _mm_sqrt_ps(total));
-    for (int k = 0; k < 4; ++k) add(i + k, norms[k], chunked);
+    for (int k = 0; k < 4; ++k) add(i + k, norms[k]);
   }
   below = _mm_movemask_ps(below_lanes);
-#else
-  (void)chunk;
 #endif
   for (; i < n; ++i) {
     const float* row = rows + i * d;
     for (int64_t j = 0; j < d; ++j) below |= Below(row[j], kNormFloor);
-    add(i, PlainRowNorm(row, d), int64_t{0});
+    add(i, PlainRowNorm(row, d));
   }
   return below == 0;
 }
@@ -139,12 +217,30 @@ bool PlainAbsoluteValues(const float* rows, int64_t n, int64_t d, Add add) {
   return below == 0;
 }
 
+void ClearPairSums(int64_t num_pairs, double* sums, double* occurrences) {
+  std::fill(sums, sums + num_pairs, 0.0);
+  std::fill(occurrences, occurrences + num_pairs, 0.0);
+}
+
+// PairSums without flushes, run by run; false (the sums are meaningless) if a
+// value was below its floor.
+bool PlainPairSums(const float* rows, const int32_t* pairs, int64_t n, int64_t d, bool norm,
+                   int64_t num_pairs, double* sums, double* occurrences) {
+  ClearPairSums(num_pairs, sums, occurrences);
+  PairRuns runs(pairs, sums, occurrences);
+  const auto add = [&](int64_t i, float value) { runs.Add(i, value); };
+  const bool plain =
+      norm ? PlainRowNorms(rows, n, d, add) : PlainAbsoluteValues(rows, n, d, add);
+  runs.Finish();
+  return plain;
+}
+
 }  // namespace
 
 void SegmentRowSums(const float* rows, const int32_t* segments, int64_t n, int64_t d,
                     int64_t num_segments, float* out) {
   std::fill(out, out + num_segments * d, 0.0f);
-  if (PlainSegmentRowSums(rows, segments, n, d, out)) return;
+  if (PlainSegmentRowSums</*kCheck=*/true>(rows, segments, n, d, out)) return;
   std::fill(out, out + num_segments * d, 0.0f);
   for (int64_t i = 0; i < n; ++i) {
     const float* row = rows + i * d;
@@ -155,49 +251,24 @@ void SegmentRowSums(const float* rows, const int32_t* segments, int64_t n, int64
 
 void PairSums(const float* rows, const int32_t* pairs, int64_t n, int64_t d, bool norm,
               int64_t num_pairs, double* sums, double* occurrences) {
-  auto clear = [&] {
-    std::fill(sums, sums + num_pairs, 0.0);
-    std::fill(occurrences, occurrences + num_pairs, 0.0);
-  };
-  auto add = [&](int64_t i, float value) {
-    sums[pairs[i]] += static_cast<double>(value);
-    occurrences[pairs[i]] += 1.0;
-  };
-  clear();
-  const auto add_norm = [&](int64_t i, float value, int64_t) { add(i, value); };
-  const auto no_chunk = [](int64_t, int64_t, auto) {};
-  if (norm ? PlainRowNorms(rows, n, d, add_norm, no_chunk) : PlainAbsoluteValues(rows, n, d, add))
-    return;
-  clear();
-  for (int64_t i = 0; i < n; ++i) add(i, OccurrenceValue(rows + i * d, d, norm));
+  if (PlainPairSums(rows, pairs, n, d, norm, num_pairs, sums, occurrences)) return;
+  ClearPairSums(num_pairs, sums, occurrences);
+  PairRuns runs(pairs, sums, occurrences);
+  for (int64_t i = 0; i < n; ++i) runs.Add(i, OccurrenceValue(rows + i * d, d, norm));
+  runs.Finish();
 }
 
 void ExpandGradient(const float* rows, const int32_t* segments, const int32_t* pairs, int64_t n,
                     int64_t d, int64_t num_segments, int64_t num_pairs, float* out, double* sums,
                     double* occurrences) {
+  // Two reads of the rows, each summing run by run: faster than one pass that adds
+  // every row to its segment through memory. No value below kNormFloor means none
+  // below kSumFloor: then the plain row sums need no checks.
   std::fill(out, out + num_segments * d, 0.0f);
-  std::fill(sums, sums + num_pairs, 0.0);
-  std::fill(occurrences, occurrences + num_pairs, 0.0);
-  // Each row is added to its segment as it is loaded for its norm. No value below
-  // kNormFloor means none below kSumFloor: the plain sums are exact too.
-  auto segment_sum = [&](int64_t i) { return out + static_cast<int64_t>(segments[i]) * d; };
-#if defined(__SSE2__)
-  auto add_chunk = [&](int64_t i, int64_t j, __m128 values) {
-    float* sum = segment_sum(i) + j;
-    _mm_storeu_ps(sum, _mm_add_ps(_mm_loadu_ps(sum), values));
-  };
-#else
-  auto add_chunk = [](int64_t, int64_t, auto) {};
-#endif
-  auto add_row = [&](int64_t i, float norm, int64_t first_column) {
-    sums[pairs[i]] += static_cast<double>(norm);
-    occurrences[pairs[i]] += 1.0;
-    const float* row = rows + i * d;
-    float* sum = segment_sum(i);
-    for (int64_t j = first_column; j < d; ++j) sum[j] += row[j];
-  };
-  const bool plain = PlainRowNorms(rows, n, d, add_row, add_chunk);
-  if (plain) return;
+  if (PlainPairSums(rows, pairs, n, d, /*norm=*/true, num_pairs, sums, occurrences)) {
+    PlainSegmentRowSums</*kCheck=*/false>(rows, segments, n, d, out);
+    return;
+  }
   SegmentRowSums(rows, segments, n, d, num_segments, out);
   PairSums(rows, pairs, n, d, /*norm=*/true, num_pairs, sums, occurrences);
 }

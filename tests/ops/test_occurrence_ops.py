@@ -22,13 +22,18 @@ def _rows(rng, n, d):
 
 
 def _segments(rng, n, num_segments, skew):
+    """n ids below num_segments: uniform (skew None), Zipf (skew > 1), or "runs" of
+    consecutive equal ids (1 to 40 long), which the ops sum in registers."""
     if num_segments == 0:
         return np.zeros(0, np.int32)
-    ids = rng.zipf(skew, n) - 1 if skew else rng.integers(0, num_segments, n)
+    if skew == "runs":
+        ids = np.repeat(rng.integers(0, num_segments, n), rng.integers(1, 41, n))[:n]
+    else:
+        ids = rng.zipf(skew, n) - 1 if skew else rng.integers(0, num_segments, n)
     return np.minimum(ids, num_segments - 1).astype(np.int32)
 
 
-CASES = [  # (n, d, num_segments, skew)
+CASES = [  # (n, d, num_segments, skew); d: SSE column blocks of 16, 12, 4 and none
     (0, 16, 0, None),
     (0, 4, 5, None),
     (1, 1, 1, None),
@@ -38,6 +43,11 @@ CASES = [  # (n, d, num_segments, skew)
     (20000, 8, 4000, 1.05),
     (3000, 1, 3000, None),
     (257, 5, 40, 2.0),
+    (4000, 16, 50, "runs"),
+    (3000, 20, 9, "runs"),
+    (2000, 64, 300, 1.3),
+    (1500, 12, 1, "runs"),
+    (999, 3, 20, "runs"),
 ]
 
 
@@ -205,8 +215,9 @@ def test_expand_hands_its_backward_pass_the_pairs_gradient_norm_importance(fused
     np.testing.assert_array_equal(norm_sums.numpy(), reference[0].numpy())
 
 
+@pytest.mark.parametrize("layout", ["random", "runs"])
 @pytest.mark.parametrize("exponent", [-135, -126, -110, -102, -101, -70, -51, -50, -40])
-def test_tiny_rows_are_flushed_as_tensorflow_flushes_them(exponent):
+def test_tiny_rows_are_flushed_as_tensorflow_flushes_them(exponent, layout):
     """Rows at magnitudes around and below the ones the ops sum without a flush per
     operation (2^-102 for sums, 2^-50 for norms), with cancellations: the same bits as
     TF's own kernels, which flush subnormals."""
@@ -215,7 +226,7 @@ def test_tiny_rows_are_flushed_as_tensorflow_flushes_them(exponent):
     rows = (rng.integers(-9, 10, (400, 4)) * base).astype(np.float32)
     rows[1::2] = -rows[::2] + (rng.integers(-2, 3, (200, 4)) * base * np.float32(2.0**-20))
     rows[::7] *= np.float32(2.0**30)  # some large values among the tiny ones
-    ids = rng.integers(0, 50, 400).astype(np.int32)
+    ids = _segments(rng, 400, 50, None if layout == "random" else "runs")
     got = occurrences.segment_row_sums(rows, ids, 50, fused=True)
     expected = occurrences.segment_row_sums(rows, ids, 50, fused=False)
     np.testing.assert_array_equal(got.numpy(), expected.numpy())
