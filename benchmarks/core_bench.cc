@@ -430,59 +430,79 @@ int Verify(int rounds) {
 }
 
 // The backward pass's occurrence sums on a lookup-shaped gradient: n rows of 16
-// floats, 8,000 distinct pairs (Zipf(1.2) over the occurrences) on 1,000 rows read.
-// Median ms of `repeats` interleaved calls of SegmentRowSums, of PairSums with norms (each the
-// pass of one op) and of ExpandGradient (both in one pass), under flush-to-zero and
+// floats, 8,000 distinct pairs on 1,000 rows read, in two layouts: "shuffled" (Zipf(1.2)
+// pairs in random order: consecutive occurrences rarely share a row) and "by feature"
+// (26 features one after the other, as a CAFE call lays its occurrences out; each
+// feature's pairs Zipf(1.2) over its share of the pairs, its pairs on its share of the
+// rows, so small features repeat rows back to back). Median ms of `repeats`
+// interleaved calls of SegmentRowSums, of PairSums with norms (each the pass of one
+// op) and of ExpandGradient (both) on one thread and on two, under flush-to-zero and
 // denormals-are-zero as in TF's CPU kernels.
 int BenchOccurrences(int64_t n, int repeats) {
 #if defined(__SSE2__)
   _mm_setcsr(_mm_getcsr() | 0x8040);
 #endif
-  const int64_t d = 16, num_pairs = 8000, num_rows = 1000;
+  const int64_t d = 16, num_pairs = 8000, num_rows = 1000, features = 26;
   std::mt19937_64 rng(7);
   std::normal_distribution<float> normal(0.f, 1e-3f);
   std::vector<float> rows(n * d);
   for (float& x : rows) x = normal(rng);
-  std::vector<int32_t> pair_rows(num_pairs), pairs(n), segments(n);
-  for (int32_t& r : pair_rows) r = static_cast<int32_t>(rng() % num_rows);
-  for (int64_t i = 0; i < n; ++i) {
+  auto zipf = [&](int64_t count) {  // Zipf(1.2) rank in [0, count)
     const double u = (static_cast<double>(rng() >> 11) + 0.5) * 0x1p-53;
-    pairs[i] = static_cast<int32_t>(std::min<int64_t>(
-        static_cast<int64_t>(std::pow(u, -1.0 / 0.2)) - 1, num_pairs - 1));
-    segments[i] = pair_rows[pairs[i]];
-  }
-  std::vector<float> out(num_rows * d);
-  std::vector<double> sums(num_pairs), counts(num_pairs);
-  const std::function<void()> calls[3] = {
-      [&] { cafe::SegmentRowSums(rows.data(), segments.data(), n, d, num_rows, out.data()); },
-      [&] {
-        cafe::PairSums(rows.data(), pairs.data(), n, d, true, num_pairs, sums.data(),
-                       counts.data());
-      },
-      [&] {
-        cafe::ExpandGradient(rows.data(), segments.data(), pairs.data(), n, d, num_rows,
-                             num_pairs, out.data(), sums.data(), counts.data());
-      }};
-  std::vector<double> ms[3];
-  for (int r = 0; r < repeats; ++r) {  // interleaved, so noise hits all three alike
-    for (int k = 0; k < 3; ++k) {
-      const double start = Seconds();
-      calls[k]();
-      ms[k].push_back(1000 * (Seconds() - start));
+    return static_cast<int64_t>(std::min(std::pow(u, -1.0 / 0.2), static_cast<double>(count))) - 1;
+  };
+  Pool pool(2);
+  const cafe::ParallelFor two_threads = pool.AsParallelFor();
+  for (const char* layout : {"shuffled", "by feature"}) {
+    const bool by_feature = std::string(layout) == "by feature";
+    std::vector<int32_t> pair_rows(num_pairs), pairs(n), segments(n);
+    for (int64_t p = 0; p < num_pairs; ++p) {
+      // By feature, feature f's pairs [f P / F, (f + 1) P / F) share rows
+      // [f R / F, (f + 1) R / F), about 38 rows each.
+      const int64_t f = p * features / num_pairs;
+      pair_rows[p] = static_cast<int32_t>(
+          by_feature ? f * num_rows / features + rng() % (num_rows / features) : rng() % num_rows);
     }
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t f = i * features / n;
+      const int64_t first = f * num_pairs / features, count = num_pairs / features;
+      pairs[i] = static_cast<int32_t>(by_feature ? first + zipf(count) : zipf(num_pairs));
+      segments[i] = pair_rows[pairs[i]];
+    }
+    std::vector<float> out(num_rows * d);
+    std::vector<double> sums(num_pairs), counts(num_pairs);
+    auto expand_gradient = [&](const cafe::ParallelFor& parallel_for) {
+      cafe::ExpandGradient(rows.data(), segments.data(), pairs.data(), n, d, num_rows, num_pairs,
+                           out.data(), sums.data(), counts.data(), parallel_for);
+    };
+    const std::function<void()> calls[4] = {
+        [&] { cafe::SegmentRowSums(rows.data(), segments.data(), n, d, num_rows, out.data()); },
+        [&] {
+          cafe::PairSums(rows.data(), pairs.data(), n, d, true, num_pairs, sums.data(),
+                         counts.data());
+        },
+        [&] { expand_gradient(cafe::SerialFor); },
+        [&] { expand_gradient(two_threads); }};
+    std::vector<double> ms[4];
+    for (int r = 0; r < repeats; ++r) {  // interleaved, so noise hits all alike
+      for (int k = 0; k < 4; ++k) {
+        const double start = Seconds();
+        calls[k]();
+        ms[k].push_back(1000 * (Seconds() - start));
+      }
+    }
+    double median[4];
+    for (int k = 0; k < 4; ++k) {
+      std::sort(ms[k].begin(), ms[k].end());
+      median[k] = ms[k][ms[k].size() / 2];
+    }
+    std::printf("occurrences, %s: n=%lld x %lld, %lld pairs on %lld rows, median of %d calls\n"
+                "  SegmentRowSums %.3f ms, PairSums (norms) %.3f ms\n"
+                "  ExpandGradient (both) %.3f ms on one thread, %.3f ms on two\n",
+                layout, static_cast<long long>(n), static_cast<long long>(d),
+                static_cast<long long>(num_pairs), static_cast<long long>(num_rows), repeats,
+                median[0], median[1], median[2], median[3]);
   }
-  double median[3];
-  for (int k = 0; k < 3; ++k) {
-    std::sort(ms[k].begin(), ms[k].end());
-    median[k] = ms[k][ms[k].size() / 2];
-  }
-  const double row_sums = median[0], norms = median[1], both = median[2];
-  std::printf("occurrences: n=%lld x %lld, %lld pairs on %lld rows, median of %d calls\n"
-              "  SegmentRowSums %.3f ms, PairSums (norms) %.3f ms: %.3f ms in two passes\n"
-              "  ExpandGradient %.3f ms in one pass (%.2fx the two)\n",
-              static_cast<long long>(n), static_cast<long long>(d),
-              static_cast<long long>(num_pairs), static_cast<long long>(num_rows), repeats,
-              row_sums, norms, row_sums + norms, both, both / (row_sums + norms));
   return 0;
 }
 

@@ -233,12 +233,13 @@ class CafeEmbeddingCollectionLogic:
         )
         vectors = occurrences_lib.expand(
             read,
-            route.first_index,
-            route.inverse,
+            route.occurrence_index,
             self._fused,
             (lambda sums, occurrences: self._record_importance(route, sums, occurrences))
             if record_importance
             else None,
+            route.inverse,
+            tf.size(route.keys),
         )
         if self.medium_tables is not None:  # index -1 (not medium) reads the zero row
             medium = tf.concat(
@@ -249,7 +250,9 @@ class CafeEmbeddingCollectionLogic:
                 0,
             )
             medium_index = tf.cast(tf.cast(route.medium_index, tf.int64) + 1, tf.int32)
-            vectors += occurrences_lib.expand(medium, medium_index, route.inverse, self._fused)
+            vectors += occurrences_lib.expand(
+                medium, tf.gather(medium_index, route.inverse), self._fused
+            )
         return vectors
 
     def call(

@@ -9,7 +9,7 @@ Each function is defined here in stock TF ops (the reference, which serves
 SavedModels without cafe_tf's op library); with `fused=True` it runs the
 matching op of cafe_tf's library (custom_ops/core/occurrences.h), which
 returns the same values bit for bit. With gradient-norm importance, one op
-(`expand_gradient`) makes both reductions in one read of the gradient. Sums
+(`expand_gradient`) makes both reductions, as two tasks on TF's thread pool. Sums
 run in occurrence order per output, as TensorFlow's CPU
 `unsorted_segment_sum` does.
 """
@@ -79,7 +79,8 @@ def expand_gradient(
 ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """`segment_row_sums(rows, segment_ids, num_segments)` and the gradient-norm
     `pair_importance(rows, pairs, num_pairs, norm=True)`, the same values; with
-    `fused=True` in one read of the rows (the op library's `CafeExpandGradient`).
+    `fused=True` in one op (the op library's `CafeExpandGradient`, the two sums side by
+    side on TF's thread pool).
 
     Returns:
       (float32 [num_segments, D] row sums, float64 [num_pairs] norm sums, float64
@@ -99,24 +100,24 @@ def expand_gradient(
 
 def expand(
     rows: tf.Tensor,
-    pair_rows: tf.Tensor,
-    pairs: tf.Tensor,
+    occurrence_rows: tf.Tensor,
     fused: bool,
     on_importance: Callable[[tf.Tensor, tf.Tensor], None] | None = None,
+    pairs: tf.Tensor | None = None,
+    num_pairs: TensorLike | None = None,
 ) -> tf.Tensor:
-    """`rows[pair_rows[pairs]]`: a few distinct rows [R, D] expanded to many occurrences,
-    through each distinct pair's row `pair_rows` [U] and each occurrence's pair `pairs`
-    [N]. Its gradient is the dense per-row sum (`segment_row_sums` over the occurrences'
-    rows); stock gather's IndexedSlices gradient would carry one row per occurrence
-    through the tables' concat.
-
-    The forward pass gathers the [U] pairs' vectors first and expands those, so no [N]
-    row index sits before the [N, D] gather; the backward pass builds that index, from
-    forward values only, so it can run while the gradient is still on its way.
+    """`rows[occurrence_rows]`: a few distinct rows [R, D] expanded to many occurrences
+    [N] through each occurrence's row `occurrence_rows` [N]. Its gradient is the dense
+    per-row sum (`segment_row_sums` over the occurrences' rows); stock gather's
+    IndexedSlices gradient would carry one row per occurrence through the tables'
+    concat.
 
     With `on_importance`, the backward pass also calls `on_importance(norm sums,
-    occurrences)` with the pairs' gradient-norm importance (`expand_gradient`: the
-    gradient is read once for both)."""
+    occurrences)` with the gradient-norm importance of each distinct pair, given the
+    occurrences' `pairs` [N] and `num_pairs` (`expand_gradient`: the gradient is read
+    once for both)."""
+    if on_importance is not None and (pairs is None or num_pairs is None):
+        raise ValueError("expand: on_importance needs the occurrences' pairs and num_pairs")
 
     @tf.custom_gradient
     def expand_rows(distinct_rows):
@@ -124,16 +125,15 @@ def expand(
             # A model's gradient may have lost the static width (a reshape), which the
             # pure-TF norms read; it is the rows'.
             dy.set_shape([None, distinct_rows.shape[1]])
-            segment_ids = tf.gather(pair_rows, pairs)
             num_rows = tf.shape(distinct_rows)[0]
             if on_importance is None:
-                return segment_row_sums(dy, segment_ids, num_rows, fused)
+                return segment_row_sums(dy, occurrence_rows, num_rows, fused)
             sums, norm_sums, occurrences = expand_gradient(
-                dy, segment_ids, num_rows, pairs, tf.size(pair_rows), fused
+                dy, occurrence_rows, num_rows, pairs, num_pairs, fused
             )
             on_importance(norm_sums, occurrences)
             return sums
 
-        return tf.gather(tf.gather(distinct_rows, pair_rows), pairs), gradient
+        return tf.gather(distinct_rows, occurrence_rows), gradient
 
     return expand_rows(rows)

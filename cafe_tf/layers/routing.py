@@ -37,6 +37,7 @@ Route = collections.namedtuple(
         "read_medium",
         "first_index",
         "medium_index",
+        "occurrence_index",
     ],
 )
 Route.__doc__ = """Routing of N occurrences over U distinct (key, feature) pairs.
@@ -56,6 +57,8 @@ read_hot int32 [Rh], read_hashed int64 [Rs], read_medium int64 [Rm]: each
 first_index int32 [U]: the pair's hot or hashed vector in
   concat(read_hot rows, read_hashed rows); medium_index int32 [U]: its
   medium vector in read_medium, or -1.
+occurrence_index int32 [N]: each occurrence's vector in that concat, its pair's
+  first_index (the lookup reads and its gradient sums through it).
 """
 
 
@@ -150,6 +153,7 @@ def route_reference(
         read_medium,
         first_index,
         medium_index,
+        tf.gather(first_index, inverse),
     )
 
 

@@ -65,10 +65,6 @@ std::string CheckHotRows(const SketchConfig& config, const int64_t* slots) {
   return "";
 }
 
-void SerialFor(int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
-  if (n > 0) fn(0, n);
-}
-
 std::string ValidateInsert(const float* importance, const int32_t* feature_index, int64_t n,
                            int32_t tag_bits) {
   if (n >= (int64_t{1} << 31)) return "a batch must hold fewer than 2^31 ids";

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "host_device.h"  // Mix64, BucketOf, ...: also called from CUDA device code
+#include "parallel_for.h"
 
 namespace cafe {
 
@@ -186,14 +187,6 @@ std::string ValidateEntryLayout(int64_t hot_rows, int32_t tag_bits);
 // config.hot_rows, else the first that does not (the state was written with
 // other hot_rows or tag_bits). Migrate relies on it.
 std::string CheckHotRows(const SketchConfig& config, const int64_t* slots);
-
-// Runs fn(begin, end) over disjoint ranges covering [0, n), possibly in
-// parallel. The core's results never depend on how the range is split.
-using ParallelFor =
-    std::function<void(int64_t n, const std::function<void(int64_t, int64_t)>& fn)>;
-
-// Runs everything on the calling thread.
-void SerialFor(int64_t n, const std::function<void(int64_t, int64_t)>& fn);
 
 // Empty when the batch is valid, else the problem (NaN/inf/negative
 // importance, feature index outside [0, 2^tag_bits)). Checked before any state changes.

@@ -45,11 +45,11 @@ inline int Below(float x, float floor) {
 // which bounds their speed) and return false when one was below the floor; the
 // caller then starts again with a flush per operation.
 //
-// Sums run over runs: a run of consecutive occurrences of one output (one row's
-// occurrences of a feature often follow one another) is added up in registers,
-// from the sum loaded at its start, and stored at its end. These are the plain
-// loop's additions in its order, so the bits are the same; what goes is the
-// store-to-load dependency from each occurrence to the next, which made a run
+// Row sums go run by run: a run of consecutive occurrences of one segment (one
+// row's occurrences of a feature often follow one another) is added up in
+// registers, from the sum loaded at its start, and stored at its end. These are
+// the plain loop's additions in its order, so the bits are the same; what goes is
+// the store-to-load dependency from each occurrence to the next, which made a run
 // cost a store-forwarding round trip per occurrence.
 
 #if defined(__SSE2__)
@@ -59,9 +59,9 @@ inline __m128 BelowLanes(__m128 x, __m128 floor) {
   return _mm_and_ps(_mm_cmplt_ps(magnitude, floor), _mm_cmpgt_ps(magnitude, _mm_setzero_ps()));
 }
 
-// Columns [j0, j0 + 4 V) of out[segments[i]] += rows[i], run by run (above); with
-// kCheck, a mask of the values below `floor` is ORed into *below.
-template <int V, bool kCheck>
+// Columns [j0, j0 + 4 V) of out[segments[i]] += rows[i], run by run (above); a
+// mask of the values below `floor` is ORed into *below.
+template <int V>
 void AddColumnRuns(const float* rows, const int32_t* segments, int64_t n, int64_t d, int64_t j0,
                    float* out, __m128 floor, __m128* below) {
   if (n == 0) return;
@@ -80,16 +80,14 @@ void AddColumnRuns(const float* rows, const int32_t* segments, int64_t n, int64_
     for (int v = 0; v < V; ++v) {
       const __m128 x = _mm_loadu_ps(row + 4 * v);
       sum[v] = _mm_add_ps(sum[v], x);
-      if (kCheck) *below = _mm_or_ps(*below, BelowLanes(x, floor));
+      *below = _mm_or_ps(*below, BelowLanes(x, floor));
     }
   }
   for (int v = 0; v < V; ++v) _mm_storeu_ps(target + 4 * v, sum[v]);
 }
 #endif
 
-// out += each row, plain and run by run; with kCheck, false if a value is below
-// kSumFloor (without, always true: the caller checked the rows).
-template <bool kCheck>
+// out += each row, plain and run by run; false if a value is below kSumFloor.
 bool PlainSegmentRowSums(const float* __restrict rows, const int32_t* segments, int64_t n,
                          int64_t d, float* __restrict out) {
 #if defined(__SSE2__)
@@ -98,10 +96,10 @@ bool PlainSegmentRowSums(const float* __restrict rows, const int32_t* segments, 
     __m128 below = _mm_setzero_ps();
     for (int64_t j0 = 0; j0 < d; j0 += 16) {
       switch (std::min<int64_t>(4, (d - j0) / 4)) {
-        case 1: AddColumnRuns<1, kCheck>(rows, segments, n, d, j0, out, floor, &below); break;
-        case 2: AddColumnRuns<2, kCheck>(rows, segments, n, d, j0, out, floor, &below); break;
-        case 3: AddColumnRuns<3, kCheck>(rows, segments, n, d, j0, out, floor, &below); break;
-        default: AddColumnRuns<4, kCheck>(rows, segments, n, d, j0, out, floor, &below); break;
+        case 1: AddColumnRuns<1>(rows, segments, n, d, j0, out, floor, &below); break;
+        case 2: AddColumnRuns<2>(rows, segments, n, d, j0, out, floor, &below); break;
+        case 3: AddColumnRuns<3>(rows, segments, n, d, j0, out, floor, &below); break;
+        default: AddColumnRuns<4>(rows, segments, n, d, j0, out, floor, &below); break;
       }
     }
     return _mm_movemask_ps(below) == 0;
@@ -113,43 +111,11 @@ bool PlainSegmentRowSums(const float* __restrict rows, const int32_t* segments, 
     float* __restrict sum = out + static_cast<int64_t>(segments[i]) * d;
     for (int64_t j = 0; j < d; ++j) {
       sum[j] += row[j];
-      if (kCheck) below |= Below(row[j], kSumFloor);
+      below |= Below(row[j], kSumFloor);
     }
   }
   return below == 0;
 }
-
-// Per pair, the float64 sum of its occurrences' values and their count, run by
-// run (above): Add(i, value) for every occurrence in order, then Finish().
-class PairRuns {
- public:
-  PairRuns(const int32_t* pairs, double* sums, double* occurrences)
-      : pairs_(pairs), sums_(sums), occurrences_(occurrences) {}
-
-  void Add(int64_t i, float value) {
-    if (pairs_[i] != pair_) {
-      Finish();
-      pair_ = pairs_[i];
-      sum_ = sums_[pair_];
-      count_ = occurrences_[pair_];
-    }
-    sum_ += static_cast<double>(value);
-    count_ += 1.0;
-  }
-
-  void Finish() {
-    if (pair_ < 0) return;
-    sums_[pair_] = sum_;
-    occurrences_[pair_] = count_;
-  }
-
- private:
-  const int32_t* pairs_;
-  double* sums_;
-  double* occurrences_;
-  int32_t pair_ = -1;
-  double sum_ = 0.0, count_ = 0.0;
-};
 
 // RowNorm without the flushes: the same bits where no square or partial sum is
 // subnormal.
@@ -222,17 +188,16 @@ void ClearPairSums(int64_t num_pairs, double* sums, double* occurrences) {
   std::fill(occurrences, occurrences + num_pairs, 0.0);
 }
 
-// PairSums without flushes, run by run; false (the sums are meaningless) if a
-// value was below its floor.
+// PairSums without flushes; false (the sums are meaningless) if a value was below
+// its floor. Pairs change from one occurrence to the next too irregularly for runs.
 bool PlainPairSums(const float* rows, const int32_t* pairs, int64_t n, int64_t d, bool norm,
                    int64_t num_pairs, double* sums, double* occurrences) {
   ClearPairSums(num_pairs, sums, occurrences);
-  PairRuns runs(pairs, sums, occurrences);
-  const auto add = [&](int64_t i, float value) { runs.Add(i, value); };
-  const bool plain =
-      norm ? PlainRowNorms(rows, n, d, add) : PlainAbsoluteValues(rows, n, d, add);
-  runs.Finish();
-  return plain;
+  const auto add = [&](int64_t i, float value) {
+    sums[pairs[i]] += static_cast<double>(value);
+    occurrences[pairs[i]] += 1.0;
+  };
+  return norm ? PlainRowNorms(rows, n, d, add) : PlainAbsoluteValues(rows, n, d, add);
 }
 
 }  // namespace
@@ -240,7 +205,7 @@ bool PlainPairSums(const float* rows, const int32_t* pairs, int64_t n, int64_t d
 void SegmentRowSums(const float* rows, const int32_t* segments, int64_t n, int64_t d,
                     int64_t num_segments, float* out) {
   std::fill(out, out + num_segments * d, 0.0f);
-  if (PlainSegmentRowSums</*kCheck=*/true>(rows, segments, n, d, out)) return;
+  if (PlainSegmentRowSums(rows, segments, n, d, out)) return;
   std::fill(out, out + num_segments * d, 0.0f);
   for (int64_t i = 0; i < n; ++i) {
     const float* row = rows + i * d;
@@ -253,24 +218,30 @@ void PairSums(const float* rows, const int32_t* pairs, int64_t n, int64_t d, boo
               int64_t num_pairs, double* sums, double* occurrences) {
   if (PlainPairSums(rows, pairs, n, d, norm, num_pairs, sums, occurrences)) return;
   ClearPairSums(num_pairs, sums, occurrences);
-  PairRuns runs(pairs, sums, occurrences);
-  for (int64_t i = 0; i < n; ++i) runs.Add(i, OccurrenceValue(rows + i * d, d, norm));
-  runs.Finish();
+  for (int64_t i = 0; i < n; ++i) {
+    sums[pairs[i]] += static_cast<double>(OccurrenceValue(rows + i * d, d, norm));
+    occurrences[pairs[i]] += 1.0;
+  }
 }
+
+constexpr int64_t kTwoTaskRows = 16384;
 
 void ExpandGradient(const float* rows, const int32_t* segments, const int32_t* pairs, int64_t n,
                     int64_t d, int64_t num_segments, int64_t num_pairs, float* out, double* sums,
-                    double* occurrences) {
-  // Two reads of the rows, each summing run by run: faster than one pass that adds
-  // every row to its segment through memory. No value below kNormFloor means none
-  // below kSumFloor: then the plain row sums need no checks.
+                    double* occurrences, const ParallelFor& parallel_for) {
+  // The row sums and the pair sums write apart: two tasks, each a plain pass (on
+  // one thread below kTwoTaskRows, where handing a task over costs about what it saves).
+  bool plain[2] = {true, true};
   std::fill(out, out + num_segments * d, 0.0f);
-  if (PlainPairSums(rows, pairs, n, d, /*norm=*/true, num_pairs, sums, occurrences)) {
-    PlainSegmentRowSums</*kCheck=*/false>(rows, segments, n, d, out);
-    return;
-  }
-  SegmentRowSums(rows, segments, n, d, num_segments, out);
-  PairSums(rows, pairs, n, d, /*norm=*/true, num_pairs, sums, occurrences);
+  (n < kTwoTaskRows ? ParallelFor(SerialFor) : parallel_for)(2, [&](int64_t begin, int64_t end) {
+    for (int64_t task = begin; task < end; ++task) {
+      plain[task] = task == 0 ? PlainSegmentRowSums(rows, segments, n, d, out)
+                              : PlainPairSums(rows, pairs, n, d, /*norm=*/true, num_pairs, sums,
+                                              occurrences);
+    }
+  });
+  if (!plain[0]) SegmentRowSums(rows, segments, n, d, num_segments, out);
+  if (!plain[1]) PairSums(rows, pairs, n, d, /*norm=*/true, num_pairs, sums, occurrences);
 }
 
 }  // namespace cafe

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "host_device.h"  // RowNorm, OccurrenceValue: also CUDA device code
+#include "parallel_for.h"
 
 namespace cafe {
 
@@ -64,13 +65,13 @@ inline CAFE_HOST_DEVICE float OccurrenceValue(const float* row, int64_t d, bool 
 void PairSums(const float* rows, const int32_t* pairs, int64_t n, int64_t d, bool norm,
               int64_t num_pairs, double* sums, double* occurrences);
 
-// The gradient of the expand with gradient-norm importance, in one read of the
-// rows: SegmentRowSums(rows, segments, n, d, num_segments, out) and
+// The gradient of the expand with gradient-norm importance:
+// SegmentRowSums(rows, segments, n, d, num_segments, out) and
 // PairSums(rows, pairs, n, d, /*norm=*/true, num_pairs, sums, occurrences), the
-// same bits.
+// same bits, as two tasks of `parallel_for` (each pass reads the rows once).
 void ExpandGradient(const float* rows, const int32_t* segments, const int32_t* pairs, int64_t n,
                     int64_t d, int64_t num_segments, int64_t num_pairs, float* out, double* sums,
-                    double* occurrences);
+                    double* occurrences, const ParallelFor& parallel_for);
 
 }  // namespace cafe
 

@@ -165,6 +165,8 @@ void Route(const SketchConfig& config, const ConstSketchState& state, const Rout
   }
   r.read_medium = DistinctRows(r.medium_row, [&](int64_t u) { return r.medium_row[u] >= 0; },
                                0, &r.medium_index);
+  r.occurrence_index.resize(n);
+  for (int64_t i = 0; i < n; ++i) r.occurrence_index[i] = r.first_index[inverse[i]];
 }
 
 }  // namespace cafe

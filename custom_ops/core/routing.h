@@ -55,8 +55,9 @@ struct RouteTables {
   std::string Validate() const;
 };
 
-// Everything of a route but the inverse index (which the caller owns), for U
-// distinct pairs; see cafe_tf/layers/routing.py `Route` for each field.
+// Everything of a route but the inverse index (which the caller owns), for n
+// occurrences of U distinct pairs; see cafe_tf/layers/routing.py `Route` for
+// each field.
 struct RouteResult {
   std::vector<int64_t> keys;
   std::vector<int32_t> feature_index;
@@ -65,6 +66,8 @@ struct RouteResult {
   std::vector<int32_t> read_hot;
   std::vector<int64_t> read_hashed, read_medium;
   std::vector<int32_t> first_index, medium_index;
+  // [n] per occurrence (not per pair): its pair's first_index.
+  std::vector<int32_t> occurrence_index;
 };
 
 // Empty when every feature index is in [0, num_features) and n < 2^31, else the problem.

@@ -376,10 +376,12 @@ class CafeRouteGpuOp : public OpKernel {
     // Every output has at most n entries: the launcher writes temporaries of n,
     // and the outputs are sized from its counts (a synchronising read).
     Tensor* inverse = nullptr;
+    Tensor* occurrence_index = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(2, ids.shape(), &inverse));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(12, ids.shape(), &occurrence_index));
     Tensor temps[kRouteOutputs];
     for (int k = 0; k < kRouteOutputs; ++k) {
-      if (k == 2) continue;
+      if (k == 2 || k == 12) continue;
       OP_REQUIRES_OK(ctx, ctx->allocate_temp(kRouteDtypes[k], TensorShape({n}), &temps[k]));
     }
     Tensor counts;
@@ -397,6 +399,7 @@ class CafeRouteGpuOp : public OpKernel {
     out.read_medium = DevicePtr<int64_t>(temps[9]);
     out.first_index = DevicePtr<int32_t>(temps[10]);
     out.medium_index = DevicePtr<int32_t>(temps[11]);
+    out.occurrence_index = occurrence_index->flat<int32_t>().data();
     out.counts = DevicePtr<int64_t>(counts);
     cudaError_t err = cudaSuccess;
     const size_t bytes = cafe::cuda::RouteWorkspaceBytes(n, &err);
@@ -432,9 +435,9 @@ class CafeRouteGpuOp : public OpKernel {
     const int64_t sizes[kRouteOutputs] = {
         host_counts[0], host_counts[0], n,              host_counts[0],
         host_counts[0], host_counts[0], host_counts[0], host_counts[1],
-        host_counts[2], host_counts[3], host_counts[0], host_counts[0]};
+        host_counts[2], host_counts[3], host_counts[0], host_counts[0], n};
     for (int k = 0; k < kRouteOutputs; ++k) {
-      if (k == 2) continue;
+      if (k == 2 || k == 12) continue;
       Tensor* output = nullptr;
       OP_REQUIRES_OK(ctx, ctx->allocate_output(k, TensorShape({sizes[k]}), &output));
       OP_REQUIRES_OK(ctx, CudaStatus(cafe::cuda::CopyDeviceToDeviceAsync(
@@ -446,10 +449,10 @@ class CafeRouteGpuOp : public OpKernel {
 
  private:
   // CafeRoute's outputs (../tf/routing_ops.cc), in order.
-  static constexpr int kRouteOutputs = 12;
+  static constexpr int kRouteOutputs = 13;
   static constexpr DataType kRouteDtypes[kRouteOutputs] = {
-      DT_INT64, DT_INT32, DT_INT32, DT_INT32, DT_INT32, DT_INT64,
-      DT_INT64, DT_INT32, DT_INT64, DT_INT64, DT_INT32, DT_INT32};
+      DT_INT64, DT_INT32, DT_INT32, DT_INT32, DT_INT32, DT_INT64, DT_INT64,
+      DT_INT32, DT_INT64, DT_INT64, DT_INT32, DT_INT32, DT_INT32};
 
   RouteAttrs attrs_;
   std::vector<int64_t> host_tables_;

@@ -5,6 +5,7 @@
 
 #include "../core/occurrences.h"
 #include "occurrence_op_inputs.h"
+#include "thread_pool_for.h"
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/shape_inference.h"
@@ -155,8 +156,9 @@ REGISTER_OP("CafeExpandGradient")
     })
     .Doc(R"doc(
 CafeSegmentRowSums(rows, segment_ids, num_segments) and
-CafePairImportance(rows, pairs, num_pairs, norm=True) in one read of the rows,
-bit for bit: the gradient of a lookup's expand and its occurrences' importance.
+CafePairImportance(rows, pairs, num_pairs, norm=True) in one op (two tasks on
+the CPU's thread pool), bit for bit: the gradient of a lookup's expand and its
+occurrences' importance.
 )doc");
 
 class CafeExpandGradientOp : public OpKernel {
@@ -177,7 +179,8 @@ class CafeExpandGradientOp : public OpKernel {
     cafe::ExpandGradient(rows.flat<float>().data(), ctx->input(1).flat<int32_t>().data(),
                          ctx->input(3).flat<int32_t>().data(), rows.dim_size(0), d, num_segments,
                          num_pairs, sums->flat<float>().data(), pair_sums->flat<double>().data(),
-                         occurrences->flat<double>().data());
+                         occurrences->flat<double>().data(),
+                         cafe_ops::MakeParallelFor(ctx, cafe_ops::ThreadsFor(ctx, 0), 1));
   }
 };
 REGISTER_KERNEL_BUILDER(Name("CafeExpandGradient").Device(DEVICE_CPU), CafeExpandGradientOp);

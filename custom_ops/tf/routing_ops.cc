@@ -32,6 +32,7 @@ REGISTER_OP("CafeRoute")
     .Output("read_medium: int64")
     .Output("first_index: int32")
     .Output("medium_index: int32")
+    .Output("occurrence_index: int32")
     .Attr("hashed_offsets: list(int)")
     .Attr("hashed_sizes: list(int)")
     .Attr("medium_offsets: list(int) = []")
@@ -47,6 +48,7 @@ REGISTER_OP("CafeRoute")
       TF_RETURN_IF_ERROR(c->Merge(ids, c->input(3), &ids));
       for (int i = 0; i < c->num_outputs(); ++i) c->set_output(i, c->Vector(c->UnknownDim()));
       c->set_output(2, ids);
+      c->set_output(12, ids);
       return OkStatus();
     })
     .Doc(R"doc(
@@ -54,7 +56,8 @@ Routes a CAFE lookup (cafe_tf/layers/routing.py `Route`): the distinct
 (id, feature index) pairs in order of first occurrence, the inverse index, per
 pair its hot row and level from the sketch (read-only) or its row in the packed
 hashed (and medium) tables (a function of the id's 32-bit fingerprint and its
-feature index), and each table's distinct rows read.
+feature index), each table's distinct rows read, and per occurrence its pair's
+first_index.
 )doc");
 
 template <typename T>
@@ -106,6 +109,7 @@ class CafeRouteOp : public OpKernel {
     OP_REQUIRES_OK(ctx, Output(ctx, 9, r.read_medium));
     OP_REQUIRES_OK(ctx, Output(ctx, 10, r.first_index));
     OP_REQUIRES_OK(ctx, Output(ctx, 11, r.medium_index));
+    OP_REQUIRES_OK(ctx, Output(ctx, 12, r.occurrence_index));
   }
 
  private:

@@ -181,7 +181,7 @@ def test_expand_gradient_is_the_dense_row_sum():
     for fused in (True, False):
         with tf.GradientTape() as tape:
             tape.watch(rows)
-            out = occurrences.expand(rows, pair_rows, pairs, fused)
+            out = occurrences.expand(rows, index, fused)
             loss = tf.reduce_sum(out * dy)
         np.testing.assert_array_equal(out.numpy(), tf.gather(rows, index).numpy())
         grad = tape.gradient(loss, rows)
@@ -203,7 +203,9 @@ def test_expand_hands_its_backward_pass_the_pairs_gradient_norm_importance(fused
     seen = []
     with tf.GradientTape() as tape:
         tape.watch(rows)
-        out = occurrences.expand(rows, pair_rows, pairs, fused, lambda *a: seen.append(a))
+        out = occurrences.expand(
+            rows, tf.gather(pair_rows, pairs), fused, lambda *a: seen.append(a), pairs, 4
+        )
         loss = tf.reduce_sum(out * dy)
     grad = tape.gradient(loss, rows)
     expected = np.zeros((6, 4), np.float32)
@@ -215,18 +217,24 @@ def test_expand_hands_its_backward_pass_the_pairs_gradient_norm_importance(fused
     np.testing.assert_array_equal(norm_sums.numpy(), reference[0].numpy())
 
 
+def test_expand_refuses_importance_without_the_pairs():
+    with pytest.raises(ValueError, match="on_importance needs the occurrences' pairs"):
+        occurrences.expand(tf.zeros([2, 4]), tf.constant([0, 1]), False, lambda *a: None)
+
+
+@pytest.mark.parametrize("n", [400, 20000])  # 20000: ExpandGradient's two tasks
 @pytest.mark.parametrize("layout", ["random", "runs"])
 @pytest.mark.parametrize("exponent", [-135, -126, -110, -102, -101, -70, -51, -50, -40])
-def test_tiny_rows_are_flushed_as_tensorflow_flushes_them(exponent, layout):
+def test_tiny_rows_are_flushed_as_tensorflow_flushes_them(exponent, layout, n):
     """Rows at magnitudes around and below the ones the ops sum without a flush per
     operation (2^-102 for sums, 2^-50 for norms), with cancellations: the same bits as
     TF's own kernels, which flush subnormals."""
     rng = np.random.default_rng(-exponent)
     base = np.float32(2.0**exponent)
-    rows = (rng.integers(-9, 10, (400, 4)) * base).astype(np.float32)
-    rows[1::2] = -rows[::2] + (rng.integers(-2, 3, (200, 4)) * base * np.float32(2.0**-20))
+    rows = (rng.integers(-9, 10, (n, 4)) * base).astype(np.float32)
+    rows[1::2] = -rows[::2] + (rng.integers(-2, 3, (n // 2, 4)) * base * np.float32(2.0**-20))
     rows[::7] *= np.float32(2.0**30)  # some large values among the tiny ones
-    ids = _segments(rng, 400, 50, None if layout == "random" else "runs")
+    ids = _segments(rng, n, 50, None if layout == "random" else "runs")
     got = occurrences.segment_row_sums(rows, ids, 50, fused=True)
     expected = occurrences.segment_row_sums(rows, ids, 50, fused=False)
     np.testing.assert_array_equal(got.numpy(), expected.numpy())

@@ -82,6 +82,9 @@ def _check_route_meaning(route, keys, feature_index):
     first = reads[route.first_index.numpy()]
     np.testing.assert_array_equal(first[hot >= 0], hot[hot >= 0])
     np.testing.assert_array_equal(first[hot < 0], route.hashed_row.numpy()[hot < 0])
+    np.testing.assert_array_equal(
+        route.occurrence_index.numpy(), route.first_index.numpy()[inverse]
+    )
 
 
 @pytest.mark.parametrize(

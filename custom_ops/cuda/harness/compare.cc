@@ -186,6 +186,8 @@ bool CompareLookup(int step, uint64_t seed, const std::vector<int64_t>& ids,
   ok = CompareArray("route read_medium", ra.read_medium, rb.read_medium, diffs, 5) && ok;
   ok = CompareArray("route first_index", ra.first_index, rb.first_index, diffs, 5) && ok;
   ok = CompareArray("route medium_index", ra.medium_index, rb.medium_index, diffs, 5) && ok;
+  ok = CompareArray("route occurrence_index", ra.occurrence_index, rb.occurrence_index, diffs, 5) &&
+       ok;
   if (!ok) return false;
 
   // The gradient rows of the occurrences, summed per distinct pair.

@@ -97,7 +97,7 @@ cuda::DeviceRouteOutput RouteOutputs(DeviceBuffer* buffers, DeviceBuffer& counts
           buffers[3].As<int32_t>(n),  buffers[4].As<int32_t>(n),  buffers[5].As<int64_t>(n),
           buffers[6].As<int64_t>(n),  buffers[7].As<int32_t>(n),  buffers[8].As<int64_t>(n),
           buffers[9].As<int64_t>(n),  buffers[10].As<int32_t>(n), buffers[11].As<int32_t>(n),
-          counts.As<int64_t>(5)};
+          buffers[12].As<int32_t>(n), counts.As<int64_t>(5)};
 }
 
 class GpuBackend : public Backend {
@@ -262,6 +262,7 @@ class GpuBackend : public Backend {
     Download(&result->read_medium, out.read_medium, static_cast<size_t>(counts[3]), stream_);
     Download(&result->first_index, out.first_index, u, stream_);
     Download(&result->medium_index, out.medium_index, u, stream_);
+    Download(&result->occurrence_index, out.occurrence_index, un, stream_);
     CHECK_CUDA(cudaStreamSynchronize(stream_));
   }
 
@@ -319,7 +320,7 @@ class GpuBackend : public Backend {
   DeviceBuffer slots_, scores_, mass_, batches_;
   DeviceBuffer in_keys_, in_importance_, in_feature_index_, status_, workspace_;
   DeviceBuffer out_rows_, out_levels_, counts_, dkeys_, dtags_, drows_, pkeys_, ptags_, prows_;
-  DeviceBuffer tables_[4], route_[12], counts64_;
+  DeviceBuffer tables_[4], route_[13], counts64_;
   DeviceBuffer in_rows_, in_segments_, out_sums_, out_pair_sums_, out_pair_counts_;
   int64_t batch_n_ = 0;
 };
@@ -421,7 +422,7 @@ void Benchmark(int64_t n, int iters) {
   const cuda::DeviceRouteTables dtables{t_offsets.As<int64_t>(32), t_sizes.As<int64_t>(32),
                                         nullptr, nullptr, 32, tables.hashed_seed,
                                         tables.medium_seed};
-  DeviceBuffer ro[12];
+  DeviceBuffer ro[13];
   const cuda::DeviceRouteOutput out = RouteOutputs(ro, counts, static_cast<size_t>(n));
   cudaError_t err = cudaSuccess;
   const size_t route_bytes = cuda::RouteWorkspaceBytes(n, &err);

@@ -12,6 +12,7 @@ namespace {
 using cafe::cuda::detail::ClaimBody;
 using cafe::cuda::detail::FirstFlagBody;
 using cafe::cuda::detail::FirstIndexBody;
+using cafe::cuda::detail::OccurrenceIndexBody;
 using cafe::cuda::detail::PairTableSlots;
 using cafe::cuda::detail::QueryBody;
 using cafe::cuda::detail::RowsBody;
@@ -98,6 +99,10 @@ RouteResult EmulateRoute(const SketchConfig& config, const ConstSketchState& s,
                &r.read_medium, nullptr);
   for (auto* v : {&r.first_index, &r.medium_index}) v->resize(u);
   for (auto* v : {&r.hashed_row, &r.medium_row}) v->resize(u);
+  r.occurrence_index.assign(n, 0);
+  for (int64_t i = 0; i < n; ++i) {
+    OccurrenceIndexBody(i, inverse->data(), r.first_index.data(), r.occurrence_index.data());
+  }
   return r;
 }
 

@@ -120,7 +120,9 @@ int main() {
                 Same("read_hashed", got.read_hashed, expected.read_hashed, scenario) &
                 Same("read_medium", got.read_medium, expected.read_medium, scenario) &
                 Same("first_index", got.first_index, expected.first_index, scenario) &
-                Same("medium_index", got.medium_index, expected.medium_index, scenario);
+                Same("medium_index", got.medium_index, expected.medium_index, scenario) &
+                Same("occurrence_index", got.occurrence_index, expected.occurrence_index,
+                     scenario);
             failures += !ok;
             ++scenarios;
           }

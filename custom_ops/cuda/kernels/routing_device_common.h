@@ -98,6 +98,12 @@ CAFE_HD void FirstIndexBody(int64_t u, const int32_t* hot_index, const int32_t* 
   first_index[u] = hot_index[u] >= 0 ? hot_index[u] : hashed_index[u];
 }
 
+// Occurrence i's first_index: that of its pair.
+CAFE_HD void OccurrenceIndexBody(int64_t i, const int32_t* inverse, const int32_t* first_index,
+                                 int32_t* occurrence_index) {
+  occurrence_index[i] = first_index[inverse[i]];
+}
+
 // Entry i of feature_index is out of [0, num_features): its index, else n.
 CAFE_HD int64_t BadFeatureIndexBody(int64_t i, const int32_t* feature_index, int32_t num_features,
                                     int64_t n) {

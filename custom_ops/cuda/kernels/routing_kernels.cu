@@ -139,6 +139,11 @@ __global__ void FirstIndexKernel(const int64_t* count, const int32_t* hot_index,
   CAFE_GRID_LOOP(u, *count) { FirstIndexBody(u, hot_index, hashed_index, first_index); }
 }
 
+__global__ void OccurrenceIndexKernel(int64_t n, const int32_t* inverse,
+                                      const int32_t* first_index, int32_t* occurrence_index) {
+  CAFE_GRID_LOOP(i, n) { OccurrenceIndexBody(i, inverse, first_index, occurrence_index); }
+}
+
 // One "distinct values" pass over a[0, n) (see the file comment).
 template <typename T>
 cudaError_t DistinctPass(const int64_t* a, const int32_t* b, int64_t n, const int64_t* limit,
@@ -212,6 +217,8 @@ cudaError_t LaunchRoute(int64_t num_buckets, int32_t slots_per_bucket, int32_t t
                                                   nullptr, out.counts + 2, stream));
   FirstIndexKernel<<<GridFor(n), kThreads, 0, stream>>>(u_count, out.first_index, w.index,
                                                         out.first_index);
+  OccurrenceIndexKernel<<<GridFor(n), kThreads, 0, stream>>>(n, out.inverse, out.first_index,
+                                                             out.occurrence_index);
   CAFE_CUDA_RETURN_IF_ERROR(DistinctPass<int64_t>(out.medium_row, nullptr, n, u_count, true,
                                                   nullptr, w, out.medium_index, out.read_medium,
                                                   nullptr, out.counts + 3, stream));

@@ -29,7 +29,7 @@ struct DeviceRouteTables {
 // entries are written: counts = {U, hot rows read, hashed rows read, medium
 // rows read}; counts[4] = n when every feature index is in [0, num_features), else
 // the first bad index (then nothing else is meaningful). Names as in
-// cafe::RouteResult; `inverse` has n entries.
+// cafe::RouteResult; `inverse` and `occurrence_index` have n entries.
 struct DeviceRouteOutput {
   int64_t* keys;
   int32_t* feature_index;
@@ -43,6 +43,7 @@ struct DeviceRouteOutput {
   int64_t* read_medium;
   int32_t* first_index;
   int32_t* medium_index;
+  int32_t* occurrence_index;
   int64_t* counts;  // [5]
 };
 
