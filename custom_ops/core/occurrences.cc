@@ -11,13 +11,6 @@
 
 namespace cafe {
 
-int64_t FirstInvalidSegment(const int32_t* segments, int64_t n, int64_t num_segments) {
-  for (int64_t i = 0; i < n; ++i) {
-    if (segments[i] < 0 || segments[i] >= num_segments) return i;
-  }
-  return n;
-}
-
 std::string InvalidSegment(int32_t value, int64_t index, int64_t num_segments) {
   std::ostringstream err;
   err << "segment ids must be in [0, " << num_segments << "), got " << value << " at index "

@@ -13,12 +13,10 @@
 #include <string>
 
 #include "host_device.h"  // RowNorm, OccurrenceValue: also CUDA device code
+#include "id_range.h"     // FirstOutOfRange: checks the ids first
 #include "parallel_for.h"
 
 namespace cafe {
-
-// The first i < n whose segments[i] is outside [0, num_segments), else n.
-int64_t FirstInvalidSegment(const int32_t* segments, int64_t n, int64_t num_segments);
 
 // The error for segment id `value` at `index`, outside [0, num_segments).
 std::string InvalidSegment(int32_t value, int64_t index, int64_t num_segments);

@@ -33,7 +33,7 @@ Status IdInputsShape(InferenceContext* c, int ids_input, int count_input, ShapeH
 // Checks on the host that every id of `ids` is in [0, count); `what` starts the error.
 Status CheckIdValues(const Tensor& ids, int64_t count, const std::string& what) {
   const int32_t* values = ids.flat<int32_t>().data();
-  const int64_t bad = cafe::FirstInvalidSegment(values, ids.NumElements(), count);
+  const int64_t bad = cafe::FirstOutOfRange(values, ids.NumElements(), count);
   if (bad < ids.NumElements()) {
     return errors::InvalidArgument(what, ": ", cafe::InvalidSegment(values[bad], bad, count));
   }

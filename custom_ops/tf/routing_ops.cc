@@ -5,6 +5,7 @@
 
 #include "../core/routing.h"
 #include "routing_op_inputs.h"
+#include "thread_pool_for.h"
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/shape_inference.h"
@@ -94,10 +95,9 @@ class CafeRouteOp : public OpKernel {
     config.tag_bits = attrs_.tag_bits;
     config.medium_threshold = attrs_.medium_threshold;
     cafe::RouteResult r;
-    // The distinct pairs are few and cheap to look up: one thread.
     cafe::Route(config, cafe_ops::QueryStateOf(slots, scores), attrs_.tables,
                 ids.flat<int64_t>().data(), feature_data, n, inverse->flat<int32_t>().data(), &r,
-                cafe::SerialFor);
+                cafe_ops::MakeParallelFor(ctx, cafe_ops::ThreadsFor(ctx, 0), 1));
     OP_REQUIRES_OK(ctx, Output(ctx, 0, r.keys));
     OP_REQUIRES_OK(ctx, Output(ctx, 1, r.feature_index));
     OP_REQUIRES_OK(ctx, Output(ctx, 3, r.hot_row));

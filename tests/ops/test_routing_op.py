@@ -120,6 +120,22 @@ def test_route_op_equals_reference_fuzz(num_features, multi_level):
     assert levels_seen == ({0, 1, 2} if multi_level else {0, 2})
 
 
+@pytest.mark.parametrize("multi_level", [False, True])
+def test_route_op_equals_reference_with_many_distinct_pairs(multi_level):
+    """Thousands of distinct pairs: the op queries the sketch on TF's thread pool."""
+    rng = np.random.default_rng(11 + multi_level)
+    sketch, pool = _sketch(rng, multi_level)
+    tables = _tables(rng, 26, multi_level)
+    keys = np.concatenate([pool, rng.integers(-(2**63), 2**63 - 1, 30000, dtype=np.int64)])
+    keys = rng.permutation(np.concatenate([keys, keys[:5000]]))
+    feature_index = rng.integers(0, 26, len(keys)).astype(np.int32)
+    route = _assert_routes_equal(
+        sketch, tf.constant(keys, tf.int64), tf.constant(feature_index), tables
+    )
+    _check_route_meaning(route, keys, feature_index)
+    assert route.keys.shape[0] > 30000 and (route.hot_row.numpy() >= 0).any()
+
+
 def test_route_op_rejects_bad_input():
     sketch, _ = _sketch(np.random.default_rng(0), False)
     tables = ([0, 10], [10, 10], (), ())

@@ -111,7 +111,7 @@ class CoreBackend : public Backend {
   int64_t SegmentRowSums(const std::vector<float>& rows, const std::vector<int32_t>& segments,
                          int64_t d, int64_t num_segments, std::vector<float>* out) override {
     const int64_t n = static_cast<int64_t>(segments.size());
-    const int64_t status = FirstInvalidSegment(segments.data(), n, num_segments);
+    const int64_t status = FirstOutOfRange(segments.data(), n, num_segments);
     out->assign(num_segments * d, 0.f);
     if (status == n) {
       cafe::SegmentRowSums(rows.data(), segments.data(), n, d, num_segments, out->data());
@@ -122,7 +122,7 @@ class CoreBackend : public Backend {
                          int64_t d, bool norm, int64_t num_pairs, std::vector<double>* sums,
                          std::vector<double>* occurrences) override {
     const int64_t n = static_cast<int64_t>(pairs.size());
-    const int64_t status = FirstInvalidSegment(pairs.data(), n, num_pairs);
+    const int64_t status = FirstOutOfRange(pairs.data(), n, num_pairs);
     sums->assign(num_pairs, 0.0);
     occurrences->assign(num_pairs, 0.0);
     if (status == n) {

@@ -106,7 +106,7 @@ int main() {
                                        (specials ? " specials" : tiny ? " tiny" : "");
           const std::vector<float> rows = Rows(rng, n * d, specials, tiny);
           const std::vector<float> column = Rows(rng, n, specials, tiny);
-          const int64_t valid = cafe::FirstInvalidSegment(segments.data(), n, num_segments);
+          const int64_t valid = cafe::FirstOutOfRange(segments.data(), n, num_segments);
           bool ok = true;
           std::vector<float> sums;
           const int64_t status = EmulateSegmentRowSums(rows, segments, d, num_segments, &sums);
