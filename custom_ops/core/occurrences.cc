@@ -59,6 +59,7 @@ void AddColumnRuns(const float* rows, const int32_t* segments, int64_t n, int64_
                    float* out, __m128 floor, __m128* below) {
   if (n == 0) return;
   __m128 sum[V];
+  __m128 small = _mm_setzero_ps();  // a local: *below may alias the sums (__m128 may alias)
   int32_t segment = segments[0];
   float* target = out + static_cast<int64_t>(segment) * d + j0;
   for (int v = 0; v < V; ++v) sum[v] = _mm_loadu_ps(target + 4 * v);
@@ -73,10 +74,11 @@ void AddColumnRuns(const float* rows, const int32_t* segments, int64_t n, int64_
     for (int v = 0; v < V; ++v) {
       const __m128 x = _mm_loadu_ps(row + 4 * v);
       sum[v] = _mm_add_ps(sum[v], x);
-      *below = _mm_or_ps(*below, BelowLanes(x, floor));
+      small = _mm_or_ps(small, BelowLanes(x, floor));
     }
   }
   for (int v = 0; v < V; ++v) _mm_storeu_ps(target + 4 * v, sum[v]);
+  *below = _mm_or_ps(*below, small);
 }
 #endif
 
