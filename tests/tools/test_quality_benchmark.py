@@ -143,3 +143,28 @@ def test_resume_redo_and_merged_table(quality, tmp_path, monkeypatch):
         _args(tmp_path, *grid, "--load", str(tmp_path / "cells" / "kdd12_seed0.jsonl"), str(other))
     )
     assert "full: AUC 0.1000)" in merged
+
+
+def test_margin_table_pairs_the_seeds_of_the_better_kinds(quality):
+    def cell(kind, ratio, seed, auc):
+        return dict(shape="kdd12", model="dlrm", kind=kind, ratio=float(ratio), seed=seed, auc=auc)
+
+    cells = [
+        # 10x: cafe_ml beats cafe by mean; offline beats adaembed by mean.
+        *(cell("cafe", 10, s, a) for s, a in enumerate([0.70, 0.70])),
+        *(cell("cafe_ml", 10, s, a) for s, a in enumerate([0.72, 0.695])),
+        *(cell("offline", 10, s, a) for s, a in enumerate([0.71, 0.70])),
+        *(cell("adaembed", 10, s, a) for s, a in enumerate([0.60, 0.60])),
+        # 100x: no rival fits the budget.
+        *(cell("cafe", 100, s, 0.65) for s in range(2)),
+        *(cell(kind, 100, s, None) for kind in ("offline", "adaembed") for s in range(2)),
+    ]
+    args = types.SimpleNamespace(datasets=["kdd12"], models=["dlrm"], ratios=[10.0, 100.0])
+    table = quality.margin_table(cells, args)
+    # cafe_ml - offline per seed: +0.01 and -0.005.
+    assert "| kdd12, DLRM | 10x | cafe_ml | offline | +0.0025 | -0.0050 to +0.0100 | 1 of 2 |" in (
+        table
+    )
+    assert "| kdd12, DLRM | 100x | cafe | none fits | | | |" in table
+    no_cafe = [c for c in cells if not c["kind"].startswith("cafe")]
+    assert quality.margin_table(no_cafe, args) == ""
