@@ -114,8 +114,7 @@ def expand(
 
     With `on_importance`, the backward pass also calls `on_importance(norm sums,
     occurrences)` with the gradient-norm importance of each distinct pair, given the
-    occurrences' `pairs` [N] and `num_pairs` (`expand_gradient`: the gradient is read
-    once for both)."""
+    occurrences' `pairs` [N] and `num_pairs` (`expand_gradient`: one op for both sums)."""
     if on_importance is not None and (pairs is None or num_pairs is None):
         raise ValueError("expand: on_importance needs the occurrences' pairs and num_pairs")
 

@@ -195,12 +195,9 @@ bool PlainPairSums(const float* rows, const int32_t* pairs, int64_t n, int64_t d
   return norm ? PlainRowNorms(rows, n, d, add) : PlainAbsoluteValues(rows, n, d, add);
 }
 
-}  // namespace
-
-void SegmentRowSums(const float* rows, const int32_t* segments, int64_t n, int64_t d,
-                    int64_t num_segments, float* out) {
-  std::fill(out, out + num_segments * d, 0.0f);
-  if (PlainSegmentRowSums(rows, segments, n, d, out)) return;
+// The sums with a flush per operation, from zero: for rows that failed the plain pass.
+void FlushedSegmentRowSums(const float* rows, const int32_t* segments, int64_t n, int64_t d,
+                           int64_t num_segments, float* out) {
   std::fill(out, out + num_segments * d, 0.0f);
   for (int64_t i = 0; i < n; ++i) {
     const float* row = rows + i * d;
@@ -209,9 +206,8 @@ void SegmentRowSums(const float* rows, const int32_t* segments, int64_t n, int64
   }
 }
 
-void PairSums(const float* rows, const int32_t* pairs, int64_t n, int64_t d, bool norm,
-              int64_t num_pairs, double* sums, double* occurrences) {
-  if (PlainPairSums(rows, pairs, n, d, norm, num_pairs, sums, occurrences)) return;
+void FlushedPairSums(const float* rows, const int32_t* pairs, int64_t n, int64_t d, bool norm,
+                     int64_t num_pairs, double* sums, double* occurrences) {
   ClearPairSums(num_pairs, sums, occurrences);
   for (int64_t i = 0; i < n; ++i) {
     sums[pairs[i]] += static_cast<double>(OccurrenceValue(rows + i * d, d, norm));
@@ -219,24 +215,41 @@ void PairSums(const float* rows, const int32_t* pairs, int64_t n, int64_t d, boo
   }
 }
 
+// ExpandGradient runs its two passes on one thread below this many occurrences, where
+// handing a task to another thread costs about what it saves.
 constexpr int64_t kTwoTaskRows = 16384;
+
+}  // namespace
+
+void SegmentRowSums(const float* rows, const int32_t* segments, int64_t n, int64_t d,
+                    int64_t num_segments, float* out) {
+  std::fill(out, out + num_segments * d, 0.0f);
+  if (!PlainSegmentRowSums(rows, segments, n, d, out)) {
+    FlushedSegmentRowSums(rows, segments, n, d, num_segments, out);
+  }
+}
+
+void PairSums(const float* rows, const int32_t* pairs, int64_t n, int64_t d, bool norm,
+              int64_t num_pairs, double* sums, double* occurrences) {
+  if (!PlainPairSums(rows, pairs, n, d, norm, num_pairs, sums, occurrences)) {
+    FlushedPairSums(rows, pairs, n, d, norm, num_pairs, sums, occurrences);
+  }
+}
 
 void ExpandGradient(const float* rows, const int32_t* segments, const int32_t* pairs, int64_t n,
                     int64_t d, int64_t num_segments, int64_t num_pairs, float* out, double* sums,
                     double* occurrences, const ParallelFor& parallel_for) {
-  // The row sums and the pair sums write apart: two tasks, each a plain pass (on
-  // one thread below kTwoTaskRows, where handing a task over costs about what it saves).
-  bool plain[2] = {true, true};
-  std::fill(out, out + num_segments * d, 0.0f);
+  // The row sums and the pair sums write apart: two tasks, each SegmentRowSums or
+  // PairSums (norms) as above.
   (n < kTwoTaskRows ? ParallelFor(SerialFor) : parallel_for)(2, [&](int64_t begin, int64_t end) {
     for (int64_t task = begin; task < end; ++task) {
-      plain[task] = task == 0 ? PlainSegmentRowSums(rows, segments, n, d, out)
-                              : PlainPairSums(rows, pairs, n, d, /*norm=*/true, num_pairs, sums,
-                                              occurrences);
+      if (task == 0) {
+        SegmentRowSums(rows, segments, n, d, num_segments, out);
+      } else {
+        PairSums(rows, pairs, n, d, /*norm=*/true, num_pairs, sums, occurrences);
+      }
     }
   });
-  if (!plain[0]) SegmentRowSums(rows, segments, n, d, num_segments, out);
-  if (!plain[1]) PairSums(rows, pairs, n, d, /*norm=*/true, num_pairs, sums, occurrences);
 }
 
 }  // namespace cafe

@@ -13,7 +13,6 @@
 #include <string>
 
 #include "host_device.h"  // RowNorm, OccurrenceValue: also CUDA device code
-#include "id_range.h"     // FirstOutOfRange: checks the ids first
 #include "parallel_for.h"
 
 namespace cafe {

@@ -119,10 +119,6 @@ std::vector<int64_t> DistinctPairs(const int64_t* a, const int32_t* b, int64_t n
   return first;
 }
 
-// Route queries the sketch on parallel_for from this many distinct pairs (a lookup
-// costs tens of ns, handing a part to another thread tens of microseconds).
-constexpr int64_t kParallelQueryKeys = 4096;
-
 void Route(const SketchConfig& config, const ConstSketchState& state, const RouteTables& tables,
            const int64_t* keys, const int32_t* feature_index, int64_t n, int32_t* inverse,
            RouteResult* result, const ParallelFor& parallel_for) {
@@ -137,8 +133,7 @@ void Route(const SketchConfig& config, const ConstSketchState& state, const Rout
   }
   r.hot_row.resize(u_count);
   r.level.resize(u_count);
-  Query(config, state, r.keys.data(), u_count, r.hot_row.data(), r.level.data(),
-        u_count < kParallelQueryKeys ? ParallelFor(SerialFor) : parallel_for);
+  Query(config, state, r.keys.data(), u_count, r.hot_row.data(), r.level.data(), parallel_for);
 
   const bool multi_level = !tables.medium_sizes.empty();
   const uint64_t hashed_salt = TableSalt(tables.hashed_seed);

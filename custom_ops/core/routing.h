@@ -86,8 +86,8 @@ std::vector<int64_t> DistinctPairs(const int64_t* a, const int32_t* b, int64_t n
 // The route of keys[n] of features feature_index[n] (validated) in the sketch
 // `state` (read-only; `config` gives W, c, tag_bits and the medium
 // threshold). A non-hot key's rows are FingerprintRow of its fingerprint.
-// `inverse` has room for n entries. The sketch query of many distinct pairs
-// runs on `parallel_for`; the result does not depend on it.
+// `inverse` has room for n entries. The sketch query of the distinct pairs runs
+// on `parallel_for`; the result does not depend on it.
 void Route(const SketchConfig& config, const ConstSketchState& state, const RouteTables& tables,
            const int64_t* keys, const int32_t* feature_index, int64_t n, int32_t* inverse,
            RouteResult* result, const ParallelFor& parallel_for);

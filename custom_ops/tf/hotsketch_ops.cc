@@ -192,10 +192,6 @@ Looks ids up in a HotSketch: hot row (or -1) and level (0 cold, 1 medium,
 values of the sketch's variables; tag_bits is the sketch's.
 )doc");
 
-// A lookup costs a few ns and waking a pool thread tens of microseconds: each
-// part gets at least this many ids (queries under twice this run on the caller).
-constexpr int64_t kQueryIdsPerPart = 16384;
-
 class CafeSketchQueryOp : public OpKernel {
  public:
   explicit CafeSketchQueryOp(OpKernelConstruction* ctx) : OpKernel(ctx) {

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <string>
 
+#include "../core/id_range.h"
 #include "../core/occurrences.h"
 #include "occurrence_op_inputs.h"
 #include "thread_pool_for.h"

@@ -97,7 +97,8 @@ class CafeRouteOp : public OpKernel {
     cafe::RouteResult r;
     cafe::Route(config, cafe_ops::QueryStateOf(slots, scores), attrs_.tables,
                 ids.flat<int64_t>().data(), feature_data, n, inverse->flat<int32_t>().data(), &r,
-                cafe_ops::MakeParallelFor(ctx, cafe_ops::ThreadsFor(ctx, 0), 1));
+                cafe_ops::MakeParallelFor(ctx, cafe_ops::ThreadsFor(ctx, 0),
+                                          cafe_ops::kQueryIdsPerPart));
     OP_REQUIRES_OK(ctx, Output(ctx, 0, r.keys));
     OP_REQUIRES_OK(ctx, Output(ctx, 1, r.feature_index));
     OP_REQUIRES_OK(ctx, Output(ctx, 3, r.hot_row));

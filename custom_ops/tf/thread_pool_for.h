@@ -81,6 +81,11 @@ inline int ThreadsFor(OpKernelContext* ctx, int requested) {
                        : ctx->device()->tensorflow_cpu_worker_threads()->num_threads;
 }
 
+// A sketch lookup costs a few ns and waking a pool thread tens of microseconds:
+// each part of a query (CafeSketchQuery's, CafeRoute's of its distinct pairs)
+// gets at least this many ids; queries under twice this run on the caller.
+constexpr int64_t kQueryIdsPerPart = 16384;
+
 }  // namespace cafe_ops
 }  // namespace tensorflow
 

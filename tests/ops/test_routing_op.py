@@ -122,7 +122,8 @@ def test_route_op_equals_reference_fuzz(num_features, multi_level):
 
 @pytest.mark.parametrize("multi_level", [False, True])
 def test_route_op_equals_reference_with_many_distinct_pairs(multi_level):
-    """Thousands of distinct pairs: the op queries the sketch on TF's thread pool."""
+    """About 35,000 distinct pairs, over twice the query's part size: the op queries the
+    sketch on TF's thread pool."""
     rng = np.random.default_rng(11 + multi_level)
     sketch, pool = _sketch(rng, multi_level)
     tables = _tables(rng, 26, multi_level)

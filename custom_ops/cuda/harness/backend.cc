@@ -7,6 +7,7 @@
 #include <functional>
 #include <thread>
 
+#include "../../core/id_range.h"
 #include "../../core/occurrences.h"
 
 namespace cafe {

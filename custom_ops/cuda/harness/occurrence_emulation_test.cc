@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "../../core/id_range.h"
 #include "../../core/occurrences.h"
 #include "occurrence_emulation.h"
 
