@@ -9,6 +9,7 @@
 //   /tmp/core_bench bench [n=1048576] [repeats=5] [threads=2] [phase=all|insert|query]
 //   /tmp/core_bench verify [rounds=300]
 //   /tmp/core_bench occurrences [n=106496] [repeats=50]
+//   /tmp/core_bench route [ids_per_feature=4096] [repeats=200]
 // Deterministic profile (threads=1; read the inclusive cost of cafe::Insert and cafe::Query,
 // two calls of each):
 //   valgrind --tool=callgrind /tmp/core_bench bench 1048576 1 1
@@ -37,6 +38,7 @@
 
 #include "../custom_ops/core/hotsketch.h"
 #include "../custom_ops/core/occurrences.h"
+#include "../custom_ops/core/routing.h"
 
 #if defined(__SSE2__)
 #include <xmmintrin.h>
@@ -506,11 +508,74 @@ int BenchOccurrences(int64_t n, int repeats) {
   return 0;
 }
 
+// CafeRoute's core on a CAFE call's layout: 26 features one after another, each
+// `per_feature` ids from a Zipf(1.6) over 20,000 ids of its own (at 4,096 per feature,
+// about 6,400 distinct pairs: train_speed.py's batch of 4,096 x 26 has 8,000), in a
+// sketch that has seen them once (W = 1024, c = 16, 4,000 hot rows). Median of
+// `repeats` interleaved calls of the deduplication alone (DistinctPairs) and of the
+// whole route.
+int BenchRoute(int64_t per_feature, int repeats) {
+  constexpr int32_t kFeatures = 26;
+  const int64_t n = per_feature * kFeatures;
+  std::vector<int64_t> keys(n);
+  std::vector<int32_t> feature_index(n);
+  cafe::RouteTables tables;
+  for (int32_t f = 0; f < kFeatures; ++f) {
+    const std::vector<int64_t> ids = ZipfIds(per_feature, 20000, 1.6, f);
+    for (int64_t i = 0; i < per_feature; ++i) {
+      keys[f * per_feature + i] = ids[i] ^ static_cast<int64_t>(cafe::Mix64(f + 1));
+      feature_index[f * per_feature + i] = f;
+    }
+    tables.hashed_offsets.push_back(f * 1000);
+    tables.hashed_sizes.push_back(1000);
+  }
+  cafe::SketchConfig config;
+  config.num_buckets = 1024;
+  config.slots_per_bucket = 16;
+  config.hot_rows = 4000;
+  config.threshold = config.demote_threshold = config.medium_threshold = 2.f;
+  config.fill_free_rows = true;
+  OwnedState state(config.num_slots());
+  const std::vector<float> importance(n, 1.f);
+  Pool pool(2);
+  const cafe::ParallelFor two_threads = pool.AsParallelFor();
+  cafe::Insert(config, state.View(), keys.data(), importance.data(), feature_index.data(), n, 2,
+               two_threads);
+  cafe::Migrate(config, state.View(), false);
+  std::vector<int32_t> inverse(n);
+  cafe::RouteResult route;
+  const std::function<void()> calls[2] = {
+      [&] { cafe::DistinctPairs(keys.data(), feature_index.data(), n, inverse.data()); },
+      [&] {
+        cafe::Route(config, state.ConstView(), tables, keys.data(), feature_index.data(), n,
+                    inverse.data(), &route, two_threads);
+      }};
+  std::vector<double> ms[2];
+  for (int r = 0; r < repeats; ++r) {  // interleaved, so noise hits both alike
+    for (int k = 0; k < 2; ++k) {
+      const double start = Seconds();
+      calls[k]();
+      ms[k].push_back(1000 * (Seconds() - start));
+    }
+  }
+  for (std::vector<double>& m : ms) std::sort(m.begin(), m.end());
+  const int64_t hot = std::count_if(route.hot_row.begin(), route.hot_row.end(),
+                                    [](int32_t row) { return row >= 0; });
+  std::printf("route: n=%lld (26 features x %lld), %zu distinct pairs (%lld hot), median of %d "
+              "calls\n  DistinctPairs %.3f ms, Route %.3f ms\n",
+              static_cast<long long>(n), static_cast<long long>(per_feature), route.keys.size(),
+              static_cast<long long>(hot), repeats, ms[0][repeats / 2], ms[1][repeats / 2]);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   const std::string mode = argc > 1 ? argv[1] : "bench";
   if (mode == "verify") return Verify(argc > 2 ? std::atoi(argv[2]) : 300);
+  if (mode == "route") {
+    return BenchRoute(argc > 2 ? std::atoll(argv[2]) : 4096, argc > 3 ? std::atoi(argv[3]) : 200);
+  }
   if (mode == "occurrences") {
     return BenchOccurrences(argc > 2 ? std::atoll(argv[2]) : 106496,
                             argc > 3 ? std::atoi(argv[3]) : 50);

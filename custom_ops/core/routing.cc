@@ -1,15 +1,22 @@
 #include "routing.h"
 
+#include <algorithm>
+#include <memory>
 #include <sstream>
+#include <utility>
 
 #include "id_range.h"
+#include "memory.h"
 
 namespace cafe {
 
 namespace {
 
 // Open-addressing table of distinct (key, feature index) pairs, at most half full;
-// each slot holds its pair, so a probe touches one cache line.
+// each slot holds its pair, so a probe touches one cache line. Sized by the
+// occurrences, a call fills a few percent of it (click logs repeat), so the table
+// is kept across calls (RouteScratch) with every slot empty between uses: a use
+// empties the slots it took, instead of filling megabytes of slots each call.
 class PairTable {
  public:
   struct Slot {
@@ -18,25 +25,44 @@ class PairTable {
     int32_t index;  // -1: empty
   };
 
-  explicit PairTable(int64_t n) {
+  // Makes room for n distinct pairs; the table must be empty (a fresh one, or Clear).
+  void Prepare(int64_t n) {
     int bits = 4;
     while ((int64_t{1} << bits) < 2 * n) ++bits;
-    mask_ = (uint64_t{1} << bits) - 1;
+    const int64_t size = int64_t{1} << bits;
+    if (size > initialised_) {  // grown: every slot empty, once
+      std::fill_n(slots_.Reserve(size), size, Slot{0, 0, -1});
+      initialised_ = size;
+    }
+    mask_ = static_cast<uint64_t>(size - 1);
     shift_ = 64 - bits;
-    slots_.assign(static_cast<size_t>(mask_ + 1), Slot{0, 0, -1});
+    used_.Reserve(n);
+    num_used_ = 0;
   }
 
   // The index of (key, feature): its existing one, else `next` (then stored).
   int32_t Insert(int64_t key, int32_t feature, int32_t next) {
+    Slot* slots = slots_.data();
     for (uint64_t h = Slot0(key, feature);; h = (h + 1) & mask_) {
-      Slot& slot = slots_[h & mask_];
+      Slot& slot = slots[h];
       if (slot.index < 0) {
         slot = Slot{key, feature, next};
+        used_.data()[num_used_++] = h;
         return next;
       }
       if (slot.key == key && slot.feature == feature) return slot.index;
     }
   }
+
+  // Empties the slots taken since Prepare.
+  void Clear() {
+    Slot* slots = slots_.data();
+    const uint64_t* used = used_.data();
+    for (int64_t u = 0; u < num_used_; ++u) slots[used[u]].index = -1;
+    num_used_ = 0;
+  }
+
+  int64_t bytes() const { return slots_.bytes() + used_.bytes(); }
 
  private:
   // The first slot probed: a multiplicative hash, its top bits. Cheaper than PairHash's
@@ -48,26 +74,70 @@ class PairTable {
     return (x * 0x9e3779b97f4a7c15ULL) >> shift_;
   }
 
-  uint64_t mask_;
-  int shift_;
-  std::vector<Slot> slots_;
+  internal::Buffer<Slot> slots_;
+  int64_t initialised_ = 0;  // slots [0, initialised_) are set (empty between uses)
+  internal::Buffer<uint64_t> used_;
+  int64_t num_used_ = 0;
+  uint64_t mask_ = 0;
+  int shift_ = 64;
 };
+
+// A few idle pair tables are kept across calls, each at most 256 MiB.
+using PairTablePool = internal::ScratchPool<PairTable, 4, int64_t{256} << 20>;
+
+// A pair table of the pool for one Route or DistinctPairs call, given back empty.
+class PairTableLease {
+ public:
+  PairTableLease() : table_(Pool().Acquire()) {}
+  ~PairTableLease() {
+    table_->Clear();  // after an exception mid-use too
+    Pool().Release(std::move(table_));
+  }
+  PairTableLease(const PairTableLease&) = delete;
+  PairTableLease& operator=(const PairTableLease&) = delete;
+
+  PairTable& operator*() const { return *table_; }
+
+ private:
+  static PairTablePool& Pool() {
+    static auto* pool = new PairTablePool();  // never destroyed: no exit-order hazard
+    return *pool;
+  }
+
+  std::unique_ptr<PairTable> table_;
+};
+
+// DistinctPairs in `table` (empty; left empty).
+std::vector<int64_t> DistinctPairsIn(PairTable& table, const int64_t* a, const int32_t* b,
+                                     int64_t n, int32_t* inverse) {
+  std::vector<int64_t> first;
+  table.Prepare(n);
+  for (int64_t i = 0; i < n; ++i) {
+    const int32_t d =
+        table.Insert(a[i], b == nullptr ? 0 : b[i], static_cast<int32_t>(first.size()));
+    if (d == static_cast<int32_t>(first.size())) first.push_back(i);
+    inverse[i] = d;
+  }
+  table.Clear();
+  return first;
+}
 
 // Distinct values among `values[u]` for the u where `use[u]`, in order of
 // first use: `index[u]` (offset by `base`) where used, else -1.
 template <typename T, typename Use>
-std::vector<T> DistinctRows(const std::vector<T>& values, const Use& use, int32_t base,
-                            std::vector<int32_t>* index) {
+std::vector<T> DistinctRows(PairTable& table, const std::vector<T>& values, const Use& use,
+                            int32_t base, std::vector<int32_t>* index) {
   const int64_t n = static_cast<int64_t>(values.size());
   std::vector<T> distinct;
   index->assign(values.size(), -1);
-  PairTable table(n);
+  table.Prepare(n);
   for (int64_t u = 0; u < n; ++u) {
     if (!use(u)) continue;
     const int32_t d = table.Insert(values[u], 0, static_cast<int32_t>(distinct.size()));
     if (d == static_cast<int32_t>(distinct.size())) distinct.push_back(values[u]);
     (*index)[u] = base + d;
   }
+  table.Clear();
   return distinct;
 }
 
@@ -108,22 +178,16 @@ std::string InvalidFeatureIndex(int32_t value, int64_t index, int32_t num_featur
 
 std::vector<int64_t> DistinctPairs(const int64_t* a, const int32_t* b, int64_t n,
                                    int32_t* inverse) {
-  std::vector<int64_t> first;
-  PairTable table(n);
-  for (int64_t i = 0; i < n; ++i) {
-    const int32_t d =
-        table.Insert(a[i], b == nullptr ? 0 : b[i], static_cast<int32_t>(first.size()));
-    if (d == static_cast<int32_t>(first.size())) first.push_back(i);
-    inverse[i] = d;
-  }
-  return first;
+  const PairTableLease table;
+  return DistinctPairsIn(*table, a, b, n, inverse);
 }
 
 void Route(const SketchConfig& config, const ConstSketchState& state, const RouteTables& tables,
            const int64_t* keys, const int32_t* feature_index, int64_t n, int32_t* inverse,
            RouteResult* result, const ParallelFor& parallel_for) {
   RouteResult& r = *result;
-  const std::vector<int64_t> first = DistinctPairs(keys, feature_index, n, inverse);
+  const PairTableLease table;
+  const std::vector<int64_t> first = DistinctPairsIn(*table, keys, feature_index, n, inverse);
   const int64_t u_count = static_cast<int64_t>(first.size());
   r.keys.resize(u_count);
   r.feature_index.resize(u_count);
@@ -154,15 +218,16 @@ void Route(const SketchConfig& config, const ConstSketchState& state, const Rout
   }
 
   std::vector<int32_t> hashed_index;
-  r.read_hot =
-      DistinctRows(r.hot_row, [&](int64_t u) { return r.hot_row[u] >= 0; }, 0, &r.first_index);
-  r.read_hashed = DistinctRows(r.hashed_row, [&](int64_t u) { return r.hot_row[u] < 0; },
-                               static_cast<int32_t>(r.read_hot.size()), &hashed_index);
+  r.read_hot = DistinctRows(
+      *table, r.hot_row, [&](int64_t u) { return r.hot_row[u] >= 0; }, 0, &r.first_index);
+  r.read_hashed =
+      DistinctRows(*table, r.hashed_row, [&](int64_t u) { return r.hot_row[u] < 0; },
+                   static_cast<int32_t>(r.read_hot.size()), &hashed_index);
   for (int64_t u = 0; u < u_count; ++u) {
     if (r.hot_row[u] < 0) r.first_index[u] = hashed_index[u];
   }
-  r.read_medium = DistinctRows(r.medium_row, [&](int64_t u) { return r.medium_row[u] >= 0; },
-                               0, &r.medium_index);
+  r.read_medium = DistinctRows(
+      *table, r.medium_row, [&](int64_t u) { return r.medium_row[u] >= 0; }, 0, &r.medium_index);
   r.occurrence_index.resize(n);
   for (int64_t i = 0; i < n; ++i) r.occurrence_index[i] = r.first_index[inverse[i]];
 }

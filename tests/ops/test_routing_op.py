@@ -137,6 +137,37 @@ def test_route_op_equals_reference_with_many_distinct_pairs(multi_level):
     assert route.keys.shape[0] > 30000 and (route.hot_row.numpy() >= 0).any()
 
 
+def test_route_op_pair_tables_kept_across_calls_leave_no_trace():
+    """The op keeps its pair tables across calls and empties only the slots a call took:
+    calls of growing and shrinking sizes, one after another and several at once (four
+    routes in one tf.function, which TF may run side by side), each equal the reference."""
+    rng = np.random.default_rng(5)
+    sketch, pool = _sketch(rng, multi_level=False)
+    tables = _tables(rng, 26, multi_level=False)
+
+    def draw(length):
+        keys = np.where(
+            rng.random(length) < 0.5,
+            rng.integers(-(2**63), 2**63 - 1, length, dtype=np.int64),
+            pool[np.minimum(rng.zipf(1.2, length), len(pool)) - 1],
+        )
+        return tf.constant(keys, tf.int64), tf.constant(rng.integers(0, 26, length), tf.int32)
+
+    for length in (3000, 17, 40000, 5, 0, 3000, 1):
+        keys, feature_index = draw(length)
+        route = _assert_routes_equal(sketch, keys, feature_index, tables)
+        _check_route_meaning(route, keys.numpy(), feature_index.numpy())
+
+    calls = [draw(length) for length in (20000, 7, 5000, 20000)]
+    routes = tf.function(lambda: [routing.route_op(sketch, k, f, *tables) for k, f in calls])()
+    for (keys, feature_index), got in zip(calls, routes):
+        expected = routing.route_reference(
+            keys, feature_index, lambda k: sketch.query(k, pure_tf=True), *tables
+        )
+        for name, a, b in zip(routing.Route._fields, got, expected):
+            np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=name)
+
+
 def test_route_op_rejects_bad_input():
     sketch, _ = _sketch(np.random.default_rng(0), False)
     tables = ([0, 10], [10, 10], (), ())
