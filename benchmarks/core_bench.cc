@@ -189,6 +189,26 @@ double CpuSeconds() {
   return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+// The median ms of each of `calls` over `repeats` rounds, each round calling every one in
+// turn (interleaved, so machine noise hits all alike).
+std::vector<double> InterleavedMedianMs(const std::vector<std::function<void()>>& calls,
+                                        int repeats) {
+  std::vector<std::vector<double>> ms(calls.size());
+  for (int r = 0; r < repeats; ++r) {
+    for (size_t k = 0; k < calls.size(); ++k) {
+      const double start = Seconds();
+      calls[k]();
+      ms[k].push_back(1000 * (Seconds() - start));
+    }
+  }
+  std::vector<double> median;
+  for (std::vector<double>& m : ms) {
+    std::sort(m.begin(), m.end());
+    median.push_back(m[m.size() / 2]);
+  }
+  return median;
+}
+
 int Bench(int64_t n, int repeats, int threads, const std::string& phase) {
   const int64_t W = 65536;
   cafe::SketchConfig config;
@@ -477,27 +497,14 @@ int BenchOccurrences(int64_t n, int repeats) {
       cafe::ExpandGradient(rows.data(), segments.data(), pairs.data(), n, d, num_rows, num_pairs,
                            out.data(), sums.data(), counts.data(), parallel_for);
     };
-    const std::function<void()> calls[4] = {
-        [&] { cafe::SegmentRowSums(rows.data(), segments.data(), n, d, num_rows, out.data()); },
-        [&] {
-          cafe::PairSums(rows.data(), pairs.data(), n, d, true, num_pairs, sums.data(),
-                         counts.data());
-        },
-        [&] { expand_gradient(cafe::SerialFor); },
-        [&] { expand_gradient(two_threads); }};
-    std::vector<double> ms[4];
-    for (int r = 0; r < repeats; ++r) {  // interleaved, so noise hits all alike
-      for (int k = 0; k < 4; ++k) {
-        const double start = Seconds();
-        calls[k]();
-        ms[k].push_back(1000 * (Seconds() - start));
-      }
-    }
-    double median[4];
-    for (int k = 0; k < 4; ++k) {
-      std::sort(ms[k].begin(), ms[k].end());
-      median[k] = ms[k][ms[k].size() / 2];
-    }
+    const std::vector<double> median = InterleavedMedianMs(
+        {[&] { cafe::SegmentRowSums(rows.data(), segments.data(), n, d, num_rows, out.data()); },
+         [&] {
+           cafe::PairSums(rows.data(), pairs.data(), n, d, true, num_pairs, sums.data(),
+                          counts.data());
+         },
+         [&] { expand_gradient(cafe::SerialFor); }, [&] { expand_gradient(two_threads); }},
+        repeats);
     std::printf("occurrences, %s: n=%lld x %lld, %lld pairs on %lld rows, median of %d calls\n"
                 "  SegmentRowSums %.3f ms, PairSums (norms) %.3f ms\n"
                 "  ExpandGradient (both) %.3f ms on one thread, %.3f ms on two\n",
@@ -544,27 +551,19 @@ int BenchRoute(int64_t per_feature, int repeats) {
   cafe::Migrate(config, state.View(), false);
   std::vector<int32_t> inverse(n);
   cafe::RouteResult route;
-  const std::function<void()> calls[2] = {
-      [&] { cafe::DistinctPairs(keys.data(), feature_index.data(), n, inverse.data()); },
-      [&] {
-        cafe::Route(config, state.ConstView(), tables, keys.data(), feature_index.data(), n,
-                    inverse.data(), &route, two_threads);
-      }};
-  std::vector<double> ms[2];
-  for (int r = 0; r < repeats; ++r) {  // interleaved, so noise hits both alike
-    for (int k = 0; k < 2; ++k) {
-      const double start = Seconds();
-      calls[k]();
-      ms[k].push_back(1000 * (Seconds() - start));
-    }
-  }
-  for (std::vector<double>& m : ms) std::sort(m.begin(), m.end());
+  const std::vector<double> median = InterleavedMedianMs(
+      {[&] { cafe::DistinctPairs(keys.data(), feature_index.data(), n, inverse.data()); },
+       [&] {
+         cafe::Route(config, state.ConstView(), tables, keys.data(), feature_index.data(), n,
+                     inverse.data(), &route, two_threads);
+       }},
+      repeats);
   const int64_t hot = std::count_if(route.hot_row.begin(), route.hot_row.end(),
                                     [](int32_t row) { return row >= 0; });
   std::printf("route: n=%lld (26 features x %lld), %zu distinct pairs (%lld hot), median of %d "
               "calls\n  DistinctPairs %.3f ms, Route %.3f ms\n",
               static_cast<long long>(n), static_cast<long long>(per_feature), route.keys.size(),
-              static_cast<long long>(hot), repeats, ms[0][repeats / 2], ms[1][repeats / 2]);
+              static_cast<long long>(hot), repeats, median[0], median[1]);
   return 0;
 }
 
