@@ -47,7 +47,7 @@ class PairTable {
       Slot& slot = slots[h];
       if (slot.index < 0) {
         slot = Slot{key, feature, next};
-        used_.data()[num_used_++] = h;
+        used_.data()[num_used_++] = static_cast<uint32_t>(h);
         return next;
       }
       if (slot.key == key && slot.feature == feature) return slot.index;
@@ -57,7 +57,7 @@ class PairTable {
   // Empties the slots taken since Prepare.
   void Clear() {
     Slot* slots = slots_.data();
-    const uint64_t* used = used_.data();
+    const uint32_t* used = used_.data();
     for (int64_t u = 0; u < num_used_; ++u) slots[used[u]].index = -1;
     num_used_ = 0;
   }
@@ -76,14 +76,15 @@ class PairTable {
 
   internal::Buffer<Slot> slots_;
   int64_t initialised_ = 0;  // slots [0, initialised_) are set (empty between uses)
-  internal::Buffer<uint64_t> used_;
+  internal::Buffer<uint32_t> used_;  // slots taken (n < 2^31: 2n slots fit 32 bits)
   int64_t num_used_ = 0;
   uint64_t mask_ = 0;
   int shift_ = 64;
 };
 
-// A few idle pair tables are kept across calls, each at most 256 MiB.
-using PairTablePool = internal::ScratchPool<PairTable, 4, int64_t{256} << 20>;
+// A few idle pair tables are kept across calls, each at most 128 MiB (calls of up to
+// about two million occurrences; a bigger table is freed after its call).
+using PairTablePool = internal::ScratchPool<PairTable, 4, int64_t{128} << 20>;
 
 // A pair table of the pool for one Route or DistinctPairs call, given back empty.
 class PairTableLease {
