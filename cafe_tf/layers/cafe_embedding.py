@@ -7,7 +7,6 @@ import tensorflow as tf
 import tf_keras
 
 from cafe_tf import budget as budget_lib
-from cafe_tf import hashing
 from cafe_tf.layers import initializers, optimizer_slots, routing
 from cafe_tf.layers import inputs as inputs_lib
 from cafe_tf.layers import occurrences as occurrences_lib
@@ -266,10 +265,7 @@ class CafeEmbeddingCollectionLogic:
         flats = [
             inputs_lib.flatten(f.name, inputs[f.name], weights.get(f.name)) for f in self.features
         ]
-        keys = tf.concat([hashing.field_keys(flat.ids, i) for i, flat in enumerate(flats)], 0)
-        feature_index = tf.concat(
-            [tf.fill(tf.shape(flat.ids), i) for i, flat in enumerate(flats)], 0
-        )
+        keys, feature_index = routing.field_keys([flat.ids for flat in flats], self._fused)
         route = self.route(keys, feature_index)
         by_gradient = self.config.importance == "gradient"
         vectors = self._embed(route, record_importance=bool(training) and by_gradient)

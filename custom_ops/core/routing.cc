@@ -177,6 +177,13 @@ std::string InvalidFeatureIndex(int32_t value, int64_t index, int32_t num_featur
   return err.str();
 }
 
+void FieldKeys(const int64_t* ids, int64_t n, int32_t feature, int64_t* keys,
+               int32_t* feature_index) {
+  const int64_t salt = FieldSalt(feature);
+  for (int64_t i = 0; i < n; ++i) keys[i] = ids[i] ^ salt;
+  std::fill_n(feature_index, n, feature);
+}
+
 std::vector<int64_t> DistinctPairs(const int64_t* a, const int32_t* b, int64_t n,
                                    int32_t* inverse) {
   const PairTableLease table;

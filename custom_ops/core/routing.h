@@ -14,6 +14,17 @@
 
 namespace cafe {
 
+// The int64 XORed into the ids of feature `feature` to form their sketch keys
+// (cafe_tf.hashing.field_salt): equal ids of different features become different keys.
+inline CAFE_HOST_DEVICE int64_t FieldSalt(int32_t feature) {
+  return static_cast<int64_t>(Mix64(static_cast<uint64_t>(feature) + 1));
+}
+
+// The sketch keys of feature `feature`'s ids[n] (id XOR FieldSalt(feature)) into keys[n],
+// and `feature` into feature_index[n]: one feature's part of a call's keys.
+void FieldKeys(const int64_t* ids, int64_t n, int32_t feature, int64_t* keys,
+               int32_t* feature_index);
+
 // Salt XORed into keys before hashing into the table of `seed`
 // (cafe_tf.hashing.hashed_row).
 inline CAFE_HOST_DEVICE uint64_t TableSalt(int64_t seed) {

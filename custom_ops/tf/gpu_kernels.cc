@@ -1,6 +1,6 @@
 // TensorFlow GPU kernels for the ops registered in ../tf/hotsketch_ops.cc
 // (CafeSketchInsert, CafeSketchQuery, CafeSketchMigrate), ../tf/routing_ops.cc
-// (CafeRoute) and ../tf/occurrence_ops.cc (CafeSegmentRowSums,
+// (CafeRoute, CafeFieldKeys) and ../tf/occurrence_ops.cc (CafeSegmentRowSums,
 // CafePairImportance, CafeExpandGradient). They lock and validate exactly like
 // the CPU kernels there and call the plain CUDA launchers of hotsketch_kernels.h,
 // routing_kernels.h and occurrence_kernels.h on TensorFlow's own compute stream.
@@ -458,6 +458,23 @@ class CafeRouteGpuOp : public OpKernel {
   std::vector<int64_t> host_tables_;
 };
 
+// The call's keys: one launch per feature, each at its offset; no readback.
+class CafeFieldKeysGpuOp : public OpKernel {
+ public:
+  explicit CafeFieldKeysGpuOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+
+  void Compute(OpKernelContext* ctx) override {
+    const cudaStream_t stream = StreamOf(ctx);
+    OP_REQUIRES_OK(ctx, ComputeFieldKeys(ctx, [stream](int32_t feature, const int64_t* ids,
+                                                       int64_t n, int64_t* keys,
+                                                       int32_t* feature_index) {
+                     return CudaStatus(cafe::cuda::LaunchFieldKeys(ids, n, feature, keys,
+                                                                   feature_index, stream),
+                                       "CafeFieldKeys", "launch");
+                   }));
+  }
+};
+
 // ----------------------------------------------- occurrence reductions ---
 
 // Validates the segment ids on the device (the launcher's status word) and
@@ -644,6 +661,7 @@ REGISTER_KERNEL_BUILDER(Name("CafeSketchMigrate")
                         CafeSketchMigrateGpuOp);
 
 REGISTER_KERNEL_BUILDER(Name("CafeRoute").Device(DEVICE_GPU), CafeRouteGpuOp);
+REGISTER_KERNEL_BUILDER(Name("CafeFieldKeys").Device(DEVICE_GPU), CafeFieldKeysGpuOp);
 
 // num_segments sizes the output, so the kernel reads it on the host.
 REGISTER_KERNEL_BUILDER(

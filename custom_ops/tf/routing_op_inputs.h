@@ -1,5 +1,5 @@
-// Attributes and input checks of the CafeRoute op (routing_ops.cc), shared by
-// its CPU kernel there and its GPU kernel (gpu_kernels.cc).
+// Attributes and input checks of the CafeRoute and CafeFieldKeys ops (routing_ops.cc),
+// shared by their CPU kernels there and their GPU kernels (gpu_kernels.cc).
 #ifndef CAFE_TF_TF_ROUTING_OP_INPUTS_H_
 #define CAFE_TF_TF_ROUTING_OP_INPUTS_H_
 
@@ -38,6 +38,37 @@ inline Status CheckRouteInputs(const Tensor& slots, const Tensor& scores, const 
     return errors::InvalidArgument("ids and feature_index must be vectors of one length, got ",
                                    ids.shape().DebugString(), " and ",
                                    feature_index.shape().DebugString());
+  }
+  return OkStatus();
+}
+
+// CafeFieldKeys on a device: checks that each feature's ids are a vector, allocates the
+// keys and feature indices, and calls `keys_of(feature, ids, n, keys, feature_index)`
+// for each feature in turn, at its offset (its Status is returned).
+template <typename KeysOf>
+Status ComputeFieldKeys(OpKernelContext* ctx, const KeysOf& keys_of) {
+  OpInputList ids;
+  TF_RETURN_IF_ERROR(ctx->input_list("ids", &ids));
+  int64_t total = 0;
+  for (int f = 0; f < ids.size(); ++f) {
+    if (ids[f].dims() != 1) {
+      return errors::InvalidArgument("CafeFieldKeys: the ids of each feature must be a vector, "
+                                     "got shape ", ids[f].shape().DebugString(), " for feature ",
+                                     f);
+    }
+    total += ids[f].NumElements();
+  }
+  Tensor* keys = nullptr;
+  Tensor* feature_index = nullptr;
+  TF_RETURN_IF_ERROR(ctx->allocate_output(0, TensorShape({total}), &keys));
+  TF_RETURN_IF_ERROR(ctx->allocate_output(1, TensorShape({total}), &feature_index));
+  int64_t offset = 0;
+  for (int f = 0; f < ids.size(); ++f) {
+    const int64_t n = ids[f].NumElements();
+    TF_RETURN_IF_ERROR(keys_of(f, ids[f].flat<int64_t>().data(), n,
+                               keys->flat<int64_t>().data() + offset,
+                               feature_index->flat<int32_t>().data() + offset));
+    offset += n;
   }
   return OkStatus();
 }

@@ -61,6 +61,43 @@ feature index), each table's distinct rows read, and per occurrence its pair's
 first_index.
 )doc");
 
+REGISTER_OP("CafeFieldKeys")
+    .Input("ids: N * int64")
+    .Output("keys: int64")
+    .Output("feature_index: int32")
+    .Attr("N: int >= 1")
+    .SetShapeFn([](InferenceContext* c) {
+      shape_inference::DimensionHandle total = c->MakeDim(0);
+      for (int i = 0; i < c->num_inputs(); ++i) {
+        ShapeHandle ids;
+        TF_RETURN_IF_ERROR(c->WithRank(c->input(i), 1, &ids));
+        TF_RETURN_IF_ERROR(c->Add(total, c->Dim(ids, 0), &total));
+      }
+      c->set_output(0, c->Vector(total));
+      c->set_output(1, c->Vector(total));
+      return OkStatus();
+    })
+    .Doc(R"doc(
+The sketch keys of a call (cafe_tf/layers/routing.py `field_keys`): feature i's
+ids XOR its salt (cafe_tf.hashing.field_salt(i)), the features one after
+another, and each key's feature index: CafeRoute's ids and feature_index.
+)doc");
+
+class CafeFieldKeysOp : public OpKernel {
+ public:
+  explicit CafeFieldKeysOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+
+  void Compute(OpKernelContext* ctx) override {
+    OP_REQUIRES_OK(ctx, cafe_ops::ComputeFieldKeys(
+                            ctx, [](int32_t feature, const int64_t* ids, int64_t n,
+                                    int64_t* keys, int32_t* feature_index) {
+                              cafe::FieldKeys(ids, n, feature, keys, feature_index);
+                              return OkStatus();
+                            }));
+  }
+};
+REGISTER_KERNEL_BUILDER(Name("CafeFieldKeys").Device(DEVICE_CPU), CafeFieldKeysOp);
+
 template <typename T>
 Status Output(OpKernelContext* ctx, int index, const std::vector<T>& values) {
   Tensor* out = nullptr;

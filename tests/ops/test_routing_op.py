@@ -168,6 +168,39 @@ def test_route_op_pair_tables_kept_across_calls_leave_no_trace():
             np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=name)
 
 
+@pytest.mark.parametrize("sizes", [[0], [5], [3, 0, 7], [4096] * 26, [0, 0, 1]])
+def test_field_keys_op_equals_reference(sizes):
+    """CafeFieldKeys: each feature's ids XOR its salt and its index, the features one after
+    another, bit for bit as the stock-TF definition, eagerly and traced with unknown sizes."""
+    rng = np.random.default_rng(len(sizes) * 100 + sum(sizes))
+    ids = [
+        tf.constant(
+            np.where(
+                rng.random(n) < 0.2, rng.choice(EXTREMES, n), rng.integers(-(2**40), 2**40, n)
+            ),
+            tf.int64,
+        )
+        for n in sizes
+    ]
+    expected = routing.field_keys(ids, fused=False)
+    traced = tf.function(
+        lambda *x: routing.field_keys(list(x), fused=True),
+        input_signature=[tf.TensorSpec([None], tf.int64)] * len(ids),
+    )
+    for got in (routing.field_keys(ids, fused=True), traced(*ids)):
+        for a, b in zip(got, expected):
+            assert a.dtype == b.dtype and a.shape == b.shape
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+    np.testing.assert_array_equal(expected[1].numpy(), np.repeat(np.arange(len(sizes)), sizes))
+
+
+def test_field_keys_op_rejects_ids_that_are_not_vectors():
+    from cafe_tf import _ops
+
+    with pytest.raises(tf.errors.InvalidArgumentError, match="must be a vector.*feature 1"):
+        _ops.ops.cafe_field_keys([tf.constant([1], tf.int64), tf.constant([[1, 2]], tf.int64)])
+
+
 def test_route_op_rejects_bad_input():
     sketch, _ = _sketch(np.random.default_rng(0), False)
     tables = ([0, 10], [10, 10], (), ())

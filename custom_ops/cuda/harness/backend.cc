@@ -109,6 +109,20 @@ class CoreBackend : public Backend {
     cafe::Route(config_, view, tables, ids.data(), feature_index.data(),
                 static_cast<int64_t>(ids.size()), inverse->data(), result, parallel_for_);
   }
+  void FieldKeys(const std::vector<std::vector<int64_t>>& ids, std::vector<int64_t>* keys,
+                 std::vector<int32_t>* feature_index) override {
+    size_t offset = 0;
+    for (const std::vector<int64_t>& f : ids) offset += f.size();
+    keys->assign(offset, 0);
+    feature_index->assign(offset, 0);
+    offset = 0;
+    for (size_t f = 0; f < ids.size(); ++f) {
+      cafe::FieldKeys(ids[f].data(), static_cast<int64_t>(ids[f].size()),
+                      static_cast<int32_t>(f), keys->data() + offset,
+                      feature_index->data() + offset);
+      offset += ids[f].size();
+    }
+  }
   int64_t SegmentRowSums(const std::vector<float>& rows, const std::vector<int32_t>& segments,
                          int64_t d, int64_t num_segments, std::vector<float>* out) override {
     const int64_t n = static_cast<int64_t>(segments.size());

@@ -46,6 +46,9 @@ class Backend {
   virtual void Route(const RouteTables& tables, const std::vector<int64_t>& ids,
                      const std::vector<int32_t>& feature_index, RouteResult* result,
                      std::vector<int32_t>* inverse) = 0;
+  // cafe::FieldKeys of each feature's ids, the features one after another (CafeFieldKeys).
+  virtual void FieldKeys(const std::vector<std::vector<int64_t>>& ids, std::vector<int64_t>* keys,
+                         std::vector<int32_t>* feature_index) = 0;
   // cafe::SegmentRowSums of rows [n, d]; returns n when every segment id is
   // valid, else the first invalid index (then *out is not compared).
   virtual int64_t SegmentRowSums(const std::vector<float>& rows,

@@ -155,7 +155,8 @@ bool SameStatus(const char* what, int64_t a, int64_t b, std::vector<std::string>
   return false;
 }
 
-// The backward pass of a lookup on both backends: routes `ids`, then sums
+// The backward pass of a lookup on both backends: builds the keys of `ids` as three
+// features' (field keys), routes `ids`, then sums
 // rows over the route's inverse (segment row sums, pair importance with and
 // without norm), with empty segments on odd steps and one invalid id on every
 // fourth step.
@@ -165,10 +166,20 @@ bool CompareLookup(int step, uint64_t seed, const std::vector<int64_t>& ids,
   Rng rng(seed ^ (0x51ed27ULL * static_cast<uint64_t>(step + 1)));
   const int64_t n = static_cast<int64_t>(ids.size());
   std::vector<int32_t> route_features(ids.size());
-  for (size_t i = 0; i < ids.size(); ++i) {
-    route_features[i] =
-        i < feature_index.size() ? feature_index[i] % 3 : static_cast<int32_t>(rng.Below(3));
+  for (size_t i = 0; i < ids.size(); ++i) {  // in [0, 3), from a corrupted batch's -1 too
+    route_features[i] = i < feature_index.size() ? (feature_index[i] % 3 + 3) % 3
+                                                 : static_cast<int32_t>(rng.Below(3));
   }
+  // The call's keys from per-feature ids (CafeFieldKeys): the ids of each feature in turn.
+  std::vector<std::vector<int64_t>> feature_ids(3);
+  for (size_t i = 0; i < ids.size(); ++i) feature_ids[route_features[i]].push_back(ids[i]);
+  std::vector<int64_t> keys_a, keys_b;
+  std::vector<int32_t> index_a, index_b;
+  reference.FieldKeys(feature_ids, &keys_a, &index_a);
+  candidate.FieldKeys(feature_ids, &keys_b, &index_b);
+  bool keys_ok = CompareArray("field keys", keys_a, keys_b, diffs, 5);
+  keys_ok = CompareArray("field keys feature_index", index_a, index_b, diffs, 5) && keys_ok;
+  if (!keys_ok) return false;
   const RouteTables tables = LookupTables(step % 2 == 1);
   RouteResult ra, rb;
   std::vector<int32_t> ia, ib;

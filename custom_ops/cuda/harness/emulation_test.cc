@@ -26,6 +26,7 @@
 #include "scenarios.h"
 #include "self_test.h"
 #include "../kernels/hotsketch_device_common.h"
+#include "../kernels/routing_device_common.h"
 
 namespace cafe {
 namespace harness {
@@ -41,6 +42,7 @@ using cafe::cuda::detail::DecayDueBody;
 using cafe::cuda::detail::DecaySlotBody;
 using cafe::cuda::detail::DemoteScatterBody;
 using cafe::cuda::detail::FingerprintKey;
+using cafe::cuda::detail::FieldKeyBody;
 using cafe::cuda::detail::FloatBits;
 using cafe::cuda::detail::HotScoreBits;
 using cafe::cuda::detail::SwapCountBody;
@@ -306,6 +308,23 @@ class EmulatedGpuBackend : public Backend {
              std::vector<int32_t>* inverse) override {
     const ConstSketchState view{state_.slots.data(), state_.scores.data()};
     *result = EmulateRoute(config_, view, tables, ids, feature_index, false, inverse);
+  }
+  // CafeFieldKeys: one FieldKeysKernel per feature, each at its offset.
+  void FieldKeys(const std::vector<std::vector<int64_t>>& ids, std::vector<int64_t>* keys,
+                 std::vector<int32_t>* feature_index) override {
+    keys->clear();
+    feature_index->clear();
+    for (size_t f = 0; f < ids.size(); ++f) {
+      const size_t offset = keys->size();
+      keys->resize(offset + ids[f].size());
+      feature_index->resize(offset + ids[f].size());
+      const int32_t feature = static_cast<int32_t>(f);
+      for (size_t i = 0; i < ids[f].size(); ++i) {
+        FieldKeyBody(static_cast<int64_t>(i), ids[f].data(), FieldSalt(feature),
+                                   feature, keys->data() + offset,
+                                   feature_index->data() + offset);
+      }
+    }
   }
   int64_t SegmentRowSums(const std::vector<float>& rows, const std::vector<int32_t>& segments,
                          int64_t d, int64_t num_segments, std::vector<float>* out) override {

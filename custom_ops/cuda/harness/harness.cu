@@ -266,6 +266,27 @@ class GpuBackend : public Backend {
     CHECK_CUDA(cudaStreamSynchronize(stream_));
   }
 
+  // The features' ids uploaded back to back, then one LaunchFieldKeys each (CafeFieldKeys).
+  void FieldKeys(const std::vector<std::vector<int64_t>>& ids, std::vector<int64_t>* keys,
+                 std::vector<int32_t>* feature_index) override {
+    std::vector<int64_t> all;
+    for (const std::vector<int64_t>& f : ids) all.insert(all.end(), f.begin(), f.end());
+    Upload(in_keys_, all, stream_);
+    int64_t* d_keys = route_[0].As<int64_t>(all.size());
+    int32_t* d_index = route_[1].As<int32_t>(all.size());
+    size_t offset = 0;
+    for (size_t f = 0; f < ids.size(); ++f) {
+      CHECK_CUDA(cuda::LaunchFieldKeys(in_keys_.As<int64_t>(all.size()) + offset,
+                                       static_cast<int64_t>(ids[f].size()),
+                                       static_cast<int32_t>(f), d_keys + offset, d_index + offset,
+                                       stream_));
+      offset += ids[f].size();
+    }
+    Download(keys, d_keys, all.size(), stream_);
+    Download(feature_index, d_index, all.size(), stream_);
+    CHECK_CUDA(cudaStreamSynchronize(stream_));
+  }
+
   int64_t SegmentRowSums(const std::vector<float>& rows, const std::vector<int32_t>& segments,
                          int64_t d, int64_t num_segments, std::vector<float>* out) override {
     const int64_t n = static_cast<int64_t>(segments.size());

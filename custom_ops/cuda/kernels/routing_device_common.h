@@ -98,6 +98,13 @@ CAFE_HD void FirstIndexBody(int64_t u, const int32_t* hot_index, const int32_t* 
   first_index[u] = hot_index[u] >= 0 ? hot_index[u] : hashed_index[u];
 }
 
+// Id i of feature `feature` as a sketch key (cafe::FieldKeys), with its feature index.
+CAFE_HD void FieldKeyBody(int64_t i, const int64_t* ids, int64_t salt, int32_t feature,
+                          int64_t* keys, int32_t* feature_index) {
+  keys[i] = ids[i] ^ salt;
+  feature_index[i] = feature;
+}
+
 // Occurrence i's first_index: that of its pair.
 CAFE_HD void OccurrenceIndexBody(int64_t i, const int32_t* inverse, const int32_t* first_index,
                                  int32_t* occurrence_index) {

@@ -139,6 +139,11 @@ __global__ void FirstIndexKernel(const int64_t* count, const int32_t* hot_index,
   CAFE_GRID_LOOP(u, *count) { FirstIndexBody(u, hot_index, hashed_index, first_index); }
 }
 
+__global__ void FieldKeysKernel(const int64_t* ids, int64_t n, int64_t salt, int32_t feature,
+                                int64_t* keys, int32_t* feature_index) {
+  CAFE_GRID_LOOP(i, n) { FieldKeyBody(i, ids, salt, feature, keys, feature_index); }
+}
+
 __global__ void OccurrenceIndexKernel(int64_t n, const int32_t* inverse,
                                       const int32_t* first_index, int32_t* occurrence_index) {
   CAFE_GRID_LOOP(i, n) { OccurrenceIndexBody(i, inverse, first_index, occurrence_index); }
@@ -222,6 +227,15 @@ cudaError_t LaunchRoute(int64_t num_buckets, int32_t slots_per_bucket, int32_t t
   CAFE_CUDA_RETURN_IF_ERROR(DistinctPass<int64_t>(out.medium_row, nullptr, n, u_count, true,
                                                   nullptr, w, out.medium_index, out.read_medium,
                                                   nullptr, out.counts + 3, stream));
+  return cudaGetLastError();
+}
+
+cudaError_t LaunchFieldKeys(const int64_t* d_ids, int64_t n, int32_t feature, int64_t* d_keys,
+                            int32_t* d_feature_index, cudaStream_t stream) {
+  if (n < 0 || feature < 0) return cudaErrorInvalidValue;
+  if (n == 0) return cudaSuccess;
+  FieldKeysKernel<<<GridFor(n), kThreads, 0, stream>>>(d_ids, n, FieldSalt(feature), feature,
+                                                       d_keys, d_feature_index);
   return cudaGetLastError();
 }
 

@@ -1,6 +1,7 @@
-// CUDA launcher of the CafeRoute op: plain C++ API over device pointers and a
-// cudaStream_t, no TensorFlow (as hotsketch_kernels.h). Semantics: exactly
-// cafe::Route of ../core/routing.h, bit for bit (integer work only).
+// CUDA launchers of the CafeRoute and CafeFieldKeys ops: plain C++ API over
+// device pointers and a cudaStream_t, no TensorFlow (as hotsketch_kernels.h).
+// Semantics: exactly cafe::Route and cafe::FieldKeys of ../core/routing.h, bit
+// for bit (integer work only).
 #ifndef CAFE_TF_CUDA_ROUTING_KERNELS_H_
 #define CAFE_TF_CUDA_ROUTING_KERNELS_H_
 
@@ -59,6 +60,12 @@ cudaError_t LaunchRoute(int64_t num_buckets, int32_t slots_per_bucket, int32_t t
                         const int64_t* d_ids, const int32_t* d_feature_index, int64_t n,
                         const DeviceRouteOutput& out, void* workspace, size_t workspace_bytes,
                         cudaStream_t stream);
+
+// cafe::FieldKeys of feature `feature`'s d_ids[n] into d_keys[n] and
+// d_feature_index[n] (device), asynchronous on `stream`: CafeFieldKeys launches it
+// once per feature, each at its offset in the call's keys.
+cudaError_t LaunchFieldKeys(const int64_t* d_ids, int64_t n, int32_t feature, int64_t* d_keys,
+                            int32_t* d_feature_index, cudaStream_t stream);
 
 }  // namespace cuda
 }  // namespace cafe
