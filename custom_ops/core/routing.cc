@@ -15,7 +15,7 @@ namespace {
 // Open-addressing table of distinct (key, feature index) pairs, at most half full;
 // each slot holds its pair, so a probe touches one cache line. Sized by the
 // occurrences, a call fills a few percent of it (click logs repeat), so the table
-// is kept across calls (RouteScratch) with every slot empty between uses: a use
+// is kept across calls (PairTableLease) with every slot empty between uses: a use
 // empties the slots it took, instead of filling megabytes of slots each call.
 class PairTable {
  public:
