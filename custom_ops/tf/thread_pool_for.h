@@ -69,7 +69,7 @@ inline void RunParallel(thread::ThreadPool* workers, int max_threads, int64_t mi
 }
 
 inline cafe::ParallelFor MakeParallelFor(OpKernelContext* ctx, int max_threads,
-                                  int64_t min_units_per_part) {
+                                         int64_t min_units_per_part) {
   auto* workers = ctx->device()->tensorflow_cpu_worker_threads()->workers;
   return [=](int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
     RunParallel(workers, max_threads, min_units_per_part, n, fn);

@@ -155,11 +155,10 @@ bool SameStatus(const char* what, int64_t a, int64_t b, std::vector<std::string>
   return false;
 }
 
-// The backward pass of a lookup on both backends: builds the keys of `ids` as three
-// features' (field keys), routes `ids`, then sums
-// rows over the route's inverse (segment row sums, pair importance with and
-// without norm), with empty segments on odd steps and one invalid id on every
-// fourth step.
+// A lookup on both backends: the field keys of `ids` split into three features, the
+// route of `ids`, then the backward pass's sums of rows over the route's inverse
+// (segment row sums, pair importance with and without norm), with empty segments on
+// odd steps and one invalid id on every fourth step.
 bool CompareLookup(int step, uint64_t seed, const std::vector<int64_t>& ids,
                    const std::vector<int32_t>& feature_index, Backend& reference,
                    Backend& candidate, std::vector<std::string>* diffs) {

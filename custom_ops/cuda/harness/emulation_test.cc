@@ -320,9 +320,8 @@ class EmulatedGpuBackend : public Backend {
       feature_index->resize(offset + ids[f].size());
       const int32_t feature = static_cast<int32_t>(f);
       for (size_t i = 0; i < ids[f].size(); ++i) {
-        FieldKeyBody(static_cast<int64_t>(i), ids[f].data(), FieldSalt(feature),
-                                   feature, keys->data() + offset,
-                                   feature_index->data() + offset);
+        FieldKeyBody(static_cast<int64_t>(i), ids[f].data(), FieldSalt(feature), feature,
+                     keys->data() + offset, feature_index->data() + offset);
       }
     }
   }
